@@ -1,0 +1,1156 @@
+//! The SIP endpoint: nida's user-agent server core (RFC 3261 sections 8, 12,
+//! 13, 15, 17 and RFC 3581), sans-IO.
+//!
+//! It owns every transaction and dialog. The shell feeds it datagrams or
+//! framed stream messages with [`Endpoint::handle_message`], fires timers with
+//! [`Endpoint::handle_timeout`], and drains [`Endpoint::poll_transmit`] and
+//! [`Endpoint::poll_event`]. The application answers with
+//! [`Endpoint::ringing`], [`Endpoint::answer`], [`Endpoint::reject`] and
+//! [`Endpoint::hangup`]. Every call that is reported by [`Event::Incoming`]
+//! is reported exactly once by [`Event::Ended`].
+//!
+//! ```text
+//!   loop {
+//!       select! { datagram => ep.handle_message(now, transport, from, &bytes),
+//!                 sleep_until(ep.poll_timeout()) => ep.handle_timeout(now) }
+//!       while let Some(t) = ep.poll_transmit() { socket.send_to(&t.data, t.dest) }
+//!       while let Some(e) = ep.poll_event() { app.handle(e) }
+//!   }
+//! ```
+
+use crate::headers::{NameAddr, SipUri, Via};
+use crate::message::{self, Headers, Message, Method, Request, Response};
+use crate::rng::Rng;
+use crate::sdp::SessionDescription;
+use crate::transaction::{
+    ClientNonInvite, ClientVerdict, ServerInvite, ServerNonInvite, Termination, TimerConfig,
+    TxAction, TxState,
+};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tracing::{debug, warn};
+
+/// Methods nida accepts, for Allow headers.
+pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO";
+
+/// RFC 3261 branch magic cookie.
+const COOKIE: &str = "z9hG4bK";
+
+/// A transport a message came in on or goes out on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// UDP datagrams.
+    Udp,
+    /// A TCP connection (messages framed by Content-Length).
+    Tcp,
+}
+
+impl Transport {
+    /// Whether the transport retransmits by itself.
+    pub fn reliable(self) -> bool {
+        matches!(self, Transport::Tcp)
+    }
+
+    fn token(self) -> &'static str {
+        match self {
+            Transport::Udp => "UDP",
+            Transport::Tcp => "TCP",
+        }
+    }
+}
+
+/// Bytes to put on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// Transport to use (for TCP, the connection to `dest`).
+    pub transport: Transport,
+    /// Destination address.
+    pub dest: SocketAddr,
+    /// One whole SIP message.
+    pub data: Vec<u8>,
+}
+
+/// Settings of an endpoint.
+#[derive(Debug, Clone)]
+pub struct EndpointConfig {
+    /// The address written into Via and Contact.
+    pub local_addr: SocketAddr,
+    /// Transaction timer values.
+    pub timers: TimerConfig,
+    /// Value of the Server and User-Agent headers.
+    pub user_agent: String,
+    /// Seed for tags, branches and Call-IDs.
+    pub seed: u64,
+}
+
+/// Identifies a call for the life of the endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CallHandle(pub u64);
+
+/// A new INVITE that created a call.
+#[derive(Debug, Clone)]
+pub struct IncomingCall {
+    /// The handle to answer with.
+    pub call: CallHandle,
+    /// SIP Call-ID (for log spans).
+    pub call_id: String,
+    /// The From header.
+    pub from: NameAddr,
+    /// The To header.
+    pub to: NameAddr,
+    /// The Request-URI (the number dialled).
+    pub request_uri: String,
+    /// The SDP offer, `None` for a late offer.
+    pub offer: Option<SessionDescription>,
+    /// Transport of the INVITE.
+    pub transport: Transport,
+    /// Source address of the INVITE.
+    pub source: SocketAddr,
+}
+
+/// Why a call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// The caller sent BYE.
+    RemoteBye,
+    /// nida hung up (BYE sent).
+    LocalBye,
+    /// The caller cancelled before answer (487 sent).
+    Cancelled,
+    /// nida answered with this final non-2xx status.
+    Rejected(u16),
+    /// The 2xx was never acknowledged; nida sent BYE (RFC 3261 13.3.1.4).
+    NoAck,
+}
+
+/// What the endpoint reports to the application.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A new call to answer or reject.
+    Incoming(Box<IncomingCall>),
+    /// The ACK for the 2xx arrived; `sdp` is the answer of a late offer.
+    Confirmed {
+        /// Which call.
+        call: CallHandle,
+        /// SDP carried by the ACK, if any.
+        sdp: Option<SessionDescription>,
+    },
+    /// The call is over; the handle is no longer valid.
+    Ended {
+        /// Which call.
+        call: CallHandle,
+        /// Why.
+        reason: EndReason,
+    },
+}
+
+/// Counters for metrics and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Messages received.
+    pub received: u64,
+    /// Messages that failed to parse or validate.
+    pub malformed: u64,
+    /// Messages dropped without an answer (unreadable request line or Via).
+    pub dropped: u64,
+    /// Calls live now.
+    pub calls: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CallState {
+    Early,
+    Answered,
+    Confirmed,
+}
+
+#[derive(Debug)]
+struct Pending2xx {
+    bytes: Vec<u8>,
+    cseq: u32,
+    interval: Duration,
+    next: Instant,
+    give_up: Instant,
+}
+
+#[derive(Debug)]
+struct Call {
+    state: CallState,
+    call_id: String,
+    local_tag: String,
+    /// From of the caller, as received (our To in requests we send).
+    remote: String,
+    /// To of the INVITE with our tag (our From in requests we send).
+    local: String,
+    remote_target: String,
+    route_set: Vec<String>,
+    transport: Transport,
+    peer: SocketAddr,
+    invite: Request,
+    invite_tx: String,
+    invite_dest: SocketAddr,
+    local_cseq: u32,
+    pending_2xx: Option<Pending2xx>,
+    hangup_after_ack: bool,
+    /// The SDP nida sent in its 2xx; a session refresh gets it unchanged
+    /// (same o= version, RFC 3264 8).
+    local_sdp: Vec<u8>,
+    scheduled: Option<Instant>,
+}
+
+impl Call {
+    fn next_timer(&self) -> Option<Instant> {
+        self.pending_2xx.as_ref().map(|p| p.next.min(p.give_up))
+    }
+}
+
+#[derive(Debug)]
+enum ServerTxKind {
+    Invite(ServerInvite),
+    NonInvite(ServerNonInvite),
+}
+
+#[derive(Debug)]
+struct ServerTx {
+    kind: ServerTxKind,
+    transport: Transport,
+    dest: SocketAddr,
+    call: Option<CallHandle>,
+    scheduled: Option<Instant>,
+}
+
+impl ServerTx {
+    fn next_timer(&self) -> Option<Instant> {
+        match &self.kind {
+            ServerTxKind::Invite(t) => t.timers.next(),
+            ServerTxKind::NonInvite(t) => t.timers.next(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct ClientTx {
+    tx: ClientNonInvite,
+    transport: Transport,
+    dest: SocketAddr,
+    scheduled: Option<Instant>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Owner {
+    Server(String),
+    Client(String),
+    Call(CallHandle),
+}
+
+/// The SIP user-agent server core.
+#[derive(Debug)]
+pub struct Endpoint {
+    cfg: EndpointConfig,
+    rng: Rng,
+    next_handle: u64,
+    calls: HashMap<CallHandle, Call>,
+    /// (Call-ID, local tag) to call.
+    dialogs: HashMap<(String, String), CallHandle>,
+    /// (Call-ID, From tag, CSeq) of live INVITE transactions, to spot merged
+    /// requests (RFC 3261 8.2.2.2).
+    invites: HashMap<(String, String, u32), String>,
+    server_txs: HashMap<String, ServerTx>,
+    client_txs: HashMap<String, ClientTx>,
+    heap: BinaryHeap<Reverse<(Instant, Owner)>>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    stats: Stats,
+}
+
+/// Where the server sends responses to a request (RFC 3261 18.2.2, RFC 3581).
+fn response_dest(via: &Via, source: SocketAddr, transport: Transport) -> SocketAddr {
+    if transport.reliable() || via.params.has("rport") {
+        source
+    } else {
+        SocketAddr::new(source.ip(), via.port.unwrap_or(5060))
+    }
+}
+
+/// The transaction key of a request (RFC 3261 17.2.3); ACK and CANCEL are
+/// keyed to the INVITE they refer to by the caller choosing the method.
+fn tx_key(req: &Request, via: &Via, method: &Method) -> String {
+    match via.branch() {
+        Some(b) if b.starts_with(COOKIE) => format!("{b}|{}|{method}", via.sent_by()),
+        _ => {
+            // RFC 2543 peers: fall back on the dialog identifiers.
+            let from_tag = NameAddr::parse(req.headers.get("From").unwrap_or_default())
+                .ok()
+                .and_then(|n| n.tag().map(str::to_string))
+                .unwrap_or_default();
+            let cseq = req.cseq().map(|c| c.0).unwrap_or(0);
+            format!(
+                "{}|{from_tag}|{cseq}|{}|{method}",
+                req.call_id(),
+                via.sent_by()
+            )
+        }
+    }
+}
+
+impl Endpoint {
+    /// A new endpoint.
+    pub fn new(cfg: EndpointConfig) -> Self {
+        Endpoint {
+            rng: Rng::new(cfg.seed),
+            cfg,
+            next_handle: 1,
+            calls: HashMap::new(),
+            dialogs: HashMap::new(),
+            invites: HashMap::new(),
+            server_txs: HashMap::new(),
+            client_txs: HashMap::new(),
+            heap: BinaryHeap::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: Stats::default(),
+        }
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            calls: self.calls.len() as u64,
+            ..self.stats
+        }
+    }
+
+    /// Number of live transactions (server and client).
+    pub fn transactions(&self) -> usize {
+        self.server_txs.len() + self.client_txs.len()
+    }
+
+    /// Next message to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// Next event for the application.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Endpoint::handle_timeout`] should next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.heap.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// Feeds one message received from `source`.
+    pub fn handle_message(
+        &mut self,
+        now: Instant,
+        transport: Transport,
+        source: SocketAddr,
+        data: &[u8],
+    ) {
+        self.stats.received += 1;
+        match message::parse(data) {
+            Ok(Message::Request(req)) => {
+                if let Err(e) = req.validate() {
+                    self.stats.malformed += 1;
+                    self.answer_malformed(&req, e, transport, source);
+                } else {
+                    self.handle_request(now, req, transport, source);
+                }
+            }
+            Ok(Message::Response(resp)) => self.handle_response(now, resp),
+            Err(err) => {
+                self.stats.malformed += 1;
+                match err.partial {
+                    Some(req) => self.answer_malformed(&req, err.error, transport, source),
+                    None => {
+                        self.stats.dropped += 1;
+                        debug!(%source, error = %err.error, "dropped unreadable message");
+                    }
+                }
+            }
+        }
+    }
+
+    fn answer_malformed(
+        &mut self,
+        req: &Request,
+        err: crate::Error,
+        transport: Transport,
+        source: SocketAddr,
+    ) {
+        let crate::Error::Malformed { status, reason } = err else {
+            return;
+        };
+        debug!(%source, status, %reason, "malformed request");
+        // Never answer an ACK; without the headers a response needs, drop.
+        let via = req.headers.list("Via").next().and_then(|v| Via::parse(v).ok());
+        let complete = ["From", "To", "Call-ID", "CSeq"]
+            .iter()
+            .all(|h| req.headers.get(h).is_some());
+        match via {
+            Some(via) if req.method != Method::Ack && complete => {
+                let reason = reason.replace(['\r', '\n'], " ");
+                let tag = self.rng.hex();
+                let resp = self.response(req, &via, source, status, &reason, Some(&tag));
+                let dest = response_dest(&via, source, transport);
+                self.send(transport, dest, resp.to_bytes());
+            }
+            _ => self.stats.dropped += 1,
+        }
+    }
+
+    /// Builds a response to `req`, copying the headers RFC 3261 8.2.6.2 asks
+    /// for and adding received/rport to the top Via.
+    fn response(
+        &self,
+        req: &Request,
+        top: &Via,
+        source: SocketAddr,
+        status: u16,
+        reason: &str,
+        to_tag: Option<&str>,
+    ) -> Response {
+        let mut h = Headers::default();
+        for (i, v) in req.headers.list("Via").enumerate() {
+            if i == 0 {
+                let mut v = v.to_string();
+                if top.host != source.ip().to_string() {
+                    v.push_str(&format!(";received={}", source.ip()));
+                }
+                if top.params.has("rport") && top.params.value("rport").is_none() {
+                    v = rewrite_rport(&v, source.port());
+                }
+                h.push("Via", v);
+            } else {
+                h.push("Via", v);
+            }
+        }
+        for name in ["From", "Call-ID", "CSeq"] {
+            if let Some(v) = req.headers.get(name) {
+                h.push(name, v);
+            }
+        }
+        let mut to = req.headers.get("To").unwrap_or_default().to_string();
+        if let (Some(tag), Ok(n)) = (to_tag, NameAddr::parse(&to)) {
+            if n.tag().is_none() && status > 100 {
+                to.push_str(&format!(";tag={tag}"));
+            }
+        }
+        h.push("To", to);
+        h.push("Server", self.cfg.user_agent.as_str());
+        Response {
+            status,
+            reason: reason.to_string(),
+            headers: h,
+            body: Vec::new(),
+        }
+    }
+
+    fn send(&mut self, transport: Transport, dest: SocketAddr, data: Vec<u8>) {
+        self.transmits.push_back(Transmit {
+            transport,
+            dest,
+            data,
+        });
+    }
+
+    fn schedule(&mut self, owner: Owner, next: Option<Instant>) {
+        let slot = match &owner {
+            Owner::Server(k) => self.server_txs.get_mut(k).map(|t| &mut t.scheduled),
+            Owner::Client(k) => self.client_txs.get_mut(k).map(|t| &mut t.scheduled),
+            Owner::Call(h) => self.calls.get_mut(h).map(|c| &mut c.scheduled),
+        };
+        let (Some(slot), Some(next)) = (slot, next) else {
+            return;
+        };
+        if slot.is_none_or(|s| next < s) {
+            *slot = Some(next);
+            self.heap.push(Reverse((next, owner)));
+        }
+    }
+
+    fn reschedule_server(&mut self, key: &str) {
+        let next = self.server_txs.get(key).and_then(ServerTx::next_timer);
+        self.schedule(Owner::Server(key.to_string()), next);
+    }
+
+    /// Sends a response through a server transaction and remembers it for
+    /// retransmissions.
+    fn respond_in_tx(&mut self, now: Instant, key: &str, status: u16, bytes: Vec<u8>) {
+        let Some(tx) = self.server_txs.get_mut(key) else {
+            return;
+        };
+        let ok = match &mut tx.kind {
+            ServerTxKind::Invite(t) => t.send_response(now, status, bytes.clone()),
+            ServerTxKind::NonInvite(t) => t.send_response(now, status, bytes.clone()),
+        };
+        if ok {
+            let (transport, dest) = (tx.transport, tx.dest);
+            self.send(transport, dest, bytes);
+            self.reschedule_server(key);
+        }
+    }
+
+    /// Answers a non-INVITE request statelessly-correct: a server transaction
+    /// keeps the response for retransmissions.
+    fn reply(
+        &mut self,
+        now: Instant,
+        ctx: &RequestCtx,
+        status: u16,
+        reason: &str,
+        extra: &[(&str, &str)],
+    ) {
+        let tag = self.rng.hex();
+        let mut resp = self.response(&ctx.req, &ctx.via, ctx.source, status, reason, Some(&tag));
+        for (k, v) in extra {
+            resp.headers.push(k, *v);
+        }
+        let key = tx_key(&ctx.req, &ctx.via, &ctx.req.method);
+        self.server_txs.insert(
+            key.clone(),
+            ServerTx {
+                kind: ServerTxKind::NonInvite(ServerNonInvite::new(
+                    self.cfg.timers,
+                    ctx.transport.reliable(),
+                )),
+                transport: ctx.transport,
+                dest: ctx.dest,
+                call: None,
+                scheduled: None,
+            },
+        );
+        self.respond_in_tx(now, &key, status, resp.to_bytes());
+    }
+
+    fn handle_request(&mut self, now: Instant, req: Request, transport: Transport, source: SocketAddr) {
+        let Ok(via) = req.top_via() else { return };
+        let dest = response_dest(&via, source, transport);
+        // Retransmission of a request whose transaction is still alive.
+        let match_method = if req.method == Method::Ack {
+            Method::Invite
+        } else {
+            req.method.clone()
+        };
+        let key = tx_key(&req, &via, &match_method);
+        if let Some(tx) = self.server_txs.get_mut(&key) {
+            let (transport, tx_dest) = (tx.transport, tx.dest);
+            let resend = match (&mut tx.kind, &req.method) {
+                (ServerTxKind::Invite(t), Method::Ack) => {
+                    if t.state() != TxState::Completed {
+                        // An ACK for a 2xx reusing the INVITE's branch
+                        // belongs to the dialog, not to the transaction.
+                        self.handle_ack(now, &RequestCtx { req, via, source, dest, transport });
+                        return;
+                    }
+                    t.handle_ack(now);
+                    None
+                }
+                (ServerTxKind::Invite(t), _) => t.handle_request_retransmission(),
+                (ServerTxKind::NonInvite(t), _) => t.handle_request_retransmission(),
+            };
+            if let Some(r) = resend {
+                self.send(transport, tx_dest, r);
+            }
+            self.reschedule_server(&key);
+            return;
+        }
+        let ctx = RequestCtx {
+            req,
+            via,
+            source,
+            dest,
+            transport,
+        };
+        match ctx.req.method {
+            Method::Ack => self.handle_ack(now, &ctx),
+            Method::Invite => self.handle_invite(now, ctx),
+            Method::Cancel => self.handle_cancel(now, &ctx),
+            Method::Bye => self.handle_bye(now, &ctx),
+            Method::Options => {
+                let extra = [("Allow", ALLOW), ("Accept", "application/sdp")];
+                self.reply(now, &ctx, 200, "OK", &extra);
+            }
+            Method::Info => {
+                if self.dialog_of(&ctx.req).is_some() {
+                    self.reply(now, &ctx, 200, "OK", &[]);
+                } else {
+                    self.reply(now, &ctx, 481, "Call/Transaction Does Not Exist", &[]);
+                }
+            }
+            Method::Other(_) => self.reply(now, &ctx, 501, "Not Implemented", &[("Allow", ALLOW)]),
+            _ => self.reply(now, &ctx, 405, "Method Not Allowed", &[("Allow", ALLOW)]),
+        }
+    }
+
+    fn dialog_of(&self, req: &Request) -> Option<CallHandle> {
+        let to = NameAddr::parse(req.headers.get("To")?).ok()?;
+        let tag = to.tag()?;
+        let handle = *self
+            .dialogs
+            .get(&(req.call_id().to_string(), tag.to_string()))?;
+        // The remote tag must match too.
+        let from = NameAddr::parse(req.headers.get("From")?).ok()?;
+        let call = self.calls.get(&handle)?;
+        let remote = NameAddr::parse(&call.remote).ok()?;
+        (from.tag() == remote.tag()).then_some(handle)
+    }
+
+    fn handle_invite(&mut self, now: Instant, ctx: RequestCtx) {
+        let to = NameAddr::parse(ctx.req.headers.get("To").unwrap_or_default());
+        if to.as_ref().is_ok_and(|t| t.tag().is_some()) {
+            self.handle_reinvite(now, ctx);
+            return;
+        }
+        let key = tx_key(&ctx.req, &ctx.via, &Method::Invite);
+        let from = NameAddr::parse(ctx.req.headers.get("From").unwrap_or_default());
+        let (Ok(from), Ok(to)) = (from, to) else {
+            return;
+        };
+        let cseq = ctx.req.cseq().map(|c| c.0).unwrap_or(0);
+        let merge_key = (
+            ctx.req.call_id().to_string(),
+            from.tag().unwrap_or_default().to_string(),
+            cseq,
+        );
+        self.server_txs.insert(
+            key.clone(),
+            ServerTx {
+                kind: ServerTxKind::Invite(ServerInvite::new(
+                    self.cfg.timers,
+                    ctx.transport.reliable(),
+                )),
+                transport: ctx.transport,
+                dest: ctx.dest,
+                call: None,
+                scheduled: None,
+            },
+        );
+        let local_tag = self.rng.hex();
+        let early_reject = if self.invites.contains_key(&merge_key) {
+            Some((482, "Loop Detected".to_string(), None))
+        } else if ctx.req.max_forwards() == 0 {
+            Some((483, "Too Many Hops".to_string(), None))
+        } else if !is_supported_uri(&ctx.req.uri) {
+            Some((416, "Unsupported URI Scheme".to_string(), None))
+        } else if let Some(req) = ctx.req.headers.list("Require").next() {
+            Some((420, "Bad Extension".to_string(), Some(req.to_string())))
+        } else if !ctx.req.body.is_empty()
+            && !ctx
+                .req
+                .headers
+                .get("Content-Type")
+                .is_some_and(|c| c.to_ascii_lowercase().starts_with("application/sdp"))
+        {
+            Some((415, "Unsupported Media Type".to_string(), None))
+        } else {
+            None
+        };
+        let offer = if early_reject.is_none() && !ctx.req.body.is_empty() {
+            match SessionDescription::parse(&ctx.req.body) {
+                Ok(sd) => Some(sd),
+                Err(e) => {
+                    self.stats.malformed += 1;
+                    let resp = self.response(&ctx.req, &ctx.via, ctx.source, 400, &e.to_string(), Some(&local_tag));
+                    self.respond_in_tx(now, &key, 400, resp.to_bytes());
+                    return;
+                }
+            }
+        } else {
+            None
+        };
+        if let Some((status, reason, unsupported)) = early_reject {
+            let mut resp = self.response(&ctx.req, &ctx.via, ctx.source, status, &reason, Some(&local_tag));
+            if let Some(u) = unsupported {
+                resp.headers.push("Unsupported", u);
+            }
+            if status == 415 {
+                resp.headers.push("Accept", "application/sdp");
+            }
+            self.respond_in_tx(now, &key, status, resp.to_bytes());
+            return;
+        }
+
+        let trying = self.response(&ctx.req, &ctx.via, ctx.source, 100, "Trying", None);
+        self.respond_in_tx(now, &key, 100, trying.to_bytes());
+
+        let handle = CallHandle(self.next_handle);
+        self.next_handle += 1;
+        if let Some(tx) = self.server_txs.get_mut(&key) {
+            tx.call = Some(handle);
+        }
+        self.invites.insert(merge_key, key.clone());
+        let contact = ctx
+            .req
+            .headers
+            .list("Contact")
+            .next()
+            .and_then(|c| NameAddr::parse(c).ok())
+            .map(|c| c.uri)
+            .unwrap_or_else(|| from.uri.clone());
+        let route_set = ctx.req.headers.list("Record-Route").map(str::to_string).collect();
+        let mut local = ctx.req.headers.get("To").unwrap_or_default().to_string();
+        local.push_str(&format!(";tag={local_tag}"));
+        let call = Call {
+            state: CallState::Early,
+            call_id: ctx.req.call_id().to_string(),
+            local_tag: local_tag.clone(),
+            remote: ctx.req.headers.get("From").unwrap_or_default().to_string(),
+            local,
+            remote_target: contact,
+            route_set,
+            transport: ctx.transport,
+            peer: ctx.source,
+            invite: ctx.req.clone(),
+            invite_tx: key,
+            invite_dest: ctx.dest,
+            local_cseq: 0,
+            pending_2xx: None,
+            hangup_after_ack: false,
+            local_sdp: Vec::new(),
+            scheduled: None,
+        };
+        self.dialogs
+            .insert((call.call_id.clone(), local_tag), handle);
+        self.calls.insert(handle, call);
+        self.events.push_back(Event::Incoming(Box::new(IncomingCall {
+            call: handle,
+            call_id: ctx.req.call_id().to_string(),
+            from,
+            to,
+            request_uri: ctx.req.uri.clone(),
+            offer,
+            transport: ctx.transport,
+            source: ctx.source,
+        })));
+    }
+
+    /// A re-INVITE inside a dialog (session refresh, hold): nida keeps its
+    /// media as it is and answers with its current SDP.
+    fn handle_reinvite(&mut self, now: Instant, ctx: RequestCtx) {
+        let key = tx_key(&ctx.req, &ctx.via, &Method::Invite);
+        self.server_txs.insert(
+            key.clone(),
+            ServerTx {
+                kind: ServerTxKind::Invite(ServerInvite::new(
+                    self.cfg.timers,
+                    ctx.transport.reliable(),
+                )),
+                transport: ctx.transport,
+                dest: ctx.dest,
+                call: None,
+                scheduled: None,
+            },
+        );
+        let handle = self.dialog_of(&ctx.req);
+        let Some(call) = handle.and_then(|h| self.calls.get(&h)) else {
+            let resp = self.response(&ctx.req, &ctx.via, ctx.source, 481, "Call/Transaction Does Not Exist", None);
+            self.respond_in_tx(now, &key, 481, resp.to_bytes());
+            return;
+        };
+        if call.state != CallState::Confirmed || call.pending_2xx.is_some() {
+            // RFC 3261 14.2: an INVITE while one is pending gets 491/500.
+            let mut resp = self.response(&ctx.req, &ctx.via, ctx.source, 500, "Server Internal Error", None);
+            resp.headers.push("Retry-After", "1");
+            self.respond_in_tx(now, &key, 500, resp.to_bytes());
+            return;
+        }
+        let body = call.local_sdp.clone();
+        let mut resp = self.response(&ctx.req, &ctx.via, ctx.source, 200, "OK", None);
+        self.add_contact(&mut resp.headers, ctx.transport);
+        resp.headers.push("Content-Type", "application/sdp");
+        resp.body = body;
+        let bytes = resp.to_bytes();
+        self.respond_in_tx(now, &key, 200, bytes.clone());
+        let cseq = ctx.req.cseq().map(|c| c.0).unwrap_or(0);
+        if let Some(h) = handle {
+            self.start_2xx(now, h, bytes, cseq);
+        }
+    }
+
+    fn add_contact(&self, h: &mut Headers, transport: Transport) {
+        let addr = self.cfg.local_addr;
+        let param = if transport == Transport::Tcp {
+            ";transport=tcp"
+        } else {
+            ""
+        };
+        h.push("Contact", format!("<sip:nida@{addr}{param}>"));
+        h.push("Allow", ALLOW);
+    }
+
+    fn start_2xx(&mut self, now: Instant, handle: CallHandle, bytes: Vec<u8>, cseq: u32) {
+        let t = self.cfg.timers;
+        if let Some(call) = self.calls.get_mut(&handle) {
+            call.pending_2xx = Some(Pending2xx {
+                bytes,
+                cseq,
+                interval: t.t1,
+                next: now + t.t1,
+                give_up: now + t.timeout(),
+            });
+            let next = call.next_timer();
+            self.schedule(Owner::Call(handle), next);
+        }
+    }
+
+    fn handle_ack(&mut self, now: Instant, ctx: &RequestCtx) {
+        let Some(handle) = self.dialog_of(&ctx.req) else {
+            return;
+        };
+        let cseq = ctx.req.cseq().map(|c| c.0).unwrap_or(0);
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        if call.pending_2xx.as_ref().is_some_and(|p| p.cseq == cseq) {
+            call.pending_2xx = None;
+            let first = call.state == CallState::Answered;
+            call.state = CallState::Confirmed;
+            if first {
+                let sdp = if ctx.req.body.is_empty() {
+                    None
+                } else {
+                    SessionDescription::parse(&ctx.req.body).ok()
+                };
+                self.events.push_back(Event::Confirmed { call: handle, sdp });
+            }
+            if call.hangup_after_ack {
+                self.send_bye(now, handle, EndReason::LocalBye);
+            }
+        }
+    }
+
+    fn handle_cancel(&mut self, now: Instant, ctx: &RequestCtx) {
+        let invite_key = tx_key(&ctx.req, &ctx.via, &Method::Invite);
+        let Some(tx) = self.server_txs.get(&invite_key) else {
+            self.reply(now, ctx, 481, "Call/Transaction Does Not Exist", &[]);
+            return;
+        };
+        let call = tx.call;
+        self.reply(now, ctx, 200, "OK", &[]);
+        let Some(handle) = call else { return };
+        let early = self
+            .calls
+            .get(&handle)
+            .is_some_and(|c| c.state == CallState::Early);
+        if early {
+            self.final_error(now, handle, 487, "Request Terminated", &[]);
+            self.end_call(handle, EndReason::Cancelled);
+        }
+    }
+
+    fn handle_bye(&mut self, now: Instant, ctx: &RequestCtx) {
+        let Some(handle) = self.dialog_of(&ctx.req) else {
+            self.reply(now, ctx, 481, "Call/Transaction Does Not Exist", &[]);
+            return;
+        };
+        self.reply(now, ctx, 200, "OK", &[]);
+        let early = self
+            .calls
+            .get(&handle)
+            .is_some_and(|c| c.state == CallState::Early);
+        if early {
+            self.final_error(now, handle, 487, "Request Terminated", &[]);
+        }
+        self.end_call(handle, EndReason::RemoteBye);
+    }
+
+    fn handle_response(&mut self, now: Instant, resp: Response) {
+        let Some(via) = resp.headers.list("Via").next().and_then(|v| Via::parse(v).ok()) else {
+            return;
+        };
+        let Some(branch) = via.branch() else { return };
+        let Ok((_, method)) = resp.cseq() else { return };
+        let key = format!("{branch}|{method}");
+        let Some(tx) = self.client_txs.get_mut(&key) else {
+            debug!(status = resp.status, "response matches no transaction");
+            return;
+        };
+        if tx.tx.handle_response(now, resp.status) == ClientVerdict::Deliver && resp.status >= 200 {
+            debug!(status = resp.status, %method, "final response to our request");
+        }
+        let next = tx.tx.timers.next();
+        self.schedule(Owner::Client(key), next);
+    }
+
+    /// Fires every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(Reverse((at, _))) = self.heap.peek() {
+            if *at > now {
+                break;
+            }
+            let Some(Reverse((at, owner))) = self.heap.pop() else {
+                break;
+            };
+            match owner {
+                Owner::Server(key) => {
+                    let Some(tx) = self.server_txs.get_mut(&key) else { continue };
+                    if tx.scheduled != Some(at) {
+                        continue;
+                    }
+                    tx.scheduled = None;
+                    let actions = match &mut tx.kind {
+                        ServerTxKind::Invite(t) => t.handle_timeout(now),
+                        ServerTxKind::NonInvite(t) => t.handle_timeout(now),
+                    };
+                    let (transport, dest) = (tx.transport, tx.dest);
+                    let mut done = false;
+                    for a in actions {
+                        match a {
+                            TxAction::Retransmit(b) => self.send(transport, dest, b),
+                            TxAction::Terminated(why) => {
+                                if why == Termination::Timeout {
+                                    debug!("no ACK for a final response (Timer H)");
+                                }
+                                done = true;
+                            }
+                        }
+                    }
+                    if done {
+                        self.server_txs.remove(&key);
+                        self.invites.retain(|_, k| *k != key);
+                    } else {
+                        self.reschedule_server(&key);
+                    }
+                }
+                Owner::Client(key) => {
+                    let Some(tx) = self.client_txs.get_mut(&key) else { continue };
+                    if tx.scheduled != Some(at) {
+                        continue;
+                    }
+                    tx.scheduled = None;
+                    let (transport, dest) = (tx.transport, tx.dest);
+                    let mut done = false;
+                    for a in tx.tx.handle_timeout(now) {
+                        match a {
+                            TxAction::Retransmit(b) => self.send(transport, dest, b),
+                            TxAction::Terminated(_) => done = true,
+                        }
+                    }
+                    if done {
+                        self.client_txs.remove(&key);
+                    } else {
+                        let next = self.client_txs.get(&key).and_then(|t| t.tx.timers.next());
+                        self.schedule(Owner::Client(key), next);
+                    }
+                }
+                Owner::Call(handle) => self.call_timeout(now, handle, at),
+            }
+        }
+    }
+
+    fn call_timeout(&mut self, now: Instant, handle: CallHandle, at: Instant) {
+        let Some(call) = self.calls.get_mut(&handle) else { return };
+        if call.scheduled != Some(at) {
+            return;
+        }
+        call.scheduled = None;
+        let t2 = self.cfg.timers.t2;
+        let mut resend = None;
+        let mut give_up = false;
+        if let Some(p) = call.pending_2xx.as_mut() {
+            if now >= p.give_up {
+                give_up = true;
+            } else if now >= p.next {
+                p.interval = (p.interval * 2).min(t2);
+                p.next = now + p.interval;
+                resend = Some((call.transport, call.invite_dest, p.bytes.clone()));
+            }
+        }
+        if give_up {
+            call.pending_2xx = None;
+            warn!(call_id = %call.call_id, "no ACK for 2xx within 64*T1: ending the call");
+            self.send_bye(now, handle, EndReason::NoAck);
+            return;
+        }
+        if let Some((transport, dest, bytes)) = resend {
+            self.send(transport, dest, bytes);
+        }
+        let next = self.calls.get(&handle).and_then(Call::next_timer);
+        self.schedule(Owner::Call(handle), next);
+    }
+
+    /// Sends 180 Ringing for an early call.
+    pub fn ringing(&mut self, now: Instant, handle: CallHandle) {
+        let Some(call) = self.calls.get(&handle) else { return };
+        if call.state != CallState::Early {
+            return;
+        }
+        let via = call.invite.top_via().ok();
+        let Some(via) = via else { return };
+        let resp = self.response(&call.invite, &via, call.peer, 180, "Ringing", Some(&call.local_tag));
+        let mut resp = resp;
+        self.add_contact(&mut resp.headers, call.transport);
+        let key = call.invite_tx.clone();
+        self.respond_in_tx(now, &key, 180, resp.to_bytes());
+    }
+
+    /// Answers an early call with 200 OK carrying `sdp` (the answer, or an
+    /// offer when the INVITE had none). The 2xx is retransmitted until ACK.
+    pub fn answer(&mut self, now: Instant, handle: CallHandle, sdp: Vec<u8>) {
+        let Some(call) = self.calls.get_mut(&handle) else { return };
+        if call.state != CallState::Early {
+            return;
+        }
+        call.state = CallState::Answered;
+        let Ok(via) = call.invite.top_via() else { return };
+        let tag = call.local_tag.clone();
+        let (invite, peer, transport, key) = (
+            call.invite.clone(),
+            call.peer,
+            call.transport,
+            call.invite_tx.clone(),
+        );
+        let mut resp = self.response(&invite, &via, peer, 200, "OK", Some(&tag));
+        self.add_contact(&mut resp.headers, transport);
+        resp.headers.push("Supported", "replaces");
+        for rr in invite.headers.all("Record-Route") {
+            resp.headers.push("Record-Route", rr);
+        }
+        resp.headers.push("Content-Type", "application/sdp");
+        resp.body = sdp.clone();
+        if let Some(call) = self.calls.get_mut(&handle) {
+            call.local_sdp = sdp;
+        }
+        let bytes = resp.to_bytes();
+        self.respond_in_tx(now, &key, 200, bytes.clone());
+        let cseq = invite.cseq().map(|c| c.0).unwrap_or(0);
+        self.start_2xx(now, handle, bytes, cseq);
+    }
+
+    /// Rejects an early call with a final status (486, 488, 503, ...) and
+    /// extra headers such as Retry-After.
+    pub fn reject(&mut self, now: Instant, handle: CallHandle, status: u16, reason: &str, extra: &[(&str, &str)]) {
+        let early = self
+            .calls
+            .get(&handle)
+            .is_some_and(|c| c.state == CallState::Early);
+        if early {
+            self.final_error(now, handle, status, reason, extra);
+            self.end_call(handle, EndReason::Rejected(status));
+        }
+    }
+
+    fn final_error(&mut self, now: Instant, handle: CallHandle, status: u16, reason: &str, extra: &[(&str, &str)]) {
+        let Some(call) = self.calls.get(&handle) else { return };
+        let Ok(via) = call.invite.top_via() else { return };
+        let mut resp = self.response(&call.invite, &via, call.peer, status, reason, Some(&call.local_tag));
+        for (k, v) in extra {
+            resp.headers.push(k, *v);
+        }
+        let key = call.invite_tx.clone();
+        self.respond_in_tx(now, &key, status, resp.to_bytes());
+    }
+
+    /// Ends a call from nida's side: BYE when answered (after the ACK, as
+    /// RFC 3261 15 requires), 480 when still early.
+    pub fn hangup(&mut self, now: Instant, handle: CallHandle) {
+        let Some(call) = self.calls.get_mut(&handle) else { return };
+        match call.state {
+            CallState::Early => self.reject(now, handle, 480, "Temporarily Unavailable", &[]),
+            CallState::Answered => call.hangup_after_ack = true,
+            CallState::Confirmed => self.send_bye(now, handle, EndReason::LocalBye),
+        }
+    }
+
+    fn send_bye(&mut self, now: Instant, handle: CallHandle, reason: EndReason) {
+        let Some(call) = self.calls.get_mut(&handle) else { return };
+        call.local_cseq += 1;
+        let branch = format!("{COOKIE}{}", self.rng.hex());
+        let target = call
+            .route_set
+            .first()
+            .and_then(|r| NameAddr::parse(r).ok())
+            .map(|r| r.uri)
+            .unwrap_or_else(|| call.remote_target.clone());
+        let dest = match call.transport {
+            Transport::Tcp => call.peer,
+            Transport::Udp => SipUri::parse(&target)
+                .and_then(|u| u.socket_addr())
+                .unwrap_or(call.peer),
+        };
+        let mut h = Headers::default();
+        h.push(
+            "Via",
+            format!(
+                "SIP/2.0/{} {};branch={branch};rport",
+                call.transport.token(),
+                self.cfg.local_addr
+            ),
+        );
+        h.push("Max-Forwards", "70");
+        h.push("From", call.local.as_str());
+        h.push("To", call.remote.as_str());
+        h.push("Call-ID", call.call_id.as_str());
+        h.push("CSeq", format!("{} BYE", call.local_cseq));
+        for r in &call.route_set {
+            h.push("Route", r.as_str());
+        }
+        h.push("User-Agent", self.cfg.user_agent.as_str());
+        let req = Request {
+            method: Method::Bye,
+            uri: call.remote_target.clone(),
+            headers: h,
+            body: Vec::new(),
+        };
+        let bytes = req.to_bytes();
+        let transport = call.transport;
+        let key = format!("{branch}|BYE");
+        self.client_txs.insert(
+            key.clone(),
+            ClientTx {
+                tx: ClientNonInvite::new(now, self.cfg.timers, transport.reliable(), bytes.clone()),
+                transport,
+                dest,
+                scheduled: None,
+            },
+        );
+        self.send(transport, dest, bytes);
+        let next = self.client_txs.get(&key).and_then(|t| t.tx.timers.next());
+        self.schedule(Owner::Client(key), next);
+        self.end_call(handle, reason);
+    }
+
+    fn end_call(&mut self, handle: CallHandle, reason: EndReason) {
+        if let Some(call) = self.calls.remove(&handle) {
+            self.dialogs.remove(&(call.call_id.clone(), call.local_tag.clone()));
+            self.events.push_back(Event::Ended {
+                call: handle,
+                reason,
+            });
+        }
+    }
+}
+
+struct RequestCtx {
+    req: Request,
+    via: Via,
+    source: SocketAddr,
+    dest: SocketAddr,
+    transport: Transport,
+}
+
+fn is_supported_uri(uri: &str) -> bool {
+    let scheme = uri.split(':').next().unwrap_or_default();
+    ["sip", "sips", "tel"]
+        .iter()
+        .any(|s| s.eq_ignore_ascii_case(scheme))
+}
+
+/// Replaces a valueless `rport` with `rport=PORT` (RFC 3581 4).
+fn rewrite_rport(via: &str, port: u16) -> String {
+    via.split(';')
+        .map(|p| {
+            if p.trim().eq_ignore_ascii_case("rport") {
+                format!("rport={port}")
+            } else {
+                p.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(";")
+}
+

@@ -1,0 +1,111 @@
+//! Framing SIP messages on stream transports (TCP, TLS): RFC 3261 18.3.
+//!
+//! Bytes arrive in arbitrary pieces; a message is complete once its header
+//! section and Content-Length bytes of body have arrived. The framer checks
+//! completeness first and only then hands the bytes to the parser.
+
+use crate::error::Error;
+
+/// Largest header section accepted on a stream.
+pub const MAX_HEAD: usize = 64 * 1024;
+/// Largest body accepted on a stream.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// Accumulates stream bytes and yields whole messages.
+#[derive(Debug, Default)]
+pub struct StreamFramer {
+    buf: Vec<u8>,
+}
+
+impl StreamFramer {
+    /// Appends bytes read from the stream.
+    pub fn push(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+    }
+
+    /// The next complete message, `Ok(None)` when more bytes are needed.
+    /// An error means the stream cannot be resynchronised and should close.
+    pub fn next_message(&mut self) -> Result<Option<Vec<u8>>, Error> {
+        // CRLF keep-alives between messages (RFC 5626 4.4.1).
+        let skip = self
+            .buf
+            .iter()
+            .position(|b| *b != b'\r' && *b != b'\n')
+            .unwrap_or(self.buf.len());
+        self.buf.drain(..skip);
+        let Some(head_end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+            if self.buf.len() > MAX_HEAD {
+                return Err(Error::Framing("header section too large".into()));
+            }
+            return Ok(None);
+        };
+        let head = String::from_utf8_lossy(&self.buf[..head_end]);
+        let len = content_length(&head)?;
+        if len > MAX_BODY {
+            return Err(Error::Framing("body too large".into()));
+        }
+        let total = head_end + 4 + len;
+        if self.buf.len() < total {
+            return Ok(None);
+        }
+        let rest = self.buf.split_off(total);
+        Ok(Some(std::mem::replace(&mut self.buf, rest)))
+    }
+}
+
+fn content_length(head: &str) -> Result<usize, Error> {
+    let mut found = None;
+    for line in head.split("\r\n").skip(1) {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let name = name.trim();
+        if name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("l") {
+            let v = crate::message::parse_number(value, u32::MAX as u64)
+                .ok_or_else(|| Error::Framing(format!("invalid Content-Length {value:?}")))?;
+            if found.replace(v as usize).is_some() {
+                return Err(Error::Framing("more than one Content-Length".into()));
+            }
+        }
+    }
+    found.ok_or_else(|| Error::Framing("Content-Length is mandatory on streams".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MSG: &[u8] = b"OPTIONS sip:a@b SIP/2.0\r\nl: 4\r\n\r\nbody";
+
+    #[test]
+    fn byte_by_byte_then_two_at_once() {
+        let mut f = StreamFramer::default();
+        for b in b"\r\n\r\n" {
+            f.push(&[*b]);
+        }
+        for (i, b) in MSG.iter().enumerate() {
+            assert_eq!(f.next_message().unwrap(), None, "incomplete at byte {i}");
+            f.push(&[*b]);
+        }
+        assert_eq!(f.next_message().unwrap().as_deref(), Some(MSG));
+        let mut two = MSG.to_vec();
+        two.extend_from_slice(MSG);
+        f.push(&two);
+        assert_eq!(f.next_message().unwrap().as_deref(), Some(MSG));
+        assert_eq!(f.next_message().unwrap().as_deref(), Some(MSG));
+        assert_eq!(f.next_message().unwrap(), None);
+    }
+
+    #[test]
+    fn missing_or_huge_length_is_an_error() {
+        let mut f = StreamFramer::default();
+        f.push(b"OPTIONS sip:a@b SIP/2.0\r\nVia: x\r\n\r\n");
+        assert!(f.next_message().is_err());
+        let mut f = StreamFramer::default();
+        f.push(b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 99999999\r\n\r\n");
+        assert!(f.next_message().is_err());
+        let mut f = StreamFramer::default();
+        f.push(&vec![b'a'; MAX_HEAD + 1]);
+        assert!(f.next_message().is_err());
+    }
+}

@@ -1,0 +1,30 @@
+//! Sans-IO SIP for nida.
+//!
+//! - [`message`]: parsing and writing SIP messages, tolerant of the valid
+//!   oddities of RFC 4475 and strict about the invalid ones;
+//! - [`headers`]: typed views of Via, name-addr and SIP URIs;
+//! - [`framing`]: message boundaries on TCP;
+//! - [`transaction`]: the RFC 3261 transaction machines and timers A to M;
+//! - [`endpoint`]: the user-agent server core with dialogs;
+//! - [`sdp`]: SDP and the offer/answer model.
+//!
+//! No module reads the clock or a socket: time comes in as `now`, bytes come
+//! in and go out through `handle_*` and `poll_*` calls.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod endpoint;
+mod error;
+pub mod framing;
+pub mod headers;
+pub mod message;
+pub mod rng;
+pub mod sdp;
+pub mod transaction;
+
+pub use endpoint::{
+    CallHandle, EndReason, Endpoint, EndpointConfig, Event, IncomingCall, Stats, Transmit,
+    Transport,
+};
+pub use error::Error;

@@ -1,0 +1,427 @@
+//! UAS scenarios stepped in virtual time: each test plays the caller by
+//! feeding messages to an [`Endpoint`] and reading what it sends.
+
+use nida_sip::message::{self, Message, Response};
+use nida_sip::{CallHandle, EndReason, Endpoint, EndpointConfig, Event, Transport};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+const CALLER: &str = "192.0.2.10:5070";
+
+fn endpoint() -> Endpoint {
+    Endpoint::new(EndpointConfig {
+        local_addr: "127.0.0.1:5060".parse().unwrap(),
+        timers: Default::default(),
+        user_agent: "nida-test".into(),
+        seed: 42,
+    })
+}
+
+fn caller() -> SocketAddr {
+    CALLER.parse().unwrap()
+}
+
+fn invite(branch: &str, sdp: bool) -> String {
+    let body = if sdp {
+        "v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n"
+    } else {
+        ""
+    };
+    let ctype = if sdp { "Content-Type: application/sdp\r\n" } else { "" };
+    format!(
+        "INVITE sip:901@127.0.0.1 SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 192.0.2.10:5070;branch={branch};rport\r\n\
+         Max-Forwards: 70\r\n\
+         From: \"Caller\" <sip:+971500000001@192.0.2.10>;tag=caller1\r\n\
+         To: <sip:901@127.0.0.1>\r\n\
+         Call-ID: call-1@192.0.2.10\r\n\
+         CSeq: 1 INVITE\r\n\
+         Contact: <sip:caller@192.0.2.10:5070>\r\n\
+         {ctype}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+fn in_dialog(method: &str, branch: &str, to_tag: &str, cseq: u32) -> String {
+    format!(
+        "{method} sip:nida@127.0.0.1 SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 192.0.2.10:5070;branch={branch}\r\n\
+         Max-Forwards: 70\r\n\
+         From: \"Caller\" <sip:+971500000001@192.0.2.10>;tag=caller1\r\n\
+         To: <sip:901@127.0.0.1>;tag={to_tag}\r\n\
+         Call-ID: call-1@192.0.2.10\r\n\
+         CSeq: {cseq} {method}\r\n\
+         Content-Length: 0\r\n\r\n"
+    )
+}
+
+fn feed(ep: &mut Endpoint, now: Instant, msg: &str) {
+    ep.handle_message(now, Transport::Udp, caller(), msg.as_bytes());
+}
+
+fn sent(ep: &mut Endpoint) -> Vec<(SocketAddr, Message)> {
+    std::iter::from_fn(|| ep.poll_transmit())
+        .map(|t| (t.dest, message::parse(&t.data).expect("nida sends valid SIP")))
+        .collect()
+}
+
+fn statuses(msgs: &[(SocketAddr, Message)]) -> Vec<u16> {
+    msgs.iter()
+        .filter_map(|(_, m)| match m {
+            Message::Response(r) => Some(r.status),
+            Message::Request(_) => None,
+        })
+        .collect()
+}
+
+fn response(msgs: &[(SocketAddr, Message)], status: u16) -> Response {
+    msgs.iter()
+        .find_map(|(_, m)| match m {
+            Message::Response(r) if r.status == status => Some(r.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no {status} in {msgs:?}"))
+}
+
+fn incoming(ep: &mut Endpoint) -> CallHandle {
+    match ep.poll_event() {
+        Some(Event::Incoming(c)) => c.call,
+        other => panic!("expected an incoming call, got {other:?}"),
+    }
+}
+
+fn to_tag(r: &Response) -> String {
+    let to = nida_sip::headers::NameAddr::parse(r.headers.get("To").unwrap()).unwrap();
+    to.tag().unwrap().to_string()
+}
+
+/// Runs timers until `until`, returning what was sent with its time.
+fn run_until(ep: &mut Endpoint, t0: Instant, until: Duration) -> Vec<(Duration, Message)> {
+    let mut out = Vec::new();
+    while let Some(at) = ep.poll_timeout() {
+        if at > t0 + until {
+            break;
+        }
+        ep.handle_timeout(at);
+        for (_, m) in sent(ep) {
+            out.push((at - t0, m));
+        }
+    }
+    out
+}
+
+/// Answers a call and returns (handle, To tag).
+fn answered_call(ep: &mut Endpoint, t0: Instant) -> (CallHandle, String) {
+    feed(ep, t0, &invite("z9hG4bKinv1", true));
+    let msgs = sent(ep);
+    assert_eq!(statuses(&msgs), vec![100]);
+    let call = incoming(ep);
+    ep.ringing(t0, call);
+    ep.answer(t0, call, b"v=0\r\n".to_vec());
+    let msgs = sent(ep);
+    assert_eq!(statuses(&msgs), vec![180, 200]);
+    let ok = response(&msgs, 200);
+    assert_eq!(to_tag(&response(&msgs, 180)), to_tag(&ok), "one tag per dialog");
+    assert!(ok.headers.get("Contact").is_some());
+    assert_eq!(ok.headers.get("Content-Type"), Some("application/sdp"));
+    (call, to_tag(&ok))
+}
+
+#[test]
+fn basic_call_with_ack_and_remote_bye() {
+    let t0 = Instant::now();
+    let mut ep = endpoint();
+    let (call, tag) = answered_call(&mut ep, t0);
+    feed(&mut ep, t0, &in_dialog("ACK", "z9hG4bKack1", &tag, 1));
+    assert!(matches!(ep.poll_event(), Some(Event::Confirmed { call: c, .. }) if c == call));
+    // No 2xx retransmission once acknowledged.
+    let later = run_until(&mut ep, t0, Duration::from_secs(10));
+    assert!(later.is_empty(), "{later:?}");
+    feed(&mut ep, t0, &in_dialog("BYE", "z9hG4bKbye1", &tag, 2));
+    assert_eq!(statuses(&sent(&mut ep)), vec![200]);
+    assert!(matches!(
+        ep.poll_event(),
+        Some(Event::Ended { reason: EndReason::RemoteBye, .. })
+    ));
+    // A retransmitted BYE gets the same 200 from the transaction.
+    feed(&mut ep, t0, &in_dialog("BYE", "z9hG4bKbye1", &tag, 2));
+    assert_eq!(statuses(&sent(&mut ep)), vec![200]);
+    assert_eq!(ep.stats().calls, 0);
+    // Everything is cleaned up once Timers J and L have run.
+    run_until(&mut ep, t0, Duration::from_secs(40));
+    assert_eq!(ep.transactions(), 0);
+}
+
+#[test]
+fn response_goes_to_the_source_port_with_rport() {
+    let t0 = Instant::now();
+    let mut ep = endpoint();
+    // Source port differs from the Via port: NAT.
+    let natted: SocketAddr = "198.51.100.7:40000".parse().unwrap();
+    ep.handle_message(t0, Transport::Udp, natted, invite("z9hG4bKnat", true).as_bytes());
+    let t = ep.poll_transmit().unwrap();
+    assert_eq!(t.dest, natted);
+    let text = String::from_utf8(t.data).unwrap();
+    assert!(
+        text.contains("Via: SIP/2.0/UDP 192.0.2.10:5070;branch=z9hG4bKnat;rport=40000;received=198.51.100.7")
+            || text.contains("received=198.51.100.7;rport=40000"),
+        "{text}"
+    );
+}
+
+#[test]
+fn two_xx_is_retransmitted_until_ack_then_bye_after_64_t1() {
+    let t0 = Instant::now();
+    let mut ep = endpoint();
+    let (_call, _tag) = answered_call(&mut ep, t0);
+    let timeline = run_until(&mut ep, t0, Duration::from_secs(40));
+    let oks: Vec<Duration> = timeline
+        .iter()
+        .filter(|(_, m)| matches!(m, Message::Response(r) if r.status == 200))
+        .map(|(t, _)| *t)
+        .collect();
+    let ms = |v: &[u64]| v.iter().map(|m| Duration::from_millis(*m)).collect::<Vec<_>>();
+    assert_eq!(
+        oks,
+        ms(&[500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500])
+    );
+    let bye = timeline
+        .iter()
+        .find(|(_, m)| matches!(m, Message::Request(r) if r.method == message::Method::Bye))
+        .expect("a BYE ends an unacknowledged call");
+    assert_eq!(bye.0, Duration::from_secs(32));
+    let mut ended = None;
+    while let Some(e) = ep.poll_event() {
+        if let Event::Ended { reason, .. } = e {
+            ended = Some(reason);
+        }
+    }
+    assert_eq!(ended, Some(EndReason::NoAck));
+}
+
+#[test]
+fn retransmitted_invite_is_absorbed_or_answered_with_the_last_provisional() {
+    let t0 = Instant::now();
+    let mut ep = endpoint();
+    feed(&mut ep, t0, &invite("z9hG4bKr", true));
+    let call = incoming(&mut ep);
+    sent(&mut ep);
+    ep.ringing(t0, call);
+    sent(&mut ep);
+    feed(&mut ep, t0, &invite("z9hG4bKr", true));
+    assert_eq!(statuses(&sent(&mut ep)), vec![180]);
+    assert!(ep.poll_event().is_none(), "no second call");
+    ep.answer(t0, call, b"v=0\r\n".to_vec());
+    sent(&mut ep);
+    feed(&mut ep, t0, &invite("z9hG4bKr", true));
+    assert!(sent(&mut ep).is_empty(), "absorbed in Accepted");
+}
+
+#[test]
+fn cancel_before_answer_gives_487_and_ends_the_call() {
+    let t0 = Instant::now();
+    let mut ep = endpoint();
+    feed(&mut ep, t0, &invite("z9hG4bKc", true));
+    let call = incoming(&mut ep);
+    sent(&mut ep);
+    let cancel = invite("z9hG4bKc", false)
+        .replace("INVITE sip", "CANCEL sip")
+        .replace("1 INVITE", "1 CANCEL");
+    feed(&mut ep, t0, &cancel);
+    let msgs = sent(&mut ep);
+    assert_eq!(statuses(&msgs), vec![200, 487]);
+    assert!(matches!(
+        ep.poll_event(),
+        Some(Event::Ended { call: c, reason: EndReason::Cancelled }) if c == call
+    ));
+    // 487 is retransmitted (Timer G) until the ACK arrives.
+    let again = run_until(&mut ep, t0, Duration::from_millis(600));
+    assert_eq!(again.len(), 1);
+    let ack = invite("z9hG4bKc", false)
+        .replace("INVITE sip", "ACK sip")
+        .replace("1 INVITE", "1 ACK")
+        .replace("To: <sip:901@127.0.0.1>", &format!("To: <sip:901@127.0.0.1>;tag={}", to_tag(&response(&msgs, 487))));
+    feed(&mut ep, t0 + Duration::from_millis(700), &ack);
+    assert!(run_until(&mut ep, t0, Duration::from_secs(4)).is_empty());
+    // The answer that comes too late is not sent.
+    ep.answer(t0, call, b"v=0\r\n".to_vec());
+    assert!(sent(&mut ep).is_empty());
+}
+
+#[test]
+fn cancel_for_unknown_transaction_is_481() {
+    let mut ep = endpoint();
+    let cancel = invite("z9hG4bKnone", false)
+        .replace("INVITE sip", "CANCEL sip")
+        .replace("1 INVITE", "1 CANCEL");
+    feed(&mut ep, Instant::now(), &cancel);
+    assert_eq!(statuses(&sent(&mut ep)), vec![481]);
+}
+
+#[test]
+fn options_unknown_methods_and_unknown_dialogs() {
+    let t0 = Instant::now();
+    let mut ep = endpoint();
+    let options = invite("z9hG4bKo", false)
+        .replace("INVITE sip", "OPTIONS sip")
+        .replace("1 INVITE", "1 OPTIONS");
+    feed(&mut ep, t0, &options);
+    let msgs = sent(&mut ep);
+    let ok = response(&msgs, 200);
+    assert!(ok.headers.get("Allow").unwrap().contains("INVITE"));
+    assert_eq!(ok.headers.get("Accept"), Some("application/sdp"));
+
+    let foo = invite("z9hG4bKf", false)
+        .replace("INVITE sip", "FOOBAR sip")
+        .replace("1 INVITE", "1 FOOBAR");
+    feed(&mut ep, t0, &foo);
+    assert_eq!(statuses(&sent(&mut ep)), vec![501]);
+
+    let reg = invite("z9hG4bKreg", false)
+        .replace("INVITE sip", "REGISTER sip")
+        .replace("1 INVITE", "1 REGISTER");
+    feed(&mut ep, t0, &reg);
+    assert_eq!(statuses(&sent(&mut ep)), vec![405]);
+
+    feed(&mut ep, t0, &in_dialog("BYE", "z9hG4bKb", "nosuchtag", 2));
+    assert_eq!(statuses(&sent(&mut ep)), vec![481]);
+    feed(&mut ep, t0, &in_dialog("INFO", "z9hG4bKi", "nosuchtag", 2));
+    assert_eq!(statuses(&sent(&mut ep)), vec![481]);
+    feed(&mut ep, t0, &in_dialog("INVITE", "z9hG4bKri", "nosuchtag", 2));
+    assert_eq!(statuses(&sent(&mut ep)), vec![481]);
+    assert!(ep.poll_event().is_none());
+}
+
+#[test]
+fn max_forwards_zero_is_483_but_options_are_answered() {
+    let t0 = Instant::now();
+    let mut ep = endpoint();
+    feed(&mut ep, t0, &invite("z9hG4bKmf", true).replace("Max-Forwards: 70", "Max-Forwards: 0"));
+    assert_eq!(statuses(&sent(&mut ep)), vec![483]);
+    let options = invite("z9hG4bKo0", false)
+        .replace("INVITE sip", "OPTIONS sip")
+        .replace("1 INVITE", "1 OPTIONS")
+        .replace("Max-Forwards: 70", "Max-Forwards: 0");
+    feed(&mut ep, t0, &options);
+    assert_eq!(statuses(&sent(&mut ep)), vec![200]);
+}
+
+#[test]
+fn malformed_requests_get_400_and_garbage_is_dropped() {
+    let t0 = Instant::now();
+    let mut ep = endpoint();
+    feed(&mut ep, t0, &invite("z9hG4bKm", true).replace("CSeq: 1 INVITE", "CSeq: 1 BYE"));
+    assert_eq!(statuses(&sent(&mut ep)), vec![400]);
+    feed(&mut ep, t0, "\u{1}\u{2}garbage\r\n\r\n");
+    assert!(sent(&mut ep).is_empty());
+    assert_eq!(ep.stats().dropped, 1);
+    // Still serving.
+    feed(&mut ep, t0, &invite("z9hG4bKok", true));
+    assert_eq!(statuses(&sent(&mut ep)), vec![100]);
+}
+
+#[test]
+fn hangup_waits_for_the_ack_then_sends_bye() {
+    let t0 = Instant::now();
+    let mut ep = endpoint();
+    let (call, tag) = answered_call(&mut ep, t0);
+    ep.hangup(t0, call);
+    assert!(sent(&mut ep).is_empty(), "no BYE before the ACK");
+    feed(&mut ep, t0, &in_dialog("ACK", "z9hG4bKa2", &tag, 1));
+    let msgs = sent(&mut ep);
+    let Message::Request(bye) = &msgs[0].1 else {
+        panic!("expected BYE")
+    };
+    assert_eq!(bye.method, message::Method::Bye);
+    assert_eq!(bye.uri, "sip:caller@192.0.2.10:5070", "to the remote target");
+    assert_eq!(msgs[0].0, caller());
+    let from = nida_sip::headers::NameAddr::parse(bye.headers.get("From").unwrap()).unwrap();
+    assert_eq!(from.tag(), Some(tag.as_str()));
+    assert!(bye.headers.get("To").unwrap().contains("tag=caller1"));
+    // BYE is retransmitted (Timer E) until answered.
+    let re = run_until(&mut ep, t0, Duration::from_millis(500));
+    assert_eq!(re.len(), 1);
+    let branch = bye.top_via().unwrap().branch().unwrap().to_string();
+    let ok = format!(
+        "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch={branch}\r\n\
+         From: {}\r\nTo: {}\r\nCall-ID: call-1@192.0.2.10\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n",
+        bye.headers.get("From").unwrap(),
+        bye.headers.get("To").unwrap()
+    );
+    feed(&mut ep, t0 + Duration::from_secs(1), &ok);
+    assert!(run_until(&mut ep, t0, Duration::from_secs(60)).is_empty(), "no more BYEs");
+    assert_eq!(ep.transactions(), 0);
+}
+
+#[test]
+fn late_offer_gets_the_answer_in_the_ack() {
+    let t0 = Instant::now();
+    let mut ep = endpoint();
+    feed(&mut ep, t0, &invite("z9hG4bKlo", false));
+    let Some(Event::Incoming(c)) = ep.poll_event() else {
+        panic!()
+    };
+    assert!(c.offer.is_none());
+    sent(&mut ep);
+    ep.answer(t0, c.call, b"v=0\r\n".to_vec());
+    let tag = to_tag(&response(&sent(&mut ep), 200));
+    let sdp = "v=0\r\nc=IN IP4 192.0.2.10\r\nm=audio 7000 RTP/AVP 8\r\n";
+    let ack = in_dialog("ACK", "z9hG4bKloa", &tag, 1).replace(
+        "Content-Length: 0\r\n\r\n",
+        &format!("Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}", sdp.len()),
+    );
+    feed(&mut ep, t0, &ack);
+    match ep.poll_event() {
+        Some(Event::Confirmed { sdp: Some(sd), .. }) => assert_eq!(sd.media[0].port, 7000),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn reject_with_retry_after_and_bad_body_types() {
+    let t0 = Instant::now();
+    let mut ep = endpoint();
+    feed(&mut ep, t0, &invite("z9hG4bK503", true));
+    let call = incoming(&mut ep);
+    sent(&mut ep);
+    ep.reject(t0, call, 503, "Service Unavailable", &[("Retry-After", "5")]);
+    let r = response(&sent(&mut ep), 503);
+    assert_eq!(r.headers.get("Retry-After"), Some("5"));
+    assert!(matches!(
+        ep.poll_event(),
+        Some(Event::Ended { reason: EndReason::Rejected(503), .. })
+    ));
+    // Each request is a new call (a new Call-ID): reusing one would be a
+    // merged request (482).
+    let bad = invite("z9hG4bK415", true)
+        .replace("application/sdp", "text/plain")
+        .replace("call-1@", "call-415@");
+    feed(&mut ep, t0, &bad);
+    assert_eq!(statuses(&sent(&mut ep)), vec![415]);
+    let unk = invite("z9hG4bK420", true)
+        .replace("Max-Forwards", "Require: nothing-known\r\nMax-Forwards")
+        .replace("call-1@", "call-420@");
+    feed(&mut ep, t0, &unk);
+    let r = response(&sent(&mut ep), 420);
+    assert_eq!(r.headers.get("Unsupported"), Some("nothing-known"));
+    let tel = invite("z9hG4bK416", true)
+        .replace("INVITE sip:901@127.0.0.1", "INVITE mailto:x@y")
+        .replace("call-1@", "call-416@");
+    feed(&mut ep, t0, &tel);
+    assert_eq!(statuses(&sent(&mut ep)), vec![416]);
+    assert!(ep.poll_event().is_none());
+}
+
+#[test]
+fn merged_request_is_482() {
+    let t0 = Instant::now();
+    let mut ep = endpoint();
+    feed(&mut ep, t0, &invite("z9hG4bKfirst", true));
+    incoming(&mut ep);
+    sent(&mut ep);
+    // The same Call-ID, From tag and CSeq on a new branch: a fork that
+    // reached nida twice (RFC 3261 8.2.2.2).
+    feed(&mut ep, t0, &invite("z9hG4bKsecond", true));
+    assert_eq!(statuses(&sent(&mut ep)), vec![482]);
+    assert!(ep.poll_event().is_none());
+}
