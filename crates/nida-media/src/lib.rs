@@ -1,1 +1,23 @@
-//! placeholder
+//! Sans-IO media for nida.
+//!
+//! - [`rtp`]: one call's RTP stream: paced sending, receiving, symmetric
+//!   RTP, loss and jitter, inactivity timeout;
+//! - [`dtmf`]: RFC 4733 telephone-events, both directions;
+//! - [`g711`]: µ-law and A-law;
+//! - [`prompt`]: audio files decoded, resampled and encoded once at start.
+//!
+//! Nothing here reads the clock or a socket.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod dtmf;
+mod error;
+pub mod g711;
+pub mod prompt;
+pub mod rtp;
+
+pub use error::Error;
+pub use g711::Law;
+pub use prompt::{Prompt, PromptStore};
+pub use rtp::{MediaEvent, RtpSession, RtpStats, SessionConfig};

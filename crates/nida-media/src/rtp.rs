@@ -1,0 +1,522 @@
+//! One call's RTP stream (RFC 3550, RFC 3551, RFC 4733), sans-IO.
+//!
+//! Sending: one packet every 20 ms on an absolute schedule (no drift), from
+//! the prompt queue, a telephone-event in progress, or silence. Receiving:
+//! audio and telephone-events, sequence and loss accounting with wrapping
+//! 16-bit arithmetic, interarrival jitter, symmetric RTP (replies go to the
+//! address the caller's packets really come from), and an inactivity
+//! timeout. The shell calls `handle_packet`, `poll_transmit(now)` until
+//! `None`, and sleeps until `poll_timeout`.
+
+use crate::dtmf::{EventReceiver, EventSender};
+use crate::g711::Law;
+use crate::prompt::Prompt;
+use rtp_rs::{RtpPacketBuilder, RtpReader, Seq};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Samples per 20 ms frame at 8 kHz.
+pub const FRAME: usize = 160;
+/// The packet interval.
+pub const PTIME: Duration = Duration::from_millis(20);
+/// A sender this far behind its schedule skips ahead rather than bursting.
+const MAX_LAG: Duration = Duration::from_millis(200);
+
+/// Settings of one stream.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Audio law (PCMU or PCMA).
+    pub law: Law,
+    /// telephone-event payload type agreed in SDP.
+    pub telephone_event: Option<u8>,
+    /// Our SSRC.
+    pub ssrc: u32,
+    /// First sequence number (random, RFC 3550 5.1).
+    pub initial_seq: u16,
+    /// First timestamp (random, RFC 3550 5.1).
+    pub initial_ts: u32,
+    /// Where to send until the peer's packets show its real address.
+    pub remote: SocketAddr,
+    /// Hang up when nothing arrives for this long.
+    pub rtp_timeout: Duration,
+    /// Keep decoded received audio (for recording and tests).
+    pub keep_audio: bool,
+}
+
+/// What the stream reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaEvent {
+    /// A key press (RFC 4733), reported once.
+    Dtmf(char),
+    /// The prompt queue ran empty.
+    PlaybackFinished,
+    /// No RTP for the configured time.
+    Timeout,
+    /// The remote address was corrected from the peer's packets.
+    Latched(SocketAddr),
+}
+
+/// Counters of one stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RtpStats {
+    /// Packets sent.
+    pub sent: u64,
+    /// Packets received and accepted.
+    pub received: u64,
+    /// Packets expected minus received (RFC 3550 A.3), never negative.
+    pub lost: u64,
+    /// Interarrival jitter in timestamp units (RFC 3550 A.8).
+    pub jitter: f64,
+    /// Packets that were not RTP or had a payload type not agreed.
+    pub rejected: u64,
+}
+
+struct Receiver {
+    base_seq: u32,
+    max_seq: u16,
+    cycles: u32,
+    received: u64,
+    transit: Option<f64>,
+    jitter: f64,
+}
+
+/// One call's RTP stream.
+pub struct RtpSession {
+    cfg: SessionConfig,
+    start: Instant,
+    remote: SocketAddr,
+    latched: bool,
+    seq: Seq,
+    frame_index: u64,
+    next_send: Instant,
+    marker_pending: bool,
+    queue: VecDeque<Arc<Prompt>>,
+    position: usize,
+    playing: bool,
+    dtmf_out: Option<(EventSender, u32)>,
+    dtmf_in: EventReceiver,
+    rx: Option<Receiver>,
+    last_rx: Instant,
+    timed_out: bool,
+    events: VecDeque<MediaEvent>,
+    audio: Vec<i16>,
+    stats: RtpStats,
+}
+
+impl RtpSession {
+    /// A stream starting now; the first packet goes out at once.
+    pub fn new(now: Instant, cfg: SessionConfig) -> Self {
+        RtpSession {
+            remote: cfg.remote,
+            seq: Seq::from(cfg.initial_seq),
+            start: now,
+            latched: false,
+            frame_index: 0,
+            next_send: now,
+            marker_pending: true,
+            queue: VecDeque::new(),
+            position: 0,
+            playing: false,
+            dtmf_out: None,
+            dtmf_in: EventReceiver::default(),
+            rx: None,
+            last_rx: now,
+            timed_out: false,
+            events: VecDeque::new(),
+            audio: Vec::new(),
+            stats: RtpStats::default(),
+            cfg,
+        }
+    }
+
+    /// Appends a prompt to the play queue.
+    pub fn play(&mut self, prompt: Arc<Prompt>) {
+        self.queue.push_back(prompt);
+        self.playing = true;
+    }
+
+    /// Empties the play queue (barge-in).
+    pub fn stop_playback(&mut self) {
+        self.queue.clear();
+        self.position = 0;
+        self.playing = false;
+    }
+
+    /// Whether prompts are queued or playing.
+    pub fn is_playing(&self) -> bool {
+        self.playing
+    }
+
+    /// Sends a key press as RFC 4733 events (needs a telephone-event type).
+    /// Returns false when the digit or the payload type is missing.
+    pub fn send_dtmf(&mut self, digit: char, length: Duration) -> bool {
+        let samples = (length.as_millis() as u64 * 8).min(u16::MAX as u64) as u16;
+        match (self.cfg.telephone_event, EventSender::new(digit, samples, FRAME as u16)) {
+            (Some(_), Some(s)) => {
+                let ts = self.timestamp_of(self.frame_index);
+                self.dtmf_out = Some((s, ts));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Where packets go now.
+    pub fn remote(&self) -> SocketAddr {
+        self.remote
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> RtpStats {
+        let mut s = self.stats;
+        if let Some(rx) = &self.rx {
+            let expected = (rx.cycles as u64 + rx.max_seq as u64 + 1).saturating_sub(rx.base_seq as u64);
+            s.lost = expected.saturating_sub(rx.received);
+            s.jitter = rx.jitter;
+        }
+        s
+    }
+
+    /// Decoded received audio, when `keep_audio` is set.
+    pub fn received_audio(&self) -> &[i16] {
+        &self.audio
+    }
+
+    fn timestamp_of(&self, frame: u64) -> u32 {
+        self.cfg
+            .initial_ts
+            .wrapping_add((frame as u32).wrapping_mul(FRAME as u32))
+    }
+
+    /// Feeds one datagram that arrived on the RTP port.
+    pub fn handle_packet(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        let Ok(pkt) = RtpReader::new(data) else {
+            self.stats.rejected += 1;
+            return;
+        };
+        let pt = pkt.payload_type();
+        let is_event = Some(pt) == self.cfg.telephone_event;
+        if pt != self.cfg.law.payload_type() && !is_event {
+            self.stats.rejected += 1;
+            return;
+        }
+        if !self.latched {
+            self.latched = true;
+            if from != self.remote {
+                self.remote = from;
+                self.events.push_back(MediaEvent::Latched(from));
+            }
+        } else if from != self.remote {
+            // Only the latched source may feed the call.
+            self.stats.rejected += 1;
+            return;
+        }
+        self.last_rx = now;
+        self.stats.received += 1;
+        self.account(now, u16::from(pkt.sequence_number()), pkt.timestamp());
+        if is_event {
+            if let Ok(Some(d)) = self.dtmf_in.handle(pkt.timestamp(), pkt.payload()) {
+                self.events.push_back(MediaEvent::Dtmf(d));
+            }
+        } else if self.cfg.keep_audio {
+            self.audio.extend(self.cfg.law.decode(pkt.payload()));
+        }
+    }
+
+    /// Sequence accounting (RFC 3550 A.1, simplified) and jitter (A.8).
+    fn account(&mut self, now: Instant, seq: u16, ts: u32) {
+        let arrival = now.duration_since(self.start).as_secs_f64() * 8000.0;
+        let rx = self.rx.get_or_insert(Receiver {
+            base_seq: seq as u32,
+            max_seq: seq,
+            cycles: 0,
+            received: 0,
+            transit: None,
+            jitter: 0.0,
+        });
+        rx.received += 1;
+        let delta = seq.wrapping_sub(rx.max_seq);
+        if delta != 0 && delta < 0x8000 {
+            if seq < rx.max_seq {
+                rx.cycles += 1 << 16;
+            }
+            rx.max_seq = seq;
+        }
+        let transit = arrival - ts as f64;
+        if let Some(prev) = rx.transit {
+            let mut d = transit - prev;
+            // Timestamps wrap at 2^32.
+            if d.abs() > 2f64.powi(31) {
+                d -= d.signum() * 2f64.powi(32);
+            }
+            rx.jitter += (d.abs() - rx.jitter) / 16.0;
+        }
+        rx.transit = Some(transit);
+    }
+
+    /// Checks the inactivity timeout.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if !self.timed_out && now >= self.last_rx + self.cfg.rtp_timeout {
+            self.timed_out = true;
+            self.events.push_back(MediaEvent::Timeout);
+        }
+    }
+
+    /// Next event.
+    pub fn poll_event(&mut self) -> Option<MediaEvent> {
+        self.events.pop_front()
+    }
+
+    /// The earlier of the next packet time and the inactivity deadline.
+    pub fn poll_timeout(&self) -> Instant {
+        if self.timed_out {
+            self.next_send
+        } else {
+            self.next_send.min(self.last_rx + self.cfg.rtp_timeout)
+        }
+    }
+
+    /// The next packet due at `now`, written into `buf` (at least 172
+    /// bytes); returns its length and destination. Call until `None`.
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<(usize, SocketAddr)> {
+        if now < self.next_send {
+            return None;
+        }
+        if now - self.next_send > MAX_LAG {
+            // The shell stalled: skip the missed frames, keeping the
+            // timestamp in step with real time.
+            let behind = (now - self.next_send).as_micros() / PTIME.as_micros();
+            self.frame_index += behind as u64;
+            self.next_send += PTIME * behind as u32;
+            self.marker_pending = true;
+        }
+        let ts = self.timestamp_of(self.frame_index);
+        let mut payload = [0u8; FRAME];
+        let (pt, marker, len, ts) = match self.dtmf_out.as_mut() {
+            Some((sender, event_ts)) => match sender.next_payload() {
+                Some((p, first)) => {
+                    payload[..4].copy_from_slice(&p);
+                    let pt = self.cfg.telephone_event.unwrap_or(101);
+                    (pt, first, 4, *event_ts)
+                }
+                None => {
+                    self.dtmf_out = None;
+                    (self.fill_audio(&mut payload), false, FRAME, ts)
+                }
+            },
+            None => (self.fill_audio(&mut payload), false, FRAME, ts),
+        };
+        let marker = marker || std::mem::take(&mut self.marker_pending);
+        let n = RtpPacketBuilder::new()
+            .payload_type(pt)
+            .marked(marker)
+            .sequence(self.seq)
+            .timestamp(ts)
+            .ssrc(self.cfg.ssrc)
+            .payload(&payload[..len])
+            .build_into(buf)
+            .ok()?;
+        self.seq = self.seq.next();
+        self.frame_index += 1;
+        self.next_send += PTIME;
+        self.stats.sent += 1;
+        Some((n, self.remote))
+    }
+
+    /// Fills one frame from the prompt queue or with silence; returns the
+    /// audio payload type.
+    fn fill_audio(&mut self, out: &mut [u8; FRAME]) -> u8 {
+        let law = self.cfg.law;
+        let mut filled = 0;
+        while filled < FRAME {
+            let Some(p) = self.queue.front() else { break };
+            let data = p.encoded(law);
+            let take = (data.len() - self.position).min(FRAME - filled);
+            out[filled..filled + take].copy_from_slice(&data[self.position..self.position + take]);
+            filled += take;
+            self.position += take;
+            if self.position >= data.len() {
+                self.queue.pop_front();
+                self.position = 0;
+            }
+        }
+        out[filled..].fill(law.silence());
+        if self.playing && self.queue.is_empty() {
+            self.playing = false;
+            self.events.push_back(MediaEvent::PlaybackFinished);
+        }
+        law.payload_type()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dtmf::EventPayload;
+
+    fn cfg(remote: &str) -> SessionConfig {
+        SessionConfig {
+            law: Law::Mu,
+            telephone_event: Some(101),
+            ssrc: 0x1234_5678,
+            initial_seq: 65530,
+            initial_ts: u32::MAX - 200,
+            remote: remote.parse().unwrap(),
+            rtp_timeout: Duration::from_secs(10),
+            keep_audio: true,
+        }
+    }
+
+    fn drain(s: &mut RtpSession, now: Instant) -> Vec<Vec<u8>> {
+        let mut buf = [0u8; 1500];
+        std::iter::from_fn(|| s.poll_transmit(now, &mut buf).map(|(n, _)| buf[..n].to_vec())).collect()
+    }
+
+    fn tone(n: usize) -> Arc<Prompt> {
+        let pcm: Vec<i16> = (0..n).map(|i| ((i as f64 * 0.3).sin() * 8000.0) as i16).collect();
+        Arc::new(Prompt::from_pcm("tone", pcm))
+    }
+
+    #[test]
+    fn paced_packets_with_wrapping_seq_and_timestamps() {
+        let t0 = Instant::now();
+        let mut s = RtpSession::new(t0, cfg("127.0.0.1:4000"));
+        let prompt = tone(400);
+        s.play(prompt.clone());
+        let mut pkts = Vec::new();
+        for i in 0..10u32 {
+            let now = t0 + PTIME * i;
+            assert_eq!(s.poll_timeout(), now, "one packet every 20 ms");
+            let mut out = drain(&mut s, now);
+            assert_eq!(out.len(), 1);
+            pkts.append(&mut out);
+        }
+        let readers: Vec<RtpReader<'_>> = pkts.iter().map(|p| RtpReader::new(p).unwrap()).collect();
+        for (i, r) in readers.iter().enumerate() {
+            assert_eq!(r.ssrc(), 0x1234_5678);
+            assert_eq!(r.payload_type(), 0);
+            assert_eq!(u16::from(r.sequence_number()), 65530u16.wrapping_add(i as u16));
+            assert_eq!(r.timestamp(), (u32::MAX - 200).wrapping_add(160 * i as u32));
+            assert_eq!(r.mark(), i == 0, "marker on the first packet only");
+            assert_eq!(r.payload().len(), 160);
+        }
+        // The prompt's 400 samples, then silence.
+        let audio: Vec<u8> = readers.iter().flat_map(|r| r.payload().to_vec()).collect();
+        assert_eq!(&audio[..400], prompt.encoded(Law::Mu));
+        assert!(audio[400..].iter().all(|b| *b == 0xFF));
+        assert_eq!(s.poll_event(), Some(MediaEvent::PlaybackFinished));
+    }
+
+    #[test]
+    fn stall_skips_ahead_instead_of_bursting() {
+        let t0 = Instant::now();
+        let mut s = RtpSession::new(t0, cfg("127.0.0.1:4000"));
+        drain(&mut s, t0);
+        let late = t0 + Duration::from_secs(1);
+        let out = drain(&mut s, late);
+        assert_eq!(out.len(), 1);
+        let r = RtpReader::new(&out[0]).unwrap();
+        assert!(r.mark(), "a gap is marked");
+        assert_eq!(r.timestamp(), (u32::MAX - 200).wrapping_add(8000), "timestamp follows real time");
+    }
+
+    #[test]
+    fn symmetric_rtp_latches_to_the_real_source_and_ignores_others() {
+        let t0 = Instant::now();
+        let mut s = RtpSession::new(t0, cfg("10.0.0.1:4000"));
+        let pkt = RtpPacketBuilder::new()
+            .payload_type(0)
+            .sequence(Seq::from(1))
+            .timestamp(0)
+            .ssrc(9)
+            .payload(&[0xFF; 160])
+            .build()
+            .unwrap();
+        let real: SocketAddr = "203.0.113.5:31000".parse().unwrap();
+        s.handle_packet(t0, real, &pkt);
+        assert_eq!(s.poll_event(), Some(MediaEvent::Latched(real)));
+        let mut buf = [0u8; 200];
+        assert_eq!(s.poll_transmit(t0, &mut buf).unwrap().1, real);
+        s.handle_packet(t0, "198.51.100.1:1".parse().unwrap(), &pkt);
+        assert_eq!(s.stats().received, 1);
+        assert_eq!(s.stats().rejected, 1);
+        s.handle_packet(t0, real, b"not rtp");
+        assert_eq!(s.stats().rejected, 2);
+    }
+
+    #[test]
+    fn received_events_count_once_and_loss_is_counted_across_wrap() {
+        let t0 = Instant::now();
+        let mut s = RtpSession::new(t0, cfg("127.0.0.1:4000"));
+        let from: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        let mut send = |seq: u16, pt: u8, ts: u32, payload: &[u8]| {
+            let p = RtpPacketBuilder::new()
+                .payload_type(pt)
+                .sequence(Seq::from(seq))
+                .timestamp(ts)
+                .ssrc(7)
+                .payload(payload)
+                .build()
+                .unwrap();
+            s.handle_packet(t0, from, &p);
+        };
+        let ev = |end: bool, d: u16| {
+            EventPayload {
+                event: 1,
+                end,
+                volume: 10,
+                duration: d,
+            }
+            .to_bytes()
+        };
+        send(65534, 101, 5000, &ev(false, 160));
+        send(65535, 101, 5000, &ev(false, 320));
+        // seq 0 lost
+        send(1, 101, 5000, &ev(true, 480));
+        send(2, 101, 5000, &ev(true, 480));
+        send(3, 101, 5000, &ev(true, 480));
+        send(4, 0, 5480, &[0xFF; 160]);
+        let events: Vec<_> = std::iter::from_fn(|| s.poll_event()).collect();
+        assert_eq!(events, vec![MediaEvent::Dtmf('1')]);
+        assert_eq!(s.stats().received, 6);
+        assert_eq!(s.stats().lost, 1);
+        assert_eq!(s.received_audio().len(), 160);
+    }
+
+    #[test]
+    fn dtmf_send_holds_the_timestamp_and_marks_the_start() {
+        let t0 = Instant::now();
+        let mut s = RtpSession::new(t0, cfg("127.0.0.1:4000"));
+        drain(&mut s, t0);
+        assert!(s.send_dtmf('#', Duration::from_millis(100)));
+        let mut pkts = Vec::new();
+        for i in 1..=9u32 {
+            pkts.extend(drain(&mut s, t0 + PTIME * i));
+        }
+        let r: Vec<RtpReader<'_>> = pkts.iter().map(|p| RtpReader::new(p).unwrap()).collect();
+        let events: Vec<&RtpReader<'_>> = r.iter().filter(|p| p.payload_type() == 101).collect();
+        assert_eq!(events.len(), 7, "4 updates and 3 end packets");
+        assert!(events[0].mark());
+        assert!(events.iter().all(|p| p.timestamp() == events[0].timestamp()));
+        let last = EventPayload::parse(events[6].payload()).unwrap();
+        assert!(last.end && last.event == 11 && last.duration == 800);
+        // Frames 1 to 7 carried the event; audio resumes at frame 8 with the
+        // timestamp of real time.
+        assert_eq!(r[7].payload_type(), 0, "audio resumes");
+        assert_eq!(r[7].timestamp(), (u32::MAX - 200).wrapping_add(160 * 8));
+    }
+
+    #[test]
+    fn inactivity_raises_a_timeout_once() {
+        let t0 = Instant::now();
+        let mut s = RtpSession::new(t0, cfg("127.0.0.1:4000"));
+        s.handle_timeout(t0 + Duration::from_secs(9));
+        assert_eq!(s.poll_event(), None);
+        s.handle_timeout(t0 + Duration::from_secs(10));
+        s.handle_timeout(t0 + Duration::from_secs(11));
+        assert_eq!(s.poll_event(), Some(MediaEvent::Timeout));
+        assert_eq!(s.poll_event(), None);
+    }
+}
