@@ -62,7 +62,7 @@ impl EventPayload {
 /// the three end packets share the event's RTP timestamp).
 #[derive(Debug, Default)]
 pub struct EventReceiver {
-    last: Option<u32>,
+    last: Option<(u32, u8)>,
 }
 
 impl EventReceiver {
@@ -70,10 +70,10 @@ impl EventReceiver {
     /// starts an event not seen before.
     pub fn handle(&mut self, timestamp: u32, payload: &[u8]) -> Result<Option<char>, Error> {
         let ev = EventPayload::parse(payload)?;
-        if self.last == Some(timestamp) {
+        if self.last == Some((timestamp, ev.event)) {
             return Ok(None);
         }
-        self.last = Some(timestamp);
+        self.last = Some((timestamp, ev.event));
         Ok(digit_of(ev.event))
     }
 }

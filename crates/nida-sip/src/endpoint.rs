@@ -565,6 +565,21 @@ impl Endpoint {
             dest,
             transport,
         };
+        if ctx.req.method != Method::Ack {
+            // RFC 3261 8.2.2.1 and 8.2.2.3, for every request but ACK (and
+            // CANCEL, which carries the INVITE's Require).
+            if !is_supported_uri(&ctx.req.uri) {
+                self.reply(now, &ctx, 416, "Unsupported URI Scheme", &[]);
+                return;
+            }
+            if ctx.req.method != Method::Cancel {
+                if let Some(tags) = ctx.req.headers.list("Require").next() {
+                    let tags = tags.to_string();
+                    self.reply(now, &ctx, 420, "Bad Extension", &[("Unsupported", &tags)]);
+                    return;
+                }
+            }
+        }
         match ctx.req.method {
             Method::Ack => self.handle_ack(now, &ctx),
             Method::Invite => self.handle_invite(now, ctx),
@@ -631,13 +646,9 @@ impl Endpoint {
         );
         let local_tag = self.rng.hex();
         let early_reject = if self.invites.contains_key(&merge_key) {
-            Some((482, "Loop Detected".to_string(), None))
+            Some((482, "Loop Detected"))
         } else if ctx.req.max_forwards() == 0 {
-            Some((483, "Too Many Hops".to_string(), None))
-        } else if !is_supported_uri(&ctx.req.uri) {
-            Some((416, "Unsupported URI Scheme".to_string(), None))
-        } else if let Some(req) = ctx.req.headers.list("Require").next() {
-            Some((420, "Bad Extension".to_string(), Some(req.to_string())))
+            Some((483, "Too Many Hops"))
         } else if !ctx.req.body.is_empty()
             && !ctx
                 .req
@@ -645,7 +656,7 @@ impl Endpoint {
                 .get("Content-Type")
                 .is_some_and(|c| c.to_ascii_lowercase().starts_with("application/sdp"))
         {
-            Some((415, "Unsupported Media Type".to_string(), None))
+            Some((415, "Unsupported Media Type"))
         } else {
             None
         };
@@ -662,11 +673,8 @@ impl Endpoint {
         } else {
             None
         };
-        if let Some((status, reason, unsupported)) = early_reject {
-            let mut resp = self.response(&ctx.req, &ctx.via, ctx.source, status, &reason, Some(&local_tag));
-            if let Some(u) = unsupported {
-                resp.headers.push("Unsupported", u);
-            }
+        if let Some((status, reason)) = early_reject {
+            let mut resp = self.response(&ctx.req, &ctx.via, ctx.source, status, reason, Some(&local_tag));
             if status == 415 {
                 resp.headers.push("Accept", "application/sdp");
             }

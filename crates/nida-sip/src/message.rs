@@ -341,16 +341,33 @@ pub fn parse(data: &[u8]) -> Result<Message, ParseError> {
         }));
     }
 
-    let (method, uri, version) = parse_request_line(&first).map_err(no_partial)?;
+    let with_partial = |error, req: &Request| ParseError {
+        error,
+        partial: Some(Box::new(req.clone())),
+    };
+    let (method, uri, version) = match parse_request_line(&first) {
+        Ok(parts) => parts,
+        Err(e) => {
+            // A broken request line whose method can still be read is
+            // answered 400 when the headers allow a response.
+            let token = first.split(' ').next().unwrap_or_default();
+            let Ok(method) = Method::parse(token) else {
+                return Err(no_partial(e));
+            };
+            let req = Request {
+                method,
+                uri: first[token.len()..].trim().to_string(),
+                headers,
+                body: Vec::new(),
+            };
+            return Err(with_partial(e, &req));
+        }
+    };
     let mut req = Request {
         method,
         uri,
         headers,
         body: Vec::new(),
-    };
-    let with_partial = |error, req: &Request| ParseError {
-        error,
-        partial: Some(Box::new(req.clone())),
     };
     if let Some(e) = header_error {
         return Err(with_partial(e, &req));
@@ -653,9 +670,13 @@ mod tests {
     }
 
     #[test]
-    fn extra_spaces_in_request_line_are_rejected() {
-        assert!(parse(b"OPTIONS  sip:x@y SIP/2.0\r\nVia: a\r\n\r\n").is_err());
+    fn extra_spaces_in_request_line_are_rejected_with_the_headers_kept() {
+        let e = parse(b"OPTIONS  sip:x@y SIP/2.0\r\nVia: a\r\n\r\n").unwrap_err();
+        assert_eq!(e.partial.unwrap().headers.get("Via"), Some("a"));
         assert!(parse(b"OPTIONS <sip:x@y> SIP/2.0\r\nVia: a\r\n\r\n").is_err());
+        assert!(parse(b"OPTIONS sip:x@y SIP/2.0 \r\nVia: a\r\n\r\n").is_err());
+        let e = parse(b"\x01garbage\r\n\r\n").unwrap_err();
+        assert!(e.partial.is_none());
     }
 
     #[test]

@@ -1,0 +1,292 @@
+//! nida's configuration: embedded defaults, an optional TOML file, then
+//! command-line overrides, checked once at start with clear errors.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Where the repository's own prompts and flows are, for running from a
+/// checkout with no configuration at all.
+const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+
+/// Errors reading or checking the configuration.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown keys or wrong types.
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// What the TOML reader said, with line and column.
+        message: String,
+    },
+    /// A value is out of its range.
+    #[error("invalid value for {key}: {message}")]
+    Value {
+        /// The setting.
+        key: &'static str,
+        /// Why.
+        message: String,
+    },
+}
+
+/// An inclusive range of UDP ports for RTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortRange {
+    /// First port.
+    pub first: u16,
+    /// Last port.
+    pub last: u16,
+}
+
+impl std::str::FromStr for PortRange {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (a, b) = s
+            .split_once('-')
+            .ok_or_else(|| format!("{s:?} is not a range like 20000-30000"))?;
+        let first: u16 = a.trim().parse().map_err(|_| format!("bad port {a:?}"))?;
+        let last: u16 = b.trim().parse().map_err(|_| format!("bad port {b:?}"))?;
+        if first == 0 || first > last {
+            return Err(format!("{s:?}: the first port must be 1 or more and not above the last"));
+        }
+        Ok(PortRange { first, last })
+    }
+}
+
+impl<'de> Deserialize<'de> for PortRange {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// The settings file, every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    sip_addr: Option<SocketAddr>,
+    http_addr: Option<SocketAddr>,
+    rtp_ports: Option<PortRange>,
+    media_ip: Option<std::net::IpAddr>,
+    prompts_dir: Option<PathBuf>,
+    flows_dir: Option<PathBuf>,
+    max_calls: Option<usize>,
+    ring_ms: Option<u64>,
+    call_seconds: Option<u64>,
+    rtp_timeout_seconds: Option<u64>,
+    welcome_prompt: Option<String>,
+    language: Option<String>,
+    codecs: Option<Vec<String>>,
+    log_caller_numbers: Option<bool>,
+    seed: Option<u64>,
+}
+
+/// The settings nida runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// SIP listening address, UDP and TCP.
+    pub sip_addr: SocketAddr,
+    /// HTTP status address.
+    pub http_addr: SocketAddr,
+    /// RTP ports.
+    pub rtp_ports: PortRange,
+    /// Address RTP sockets bind to and SDP advertises.
+    pub media_ip: std::net::IpAddr,
+    /// Prompt folder (`<lang>/<name>.wav`).
+    pub prompts_dir: PathBuf,
+    /// IVR flow folder.
+    pub flows_dir: PathBuf,
+    /// Calls at once before new ones get 503.
+    pub max_calls: usize,
+    /// Time between 180 Ringing and 200 OK.
+    pub ring: Duration,
+    /// nida hangs up an answered call after this long.
+    pub call_duration: Duration,
+    /// nida hangs up when no RTP arrives for this long.
+    pub rtp_timeout: Duration,
+    /// Prompt played on answer.
+    pub welcome_prompt: String,
+    /// Language of the welcome prompt.
+    pub language: String,
+    /// Codecs in nida's order of preference.
+    pub codecs: Vec<nida_sip::sdp::Codec>,
+    /// Write caller numbers in full in the log.
+    pub log_caller_numbers: bool,
+    /// Seed for identifiers; random when absent.
+    pub seed: Option<u64>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            sip_addr: "127.0.0.1:5060".parse().expect("literal address"),
+            http_addr: "127.0.0.1:8080".parse().expect("literal address"),
+            rtp_ports: PortRange {
+                first: 20000,
+                last: 39999,
+            },
+            media_ip: "127.0.0.1".parse().expect("literal address"),
+            prompts_dir: Path::new(REPO).join("prompts"),
+            flows_dir: Path::new(REPO).join("ivr-flows"),
+            max_calls: 10_000,
+            ring: Duration::ZERO,
+            call_duration: Duration::from_secs(60),
+            rtp_timeout: Duration::from_secs(30),
+            welcome_prompt: "welcome".into(),
+            language: "en".into(),
+            codecs: vec![nida_sip::sdp::Codec::Pcmu, nida_sip::sdp::Codec::Pcma],
+            log_caller_numbers: false,
+            seed: None,
+        }
+    }
+}
+
+impl Config {
+    /// Defaults overlaid with a TOML file.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        let file: FileConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: shown,
+            message: e.to_string(),
+        })?;
+        let mut cfg = Config::default();
+        cfg.apply(file)?;
+        Ok(cfg)
+    }
+
+    fn apply(&mut self, f: FileConfig) -> Result<(), ConfigError> {
+        let positive = |key: &'static str, v: u64| {
+            if v == 0 {
+                Err(ConfigError::Value {
+                    key,
+                    message: "must be more than 0".into(),
+                })
+            } else {
+                Ok(v)
+            }
+        };
+        if let Some(v) = f.sip_addr {
+            self.sip_addr = v;
+            self.media_ip = v.ip();
+        }
+        if let Some(v) = f.http_addr {
+            self.http_addr = v;
+        }
+        if let Some(v) = f.rtp_ports {
+            self.rtp_ports = v;
+        }
+        if let Some(v) = f.media_ip {
+            self.media_ip = v;
+        }
+        if let Some(v) = f.prompts_dir {
+            self.prompts_dir = v;
+        }
+        if let Some(v) = f.flows_dir {
+            self.flows_dir = v;
+        }
+        if let Some(v) = f.max_calls {
+            self.max_calls = positive("max_calls", v as u64)? as usize;
+        }
+        if let Some(v) = f.ring_ms {
+            self.ring = Duration::from_millis(v);
+        }
+        if let Some(v) = f.call_seconds {
+            self.call_duration = Duration::from_secs(positive("call_seconds", v)?);
+        }
+        if let Some(v) = f.rtp_timeout_seconds {
+            self.rtp_timeout = Duration::from_secs(positive("rtp_timeout_seconds", v)?);
+        }
+        if let Some(v) = f.welcome_prompt {
+            self.welcome_prompt = v;
+        }
+        if let Some(v) = f.language {
+            self.language = v;
+        }
+        if let Some(v) = f.codecs {
+            self.codecs = v
+                .iter()
+                .map(|c| match c.to_ascii_uppercase().as_str() {
+                    "PCMU" => Ok(nida_sip::sdp::Codec::Pcmu),
+                    "PCMA" => Ok(nida_sip::sdp::Codec::Pcma),
+                    other => Err(ConfigError::Value {
+                        key: "codecs",
+                        message: format!("{other:?} is not PCMU or PCMA"),
+                    }),
+                })
+                .collect::<Result<_, _>>()?;
+            if self.codecs.is_empty() {
+                return Err(ConfigError::Value {
+                    key: "codecs",
+                    message: "list at least one codec".into(),
+                });
+            }
+        }
+        if let Some(v) = f.log_caller_numbers {
+            self.log_caller_numbers = v;
+        }
+        if f.seed.is_some() {
+            self.seed = f.seed;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(text: &str) -> PathBuf {
+        let p = std::env::temp_dir().join(format!(
+            "nida-config-{}-{}.toml",
+            std::process::id(),
+            text.len()
+        ));
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn file_values_override_defaults() {
+        let p = write("sip_addr = \"127.0.0.2:5070\"\nrtp_ports = \"30000-30099\"\ncodecs = [\"pcma\"]\nring_ms = 1500\n");
+        let c = Config::from_file(&p).unwrap();
+        assert_eq!(c.sip_addr.port(), 5070);
+        assert_eq!(c.media_ip.to_string(), "127.0.0.2");
+        assert_eq!(c.rtp_ports, PortRange { first: 30000, last: 30099 });
+        assert_eq!(c.codecs, vec![nida_sip::sdp::Codec::Pcma]);
+        assert_eq!(c.ring, Duration::from_millis(1500));
+    }
+
+    #[test]
+    fn bad_values_are_clear_errors() {
+        let cases = [
+            ("unknown_key = 1\n", "unknown field"),
+            ("rtp_ports = \"300-200\"\n", "first port"),
+            ("max_calls = 0\n", "max_calls"),
+            ("codecs = [\"G729\"]\n", "G729"),
+            ("sip_addr = \"nowhere\"\n", "sip_addr"),
+            ("call_seconds = \"ten\"\n", "call_seconds"),
+        ];
+        for (text, needle) in cases {
+            let err = Config::from_file(&write(text)).unwrap_err().to_string();
+            assert!(err.contains(needle), "{text:?} gave {err}");
+        }
+        let err = Config::from_file(Path::new("/nonexistent/nida.toml")).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/nida.toml"));
+    }
+}

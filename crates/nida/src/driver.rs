@@ -1,0 +1,294 @@
+//! The SIP shell: owns the UDP socket, the TCP listener and connections,
+//! and the one [`Endpoint`] that all signalling goes through. It is the only
+//! writer of SIP state; call tasks talk to it through a channel.
+
+use crate::call::{self, CallSetup, ToCall};
+use crate::config::Config;
+use crate::redact::Redacted;
+use nida_media::PromptStore;
+use nida_sip::framing::StreamFramer;
+use nida_sip::{CallHandle, Endpoint, EndpointConfig, Event, Transport};
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+/// Messages to the driver.
+#[derive(Debug)]
+pub enum ToDriver {
+    /// A framed SIP message from a TCP connection.
+    TcpMessage(SocketAddr, Vec<u8>),
+    /// A TCP connection is up; send to it through this channel.
+    TcpOpen(SocketAddr, mpsc::Sender<Vec<u8>>),
+    /// A TCP connection closed.
+    TcpClosed(SocketAddr),
+    /// Send 180 Ringing.
+    Ring(CallHandle),
+    /// Answer with this SDP.
+    Answer(CallHandle, Vec<u8>),
+    /// Reject with a status.
+    Reject(CallHandle, u16, &'static str),
+    /// Hang up.
+    Hangup(CallHandle),
+    /// A call task finished and released its RTP port.
+    PortFree(u16),
+}
+
+/// Live counters shared with the status endpoint (plain atomics: readers
+/// never block the driver).
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Calls in progress.
+    pub calls: AtomicU64,
+    /// Calls answered since start.
+    pub answered: AtomicU64,
+    /// Calls refused with 503.
+    pub overload_rejects: AtomicU64,
+    /// SIP messages received.
+    pub sip_received: AtomicU64,
+    /// SIP messages that failed to parse or validate.
+    pub sip_malformed: AtomicU64,
+    /// DTMF digits received.
+    pub dtmf: AtomicU64,
+}
+
+/// Allocates RTP ports; only the driver touches it.
+struct Ports {
+    free: VecDeque<u16>,
+}
+
+impl Ports {
+    fn new(cfg: &Config) -> Self {
+        // Even ports for RTP (RFC 3550 11), the odd one left for RTCP.
+        let first = cfg.rtp_ports.first + cfg.rtp_ports.first % 2;
+        Ports {
+            free: (first..=cfg.rtp_ports.last).step_by(2).collect(),
+        }
+    }
+}
+
+/// Runs the SIP driver until the process ends.
+pub async fn run(
+    cfg: Arc<Config>,
+    prompts: Arc<PromptStore>,
+    udp: UdpSocket,
+    tcp: TcpListener,
+    counters: Arc<Counters>,
+    seed: u64,
+) {
+    let (tx, mut rx) = mpsc::channel::<ToDriver>(65536);
+    tokio::spawn(accept_loop(tcp, tx.clone()));
+    let mut ep = Endpoint::new(EndpointConfig {
+        local_addr: cfg.sip_addr,
+        timers: Default::default(),
+        user_agent: format!("nida/{}", env!("CARGO_PKG_VERSION")),
+        seed,
+    });
+    let mut ports = Ports::new(&cfg);
+    let mut calls: HashMap<CallHandle, mpsc::Sender<ToCall>> = HashMap::new();
+    let mut tcp_conns: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>> = HashMap::new();
+    let mut media_seed = seed ^ 0x5eed;
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let deadline = ep
+            .poll_timeout()
+            .map(tokio::time::Instant::from_std)
+            .unwrap_or_else(|| tokio::time::Instant::now() + std::time::Duration::from_secs(3600));
+        tokio::select! {
+            r = udp.recv_from(&mut buf) => match r {
+                Ok((n, from)) => ep.handle_message(Instant::now(), Transport::Udp, from, &buf[..n]),
+                Err(e) => warn!(error = %e, "UDP receive failed"),
+            },
+            Some(msg) = rx.recv() => {
+                let now = Instant::now();
+                match msg {
+                    ToDriver::TcpMessage(from, data) => ep.handle_message(now, Transport::Tcp, from, &data),
+                    ToDriver::TcpOpen(peer, sender) => { tcp_conns.insert(peer, sender); }
+                    ToDriver::TcpClosed(peer) => { tcp_conns.remove(&peer); }
+                    ToDriver::Ring(h) => ep.ringing(now, h),
+                    ToDriver::Answer(h, sdp) => {
+                        ep.answer(now, h, sdp);
+                        counters.answered.fetch_add(1, Ordering::Relaxed);
+                    }
+                    ToDriver::Reject(h, status, reason) => ep.reject(now, h, status, reason, &[]),
+                    ToDriver::Hangup(h) => ep.hangup(now, h),
+                    ToDriver::PortFree(p) => ports.free.push_back(p),
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => ep.handle_timeout(Instant::now()),
+        }
+        // Drain until quiet: answering an event can queue more output.
+        loop {
+            let mut busy = false;
+            while let Some(t) = ep.poll_transmit() {
+                busy = true;
+                match t.transport {
+                    Transport::Udp => {
+                        if let Err(e) = udp.send_to(&t.data, t.dest).await {
+                            debug!(error = %e, dest = %t.dest, "UDP send failed");
+                        }
+                    }
+                    Transport::Tcp => send_tcp(&mut tcp_conns, &tx, t.dest, t.data),
+                }
+            }
+            while let Some(ev) = ep.poll_event() {
+                busy = true;
+                let now = Instant::now();
+                match ev {
+                    Event::Incoming(inc) => {
+                        let port = if calls.len() >= cfg.max_calls {
+                            None
+                        } else {
+                            ports.free.pop_front()
+                        };
+                        let Some(port) = port else {
+                            counters.overload_rejects.fetch_add(1, Ordering::Relaxed);
+                            warn!(call_id = %inc.call_id, "at capacity: 503");
+                            ep.reject(now, inc.call, 503, "Service Unavailable", &[("Retry-After", "5")]);
+                            continue;
+                        };
+                        let from_user = nida_sip::headers::SipUri::parse(&inc.from.uri)
+                            .and_then(|u| u.user)
+                            .unwrap_or_else(|| inc.from.uri.clone());
+                        info!(
+                            call_id = %inc.call_id,
+                            from = %Redacted::new(&from_user, cfg.log_caller_numbers),
+                            to = %inc.request_uri,
+                            transport = ?inc.transport,
+                            "incoming call"
+                        );
+                        let (ctx, crx) = mpsc::channel(16);
+                        calls.insert(inc.call, ctx);
+                        media_seed = media_seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                        counters.calls.fetch_add(1, Ordering::Relaxed);
+                        tokio::spawn(call::run(CallSetup {
+                            handle: inc.call,
+                            call_id: inc.call_id.clone(),
+                            offer: inc.offer,
+                            port,
+                            cfg: cfg.clone(),
+                            prompts: prompts.clone(),
+                            driver: tx.clone(),
+                            rx: crx,
+                            seed: media_seed,
+                            counters: counters.clone(),
+                        }));
+                    }
+                    Event::Confirmed { call, sdp } => {
+                        if let Some(c) = calls.get(&call) {
+                            let _ = c.try_send(ToCall::Confirmed(sdp));
+                        }
+                    }
+                    Event::Ended { call, reason } => {
+                        if let Some(c) = calls.remove(&call) {
+                            counters.calls.fetch_sub(1, Ordering::Relaxed);
+                            info!(?reason, "call ended");
+                            // A full queue means the task is gone or busy;
+                            // dropping the sender also tells it to stop.
+                            let _ = c.try_send(ToCall::Ended(reason));
+                        }
+                    }
+                }
+            }
+            if !busy {
+                break;
+            }
+        }
+        let s = ep.stats();
+        counters.sip_received.store(s.received, Ordering::Relaxed);
+        counters.sip_malformed.store(s.malformed, Ordering::Relaxed);
+    }
+}
+
+fn send_tcp(
+    conns: &mut HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
+    driver: &mpsc::Sender<ToDriver>,
+    dest: SocketAddr,
+    data: Vec<u8>,
+) {
+    if let Some(c) = conns.get(&dest) {
+        if c.try_send(data).is_err() {
+            warn!(%dest, "TCP connection backlogged or closed: message dropped");
+        }
+        return;
+    }
+    // No connection to that address: open one (RFC 3261 18.2.2).
+    let driver = driver.clone();
+    tokio::spawn(async move {
+        match TcpStream::connect(dest).await {
+            Ok(stream) => {
+                let (wtx, wrx) = mpsc::channel(256);
+                let _ = wtx.send(data).await;
+                serve_connection(stream, dest, driver, wtx, wrx).await;
+            }
+            Err(e) => debug!(%dest, error = %e, "TCP connect failed"),
+        }
+    });
+}
+
+async fn accept_loop(listener: TcpListener, driver: mpsc::Sender<ToDriver>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let (wtx, wrx) = mpsc::channel(256);
+                tokio::spawn(serve_connection(stream, peer, driver.clone(), wtx, wrx));
+            }
+            Err(e) => {
+                warn!(error = %e, "TCP accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Reads framed messages from a connection and writes what the driver sends.
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    driver: mpsc::Sender<ToDriver>,
+    wtx: mpsc::Sender<Vec<u8>>,
+    mut wrx: mpsc::Receiver<Vec<u8>>,
+) {
+    let _ = stream.set_nodelay(true);
+    if driver.send(ToDriver::TcpOpen(peer, wtx)).await.is_err() {
+        return;
+    }
+    let (mut rd, mut wr) = stream.into_split();
+    let writer = tokio::spawn(async move {
+        while let Some(data) = wrx.recv().await {
+            if wr.write_all(&data).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut framer = StreamFramer::default();
+    let mut buf = vec![0u8; 16384];
+    'read: loop {
+        let n = match rd.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        framer.push(&buf[..n]);
+        loop {
+            match framer.next_message() {
+                Ok(Some(msg)) => {
+                    if driver.send(ToDriver::TcpMessage(peer, msg)).await.is_err() {
+                        break 'read;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    warn!(%peer, error = %e, "closing TCP connection");
+                    break 'read;
+                }
+            }
+        }
+    }
+    let _ = driver.send(ToDriver::TcpClosed(peer)).await;
+    writer.abort();
+}
