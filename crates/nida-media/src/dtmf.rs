@@ -36,7 +36,9 @@ impl EventPayload {
     /// Reads the 4-byte payload.
     pub fn parse(p: &[u8]) -> Result<EventPayload, Error> {
         if p.len() < 4 {
-            return Err(Error::Packet("telephone-event payload shorter than 4 bytes"));
+            return Err(Error::Packet(
+                "telephone-event payload shorter than 4 bytes",
+            ));
         }
         Ok(EventPayload {
             event: p[0],

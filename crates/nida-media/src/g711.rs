@@ -57,7 +57,10 @@ mod tests {
             for (a, b) in pcm.iter().zip(&back) {
                 let err = (*a as i32 - *b as i32).abs();
                 // Logarithmic quantisation: the step grows with the level.
-                assert!(err <= (a.unsigned_abs() as i32 / 16).max(16), "{law:?} {a} -> {b}");
+                assert!(
+                    err <= (a.unsigned_abs() as i32 / 16).max(16),
+                    "{law:?} {a} -> {b}"
+                );
             }
             assert_eq!(law.decode(&[law.silence()])[0].abs() <= 8, true);
         }

@@ -70,7 +70,12 @@ impl Prompt {
             hint.with_extension(ext);
         }
         let mut format = symphonia::default::get_probe()
-            .probe(&hint, mss, FormatOptions::default(), MetadataOptions::default())
+            .probe(
+                &hint,
+                mss,
+                FormatOptions::default(),
+                MetadataOptions::default(),
+            )
             .map_err(|e| decode_err(e.to_string()))?;
         let track = format
             .default_track(TrackType::Audio)
@@ -194,7 +199,10 @@ impl PromptStore {
                 continue;
             }
             let lang_name = lang.file_name().to_string_lossy().to_string();
-            let mut files: Vec<_> = std::fs::read_dir(lang.path()).map_err(io)?.flatten().collect();
+            let mut files: Vec<_> = std::fs::read_dir(lang.path())
+                .map_err(io)?
+                .flatten()
+                .collect();
             files.sort_by_key(|e| e.file_name());
             for f in files {
                 let p = f.path();
@@ -249,7 +257,9 @@ mod tests {
 
     fn sine(freq: f64, rate: u32, secs: f64) -> Vec<f32> {
         (0..(rate as f64 * secs) as usize)
-            .map(|i| (2.0 * std::f64::consts::PI * freq * i as f64 / rate as f64).sin() as f32 * 0.5)
+            .map(|i| {
+                (2.0 * std::f64::consts::PI * freq * i as f64 / rate as f64).sin() as f32 * 0.5
+            })
             .collect()
     }
 
@@ -261,10 +271,17 @@ mod tests {
     fn resampling_keeps_the_voice_band_and_removes_what_would_alias() {
         for from in [11025, 16000, 22050, 44100, 48000] {
             let pass = resample(&sine(1000.0, from, 1.0), from, 8000);
-            assert!((pass.len() as i64 - 8000).abs() <= 1, "{from}: {}", pass.len());
+            assert!(
+                (pass.len() as i64 - 8000).abs() <= 1,
+                "{from}: {}",
+                pass.len()
+            );
             // Middle part, away from the edges.
             let r = rms(&pass[1000..7000]);
-            assert!((r - 0.5 / 2f64.sqrt()).abs() < 0.02, "{from} Hz: 1 kHz kept, rms {r}");
+            assert!(
+                (r - 0.5 / 2f64.sqrt()).abs() < 0.02,
+                "{from} Hz: 1 kHz kept, rms {r}"
+            );
             if from > 12000 {
                 let stop = resample(&sine(6000.0, from, 1.0), from, 8000);
                 let r = rms(&stop[1000..7000]);

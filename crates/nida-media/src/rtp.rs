@@ -153,7 +153,10 @@ impl RtpSession {
     /// Returns false when the digit or the payload type is missing.
     pub fn send_dtmf(&mut self, digit: char, length: Duration) -> bool {
         let samples = (length.as_millis() as u64 * 8).min(u16::MAX as u64) as u16;
-        match (self.cfg.telephone_event, EventSender::new(digit, samples, FRAME as u16)) {
+        match (
+            self.cfg.telephone_event,
+            EventSender::new(digit, samples, FRAME as u16),
+        ) {
             (Some(_), Some(s)) => {
                 let ts = self.timestamp_of(self.frame_index);
                 self.dtmf_out = Some((s, ts));
@@ -172,7 +175,8 @@ impl RtpSession {
     pub fn stats(&self) -> RtpStats {
         let mut s = self.stats;
         if let Some(rx) = &self.rx {
-            let expected = (rx.cycles as u64 + rx.max_seq as u64 + 1).saturating_sub(rx.base_seq as u64);
+            let expected =
+                (rx.cycles as u64 + rx.max_seq as u64 + 1).saturating_sub(rx.base_seq as u64);
             s.lost = expected.saturating_sub(rx.received);
             s.jitter = rx.jitter;
         }
@@ -371,11 +375,17 @@ mod tests {
 
     fn drain(s: &mut RtpSession, now: Instant) -> Vec<Vec<u8>> {
         let mut buf = [0u8; 1500];
-        std::iter::from_fn(|| s.poll_transmit(now, &mut buf).map(|(n, _)| buf[..n].to_vec())).collect()
+        std::iter::from_fn(|| {
+            s.poll_transmit(now, &mut buf)
+                .map(|(n, _)| buf[..n].to_vec())
+        })
+        .collect()
     }
 
     fn tone(n: usize) -> Arc<Prompt> {
-        let pcm: Vec<i16> = (0..n).map(|i| ((i as f64 * 0.3).sin() * 8000.0) as i16).collect();
+        let pcm: Vec<i16> = (0..n)
+            .map(|i| ((i as f64 * 0.3).sin() * 8000.0) as i16)
+            .collect();
         Arc::new(Prompt::from_pcm("tone", pcm))
     }
 
@@ -397,7 +407,10 @@ mod tests {
         for (i, r) in readers.iter().enumerate() {
             assert_eq!(r.ssrc(), 0x1234_5678);
             assert_eq!(r.payload_type(), 0);
-            assert_eq!(u16::from(r.sequence_number()), 65530u16.wrapping_add(i as u16));
+            assert_eq!(
+                u16::from(r.sequence_number()),
+                65530u16.wrapping_add(i as u16)
+            );
             assert_eq!(r.timestamp(), (u32::MAX - 200).wrapping_add(160 * i as u32));
             assert_eq!(r.mark(), i == 0, "marker on the first packet only");
             assert_eq!(r.payload().len(), 160);
@@ -419,7 +432,11 @@ mod tests {
         assert_eq!(out.len(), 1);
         let r = RtpReader::new(&out[0]).unwrap();
         assert!(r.mark(), "a gap is marked");
-        assert_eq!(r.timestamp(), (u32::MAX - 200).wrapping_add(8000), "timestamp follows real time");
+        assert_eq!(
+            r.timestamp(),
+            (u32::MAX - 200).wrapping_add(8000),
+            "timestamp follows real time"
+        );
     }
 
     #[test]
@@ -499,7 +516,9 @@ mod tests {
         let events: Vec<&RtpReader<'_>> = r.iter().filter(|p| p.payload_type() == 101).collect();
         assert_eq!(events.len(), 7, "4 updates and 3 end packets");
         assert!(events[0].mark());
-        assert!(events.iter().all(|p| p.timestamp() == events[0].timestamp()));
+        assert!(events
+            .iter()
+            .all(|p| p.timestamp() == events[0].timestamp()));
         let last = EventPayload::parse(events[6].payload()).unwrap();
         assert!(last.end && last.event == 11 && last.duration == 800);
         // Frames 1 to 7 carried the event; audio resumes at frame 8 with the

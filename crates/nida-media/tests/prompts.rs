@@ -6,7 +6,9 @@ use nida_media::{Law, Prompt, PromptStore};
 use std::path::{Path, PathBuf};
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 /// Frequency from zero crossings, and RMS, over the steady middle part.
@@ -31,7 +33,11 @@ fn check(p: &Prompt, what: &str) {
     // Both encodings are ready and decode back to the same tone.
     assert_eq!(p.encoded(Law::Mu).len(), p.pcm.len());
     let back = Law::A.decode(p.encoded(Law::A));
-    let err: f64 = back.iter().zip(&p.pcm).map(|(a, b)| (*a as f64 - *b as f64).abs()).sum::<f64>()
+    let err: f64 = back
+        .iter()
+        .zip(&p.pcm)
+        .map(|(a, b)| (*a as f64 - *b as f64).abs())
+        .sum::<f64>()
         / back.len() as f64;
     assert!(err < 200.0, "{what}: mean A-law error {err}");
 }

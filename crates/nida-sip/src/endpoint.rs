@@ -386,7 +386,11 @@ impl Endpoint {
         };
         debug!(%source, status, %reason, "malformed request");
         // Never answer an ACK; without the headers a response needs, drop.
-        let via = req.headers.list("Via").next().and_then(|v| Via::parse(v).ok());
+        let via = req
+            .headers
+            .list("Via")
+            .next()
+            .and_then(|v| Via::parse(v).ok());
         let complete = ["From", "To", "Call-ID", "CSeq"]
             .iter()
             .all(|h| req.headers.get(h).is_some());
@@ -526,7 +530,13 @@ impl Endpoint {
         self.respond_in_tx(now, &key, status, resp.to_bytes());
     }
 
-    fn handle_request(&mut self, now: Instant, req: Request, transport: Transport, source: SocketAddr) {
+    fn handle_request(
+        &mut self,
+        now: Instant,
+        req: Request,
+        transport: Transport,
+        source: SocketAddr,
+    ) {
         let Ok(via) = req.top_via() else { return };
         let dest = response_dest(&via, source, transport);
         // Retransmission of a request whose transaction is still alive.
@@ -543,7 +553,16 @@ impl Endpoint {
                     if t.state() != TxState::Completed {
                         // An ACK for a 2xx reusing the INVITE's branch
                         // belongs to the dialog, not to the transaction.
-                        self.handle_ack(now, &RequestCtx { req, via, source, dest, transport });
+                        self.handle_ack(
+                            now,
+                            &RequestCtx {
+                                req,
+                                via,
+                                source,
+                                dest,
+                                transport,
+                            },
+                        );
                         return;
                     }
                     t.handle_ack(now);
@@ -665,7 +684,14 @@ impl Endpoint {
                 Ok(sd) => Some(sd),
                 Err(e) => {
                     self.stats.malformed += 1;
-                    let resp = self.response(&ctx.req, &ctx.via, ctx.source, 400, &e.to_string(), Some(&local_tag));
+                    let resp = self.response(
+                        &ctx.req,
+                        &ctx.via,
+                        ctx.source,
+                        400,
+                        &e.to_string(),
+                        Some(&local_tag),
+                    );
                     self.respond_in_tx(now, &key, 400, resp.to_bytes());
                     return;
                 }
@@ -674,7 +700,14 @@ impl Endpoint {
             None
         };
         if let Some((status, reason)) = early_reject {
-            let mut resp = self.response(&ctx.req, &ctx.via, ctx.source, status, reason, Some(&local_tag));
+            let mut resp = self.response(
+                &ctx.req,
+                &ctx.via,
+                ctx.source,
+                status,
+                reason,
+                Some(&local_tag),
+            );
             if status == 415 {
                 resp.headers.push("Accept", "application/sdp");
             }
@@ -699,7 +732,12 @@ impl Endpoint {
             .and_then(|c| NameAddr::parse(c).ok())
             .map(|c| c.uri)
             .unwrap_or_else(|| from.uri.clone());
-        let route_set = ctx.req.headers.list("Record-Route").map(str::to_string).collect();
+        let route_set = ctx
+            .req
+            .headers
+            .list("Record-Route")
+            .map(str::to_string)
+            .collect();
         let mut local = ctx.req.headers.get("To").unwrap_or_default().to_string();
         local.push_str(&format!(";tag={local_tag}"));
         let call = Call {
@@ -724,16 +762,17 @@ impl Endpoint {
         self.dialogs
             .insert((call.call_id.clone(), local_tag), handle);
         self.calls.insert(handle, call);
-        self.events.push_back(Event::Incoming(Box::new(IncomingCall {
-            call: handle,
-            call_id: ctx.req.call_id().to_string(),
-            from,
-            to,
-            request_uri: ctx.req.uri.clone(),
-            offer,
-            transport: ctx.transport,
-            source: ctx.source,
-        })));
+        self.events
+            .push_back(Event::Incoming(Box::new(IncomingCall {
+                call: handle,
+                call_id: ctx.req.call_id().to_string(),
+                from,
+                to,
+                request_uri: ctx.req.uri.clone(),
+                offer,
+                transport: ctx.transport,
+                source: ctx.source,
+            })));
     }
 
     /// A re-INVITE inside a dialog (session refresh, hold): nida keeps its
@@ -755,13 +794,27 @@ impl Endpoint {
         );
         let handle = self.dialog_of(&ctx.req);
         let Some(call) = handle.and_then(|h| self.calls.get(&h)) else {
-            let resp = self.response(&ctx.req, &ctx.via, ctx.source, 481, "Call/Transaction Does Not Exist", None);
+            let resp = self.response(
+                &ctx.req,
+                &ctx.via,
+                ctx.source,
+                481,
+                "Call/Transaction Does Not Exist",
+                None,
+            );
             self.respond_in_tx(now, &key, 481, resp.to_bytes());
             return;
         };
         if call.state != CallState::Confirmed || call.pending_2xx.is_some() {
             // RFC 3261 14.2: an INVITE while one is pending gets 491/500.
-            let mut resp = self.response(&ctx.req, &ctx.via, ctx.source, 500, "Server Internal Error", None);
+            let mut resp = self.response(
+                &ctx.req,
+                &ctx.via,
+                ctx.source,
+                500,
+                "Server Internal Error",
+                None,
+            );
             resp.headers.push("Retry-After", "1");
             self.respond_in_tx(now, &key, 500, resp.to_bytes());
             return;
@@ -823,7 +876,8 @@ impl Endpoint {
                 } else {
                     SessionDescription::parse(&ctx.req.body).ok()
                 };
-                self.events.push_back(Event::Confirmed { call: handle, sdp });
+                self.events
+                    .push_back(Event::Confirmed { call: handle, sdp });
             }
             if call.hangup_after_ack {
                 self.send_bye(now, handle, EndReason::LocalBye);
@@ -867,7 +921,12 @@ impl Endpoint {
     }
 
     fn handle_response(&mut self, now: Instant, resp: Response) {
-        let Some(via) = resp.headers.list("Via").next().and_then(|v| Via::parse(v).ok()) else {
+        let Some(via) = resp
+            .headers
+            .list("Via")
+            .next()
+            .and_then(|v| Via::parse(v).ok())
+        else {
             return;
         };
         let Some(branch) = via.branch() else { return };
@@ -895,7 +954,9 @@ impl Endpoint {
             };
             match owner {
                 Owner::Server(key) => {
-                    let Some(tx) = self.server_txs.get_mut(&key) else { continue };
+                    let Some(tx) = self.server_txs.get_mut(&key) else {
+                        continue;
+                    };
                     if tx.scheduled != Some(at) {
                         continue;
                     }
@@ -925,7 +986,9 @@ impl Endpoint {
                     }
                 }
                 Owner::Client(key) => {
-                    let Some(tx) = self.client_txs.get_mut(&key) else { continue };
+                    let Some(tx) = self.client_txs.get_mut(&key) else {
+                        continue;
+                    };
                     if tx.scheduled != Some(at) {
                         continue;
                     }
@@ -951,7 +1014,9 @@ impl Endpoint {
     }
 
     fn call_timeout(&mut self, now: Instant, handle: CallHandle, at: Instant) {
-        let Some(call) = self.calls.get_mut(&handle) else { return };
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
         if call.scheduled != Some(at) {
             return;
         }
@@ -983,13 +1048,22 @@ impl Endpoint {
 
     /// Sends 180 Ringing for an early call.
     pub fn ringing(&mut self, now: Instant, handle: CallHandle) {
-        let Some(call) = self.calls.get(&handle) else { return };
+        let Some(call) = self.calls.get(&handle) else {
+            return;
+        };
         if call.state != CallState::Early {
             return;
         }
         let via = call.invite.top_via().ok();
         let Some(via) = via else { return };
-        let resp = self.response(&call.invite, &via, call.peer, 180, "Ringing", Some(&call.local_tag));
+        let resp = self.response(
+            &call.invite,
+            &via,
+            call.peer,
+            180,
+            "Ringing",
+            Some(&call.local_tag),
+        );
         let mut resp = resp;
         self.add_contact(&mut resp.headers, call.transport);
         let key = call.invite_tx.clone();
@@ -999,12 +1073,16 @@ impl Endpoint {
     /// Answers an early call with 200 OK carrying `sdp` (the answer, or an
     /// offer when the INVITE had none). The 2xx is retransmitted until ACK.
     pub fn answer(&mut self, now: Instant, handle: CallHandle, sdp: Vec<u8>) {
-        let Some(call) = self.calls.get_mut(&handle) else { return };
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
         if call.state != CallState::Early {
             return;
         }
         call.state = CallState::Answered;
-        let Ok(via) = call.invite.top_via() else { return };
+        let Ok(via) = call.invite.top_via() else {
+            return;
+        };
         let tag = call.local_tag.clone();
         let (invite, peer, transport, key) = (
             call.invite.clone(),
@@ -1031,7 +1109,14 @@ impl Endpoint {
 
     /// Rejects an early call with a final status (486, 488, 503, ...) and
     /// extra headers such as Retry-After.
-    pub fn reject(&mut self, now: Instant, handle: CallHandle, status: u16, reason: &str, extra: &[(&str, &str)]) {
+    pub fn reject(
+        &mut self,
+        now: Instant,
+        handle: CallHandle,
+        status: u16,
+        reason: &str,
+        extra: &[(&str, &str)],
+    ) {
         let early = self
             .calls
             .get(&handle)
@@ -1042,10 +1127,28 @@ impl Endpoint {
         }
     }
 
-    fn final_error(&mut self, now: Instant, handle: CallHandle, status: u16, reason: &str, extra: &[(&str, &str)]) {
-        let Some(call) = self.calls.get(&handle) else { return };
-        let Ok(via) = call.invite.top_via() else { return };
-        let mut resp = self.response(&call.invite, &via, call.peer, status, reason, Some(&call.local_tag));
+    fn final_error(
+        &mut self,
+        now: Instant,
+        handle: CallHandle,
+        status: u16,
+        reason: &str,
+        extra: &[(&str, &str)],
+    ) {
+        let Some(call) = self.calls.get(&handle) else {
+            return;
+        };
+        let Ok(via) = call.invite.top_via() else {
+            return;
+        };
+        let mut resp = self.response(
+            &call.invite,
+            &via,
+            call.peer,
+            status,
+            reason,
+            Some(&call.local_tag),
+        );
         for (k, v) in extra {
             resp.headers.push(k, *v);
         }
@@ -1056,7 +1159,9 @@ impl Endpoint {
     /// Ends a call from nida's side: BYE when answered (after the ACK, as
     /// RFC 3261 15 requires), 480 when still early.
     pub fn hangup(&mut self, now: Instant, handle: CallHandle) {
-        let Some(call) = self.calls.get_mut(&handle) else { return };
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
         match call.state {
             CallState::Early => self.reject(now, handle, 480, "Temporarily Unavailable", &[]),
             CallState::Answered => call.hangup_after_ack = true,
@@ -1065,7 +1170,9 @@ impl Endpoint {
     }
 
     fn send_bye(&mut self, now: Instant, handle: CallHandle, reason: EndReason) {
-        let Some(call) = self.calls.get_mut(&handle) else { return };
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
         call.local_cseq += 1;
         let branch = format!("{COOKIE}{}", self.rng.hex());
         let target = call
@@ -1124,7 +1231,8 @@ impl Endpoint {
 
     fn end_call(&mut self, handle: CallHandle, reason: EndReason) {
         if let Some(call) = self.calls.remove(&handle) {
-            self.dialogs.remove(&(call.call_id.clone(), call.local_tag.clone()));
+            self.dialogs
+                .remove(&(call.call_id.clone(), call.local_tag.clone()));
             self.events.push_back(Event::Ended {
                 call: handle,
                 reason,
@@ -1161,4 +1269,3 @@ fn rewrite_rport(via: &str, port: u16) -> String {
         .collect::<Vec<_>>()
         .join(";")
 }
-

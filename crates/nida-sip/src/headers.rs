@@ -292,7 +292,8 @@ mod tests {
 
     #[test]
     fn via_with_spaces_ipv6_and_rport() {
-        let v = Via::parse("SIP / 2.0 / udp [2001:db8::9:1]:5070 ; branch=z9hG4bKx ;rport").unwrap();
+        let v =
+            Via::parse("SIP / 2.0 / udp [2001:db8::9:1]:5070 ; branch=z9hG4bKx ;rport").unwrap();
         assert_eq!(v.transport, "UDP");
         assert_eq!(v.host, "2001:db8::9:1");
         assert_eq!(v.port, Some(5070));

@@ -440,7 +440,9 @@ fn parse_status_line(line: &str) -> Result<(u16, String), Error> {
     if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
         return Err(Error::bad(format!("invalid status code {code:?}")));
     }
-    let status: u16 = code.parse().map_err(|_| Error::bad("invalid status code"))?;
+    let status: u16 = code
+        .parse()
+        .map_err(|_| Error::bad("invalid status code"))?;
     if !(100..700).contains(&status) {
         return Err(Error::bad(format!("status code {status} out of range")));
     }
@@ -644,7 +646,10 @@ mod tests {
              Subject: one\r\n  two\r\n\
              CSeq: 1 OPTIONS\r\n\
              l: 0\r\n\r\n");
-        assert_eq!(r.headers.get("Via"), Some("SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1"));
+        assert_eq!(
+            r.headers.get("Via"),
+            Some("SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1")
+        );
         assert_eq!(r.headers.get("subject"), Some("one two"));
         assert_eq!(r.call_id(), "abc");
         r.validate().expect("valid");

@@ -603,7 +603,11 @@ mod tests {
         assert_eq!(tx.timers.get(Timer::A), None, "no retransmission over TCP");
         assert_eq!(tx.handle_response(t0, 200), ClientVerdict::Deliver);
         assert_eq!(tx.state(), TxState::Accepted);
-        assert_eq!(tx.handle_response(t0, 200), ClientVerdict::Deliver, "2xx retransmits reach the TU");
+        assert_eq!(
+            tx.handle_response(t0, 200),
+            ClientVerdict::Deliver,
+            "2xx retransmits reach the TU"
+        );
         assert_eq!(tx.timers.get(Timer::M), Some(t0 + Duration::from_secs(32)));
     }
 
@@ -633,11 +637,18 @@ mod tests {
         tx.handle_response(t0 + Duration::from_millis(100), 100);
         let acts = tx.handle_timeout(t0 + Duration::from_millis(500));
         assert_eq!(acts.len(), 1);
-        assert_eq!(tx.timers.get(Timer::E), Some(t0 + Duration::from_millis(4500)));
+        assert_eq!(
+            tx.timers.get(Timer::E),
+            Some(t0 + Duration::from_millis(4500))
+        );
         let t1 = t0 + Duration::from_secs(1);
         assert_eq!(tx.handle_response(t1, 200), ClientVerdict::Deliver);
         assert_eq!(tx.handle_response(t1, 200), ClientVerdict::Absorb);
-        assert_eq!(tx.timers.next(), Some(t1 + Duration::from_secs(5)), "K = T4");
+        assert_eq!(
+            tx.timers.next(),
+            Some(t1 + Duration::from_secs(5)),
+            "K = T4"
+        );
         assert_eq!(
             tx.handle_timeout(t1 + Duration::from_secs(5)),
             vec![TxAction::Terminated(Termination::Normal)]
@@ -651,7 +662,10 @@ mod tests {
         assert!(tx.send_response(t0, 100, b"100".to_vec()));
         assert_eq!(tx.handle_request_retransmission(), Some(b"100".to_vec()));
         assert!(tx.send_response(t0, 486, b"486".to_vec()));
-        assert!(!tx.send_response(t0, 200, b"200".to_vec()), "no second final");
+        assert!(
+            !tx.send_response(t0, 200, b"200".to_vec()),
+            "no second final"
+        );
         let cell = std::cell::RefCell::new(&mut tx);
         let (sent, end) = run(
             t0,
@@ -674,7 +688,11 @@ mod tests {
         let t1 = t0 + Duration::from_millis(700);
         tx.handle_ack(t1);
         assert_eq!(tx.state(), TxState::Confirmed);
-        assert_eq!(tx.timers.next(), Some(t1 + Duration::from_secs(5)), "I = T4");
+        assert_eq!(
+            tx.timers.next(),
+            Some(t1 + Duration::from_secs(5)),
+            "I = T4"
+        );
         assert_eq!(tx.handle_request_retransmission(), None);
         assert_eq!(
             tx.handle_timeout(t1 + Duration::from_secs(5)),

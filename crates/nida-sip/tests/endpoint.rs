@@ -27,7 +27,11 @@ fn invite(branch: &str, sdp: bool) -> String {
     } else {
         ""
     };
-    let ctype = if sdp { "Content-Type: application/sdp\r\n" } else { "" };
+    let ctype = if sdp {
+        "Content-Type: application/sdp\r\n"
+    } else {
+        ""
+    };
     format!(
         "INVITE sip:901@127.0.0.1 SIP/2.0\r\n\
          Via: SIP/2.0/UDP 192.0.2.10:5070;branch={branch};rport\r\n\
@@ -61,7 +65,12 @@ fn feed(ep: &mut Endpoint, now: Instant, msg: &str) {
 
 fn sent(ep: &mut Endpoint) -> Vec<(SocketAddr, Message)> {
     std::iter::from_fn(|| ep.poll_transmit())
-        .map(|t| (t.dest, message::parse(&t.data).expect("nida sends valid SIP")))
+        .map(|t| {
+            (
+                t.dest,
+                message::parse(&t.data).expect("nida sends valid SIP"),
+            )
+        })
         .collect()
 }
 
@@ -121,7 +130,11 @@ fn answered_call(ep: &mut Endpoint, t0: Instant) -> (CallHandle, String) {
     let msgs = sent(ep);
     assert_eq!(statuses(&msgs), vec![180, 200]);
     let ok = response(&msgs, 200);
-    assert_eq!(to_tag(&response(&msgs, 180)), to_tag(&ok), "one tag per dialog");
+    assert_eq!(
+        to_tag(&response(&msgs, 180)),
+        to_tag(&ok),
+        "one tag per dialog"
+    );
     assert!(ok.headers.get("Contact").is_some());
     assert_eq!(ok.headers.get("Content-Type"), Some("application/sdp"));
     (call, to_tag(&ok))
@@ -141,7 +154,10 @@ fn basic_call_with_ack_and_remote_bye() {
     assert_eq!(statuses(&sent(&mut ep)), vec![200]);
     assert!(matches!(
         ep.poll_event(),
-        Some(Event::Ended { reason: EndReason::RemoteBye, .. })
+        Some(Event::Ended {
+            reason: EndReason::RemoteBye,
+            ..
+        })
     ));
     // A retransmitted BYE gets the same 200 from the transaction.
     feed(&mut ep, t0, &in_dialog("BYE", "z9hG4bKbye1", &tag, 2));
@@ -158,13 +174,19 @@ fn response_goes_to_the_source_port_with_rport() {
     let mut ep = endpoint();
     // Source port differs from the Via port: NAT.
     let natted: SocketAddr = "198.51.100.7:40000".parse().unwrap();
-    ep.handle_message(t0, Transport::Udp, natted, invite("z9hG4bKnat", true).as_bytes());
+    ep.handle_message(
+        t0,
+        Transport::Udp,
+        natted,
+        invite("z9hG4bKnat", true).as_bytes(),
+    );
     let t = ep.poll_transmit().unwrap();
     assert_eq!(t.dest, natted);
     let text = String::from_utf8(t.data).unwrap();
     assert!(
-        text.contains("Via: SIP/2.0/UDP 192.0.2.10:5070;branch=z9hG4bKnat;rport=40000;received=198.51.100.7")
-            || text.contains("received=198.51.100.7;rport=40000"),
+        text.contains(
+            "Via: SIP/2.0/UDP 192.0.2.10:5070;branch=z9hG4bKnat;rport=40000;received=198.51.100.7"
+        ) || text.contains("received=198.51.100.7;rport=40000"),
         "{text}"
     );
 }
@@ -180,7 +202,11 @@ fn two_xx_is_retransmitted_until_ack_then_bye_after_64_t1() {
         .filter(|(_, m)| matches!(m, Message::Response(r) if r.status == 200))
         .map(|(t, _)| *t)
         .collect();
-    let ms = |v: &[u64]| v.iter().map(|m| Duration::from_millis(*m)).collect::<Vec<_>>();
+    let ms = |v: &[u64]| {
+        v.iter()
+            .map(|m| Duration::from_millis(*m))
+            .collect::<Vec<_>>()
+    };
     assert_eq!(
         oks,
         ms(&[500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500])
@@ -240,7 +266,13 @@ fn cancel_before_answer_gives_487_and_ends_the_call() {
     let ack = invite("z9hG4bKc", false)
         .replace("INVITE sip", "ACK sip")
         .replace("1 INVITE", "1 ACK")
-        .replace("To: <sip:901@127.0.0.1>", &format!("To: <sip:901@127.0.0.1>;tag={}", to_tag(&response(&msgs, 487))));
+        .replace(
+            "To: <sip:901@127.0.0.1>",
+            &format!(
+                "To: <sip:901@127.0.0.1>;tag={}",
+                to_tag(&response(&msgs, 487))
+            ),
+        );
     feed(&mut ep, t0 + Duration::from_millis(700), &ack);
     assert!(run_until(&mut ep, t0, Duration::from_secs(4)).is_empty());
     // The answer that comes too late is not sent.
@@ -287,7 +319,11 @@ fn options_unknown_methods_and_unknown_dialogs() {
     assert_eq!(statuses(&sent(&mut ep)), vec![481]);
     feed(&mut ep, t0, &in_dialog("INFO", "z9hG4bKi", "nosuchtag", 2));
     assert_eq!(statuses(&sent(&mut ep)), vec![481]);
-    feed(&mut ep, t0, &in_dialog("INVITE", "z9hG4bKri", "nosuchtag", 2));
+    feed(
+        &mut ep,
+        t0,
+        &in_dialog("INVITE", "z9hG4bKri", "nosuchtag", 2),
+    );
     assert_eq!(statuses(&sent(&mut ep)), vec![481]);
     assert!(ep.poll_event().is_none());
 }
@@ -296,7 +332,11 @@ fn options_unknown_methods_and_unknown_dialogs() {
 fn max_forwards_zero_is_483_but_options_are_answered() {
     let t0 = Instant::now();
     let mut ep = endpoint();
-    feed(&mut ep, t0, &invite("z9hG4bKmf", true).replace("Max-Forwards: 70", "Max-Forwards: 0"));
+    feed(
+        &mut ep,
+        t0,
+        &invite("z9hG4bKmf", true).replace("Max-Forwards: 70", "Max-Forwards: 0"),
+    );
     assert_eq!(statuses(&sent(&mut ep)), vec![483]);
     let options = invite("z9hG4bKo0", false)
         .replace("INVITE sip", "OPTIONS sip")
@@ -310,7 +350,11 @@ fn max_forwards_zero_is_483_but_options_are_answered() {
 fn malformed_requests_get_400_and_garbage_is_dropped() {
     let t0 = Instant::now();
     let mut ep = endpoint();
-    feed(&mut ep, t0, &invite("z9hG4bKm", true).replace("CSeq: 1 INVITE", "CSeq: 1 BYE"));
+    feed(
+        &mut ep,
+        t0,
+        &invite("z9hG4bKm", true).replace("CSeq: 1 INVITE", "CSeq: 1 BYE"),
+    );
     assert_eq!(statuses(&sent(&mut ep)), vec![400]);
     feed(&mut ep, t0, "\u{1}\u{2}garbage\r\n\r\n");
     assert!(sent(&mut ep).is_empty());
@@ -333,7 +377,10 @@ fn hangup_waits_for_the_ack_then_sends_bye() {
         panic!("expected BYE")
     };
     assert_eq!(bye.method, message::Method::Bye);
-    assert_eq!(bye.uri, "sip:caller@192.0.2.10:5070", "to the remote target");
+    assert_eq!(
+        bye.uri, "sip:caller@192.0.2.10:5070",
+        "to the remote target"
+    );
     assert_eq!(msgs[0].0, caller());
     let from = nida_sip::headers::NameAddr::parse(bye.headers.get("From").unwrap()).unwrap();
     assert_eq!(from.tag(), Some(tag.as_str()));
@@ -349,7 +396,10 @@ fn hangup_waits_for_the_ack_then_sends_bye() {
         bye.headers.get("To").unwrap()
     );
     feed(&mut ep, t0 + Duration::from_secs(1), &ok);
-    assert!(run_until(&mut ep, t0, Duration::from_secs(60)).is_empty(), "no more BYEs");
+    assert!(
+        run_until(&mut ep, t0, Duration::from_secs(60)).is_empty(),
+        "no more BYEs"
+    );
     assert_eq!(ep.transactions(), 0);
 }
 
@@ -368,7 +418,10 @@ fn late_offer_gets_the_answer_in_the_ack() {
     let sdp = "v=0\r\nc=IN IP4 192.0.2.10\r\nm=audio 7000 RTP/AVP 8\r\n";
     let ack = in_dialog("ACK", "z9hG4bKloa", &tag, 1).replace(
         "Content-Length: 0\r\n\r\n",
-        &format!("Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}", sdp.len()),
+        &format!(
+            "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+            sdp.len()
+        ),
     );
     feed(&mut ep, t0, &ack);
     match ep.poll_event() {
@@ -384,12 +437,21 @@ fn reject_with_retry_after_and_bad_body_types() {
     feed(&mut ep, t0, &invite("z9hG4bK503", true));
     let call = incoming(&mut ep);
     sent(&mut ep);
-    ep.reject(t0, call, 503, "Service Unavailable", &[("Retry-After", "5")]);
+    ep.reject(
+        t0,
+        call,
+        503,
+        "Service Unavailable",
+        &[("Retry-After", "5")],
+    );
     let r = response(&sent(&mut ep), 503);
     assert_eq!(r.headers.get("Retry-After"), Some("5"));
     assert!(matches!(
         ep.poll_event(),
-        Some(Event::Ended { reason: EndReason::Rejected(503), .. })
+        Some(Event::Ended {
+            reason: EndReason::Rejected(503),
+            ..
+        })
     ));
     // Each request is a new call (a new Call-ID): reusing one would be a
     // merged request (482).

@@ -137,14 +137,16 @@ async fn drive(mut s: CallSetup) {
         Some(n) => n,
         None => loop {
             match s.rx.recv().await {
-                Some(ToCall::Confirmed(Some(answer))) => match sdp::negotiate(&answer, &s.cfg.codecs) {
-                    Some(n) => break n,
-                    None => {
-                        warn!("late-offer answer has no usable audio: hanging up");
-                        send(ToDriver::Hangup(handle)).await;
-                        return;
+                Some(ToCall::Confirmed(Some(answer))) => {
+                    match sdp::negotiate(&answer, &s.cfg.codecs) {
+                        Some(n) => break n,
+                        None => {
+                            warn!("late-offer answer has no usable audio: hanging up");
+                            send(ToDriver::Hangup(handle)).await;
+                            return;
+                        }
                     }
-                },
+                }
                 Some(ToCall::Confirmed(None)) => {
                     warn!("ACK without the SDP answer to our offer: hanging up");
                     send(ToDriver::Hangup(handle)).await;
@@ -226,7 +228,13 @@ async fn drive(mut s: CallSetup) {
         }
     }
     let st = rtp.stats();
-    info!(sent = st.sent, received = st.received, lost = st.lost, jitter = st.jitter, "media closed");
+    info!(
+        sent = st.sent,
+        received = st.received,
+        lost = st.lost,
+        jitter = st.jitter,
+        "media closed"
+    );
     drop(sock);
     drop(guard);
 }

@@ -59,7 +59,9 @@ impl std::str::FromStr for PortRange {
         let first: u16 = a.trim().parse().map_err(|_| format!("bad port {a:?}"))?;
         let last: u16 = b.trim().parse().map_err(|_| format!("bad port {b:?}"))?;
         if first == 0 || first > last {
-            return Err(format!("{s:?}: the first port must be 1 or more and not above the last"));
+            return Err(format!(
+                "{s:?}: the first port must be 1 or more and not above the last"
+            ));
         }
         Ok(PortRange { first, last })
     }
@@ -267,7 +269,13 @@ mod tests {
         let c = Config::from_file(&p).unwrap();
         assert_eq!(c.sip_addr.port(), 5070);
         assert_eq!(c.media_ip.to_string(), "127.0.0.2");
-        assert_eq!(c.rtp_ports, PortRange { first: 30000, last: 30099 });
+        assert_eq!(
+            c.rtp_ports,
+            PortRange {
+                first: 30000,
+                last: 30099
+            }
+        );
         assert_eq!(c.codecs, vec![nida_sip::sdp::Codec::Pcma]);
         assert_eq!(c.ring, Duration::from_millis(1500));
     }

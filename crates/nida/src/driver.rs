@@ -149,7 +149,13 @@ pub async fn run(
                         let Some(port) = port else {
                             counters.overload_rejects.fetch_add(1, Ordering::Relaxed);
                             warn!(call_id = %inc.call_id, "at capacity: 503");
-                            ep.reject(now, inc.call, 503, "Service Unavailable", &[("Retry-After", "5")]);
+                            ep.reject(
+                                now,
+                                inc.call,
+                                503,
+                                "Service Unavailable",
+                                &[("Retry-After", "5")],
+                            );
                             continue;
                         };
                         let from_user = nida_sip::headers::SipUri::parse(&inc.from.uri)
@@ -164,7 +170,9 @@ pub async fn run(
                         );
                         let (ctx, crx) = mpsc::channel(16);
                         calls.insert(inc.call, ctx);
-                        media_seed = media_seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                        media_seed = media_seed
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
                         counters.calls.fetch_add(1, Ordering::Relaxed);
                         tokio::spawn(call::run(CallSetup {
                             handle: inc.call,

@@ -40,8 +40,14 @@ mod tests {
 
     #[test]
     fn masks_all_but_the_last_two() {
-        assert_eq!(Redacted::new("+971501234567", false).to_string(), "***********67");
+        assert_eq!(
+            Redacted::new("+971501234567", false).to_string(),
+            "***********67"
+        );
         assert_eq!(Redacted::new("901", false).to_string(), "***");
-        assert_eq!(Redacted::new("+971501234567", true).to_string(), "+971501234567");
+        assert_eq!(
+            Redacted::new("+971501234567", true).to_string(),
+            "+971501234567"
+        );
     }
 }

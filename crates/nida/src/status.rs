@@ -35,7 +35,11 @@ pub async fn serve(listener: TcpListener, counters: Arc<Counters>) {
                 (true, "/health") => ("200 OK", "text/plain", "ok\n".to_string()),
                 (true, "/status") => ("200 OK", "application/json", json(&counters)),
                 (true, _) => ("404 Not Found", "text/plain", "not found\n".to_string()),
-                (false, _) => ("405 Method Not Allowed", "text/plain", "GET only\n".to_string()),
+                (false, _) => (
+                    "405 Method Not Allowed",
+                    "text/plain",
+                    "GET only\n".to_string(),
+                ),
             };
             let resp = format!(
                 "HTTP/1.1 {code}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",

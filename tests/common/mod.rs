@@ -1,0 +1,219 @@
+//! Shared helpers for the end-to-end tests: start the real `nida` binary
+//! on free loopback ports with a generated config, run sipp against it,
+//! read its log and its status endpoint.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Ports handed out to this test binary; `base` differs per binary so the
+/// binaries cargo runs one after another never share a port.
+static NEXT: AtomicU16 = AtomicU16::new(0);
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+pub fn scenario(name: &str) -> String {
+    repo().join("tests/sipp").join(name).display().to_string()
+}
+
+/// A block of `n` consecutive ports in this binary's range (kept below
+/// Linux's ephemeral range, 32768 and up, so no outgoing socket takes them).
+pub fn ports(base: u16, n: u16) -> u16 {
+    base + NEXT.fetch_add(n, Ordering::SeqCst)
+}
+
+/// Ports for one sipp run: its media port (and the +2 it also binds) and
+/// its SIP port at +4.
+pub fn media_ports(base: u16) -> u16 {
+    ports(base, 6)
+}
+
+pub struct Nida {
+    pub child: Child,
+    pub sip: SocketAddr,
+    pub http: SocketAddr,
+    pub log: Arc<Mutex<String>>,
+    pub dir: PathBuf,
+}
+
+impl Nida {
+    /// Starts nida with `extra` TOML lines; SIP, HTTP and RTP ports come
+    /// from `base`.
+    pub fn start(base: u16, extra: &str) -> Nida {
+        let p = ports(base, 110);
+        let sip: SocketAddr = format!("127.0.0.1:{p}").parse().unwrap();
+        let http: SocketAddr = format!("127.0.0.1:{}", p + 1).parse().unwrap();
+        let dir = std::env::temp_dir().join(format!("nida-test-{}-{p}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cfg = dir.join("nida.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "sip_addr = \"{sip}\"\nhttp_addr = \"{http}\"\nrtp_ports = \"{}-{}\"\nseed = 7\n{extra}\n",
+                p + 10,
+                p + 109
+            ),
+        )
+        .unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_nida"))
+            .arg("--config")
+            .arg(&cfg)
+            .env("RUST_LOG", "info,nida=debug")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("nida starts");
+        let log = Arc::new(Mutex::new(String::new()));
+        let sink = log.clone();
+        let err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        out.read_line(&mut first).unwrap();
+        assert!(
+            first.contains("listening"),
+            "nida did not start: {first:?} {}",
+            log.lock().unwrap()
+        );
+        assert!(first.contains(&sip.to_string()), "{first}");
+        Nida {
+            child,
+            sip,
+            http,
+            log,
+            dir,
+        }
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits until the log contains `needle`.
+    pub fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if self.log().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    /// A number from the JSON of `/status`.
+    pub fn status(&self, key: &str) -> u64 {
+        let mut s = TcpStream::connect(self.http).expect("status endpoint");
+        s.write_all(b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut body = String::new();
+        s.read_to_string(&mut body).unwrap();
+        let pat = format!("\"{key}\":");
+        let at = body
+            .find(&pat)
+            .unwrap_or_else(|| panic!("{key} not in {body}"))
+            + pat.len();
+        body[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_digit())
+            .collect::<String>()
+            .parse()
+            .unwrap()
+    }
+
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Nida {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The result of one sipp run.
+pub struct SippRun {
+    pub ok: bool,
+    pub output: String,
+}
+
+/// Runs sipp as a UAC against nida; `rtp` is the port the scenario's SDP
+/// offers (sipp's own media port too).
+pub fn sipp(sip: SocketAddr, scenario_file: &str, rtp: u16, args: &[&str]) -> SippRun {
+    sipp_with(sip, scenario_file, rtp, rtp, args)
+}
+
+/// Runs sipp with its media port `mp` and an SDP offering `sdp_port`.
+pub fn sipp_with(
+    sip: SocketAddr,
+    scenario_file: &str,
+    mp: u16,
+    sdp_port: u16,
+    args: &[&str],
+) -> SippRun {
+    which_sipp();
+    // sipp's own SIP port sits in the block reserved for its media (which
+    // uses mp and mp + 2): see `media_ports`.
+    let mut cmd = Command::new("sipp");
+    cmd.arg(sip.to_string())
+        .args(["-sf", &scenario(scenario_file)])
+        .args([
+            "-s",
+            "901",
+            "-m",
+            "1",
+            "-nostdin",
+            "-timeout",
+            "30s",
+            "-timeout_error",
+        ])
+        .args(["-i", "127.0.0.1", "-p", &(mp + 4).to_string()])
+        .args([
+            "-mp",
+            &mp.to_string(),
+            "-key",
+            "rtp_port",
+            &sdp_port.to_string(),
+        ])
+        .args(args)
+        .stdin(Stdio::null());
+    let out = cmd.output().expect("sipp runs");
+    let output = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    SippRun {
+        ok: out.status.success(),
+        output,
+    }
+}
+
+pub fn which_sipp() {
+    let found = Command::new("sh")
+        .args(["-c", "command -v sipp"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        found,
+        "sipp is not installed: run tests/run (it installs the Debian package sip-tester)"
+    );
+}

@@ -1,0 +1,265 @@
+//! End-to-end calls: the real `nida` binary called by sipp over loopback.
+//! RTP from nida is received by the test itself on the port the scenario's
+//! SDP offers, so pacing, headers and audio are checked packet by packet.
+
+mod common;
+
+use common::{sipp, Nida};
+use nida_media::{Law, Prompt};
+use rtp_rs::RtpReader;
+use std::net::UdpSocket;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// This binary's port range.
+const BASE: u16 = 12000;
+
+fn welcome() -> Prompt {
+    Prompt::load(&common::repo().join("prompts/en/welcome.wav")).unwrap()
+}
+
+#[test]
+fn basic_call_gets_paced_prompt_audio_and_symmetric_rtp() {
+    let nida = Nida::start(BASE, "");
+    let rtp_port = common::media_ports(BASE);
+    let sock = UdpSocket::bind(("127.0.0.1", rtp_port)).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let sip = nida.sip;
+    // sipp's own media port is rtp_port + 1; the SDP offers rtp_port.
+    let call = std::thread::spawn(move || {
+        common::sipp_with(
+            sip,
+            "uac_basic.xml",
+            rtp_port + 1,
+            rtp_port,
+            &["-d", "2500"],
+        )
+    });
+    // 50 packets (one second) on the port offered in SDP.
+    let mut buf = [0u8; 2048];
+    let mut packets = Vec::new();
+    let mut arrivals = Vec::new();
+    let mut nida_rtp = None;
+    while packets.len() < 50 {
+        let (n, from) = sock.recv_from(&mut buf).expect("RTP from nida");
+        arrivals.push(Instant::now());
+        packets.push(buf[..n].to_vec());
+        nida_rtp = Some(from);
+    }
+    let readers: Vec<RtpReader<'_>> = packets.iter().map(|p| RtpReader::new(p).unwrap()).collect();
+    let first = &readers[0];
+    for (i, r) in readers.iter().enumerate() {
+        assert_eq!(r.payload_type(), 0, "PCMU, the caller's first choice");
+        assert_eq!(r.ssrc(), first.ssrc());
+        assert_eq!(
+            u16::from(r.sequence_number()),
+            u16::from(first.sequence_number()).wrapping_add(i as u16)
+        );
+        assert_eq!(
+            r.timestamp(),
+            first.timestamp().wrapping_add(160 * i as u32)
+        );
+        assert_eq!(r.mark(), i == 0, "marker bit on the first packet only");
+    }
+    let audio: Vec<u8> = readers.iter().flat_map(|r| r.payload().to_vec()).collect();
+    let prompt = welcome();
+    assert_eq!(audio.len(), 8000);
+    assert_eq!(
+        &audio[..],
+        &prompt.encoded(Law::Mu)[..8000],
+        "the welcome prompt, byte for byte"
+    );
+    // Pacing: 49 intervals over about 980 ms, the median close to 20 ms.
+    let mut gaps: Vec<f64> = arrivals
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_secs_f64() * 1000.0)
+        .collect();
+    gaps.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let median = gaps[gaps.len() / 2];
+    assert!((median - 20.0).abs() < 3.0, "median interval {median} ms");
+    let span = (arrivals[49] - arrivals[0]).as_secs_f64();
+    assert!((0.9..1.1).contains(&span), "49 intervals took {span} s");
+
+    // Symmetric RTP: packets from another port move nida's stream there.
+    let other = UdpSocket::bind("127.0.0.1:0").unwrap();
+    other
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let pkt = rtp_rs::RtpPacketBuilder::new()
+        .payload_type(0)
+        .sequence(1.into())
+        .timestamp(0)
+        .ssrc(99)
+        .payload(&[0xFF; 160])
+        .build()
+        .unwrap();
+    other.send_to(&pkt, nida_rtp.unwrap()).unwrap();
+    let (n, from) = other
+        .recv_from(&mut buf)
+        .expect("RTP follows the caller's real source");
+    assert_eq!(from, nida_rtp.unwrap());
+    assert_eq!(RtpReader::new(&buf[..n]).unwrap().ssrc(), first.ssrc());
+
+    let run = call.join().unwrap();
+    assert!(run.ok, "sipp failed:\n{}\n{}", run.output, nida.log());
+    assert!(
+        nida.wait_log("reason=RemoteBye", Duration::from_secs(3)),
+        "{}",
+        nida.log()
+    );
+    assert!(nida.wait_log("RTP latched", Duration::from_secs(1)));
+    assert_eq!(nida.status("calls"), 0);
+    assert_eq!(nida.status("answered"), 1);
+}
+
+#[test]
+fn dtmf_from_sipp_pcaps_is_heard_once_per_key() {
+    let nida = Nida::start(BASE, "");
+    let run = sipp(nida.sip, "uac_dtmf.xml", common::media_ports(BASE), &[]);
+    assert!(run.ok, "{}\n{}", run.output, nida.log());
+    assert!(
+        nida.wait_log("digits=19#", Duration::from_secs(2)),
+        "{}",
+        nida.log()
+    );
+    assert_eq!(
+        nida.status("dtmf"),
+        3,
+        "three end packets per key count once"
+    );
+}
+
+#[test]
+fn cancel_before_answer_gets_487() {
+    let nida = Nida::start(BASE, "ring_ms = 3000");
+    let run = sipp(nida.sip, "uac_cancel.xml", common::media_ports(BASE), &[]);
+    assert!(run.ok, "{}\n{}", run.output, nida.log());
+    assert!(
+        nida.wait_log("reason=Cancelled", Duration::from_secs(2)),
+        "{}",
+        nida.log()
+    );
+    assert_eq!(nida.status("calls"), 0);
+    assert_eq!(nida.status("answered"), 0);
+}
+
+#[test]
+fn call_over_tcp() {
+    let nida = Nida::start(BASE, "");
+    let run = sipp(
+        nida.sip,
+        "uac_basic.xml",
+        common::media_ports(BASE),
+        &["-t", "t1", "-d", "1000"],
+    );
+    assert!(run.ok, "{}\n{}", run.output, nida.log());
+    assert!(nida.log().contains("transport=Tcp"), "{}", nida.log());
+    assert!(nida.wait_log("reason=RemoteBye", Duration::from_secs(2)));
+}
+
+#[test]
+fn late_offer_is_answered_in_the_ack() {
+    let nida = Nida::start(BASE, "");
+    let run = sipp(
+        nida.sip,
+        "uac_late_offer.xml",
+        common::media_ports(BASE),
+        &["-d", "500"],
+    );
+    assert!(run.ok, "{}\n{}", run.output, nida.log());
+    assert!(
+        nida.wait_log("answered codec=\"PCMA\"", Duration::from_secs(2)),
+        "{}",
+        nida.log()
+    );
+}
+
+#[test]
+fn no_common_codec_gets_488() {
+    let nida = Nida::start(BASE, "");
+    let run = sipp(nida.sip, "uac_488.xml", common::media_ports(BASE), &[]);
+    assert!(run.ok, "{}\n{}", run.output, nida.log());
+    assert!(
+        nida.wait_log("reason=Rejected(488)", Duration::from_secs(2)),
+        "{}",
+        nida.log()
+    );
+}
+
+#[test]
+fn nida_hangs_up_after_the_configured_call_time() {
+    let nida = Nida::start(BASE, "call_seconds = 2");
+    let t0 = Instant::now();
+    let run = sipp(nida.sip, "uac_wait_bye.xml", common::media_ports(BASE), &[]);
+    let took = t0.elapsed();
+    assert!(run.ok, "{}\n{}", run.output, nida.log());
+    assert!(
+        took >= Duration::from_millis(1900) && took < Duration::from_secs(6),
+        "{took:?}"
+    );
+    assert!(nida.log().contains("hanging up"));
+    assert!(!nida.log().contains("no RTP"));
+}
+
+#[test]
+fn silent_rtp_is_hung_up_after_the_timeout() {
+    let nida = Nida::start(BASE, "rtp_timeout_seconds = 2");
+    let run = sipp(nida.sip, "uac_wait_bye.xml", common::media_ports(BASE), &[]);
+    assert!(run.ok, "{}\n{}", run.output, nida.log());
+    assert!(nida.log().contains("no RTP: hanging up"), "{}", nida.log());
+    assert!(nida.wait_log("reason=LocalBye", Duration::from_secs(2)));
+}
+
+#[test]
+fn over_capacity_gets_503_with_retry_after() {
+    let nida = Nida::start(BASE, "max_calls = 1");
+    let rtp = common::media_ports(BASE);
+    let sip = nida.sip;
+    let held = std::thread::spawn(move || sipp(sip, "uac_basic.xml", rtp, &["-d", "3000"]));
+    let t0 = Instant::now();
+    while nida.status("calls") < 1 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "first call never came up"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let run = sipp(nida.sip, "uac_503.xml", common::media_ports(BASE), &[]);
+    assert!(run.ok, "{}\n{}", run.output, nida.log());
+    assert_eq!(nida.status("overload_rejects"), 1);
+    let first = held.join().unwrap();
+    assert!(
+        first.ok,
+        "the call in progress is not disturbed: {}",
+        first.output
+    );
+}
+
+#[test]
+fn command_line_errors_are_clear() {
+    let bin = env!("CARGO_BIN_EXE_nida");
+    let out = Command::new(bin).arg("--bogus").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unexpected argument '--bogus'"));
+    let out = Command::new(bin)
+        .args(["--rtp-ports", "5000"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a range"));
+    let cfg = std::env::temp_dir().join(format!("nida-bad-{}.toml", std::process::id()));
+    std::fs::write(&cfg, "max_calls = \"many\"\n").unwrap();
+    let out = Command::new(bin)
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("max_calls") && err.contains("line 1"), "{err}");
+    let out = Command::new(bin).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for opt in ["--sip-addr", "--http-addr", "--rtp-ports", "--config"] {
+        assert!(help.contains(opt), "{help}");
+    }
+}
