@@ -195,8 +195,8 @@ fn cases() -> Vec<(&'static str, Vec<u8>, Expect)> {
         ),
         // 3.1.2.18 bigcode: a response code out of range.
         ("bigcode", b"SIP/2.0 4294967301 better not break the receiver\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKbc\r\nCall-ID: bc\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n".to_vec(), Silence),
-        // 3.1.2.19 badbranch: the bare magic cookie as branch.
-        ("badbranch", options("", "").replace("branch=z9hG4bK;", "branch=z9hG4bK;").into_bytes(), Status(200)),
+        // 3.1.2.19 badbranch: the bare magic cookie as branch (empty suffix).
+        ("badbranch", options("", "").into_bytes(), Status(200)),
         // 3.3.1 insuf: the headers a response needs are missing: dropped.
         ("insuf", b"OPTIONS sip:901@nida.test SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bKin;rport\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n".to_vec(), Silence),
         // 3.3.2 unkscm / 3.3.3 novelsc: unknown Request-URI scheme.

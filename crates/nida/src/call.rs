@@ -135,25 +135,21 @@ async fn drive(mut s: CallSetup) {
     // Late offer: the caller's answer comes in the ACK.
     let negotiated = match negotiated {
         Some(n) => n,
-        None => loop {
-            match s.rx.recv().await {
-                Some(ToCall::Confirmed(Some(answer))) => {
-                    match sdp::negotiate(&answer, &s.cfg.codecs) {
-                        Some(n) => break n,
-                        None => {
-                            warn!("late-offer answer has no usable audio: hanging up");
-                            send(ToDriver::Hangup(handle)).await;
-                            return;
-                        }
-                    }
-                }
-                Some(ToCall::Confirmed(None)) => {
-                    warn!("ACK without the SDP answer to our offer: hanging up");
+        None => match s.rx.recv().await {
+            Some(ToCall::Confirmed(Some(answer))) => match sdp::negotiate(&answer, &s.cfg.codecs) {
+                Some(n) => n,
+                None => {
+                    warn!("late-offer answer has no usable audio: hanging up");
                     send(ToDriver::Hangup(handle)).await;
                     return;
                 }
-                Some(ToCall::Ended(_)) | None => return,
+            },
+            Some(ToCall::Confirmed(None)) => {
+                warn!("ACK without the SDP answer to our offer: hanging up");
+                send(ToDriver::Hangup(handle)).await;
+                return;
             }
+            Some(ToCall::Ended(_)) | None => return,
         },
     };
 
