@@ -18,13 +18,50 @@ fn main() {
     let invite = "INVITE sip:901@example.com SIP/2.0";
     let cases: Vec<(&str, String)> = vec![
         ("plain INVITE", msg(invite, "", BASE)),
-        ("space before colon", msg(invite, "Subject : hello\r\n", BASE)),
-        ("folded header line", msg(invite, "Subject: one\r\n two\r\n", BASE)),
-        ("compact v: f: t: i:", msg(invite, "", &BASE.replace("Via:", "v:").replace("To:", "t:").replace("From:", "f:").replace("Call-ID:", "i:"))),
-        ("IPv6 Request-URI", msg("INVITE sip:[2001:db8::10]:5060 SIP/2.0", "", BASE)),
-        ("tel: Request-URI", msg("INVITE tel:+97143131901 SIP/2.0", "", BASE)),
-        ("extension method", msg("NEWMETHOD sip:901@example.com SIP/2.0", "", &BASE.replace("314159 INVITE", "1 NEWMETHOD"))),
-        ("IPv6 Via", msg(invite, "", &BASE.replace("192.0.2.1:5060", "[2001:db8::9:1]:5060"))),
+        (
+            "space before colon",
+            msg(invite, "Subject : hello\r\n", BASE),
+        ),
+        (
+            "folded header line",
+            msg(invite, "Subject: one\r\n two\r\n", BASE),
+        ),
+        (
+            "compact v: f: t: i:",
+            msg(
+                invite,
+                "",
+                &BASE
+                    .replace("Via:", "v:")
+                    .replace("To:", "t:")
+                    .replace("From:", "f:")
+                    .replace("Call-ID:", "i:"),
+            ),
+        ),
+        (
+            "IPv6 Request-URI",
+            msg("INVITE sip:[2001:db8::10]:5060 SIP/2.0", "", BASE),
+        ),
+        (
+            "tel: Request-URI",
+            msg("INVITE tel:+97143131901 SIP/2.0", "", BASE),
+        ),
+        (
+            "extension method",
+            msg(
+                "NEWMETHOD sip:901@example.com SIP/2.0",
+                "",
+                &BASE.replace("314159 INVITE", "1 NEWMETHOD"),
+            ),
+        ),
+        (
+            "IPv6 Via",
+            msg(
+                invite,
+                "",
+                &BASE.replace("192.0.2.1:5060", "[2001:db8::9:1]:5060"),
+            ),
+        ),
     ];
     println!("{:<22} {:>8} {:>8}", "message", "rsip", "nida");
     for (name, text) in &cases {
@@ -45,13 +82,17 @@ fn main() {
     let n = 200_000;
     let t = Instant::now();
     for _ in 0..n {
-        std::hint::black_box(rsip::SipMessage::try_from(std::hint::black_box(text.as_str())).is_ok());
+        std::hint::black_box(
+            rsip::SipMessage::try_from(std::hint::black_box(text.as_str())).is_ok(),
+        );
     }
     let rsip_ns = t.elapsed().as_nanos() as f64 / n as f64;
     let t = Instant::now();
     for _ in 0..n {
         let m = nida_sip::message::parse(std::hint::black_box(text.as_bytes()));
-        std::hint::black_box(matches!(m, Ok(nida_sip::message::Message::Request(ref r)) if r.validate().is_ok()));
+        std::hint::black_box(
+            matches!(m, Ok(nida_sip::message::Message::Request(ref r)) if r.validate().is_ok()),
+        );
     }
     let nida_ns = t.elapsed().as_nanos() as f64 / n as f64;
     println!("per INVITE: rsip {rsip_ns:.0} ns (parse), nida {nida_ns:.0} ns (parse + validate)");

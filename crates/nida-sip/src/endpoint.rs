@@ -514,19 +514,7 @@ impl Endpoint {
             resp.headers.push(k, *v);
         }
         let key = tx_key(&ctx.req, &ctx.via, &ctx.req.method);
-        self.server_txs.insert(
-            key.clone(),
-            ServerTx {
-                kind: ServerTxKind::NonInvite(ServerNonInvite::new(
-                    self.cfg.timers,
-                    ctx.transport.reliable(),
-                )),
-                transport: ctx.transport,
-                dest: ctx.dest,
-                call: None,
-                scheduled: None,
-            },
-        );
+        self.new_server_tx(&key, false, ctx);
         self.respond_in_tx(now, &key, status, resp.to_bytes());
     }
 
@@ -620,6 +608,32 @@ impl Endpoint {
         }
     }
 
+    fn is_early(&self, handle: CallHandle) -> bool {
+        self.calls
+            .get(&handle)
+            .is_some_and(|c| c.state == CallState::Early)
+    }
+
+    /// Starts a server transaction for the request in `ctx` under `key`.
+    fn new_server_tx(&mut self, key: &str, invite: bool, ctx: &RequestCtx) {
+        let (timers, reliable) = (self.cfg.timers, ctx.transport.reliable());
+        let kind = if invite {
+            ServerTxKind::Invite(ServerInvite::new(timers, reliable))
+        } else {
+            ServerTxKind::NonInvite(ServerNonInvite::new(timers, reliable))
+        };
+        self.server_txs.insert(
+            key.to_string(),
+            ServerTx {
+                kind,
+                transport: ctx.transport,
+                dest: ctx.dest,
+                call: None,
+                scheduled: None,
+            },
+        );
+    }
+
     fn dialog_of(&self, req: &Request) -> Option<CallHandle> {
         let to = NameAddr::parse(req.headers.get("To")?).ok()?;
         let tag = to.tag()?;
@@ -650,19 +664,7 @@ impl Endpoint {
             from.tag().unwrap_or_default().to_string(),
             cseq,
         );
-        self.server_txs.insert(
-            key.clone(),
-            ServerTx {
-                kind: ServerTxKind::Invite(ServerInvite::new(
-                    self.cfg.timers,
-                    ctx.transport.reliable(),
-                )),
-                transport: ctx.transport,
-                dest: ctx.dest,
-                call: None,
-                scheduled: None,
-            },
-        );
+        self.new_server_tx(&key, true, &ctx);
         let local_tag = self.rng.hex();
         let early_reject = if self.invites.contains_key(&merge_key) {
             Some((482, "Loop Detected"))
@@ -779,19 +781,7 @@ impl Endpoint {
     /// media as it is and answers with its current SDP.
     fn handle_reinvite(&mut self, now: Instant, ctx: RequestCtx) {
         let key = tx_key(&ctx.req, &ctx.via, &Method::Invite);
-        self.server_txs.insert(
-            key.clone(),
-            ServerTx {
-                kind: ServerTxKind::Invite(ServerInvite::new(
-                    self.cfg.timers,
-                    ctx.transport.reliable(),
-                )),
-                transport: ctx.transport,
-                dest: ctx.dest,
-                call: None,
-                scheduled: None,
-            },
-        );
+        self.new_server_tx(&key, true, &ctx);
         let handle = self.dialog_of(&ctx.req);
         let Some(call) = handle.and_then(|h| self.calls.get(&h)) else {
             let resp = self.response(
@@ -894,10 +884,7 @@ impl Endpoint {
         let call = tx.call;
         self.reply(now, ctx, 200, "OK", &[]);
         let Some(handle) = call else { return };
-        let early = self
-            .calls
-            .get(&handle)
-            .is_some_and(|c| c.state == CallState::Early);
+        let early = self.is_early(handle);
         if early {
             self.final_error(now, handle, 487, "Request Terminated", &[]);
             self.end_call(handle, EndReason::Cancelled);
@@ -910,10 +897,7 @@ impl Endpoint {
             return;
         };
         self.reply(now, ctx, 200, "OK", &[]);
-        let early = self
-            .calls
-            .get(&handle)
-            .is_some_and(|c| c.state == CallState::Early);
+        let early = self.is_early(handle);
         if early {
             self.final_error(now, handle, 487, "Request Terminated", &[]);
         }
@@ -1117,10 +1101,7 @@ impl Endpoint {
         reason: &str,
         extra: &[(&str, &str)],
     ) {
-        let early = self
-            .calls
-            .get(&handle)
-            .is_some_and(|c| c.state == CallState::Early);
+        let early = self.is_early(handle);
         if early {
             self.final_error(now, handle, status, reason, extra);
             self.end_call(handle, EndReason::Rejected(status));

@@ -281,6 +281,18 @@ mod tests {
     }
 
     #[test]
+    fn the_deploy_example_is_valid() {
+        let c = Config::from_file(&Path::new(REPO).join("deploy/nida.toml")).unwrap();
+        assert_eq!(
+            c.rtp_ports,
+            PortRange {
+                first: 20000,
+                last: 31999
+            }
+        );
+    }
+
+    #[test]
     fn bad_values_are_clear_errors() {
         let cases = [
             ("unknown_key = 1\n", "unknown field"),
