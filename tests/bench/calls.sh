@@ -18,8 +18,8 @@ SINK=target/release/examples/rtp_sink
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
-SIP=127.0.0.1:25060
-HTTP=127.0.0.1:25061
+SIP=127.0.0.1:18060
+HTTP=127.0.0.1:18061
 cat > "$WORK/nida.toml" <<TOML
 sip_addr = "$SIP"
 http_addr = "$HTTP"

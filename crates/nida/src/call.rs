@@ -34,6 +34,8 @@ pub struct CallSetup {
     pub offer: Option<SessionDescription>,
     /// The RTP port reserved for the call.
     pub port: u16,
+    /// The RTP socket, bound to `port`.
+    pub socket: std::net::UdpSocket,
     /// Settings.
     pub cfg: Arc<Config>,
     /// Prompts.
@@ -103,10 +105,10 @@ async fn drive(mut s: CallSetup) {
         None => None,
     };
     let local = SocketAddr::new(s.cfg.media_ip, guard.port);
-    let sock = match UdpSocket::bind(local).await {
+    let sock = match UdpSocket::from_std(s.socket) {
         Ok(sock) => sock,
         Err(e) => {
-            warn!(%local, error = %e, "cannot bind RTP port: 503");
+            warn!(%local, error = %e, "cannot use the RTP socket: 503");
             send(ToDriver::Reject(handle, 503, "Service Unavailable")).await;
             return;
         }

@@ -57,17 +57,38 @@ pub struct Counters {
     pub dtmf: AtomicU64,
 }
 
-/// Allocates RTP ports; only the driver touches it.
+/// Allocates and binds RTP ports; only the driver touches it.
 struct Ports {
     free: VecDeque<u16>,
 }
 
 impl Ports {
+    /// Binds the next free port; a port another program holds goes to the
+    /// back of the queue and the next one is tried (eight at most).
+    fn bind(&mut self, ip: std::net::IpAddr) -> Option<(u16, std::net::UdpSocket)> {
+        for _ in 0..8 {
+            let port = self.free.pop_front()?;
+            match std::net::UdpSocket::bind((ip, port)) {
+                Ok(sock) if sock.set_nonblocking(true).is_ok() => return Some((port, sock)),
+                Ok(_) | Err(_) => {
+                    warn!(port, "RTP port unavailable; trying the next");
+                    self.free.push_back(port);
+                }
+            }
+        }
+        None
+    }
+
     fn new(cfg: &Config) -> Self {
         // Even ports for RTP (RFC 3550 11), the odd one left for RTCP.
         let first = cfg.rtp_ports.first + cfg.rtp_ports.first % 2;
+        // nida's own listening ports never serve as RTP ports.
+        let own = [cfg.sip_addr.port(), cfg.http_addr.port()];
         Ports {
-            free: (first..=cfg.rtp_ports.last).step_by(2).collect(),
+            free: (first..=cfg.rtp_ports.last)
+                .step_by(2)
+                .filter(|p| !own.contains(p) && !own.contains(&(p + 1)))
+                .collect(),
         }
     }
 }
@@ -141,12 +162,12 @@ pub async fn run(
                 let now = Instant::now();
                 match ev {
                     Event::Incoming(inc) => {
-                        let port = if calls.len() >= cfg.max_calls {
+                        let media = if calls.len() >= cfg.max_calls {
                             None
                         } else {
-                            ports.free.pop_front()
+                            ports.bind(cfg.media_ip)
                         };
-                        let Some(port) = port else {
+                        let Some((port, socket)) = media else {
                             counters.overload_rejects.fetch_add(1, Ordering::Relaxed);
                             warn!(call_id = %inc.call_id, "at capacity: 503");
                             ep.reject(
@@ -179,6 +200,7 @@ pub async fn run(
                             call_id: inc.call_id.clone(),
                             offer: inc.offer,
                             port,
+                            socket,
                             cfg: cfg.clone(),
                             prompts: prompts.clone(),
                             driver: tx.clone(),
@@ -299,4 +321,24 @@ async fn serve_connection(
     }
     let _ = driver.send(ToDriver::TcpClosed(peer)).await;
     writer.abort();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rtp_ports_are_even_and_skip_nidas_own_ports() {
+        let cfg = Config {
+            sip_addr: "127.0.0.1:20004".parse().unwrap(),
+            http_addr: "127.0.0.1:20009".parse().unwrap(),
+            rtp_ports: crate::config::PortRange {
+                first: 20001,
+                last: 20012,
+            },
+            ..Config::default()
+        };
+        let ports: Vec<u16> = Ports::new(&cfg).free.into_iter().collect();
+        assert_eq!(ports, vec![20002, 20006, 20010, 20012]);
+    }
 }
