@@ -1,0 +1,696 @@
+//! The IVR interpreter: runs one call through a flow, sans-IO.
+//!
+//! The shell (the daemon's call task, or the terminal simulator) feeds it
+//! key presses, the end of each prompt, lookup results and timer expiries,
+//! and carries out the [`Action`]s it asks for. It never reads the clock:
+//! `now` comes with every input and [`Session::poll_timeout`] says when to
+//! wake it.
+
+use crate::check::{Flow, FlowSet, Node};
+use crate::expr::{Template, Value, Vars};
+use crate::flow::{Kind, PromptItem, Prompts};
+use crate::say;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A prompt to play: language folder and name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PromptRef {
+    /// Language.
+    pub lang: String,
+    /// Prompt name.
+    pub name: String,
+}
+
+/// A request for the routing core.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueRequest {
+    /// Queue name.
+    pub queue: String,
+    /// Skill to minimum level.
+    pub skills: BTreeMap<String, u8>,
+    /// The caller's language.
+    pub language: String,
+    /// Priority.
+    pub priority: u8,
+}
+
+/// What the interpreter asks the shell to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Play these prompts in order, then call `handle_playback_done`.
+    Play(Vec<PromptRef>),
+    /// Stop playing at once (the caller pressed a key).
+    StopPlayback,
+    /// Ask a backend; answer with `handle_lookup(id, ...)`.
+    Lookup {
+        /// Matches the answer to the request.
+        id: u64,
+        /// Service name.
+        service: String,
+        /// Parameters.
+        params: BTreeMap<String, String>,
+    },
+    /// Register a call-back request for this caller.
+    Callback {
+        /// Queue of the call-back.
+        queue: String,
+    },
+    /// Hand the call to an agent queue (the flow ends here).
+    Queue(QueueRequest),
+    /// End the call.
+    Hangup,
+}
+
+/// A backend's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LookupResult {
+    /// The record's fields.
+    Found(BTreeMap<String, Value>),
+    /// No such record.
+    NotFound,
+    /// The backend failed or timed out.
+    Error(String),
+}
+
+/// How the session ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Still running.
+    Running,
+    /// Queued for an agent.
+    Queued(QueueRequest),
+    /// Hung up by the flow.
+    HungUp,
+    /// Stopped by an error in the flow at run time.
+    Failed(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Wait {
+    /// Nothing: run the next node.
+    None,
+    /// Prompts playing, then go to the node.
+    Play { then: Option<String> },
+    /// A menu: prompt playing or waiting for a key.
+    Menu { tries: u32, playing: bool },
+    /// Collecting digits.
+    Collect {
+        tries: u32,
+        digits: String,
+        playing: bool,
+    },
+    /// Waiting for 1 (confirm) or 2 (again) after the read-back.
+    Confirm {
+        tries: u32,
+        digits: String,
+        playing: bool,
+    },
+    /// Waiting for a backend.
+    Lookup { id: u64 },
+    /// Offer playing or waiting for the key.
+    Callback { playing: bool },
+    /// Finished.
+    Done,
+}
+
+/// Limit of nodes run without the caller doing anything: a guard behind
+/// the checker's loop detection.
+const MAX_QUIET_STEPS: u32 = 1000;
+
+/// One call's run through the flows.
+#[derive(Debug)]
+pub struct Session {
+    flows: Arc<FlowSet>,
+    flow: Arc<Flow>,
+    stack: Vec<(Arc<Flow>, String)>,
+    node: String,
+    lang: String,
+    vars: Vars,
+    wait: Wait,
+    deadline: Option<Instant>,
+    actions: VecDeque<Action>,
+    path: Vec<String>,
+    outcome: Outcome,
+    next_lookup: u64,
+    steps: u64,
+}
+
+impl Session {
+    /// Starts `flow` for a call; `vars` holds what the call brings (caller,
+    /// called number).
+    pub fn new(now: Instant, flows: Arc<FlowSet>, flow: &str, vars: Vars) -> Option<Session> {
+        let f = flows.get(flow)?.clone();
+        let mut s = Session {
+            lang: f.languages[0].clone(),
+            node: f.start.clone(),
+            flow: f,
+            flows,
+            stack: Vec::new(),
+            vars,
+            wait: Wait::None,
+            deadline: None,
+            actions: VecDeque::new(),
+            path: Vec::new(),
+            outcome: Outcome::Running,
+            next_lookup: 1,
+            steps: 0,
+        };
+        s.run(now);
+        Some(s)
+    }
+
+    /// The call's language now.
+    pub fn language(&self) -> &str {
+        &self.lang
+    }
+
+    /// The nodes visited, as `flow/node` (the IVR path for screen pops).
+    pub fn path(&self) -> &[String] {
+        &self.path
+    }
+
+    /// The call's variables.
+    pub fn vars(&self) -> &Vars {
+        &self.vars
+    }
+
+    /// How the session stands.
+    pub fn outcome(&self) -> &Outcome {
+        &self.outcome
+    }
+
+    /// Nodes run so far.
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// Next action for the shell.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// When to call [`Session::handle_timeout`].
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    fn node(&self) -> &Node {
+        &self.flow.nodes[&self.node]
+    }
+
+    fn render(&self, list: &Prompts) -> Result<Vec<PromptRef>, String> {
+        let mut out = Vec::new();
+        for item in list {
+            match &item.value {
+                PromptItem::Name(t) => {
+                    let name = Template::parse(t)
+                        .map_err(|e| e.to_string())?
+                        .render(&self.vars);
+                    out.push(PromptRef {
+                        lang: self.lang.clone(),
+                        name,
+                    });
+                }
+                PromptItem::Say { say: kind, value } => {
+                    let v = Template::parse(value)
+                        .map_err(|e| e.to_string())?
+                        .render(&self.vars);
+                    for name in say::say(&self.lang, *kind, &v).map_err(|e| e.to_string())? {
+                        out.push(PromptRef {
+                            lang: self.lang.clone(),
+                            name,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn play(&mut self, lists: &[&Prompts]) {
+        let mut refs = Vec::new();
+        for l in lists {
+            match self.render(l) {
+                Ok(r) => refs.extend(r),
+                Err(e) => {
+                    self.fail(e);
+                    return;
+                }
+            }
+        }
+        self.actions.push_back(Action::Play(refs));
+    }
+
+    fn fail(&mut self, why: String) {
+        self.outcome = Outcome::Failed(format!("{}/{}: {why}", self.flow.name, self.node));
+        self.wait = Wait::Done;
+        self.deadline = None;
+        self.actions.push_back(Action::Hangup);
+    }
+
+    fn goto(&mut self, target: &str) {
+        self.node = target.to_string();
+        self.wait = Wait::None;
+        self.deadline = None;
+    }
+
+    /// Runs nodes until one waits.
+    fn run(&mut self, now: Instant) {
+        let mut quiet = 0;
+        while self.wait == Wait::None {
+            quiet += 1;
+            if quiet > MAX_QUIET_STEPS {
+                self.fail("too many steps without the caller".into());
+                return;
+            }
+            self.steps += 1;
+            self.path.push(format!("{}/{}", self.flow.name, self.node));
+            self.enter(now);
+        }
+    }
+
+    fn enter(&mut self, now: Instant) {
+        let node = self.node().clone();
+        let def = &node.def;
+        let next = def.next.as_ref().map(|n| n.value.clone());
+        match node.kind {
+            Kind::Play => {
+                let list = &def.play.as_ref().expect("kind play").value;
+                self.play(&[list]);
+                if self.wait != Wait::Done {
+                    self.wait = Wait::Play { then: next };
+                }
+            }
+            Kind::Menu => {
+                let m = &def.menu.as_ref().expect("kind menu").value;
+                self.play(&[&m.prompt]);
+                if self.wait != Wait::Done {
+                    self.wait = Wait::Menu {
+                        tries: 0,
+                        playing: true,
+                    };
+                }
+            }
+            Kind::Collect => {
+                let c = &def.collect.as_ref().expect("kind collect").value;
+                self.play(&[&c.prompt]);
+                if self.wait != Wait::Done {
+                    self.wait = Wait::Collect {
+                        tries: 0,
+                        digits: String::new(),
+                        playing: true,
+                    };
+                }
+            }
+            Kind::SetLanguage => {
+                self.lang = def.set_language.as_ref().expect("kind").value.clone();
+                self.vars
+                    .insert("language".into(), Value::Str(self.lang.clone()));
+                self.goto(&next.expect("checked: next"));
+            }
+            Kind::Set => {
+                for (k, v) in &def.set.as_ref().expect("kind").value {
+                    let val = Template::parse(&v.value)
+                        .map(|t| t.render(&self.vars))
+                        .unwrap_or_default();
+                    self.vars.insert(k.clone(), Value::Str(val));
+                }
+                self.goto(&next.expect("checked: next"));
+            }
+            Kind::Lookup => {
+                let l = &def.lookup.as_ref().expect("kind").value;
+                let params = l
+                    .params
+                    .iter()
+                    .map(|(k, v)| {
+                        let val = Template::parse(&v.value)
+                            .map(|t| t.render(&self.vars))
+                            .unwrap_or_default();
+                        (k.clone(), val)
+                    })
+                    .collect();
+                let id = self.next_lookup;
+                self.next_lookup += 1;
+                self.actions.push_back(Action::Lookup {
+                    id,
+                    service: l.service.value.clone(),
+                    params,
+                });
+                self.wait = Wait::Lookup { id };
+                self.deadline = Some(now + Duration::from_millis(l.timeout_ms));
+            }
+            Kind::Branch => {
+                let arms = &def.branch.as_ref().expect("kind").value;
+                let hit = node
+                    .conditions
+                    .iter()
+                    .zip(arms)
+                    .find(|(c, _)| c.as_ref().is_none_or(|e| e.eval(&self.vars).truthy()))
+                    .map(|(_, a)| a.goto.value.clone());
+                match hit {
+                    Some(t) => self.goto(&t),
+                    None => self.fail("no branch arm matched".into()),
+                }
+            }
+            Kind::Queue => {
+                let q = &def.queue.as_ref().expect("kind").value;
+                let req = QueueRequest {
+                    queue: q.name.value.clone(),
+                    skills: q.skills.iter().map(|(k, v)| (k.clone(), v.value)).collect(),
+                    language: self.lang.clone(),
+                    priority: q.priority,
+                };
+                self.actions.push_back(Action::Queue(req.clone()));
+                self.outcome = Outcome::Queued(req);
+                self.wait = Wait::Done;
+            }
+            Kind::CallbackOffer => {
+                let c = &def.callback_offer.as_ref().expect("kind").value;
+                self.play(&[&c.prompt]);
+                if self.wait != Wait::Done {
+                    self.wait = Wait::Callback { playing: true };
+                }
+            }
+            Kind::Hangup => {
+                let h = &def.hangup.as_ref().expect("kind").value;
+                if h.prompt.is_empty() {
+                    self.hang_up();
+                } else {
+                    self.play(&[&h.prompt]);
+                    if self.wait != Wait::Done {
+                        self.wait = Wait::Play { then: None };
+                    }
+                }
+            }
+            Kind::Goto => self.goto(&def.goto.as_ref().expect("kind").value.clone()),
+            Kind::Call => {
+                let name = &def.call.as_ref().expect("kind").value.flow.value;
+                let Some(sub) = self.flows.get(name).cloned() else {
+                    self.fail(format!("flow `{name}` is not loaded"));
+                    return;
+                };
+                self.stack
+                    .push((self.flow.clone(), next.expect("checked: next")));
+                self.flow = sub;
+                let start = self.flow.start.clone();
+                self.goto(&start);
+            }
+            Kind::Return => match self.stack.pop() {
+                Some((flow, target)) => {
+                    self.flow = flow;
+                    self.goto(&target);
+                }
+                None => self.hang_up(),
+            },
+        }
+    }
+
+    fn hang_up(&mut self) {
+        self.actions.push_back(Action::Hangup);
+        self.outcome = Outcome::HungUp;
+        self.wait = Wait::Done;
+        self.deadline = None;
+    }
+
+    /// The prompts asked for have finished playing.
+    pub fn handle_playback_done(&mut self, now: Instant) {
+        let node = self.node().clone();
+        match &mut self.wait {
+            Wait::Play { then } => match then.take() {
+                Some(t) => {
+                    self.goto(&t);
+                    self.run(now);
+                }
+                None => self.hang_up(),
+            },
+            Wait::Menu { playing, .. } | Wait::Callback { playing } => {
+                *playing = false;
+                let ms = node
+                    .def
+                    .menu
+                    .as_ref()
+                    .map(|m| m.value.timeout_ms)
+                    .or(node.def.callback_offer.as_ref().map(|c| c.value.timeout_ms))
+                    .unwrap_or(5000);
+                self.deadline = Some(now + Duration::from_millis(ms));
+            }
+            Wait::Collect {
+                playing, digits, ..
+            } => {
+                *playing = false;
+                let c = &node.def.collect.as_ref().expect("collect").value;
+                let ms = if digits.is_empty() {
+                    c.timeout_ms
+                } else {
+                    c.inter_digit_timeout_ms
+                };
+                self.deadline = Some(now + Duration::from_millis(ms));
+            }
+            Wait::Confirm { playing, .. } => {
+                *playing = false;
+                let c = &node.def.collect.as_ref().expect("collect").value;
+                self.deadline = Some(now + Duration::from_millis(c.timeout_ms));
+            }
+            _ => {}
+        }
+    }
+
+    /// The caller pressed a key.
+    pub fn handle_digit(&mut self, now: Instant, digit: char) {
+        let node = self.node().clone();
+        match self.wait.clone() {
+            Wait::Menu { tries, playing } => {
+                if playing {
+                    self.actions.push_back(Action::StopPlayback);
+                }
+                let m = &node.def.menu.as_ref().expect("menu").value;
+                match m.choices.get(&digit.to_string()) {
+                    Some(t) => {
+                        self.vars
+                            .insert("last_choice".into(), Value::Str(digit.to_string()));
+                        self.goto(&t.value.clone());
+                        self.run(now);
+                    }
+                    None => self.retry_menu(now, tries, &m.invalid),
+                }
+            }
+            Wait::Collect {
+                tries,
+                mut digits,
+                playing,
+            } => {
+                if playing {
+                    self.actions.push_back(Action::StopPlayback);
+                }
+                let c = node.def.collect.as_ref().expect("collect").value.clone();
+                if c.terminator.starts_with(digit) {
+                    self.finish_collect(now, tries, digits);
+                    return;
+                }
+                digits.push(digit);
+                if digits.len() as u32 >= c.max_digits {
+                    self.finish_collect(now, tries, digits);
+                } else {
+                    self.deadline = Some(now + Duration::from_millis(c.inter_digit_timeout_ms));
+                    self.wait = Wait::Collect {
+                        tries,
+                        digits,
+                        playing: false,
+                    };
+                }
+            }
+            Wait::Confirm {
+                tries,
+                digits,
+                playing,
+            } => {
+                if playing {
+                    self.actions.push_back(Action::StopPlayback);
+                }
+                let c = node.def.collect.as_ref().expect("collect").value.clone();
+                match digit {
+                    '1' => self.accept_collect(now, &c.var.value, digits),
+                    '2' => self.retry_collect(now, tries, &Vec::new()),
+                    _ => self.retry_collect(now, tries, &c.invalid),
+                }
+            }
+            Wait::Callback { playing } => {
+                if playing {
+                    self.actions.push_back(Action::StopPlayback);
+                }
+                let c = node
+                    .def
+                    .callback_offer
+                    .as_ref()
+                    .expect("callback")
+                    .value
+                    .clone();
+                if c.accept.starts_with(digit) {
+                    self.actions.push_back(Action::Callback {
+                        queue: c.queue.value.clone(),
+                    });
+                    self.vars.insert("callback".into(), Value::Bool(true));
+                    self.goto(&c.on_accept.value);
+                } else {
+                    self.goto(&c.on_decline.value);
+                }
+                self.run(now);
+            }
+            // Keys during plain prompts and lookups are not taken.
+            _ => {}
+        }
+    }
+
+    fn retry_menu(&mut self, now: Instant, tries: u32, extra: &Prompts) {
+        let node = self.node().clone();
+        let m = &node.def.menu.as_ref().expect("menu").value;
+        if tries >= m.retries {
+            self.goto(&m.on_failure.value);
+            self.run(now);
+            return;
+        }
+        self.play(&[extra, &m.prompt]);
+        if self.wait != Wait::Done {
+            self.deadline = None;
+            self.wait = Wait::Menu {
+                tries: tries + 1,
+                playing: true,
+            };
+        }
+    }
+
+    fn finish_collect(&mut self, now: Instant, tries: u32, digits: String) {
+        let node = self.node().clone();
+        let c = node.def.collect.as_ref().expect("collect").value.clone();
+        let long_enough = digits.len() as u32 >= c.min_digits;
+        let matches = node.pattern.as_ref().is_none_or(|p| p.is_match(&digits));
+        if digits.is_empty() || !long_enough || !matches {
+            let extra = if digits.is_empty() {
+                Vec::new()
+            } else {
+                c.invalid.clone()
+            };
+            self.retry_collect(now, tries, &extra);
+            return;
+        }
+        if c.confirm {
+            let mut lists: Vec<PromptRef> = Vec::new();
+            lists.push(self.prompt("you_entered"));
+            for name in
+                say::say(&self.lang, crate::flow::SayKind::Digits, &digits).unwrap_or_default()
+            {
+                lists.push(self.prompt(&name));
+            }
+            lists.push(self.prompt("confirm_or_reenter"));
+            self.actions.push_back(Action::Play(lists));
+            self.deadline = None;
+            self.wait = Wait::Confirm {
+                tries,
+                digits,
+                playing: true,
+            };
+        } else {
+            self.accept_collect(now, &c.var.value, digits);
+        }
+    }
+
+    fn prompt(&self, name: &str) -> PromptRef {
+        PromptRef {
+            lang: self.lang.clone(),
+            name: name.to_string(),
+        }
+    }
+
+    fn accept_collect(&mut self, now: Instant, var: &str, digits: String) {
+        self.vars.insert(var.to_string(), Value::Str(digits));
+        let next = self
+            .node()
+            .def
+            .next
+            .as_ref()
+            .map(|n| n.value.clone())
+            .expect("checked: next");
+        self.goto(&next);
+        self.run(now);
+    }
+
+    fn retry_collect(&mut self, now: Instant, tries: u32, extra: &Prompts) {
+        let node = self.node().clone();
+        let c = &node.def.collect.as_ref().expect("collect").value;
+        if tries >= c.retries {
+            self.goto(&c.on_failure.value);
+            self.run(now);
+            return;
+        }
+        self.play(&[extra, &c.prompt]);
+        if self.wait != Wait::Done {
+            self.deadline = None;
+            self.wait = Wait::Collect {
+                tries: tries + 1,
+                digits: String::new(),
+                playing: true,
+            };
+        }
+    }
+
+    /// A backend answered.
+    pub fn handle_lookup(&mut self, now: Instant, id: u64, result: LookupResult) {
+        if self.wait != (Wait::Lookup { id }) {
+            return;
+        }
+        let node = self.node().clone();
+        let l = &node.def.lookup.as_ref().expect("lookup").value;
+        let next = node
+            .def
+            .next
+            .as_ref()
+            .map(|n| n.value.clone())
+            .expect("checked: next");
+        match result {
+            LookupResult::Found(fields) => {
+                for (var, field) in &l.result {
+                    let v = fields.get(field).cloned().unwrap_or(Value::Null);
+                    self.vars.insert(var.clone(), v);
+                }
+                self.goto(&next);
+            }
+            LookupResult::NotFound => {
+                let t = l.on_not_found.as_ref().unwrap_or(&l.on_error).value.clone();
+                self.goto(&t);
+            }
+            LookupResult::Error(e) => {
+                self.vars.insert("lookup_error".into(), Value::Str(e));
+                self.goto(&l.on_error.value.clone());
+            }
+        }
+        self.run(now);
+    }
+
+    /// A deadline passed.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.deadline.is_none_or(|d| d > now) {
+            return;
+        }
+        self.deadline = None;
+        let node = self.node().clone();
+        match self.wait.clone() {
+            Wait::Menu { tries, .. } => {
+                let m = &node.def.menu.as_ref().expect("menu").value;
+                self.retry_menu(now, tries, &m.no_input.clone());
+            }
+            Wait::Collect { tries, digits, .. } => self.finish_collect(now, tries, digits),
+            Wait::Confirm { tries, .. } => self.retry_collect(now, tries, &Vec::new()),
+            Wait::Lookup { id } => {
+                self.handle_lookup(now, id, LookupResult::Error("timeout".into()))
+            }
+            Wait::Callback { .. } => {
+                let c = &node.def.callback_offer.as_ref().expect("callback").value;
+                self.goto(&c.on_decline.value.clone());
+                self.run(now);
+            }
+            _ => {}
+        }
+    }
+}
