@@ -217,7 +217,7 @@ pub fn check_sources(
         report.sources.insert(path.clone(), text.clone());
         match serde_saphyr::from_str::<FlowFile>(text) {
             Ok(f) => parsed.push((path.clone(), f)),
-            Err(e) => report.diagnostics.push(yaml_diagnostic(path, &e)),
+            Err(e) => report.diagnostics.push(yaml_diagnostic(path, text, &e)),
         }
     }
     let names: BTreeSet<String> = parsed.iter().map(|(p, f)| flow_name(p, f)).collect();
@@ -266,7 +266,7 @@ fn flow_name(path: &Path, f: &FlowFile) -> String {
     })
 }
 
-fn yaml_diagnostic(path: &Path, e: &serde_saphyr::Error) -> Diagnostic {
+fn yaml_diagnostic(path: &Path, source: &str, e: &serde_saphyr::Error) -> Diagnostic {
     let (line, column) = e
         .location()
         .map(|l| (l.line() as usize, l.column() as usize))
@@ -281,12 +281,29 @@ fn yaml_diagnostic(path: &Path, e: &serde_saphyr::Error) -> Diagnostic {
         .trim()
         .trim_start_matches("error: ")
         .to_string();
-    let message = strip_location_suffix(&message);
+    let mut message = strip_location_suffix(&message);
+    if message.starts_with("line ") {
+        if let Some((_, rest)) = message.split_once(": ") {
+            message = rest.to_string();
+        }
+    }
+    // Underline the word the error points at.
+    let width = line
+        .checked_sub(1)
+        .and_then(|l| source.lines().nth(l))
+        .map(|text| {
+            text.chars()
+                .skip(column.saturating_sub(1))
+                .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '-')
+                .count()
+        })
+        .unwrap_or(1)
+        .max(1);
     Diagnostic {
         file: path.to_path_buf(),
         line,
         column,
-        width: 1,
+        width,
         message,
     }
 }
