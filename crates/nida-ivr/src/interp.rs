@@ -142,8 +142,14 @@ impl Session {
     /// called number).
     pub fn new(now: Instant, flows: Arc<FlowSet>, flow: &str, vars: Vars) -> Option<Session> {
         let f = flows.get(flow)?.clone();
+        // A language given by the caller's context (a trunk, a dialled
+        // number) is used when the flow has it; otherwise the flow's first.
+        let lang = match vars.get("language") {
+            Some(Value::Str(l)) if f.languages.contains(l) => l.clone(),
+            _ => f.languages[0].clone(),
+        };
         let mut s = Session {
-            lang: f.languages[0].clone(),
+            lang,
             node: f.start.clone(),
             flow: f,
             flows,

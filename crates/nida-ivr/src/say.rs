@@ -74,7 +74,7 @@ fn english_below_1000(v: u64) -> Vec<String> {
     let r = v % 100;
     if r >= 20 {
         out.push(n(r / 10 * 10));
-        if r % 10 != 0 {
+        if !r.is_multiple_of(10) {
             out.push(n(r % 10));
         }
     } else if r > 0 {
@@ -230,7 +230,7 @@ fn arabic_below_1000(v: u64) -> Vec<String> {
         1..=12 => parts.push(vec![n(r)]),
         13..=19 => parts.push(vec![n(r - 10), n(10)]),
         _ => {
-            if r % 10 == 0 {
+            if r.is_multiple_of(10) {
                 parts.push(vec![n(r)]);
             } else {
                 // Units first: ثلاثة وعشرون.
@@ -277,7 +277,7 @@ fn persian_below_1000(v: u64) -> Vec<String> {
     let r = v % 100;
     if r >= 20 {
         parts.push(vec![n(r / 10 * 10)]);
-        if r % 10 != 0 {
+        if !r.is_multiple_of(10) {
             parts.push(vec![n(r % 10)]);
         }
     } else if r > 0 {

@@ -49,7 +49,12 @@ fn applications() -> BTreeMap<String, BTreeMap<String, Value>> {
                 .as_object()
                 .unwrap()
                 .iter()
-                .map(|(f, x)| (f.clone(), Value::Str(x.as_str().unwrap_or_default().to_string())))
+                .map(|(f, x)| {
+                    (
+                        f.clone(),
+                        Value::Str(x.as_str().unwrap_or_default().to_string()),
+                    )
+                })
                 .collect();
             (k.clone(), rec)
         })
@@ -135,7 +140,9 @@ fn keys(k: &str) -> Input {
 fn every_node_of_every_demo_flow_is_reached_and_every_prompt_exists() {
     let files = prompt_files();
     let catalog = |lang: &str, name: &str| files.contains(&(lang.to_string(), name.to_string()));
-    let flows = Arc::new(load_path(&repo().join("ivr-flows"), &catalog).unwrap_or_else(|r| panic!("{}", r.render())));
+    let flows = Arc::new(
+        load_path(&repo().join("ivr-flows"), &catalog).unwrap_or_else(|r| panic!("{}", r.render())),
+    );
     let mut visited: BTreeSet<String> = BTreeSet::new();
     let mut missing: BTreeSet<String> = BTreeSet::new();
     let mut scripts: Vec<(&str, Vec<Input>)> = Vec::new();
@@ -144,21 +151,98 @@ fn every_node_of_every_demo_flow_is_reached_and_every_prompt_exists() {
         let l = lang.to_string();
         scripts.push(("main", vec![keys(&l), keys("0")]));
         scripts.push(("main", vec![keys(&l), keys("2"), keys("9"), keys("0")]));
-        for (i, number) in ["20240001", "20240002", "20240003", "20240004", "20240005"].iter().enumerate() {
+        for (i, number) in ["20240001", "20240002", "20240003", "20240004", "20240005"]
+            .iter()
+            .enumerate()
+        {
             let after = ["1", "2", "3"][i % 3];
-            scripts.push(("main", vec![keys(&l), keys("1"), keys(number), keys("1"), keys(after), Input::Silence, Input::Silence, Input::Silence]));
+            scripts.push((
+                "main",
+                vec![
+                    keys(&l),
+                    keys("1"),
+                    keys(number),
+                    keys("1"),
+                    keys(after),
+                    Input::Silence,
+                    Input::Silence,
+                    Input::Silence,
+                ],
+            ));
         }
     }
     // Silence everywhere, wrong keys, re-entry, unknown numbers, a failing backend.
     scripts.push(("main", vec![Input::Silence; 12]));
-    scripts.push(("main", vec![keys("8"), keys("8"), keys("8"), keys("8"), keys("8"), keys("8")]));
-    scripts.push(("main", vec![keys("2"), keys("1"), keys("2"), keys("123"), keys("2"), keys("20240001"), keys("2"), keys("20240001"), keys("1"), keys("3"), keys("20240009"), keys("1"), keys("1"), keys("20240009"), keys("1"), keys("0")]));
-    scripts.push(("main", vec![keys("2"), keys("1"), Input::BackendDown, keys("20240001"), keys("1")]));
-    scripts.push(("main", vec![keys("2"), keys("1"), keys("20240009"), keys("1"), Input::Silence, Input::Silence, Input::Silence]));
-    scripts.push(("main", vec![keys("2"), keys("1"), keys("1#"), keys("12345678"), keys("5"), Input::Silence, Input::Silence]));
+    scripts.push((
+        "main",
+        vec![
+            keys("8"),
+            keys("8"),
+            keys("8"),
+            keys("8"),
+            keys("8"),
+            keys("8"),
+        ],
+    ));
+    scripts.push((
+        "main",
+        vec![
+            keys("2"),
+            keys("1"),
+            keys("2"),
+            keys("123"),
+            keys("2"),
+            keys("20240001"),
+            keys("2"),
+            keys("20240001"),
+            keys("1"),
+            keys("3"),
+            keys("20240009"),
+            keys("1"),
+            keys("1"),
+            keys("20240009"),
+            keys("1"),
+            keys("0"),
+        ],
+    ));
+    scripts.push((
+        "main",
+        vec![
+            keys("2"),
+            keys("1"),
+            Input::BackendDown,
+            keys("20240001"),
+            keys("1"),
+        ],
+    ));
+    scripts.push((
+        "main",
+        vec![
+            keys("2"),
+            keys("1"),
+            keys("20240009"),
+            keys("1"),
+            Input::Silence,
+            Input::Silence,
+            Input::Silence,
+        ],
+    ));
+    scripts.push((
+        "main",
+        vec![
+            keys("2"),
+            keys("1"),
+            keys("1#"),
+            keys("12345678"),
+            keys("5"),
+            Input::Silence,
+            Input::Silence,
+        ],
+    ));
     // FAQ tree, three levels.
     for path in [
-        "21111", "21121", "23", "2112999", "2119", "2129", "2199", "22", "2219", "2229", "2299", "2239", "29", "2x", "21x", "211x",
+        "21111", "21121", "23", "2112999", "2119", "2129", "2199", "22", "2219", "2229", "2299",
+        "2239", "29", "2x", "21x", "211x",
     ] {
         let mut s = vec![keys("2"), keys("2")];
         s.extend(path[1..].chars().map(|c| keys(&c.to_string())));
@@ -178,7 +262,11 @@ fn every_node_of_every_demo_flow_is_reached_and_every_prompt_exists() {
 
     for (flow, script) in &scripts {
         let r = run(&flows, flow, script);
-        assert!(!matches!(r.outcome, Outcome::Failed(_)), "{flow} {script:?}: {:?}", r.outcome);
+        assert!(
+            !matches!(r.outcome, Outcome::Failed(_)),
+            "{flow} {script:?}: {:?}",
+            r.outcome
+        );
         visited.extend(r.path.iter().cloned());
         for p in r.played {
             if !files.contains(&(p.lang.clone(), p.name.clone())) {
@@ -194,19 +282,36 @@ fn every_node_of_every_demo_flow_is_reached_and_every_prompt_exists() {
             }
         }
         // Every leaf (queue, hangup, return) is among the nodes reached.
-        assert!(flow.nodes.values().any(|n| matches!(n.kind, Kind::Queue | Kind::Hangup | Kind::Return)));
+        assert!(flow
+            .nodes
+            .values()
+            .any(|n| matches!(n.kind, Kind::Queue | Kind::Hangup | Kind::Return)));
     }
     assert!(unvisited.is_empty(), "never reached: {unvisited:?}");
-    assert!(missing.is_empty(), "prompts played but missing: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "prompts played but missing: {missing:?}"
+    );
 }
 
 #[test]
 fn status_path_says_the_status_and_the_date_in_the_chosen_language() {
     let flows = Arc::new(load_path(&repo().join("ivr-flows"), &nida_ivr::AnyPrompt).unwrap());
     // French (7), status (1), the number, confirm (1).
-    let r = run(&flows, "main", &[keys("7"), keys("1"), keys("20240002"), keys("1")]);
-    let names: Vec<String> = r.played.iter().map(|p| format!("{}/{}", p.lang, p.name)).collect();
-    let from = names.iter().position(|n| n == "fr/status_is").expect("status said");
+    let r = run(
+        &flows,
+        "main",
+        &[keys("7"), keys("1"), keys("20240002"), keys("1")],
+    );
+    let names: Vec<String> = r
+        .played
+        .iter()
+        .map(|p| format!("{}/{}", p.lang, p.name))
+        .collect();
+    let from = names
+        .iter()
+        .position(|n| n == "fr/status_is")
+        .expect("status said");
     assert_eq!(
         names[from..from + 9].join(" "),
         "fr/status_is fr/status_in_review fr/updated_on fr/n_15 fr/month_11 fr/n_2 fr/n_1000 fr/n_20 fr/n_6"
@@ -222,7 +327,11 @@ fn status_path_says_the_status_and_the_date_in_the_chosen_language() {
 fn menus_retry_then_fail_over_and_queue_carries_skills_and_language() {
     let flows = Arc::new(load_path(&repo().join("ivr-flows"), &nida_ivr::AnyPrompt).unwrap());
     // Arabic, then silence on the main menu three times: to an agent.
-    let r = run(&flows, "main", &[keys("1"), Input::Silence, Input::Silence, Input::Silence]);
+    let r = run(
+        &flows,
+        "main",
+        &[keys("1"), Input::Silence, Input::Silence, Input::Silence],
+    );
     let no_input = r.played.iter().filter(|p| p.name == "no_input").count();
     assert_eq!(no_input, 2, "two retries with the no-input prompt");
     match r.outcome {
@@ -236,7 +345,10 @@ fn menus_retry_then_fail_over_and_queue_carries_skills_and_language() {
     // Police, Urdu, criminal desk: priority 2.
     let r = run(&flows, "police", &[keys("3"), keys("2")]);
     match r.outcome {
-        Outcome::Queued(q) => assert_eq!((q.queue.as_str(), q.language.as_str(), q.priority), ("police_criminal", "ur", 2)),
+        Outcome::Queued(q) => assert_eq!(
+            (q.queue.as_str(), q.language.as_str(), q.priority),
+            ("police_criminal", "ur", 2)
+        ),
         other => panic!("{other:?}"),
     }
 }

@@ -43,9 +43,15 @@ fn the_good_flow_passes() {
 fn unknown_target_with_a_suggestion_and_a_caret() {
     let (line, col, msg, text) = diag(&GOOD.replace("next: menu", "next: mneu"));
     assert_eq!((line, col), (12, 11));
-    assert!(msg.contains("target `mneu` does not exist (did you mean `menu`?)"), "{msg}");
+    assert!(
+        msg.contains("target `mneu` does not exist (did you mean `menu`?)"),
+        "{msg}"
+    );
     assert!(text.contains(" --> flows/t.yaml:12:11"), "{text}");
-    assert!(text.contains("12 |     next: mneu\n   |           ^^^^"), "{text}");
+    assert!(
+        text.contains("12 |     next: mneu\n   |           ^^^^"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -58,7 +64,10 @@ fn unknown_node_kind_is_a_yaml_error_at_its_key() {
 
 #[test]
 fn unknown_field() {
-    let (line, _, msg, _) = diag(&GOOD.replace("      on_failure: bye", "      on_failure: bye\n      retires: 3"));
+    let (line, _, msg, _) = diag(&GOOD.replace(
+        "      on_failure: bye",
+        "      on_failure: bye\n      retires: 3",
+    ));
     assert_eq!(line, 10);
     assert!(msg.contains("retires"), "{msg}");
 }
@@ -67,16 +76,23 @@ fn unknown_field() {
 fn unreachable_node() {
     let (line, col, msg, _) = diag(&format!("{GOOD}  orphan:\n    goto: menu\n"));
     assert_eq!((line, col), (16, 5));
-    assert!(msg.contains("node `orphan` cannot be reached from `menu`"), "{msg}");
+    assert!(
+        msg.contains("node `orphan` cannot be reached from `menu`"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn loop_without_input() {
-    let text = GOOD.replace("\"1\": info", "\"1\": a") + "  a:\n    goto: b\n  b:\n    play: [info]\n    next: a\n";
+    let text = GOOD.replace("\"1\": info", "\"1\": a")
+        + "  a:\n    goto: b\n  b:\n    play: [info]\n    next: a\n";
     let files = vec![(PathBuf::from("t.yaml"), text)];
     let report = check_sources(&files, &AnyPrompt).unwrap_err();
     let all = report.render();
-    assert!(all.contains("loop that never waits for the caller"), "{all}");
+    assert!(
+        all.contains("loop that never waits for the caller"),
+        "{all}"
+    );
 }
 
 #[test]
@@ -110,7 +126,8 @@ fn bad_pattern_and_bad_condition() {
 
 #[test]
 fn two_kinds_in_one_node_and_missing_next() {
-    let (line, _, msg, _) = diag(&GOOD.replace("    play: [info]\n", "    play: [info]\n    goto: bye\n"));
+    let (line, _, msg, _) =
+        diag(&GOOD.replace("    play: [info]\n", "    play: [info]\n    goto: bye\n"));
     assert_eq!(line, 11);
     assert!(msg.contains("several kinds (play, goto)"), "{msg}");
     let (_, _, msg, _) = diag(&GOOD.replace("    next: menu\n", ""));
@@ -149,5 +166,8 @@ fn rendering_shows_yaml_errors_with_a_caret() {
     let (_, _, _, text) = diag(&GOOD.replace("    hangup: {}", "    hang_up: {}"));
     assert!(text.starts_with("error: unknown field `hang_up`"), "{text}");
     assert!(text.contains("flows/t.yaml:14:5\n"), "{text}");
-    assert!(text.contains("14 |     hang_up: {}\n   |     ^^^^^^^\n"), "{text}");
+    assert!(
+        text.contains("14 |     hang_up: {}\n   |     ^^^^^^^\n"),
+        "{text}"
+    );
 }

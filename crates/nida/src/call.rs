@@ -4,6 +4,7 @@
 
 use crate::config::Config;
 use crate::driver::{Counters, ToDriver};
+use nida_ivr::{Action, LookupResult, Session};
 use nida_media::{Law, MediaEvent, PromptStore, RtpSession, SessionConfig};
 use nida_sip::sdp::{self, Codec, LocalMedia, SessionDescription};
 use nida_sip::{CallHandle, EndReason};
@@ -36,6 +37,14 @@ pub struct CallSetup {
     pub port: u16,
     /// The RTP socket, bound to `port`.
     pub socket: std::net::UdpSocket,
+    /// The caller's number (user part of From).
+    pub caller: String,
+    /// The number dialled.
+    pub called: String,
+    /// The flows as they were when the call came in.
+    pub flows: Arc<nida_ivr::FlowSet>,
+    /// Lookup backends.
+    pub backends: Arc<crate::lookup::Backends>,
     /// Settings.
     pub cfg: Arc<Config>,
     /// Prompts.
@@ -169,17 +178,49 @@ async fn drive(mut s: CallSetup) {
             keep_audio: false,
         },
     );
-    match s.prompts.get(&s.cfg.language, &s.cfg.welcome_prompt) {
-        Some(p) => rtp.play(p),
-        None => warn!(prompt = %s.cfg.welcome_prompt, "welcome prompt missing: playing silence"),
+    let start_ivr = Instant::now();
+    let flow = s.cfg.flow_for(&s.called).map(str::to_string);
+    let mut ivr = flow.as_deref().and_then(|f| {
+        let mut vars = nida_ivr::expr::Vars::new();
+        vars.insert("caller".into(), nida_ivr::Value::Str(s.caller.clone()));
+        vars.insert("called".into(), nida_ivr::Value::Str(s.called.clone()));
+        Session::new(start_ivr, s.flows.clone(), f, vars)
+    });
+    match (&ivr, &flow) {
+        (Some(_), Some(f)) => info!(flow = %f, called = %s.called, "running flow"),
+        _ => match s.prompts.get(&s.cfg.language, &s.cfg.welcome_prompt) {
+            Some(p) => rtp.play(p),
+            None => {
+                warn!(prompt = %s.cfg.welcome_prompt, "welcome prompt missing: playing silence")
+            }
+        },
     }
     info!(codec = negotiated.codec.name(), remote = %negotiated.remote, "answered");
     let hangup_at = start + s.cfg.call_duration;
     let mut inbuf = vec![0u8; 2048];
     let mut outbuf = [0u8; 1500];
     let mut digits = String::new();
+    let (lookup_tx, mut lookup_rx) = mpsc::channel::<(u64, LookupResult)>(4);
+    let mut hang_up = false;
     loop {
-        let wake = rtp.poll_timeout().min(hangup_at);
+        if let Some(session) = ivr.as_mut() {
+            hang_up |= apply_actions(session, &mut rtp, &s.prompts, &s.backends, &lookup_tx);
+        }
+        let now = Instant::now();
+        while let Some((n, dest)) = rtp.poll_transmit(now, &mut outbuf) {
+            if let Err(e) = sock.send_to(&outbuf[..n], dest).await {
+                debug!(error = %e, %dest, "RTP send failed");
+            }
+        }
+        if hang_up || now >= hangup_at {
+            info!("hanging up");
+            send(ToDriver::Hangup(handle)).await;
+            break;
+        }
+        let mut wake = rtp.poll_timeout().min(hangup_at);
+        if let Some(t) = ivr.as_ref().and_then(Session::poll_timeout) {
+            wake = wake.min(t);
+        }
         tokio::select! {
             r = sock.recv_from(&mut inbuf) => {
                 if let Ok((n, from)) = r {
@@ -194,36 +235,44 @@ async fn drive(mut s: CallSetup) {
                 }
                 None => break,
             },
+            Some((id, result)) = lookup_rx.recv() => {
+                if let Some(session) = ivr.as_mut() {
+                    session.handle_lookup(Instant::now(), id, result);
+                }
+            }
             _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {}
         }
         let now = Instant::now();
         rtp.handle_timeout(now);
-        while let Some((n, dest)) = rtp.poll_transmit(now, &mut outbuf) {
-            if let Err(e) = sock.send_to(&outbuf[..n], dest).await {
-                debug!(error = %e, %dest, "RTP send failed");
-            }
+        if let Some(session) = ivr.as_mut() {
+            session.handle_timeout(now);
         }
-        let mut hang_up = now >= hangup_at;
         while let Some(ev) = rtp.poll_event() {
             match ev {
                 MediaEvent::Dtmf(d) => {
                     digits.push(d);
                     s.counters.dtmf.fetch_add(1, Ordering::Relaxed);
                     info!(digit = %d, digits = %digits, "dtmf");
+                    if let Some(session) = ivr.as_mut() {
+                        session.handle_digit(now, d);
+                    }
                 }
                 MediaEvent::Timeout => {
                     warn!(seconds = s.cfg.rtp_timeout.as_secs(), "no RTP: hanging up");
                     hang_up = true;
                 }
-                MediaEvent::PlaybackFinished => debug!("prompt finished"),
+                MediaEvent::PlaybackFinished => {
+                    debug!("prompt finished");
+                    if let Some(session) = ivr.as_mut() {
+                        session.handle_playback_done(now);
+                    }
+                }
                 MediaEvent::Latched(addr) => debug!(%addr, "RTP latched to the caller's source"),
             }
         }
-        if hang_up {
-            info!("hanging up");
-            send(ToDriver::Hangup(handle)).await;
-            break;
-        }
+    }
+    if let Some(session) = &ivr {
+        info!(path = %session.path().join(" > "), outcome = ?session.outcome(), "flow ended");
     }
     let st = rtp.stats();
     info!(
@@ -235,4 +284,61 @@ async fn drive(mut s: CallSetup) {
     );
     drop(sock);
     drop(guard);
+}
+
+/// Carries out what the interpreter asks; returns true to hang up.
+fn apply_actions(
+    session: &mut Session,
+    rtp: &mut RtpSession,
+    prompts: &PromptStore,
+    backends: &crate::lookup::Backends,
+    lookups: &mpsc::Sender<(u64, LookupResult)>,
+) -> bool {
+    let mut hang_up = false;
+    while let Some(action) = session.poll_action() {
+        match action {
+            Action::Play(refs) => {
+                rtp.stop_playback();
+                let mut queued = 0;
+                for r in &refs {
+                    match prompts.get(&r.lang, &r.name) {
+                        Some(p) => {
+                            rtp.play(p);
+                            queued += 1;
+                        }
+                        None => warn!(lang = %r.lang, prompt = %r.name, "prompt missing"),
+                    }
+                }
+                debug!(prompts = ?refs.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), "play");
+                if queued == 0 {
+                    session.handle_playback_done(Instant::now());
+                }
+            }
+            Action::StopPlayback => rtp.stop_playback(),
+            Action::Lookup {
+                id,
+                service,
+                params,
+            } => {
+                let backend = backends.get(&service).cloned();
+                let tx = lookups.clone();
+                tokio::spawn(async move {
+                    let result = match backend {
+                        Some(b) => {
+                            crate::lookup::lookup(&b, &params, std::time::Duration::from_secs(10))
+                                .await
+                        }
+                        None => LookupResult::Error(format!("no lookup backend `{service}`")),
+                    };
+                    let _ = tx.send((id, result)).await;
+                });
+            }
+            Action::Callback { queue } => info!(%queue, "call-back requested"),
+            Action::Queue(q) => {
+                info!(queue = %q.queue, language = %q.language, priority = q.priority, "queued for an agent")
+            }
+            Action::Hangup => hang_up = true,
+        }
+    }
+    hang_up
 }

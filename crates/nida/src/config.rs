@@ -93,6 +93,34 @@ pub struct FileConfig {
     codecs: Option<Vec<String>>,
     log_caller_numbers: Option<bool>,
     seed: Option<u64>,
+    default_flow: Option<String>,
+    dial_plan: Option<std::collections::BTreeMap<String, String>>,
+    lookups: Option<std::collections::BTreeMap<String, LookupConfig>>,
+}
+
+/// A lookup backend: a JSON file of records keyed by the `number`
+/// parameter (the embedded sample backend), or an HTTP service.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LookupConfig {
+    /// JSON object file: key to record.
+    pub file: Option<PathBuf>,
+    /// Which parameter is the key in `file` (default `number`).
+    #[serde(default = "default_key")]
+    pub key: String,
+    /// HTTP URL; `{name}` is replaced by the parameter, URL-encoded.
+    pub url: Option<String>,
+    /// `GET` (parameters in the URL and query) or `POST` (JSON body).
+    #[serde(default = "default_method")]
+    pub method: String,
+}
+
+fn default_key() -> String {
+    "number".into()
+}
+
+fn default_method() -> String {
+    "GET".into()
 }
 
 /// The settings nida runs with.
@@ -114,7 +142,7 @@ pub struct Config {
     pub max_calls: usize,
     /// Time between 180 Ringing and 200 OK.
     pub ring: Duration,
-    /// nida hangs up an answered call after this long.
+    /// Longest call: nida hangs up an answered call after this long.
     pub call_duration: Duration,
     /// nida hangs up when no RTP arrives for this long.
     pub rtp_timeout: Duration,
@@ -128,6 +156,12 @@ pub struct Config {
     pub log_caller_numbers: bool,
     /// Seed for identifiers; random when absent.
     pub seed: Option<u64>,
+    /// Flow for numbers not in the dial plan (none: play the welcome prompt).
+    pub default_flow: Option<String>,
+    /// Called number to flow.
+    pub dial_plan: std::collections::BTreeMap<String, String>,
+    /// Lookup backends by service name.
+    pub lookups: std::collections::BTreeMap<String, LookupConfig>,
 }
 
 impl Default for Config {
@@ -144,13 +178,28 @@ impl Default for Config {
             flows_dir: Path::new(REPO).join("ivr-flows"),
             max_calls: 10_000,
             ring: Duration::ZERO,
-            call_duration: Duration::from_secs(60),
+            call_duration: Duration::from_secs(3600),
             rtp_timeout: Duration::from_secs(30),
             welcome_prompt: "welcome".into(),
             language: "en".into(),
             codecs: vec![nida_sip::sdp::Codec::Pcmu, nida_sip::sdp::Codec::Pcma],
             log_caller_numbers: false,
             seed: None,
+            default_flow: Some("main".into()),
+            dial_plan: [("901".to_string(), "police".to_string())]
+                .into_iter()
+                .collect(),
+            lookups: [(
+                "applications".to_string(),
+                LookupConfig {
+                    file: Some(Path::new(REPO).join("ivr-flows/data/applications.json")),
+                    key: default_key(),
+                    url: None,
+                    method: default_method(),
+                },
+            )]
+            .into_iter()
+            .collect(),
         }
     }
 }
@@ -245,7 +294,40 @@ impl Config {
         if f.seed.is_some() {
             self.seed = f.seed;
         }
+        if let Some(v) = f.default_flow {
+            self.default_flow = (!v.is_empty()).then_some(v);
+        }
+        if let Some(v) = f.dial_plan {
+            self.dial_plan = v;
+        }
+        if let Some(v) = f.lookups {
+            for (name, l) in &v {
+                if l.file.is_some() == l.url.is_some() {
+                    return Err(ConfigError::Value {
+                        key: "lookups",
+                        message: format!("lookup `{name}` needs exactly one of `file` or `url`"),
+                    });
+                }
+                if !["GET", "POST"].contains(&l.method.as_str()) {
+                    return Err(ConfigError::Value {
+                        key: "lookups",
+                        message: format!("lookup `{name}`: method must be GET or POST"),
+                    });
+                }
+            }
+            self.lookups = v;
+        }
         Ok(())
+    }
+}
+
+impl Config {
+    /// The flow for a called number (the user part of the Request-URI).
+    pub fn flow_for(&self, called: &str) -> Option<&str> {
+        self.dial_plan
+            .get(called)
+            .or(self.default_flow.as_ref())
+            .map(String::as_str)
     }
 }
 

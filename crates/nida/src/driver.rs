@@ -93,10 +93,21 @@ impl Ports {
     }
 }
 
+/// What every call shares: prompts, the current flows, lookup backends.
+#[derive(Clone)]
+pub struct Shared {
+    /// All prompts.
+    pub prompts: Arc<PromptStore>,
+    /// The flows now; each call takes the version current when it starts.
+    pub flows: tokio::sync::watch::Receiver<Arc<nida_ivr::FlowSet>>,
+    /// Lookup backends.
+    pub backends: Arc<crate::lookup::Backends>,
+}
+
 /// Runs the SIP driver until the process ends.
 pub async fn run(
     cfg: Arc<Config>,
-    prompts: Arc<PromptStore>,
+    shared: Shared,
     udp: UdpSocket,
     tcp: TcpListener,
     counters: Arc<Counters>,
@@ -182,6 +193,7 @@ pub async fn run(
                         let from_user = nida_sip::headers::SipUri::parse(&inc.from.uri)
                             .and_then(|u| u.user)
                             .unwrap_or_else(|| inc.from.uri.clone());
+                        let called = called_number(&inc.request_uri);
                         info!(
                             call_id = %inc.call_id,
                             from = %Redacted::new(&from_user, cfg.log_caller_numbers),
@@ -201,8 +213,12 @@ pub async fn run(
                             offer: inc.offer,
                             port,
                             socket,
+                            caller: from_user,
+                            called,
+                            flows: shared.flows.borrow().clone(),
+                            backends: shared.backends.clone(),
                             cfg: cfg.clone(),
-                            prompts: prompts.clone(),
+                            prompts: shared.prompts.clone(),
                             driver: tx.clone(),
                             rx: crx,
                             seed: media_seed,
@@ -233,6 +249,16 @@ pub async fn run(
         counters.sip_received.store(s.received, Ordering::Relaxed);
         counters.sip_malformed.store(s.malformed, Ordering::Relaxed);
     }
+}
+
+/// The dialled number: the user part of a SIP URI, or a tel: number.
+fn called_number(uri: &str) -> String {
+    if let Some(u) = nida_sip::headers::SipUri::parse(uri) {
+        return u.user.unwrap_or_default();
+    }
+    uri.split_once(':')
+        .map(|(_, rest)| rest.split(';').next().unwrap_or_default().to_string())
+        .unwrap_or_default()
 }
 
 fn send_tcp(
@@ -326,6 +352,16 @@ async fn serve_connection(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn called_numbers() {
+        assert_eq!(called_number("sip:901@127.0.0.1:5060"), "901");
+        assert_eq!(
+            called_number("tel:+97143131901;phone-context=x"),
+            "+97143131901"
+        );
+        assert_eq!(called_number("sip:127.0.0.1"), "");
+    }
 
     #[test]
     fn rtp_ports_are_even_and_skip_nidas_own_ports() {

@@ -5,7 +5,10 @@
 mod call;
 mod config;
 mod driver;
+mod flowcmd;
+mod lookup;
 mod redact;
+mod reload;
 mod status;
 
 use clap::Parser;
@@ -16,11 +19,15 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 /// nida: a SIP/RTP contact-centre daemon with IVR and automatic call distribution.
+///
+/// With no command, nida runs the daemon.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// TOML configuration file (defaults are embedded; options below override it).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", global = true)]
     config: Option<PathBuf>,
     /// SIP address, for both UDP and TCP [default: 127.0.0.1:5060].
     #[arg(long, value_name = "IP:PORT")]
@@ -31,6 +38,47 @@ struct Cli {
     /// RTP port range [default: 20000-39999].
     #[arg(long, value_name = "A-B")]
     rtp_ports: Option<PortRange>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Check, simulate or draw IVR flow files.
+    Flow {
+        #[command(subcommand)]
+        command: FlowCommand,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum FlowCommand {
+    /// Check a flow file or a folder of flows; exit 1 with diagnostics when invalid.
+    Check {
+        /// A flow file or a folder.
+        path: PathBuf,
+    },
+    /// Run a flow in the terminal through the daemon's interpreter.
+    Simulate {
+        /// The flow file.
+        file: PathBuf,
+        /// Start in this language.
+        #[arg(long)]
+        lang: Option<String>,
+        /// Keys to press, one group per wait, comma-separated; `.` is silence
+        /// (e.g. `2,1,20240002,1`). Interactive when absent.
+        #[arg(long)]
+        digits: Option<String>,
+        /// JSON records that answer every lookup.
+        #[arg(long, value_name = "FILE")]
+        lookup_fixture: Option<PathBuf>,
+    },
+    /// Draw a flow as a Mermaid or Graphviz graph.
+    Graph {
+        /// The flow file.
+        file: PathBuf,
+        /// `mermaid` or `dot`.
+        #[arg(long, default_value = "mermaid")]
+        format: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -63,6 +111,59 @@ fn main() -> ExitCode {
     if let Some(r) = cli.rtp_ports {
         cfg.rtp_ports = r;
     }
+    if let Some(Command::Flow { command }) = cli.command {
+        return match command {
+            FlowCommand::Check { path } => flowcmd::check(&cfg, &path),
+            FlowCommand::Simulate {
+                file,
+                lang,
+                digits,
+                lookup_fixture,
+            } => flowcmd::simulate(
+                &cfg,
+                flowcmd::SimulateArgs {
+                    file,
+                    lang,
+                    digits,
+                    lookup_fixture,
+                },
+            ),
+            FlowCommand::Graph { file, format } => flowcmd::graph(&cfg, &file, &format),
+        };
+    }
+    // nida refuses to start on invalid flows, saying why.
+    let flows = match flowcmd::load(&cfg.flows_dir, &cfg.prompts_dir) {
+        Ok(f) => f,
+        Err(report) => {
+            eprint!("{report}");
+            eprintln!(
+                "nida: the flows in {} are invalid: not starting",
+                cfg.flows_dir.display()
+            );
+            return ExitCode::from(2);
+        }
+    };
+    for (number, flow) in cfg
+        .dial_plan
+        .iter()
+        .map(|(n, f)| (n.as_str(), f))
+        .chain(cfg.default_flow.iter().map(|f| ("default", f)))
+    {
+        if flows.get(flow).is_none() {
+            eprintln!(
+                "nida: dial plan: {number} goes to flow `{flow}`, which is not in {}",
+                cfg.flows_dir.display()
+            );
+            return ExitCode::from(2);
+        }
+    }
+    let backends = match lookup::load(&cfg.lookups) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("nida: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let prompts = match nida_media::PromptStore::load_dir(&cfg.prompts_dir) {
         Ok(p) => p,
         Err(e) => {
@@ -80,10 +181,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(serve(cfg, prompts))
+    runtime.block_on(serve(cfg, prompts, flows, backends))
 }
 
-async fn serve(cfg: Config, prompts: nida_media::PromptStore) -> ExitCode {
+async fn serve(
+    cfg: Config,
+    prompts: nida_media::PromptStore,
+    flows: nida_ivr::FlowSet,
+    backends: lookup::Backends,
+) -> ExitCode {
     let udp = match tokio::net::UdpSocket::bind(cfg.sip_addr).await {
         Ok(s) => s,
         Err(e) => {
@@ -107,7 +213,7 @@ async fn serve(cfg: Config, prompts: nida_media::PromptStore) -> ExitCode {
     };
     let seed = cfg.seed.unwrap_or_else(os_seed);
     println!(
-        "nida {} listening: SIP udp+tcp {}, RTP {}:{}-{}, HTTP http://{}/status; {} prompts from {}",
+        "nida {} listening: SIP udp+tcp {}, RTP {}:{}-{}, HTTP http://{}/status; {} prompts from {}; {} flows",
         env!("CARGO_PKG_VERSION"),
         cfg.sip_addr,
         cfg.media_ip,
@@ -115,13 +221,21 @@ async fn serve(cfg: Config, prompts: nida_media::PromptStore) -> ExitCode {
         cfg.rtp_ports.last,
         cfg.http_addr,
         prompts.len(),
-        cfg.prompts_dir.display()
+        cfg.prompts_dir.display(),
+        flows.flows.len()
     );
     let counters = Arc::new(driver::Counters::default());
     tokio::spawn(status::serve(http, counters.clone()));
     let cfg = Arc::new(cfg);
+    let (flows_tx, flows_rx) = tokio::sync::watch::channel(Arc::new(flows));
+    tokio::spawn(reload::watch(cfg.clone(), flows_tx));
+    let shared = driver::Shared {
+        prompts: Arc::new(prompts),
+        flows: flows_rx,
+        backends: Arc::new(backends),
+    };
     tokio::select! {
-        _ = driver::run(cfg, Arc::new(prompts), udp, tcp, counters, seed) => ExitCode::SUCCESS,
+        _ = driver::run(cfg, shared, udp, tcp, counters, seed) => ExitCode::SUCCESS,
         _ = shutdown_signal() => {
             tracing::info!("signal received: stopping");
             ExitCode::SUCCESS

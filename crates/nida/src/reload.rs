@@ -1,0 +1,91 @@
+//! Hot reload of IVR flows: on SIGHUP, and when a file in the flows folder
+//! changes (checked twice a second), the folder is loaded and checked again.
+//! A valid set replaces the current one for new calls (calls in progress
+//! keep the version they started with); an invalid one is refused with its
+//! diagnostics in the log and the old flows keep serving.
+
+use crate::config::Config;
+use nida_ivr::FlowSet;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::sync::watch;
+use tracing::{error, info};
+
+/// Modification times and sizes of the flow files: a change in any
+/// (including a file added or removed) means reload.
+fn fingerprint(dir: &Path) -> Vec<(String, Option<SystemTime>, u64)> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            matches!(
+                e.path().extension().and_then(|x| x.to_str()),
+                Some("yaml" | "yml")
+            )
+        })
+        .map(|e| {
+            let m = e.metadata().ok();
+            (
+                e.file_name().to_string_lossy().to_string(),
+                m.as_ref().and_then(|m| m.modified().ok()),
+                m.map(|m| m.len()).unwrap_or(0),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Loads and checks the flows again; publishes them when valid.
+pub fn reload(cfg: &Config, tx: &watch::Sender<Arc<FlowSet>>, why: &str) -> bool {
+    match crate::flowcmd::load(&cfg.flows_dir, &cfg.prompts_dir) {
+        Ok(set) => {
+            let missing: Vec<String> = cfg
+                .dial_plan
+                .values()
+                .chain(cfg.default_flow.iter())
+                .filter(|f| set.get(f).is_none())
+                .cloned()
+                .collect();
+            if !missing.is_empty() {
+                error!(%why, flows = ?missing, "reload refused: the dial plan names flows that are gone; the old flows keep serving");
+                return false;
+            }
+            info!(%why, flows = set.flows.len(), "flows reloaded");
+            tx.send_replace(Arc::new(set));
+            true
+        }
+        Err(report) => {
+            error!(%why, "reload refused; the old flows keep serving:\n{report}");
+            false
+        }
+    }
+}
+
+/// Watches for SIGHUP and file changes until the process ends.
+pub async fn watch(cfg: Arc<Config>, tx: watch::Sender<Arc<FlowSet>>) {
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut last = fingerprint(&cfg.flows_dir);
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        let why = tokio::select! {
+            _ = async {
+                match hup.as_mut() {
+                    Some(h) => { h.recv().await; }
+                    None => std::future::pending::<()>().await,
+                }
+            } => "SIGHUP",
+            _ = tick.tick() => {
+                let now = fingerprint(&cfg.flows_dir);
+                if now == last {
+                    continue;
+                }
+                "file change"
+            }
+        };
+        last = fingerprint(&cfg.flows_dir);
+        reload(&cfg, &tx, why);
+    }
+}
