@@ -23,8 +23,8 @@ use crate::message::{self, Headers, Message, Method, Request, Response};
 use crate::rng::Rng;
 use crate::sdp::SessionDescription;
 use crate::transaction::{
-    ClientNonInvite, ClientVerdict, ServerInvite, ServerNonInvite, Termination, TimerConfig,
-    TxAction, TxState,
+    ClientInvite, ClientNonInvite, ClientVerdict, ServerInvite, ServerNonInvite, Termination,
+    TimerConfig, TxAction, TxState,
 };
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -123,6 +123,10 @@ pub enum EndReason {
     Rejected(u16),
     /// The 2xx was never acknowledged; nida sent BYE (RFC 3261 13.3.1.4).
     NoAck,
+    /// A call nida placed was refused with this status.
+    Refused(u16),
+    /// A call nida placed got no final answer (Timer B).
+    NoAnswer,
 }
 
 /// What the endpoint reports to the application.
@@ -135,6 +139,20 @@ pub enum Event {
         /// Which call.
         call: CallHandle,
         /// SDP carried by the ACK, if any.
+        sdp: Option<SessionDescription>,
+    },
+    /// A call nida placed got a provisional response.
+    Progress {
+        /// Which call.
+        call: CallHandle,
+        /// The status (180, 183, ...).
+        status: u16,
+    },
+    /// A call nida placed was answered; the ACK has been sent.
+    Answered {
+        /// Which call.
+        call: CallHandle,
+        /// The SDP of the 2xx.
         sdp: Option<SessionDescription>,
     },
     /// The call is over; the handle is no longer valid.
@@ -161,6 +179,8 @@ pub struct Stats {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum CallState {
+    /// nida's INVITE is out, no final response yet.
+    Calling,
     Early,
     Answered,
     Confirmed,
@@ -197,6 +217,8 @@ struct Call {
     /// The SDP nida sent in its 2xx; a session refresh gets it unchanged
     /// (same o= version, RFC 3264 8).
     local_sdp: Vec<u8>,
+    /// For calls nida placed: the ACK of the 2xx, resent when the 2xx is.
+    uac_ack: Option<Vec<u8>>,
     scheduled: Option<Instant>,
 }
 
@@ -232,10 +254,26 @@ impl ServerTx {
 
 #[derive(Debug)]
 struct ClientTx {
-    tx: ClientNonInvite,
+    kind: ClientKind,
     transport: Transport,
     dest: SocketAddr,
+    call: Option<CallHandle>,
     scheduled: Option<Instant>,
+}
+
+#[derive(Debug)]
+enum ClientKind {
+    Invite(ClientInvite),
+    NonInvite(ClientNonInvite),
+}
+
+impl ClientTx {
+    fn next_timer(&self) -> Option<Instant> {
+        match &self.kind {
+            ClientKind::Invite(t) => t.timers.next(),
+            ClientKind::NonInvite(t) => t.timers.next(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -759,6 +797,7 @@ impl Endpoint {
             pending_2xx: None,
             hangup_after_ack: false,
             local_sdp: Vec::new(),
+            uac_ack: None,
             scheduled: None,
         };
         self.dialogs
@@ -920,10 +959,269 @@ impl Endpoint {
             debug!(status = resp.status, "response matches no transaction");
             return;
         };
-        if tx.tx.handle_response(now, resp.status) == ClientVerdict::Deliver && resp.status >= 200 {
-            debug!(status = resp.status, %method, "final response to our request");
+        let verdict = match &mut tx.kind {
+            ClientKind::Invite(t) => t.handle_response(now, resp.status),
+            ClientKind::NonInvite(t) => t.handle_response(now, resp.status),
+        };
+        let (call, transport, dest) = (tx.call, tx.transport, tx.dest);
+        let next = tx.next_timer();
+        self.schedule(Owner::Client(key), next);
+        match (&method, call) {
+            (Method::Invite, Some(handle)) => {
+                self.uac_response(now, handle, &resp, verdict, (transport, dest));
+            }
+            _ if verdict == ClientVerdict::Deliver && resp.status >= 200 => {
+                debug!(status = resp.status, %method, "final response to our request");
+            }
+            _ => {}
         }
-        let next = tx.tx.timers.next();
+    }
+
+    /// A response to an INVITE nida sent (RFC 3261 13.2.2).
+    fn uac_response(
+        &mut self,
+        now: Instant,
+        handle: CallHandle,
+        resp: &Response,
+        verdict: ClientVerdict,
+        (transport, dest): (Transport, SocketAddr),
+    ) {
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        match resp.status {
+            100 => {}
+            101..=199 => self.events.push_back(Event::Progress {
+                call: handle,
+                status: resp.status,
+            }),
+            200..=299 => {
+                if let Some(ack) = &call.uac_ack {
+                    // A retransmitted 2xx: the ACK again.
+                    let (t, d, a) = (call.transport, call.peer, ack.clone());
+                    self.send(t, d, a);
+                    return;
+                }
+                if verdict != ClientVerdict::Deliver || call.state != CallState::Calling {
+                    return;
+                }
+                call.remote = resp.headers.get("To").unwrap_or_default().to_string();
+                if let Some(c) = resp
+                    .headers
+                    .list("Contact")
+                    .next()
+                    .and_then(|c| NameAddr::parse(c).ok())
+                {
+                    call.remote_target = c.uri;
+                }
+                // The UAC's route set is the Record-Route in reverse order.
+                call.route_set = resp
+                    .headers
+                    .list("Record-Route")
+                    .map(str::to_string)
+                    .collect();
+                call.route_set.reverse();
+                call.state = CallState::Confirmed;
+                let cseq = call.invite.cseq().map(|c| c.0).unwrap_or(1);
+                let branch = format!("{COOKIE}{}", self.rng.hex());
+                let mut h = Headers::default();
+                h.push(
+                    "Via",
+                    format!(
+                        "SIP/2.0/{} {};branch={branch};rport",
+                        call.transport.token(),
+                        self.cfg.local_addr
+                    ),
+                );
+                h.push("Max-Forwards", "70");
+                h.push("From", call.local.as_str());
+                h.push("To", call.remote.as_str());
+                h.push("Call-ID", call.call_id.as_str());
+                h.push("CSeq", format!("{cseq} ACK"));
+                for r in &call.route_set {
+                    h.push("Route", r.as_str());
+                }
+                let ack = Request {
+                    method: Method::Ack,
+                    uri: call.remote_target.clone(),
+                    headers: h,
+                    body: Vec::new(),
+                }
+                .to_bytes();
+                call.uac_ack = Some(ack.clone());
+                let dest = match call.transport {
+                    Transport::Tcp => call.invite_dest,
+                    Transport::Udp => SipUri::parse(&call.remote_target)
+                        .and_then(|u| u.socket_addr())
+                        .unwrap_or(call.invite_dest),
+                };
+                call.peer = dest;
+                let (t, cancelled) = (call.transport, call.hangup_after_ack);
+                self.send(t, dest, ack);
+                let sdp = if resp.body.is_empty() {
+                    None
+                } else {
+                    SessionDescription::parse(&resp.body).ok()
+                };
+                self.events.push_back(Event::Answered { call: handle, sdp });
+                if cancelled {
+                    // The CANCEL crossed the 2xx: end the call with a BYE.
+                    self.send_bye(now, handle, EndReason::LocalBye);
+                }
+            }
+            status => {
+                // The ACK of a non-2xx belongs to the transaction: the same
+                // branch and the To of the response (RFC 3261 17.1.1.3).
+                let cseq = call.invite.cseq().map(|c| c.0).unwrap_or(1);
+                let mut h = Headers::default();
+                h.push("Via", call.invite.headers.get("Via").unwrap_or_default());
+                h.push("Max-Forwards", "70");
+                h.push("From", call.local.as_str());
+                h.push("To", resp.headers.get("To").unwrap_or_default());
+                h.push("Call-ID", call.call_id.as_str());
+                h.push("CSeq", format!("{cseq} ACK"));
+                let ack = Request {
+                    method: Method::Ack,
+                    uri: call.invite.uri.clone(),
+                    headers: h,
+                    body: Vec::new(),
+                }
+                .to_bytes();
+                self.send(transport, dest, ack);
+                if verdict == ClientVerdict::Deliver {
+                    self.end_call(handle, EndReason::Refused(status));
+                }
+            }
+        }
+    }
+
+    /// Places a call: sends an INVITE with `sdp` to `dest` for `uri`.
+    /// Progress, answer and end come as events.
+    pub fn invite(
+        &mut self,
+        now: Instant,
+        uri: &str,
+        dest: SocketAddr,
+        transport: Transport,
+        from_user: &str,
+        sdp: Vec<u8>,
+    ) -> CallHandle {
+        let handle = CallHandle(self.next_handle);
+        self.next_handle += 1;
+        let local_tag = self.rng.hex();
+        let branch = format!("{COOKIE}{}", self.rng.hex());
+        let call_id = format!("{}@{}", self.rng.hex(), self.cfg.local_addr.ip());
+        let local = format!("<sip:{from_user}@{}>;tag={local_tag}", self.cfg.local_addr);
+        let mut h = Headers::default();
+        h.push(
+            "Via",
+            format!(
+                "SIP/2.0/{} {};branch={branch};rport",
+                transport.token(),
+                self.cfg.local_addr
+            ),
+        );
+        h.push("Max-Forwards", "70");
+        h.push("From", local.as_str());
+        h.push("To", format!("<{uri}>"));
+        h.push("Call-ID", call_id.as_str());
+        h.push("CSeq", "1 INVITE");
+        self.add_contact(&mut h, transport);
+        h.push("User-Agent", self.cfg.user_agent.as_str());
+        h.push("Content-Type", "application/sdp");
+        let req = Request {
+            method: Method::Invite,
+            uri: uri.to_string(),
+            headers: h,
+            body: sdp,
+        };
+        let bytes = req.to_bytes();
+        let key = format!("{branch}|INVITE");
+        let tx = ClientInvite::new(now, self.cfg.timers, transport.reliable(), bytes.clone());
+        self.client_txs.insert(
+            key.clone(),
+            ClientTx {
+                kind: ClientKind::Invite(tx),
+                transport,
+                dest,
+                call: Some(handle),
+                scheduled: None,
+            },
+        );
+        self.calls.insert(
+            handle,
+            Call {
+                state: CallState::Calling,
+                call_id: call_id.clone(),
+                local_tag: local_tag.clone(),
+                remote: format!("<{uri}>"),
+                local,
+                remote_target: uri.to_string(),
+                route_set: Vec::new(),
+                transport,
+                peer: dest,
+                invite: req,
+                invite_tx: key.clone(),
+                invite_dest: dest,
+                local_cseq: 1,
+                pending_2xx: None,
+                hangup_after_ack: false,
+                local_sdp: Vec::new(),
+                uac_ack: None,
+                scheduled: None,
+            },
+        );
+        self.dialogs.insert((call_id, local_tag), handle);
+        self.send(transport, dest, bytes);
+        let next = self.client_txs.get(&key).and_then(ClientTx::next_timer);
+        self.schedule(Owner::Client(key), next);
+        handle
+    }
+
+    /// Cancels a call nida placed that has no final answer yet
+    /// (RFC 3261 9.1); the INVITE then ends with 487.
+    fn cancel(&mut self, now: Instant, handle: CallHandle) {
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        call.hangup_after_ack = true;
+        let inv = &call.invite;
+        let mut h = Headers::default();
+        for name in ["Via", "From", "To", "Call-ID"] {
+            h.push(name, inv.headers.get(name).unwrap_or_default());
+        }
+        h.push("Max-Forwards", "70");
+        h.push(
+            "CSeq",
+            format!("{} CANCEL", inv.cseq().map(|c| c.0).unwrap_or(1)),
+        );
+        let req = Request {
+            method: Method::Cancel,
+            uri: inv.uri.clone(),
+            headers: h,
+            body: Vec::new(),
+        };
+        let bytes = req.to_bytes();
+        let branch = inv
+            .top_via()
+            .ok()
+            .and_then(|v| v.branch().map(str::to_string))
+            .unwrap_or_default();
+        let (transport, dest) = (call.transport, call.invite_dest);
+        let key = format!("{branch}|CANCEL");
+        let tx = ClientNonInvite::new(now, self.cfg.timers, transport.reliable(), bytes.clone());
+        self.client_txs.insert(
+            key.clone(),
+            ClientTx {
+                kind: ClientKind::NonInvite(tx),
+                transport,
+                dest,
+                call: None,
+                scheduled: None,
+            },
+        );
+        self.send(transport, dest, bytes);
+        let next = self.client_txs.get(&key).and_then(ClientTx::next_timer);
         self.schedule(Owner::Client(key), next);
     }
 
@@ -977,18 +1275,32 @@ impl Endpoint {
                         continue;
                     }
                     tx.scheduled = None;
-                    let (transport, dest) = (tx.transport, tx.dest);
+                    let (transport, dest, call) = (tx.transport, tx.dest, tx.call);
+                    let actions = match &mut tx.kind {
+                        ClientKind::Invite(t) => t.handle_timeout(now),
+                        ClientKind::NonInvite(t) => t.handle_timeout(now),
+                    };
                     let mut done = false;
-                    for a in tx.tx.handle_timeout(now) {
+                    for a in actions {
                         match a {
                             TxAction::Retransmit(b) => self.send(transport, dest, b),
-                            TxAction::Terminated(_) => done = true,
+                            TxAction::Terminated(why) => {
+                                done = true;
+                                // Timer B: the callee never answered.
+                                let calling = call
+                                    .and_then(|h| self.calls.get(&h))
+                                    .is_some_and(|c| c.state == CallState::Calling);
+                                if let (Termination::Timeout, true, Some(h)) = (why, calling, call)
+                                {
+                                    self.end_call(h, EndReason::NoAnswer);
+                                }
+                            }
                         }
                     }
                     if done {
                         self.client_txs.remove(&key);
                     } else {
-                        let next = self.client_txs.get(&key).and_then(|t| t.tx.timers.next());
+                        let next = self.client_txs.get(&key).and_then(ClientTx::next_timer);
                         self.schedule(Owner::Client(key), next);
                     }
                 }
@@ -1144,6 +1456,7 @@ impl Endpoint {
             return;
         };
         match call.state {
+            CallState::Calling => self.cancel(now, handle),
             CallState::Early => self.reject(now, handle, 480, "Temporarily Unavailable", &[]),
             CallState::Answered => call.hangup_after_ack = true,
             CallState::Confirmed => self.send_bye(now, handle, EndReason::LocalBye),
@@ -1198,14 +1511,20 @@ impl Endpoint {
         self.client_txs.insert(
             key.clone(),
             ClientTx {
-                tx: ClientNonInvite::new(now, self.cfg.timers, transport.reliable(), bytes.clone()),
+                kind: ClientKind::NonInvite(ClientNonInvite::new(
+                    now,
+                    self.cfg.timers,
+                    transport.reliable(),
+                    bytes.clone(),
+                )),
                 transport,
                 dest,
+                call: None,
                 scheduled: None,
             },
         );
         self.send(transport, dest, bytes);
-        let next = self.client_txs.get(&key).and_then(|t| t.tx.timers.next());
+        let next = self.client_txs.get(&key).and_then(ClientTx::next_timer);
         self.schedule(Owner::Client(key), next);
         self.end_call(handle, reason);
     }
