@@ -197,7 +197,7 @@ class H(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *a): pass
 http.server.ThreadingHTTPServer(('127.0.0.1', int(sys.argv[1])), H).serve_forever()
 "#;
-    let child = Command::new("python3")
+    let mut child = Command::new("python3")
         .args(["-c", script, &port.to_string(), &dir.display().to_string()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -209,6 +209,8 @@ http.server.ThreadingHTTPServer(('127.0.0.1', int(sys.argv[1])), H).serve_foreve
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("the test HTTP server did not start");
 }
 

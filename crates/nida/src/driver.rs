@@ -230,6 +230,8 @@ pub async fn run(
                             let _ = c.try_send(ToCall::Confirmed(sdp));
                         }
                     }
+                    // The daemon places no calls yet (call-backs and agents will).
+                    Event::Progress { .. } | Event::Answered { .. } => {}
                     Event::Ended { call, reason } => {
                         if let Some(c) = calls.remove(&call) {
                             counters.calls.fetch_sub(1, Ordering::Relaxed);
