@@ -135,7 +135,13 @@ pub struct Session {
     outcome: Outcome,
     next_lookup: u64,
     steps: u64,
+    /// Keys pressed while a plain prompt played, kept for the next menu or
+    /// collection (type-ahead for callers who know the menus).
+    typeahead: VecDeque<char>,
 }
+
+/// Most keys kept for type-ahead.
+const TYPEAHEAD: usize = 32;
 
 impl Session {
     /// Starts `flow` for a call; `vars` holds what the call brings (caller,
@@ -162,6 +168,7 @@ impl Session {
             outcome: Outcome::Running,
             next_lookup: 1,
             steps: 0,
+            typeahead: VecDeque::new(),
         };
         s.run(now);
         Some(s)
@@ -274,6 +281,20 @@ impl Session {
             self.steps += 1;
             self.path.push(format!("{}/{}", self.flow.name, self.node));
             self.enter(now);
+        }
+        self.drain_typeahead(now);
+    }
+
+    /// Gives kept keys to a node that takes keys, in order.
+    fn drain_typeahead(&mut self, now: Instant) {
+        while matches!(
+            self.wait,
+            Wait::Menu { .. } | Wait::Collect { .. } | Wait::Confirm { .. } | Wait::Callback { .. }
+        ) {
+            let Some(d) = self.typeahead.pop_front() else {
+                break;
+            };
+            self.digit(now, d);
         }
     }
 
@@ -465,6 +486,11 @@ impl Session {
 
     /// The caller pressed a key.
     pub fn handle_digit(&mut self, now: Instant, digit: char) {
+        self.digit(now, digit);
+        self.drain_typeahead(now);
+    }
+
+    fn digit(&mut self, now: Instant, digit: char) {
         let node = self.node().clone();
         match self.wait.clone() {
             Wait::Menu { tries, playing } => {
@@ -544,8 +570,14 @@ impl Session {
                 }
                 self.run(now);
             }
-            // Keys during plain prompts and lookups are not taken.
-            _ => {}
+            // Keys during plain prompts and lookups wait for the next node
+            // that takes keys.
+            Wait::Play { .. } | Wait::Lookup { .. } | Wait::None => {
+                if self.typeahead.len() < TYPEAHEAD {
+                    self.typeahead.push_back(digit);
+                }
+            }
+            Wait::Done => {}
         }
     }
 

@@ -352,3 +352,28 @@ fn menus_retry_then_fail_over_and_queue_carries_skills_and_language() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn keys_pressed_during_a_plain_prompt_are_kept_for_the_next_menu() {
+    let flows = Arc::new(load_path(&repo().join("ivr-flows"), &nida_ivr::AnyPrompt).unwrap());
+    let mut now = Instant::now();
+    let mut s = Session::new(now, flows, "main", Vars::new()).unwrap();
+    // The welcome prompt is playing: the caller already presses 7 then 1.
+    assert!(matches!(s.poll_action(), Some(Action::Play(p)) if p[0].name == "welcome"));
+    s.handle_digit(now, '7');
+    s.handle_digit(now, '1');
+    now += Duration::from_secs(3);
+    s.handle_playback_done(now);
+    let mut played = Vec::new();
+    drain(&mut s, now, &mut played, false);
+    let names: Vec<String> = played
+        .iter()
+        .map(|p| format!("{}/{}", p.lang, p.name))
+        .collect();
+    // The language menu took 7 (French), the main menu took 1 (status).
+    assert!(
+        names.contains(&"fr/enter_application_number".to_string()),
+        "{names:?}"
+    );
+    assert!(s.path().contains(&"main/lang_fr".to_string()));
+}

@@ -96,6 +96,10 @@ pub struct RtpSession {
     position: usize,
     playing: bool,
     dtmf_out: Option<(EventSender, u32)>,
+    /// Key presses waiting for the one being sent.
+    dtmf_queue: VecDeque<EventSender>,
+    /// Audio frames still to send before the next key press starts.
+    dtmf_pause: u8,
     dtmf_in: EventReceiver,
     rx: Option<Receiver>,
     last_rx: Instant,
@@ -120,6 +124,8 @@ impl RtpSession {
             position: 0,
             playing: false,
             dtmf_out: None,
+            dtmf_queue: VecDeque::new(),
+            dtmf_pause: 0,
             dtmf_in: EventReceiver::default(),
             rx: None,
             last_rx: now,
@@ -149,7 +155,8 @@ impl RtpSession {
         self.playing
     }
 
-    /// Sends a key press as RFC 4733 events (needs a telephone-event type).
+    /// Queues a key press, sent as RFC 4733 events (needs a telephone-event
+    /// type) after the ones before it, with three frames of audio between.
     /// Returns false when the digit or the payload type is missing.
     pub fn send_dtmf(&mut self, digit: char, length: Duration) -> bool {
         let samples = (length.as_millis() as u64 * 8).min(u16::MAX as u64) as u16;
@@ -158,8 +165,7 @@ impl RtpSession {
             EventSender::new(digit, samples, FRAME as u16),
         ) {
             (Some(_), Some(s)) => {
-                let ts = self.timestamp_of(self.frame_index);
-                self.dtmf_out = Some((s, ts));
+                self.dtmf_queue.push_back(s);
                 true
             }
             _ => false,
@@ -297,6 +303,13 @@ impl RtpSession {
             self.marker_pending = true;
         }
         let ts = self.timestamp_of(self.frame_index);
+        if self.dtmf_out.is_none() {
+            if self.dtmf_pause > 0 {
+                self.dtmf_pause -= 1;
+            } else if let Some(next) = self.dtmf_queue.pop_front() {
+                self.dtmf_out = Some((next, ts));
+            }
+        }
         let mut payload = [0u8; FRAME];
         let (pt, marker, len, ts) = match self.dtmf_out.as_mut() {
             Some((sender, event_ts)) => match sender.next_payload() {
@@ -307,6 +320,7 @@ impl RtpSession {
                 }
                 None => {
                     self.dtmf_out = None;
+                    self.dtmf_pause = 2;
                     (self.fill_audio(&mut payload), false, FRAME, ts)
                 }
             },
@@ -358,7 +372,7 @@ impl RtpSession {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dtmf::EventPayload;
+    use crate::dtmf::{digit_of, EventPayload};
 
     fn cfg(remote: &str) -> SessionConfig {
         SessionConfig {
@@ -525,6 +539,28 @@ mod tests {
         // timestamp of real time.
         assert_eq!(r[7].payload_type(), 0, "audio resumes");
         assert_eq!(r[7].timestamp(), (u32::MAX - 200).wrapping_add(160 * 8));
+    }
+
+    #[test]
+    fn queued_key_presses_follow_each_other_with_a_pause() {
+        let t0 = Instant::now();
+        let mut s = RtpSession::new(t0, cfg("127.0.0.1:4000"));
+        assert!(s.send_dtmf('1', Duration::from_millis(40)));
+        assert!(s.send_dtmf('2', Duration::from_millis(40)));
+        let mut kinds = String::new();
+        for i in 0..16u32 {
+            for p in drain(&mut s, t0 + PTIME * i) {
+                let r = RtpReader::new(&p).unwrap();
+                kinds.push(if r.payload_type() == 101 {
+                    digit_of(r.payload()[0]).unwrap()
+                } else {
+                    '.'
+                });
+            }
+        }
+        // 40 ms: one update and three end packets each; between them the
+        // frame where the first ends plus two frames of pause.
+        assert_eq!(kinds, "1111...2222.....");
     }
 
     #[test]

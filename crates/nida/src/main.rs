@@ -3,6 +3,7 @@
 //! endpoint on a tokio runtime.
 
 mod call;
+mod caller;
 mod config;
 mod driver;
 mod flowcmd;
@@ -42,6 +43,27 @@ struct Cli {
 
 #[derive(Debug, clap::Subcommand)]
 enum Command {
+    /// Place a test call: press keys as RFC 4733 events, record what is heard.
+    Call {
+        /// Whom to call, e.g. sip:8005@127.0.0.1:5060.
+        uri: String,
+        /// Keys to press, one comma-separated group per prompt (e.g. `7,1,20240002,1`).
+        #[arg(long)]
+        digits: Option<String>,
+        /// Write what was heard to this WAV file (8 kHz mono).
+        #[arg(long, value_name = "FILE.wav")]
+        record: Option<PathBuf>,
+        /// Silence that ends a prompt, in milliseconds.
+        #[arg(long, default_value_t = 800)]
+        gap_ms: u64,
+        /// Longest call, in seconds.
+        #[arg(long, default_value_t = 120)]
+        max_seconds: u64,
+        /// Press each group this many milliseconds into its prompt instead of
+        /// waiting for the prompt to end.
+        #[arg(long)]
+        barge_in_ms: Option<u64>,
+    },
     /// Check, simulate or draw IVR flow files.
     Flow {
         #[command(subcommand)]
@@ -110,6 +132,24 @@ fn main() -> ExitCode {
     }
     if let Some(r) = cli.rtp_ports {
         cfg.rtp_ports = r;
+    }
+    if let Some(Command::Call {
+        uri,
+        digits,
+        record,
+        gap_ms,
+        max_seconds,
+        barge_in_ms,
+    }) = cli.command
+    {
+        return caller::run(caller::CallArgs {
+            uri,
+            digits,
+            record,
+            gap: std::time::Duration::from_millis(gap_ms),
+            barge_in: barge_in_ms.map(std::time::Duration::from_millis),
+            max: std::time::Duration::from_secs(max_seconds),
+        });
     }
     if let Some(Command::Flow { command }) = cli.command {
         return match command {

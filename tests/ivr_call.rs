@@ -1,0 +1,96 @@
+//! End to end through the IVR: `nida call` dials the running daemon, picks
+//! French, asks for an application status, enters the number as RFC 4733
+//! key presses and confirms it; the audio it recorded must contain, sample
+//! for sample, the prompts that say that application's status and date.
+
+mod common;
+
+use common::Nida;
+use nida_media::{Law, Prompt};
+use std::process::Command;
+
+const BASE: u16 = 28000;
+
+/// The prompts in a row, as heard through PCMU.
+fn expected(names: &[&str]) -> Vec<i16> {
+    names
+        .iter()
+        .flat_map(|n| {
+            let p = Prompt::load(&common::repo().join("prompts").join(format!("{n}.wav"))).unwrap();
+            Law::Mu.decode(p.encoded(Law::Mu))
+        })
+        .collect()
+}
+
+fn find(haystack: &[i16], needle: &[i16]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+#[test]
+fn caller_picks_french_enters_a_number_by_dtmf_and_hears_its_status() {
+    let nida = Nida::start(BASE, "");
+    let wav = std::env::temp_dir().join(format!("nida-call-{}.wav", std::process::id()));
+    let out = Command::new(env!("CARGO_BIN_EXE_nida"))
+        .args(["call", &format!("sip:8005@{}", nida.sip)])
+        .args([
+            "--digits",
+            "7,1,20240002,1",
+            "--barge-in-ms",
+            "1000",
+            "--gap-ms",
+            "700",
+        ])
+        .args([
+            "--max-seconds",
+            "60",
+            "--record",
+            &wav.display().to_string(),
+        ])
+        .output()
+        .unwrap();
+    let timeline = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{timeline}\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        nida.log()
+    );
+    assert!(timeline.contains("answered: PCMU"), "{timeline}");
+    assert!(timeline.contains("pressing 20240002"), "{timeline}");
+    assert!(
+        nida.wait_log("digits=71202400021", std::time::Duration::from_secs(2)),
+        "{}",
+        nida.log()
+    );
+
+    let heard: Vec<i16> = hound::WavReader::open(&wav)
+        .unwrap()
+        .samples::<i16>()
+        .map(Result::unwrap)
+        .collect();
+    std::fs::remove_file(&wav).unwrap();
+    // Sample 20240002 is "in review", updated 2026-11-15.
+    let status = expected(&[
+        "fr/status_is",
+        "fr/status_in_review",
+        "fr/updated_on",
+        "fr/n_15",
+        "fr/month_11",
+        "fr/n_2",
+        "fr/n_1000",
+        "fr/n_20",
+        "fr/n_6",
+    ]);
+    assert!(
+        find(&heard, &status).is_some(),
+        "the status and date, as said in French, are in what the caller heard"
+    );
+    // The read-back started before it (the caller confirmed by barging in,
+    // so only its first half second is sure to be heard).
+    let readback = expected(&["fr/you_entered"]);
+    let rb = find(&heard, &readback[..4000]).expect("the number was read back");
+    assert!(rb < find(&heard, &status).unwrap());
+    // Another status would not match.
+    let wrong = expected(&["fr/status_is", "fr/status_approved"]);
+    assert!(find(&heard, &wrong).is_none());
+}
