@@ -70,9 +70,9 @@ fn check_accepts_the_demo_flows_and_rejects_a_typo_with_its_position() {
         err.contains("error: target `say_statsu` does not exist (did you mean `say_status`?)"),
         "{err}"
     );
-    assert!(err.contains("status.yaml:29:11"), "{err}");
+    assert!(err.contains("status.yaml:30:11"), "{err}");
     assert!(
-        err.contains("29 |     next: say_statsu\n   |           ^^^^^^^^^^"),
+        err.contains("30 |     next: say_statsu\n   |           ^^^^^^^^^^"),
         "{err}"
     );
     std::fs::remove_dir_all(dir).unwrap();

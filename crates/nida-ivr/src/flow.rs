@@ -22,6 +22,7 @@
 //! `hangup`, `goto`, `call`, `return`) and, for the kinds that continue,
 //! `next`.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 use std::collections::BTreeMap;
@@ -31,7 +32,7 @@ pub type S<T> = Spanned<T>;
 
 /// One entry of a prompt list: a prompt name (which may use `${...}`), or
 /// a value said in the call's language.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, PartialEq, JsonSchema)]
 #[serde(untagged)]
 pub enum PromptItem {
     /// A prompt by name, e.g. `welcome` or `status_${status}`.
@@ -46,7 +47,7 @@ pub enum PromptItem {
 }
 
 /// How a value is spoken.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SayKind {
     /// Digit by digit ("two zero two three").
@@ -66,12 +67,14 @@ pub type Prompts = Vec<S<PromptItem>>;
 
 /// `menu`: a prompt, one target per digit, retries on no input or a wrong
 /// digit.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MenuDef {
     /// Played on entry and after each failure.
+    #[schemars(with = "Vec<PromptItem>")]
     pub prompt: Prompts,
     /// Digit to target node.
+    #[schemars(with = "BTreeMap<String, String>")]
     pub choices: BTreeMap<String, S<String>>,
     /// Wait after the prompt for a digit (ms).
     #[serde(default = "default_timeout")]
@@ -81,21 +84,26 @@ pub struct MenuDef {
     pub retries: u32,
     /// Played when nothing was pressed.
     #[serde(default)]
+    #[schemars(with = "Vec<PromptItem>")]
     pub no_input: Prompts,
     /// Played when a digit has no choice.
     #[serde(default)]
+    #[schemars(with = "Vec<PromptItem>")]
     pub invalid: Prompts,
     /// Where to go when the retries run out.
+    #[schemars(with = "String")]
     pub on_failure: S<String>,
 }
 
 /// `collect`: digits into a variable.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CollectDef {
     /// Played on entry and after each failure.
+    #[schemars(with = "Vec<PromptItem>")]
     pub prompt: Prompts,
     /// Variable that receives the digits.
+    #[schemars(with = "String")]
     pub var: S<String>,
     /// Fewest digits accepted.
     #[serde(default = "one")]
@@ -113,6 +121,7 @@ pub struct CollectDef {
     #[serde(default = "inter_digit")]
     pub inter_digit_timeout_ms: u64,
     /// Regular expression the digits must match.
+    #[schemars(with = "Option<String>")]
     pub pattern: Option<S<String>>,
     /// Read the digits back and ask 1 to confirm, 2 to enter again.
     #[serde(default)]
@@ -122,19 +131,23 @@ pub struct CollectDef {
     pub retries: u32,
     /// Played when the entry is refused.
     #[serde(default)]
+    #[schemars(with = "Vec<PromptItem>")]
     pub invalid: Prompts,
     /// Where to go when the retries run out.
+    #[schemars(with = "String")]
     pub on_failure: S<String>,
 }
 
 /// `lookup`: a request to a configured backend.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LookupDef {
     /// Backend service name from the configuration.
+    #[schemars(with = "String")]
     pub service: S<String>,
     /// Request parameters (templates).
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
     pub params: BTreeMap<String, S<String>>,
     /// Variable to response field.
     #[serde(default)]
@@ -143,30 +156,36 @@ pub struct LookupDef {
     #[serde(default = "lookup_timeout")]
     pub timeout_ms: u64,
     /// Where to go when the record does not exist (defaults to `on_error`).
+    #[schemars(with = "Option<String>")]
     pub on_not_found: Option<S<String>>,
     /// Where to go on an error or timeout.
+    #[schemars(with = "String")]
     pub on_error: S<String>,
 }
 
 /// One arm of `branch`: a condition and a target; the last arm may omit
 /// the condition (else).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BranchArm {
     /// Condition; absent means always.
+    #[schemars(with = "Option<String>")]
     pub when: Option<S<String>>,
     /// Target node.
+    #[schemars(with = "String")]
     pub goto: S<String>,
 }
 
 /// `queue`: hand the call to the routing core.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QueueDef {
     /// Queue name.
+    #[schemars(with = "String")]
     pub name: S<String>,
     /// Skill to minimum level (1 to 10).
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, u8>")]
     pub skills: BTreeMap<String, S<u8>>,
     /// Priority (higher first).
     #[serde(default)]
@@ -174,12 +193,14 @@ pub struct QueueDef {
 }
 
 /// `callback_offer`: offer to call the caller back, keeping their place.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CallbackDef {
     /// The offer.
+    #[schemars(with = "Vec<PromptItem>")]
     pub prompt: Prompts,
     /// Queue the call-back joins.
+    #[schemars(with = "String")]
     pub queue: S<String>,
     /// Digit that accepts.
     #[serde(default = "digit_one")]
@@ -188,82 +209,104 @@ pub struct CallbackDef {
     #[serde(default = "default_timeout")]
     pub timeout_ms: u64,
     /// Where to go after accepting.
+    #[schemars(with = "String")]
     pub on_accept: S<String>,
     /// Where to go otherwise.
+    #[schemars(with = "String")]
     pub on_decline: S<String>,
 }
 
 /// `hangup`: optionally a last prompt, then the end of the call.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HangupDef {
     /// Played before hanging up.
     #[serde(default)]
+    #[schemars(with = "Vec<PromptItem>")]
     pub prompt: Prompts,
 }
 
 /// `call`: run another flow, then continue at `next` when it returns.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubflowDef {
     /// The flow's name.
+    #[schemars(with = "String")]
     pub flow: S<String>,
 }
 
 /// `return: {}` ends a sub-flow.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReturnDef {}
 
 /// A node as written.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NodeDef {
     /// Play prompts, then `next`.
+    #[schemars(with = "Option<Vec<PromptItem>>")]
     pub play: Option<S<Prompts>>,
     /// A menu.
+    #[schemars(with = "Option<MenuDef>")]
     pub menu: Option<S<MenuDef>>,
     /// Digit collection, then `next`.
+    #[schemars(with = "Option<CollectDef>")]
     pub collect: Option<S<CollectDef>>,
     /// Switch the call's language, then `next`.
+    #[schemars(with = "Option<String>")]
     pub set_language: Option<S<String>>,
     /// Assign variables (templates), then `next`.
+    #[schemars(with = "Option<BTreeMap<String, String>>")]
     pub set: Option<S<BTreeMap<String, S<String>>>>,
     /// A backend lookup, then `next`.
+    #[schemars(with = "Option<LookupDef>")]
     pub lookup: Option<S<LookupDef>>,
     /// Conditions.
+    #[schemars(with = "Option<Vec<BranchArm>>")]
     pub branch: Option<S<Vec<BranchArm>>>,
     /// Queue for an agent.
+    #[schemars(with = "Option<QueueDef>")]
     pub queue: Option<S<QueueDef>>,
     /// Offer a call-back.
+    #[schemars(with = "Option<CallbackDef>")]
     pub callback_offer: Option<S<CallbackDef>>,
     /// End the call.
+    #[schemars(with = "Option<HangupDef>")]
     pub hangup: Option<S<HangupDef>>,
     /// Jump.
+    #[schemars(with = "Option<String>")]
     pub goto: Option<S<String>>,
     /// Run a sub-flow, then `next`.
+    #[schemars(with = "Option<SubflowDef>")]
     pub call: Option<S<SubflowDef>>,
     /// Return from a sub-flow.
     #[serde(rename = "return")]
+    #[schemars(with = "Option<ReturnDef>")]
     pub ret: Option<S<ReturnDef>>,
     /// The node after this one.
+    #[schemars(with = "Option<String>")]
     pub next: Option<S<String>>,
 }
 
 /// A flow file as written.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FlowFile {
     /// The flow's name (the file name without `.yaml` when absent).
+    #[schemars(with = "Option<String>")]
     pub flow: Option<S<String>>,
     /// What the flow is for.
     #[serde(default)]
     pub description: String,
     /// Languages whose prompts must all exist.
+    #[schemars(with = "Vec<String>")]
     pub languages: S<Vec<S<String>>>,
     /// First node.
+    #[schemars(with = "String")]
     pub start: S<String>,
     /// The nodes by name.
+    #[schemars(with = "BTreeMap<String, NodeDef>")]
     pub nodes: BTreeMap<String, S<NodeDef>>,
 }
 

@@ -32,6 +32,15 @@ pub mod flow;
 pub mod interp;
 pub mod say;
 
+/// The JSON Schema of flow files, generated from the Rust types, for
+/// editors (committed as `ivr-flows/flow.schema.json`).
+pub fn schema() -> String {
+    let schema = schemars::schema_for!(flow::FlowFile);
+    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
 pub use check::{load_path, AnyPrompt, Diagnostic, Flow, FlowSet, PromptCatalog, Report};
 pub use expr::Value;
 pub use interp::{Action, LookupResult, Outcome, PromptRef, QueueRequest, Session};

@@ -171,3 +171,25 @@ fn rendering_shows_yaml_errors_with_a_caret() {
         "{text}"
     );
 }
+
+#[test]
+fn the_committed_json_schema_is_up_to_date() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../ivr-flows/flow.schema.json");
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == nida_ivr::schema(),
+        "ivr-flows/flow.schema.json is out of date: run `cargo run -- flow schema > ivr-flows/flow.schema.json`"
+    );
+    let schema: serde_json::Value = serde_json::from_str(&committed).unwrap();
+    let node = &schema["$defs"]["NodeDef"];
+    assert_eq!(node["additionalProperties"], false);
+    for kind in [
+        "play", "menu", "collect", "lookup", "branch", "queue", "return", "next",
+    ] {
+        assert!(
+            node["properties"].get(kind).is_some(),
+            "{kind} missing in the schema"
+        );
+    }
+}

@@ -93,6 +93,8 @@ enum FlowCommand {
         #[arg(long, value_name = "FILE")]
         lookup_fixture: Option<PathBuf>,
     },
+    /// Print the JSON Schema of flow files (for editors).
+    Schema,
     /// Draw a flow as a Mermaid or Graphviz graph.
     Graph {
         /// The flow file.
@@ -169,6 +171,10 @@ fn main() -> ExitCode {
                 },
             ),
             FlowCommand::Graph { file, format } => flowcmd::graph(&cfg, &file, &format),
+            FlowCommand::Schema => {
+                print!("{}", nida_ivr::schema());
+                ExitCode::SUCCESS
+            }
         };
     }
     // nida refuses to start on invalid flows, saying why.
