@@ -118,8 +118,8 @@ pub struct Flow {
     pub languages: Vec<String>,
     /// The first node.
     pub start: String,
-    /// Nodes by name.
-    pub nodes: BTreeMap<String, Node>,
+    /// Nodes by name (shared: a running call holds the node it is at).
+    pub nodes: BTreeMap<String, Arc<Node>>,
 }
 
 /// Every flow of a folder, checked together (sub-flows refer to each other).
@@ -362,7 +362,7 @@ impl Checker<'_> {
         let mut nodes = BTreeMap::new();
         for (node_name, node) in &flow.nodes {
             if let Some(n) = self.check_node(node_name, node, &languages) {
-                nodes.insert(node_name.clone(), n);
+                nodes.insert(node_name.clone(), Arc::new(n));
             }
         }
         if self.out.len() > before {
@@ -585,7 +585,7 @@ impl Checker<'_> {
     }
 
     /// Unreachable nodes and loops that never wait for the caller.
-    fn check_graph(&mut self, nodes: &BTreeMap<String, Node>) {
+    fn check_graph(&mut self, nodes: &BTreeMap<String, Arc<Node>>) {
         let edges = |n: &Node| -> Vec<String> {
             n.def
                 .targets()

@@ -209,8 +209,8 @@ impl Session {
         self.deadline
     }
 
-    fn node(&self) -> &Node {
-        &self.flow.nodes[&self.node]
+    fn node(&self) -> Arc<Node> {
+        self.flow.nodes[&self.node].clone()
     }
 
     fn render(&self, list: &Prompts) -> Result<Vec<PromptRef>, String> {
@@ -299,7 +299,7 @@ impl Session {
     }
 
     fn enter(&mut self, now: Instant) {
-        let node = self.node().clone();
+        let node = self.node();
         let def = &node.def;
         let next = def.next.as_ref().map(|n| n.value.clone());
         match node.kind {
@@ -443,7 +443,7 @@ impl Session {
 
     /// The prompts asked for have finished playing.
     pub fn handle_playback_done(&mut self, now: Instant) {
-        let node = self.node().clone();
+        let node = self.node();
         match &mut self.wait {
             Wait::Play { then } => match then.take() {
                 Some(t) => {
@@ -491,7 +491,7 @@ impl Session {
     }
 
     fn digit(&mut self, now: Instant, digit: char) {
-        let node = self.node().clone();
+        let node = self.node();
         match self.wait.clone() {
             Wait::Menu { tries, playing } => {
                 if playing {
@@ -582,7 +582,7 @@ impl Session {
     }
 
     fn retry_menu(&mut self, now: Instant, tries: u32, extra: &Prompts) {
-        let node = self.node().clone();
+        let node = self.node();
         let m = &node.def.menu.as_ref().expect("menu").value;
         if tries >= m.retries {
             self.goto(&m.on_failure.value);
@@ -600,7 +600,7 @@ impl Session {
     }
 
     fn finish_collect(&mut self, now: Instant, tries: u32, digits: String) {
-        let node = self.node().clone();
+        let node = self.node();
         let c = node.def.collect.as_ref().expect("collect").value.clone();
         let long_enough = digits.len() as u32 >= c.min_digits;
         let matches = node.pattern.as_ref().is_none_or(|p| p.is_match(&digits));
@@ -655,7 +655,7 @@ impl Session {
     }
 
     fn retry_collect(&mut self, now: Instant, tries: u32, extra: &Prompts) {
-        let node = self.node().clone();
+        let node = self.node();
         let c = &node.def.collect.as_ref().expect("collect").value;
         if tries >= c.retries {
             self.goto(&c.on_failure.value);
@@ -678,7 +678,7 @@ impl Session {
         if self.wait != (Wait::Lookup { id }) {
             return;
         }
-        let node = self.node().clone();
+        let node = self.node();
         let l = &node.def.lookup.as_ref().expect("lookup").value;
         let next = node
             .def
@@ -712,7 +712,7 @@ impl Session {
             return;
         }
         self.deadline = None;
-        let node = self.node().clone();
+        let node = self.node();
         match self.wait.clone() {
             Wait::Menu { tries, .. } => {
                 let m = &node.def.menu.as_ref().expect("menu").value;
