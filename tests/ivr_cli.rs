@@ -124,6 +124,43 @@ fn simulate_runs_the_status_path_and_prints_the_final_action() {
 }
 
 #[test]
+fn simulate_is_interactive_without_digits() {
+    use std::io::Write as _;
+    let police = common::repo()
+        .join("ivr-flows/police.yaml")
+        .display()
+        .to_string();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nida"))
+        .args(["flow", "simulate", &police])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // English, then silence (an empty line), then the complaints desk and
+    // accepting the call-back.
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"2\n\n5\n1\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let (out, err) = text(&out);
+    assert!(err.contains("keys (empty line: silence)>"), "{err}");
+    assert!(
+        out.contains("▶ en/police_menu\n  … silence\n▶ en/no_input en/police_menu"),
+        "{out}"
+    );
+    assert!(
+        out.contains("☎ call-back requested in police_complaints"),
+        "{out}"
+    );
+    assert!(out.contains("▶ en/callback_thanks"), "{out}");
+    assert!(out.contains("result: hangup"), "{out}");
+}
+
+#[test]
 fn graph_draws_mermaid_and_dot() {
     let police = common::repo()
         .join("ivr-flows/police.yaml")
