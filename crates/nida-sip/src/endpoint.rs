@@ -223,6 +223,55 @@ struct Call {
 }
 
 impl Call {
+    /// A request inside the dialog (RFC 3261 12.2.1.1) on a new branch.
+    fn dialog_request(
+        &self,
+        method: Method,
+        cseq: u32,
+        branch: &str,
+        local: SocketAddr,
+    ) -> Request {
+        let mut h = Headers::default();
+        h.push(
+            "Via",
+            format!(
+                "SIP/2.0/{} {local};branch={branch};rport",
+                self.transport.token()
+            ),
+        );
+        h.push("Max-Forwards", "70");
+        h.push("From", self.local.as_str());
+        h.push("To", self.remote.as_str());
+        h.push("Call-ID", self.call_id.as_str());
+        h.push("CSeq", format!("{cseq} {method}"));
+        for r in &self.route_set {
+            h.push("Route", r.as_str());
+        }
+        Request {
+            method,
+            uri: self.remote_target.clone(),
+            headers: h,
+            body: Vec::new(),
+        }
+    }
+
+    /// Where requests inside the dialog go: the first route, else the
+    /// remote target; over TCP, the connection the call uses.
+    fn next_hop(&self) -> SocketAddr {
+        let target = self
+            .route_set
+            .first()
+            .and_then(|r| NameAddr::parse(r).ok())
+            .map(|r| r.uri)
+            .unwrap_or_else(|| self.remote_target.clone());
+        match self.transport {
+            Transport::Tcp => self.peer,
+            Transport::Udp => SipUri::parse(&target)
+                .and_then(|u| u.socket_addr())
+                .unwrap_or(self.peer),
+        }
+    }
+
     fn next_timer(&self) -> Option<Instant> {
         self.pending_2xx.as_ref().map(|p| p.next.min(p.give_up))
     }
@@ -1024,37 +1073,11 @@ impl Endpoint {
                 call.state = CallState::Confirmed;
                 let cseq = call.invite.cseq().map(|c| c.0).unwrap_or(1);
                 let branch = format!("{COOKIE}{}", self.rng.hex());
-                let mut h = Headers::default();
-                h.push(
-                    "Via",
-                    format!(
-                        "SIP/2.0/{} {};branch={branch};rport",
-                        call.transport.token(),
-                        self.cfg.local_addr
-                    ),
-                );
-                h.push("Max-Forwards", "70");
-                h.push("From", call.local.as_str());
-                h.push("To", call.remote.as_str());
-                h.push("Call-ID", call.call_id.as_str());
-                h.push("CSeq", format!("{cseq} ACK"));
-                for r in &call.route_set {
-                    h.push("Route", r.as_str());
-                }
-                let ack = Request {
-                    method: Method::Ack,
-                    uri: call.remote_target.clone(),
-                    headers: h,
-                    body: Vec::new(),
-                }
-                .to_bytes();
+                let ack = call
+                    .dialog_request(Method::Ack, cseq, &branch, self.cfg.local_addr)
+                    .to_bytes();
                 call.uac_ack = Some(ack.clone());
-                let dest = match call.transport {
-                    Transport::Tcp => call.invite_dest,
-                    Transport::Udp => SipUri::parse(&call.remote_target)
-                        .and_then(|u| u.socket_addr())
-                        .unwrap_or(call.invite_dest),
-                };
+                let dest = call.next_hop();
                 call.peer = dest;
                 let (t, cancelled) = (call.transport, call.hangup_after_ack);
                 self.send(t, dest, ack);
@@ -1469,42 +1492,10 @@ impl Endpoint {
         };
         call.local_cseq += 1;
         let branch = format!("{COOKIE}{}", self.rng.hex());
-        let target = call
-            .route_set
-            .first()
-            .and_then(|r| NameAddr::parse(r).ok())
-            .map(|r| r.uri)
-            .unwrap_or_else(|| call.remote_target.clone());
-        let dest = match call.transport {
-            Transport::Tcp => call.peer,
-            Transport::Udp => SipUri::parse(&target)
-                .and_then(|u| u.socket_addr())
-                .unwrap_or(call.peer),
-        };
-        let mut h = Headers::default();
-        h.push(
-            "Via",
-            format!(
-                "SIP/2.0/{} {};branch={branch};rport",
-                call.transport.token(),
-                self.cfg.local_addr
-            ),
-        );
-        h.push("Max-Forwards", "70");
-        h.push("From", call.local.as_str());
-        h.push("To", call.remote.as_str());
-        h.push("Call-ID", call.call_id.as_str());
-        h.push("CSeq", format!("{} BYE", call.local_cseq));
-        for r in &call.route_set {
-            h.push("Route", r.as_str());
-        }
-        h.push("User-Agent", self.cfg.user_agent.as_str());
-        let req = Request {
-            method: Method::Bye,
-            uri: call.remote_target.clone(),
-            headers: h,
-            body: Vec::new(),
-        };
+        let dest = call.next_hop();
+        let mut req =
+            call.dialog_request(Method::Bye, call.local_cseq, &branch, self.cfg.local_addr);
+        req.headers.push("User-Agent", self.cfg.user_agent.as_str());
         let bytes = req.to_bytes();
         let transport = call.transport;
         let key = format!("{branch}|BYE");
