@@ -289,6 +289,8 @@ struct ServerTx {
     transport: Transport,
     dest: SocketAddr,
     call: Option<CallHandle>,
+    /// For an INVITE: its entry in the merged-request map, removed with it.
+    merge: Option<(String, String, u32)>,
     scheduled: Option<Instant>,
 }
 
@@ -716,6 +718,7 @@ impl Endpoint {
                 transport: ctx.transport,
                 dest: ctx.dest,
                 call: None,
+                merge: None,
                 scheduled: None,
             },
         );
@@ -811,6 +814,9 @@ impl Endpoint {
         self.next_handle += 1;
         if let Some(tx) = self.server_txs.get_mut(&key) {
             tx.call = Some(handle);
+        }
+        if let Some(tx) = self.server_txs.get_mut(&key) {
+            tx.merge = Some(merge_key.clone());
         }
         self.invites.insert(merge_key, key.clone());
         let contact = ctx
@@ -1284,8 +1290,9 @@ impl Endpoint {
                         }
                     }
                     if done {
-                        self.server_txs.remove(&key);
-                        self.invites.retain(|_, k| *k != key);
+                        if let Some(m) = self.server_txs.remove(&key).and_then(|t| t.merge) {
+                            self.invites.remove(&m);
+                        }
                     } else {
                         self.reschedule_server(&key);
                     }
