@@ -55,7 +55,44 @@ struct Task {
     offered_to: Vec<AgentId>,
     offer_generation: u64,
     connected_at: Option<Instant>,
+    /// The index buckets the task is in (see `Router::index`).
+    indexed: Vec<IndexKey>,
 }
+
+/// (queue, language, key skill): the buckets of waiting tasks an agent
+/// looks through. The key skill is the first required skill (or that of
+/// the overflow set), `NO_SKILL` when none is required.
+type IndexKey = (u16, u8, u16);
+const NO_SKILL: u16 = u16::MAX;
+type Bucket = BTreeSet<((Reverse<u8>, u64), TaskId)>;
+
+/// A multiply-rotate hasher for the small integer keys of the index (the
+/// default SipHash costs more than the lookup itself on the routing path;
+/// the keys come from configuration, not from callers).
+#[derive(Default, Clone, Copy)]
+struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(*b as u64);
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.write_u64(i as u64);
+    }
+    fn write_u16(&mut self, i: u16) {
+        self.write_u64(i as u64);
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+type IndexMap = HashMap<IndexKey, Bucket, std::hash::BuildHasherDefault<KeyHasher>>;
 
 #[derive(Debug, Clone)]
 struct Agent {
@@ -122,6 +159,9 @@ pub struct Router {
     next_seq: u64,
     rng: u64,
     decisions: u64,
+    /// Waiting and ringing tasks by (queue, language, key skill), each in
+    /// line order: an agent looks only at buckets it could serve.
+    index: IndexMap,
 }
 
 fn skills_ok(levels: &[u8], req: &[(SkillId, u8)]) -> bool {
@@ -157,6 +197,7 @@ impl Router {
             next_seq: 0,
             rng: seed | 1,
             decisions: 0,
+            index: IndexMap::default(),
         }
     }
 
@@ -328,6 +369,7 @@ impl Router {
             offered_to: Vec::new(),
             offer_generation: 0,
             connected_at: None,
+            indexed: Vec::new(),
             spec,
         };
         if !self.queues[task.queue.0 as usize].cfg.join_when_empty && !self.anyone_could_take(&task)
@@ -340,6 +382,7 @@ impl Router {
             .insert((Reverse(task.spec.priority), task.seq), id);
         q.stats.offered += 1;
         self.tasks.insert(id, task);
+        self.index_add(id);
         self.arm_wait_timer(id);
         self.route_task(now, id);
     }
@@ -391,6 +434,7 @@ impl Router {
             t.connected_at = Some(now);
             (Reverse(t.spec.priority), t.seq)
         };
+        self.index_remove(id);
         let q = self.queue_of(id);
         q.waiting.remove(&key);
         q.stats.answered += 1;
@@ -592,6 +636,18 @@ impl Router {
                     return Err(format!("{id:?} stuck offered {t:?}"));
                 }
             }
+        }
+        let indexed: usize = self.index.values().map(|b| b.len()).sum();
+        let expected: usize = self
+            .tasks
+            .values()
+            .filter(|t| !matches!(t.state, TaskState::Connected(_)))
+            .map(|t| Self::index_keys(t).len())
+            .sum();
+        if indexed != expected {
+            return Err(format!(
+                "index holds {indexed} entries, tasks in line need {expected}"
+            ));
         }
         let mut connected: HashMap<AgentId, [u8; 3]> = HashMap::new();
         for (id, t) in &self.tasks {
@@ -821,15 +877,34 @@ impl Router {
             return;
         }
         let mut best: Option<((Reverse<u8>, u64), TaskId, usize)> = None;
-        for (qi, q) in self.queues.iter().enumerate() {
-            for (key, tid) in &q.waiting {
-                if best.as_ref().is_some_and(|(b, _, _)| key > b) {
-                    break;
-                }
-                let t = &self.tasks[tid];
-                if t.state == TaskState::Waiting && self.eligible(agent, t) {
-                    best = Some((*key, *tid, qi));
-                    break;
+        let a = &self.agents[&agent];
+        let langs: Vec<u8> = (0..64u8)
+            .filter(|l| a.languages & (1u64 << l) != 0)
+            .collect();
+        let skills: Vec<u16> = a
+            .levels
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| **l > 0)
+            .map(|(i, _)| i as u16)
+            .chain([NO_SKILL])
+            .collect();
+        for qi in 0..self.queues.len() {
+            for &lang in &langs {
+                for &skill in &skills {
+                    let Some(bucket) = self.index.get(&(qi as u16, lang, skill)) else {
+                        continue;
+                    };
+                    for (key, tid) in bucket {
+                        if best.as_ref().is_some_and(|(b, _, _)| key >= b) {
+                            break;
+                        }
+                        let t = &self.tasks[tid];
+                        if t.state == TaskState::Waiting && self.eligible(agent, t) {
+                            best = Some((*key, *tid, qi));
+                            break;
+                        }
+                    }
                 }
             }
         }
@@ -911,11 +986,51 @@ impl Router {
     }
 
     fn end_task(&mut self, id: TaskId, reason: EndReason) {
+        self.index_remove(id);
         if let Some(t) = self.tasks.remove(&id) {
             self.queues[t.queue.0 as usize]
                 .waiting
                 .remove(&(Reverse(t.spec.priority), t.seq));
             self.outputs.push_back(Output::Ended { task: id, reason });
+        }
+    }
+
+    fn index_keys(t: &Task) -> Vec<IndexKey> {
+        let q = t.queue.0;
+        let mut skills = vec![t.required.first().map(|r| r.0 .0).unwrap_or(NO_SKILL)];
+        if let Some(o) = t.overflow.first() {
+            skills.push(o.0 .0);
+        }
+        (0..64u8)
+            .filter(|l| t.languages & (1u64 << l) != 0)
+            .flat_map(|l| skills.iter().map(move |s| (q, l, *s)))
+            .collect()
+    }
+
+    fn index_add(&mut self, id: TaskId) {
+        let Some(t) = self.tasks.get_mut(&id) else {
+            return;
+        };
+        let keys = Self::index_keys(t);
+        let entry = ((Reverse(t.spec.priority), t.seq), id);
+        t.indexed = keys.clone();
+        for k in keys {
+            self.index.entry(k).or_default().insert(entry);
+        }
+    }
+
+    fn index_remove(&mut self, id: TaskId) {
+        let Some(t) = self.tasks.get_mut(&id) else {
+            return;
+        };
+        let entry = ((Reverse(t.spec.priority), t.seq), id);
+        for k in std::mem::take(&mut t.indexed) {
+            if let Some(b) = self.index.get_mut(&k) {
+                b.remove(&entry);
+                if b.is_empty() {
+                    self.index.remove(&k);
+                }
+            }
         }
     }
 
@@ -976,6 +1091,9 @@ impl Router {
             self.move_to(now, id, q);
             return;
         }
+        // Languages or skills may have changed: the buckets too.
+        self.index_remove(id);
+        self.index_add(id);
         self.arm_wait_timer(id);
         self.route_task(now, id);
     }
@@ -985,6 +1103,7 @@ impl Router {
         if q.0 as usize >= self.queues.len() {
             return;
         }
+        self.index_remove(id);
         let t = self.tasks.get_mut(&id).expect("exists");
         let key = (Reverse(t.spec.priority), t.seq);
         let old = t.queue;
@@ -992,6 +1111,7 @@ impl Router {
         t.step = 0;
         self.queues[old.0 as usize].waiting.remove(&key);
         self.queues[q.0 as usize].waiting.insert(key, id);
+        self.index_add(id);
         self.arm_wait_timer(id);
         self.route_task(now, id);
     }
