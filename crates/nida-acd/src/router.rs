@@ -409,10 +409,7 @@ impl Router {
 
     /// The agent accepts the task offered to them.
     pub fn accept(&mut self, now: Instant, agent: AgentId, id: TaskId) -> Result<(), AcdError> {
-        let task = self.tasks.get(&id).ok_or(AcdError::UnknownTask(id))?;
-        if task.state != TaskState::Offered || !task.offered_to.contains(&agent) {
-            return Err(AcdError::NotOffered(id, agent));
-        }
+        let task = self.ringing(agent, id)?;
         let others: Vec<AgentId> = task
             .offered_to
             .iter()
@@ -460,10 +457,7 @@ impl Router {
 
     /// The agent rejects the offer: the task keeps its place in line.
     pub fn reject(&mut self, now: Instant, agent: AgentId, id: TaskId) -> Result<(), AcdError> {
-        let task = self.tasks.get(&id).ok_or(AcdError::UnknownTask(id))?;
-        if task.state != TaskState::Offered || !task.offered_to.contains(&agent) {
-            return Err(AcdError::NotOffered(id, agent));
-        }
+        let task = self.ringing(agent, id)?;
         self.missed_offer(now, id, agent);
         Ok(())
     }
@@ -705,6 +699,15 @@ impl Router {
     }
 
     // ---- internals ----
+
+    /// The task, when it is ringing this agent.
+    fn ringing(&self, agent: AgentId, id: TaskId) -> Result<&Task, AcdError> {
+        let task = self.tasks.get(&id).ok_or(AcdError::UnknownTask(id))?;
+        if task.state != TaskState::Offered || !task.offered_to.contains(&agent) {
+            return Err(AcdError::NotOffered(id, agent));
+        }
+        Ok(task)
+    }
 
     fn agent_mut(&mut self, id: AgentId) -> &mut Agent {
         self.agents
