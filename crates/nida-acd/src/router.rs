@@ -457,7 +457,7 @@ impl Router {
 
     /// The agent rejects the offer: the task keeps its place in line.
     pub fn reject(&mut self, now: Instant, agent: AgentId, id: TaskId) -> Result<(), AcdError> {
-        let task = self.ringing(agent, id)?;
+        self.ringing(agent, id)?;
         self.missed_offer(now, id, agent);
         Ok(())
     }
