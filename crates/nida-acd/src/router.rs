@@ -280,12 +280,7 @@ impl Router {
 
     /// An agent takes a break (at once, or after the work in hand).
     pub fn not_ready(&mut self, now: Instant, id: AgentId, reason: &str) -> Result<(), AcdError> {
-        let state = self
-            .agents
-            .get(&id)
-            .ok_or(AcdError::UnknownAgent(id))?
-            .state
-            .clone();
+        let state = self.state_of(id)?;
         let nr = AgentState::NotReady(NotReady::Reason(reason.into()));
         match state {
             AgentState::Available => {
@@ -298,7 +293,7 @@ impl Router {
                 }
             }
             AgentState::Offered(task) => {
-                self.withdraw_offer(now, task, id, false);
+                self.withdraw_offer(now, task, id);
                 self.set_state(id, nr);
             }
             AgentState::Busy | AgentState::WrapUp => self.agent_mut(id).after_work = Some(nr),
@@ -310,15 +305,10 @@ impl Router {
 
     /// An agent logs out; an offer ringing them goes back to the line.
     pub fn logout(&mut self, now: Instant, id: AgentId) -> Result<(), AcdError> {
-        let state = self
-            .agents
-            .get(&id)
-            .ok_or(AcdError::UnknownAgent(id))?
-            .state
-            .clone();
+        let state = self.state_of(id)?;
         match state {
             AgentState::Offered(task) => {
-                self.withdraw_offer(now, task, id, false);
+                self.withdraw_offer(now, task, id);
                 self.set_state(id, AgentState::LoggedOut);
             }
             AgentState::Busy | AgentState::WrapUp
@@ -700,6 +690,15 @@ impl Router {
 
     // ---- internals ----
 
+    fn state_of(&self, id: AgentId) -> Result<AgentState, AcdError> {
+        Ok(self
+            .agents
+            .get(&id)
+            .ok_or(AcdError::UnknownAgent(id))?
+            .state
+            .clone())
+    }
+
     /// The task, when it is ringing this agent.
     fn ringing(&self, agent: AgentId, id: TaskId) -> Result<&Task, AcdError> {
         let task = self.tasks.get(&id).ok_or(AcdError::UnknownTask(id))?;
@@ -956,16 +955,14 @@ impl Router {
         self.set_state(agent, AgentState::Available);
     }
 
-    fn withdraw_offer(&mut self, now: Instant, id: TaskId, agent: AgentId, count_missed: bool) {
+    /// Withdraws an offer because the agent leaves (not ready, logout):
+    /// not a missed offer; the caller sets the agent's new state.
+    fn withdraw_offer(&mut self, now: Instant, id: TaskId, agent: AgentId) {
         self.outputs.push_back(Output::Withdraw { task: id, agent });
-        if count_missed {
-            self.missed_offer(now, id, agent);
-        } else {
-            self.release_offer(now, id, agent);
-            self.unavailable(agent);
-            self.route_task(now, id);
-            self.route_all_available(now);
-        }
+        self.release_offer(now, id, agent);
+        self.unavailable(agent);
+        self.route_task(now, id);
+        self.route_all_available(now);
     }
 
     /// A rejected or unanswered offer.

@@ -1167,16 +1167,6 @@ impl Endpoint {
         let bytes = req.to_bytes();
         let key = format!("{branch}|INVITE");
         let tx = ClientInvite::new(now, self.cfg.timers, transport.reliable(), bytes.clone());
-        self.client_txs.insert(
-            key.clone(),
-            ClientTx {
-                kind: ClientKind::Invite(tx),
-                transport,
-                dest,
-                call: Some(handle),
-                scheduled: None,
-            },
-        );
         self.calls.insert(
             handle,
             Call {
@@ -1201,10 +1191,37 @@ impl Endpoint {
             },
         );
         self.dialogs.insert((call_id, local_tag), handle);
-        self.send(transport, dest, bytes);
-        let next = self.client_txs.get(&key).and_then(ClientTx::next_timer);
-        self.schedule(Owner::Client(key), next);
+        self.start_client_tx(
+            key,
+            ClientKind::Invite(tx),
+            (transport, dest),
+            Some(handle),
+            bytes,
+        );
         handle
+    }
+
+    /// Starts a client transaction: registers it, sends the request once
+    /// and arms its timers.
+    fn start_client_tx(
+        &mut self,
+        key: String,
+        kind: ClientKind,
+        (transport, dest): (Transport, SocketAddr),
+        call: Option<CallHandle>,
+        bytes: Vec<u8>,
+    ) {
+        let tx = ClientTx {
+            kind,
+            transport,
+            dest,
+            call,
+            scheduled: None,
+        };
+        let next = tx.next_timer();
+        self.client_txs.insert(key.clone(), tx);
+        self.send(transport, dest, bytes);
+        self.schedule(Owner::Client(key), next);
     }
 
     /// Cancels a call nida placed that has no final answer yet
@@ -1239,19 +1256,13 @@ impl Endpoint {
         let (transport, dest) = (call.transport, call.invite_dest);
         let key = format!("{branch}|CANCEL");
         let tx = ClientNonInvite::new(now, self.cfg.timers, transport.reliable(), bytes.clone());
-        self.client_txs.insert(
-            key.clone(),
-            ClientTx {
-                kind: ClientKind::NonInvite(tx),
-                transport,
-                dest,
-                call: None,
-                scheduled: None,
-            },
+        self.start_client_tx(
+            key,
+            ClientKind::NonInvite(tx),
+            (transport, dest),
+            None,
+            bytes,
         );
-        self.send(transport, dest, bytes);
-        let next = self.client_txs.get(&key).and_then(ClientTx::next_timer);
-        self.schedule(Owner::Client(key), next);
     }
 
     /// Fires every timer due at `now`.
@@ -1506,24 +1517,14 @@ impl Endpoint {
         let bytes = req.to_bytes();
         let transport = call.transport;
         let key = format!("{branch}|BYE");
-        self.client_txs.insert(
-            key.clone(),
-            ClientTx {
-                kind: ClientKind::NonInvite(ClientNonInvite::new(
-                    now,
-                    self.cfg.timers,
-                    transport.reliable(),
-                    bytes.clone(),
-                )),
-                transport,
-                dest,
-                call: None,
-                scheduled: None,
-            },
+        let tx = ClientNonInvite::new(now, self.cfg.timers, transport.reliable(), bytes.clone());
+        self.start_client_tx(
+            key,
+            ClientKind::NonInvite(tx),
+            (transport, dest),
+            None,
+            bytes,
         );
-        self.send(transport, dest, bytes);
-        let next = self.client_txs.get(&key).and_then(ClientTx::next_timer);
-        self.schedule(Owner::Client(key), next);
         self.end_call(handle, reason);
     }
 
