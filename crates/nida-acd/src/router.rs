@@ -55,20 +55,60 @@ struct Task {
     offered_to: Vec<AgentId>,
     offer_generation: u64,
     connected_at: Option<Instant>,
-    /// The index buckets the task is in (see `Router::index`).
-    indexed: Vec<IndexKey>,
+    /// The index parts the task is in while it waits (see `Router::index`).
+    indexed: Vec<(IndexKey, u8)>,
 }
 
-/// (queue, language, key skill): the buckets of waiting tasks an agent
-/// looks through. The key skill is the first required skill (or that of
-/// the overflow set), `NO_SKILL` when none is required.
-type IndexKey = (u16, u8, u16);
+/// (language, key skill) packed in a `u32`: the buckets of waiting tasks
+/// an agent looks through. The key skill is the first required skill (or
+/// that of the overflow set), `NO_SKILL` when none is required. Queues are
+/// not part of the key: an agent serves every queue, in one line order.
+type IndexKey = u32;
 const NO_SKILL: u16 = u16::MAX;
-type Bucket = BTreeSet<((Reverse<u8>, u64), TaskId)>;
+/// Minimum levels 0 (no skill needed) to 10.
+const LEVELS: usize = 11;
 
-/// A multiply-rotate hasher for the small integer keys of the index (the
-/// default SipHash costs more than the lookup itself on the routing path;
-/// the keys come from configuration, not from callers).
+fn index_key(lang: u8, skill: u16) -> IndexKey {
+    (lang as u32) << 16 | skill as u32
+}
+
+/// A task's place in line as one number: higher priority first, then
+/// arrival order.
+type LineKey = u64;
+
+fn line_key(priority: u8, seq: u64) -> LineKey {
+    ((255 - priority) as u64) << 56 | (seq & ((1 << 56) - 1))
+}
+
+/// Waiting tasks of one (language, key skill), split by the minimum level
+/// they need in that skill, each part in line order with its head cached:
+/// an agent with level L looks at the heads of parts 0..=L only.
+#[derive(Debug, Default)]
+struct Bucket {
+    parts: [BTreeSet<(LineKey, TaskId)>; LEVELS],
+    heads: [Option<(LineKey, TaskId)>; LEVELS],
+}
+
+impl Bucket {
+    fn insert(&mut self, level: usize, entry: (LineKey, TaskId)) {
+        self.parts[level].insert(entry);
+        if self.heads[level].is_none_or(|h| entry < h) {
+            self.heads[level] = Some(entry);
+        }
+    }
+
+    fn remove(&mut self, level: usize, entry: (LineKey, TaskId)) {
+        self.parts[level].remove(&entry);
+        if self.heads[level] == Some(entry) {
+            self.heads[level] = self.parts[level].first().copied();
+        }
+    }
+}
+
+/// A multiply-rotate hasher for the small integer keys of the core's maps
+/// (the default SipHash costs more than the lookup itself on the routing
+/// path; the keys are ids the shell chooses and configuration, not caller
+/// input).
 #[derive(Default, Clone, Copy)]
 struct KeyHasher(u64);
 
@@ -87,18 +127,24 @@ impl std::hash::Hasher for KeyHasher {
     fn write_u16(&mut self, i: u16) {
         self.write_u64(i as u64);
     }
+    fn write_u32(&mut self, i: u32) {
+        self.write_u64(i as u64);
+    }
     fn write_u64(&mut self, i: u64) {
         self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
     }
 }
 
-type IndexMap = HashMap<IndexKey, Bucket, std::hash::BuildHasherDefault<KeyHasher>>;
+type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<KeyHasher>>;
 
 #[derive(Debug, Clone)]
 struct Agent {
     cfg: AgentConfig,
     levels: Vec<u8>,
     languages: u64,
+    /// The index buckets this agent can serve, with its level in the key
+    /// skill (0 for tasks needing no skill).
+    buckets: Vec<(IndexKey, u8)>,
     state: AgentState,
     active: [u8; 3],
     idle_since: Instant,
@@ -150,8 +196,8 @@ struct Queue {
 #[derive(Debug)]
 pub struct Router {
     queues: Vec<Queue>,
-    agents: HashMap<AgentId, Agent>,
-    tasks: HashMap<TaskId, Task>,
+    agents: FastMap<AgentId, Agent>,
+    tasks: FastMap<TaskId, Task>,
     /// Agents that can take more work, oldest idle first.
     available: BTreeSet<(Instant, AgentId)>,
     timers: BinaryHeap<Reverse<(Instant, Timer)>>,
@@ -159,14 +205,15 @@ pub struct Router {
     next_seq: u64,
     rng: u64,
     decisions: u64,
-    /// Waiting and ringing tasks by (queue, language, key skill), each in
-    /// line order: an agent looks only at buckets it could serve.
-    index: IndexMap,
+    /// Waiting tasks (not those ringing an agent) by language, key skill
+    /// and minimum level, each part in line order: an agent looks only at
+    /// the parts it could serve.
+    index: FastMap<IndexKey, Bucket>,
 }
 
 fn skills_ok(levels: &[u8], req: &[(SkillId, u8)]) -> bool {
     req.iter()
-        .all(|(s, min)| levels.get(s.0 as usize).is_some_and(|l| l >= min))
+        .all(|(s, min)| *min == 0 || levels.get(s.0 as usize).is_some_and(|l| l >= min))
 }
 
 fn mask(langs: &[LangId]) -> u64 {
@@ -189,15 +236,15 @@ impl Router {
                     },
                 })
                 .collect(),
-            agents: HashMap::new(),
-            tasks: HashMap::new(),
+            agents: FastMap::default(),
+            tasks: FastMap::default(),
             available: BTreeSet::new(),
             timers: BinaryHeap::new(),
             outputs: VecDeque::new(),
             next_seq: 0,
             rng: seed | 1,
             decisions: 0,
-            index: IndexMap::default(),
+            index: FastMap::default(),
         }
     }
 
@@ -229,6 +276,13 @@ impl Router {
             levels[s.0 as usize] = *l;
         }
         let languages = mask(&cfg.languages);
+        let mut buckets = Vec::new();
+        for lang in (0..64u8).filter(|l| languages & (1u64 << l) != 0) {
+            buckets.push((index_key(lang, NO_SKILL), 0));
+            for (skill, level) in levels.iter().enumerate().filter(|(_, l)| **l > 0) {
+                buckets.push((index_key(lang, skill as u16), (*level).min(10)));
+            }
+        }
         let id = cfg.id;
         if let Some(old) = self.agents.get(&id) {
             self.available.remove(&(old.idle_since, id));
@@ -239,6 +293,7 @@ impl Router {
                 cfg,
                 levels,
                 languages,
+                buckets,
                 state: AgentState::LoggedOut,
                 active: [0; 3],
                 idle_since: now,
@@ -381,19 +436,18 @@ impl Router {
     /// completed.
     pub fn abandon(&mut self, now: Instant, id: TaskId) -> Result<(), AcdError> {
         let task = self.tasks.get(&id).ok_or(AcdError::UnknownTask(id))?;
-        match task.state {
+        let released = match task.state {
             TaskState::Connected(_) => return self.complete(now, id),
-            TaskState::Offered => {
-                for agent in task.offered_to.clone() {
-                    self.outputs.push_back(Output::Withdraw { task: id, agent });
-                    self.release_offer(now, id, agent);
-                }
-            }
-            TaskState::Waiting => {}
+            TaskState::Offered => task.offered_to.clone(),
+            TaskState::Waiting => Vec::new(),
+        };
+        for &agent in &released {
+            self.outputs.push_back(Output::Withdraw { task: id, agent });
+            self.release_offer(now, id, agent);
         }
         self.queue_of(id).stats.abandoned += 1;
         self.end_task(id, EndReason::Abandoned);
-        self.route_all_available(now);
+        self.route_agents(now, released);
         Ok(())
     }
 
@@ -407,7 +461,7 @@ impl Router {
             .filter(|a| *a != agent)
             .collect();
         let (channel, enqueued) = (task.spec.channel, task.enqueued);
-        for other in others {
+        for &other in &others {
             self.outputs.push_back(Output::Withdraw {
                 task: id,
                 agent: other,
@@ -441,7 +495,7 @@ impl Router {
         } else {
             self.set_state(agent, AgentState::Busy);
         }
-        self.route_all_available(now);
+        self.route_agents(now, others);
         Ok(())
     }
 
@@ -621,16 +675,28 @@ impl Router {
                 }
             }
         }
-        let indexed: usize = self.index.values().map(|b| b.len()).sum();
+        for b in self.index.values() {
+            for (part, head) in b.parts.iter().zip(&b.heads) {
+                if part.first() != head.as_ref() {
+                    return Err(format!("index head {head:?} is not the first of its part"));
+                }
+            }
+        }
+        let indexed: usize = self
+            .index
+            .values()
+            .flat_map(|b| b.parts.iter())
+            .map(BTreeSet::len)
+            .sum();
         let expected: usize = self
             .tasks
             .values()
-            .filter(|t| !matches!(t.state, TaskState::Connected(_)))
+            .filter(|t| t.state == TaskState::Waiting)
             .map(|t| Self::index_keys(t).len())
             .sum();
         if indexed != expected {
             return Err(format!(
-                "index holds {indexed} entries, tasks in line need {expected}"
+                "index holds {indexed} entries, waiting tasks need {expected}"
             ));
         }
         let mut connected: HashMap<AgentId, [u8; 3]> = HashMap::new();
@@ -863,6 +929,7 @@ impl Router {
         t.offer_generation += 1;
         t.offered_to = agents.clone();
         let generation = t.offer_generation;
+        self.index_remove(id);
         self.timers
             .push(Reverse((now + timeout, Timer::Offer(id, generation))));
         for a in agents {
@@ -875,42 +942,53 @@ impl Router {
     /// An available agent takes the best task it can: highest priority,
     /// then earliest arrival, across queues.
     fn route_agent(&mut self, now: Instant, agent: AgentId) {
-        if self.agents.get(&agent).map(|a| &a.state) != Some(&AgentState::Available) {
+        let Some(a) = self.agents.get(&agent) else {
+            return;
+        };
+        if a.state != AgentState::Available {
             return;
         }
-        let mut best: Option<((Reverse<u8>, u64), TaskId, usize)> = None;
-        let a = &self.agents[&agent];
-        let langs: Vec<u8> = (0..64u8)
-            .filter(|l| a.languages & (1u64 << l) != 0)
-            .collect();
-        let skills: Vec<u16> = a
-            .levels
-            .iter()
-            .enumerate()
-            .filter(|(_, l)| **l > 0)
-            .map(|(i, _)| i as u16)
-            .chain([NO_SKILL])
-            .collect();
-        for qi in 0..self.queues.len() {
-            for &lang in &langs {
-                for &skill in &skills {
-                    let Some(bucket) = self.index.get(&(qi as u16, lang, skill)) else {
-                        continue;
-                    };
-                    for (key, tid) in bucket {
-                        if best.as_ref().is_some_and(|(b, _, _)| key >= b) {
+        // The first head in line among the parts this agent can serve; when
+        // it is for this agent (the usual case) nothing earlier can be.
+        let mut first: Option<(LineKey, TaskId)> = None;
+        for &(key, level) in &a.buckets {
+            let Some(b) = self.index.get(&key) else {
+                continue;
+            };
+            for h in b.heads[..=level as usize].iter().flatten() {
+                if first.is_none_or(|f| *h < f) {
+                    first = Some(*h);
+                }
+            }
+        }
+        let Some(first) = first else { return };
+        let best = if self.takes(a, agent, first.1) {
+            Some(first)
+        } else {
+            // Some head is not for this agent (declined, another skill
+            // missing, no capacity on its channel): look deeper, stopping
+            // in each part at the best found so far.
+            let mut best: Option<(LineKey, TaskId)> = None;
+            for &(key, level) in &a.buckets {
+                let Some(b) = self.index.get(&key) else {
+                    continue;
+                };
+                for part in &b.parts[..=level as usize] {
+                    for e in part {
+                        if best.is_some_and(|b| *e >= b) {
                             break;
                         }
-                        let t = &self.tasks[tid];
-                        if t.state == TaskState::Waiting && self.eligible(agent, t) {
-                            best = Some((*key, *tid, qi));
+                        if self.takes(a, agent, e.1) {
+                            best = Some(*e);
                             break;
                         }
                     }
                 }
             }
-        }
-        let Some((_, tid, qi)) = best else { return };
+            best
+        };
+        let Some((_, tid)) = best else { return };
+        let qi = self.tasks[&tid].queue.0 as usize;
         if self.queues[qi].cfg.strategy == Strategy::RingAll {
             // Ring everyone who can take it, this agent included.
             let t = &self.tasks[&tid];
@@ -926,8 +1004,17 @@ impl Router {
         }
     }
 
-    fn route_all_available(&mut self, now: Instant) {
-        let agents: Vec<AgentId> = self.available.iter().map(|(_, a)| *a).collect();
+    /// Whether the agent can take this waiting task now.
+    fn takes(&self, a: &Agent, id: AgentId, task: TaskId) -> bool {
+        let t = &self.tasks[&task];
+        t.state == TaskState::Waiting
+            && !t.declined.iter().any(|(d, _)| *d == id)
+            && Self::matches(a, t)
+    }
+
+    /// Routes agents who became available, longest idle first.
+    fn route_agents(&mut self, now: Instant, mut agents: Vec<AgentId>) {
+        agents.sort_by_key(|a| self.agents.get(a).map(|a| a.idle_since));
         for a in agents {
             self.route_agent(now, a);
         }
@@ -940,6 +1027,7 @@ impl Router {
             t.offered_to.retain(|a| *a != agent);
             if t.offered_to.is_empty() && t.state == TaskState::Offered {
                 t.state = TaskState::Waiting;
+                self.index_add(id);
             }
         }
         if self.agents.get(&agent).map(|a| &a.state) == Some(&AgentState::Offered(id)) {
@@ -962,7 +1050,6 @@ impl Router {
         self.release_offer(now, id, agent);
         self.unavailable(agent);
         self.route_task(now, id);
-        self.route_all_available(now);
     }
 
     /// A rejected or unanswered offer.
@@ -982,7 +1069,7 @@ impl Router {
             self.set_state(agent, AgentState::NotReady(NotReady::MissedOffers));
         }
         self.route_task(now, id);
-        self.route_all_available(now);
+        self.route_agent(now, agent);
     }
 
     fn end_task(&mut self, id: TaskId, reason: EndReason) {
@@ -995,41 +1082,55 @@ impl Router {
         }
     }
 
-    fn index_keys(t: &Task) -> Vec<IndexKey> {
-        let q = t.queue.0;
-        let mut skills = vec![t.required.first().map(|r| r.0 .0).unwrap_or(NO_SKILL)];
-        if let Some(o) = t.overflow.first() {
-            skills.push(o.0 .0);
+    /// The index parts of a task: per language it accepts, its key skill
+    /// (the first it needs at some level, or none) at that level, and the
+    /// key skill of its overflow set.
+    fn index_keys(t: &Task) -> Vec<(IndexKey, u8)> {
+        let key = |set: &[(SkillId, u8)]| {
+            set.iter()
+                .find(|(_, min)| *min > 0)
+                .map(|(s, min)| (s.0, (*min).min(10)))
+                .unwrap_or((NO_SKILL, 0))
+        };
+        let mut skills = vec![key(&t.required)];
+        if !t.overflow.is_empty() {
+            skills.push(key(&t.overflow));
         }
         (0..64u8)
             .filter(|l| t.languages & (1u64 << l) != 0)
-            .flat_map(|l| skills.iter().map(move |s| (q, l, *s)))
+            .flat_map(|l| skills.iter().map(move |(s, min)| (index_key(l, *s), *min)))
             .collect()
     }
 
+    /// Puts a waiting task in the index (again, after a change).
     fn index_add(&mut self, id: TaskId) {
+        self.index_remove(id);
         let Some(t) = self.tasks.get_mut(&id) else {
             return;
         };
-        let keys = Self::index_keys(t);
-        let entry = ((Reverse(t.spec.priority), t.seq), id);
-        t.indexed = keys.clone();
-        for k in keys {
-            self.index.entry(k).or_default().insert(entry);
+        if t.state != TaskState::Waiting {
+            return;
         }
+        let keys = Self::index_keys(t);
+        let entry = (line_key(t.spec.priority, t.seq), id);
+        for &(k, level) in &keys {
+            self.index
+                .entry(k)
+                .or_default()
+                .insert(level as usize, entry);
+        }
+        t.indexed = keys;
     }
 
+    /// Takes a task out of the index (it rings an agent, or ended).
     fn index_remove(&mut self, id: TaskId) {
         let Some(t) = self.tasks.get_mut(&id) else {
             return;
         };
-        let entry = ((Reverse(t.spec.priority), t.seq), id);
-        for k in std::mem::take(&mut t.indexed) {
+        let entry = (line_key(t.spec.priority, t.seq), id);
+        for (k, level) in std::mem::take(&mut t.indexed) {
             if let Some(b) = self.index.get_mut(&k) {
-                b.remove(&entry);
-                if b.is_empty() {
-                    self.index.remove(&k);
-                }
+                b.remove(level as usize, entry);
             }
         }
     }
@@ -1092,7 +1193,6 @@ impl Router {
             return;
         }
         // Languages or skills may have changed: the buckets too.
-        self.index_remove(id);
         self.index_add(id);
         self.arm_wait_timer(id);
         self.route_task(now, id);

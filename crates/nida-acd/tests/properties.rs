@@ -23,6 +23,10 @@ enum Op {
         level: u8,
         lang: u8,
         priority: u8,
+        /// A second required skill (index 3 means none).
+        second: (u16, u8),
+        /// A chat (agents take two at once) rather than a call.
+        chat: bool,
     },
     Abandon(usize),
     Accept(usize),
@@ -33,24 +37,27 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        (0..6u32).prop_map(Op::Login),
-        (0..6u32).prop_map(Op::Ready),
-        (0..6u32).prop_map(Op::NotReady),
-        (0..6u32).prop_map(Op::Logout),
-        (0..4u16, 0..3u16, 1..6u8, 0..3u8, 0..3u8).prop_map(
-            |(queue, skill, level, lang, priority)| Op::Enqueue {
+        1 => (0..6u32).prop_map(Op::Login),
+        1 => (0..6u32).prop_map(Op::Ready),
+        1 => (0..6u32).prop_map(Op::NotReady),
+        1 => (0..6u32).prop_map(Op::Logout),
+        // Arrivals three times as often as other events, so lines form.
+        3 => (0..4u16, 0..3u16, 1..6u8, 0..3u8, 0..3u8, (0..4u16, 0..5u8), any::<bool>()).prop_map(
+            |(queue, skill, level, lang, priority, second, chat)| Op::Enqueue {
                 queue,
                 skill,
                 level,
                 lang,
-                priority
+                priority,
+                second,
+                chat,
             }
         ),
-        (0..8usize).prop_map(Op::Abandon),
-        (0..8usize).prop_map(Op::Accept),
-        (0..8usize).prop_map(Op::Reject),
-        (0..8usize).prop_map(Op::Complete),
-        (1..40_000u64).prop_map(Op::Advance),
+        1 => (0..8usize).prop_map(Op::Abandon),
+        1 => (0..8usize).prop_map(Op::Accept),
+        1 => (0..8usize).prop_map(Op::Reject),
+        1 => (0..8usize).prop_map(Op::Complete),
+        1 => (1..40_000u64).prop_map(Op::Advance),
     ]
 }
 
@@ -102,7 +109,11 @@ fn agents(now: Instant, r: &mut Router) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+    // 400 cases by default; PROPTEST_CASES=5000 for a longer search.
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(400),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn the_core_keeps_its_rules(ops in proptest::collection::vec(op(), 1..120)) {
@@ -110,6 +121,12 @@ proptest! {
         let mut now = t0;
         let mut r = Router::new(queues(), 7);
         agents(now, &mut r);
+        // Half the agents start ready (the ops log others in and out).
+        for a in 0..3 {
+            r.login(now, AgentId(a)).unwrap();
+            r.ready(now, AgentId(a)).unwrap();
+        }
+        while r.poll_output().is_some() {}
         let mut next_task = 0u64;
         let mut live: Vec<TaskId> = Vec::new();
         let mut ended: BTreeSet<TaskId> = BTreeSet::new();
@@ -134,12 +151,17 @@ proptest! {
                 Op::Ready(a) => { r.ready(now, AgentId(a)).unwrap(); }
                 Op::NotReady(a) => { r.not_ready(now, AgentId(a), "break").unwrap(); }
                 Op::Logout(a) => { r.logout(now, AgentId(a)).unwrap(); }
-                Op::Enqueue { queue, skill, level, lang, priority } => {
+                Op::Enqueue { queue, skill, level, lang, priority, second, chat } => {
                     let id = TaskId(next_task);
                     next_task += 1;
                     live.push(id);
-                    let channel = if queue == 1 { Channel::Chat } else { Channel::Voice };
-                    r.enqueue(now, TaskSpec { id, queue: QueueId(queue), skills: vec![(SkillId(skill), level)], language: LangId(lang), priority, channel });
+                    let channel = if chat { Channel::Chat } else { Channel::Voice };
+                    let mut skills = vec![(SkillId(skill), level)];
+                    if second.0 < 3 {
+                        // Level 0 means "no minimum" (any agent qualifies).
+                        skills.push((SkillId(second.0), second.1));
+                    }
+                    r.enqueue(now, TaskSpec { id, queue: QueueId(queue), skills, language: LangId(lang), priority, channel });
                 }
                 Op::Abandon(i) => { if let Some(t) = live.get(i).copied() { let _ = r.abandon(now, t); } }
                 Op::Accept(i) => { if let Some((t, a)) = offers.get(i).copied() { let _ = r.accept(now, a, t); } }

@@ -159,6 +159,31 @@ fn ring_all_first_to_accept_wins_and_the_others_are_withdrawn() {
 }
 
 #[test]
+fn ring_all_the_withdrawn_agent_takes_the_task_that_came_meanwhile() {
+    let (mut r, now) = setup(
+        strategy(Strategy::RingAll),
+        vec![agent(1, 3, &[AR]), agent(2, 3, &[AR])],
+    );
+    r.enqueue(now, task(1, 1, AR, 0));
+    assert_eq!(offers(&outputs(&mut r)), [(1, 1), (1, 2)]);
+    // Both ring: the next caller waits.
+    r.enqueue(now, task(2, 1, AR, 0));
+    assert_eq!(offers(&outputs(&mut r)), []);
+    r.accept(now, AgentId(1), TaskId(1)).unwrap();
+    let out = outputs(&mut r);
+    assert!(out.contains(&Output::Withdraw {
+        task: TaskId(1),
+        agent: AgentId(2)
+    }));
+    assert_eq!(
+        offers(&out),
+        [(2, 2)],
+        "agent 2 rings for the second caller"
+    );
+    r.check().unwrap();
+}
+
+#[test]
 fn weighted_random_is_seeded_and_uses_weights() {
     let (mut r, mut now) = setup(
         strategy(Strategy::WeightedRandom),
