@@ -55,8 +55,9 @@ struct Task {
     offered_to: Vec<AgentId>,
     offer_generation: u64,
     connected_at: Option<Instant>,
-    /// The index parts the task is in while it waits (see `Router::index`).
-    indexed: Vec<(IndexKey, u8)>,
+    /// The index buckets (slot, level) the task is in while it waits (see
+    /// `Router::index`).
+    indexed: Vec<(u32, u8)>,
 }
 
 /// (language, key skill) packed in a `u32`: the buckets of waiting tasks
@@ -81,27 +82,57 @@ fn line_key(priority: u8, seq: u64) -> LineKey {
 }
 
 /// Waiting tasks of one (language, key skill), split by the minimum level
-/// they need in that skill, each part in line order with its head cached:
-/// an agent with level L looks at the heads of parts 0..=L only.
-#[derive(Debug, Default)]
+/// they need in that skill, each part in line order. `upto[l]` caches the
+/// first task in line among parts `0..=l`, so an agent with level `l` reads
+/// one entry per bucket it serves.
+#[derive(Debug)]
 struct Bucket {
     parts: [BTreeSet<(LineKey, TaskId)>; LEVELS],
-    heads: [Option<(LineKey, TaskId)>; LEVELS],
+    upto: [(LineKey, TaskId); LEVELS],
+}
+
+/// An empty slot in `Bucket::upto`.
+const NONE: (LineKey, TaskId) = (LineKey::MAX, TaskId(u64::MAX));
+
+impl Default for Bucket {
+    fn default() -> Bucket {
+        Bucket {
+            parts: Default::default(),
+            upto: [NONE; LEVELS],
+        }
+    }
 }
 
 impl Bucket {
     fn insert(&mut self, level: usize, entry: (LineKey, TaskId)) {
         self.parts[level].insert(entry);
-        if self.heads[level].is_none_or(|h| entry < h) {
-            self.heads[level] = Some(entry);
+        for u in &mut self.upto[level..] {
+            if entry < *u {
+                *u = entry;
+            }
         }
     }
 
     fn remove(&mut self, level: usize, entry: (LineKey, TaskId)) {
         self.parts[level].remove(&entry);
-        if self.heads[level] == Some(entry) {
-            self.heads[level] = self.parts[level].first().copied();
+        if self.upto[level] == entry {
+            let mut best = if level == 0 {
+                NONE
+            } else {
+                self.upto[level - 1]
+            };
+            for l in level..LEVELS {
+                if let Some(first) = self.parts[l].first() {
+                    best = best.min(*first);
+                }
+                self.upto[l] = best;
+            }
         }
+    }
+
+    /// The first in line among parts `0..=level`.
+    fn first(&self, level: u8) -> Option<(LineKey, TaskId)> {
+        Some(self.upto[level as usize]).filter(|e| *e != NONE)
     }
 }
 
@@ -142,9 +173,9 @@ struct Agent {
     cfg: AgentConfig,
     levels: Vec<u8>,
     languages: u64,
-    /// The index buckets this agent can serve, with its level in the key
-    /// skill (0 for tasks needing no skill).
-    buckets: Vec<(IndexKey, u8)>,
+    /// The index buckets (slots) this agent can serve, with its level in
+    /// the key skill (0 for tasks needing no skill).
+    buckets: Vec<(u32, u8)>,
     state: AgentState,
     active: [u8; 3],
     idle_since: Instant,
@@ -208,7 +239,9 @@ pub struct Router {
     /// Waiting tasks (not those ringing an agent) by language, key skill
     /// and minimum level, each part in line order: an agent looks only at
     /// the parts it could serve.
-    index: FastMap<IndexKey, Bucket>,
+    index: Vec<Bucket>,
+    /// The slot of each (language, key skill) in `index`.
+    slots: FastMap<IndexKey, u32>,
 }
 
 fn skills_ok(levels: &[u8], req: &[(SkillId, u8)]) -> bool {
@@ -244,7 +277,8 @@ impl Router {
             next_seq: 0,
             rng: seed | 1,
             decisions: 0,
-            index: FastMap::default(),
+            index: Vec::new(),
+            slots: FastMap::default(),
         }
     }
 
@@ -278,9 +312,10 @@ impl Router {
         let languages = mask(&cfg.languages);
         let mut buckets = Vec::new();
         for lang in (0..64u8).filter(|l| languages & (1u64 << l) != 0) {
-            buckets.push((index_key(lang, NO_SKILL), 0));
+            buckets.push((self.slot(index_key(lang, NO_SKILL)), 0));
             for (skill, level) in levels.iter().enumerate().filter(|(_, l)| **l > 0) {
-                buckets.push((index_key(lang, skill as u16), (*level).min(10)));
+                let slot = self.slot(index_key(lang, skill as u16));
+                buckets.push((slot, (*level).min(10)));
             }
         }
         let id = cfg.id;
@@ -645,6 +680,15 @@ impl Router {
         }
     }
 
+    /// The task this agent would be offered if it were free now: the
+    /// routing decision without its effects (a read-only query, e.g. for
+    /// "next in line" on the agent's page; its state and spare capacity are
+    /// not considered).
+    pub fn next_task(&self, agent: AgentId) -> Option<TaskId> {
+        let a = self.agents.get(&agent)?;
+        self.choose(a, agent, false)
+    }
+
     /// Whether the core still holds the task (waiting, offered or connected).
     pub fn has_task(&self, task: TaskId) -> bool {
         self.tasks.contains_key(&task)
@@ -675,16 +719,20 @@ impl Router {
                 }
             }
         }
-        for b in self.index.values() {
-            for (part, head) in b.parts.iter().zip(&b.heads) {
-                if part.first() != head.as_ref() {
-                    return Err(format!("index head {head:?} is not the first of its part"));
+        for b in &self.index {
+            for l in 0..LEVELS {
+                let first = b.parts[..=l].iter().filter_map(|p| p.first()).min();
+                if first != b.first(l as u8).as_ref() {
+                    return Err(format!(
+                        "index cache {:?} is not the first in line",
+                        b.upto[l]
+                    ));
                 }
             }
         }
         let indexed: usize = self
             .index
-            .values()
+            .iter()
             .flat_map(|b| b.parts.iter())
             .map(BTreeSet::len)
             .sum();
@@ -817,8 +865,16 @@ impl Router {
     }
 
     fn matches(a: &Agent, t: &Task) -> bool {
+        Self::has_room(a, t) && Self::fits(a, t)
+    }
+
+    fn has_room(a: &Agent, t: &Task) -> bool {
         a.active[t.spec.channel.index()] < a.cfg.capacity[t.spec.channel.index()]
-            && a.languages & t.languages != 0
+    }
+
+    /// Skills and languages (capacity aside).
+    fn fits(a: &Agent, t: &Task) -> bool {
+        a.languages & t.languages != 0
             && (skills_ok(&a.levels, &t.required)
                 || (!t.overflow.is_empty() && skills_ok(&a.levels, &t.overflow)))
     }
@@ -918,21 +974,22 @@ impl Router {
         if strategy == Strategy::RoundRobin {
             self.queues[qi].rr_cursor = chosen[0].0;
         }
-        self.offer(now, id, chosen);
+        self.offer(now, id, &chosen);
     }
 
-    fn offer(&mut self, now: Instant, id: TaskId, agents: Vec<AgentId>) {
+    fn offer(&mut self, now: Instant, id: TaskId, agents: &[AgentId]) {
         self.decisions += 1;
         let timeout = self.queue_of(id).cfg.offer_timeout;
         let t = self.tasks.get_mut(&id).expect("routed tasks exist");
         t.state = TaskState::Offered;
         t.offer_generation += 1;
-        t.offered_to = agents.clone();
+        t.offered_to.clear();
+        t.offered_to.extend_from_slice(agents);
         let generation = t.offer_generation;
         self.index_remove(id);
         self.timers
             .push(Reverse((now + timeout, Timer::Offer(id, generation))));
-        for a in agents {
+        for &a in agents {
             self.unavailable(a);
             self.set_state(a, AgentState::Offered(id));
             self.outputs.push_back(Output::Offer { task: id, agent: a });
@@ -948,46 +1005,9 @@ impl Router {
         if a.state != AgentState::Available {
             return;
         }
-        // The first head in line among the parts this agent can serve; when
-        // it is for this agent (the usual case) nothing earlier can be.
-        let mut first: Option<(LineKey, TaskId)> = None;
-        for &(key, level) in &a.buckets {
-            let Some(b) = self.index.get(&key) else {
-                continue;
-            };
-            for h in b.heads[..=level as usize].iter().flatten() {
-                if first.is_none_or(|f| *h < f) {
-                    first = Some(*h);
-                }
-            }
-        }
-        let Some(first) = first else { return };
-        let best = if self.takes(a, agent, first.1) {
-            Some(first)
-        } else {
-            // Some head is not for this agent (declined, another skill
-            // missing, no capacity on its channel): look deeper, stopping
-            // in each part at the best found so far.
-            let mut best: Option<(LineKey, TaskId)> = None;
-            for &(key, level) in &a.buckets {
-                let Some(b) = self.index.get(&key) else {
-                    continue;
-                };
-                for part in &b.parts[..=level as usize] {
-                    for e in part {
-                        if best.is_some_and(|b| *e >= b) {
-                            break;
-                        }
-                        if self.takes(a, agent, e.1) {
-                            best = Some(*e);
-                            break;
-                        }
-                    }
-                }
-            }
-            best
+        let Some(tid) = self.choose(a, agent, true) else {
+            return;
         };
-        let Some((_, tid)) = best else { return };
         let qi = self.tasks[&tid].queue.0 as usize;
         if self.queues[qi].cfg.strategy == Strategy::RingAll {
             // Ring everyone who can take it, this agent included.
@@ -998,18 +1018,56 @@ impl Router {
                 .map(|(_, a)| *a)
                 .filter(|a| self.eligible(*a, t))
                 .collect();
-            self.offer(now, tid, all);
+            self.offer(now, tid, &all);
         } else {
-            self.offer(now, tid, vec![agent]);
+            self.offer(now, tid, &[agent]);
         }
     }
 
-    /// Whether the agent can take this waiting task now.
-    fn takes(&self, a: &Agent, id: AgentId, task: TaskId) -> bool {
+    /// The routing decision for one agent: the first task in line
+    /// (priority, then arrival, across queues) among the waiting tasks it
+    /// can take by skills and languages and has not declined; with `room`,
+    /// only tasks on a channel where it has spare capacity.
+    fn choose(&self, a: &Agent, agent: AgentId, room: bool) -> Option<TaskId> {
+        // The first in line among the buckets this agent serves (one cached
+        // entry per bucket); when it is for this agent, the usual case,
+        // nothing earlier can be.
+        let first = a
+            .buckets
+            .iter()
+            .map(|&(slot, level)| self.index[slot as usize].upto[level as usize])
+            .min()
+            .filter(|e| *e != NONE)?;
+        if self.takes(a, agent, first.1, room) {
+            return Some(first.1);
+        }
+        // Some task is not for this agent (declined, another skill missing,
+        // no room on its channel): look deeper, stopping in each part at
+        // the best found so far.
+        let mut best: Option<(LineKey, TaskId)> = None;
+        for &(slot, level) in &a.buckets {
+            for part in &self.index[slot as usize].parts[..=level as usize] {
+                for e in part {
+                    if best.is_some_and(|b| *e >= b) {
+                        break;
+                    }
+                    if self.takes(a, agent, e.1, room) {
+                        best = Some(*e);
+                        break;
+                    }
+                }
+            }
+        }
+        best.map(|(_, t)| t)
+    }
+
+    /// Whether the agent can take this waiting task (with `room`: now).
+    fn takes(&self, a: &Agent, id: AgentId, task: TaskId, room: bool) -> bool {
         let t = &self.tasks[&task];
         t.state == TaskState::Waiting
             && !t.declined.iter().any(|(d, _)| *d == id)
-            && Self::matches(a, t)
+            && (!room || Self::has_room(a, t))
+            && Self::fits(a, t)
     }
 
     /// Routes agents who became available, longest idle first.
@@ -1111,15 +1169,16 @@ impl Router {
         if t.state != TaskState::Waiting {
             return;
         }
-        let keys = Self::index_keys(t);
         let entry = (line_key(t.spec.priority, t.seq), id);
-        for &(k, level) in &keys {
-            self.index
-                .entry(k)
-                .or_default()
-                .insert(level as usize, entry);
+        let mut indexed = std::mem::take(&mut t.indexed);
+        for (k, level) in Self::index_keys(t) {
+            let slot = self.slot(k);
+            self.index[slot as usize].insert(level as usize, entry);
+            indexed.push((slot, level));
         }
-        t.indexed = keys;
+        if let Some(t) = self.tasks.get_mut(&id) {
+            t.indexed = indexed;
+        }
     }
 
     /// Takes a task out of the index (it rings an agent, or ended).
@@ -1128,11 +1187,20 @@ impl Router {
             return;
         };
         let entry = (line_key(t.spec.priority, t.seq), id);
-        for (k, level) in std::mem::take(&mut t.indexed) {
-            if let Some(b) = self.index.get_mut(&k) {
-                b.remove(level as usize, entry);
-            }
+        for &(slot, level) in &t.indexed {
+            self.index[slot as usize].remove(level as usize, entry);
         }
+        t.indexed.clear();
+    }
+
+    /// The slot of a (language, key skill) bucket, made when first needed.
+    fn slot(&mut self, key: IndexKey) -> u32 {
+        let next = self.index.len() as u32;
+        let slot = *self.slots.entry(key).or_insert(next);
+        if slot == next {
+            self.index.push(Bucket::default());
+        }
+        slot
     }
 
     /// The next moment a waiting task needs attention (escalation or

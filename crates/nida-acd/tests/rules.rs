@@ -221,6 +221,27 @@ fn first_come_first_served_within_priority_and_priority_first() {
 }
 
 #[test]
+fn next_task_is_the_decision_without_its_effects() {
+    let (mut r, now) = setup(QueueConfig::new("q"), vec![]);
+    // A level-5 Arabic task first, then a level-1 one, then English.
+    r.enqueue(now, task(1, 5, AR, 0));
+    r.enqueue(now, task(2, 1, AR, 0));
+    r.enqueue(now, task(3, 1, EN, 0));
+    r.add_agent(now, agent(7, 3, &[AR, EN]));
+    r.add_agent(now, agent(8, 9, &[EN]));
+    assert_eq!(r.next_task(AgentId(7)), Some(TaskId(2)), "level 3 < 5");
+    assert_eq!(r.next_task(AgentId(8)), Some(TaskId(3)), "English only");
+    assert_eq!(r.next_task(AgentId(9)), None, "unknown agent");
+    // Nothing changed: the decision is taken for real when 7 is ready.
+    assert!(outputs(&mut r).is_empty());
+    r.login(now, AgentId(7)).unwrap();
+    r.ready(now, AgentId(7)).unwrap();
+    assert_eq!(offers(&outputs(&mut r)), [(2, 7)]);
+    // While task 2 rings agent 7, agent 7's next is task 3.
+    assert_eq!(r.next_task(AgentId(7)), Some(TaskId(3)));
+}
+
+#[test]
 fn reject_keeps_the_place_and_the_next_agent_gets_it() {
     let mut q = QueueConfig::new("q");
     q.reoffer_after = Duration::from_secs(30);
