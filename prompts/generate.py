@@ -63,6 +63,20 @@ def speak(voice, text, wav):
         subprocess.run(["sox", raw.name, "-r", "8000", "-c", "1", "-b", "16", wav], check=True)
 
 
+def music_on_hold(path):
+    """An 8-second plucked melody that loops cleanly (moh.wav)."""
+    notes = "C4 E4 G4 E4 F4 A4 C5 A4 G4 B4 D5 B4 C5 G4 E4 C4".split()
+    with tempfile.TemporaryDirectory() as d:
+        parts = []
+        for i, n in enumerate(notes):
+            p = os.path.join(d, f"{i:02}.wav")
+            subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", p,
+                            "synth", "0.5", "pluck", n, "fade", "0.01", "0.5", "0.2",
+                            "vol", "0.5"], check=True)
+            parts.append(p)
+        subprocess.run(["sox", *parts, "-r", "8000", "-c", "1", "-b", "16", path], check=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--only")
@@ -105,6 +119,11 @@ def main():
         else:
             speak(v, text, path)
         return path
+
+    for lang in m["voices"]:
+        path = os.path.join(HERE, lang, "moh.wav")
+        if not os.path.exists(path) or args.force:
+            music_on_hold(path)
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as ex:
         for n, path in enumerate(ex.map(run, jobs), start=1):

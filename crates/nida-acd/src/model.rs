@@ -267,6 +267,16 @@ pub enum Output {
         /// Why.
         reason: EndReason,
     },
+    /// Place in line and estimated wait, as asked with
+    /// `Router::ask_position` (for announcements).
+    Position {
+        /// The task.
+        task: TaskId,
+        /// 1 is next.
+        place: usize,
+        /// Estimated wait.
+        wait: Duration,
+    },
     /// An agent's state changed.
     AgentState {
         /// The agent.

@@ -641,6 +641,18 @@ impl Router {
         Some((ahead + 1, wait))
     }
 
+    /// Reports the task's place and estimated wait as an
+    /// [`Output::Position`] (nothing when it is not waiting).
+    pub fn ask_position(&mut self, id: TaskId) {
+        if let Some((place, wait)) = self.position(id) {
+            self.outputs.push_back(Output::Position {
+                task: id,
+                place,
+                wait,
+            });
+        }
+    }
+
     /// Counters of a queue.
     pub fn queue_stats(&self, q: QueueId) -> Option<QueueStats> {
         let queue = self.queues.get(q.0 as usize)?;

@@ -34,6 +34,8 @@ pub enum Command {
     Reject(AgentId, TaskId),
     /// The task is done.
     Complete(TaskId),
+    /// Report the task's place in line ([`Output::Position`]).
+    Position(TaskId),
     /// Stop the thread.
     Stop,
 }
@@ -130,6 +132,10 @@ fn run(
                 Command::Accept(a, t) => r.accept(now, a, t),
                 Command::Reject(a, t) => r.reject(now, a, t),
                 Command::Complete(t) => r.complete(now, t),
+                Command::Position(t) => {
+                    r.ask_position(t);
+                    Ok(())
+                }
                 Command::Stop => return,
             };
         }

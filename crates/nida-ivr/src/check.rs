@@ -134,6 +134,21 @@ impl FlowSet {
     pub fn get(&self, name: &str) -> Option<&Arc<Flow>> {
         self.flows.get(name)
     }
+
+    /// The agent queues the flows hand calls to (queue nodes and call-back
+    /// offers), sorted, each once.
+    pub fn queues(&self) -> Vec<String> {
+        let mut out = std::collections::BTreeSet::new();
+        for node in self.flows.values().flat_map(|f| f.nodes.values()) {
+            if let Some(q) = &node.def.queue {
+                out.insert(q.value.name.value.clone());
+            }
+            if let Some(c) = &node.def.callback_offer {
+                out.insert(c.value.queue.value.clone());
+            }
+        }
+        out.into_iter().collect()
+    }
 }
 
 /// Diagnostics, with the sources needed to render them.

@@ -106,8 +106,17 @@ pub struct RtpSession {
     timed_out: bool,
     events: VecDeque<MediaEvent>,
     audio: Vec<i16>,
+    /// Audio from the other leg of a bridge, in this stream's law, sent
+    /// when no prompt plays.
+    live: VecDeque<u8>,
+    /// Received audio payloads kept for a bridge (see `take_received`).
+    relay: Option<Vec<u8>>,
     stats: RtpStats,
 }
+
+/// Most bridged audio held for sending (160 ms): beyond it the oldest is
+/// dropped so the delay stays short when the two clocks drift.
+const LIVE_MAX: usize = 8 * FRAME;
 
 impl RtpSession {
     /// A stream starting now; the first packet goes out at once.
@@ -132,6 +141,8 @@ impl RtpSession {
             timed_out: false,
             events: VecDeque::new(),
             audio: Vec::new(),
+            live: VecDeque::new(),
+            relay: None,
             stats: RtpStats::default(),
             cfg,
         }
@@ -189,6 +200,36 @@ impl RtpSession {
         s
     }
 
+    /// The law of this stream.
+    pub fn law(&self) -> Law {
+        self.cfg.law
+    }
+
+    /// Starts (or stops) keeping received audio payloads for a bridge.
+    pub fn set_relay(&mut self, on: bool) {
+        self.relay = on.then(Vec::new);
+        if !on {
+            self.live.clear();
+        }
+    }
+
+    /// Received audio payloads (this stream's law) since the last call.
+    pub fn take_received(&mut self) -> Vec<u8> {
+        self.relay.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// Queues audio from the other leg of a bridge: copied as it is when
+    /// the laws agree, transcoded (PCMU and PCMA) when they differ.
+    pub fn push_audio(&mut self, law: Law, payload: &[u8]) {
+        if law == self.cfg.law {
+            self.live.extend(payload);
+        } else {
+            self.live.extend(self.cfg.law.encode(&law.decode(payload)));
+        }
+        let excess = self.live.len().saturating_sub(LIVE_MAX);
+        self.live.drain(..excess);
+    }
+
     /// Decoded received audio, when `keep_audio` is set.
     pub fn received_audio(&self) -> &[i16] {
         &self.audio
@@ -230,8 +271,13 @@ impl RtpSession {
             if let Ok(Some(d)) = self.dtmf_in.handle(pkt.timestamp(), pkt.payload()) {
                 self.events.push_back(MediaEvent::Dtmf(d));
             }
-        } else if self.cfg.keep_audio {
-            self.audio.extend(self.cfg.law.decode(pkt.payload()));
+        } else {
+            if self.cfg.keep_audio {
+                self.audio.extend(self.cfg.law.decode(pkt.payload()));
+            }
+            if let Some(r) = self.relay.as_mut() {
+                r.extend_from_slice(pkt.payload());
+            }
         }
     }
 
@@ -360,6 +406,13 @@ impl RtpSession {
                 self.position = 0;
             }
         }
+        if self.queue.is_empty() {
+            let take = self.live.len().min(FRAME - filled);
+            for (o, b) in out[filled..filled + take].iter_mut().zip(self.live.drain(..take)) {
+                *o = b;
+            }
+            filled += take;
+        }
         out[filled..].fill(law.silence());
         if self.playing && self.queue.is_empty() {
             self.playing = false;
@@ -401,6 +454,54 @@ mod tests {
             .map(|i| ((i as f64 * 0.3).sin() * 8000.0) as i16)
             .collect();
         Arc::new(Prompt::from_pcm("tone", pcm))
+    }
+
+    #[test]
+    fn bridged_audio_passes_through_or_is_transcoded() {
+        let t0 = Instant::now();
+        // Leg A speaks PCMU, leg B PCMA.
+        let mut a = RtpSession::new(t0, cfg("127.0.0.1:4000"));
+        let mut b = RtpSession::new(
+            t0,
+            SessionConfig {
+                law: Law::A,
+                ..cfg("127.0.0.1:4002")
+            },
+        );
+        let mut c = RtpSession::new(t0, cfg("127.0.0.1:4004"));
+        a.set_relay(true);
+        let pcm: Vec<i16> = (0..FRAME)
+            .map(|i| ((i as f64 * 0.2).sin() * 6000.0) as i16)
+            .collect();
+        let ulaw = Law::Mu.encode(&pcm);
+        let pkt = RtpPacketBuilder::new()
+            .payload_type(0)
+            .sequence(Seq::from(1))
+            .timestamp(0)
+            .ssrc(9)
+            .payload(&ulaw)
+            .build()
+            .unwrap();
+        a.handle_packet(t0, "127.0.0.1:4000".parse().unwrap(), &pkt);
+        let got = a.take_received();
+        assert_eq!(got, ulaw, "the payload as received");
+        assert!(a.take_received().is_empty(), "taken once");
+        // Same law: the bytes go out unchanged.
+        c.push_audio(Law::Mu, &got);
+        let out = drain(&mut c, t0);
+        assert_eq!(&out[0][12..], &ulaw[..]);
+        // Other law: transcoded, the same sound within G.711's step.
+        b.push_audio(Law::Mu, &got);
+        let out = drain(&mut b, t0);
+        assert_eq!(out[0][1] & 0x7f, 8, "PCMA");
+        let back = Law::A.decode(&out[0][12..]);
+        let orig = Law::Mu.decode(&ulaw);
+        for (x, y) in back.iter().zip(&orig) {
+            assert!((*x as i32 - *y as i32).abs() <= (y.abs() as i32 / 16).max(16));
+        }
+        // Nothing more to send: silence.
+        let out = drain(&mut b, t0 + PTIME);
+        assert!(out[0][12..].iter().all(|x| *x == Law::A.silence()));
     }
 
     #[test]

@@ -20,6 +20,7 @@
 
 use crate::headers::{NameAddr, SipUri, Via};
 use crate::message::{self, Headers, Message, Method, Request, Response};
+use crate::registrar::{Binding, Change, Registrar};
 use crate::rng::Rng;
 use crate::sdp::SessionDescription;
 use crate::transaction::{
@@ -154,6 +155,13 @@ pub enum Event {
         call: CallHandle,
         /// The SDP of the 2xx.
         sdp: Option<SessionDescription>,
+    },
+    /// A user registered a contact (or moved to another).
+    Registered(Binding),
+    /// A user's registration was removed or lapsed.
+    Unregistered {
+        /// The user.
+        user: String,
     },
     /// The call is over; the handle is no longer valid.
     Ended {
@@ -352,6 +360,7 @@ pub struct Endpoint {
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     stats: Stats,
+    registrar: Option<Registrar>,
 }
 
 /// Where the server sends responses to a request (RFC 3261 18.2.2, RFC 3581).
@@ -400,7 +409,19 @@ impl Endpoint {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: Stats::default(),
+            registrar: None,
         }
+    }
+
+    /// Serves REGISTER with this registrar (without one, REGISTER gets
+    /// `405`).
+    pub fn set_registrar(&mut self, registrar: Registrar) {
+        self.registrar = Some(registrar);
+    }
+
+    /// The registrar, if any.
+    pub fn registrar(&self) -> Option<&Registrar> {
+        self.registrar.as_ref()
     }
 
     /// Counters.
@@ -428,7 +449,9 @@ impl Endpoint {
 
     /// When [`Endpoint::handle_timeout`] should next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.heap.peek().map(|Reverse((at, _))| *at)
+        let tx = self.heap.peek().map(|Reverse((at, _))| *at);
+        let reg = self.registrar.as_ref().and_then(Registrar::next_expiry);
+        [tx, reg].into_iter().flatten().min()
     }
 
     /// Feeds one message received from `source`.
@@ -692,8 +715,27 @@ impl Endpoint {
                     self.reply(now, &ctx, 481, "Call/Transaction Does Not Exist", &[]);
                 }
             }
+            Method::Register if self.registrar.is_some() => self.handle_register(now, &ctx),
             Method::Other(_) => self.reply(now, &ctx, 501, "Not Implemented", &[("Allow", ALLOW)]),
             _ => self.reply(now, &ctx, 405, "Method Not Allowed", &[("Allow", ALLOW)]),
+        }
+    }
+
+    fn handle_register(&mut self, now: Instant, ctx: &RequestCtx) {
+        let Some(reg) = self.registrar.as_mut() else {
+            return;
+        };
+        let reply = reg.handle(now, &ctx.req, ctx.source, ctx.transport);
+        let extra: Vec<(&str, &str)> = reply
+            .headers
+            .iter()
+            .map(|(k, v)| (*k, v.as_str()))
+            .collect();
+        self.reply(now, ctx, reply.status, reply.reason, &extra);
+        match reply.change {
+            Some(Change::Registered(b)) => self.events.push_back(Event::Registered(b)),
+            Some(Change::Unregistered(user)) => self.events.push_back(Event::Unregistered { user }),
+            None => {}
         }
     }
 
@@ -1267,6 +1309,11 @@ impl Endpoint {
 
     /// Fires every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(reg) = self.registrar.as_mut() {
+            for user in reg.expire(now) {
+                self.events.push_back(Event::Unregistered { user });
+            }
+        }
         while let Some(Reverse((at, _))) = self.heap.peek() {
             if *at > now {
                 break;

@@ -6,7 +6,9 @@
 //! - [`framing`]: message boundaries on TCP;
 //! - [`transaction`]: the RFC 3261 transaction machines and timers A to M;
 //! - [`endpoint`]: the user-agent server core with dialogs;
-//! - [`sdp`]: SDP and the offer/answer model.
+//! - [`sdp`]: SDP and the offer/answer model;
+//! - [`auth`]: digest authentication (MD5, SHA-256);
+//! - [`registrar`]: REGISTER bindings for softphones.
 //!
 //! No module reads the clock or a socket: time comes in as `now`, bytes come
 //! in and go out through `handle_*` and `poll_*` calls.
@@ -14,11 +16,13 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod auth;
 pub mod endpoint;
 mod error;
 pub mod framing;
 pub mod headers;
 pub mod message;
+pub mod registrar;
 pub mod rng;
 pub mod sdp;
 pub mod transaction;

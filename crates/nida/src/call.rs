@@ -23,6 +23,51 @@ pub enum ToCall {
     Confirmed(Option<SessionDescription>),
     /// The call is over on the SIP side.
     Ended(EndReason),
+    /// Ring this agent (the routing core's offer).
+    Offer {
+        /// The agent.
+        agent: nida_acd::AgentId,
+        /// Where the agent's phone is.
+        target: crate::centre::Target,
+        /// The agent's name, for the log.
+        name: String,
+    },
+    /// Stop ringing (or drop) this agent.
+    Withdraw(nida_acd::AgentId),
+    /// The agent's answer was accepted: bridge.
+    Connected(nida_acd::AgentId),
+    /// Place in line and estimated wait.
+    Position {
+        /// 1 is next.
+        place: usize,
+        /// Estimated wait.
+        wait: std::time::Duration,
+    },
+    /// The queue's longest wait is over: leave by this exit.
+    Exit(nida_acd::Exit),
+    /// The queue would not take the call.
+    Refused,
+    /// An agent leg got a provisional response.
+    AgentProgress {
+        /// The leg.
+        handle: CallHandle,
+        /// Its status.
+        status: u16,
+    },
+    /// An agent answered.
+    AgentAnswered {
+        /// The leg.
+        handle: CallHandle,
+        /// Their SDP answer.
+        sdp: Option<SessionDescription>,
+    },
+    /// An agent leg ended.
+    AgentEnded {
+        /// The leg.
+        handle: CallHandle,
+        /// Why.
+        reason: EndReason,
+    },
 }
 
 /// Everything a call task starts with.
@@ -35,8 +80,8 @@ pub struct CallSetup {
     pub offer: Option<SessionDescription>,
     /// The RTP port reserved for the call.
     pub port: u16,
-    /// The RTP socket, bound to `port`.
-    pub socket: std::net::UdpSocket,
+    /// The RTP socket, bound to `port` (taken when the call starts).
+    pub socket: Option<std::net::UdpSocket>,
     /// The caller's number (user part of From).
     pub caller: String,
     /// The number dialled.
@@ -57,12 +102,16 @@ pub struct CallSetup {
     pub seed: u64,
     /// Shared counters.
     pub counters: Arc<Counters>,
+    /// The contact centre.
+    pub centre: crate::centre::CentreHandle,
+    /// This call's own channel (given to agent legs and the centre).
+    pub tx: mpsc::Sender<ToCall>,
 }
 
 /// Gives the RTP port back when the task ends, whatever the path.
-struct PortGuard {
-    port: u16,
-    driver: mpsc::Sender<ToDriver>,
+pub(crate) struct PortGuard {
+    pub(crate) port: u16,
+    pub(crate) driver: mpsc::Sender<ToDriver>,
 }
 
 impl Drop for PortGuard {
@@ -77,7 +126,7 @@ impl Drop for PortGuard {
     }
 }
 
-fn law_of(c: Codec) -> Law {
+pub(crate) fn law_of(c: Codec) -> Law {
     match c {
         Codec::Pcmu => Law::Mu,
         Codec::Pcma => Law::A,
@@ -114,7 +163,10 @@ async fn drive(mut s: CallSetup) {
         None => None,
     };
     let local = SocketAddr::new(s.cfg.media_ip, guard.port);
-    let sock = match UdpSocket::from_std(s.socket) {
+    let Some(std_sock) = s.socket.take() else {
+        return;
+    };
+    let sock = match UdpSocket::from_std(std_sock) {
         Ok(sock) => sock,
         Err(e) => {
             warn!(%local, error = %e, "cannot use the RTP socket: 503");
@@ -161,6 +213,11 @@ async fn drive(mut s: CallSetup) {
                 return;
             }
             Some(ToCall::Ended(_)) | None => return,
+            Some(other) => {
+                warn!(?other, "unexpected before the ACK: hanging up");
+                send(ToDriver::Hangup(handle)).await;
+                return;
+            }
         },
     };
 
@@ -198,20 +255,43 @@ async fn drive(mut s: CallSetup) {
     info!(codec = negotiated.codec.name(), remote = %negotiated.remote, "answered");
     let hangup_at = start + s.cfg.call_duration;
     let mut inbuf = vec![0u8; 2048];
+    let mut agent_buf = vec![0u8; 2048];
     let mut outbuf = [0u8; 1500];
     let mut digits = String::new();
     let (lookup_tx, mut lookup_rx) = mpsc::channel::<(u64, LookupResult)>(4);
     let mut hang_up = false;
+    let mut centre = crate::queued::CentreCall::new(&s, law_of(negotiated.codec));
     loop {
         if let Some(session) = ivr.as_mut() {
-            hang_up |= apply_actions(session, &mut rtp, &s.prompts, &s.backends, &lookup_tx);
+            let fx = apply_actions(session, &mut rtp, &s.prompts, &s.backends, &lookup_tx);
+            hang_up |= fx.hang_up;
+            if let Some(q) = fx.queue {
+                centre.enqueue(&s, session, &q, &mut rtp).await;
+            }
+        }
+        hang_up |= centre.hang_up;
+        if let Some(next) = centre.next_flow.take() {
+            let mut vars = nida_ivr::expr::Vars::new();
+            vars.insert("caller".into(), nida_ivr::Value::Str(s.caller.clone()));
+            vars.insert("language".into(), nida_ivr::Value::Str(centre.language.clone()));
+            let session = Session::new(Instant::now(), s.flows.clone(), &next, vars);
+            if session.is_some() {
+                info!(flow = %next, "running flow");
+            } else {
+                warn!(flow = %next, "no such flow: hanging up");
+                hang_up = true;
+            }
+            ivr = session;
+            continue;
         }
         let now = Instant::now();
         while let Some((n, dest)) = rtp.poll_transmit(now, &mut outbuf) {
             if let Err(e) = sock.send_to(&outbuf[..n], dest).await {
                 debug!(error = %e, %dest, "RTP send failed");
             }
+            centre.tick_recording();
         }
+        centre.transmit_agent(now, &mut outbuf, &s.driver).await;
         if hang_up || now >= hangup_at {
             info!("hanging up");
             send(ToDriver::Hangup(handle)).await;
@@ -221,17 +301,35 @@ async fn drive(mut s: CallSetup) {
         if let Some(t) = ivr.as_ref().and_then(Session::poll_timeout) {
             wake = wake.min(t);
         }
+        if let Some(t) = centre.poll_timeout() {
+            wake = wake.min(t);
+        }
         tokio::select! {
             r = sock.recv_from(&mut inbuf) => {
                 if let Ok((n, from)) = r {
                     rtp.handle_packet(Instant::now(), from, &inbuf[..n]);
+                    centre.from_caller(&mut rtp);
+                }
+            }
+            r = recv_leg(centre.bridge_socket(), &mut agent_buf) => {
+                if let Some((n, from)) = r {
+                    centre.from_agent(Instant::now(), from, &agent_buf[..n], &mut rtp);
                 }
             }
             m = s.rx.recv() => match m {
                 Some(ToCall::Confirmed(_)) => {}
                 Some(ToCall::Ended(reason)) => {
                     debug!(?reason, "ended by SIP");
+                    centre.caller_left(&s).await;
                     break;
+                }
+                Some(other) => {
+                    if let Some(session) = ivr.as_ref() {
+                        if centre.task.is_none() {
+                            centre.path = session.path().to_vec();
+                        }
+                    }
+                    centre.handle(&s, other, &mut rtp, &mut ivr).await;
                 }
                 None => break,
             },
@@ -247,6 +345,7 @@ async fn drive(mut s: CallSetup) {
         if let Some(session) = ivr.as_mut() {
             session.handle_timeout(now);
         }
+        centre.handle_timeout(now, &s, &mut rtp).await;
         while let Some(ev) = rtp.poll_event() {
             match ev {
                 MediaEvent::Dtmf(d) => {
@@ -263,6 +362,9 @@ async fn drive(mut s: CallSetup) {
                 }
                 MediaEvent::PlaybackFinished => {
                     debug!("prompt finished");
+                    if centre.playback_done(&s, &mut rtp) {
+                        continue;
+                    }
                     if let Some(session) = ivr.as_mut() {
                         session.handle_playback_done(now);
                     }
@@ -273,7 +375,9 @@ async fn drive(mut s: CallSetup) {
     }
     if let Some(session) = &ivr {
         info!(path = %session.path().join(" > "), outcome = ?session.outcome(), "flow ended");
+        centre.finish_survey(session);
     }
+    centre.finish(&s).await;
     let st = rtp.stats();
     info!(
         sent = st.sent,
@@ -286,15 +390,30 @@ async fn drive(mut s: CallSetup) {
     drop(guard);
 }
 
-/// Carries out what the interpreter asks; returns true to hang up.
+/// What the interpreter's actions ask of the call.
+struct Effects {
+    hang_up: bool,
+    queue: Option<nida_ivr::QueueRequest>,
+}
+
+/// Receives on an agent leg's socket, or waits forever without one.
+async fn recv_leg(sock: Option<&UdpSocket>, buf: &mut [u8]) -> Option<(usize, SocketAddr)> {
+    match sock {
+        Some(s) => s.recv_from(buf).await.ok(),
+        None => std::future::pending().await,
+    }
+}
+
+/// Carries out what the interpreter asks.
 fn apply_actions(
     session: &mut Session,
     rtp: &mut RtpSession,
     prompts: &PromptStore,
     backends: &crate::lookup::Backends,
     lookups: &mpsc::Sender<(u64, LookupResult)>,
-) -> bool {
+) -> Effects {
     let mut hang_up = false;
+    let mut queue = None;
     while let Some(action) = session.poll_action() {
         match action {
             Action::Play(refs) => {
@@ -335,10 +454,11 @@ fn apply_actions(
             }
             Action::Callback { queue } => info!(%queue, "call-back requested"),
             Action::Queue(q) => {
-                info!(queue = %q.queue, language = %q.language, priority = q.priority, "queued for an agent")
+                info!(queue = %q.queue, language = %q.language, priority = q.priority, "queued for an agent");
+                queue = Some(q);
             }
             Action::Hangup => hang_up = true,
         }
     }
-    hang_up
+    Effects { hang_up, queue }
 }

@@ -197,7 +197,10 @@ async fn call(args: CallArgs) -> Result<bool, String> {
                     tl.say(format!("ended: {reason:?}"));
                     ended = Some(reason);
                 }
-                Event::Incoming(_) | Event::Confirmed { .. } => {}
+                Event::Incoming(_)
+                | Event::Confirmed { .. }
+                | Event::Registered(_)
+                | Event::Unregistered { .. } => {}
             }
         }
         if ended.is_some() {

@@ -96,6 +96,91 @@ pub struct FileConfig {
     default_flow: Option<String>,
     dial_plan: Option<std::collections::BTreeMap<String, String>>,
     lookups: Option<std::collections::BTreeMap<String, LookupConfig>>,
+    realm: Option<String>,
+    data_dir: Option<PathBuf>,
+    agents: Option<Vec<AgentDef>>,
+    queues: Option<std::collections::BTreeMap<String, QueueDef>>,
+}
+
+/// An agent: SIP credentials, skills and languages.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AgentDef {
+    /// Number that identifies the agent.
+    pub id: u32,
+    /// SIP user name the softphone registers with.
+    pub user: String,
+    /// Digest password.
+    pub password: String,
+    /// Display name.
+    #[serde(default)]
+    pub name: String,
+    /// Skill name to level (1 to 10).
+    #[serde(default)]
+    pub skills: std::collections::BTreeMap<String, u8>,
+    /// Languages spoken (codes as in the flows: `ar`, `en`, ...).
+    pub languages: Vec<String>,
+    /// A fixed SIP URI to call instead of a registration
+    /// (`sip:1001@192.0.2.5:5062`).
+    pub contact: Option<String>,
+    /// Log in and become ready when the softphone registers.
+    #[serde(default = "yes")]
+    pub ready_on_register: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A queue's rules; every key optional.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueDef {
+    /// `longest_idle`, `best_skill`, `round_robin`, `fewest_calls`,
+    /// `ring_all` or `weighted_random`.
+    pub strategy: String,
+    /// How long an agent's phone rings before the offer counts as missed.
+    pub offer_timeout_seconds: u64,
+    /// Wrap-up after each call.
+    pub wrap_up_seconds: u64,
+    /// Missed offers in a row before the agent is made not ready.
+    pub max_missed: u32,
+    /// Longest wait before the exit.
+    pub max_wait_seconds: Option<u64>,
+    /// Exit after the longest wait: `callback`, `voicemail`,
+    /// `queue:<name>` or `flow:<name>` (default: a call-back).
+    pub exit: Option<String>,
+    /// Most callers waiting.
+    pub max_len: Option<usize>,
+    /// Position and estimated wait announced this often (0: never).
+    pub announce_seconds: u64,
+    /// Music on hold prompt (looped), in `prompts/<lang>/`.
+    pub music: String,
+    /// Record answered calls (stereo WAV: caller left, agent right).
+    pub record: bool,
+    /// Flow run after the agent hangs up (the satisfaction survey).
+    pub survey_flow: Option<String>,
+    /// Answered within this counts for the service level.
+    pub service_level_seconds: u64,
+}
+
+impl Default for QueueDef {
+    fn default() -> Self {
+        QueueDef {
+            strategy: "longest_idle".into(),
+            offer_timeout_seconds: 20,
+            wrap_up_seconds: 10,
+            max_missed: 3,
+            max_wait_seconds: None,
+            exit: None,
+            max_len: None,
+            announce_seconds: 30,
+            music: "moh".into(),
+            record: false,
+            survey_flow: Some("survey".into()),
+            service_level_seconds: 20,
+        }
+    }
 }
 
 /// A lookup backend: a JSON file of records keyed by the `number`
@@ -162,6 +247,14 @@ pub struct Config {
     pub dial_plan: std::collections::BTreeMap<String, String>,
     /// Lookup backends by service name.
     pub lookups: std::collections::BTreeMap<String, LookupConfig>,
+    /// Digest realm for registrations.
+    pub realm: String,
+    /// Folder for call records, call-backs and recordings.
+    pub data_dir: PathBuf,
+    /// Agents.
+    pub agents: Vec<AgentDef>,
+    /// Queues by name (queues named in flows and not here get defaults).
+    pub queues: std::collections::BTreeMap<String, QueueDef>,
 }
 
 impl Default for Config {
@@ -200,6 +293,10 @@ impl Default for Config {
             )]
             .into_iter()
             .collect(),
+            realm: "nida".into(),
+            data_dir: std::env::temp_dir().join("nida-data"),
+            agents: Vec::new(),
+            queues: Default::default(),
         }
     }
 }
@@ -316,6 +413,43 @@ impl Config {
                 }
             }
             self.lookups = v;
+        }
+        if let Some(v) = f.realm {
+            self.realm = v;
+        }
+        if let Some(v) = f.data_dir {
+            self.data_dir = v;
+        }
+        if let Some(v) = f.agents {
+            let mut ids = std::collections::BTreeSet::new();
+            for a in &v {
+                let bad = |message: String| ConfigError::Value {
+                    key: "agents",
+                    message,
+                };
+                if !ids.insert(a.id) {
+                    return Err(bad(format!("agent id {} appears twice", a.id)));
+                }
+                if let Some((s, l)) = a.skills.iter().find(|(_, l)| !(1..=10).contains(*l)) {
+                    return Err(bad(format!(
+                        "agent {}: skill {s} level {l} is not 1 to 10",
+                        a.id
+                    )));
+                }
+                if a.languages.is_empty() {
+                    return Err(bad(format!("agent {}: list at least one language", a.id)));
+                }
+            }
+            self.agents = v;
+        }
+        if let Some(v) = f.queues {
+            for (name, q) in &v {
+                crate::centre::queue_config(name, q).map_err(|message| ConfigError::Value {
+                    key: "queues",
+                    message,
+                })?;
+            }
+            self.queues = v;
         }
         Ok(())
     }

@@ -37,6 +37,28 @@ pub enum ToDriver {
     Hangup(CallHandle),
     /// A call task finished and released its RTP port.
     PortFree(u16),
+    /// Ring an agent for a waiting call; the reply carries the new leg.
+    Invite {
+        /// Where.
+        target: crate::centre::Target,
+        /// Shown to the agent as the caller.
+        from_user: String,
+        /// The call that owns the leg: its events go there.
+        owner: mpsc::Sender<ToCall>,
+        /// The leg, or `None` when no RTP port is free.
+        reply: tokio::sync::oneshot::Sender<Option<LegSetup>>,
+    },
+}
+
+/// A call nida placed (to an agent), as its owner gets it.
+#[derive(Debug)]
+pub struct LegSetup {
+    /// The endpoint's handle.
+    pub handle: CallHandle,
+    /// The leg's RTP port.
+    pub port: u16,
+    /// Its socket.
+    pub socket: std::net::UdpSocket,
 }
 
 /// Live counters shared with the status endpoint (plain atomics: readers
@@ -102,6 +124,8 @@ pub struct Shared {
     pub flows: tokio::sync::watch::Receiver<Arc<nida_ivr::FlowSet>>,
     /// Lookup backends.
     pub backends: Arc<crate::lookup::Backends>,
+    /// The contact centre (queues and agents).
+    pub centre: crate::centre::CentreHandle,
 }
 
 /// Runs the SIP driver until the process ends.
@@ -121,7 +145,24 @@ pub async fn run(
         user_agent: format!("nida/{}", env!("CARGO_PKG_VERSION")),
         seed,
     });
+    if !cfg.agents.is_empty() {
+        let secret = format!("{:016x}{:016x}", seed, seed.rotate_left(29) ^ 0x9e37_79b9);
+        let auth = nida_sip::auth::Authenticator::new(
+            &cfg.realm,
+            &secret,
+            Instant::now(),
+            std::time::Duration::from_secs(300),
+        );
+        ep.set_registrar(nida_sip::registrar::Registrar::new(
+            auth,
+            cfg.agents
+                .iter()
+                .map(|a| (a.user.clone(), a.password.clone())),
+        ));
+    }
     let mut ports = Ports::new(&cfg);
+    // Calls nida placed (agent legs), to the call that owns each.
+    let mut legs: HashMap<CallHandle, mpsc::Sender<ToCall>> = HashMap::new();
     let mut calls: HashMap<CallHandle, mpsc::Sender<ToCall>> = HashMap::new();
     let mut tcp_conns: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>> = HashMap::new();
     let mut media_seed = seed ^ 0x5eed;
@@ -150,6 +191,29 @@ pub async fn run(
                     ToDriver::Reject(h, status, reason) => ep.reject(now, h, status, reason, &[]),
                     ToDriver::Hangup(h) => ep.hangup(now, h),
                     ToDriver::PortFree(p) => ports.free.push_back(p),
+                    ToDriver::Invite { target, from_user, owner, reply } => {
+                        let Some((port, socket)) = ports.bind(cfg.media_ip) else {
+                            warn!("no RTP port free to ring an agent");
+                            let _ = reply.send(None);
+                            continue;
+                        };
+                        media_seed = media_seed
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
+                        let media = nida_sip::sdp::LocalMedia {
+                            addr: SocketAddr::new(cfg.media_ip, port),
+                            session_id: media_seed >> 16,
+                            version: 1,
+                        };
+                        let sdp = nida_sip::sdp::offer(&cfg.codecs, &media);
+                        let handle = ep.invite(now, &target.uri, target.dest, target.transport, &from_user, sdp);
+                        legs.insert(handle, owner);
+                        if let Err(Some(leg)) = reply.send(Some(LegSetup { handle, port, socket })) {
+                            // The call ended meanwhile.
+                            ep.hangup(now, leg.handle);
+                            ports.free.push_back(leg.port);
+                        }
+                    }
                 }
             }
             _ = tokio::time::sleep_until(deadline) => ep.handle_timeout(Instant::now()),
@@ -201,8 +265,8 @@ pub async fn run(
                             transport = ?inc.transport,
                             "incoming call"
                         );
-                        let (ctx, crx) = mpsc::channel(16);
-                        calls.insert(inc.call, ctx);
+                        let (ctx, crx) = mpsc::channel(64);
+                        calls.insert(inc.call, ctx.clone());
                         media_seed = media_seed
                             .wrapping_mul(6364136223846793005)
                             .wrapping_add(1442695040888963407);
@@ -212,7 +276,7 @@ pub async fn run(
                             call_id: inc.call_id.clone(),
                             offer: inc.offer,
                             port,
-                            socket,
+                            socket: Some(socket),
                             caller: from_user,
                             called,
                             flows: shared.flows.borrow().clone(),
@@ -223,6 +287,8 @@ pub async fn run(
                             rx: crx,
                             seed: media_seed,
                             counters: counters.clone(),
+                            centre: shared.centre.clone(),
+                            tx: ctx.clone(),
                         }));
                     }
                     Event::Confirmed { call, sdp } => {
@@ -230,15 +296,49 @@ pub async fn run(
                             let _ = c.try_send(ToCall::Confirmed(sdp));
                         }
                     }
-                    // The daemon places no calls yet (call-backs and agents will).
-                    Event::Progress { .. } | Event::Answered { .. } => {}
+                    Event::Progress { call, status } => {
+                        if let Some(c) = legs.get(&call) {
+                            let _ = c.try_send(ToCall::AgentProgress { handle: call, status });
+                        }
+                    }
+                    Event::Answered { call, sdp } => {
+                        match legs.get(&call) {
+                            Some(c) => {
+                                if c.try_send(ToCall::AgentAnswered { handle: call, sdp }).is_err() {
+                                    ep.hangup(now, call);
+                                }
+                            }
+                            None => ep.hangup(now, call),
+                        }
+                    }
+                    Event::Registered(b) => {
+                        let _ = shared.centre.tx.try_send(crate::centre::ToCentre::Registered(b));
+                    }
+                    Event::Unregistered { user } => {
+                        let _ = shared.centre.tx.try_send(crate::centre::ToCentre::Unregistered(user));
+                    }
+                    Event::Ended { call, reason } if legs.contains_key(&call) => {
+                        if let Some(c) = legs.remove(&call) {
+                            let m = ToCall::AgentEnded { handle: call, reason };
+                            if let Err(mpsc::error::TrySendError::Full(m)) = c.try_send(m) {
+                                tokio::spawn(async move {
+                                    let _ = c.send(m).await;
+                                });
+                            }
+                        }
+                    }
                     Event::Ended { call, reason } => {
                         if let Some(c) = calls.remove(&call) {
                             counters.calls.fetch_sub(1, Ordering::Relaxed);
                             info!(?reason, "call ended");
-                            // A full queue means the task is gone or busy;
-                            // dropping the sender also tells it to stop.
-                            let _ = c.try_send(ToCall::Ended(reason));
+                            // The end must arrive: when the queue is full, a
+                            // task waits for room (the call may hold its
+                            // own sender, so dropping ours is not enough).
+                            if let Err(mpsc::error::TrySendError::Full(m)) = c.try_send(ToCall::Ended(reason)) {
+                                tokio::spawn(async move {
+                                    let _ = c.send(m).await;
+                                });
+                            }
                         }
                     }
                 }

@@ -4,10 +4,12 @@
 
 mod call;
 mod caller;
+mod centre;
 mod config;
 mod driver;
 mod flowcmd;
 mod lookup;
+mod queued;
 mod redact;
 mod reload;
 mod status;
@@ -273,12 +275,14 @@ async fn serve(
     let counters = Arc::new(driver::Counters::default());
     tokio::spawn(status::serve(http, counters.clone()));
     let cfg = Arc::new(cfg);
+    let centre = centre::start(&cfg, flows.queues());
     let (flows_tx, flows_rx) = tokio::sync::watch::channel(Arc::new(flows));
     tokio::spawn(reload::watch(cfg.clone(), flows_tx));
     let shared = driver::Shared {
         prompts: Arc::new(prompts),
         flows: flows_rx,
         backends: Arc::new(backends),
+        centre,
     };
     tokio::select! {
         _ = driver::run(cfg, shared, udp, tcp, counters, seed) => ExitCode::SUCCESS,

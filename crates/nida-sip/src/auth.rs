@@ -1,0 +1,434 @@
+//! HTTP Digest authentication for SIP (RFC 3261 22, RFC 7616, RFC 8760):
+//! challenges with MD5 and SHA-256, parsing of `Authorization`, checking a
+//! response, and computing one as a client.
+//!
+//! Nonces are stateless: the issue time and a keyed hash of it, so any
+//! nonce nida issued can be checked without a table, and an old one is
+//! answered with a fresh challenge marked `stale=true`.
+
+use md5::Md5;
+use sha2::{Digest, Sha256};
+use std::time::{Duration, Instant};
+
+/// A digest algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    /// MD5 (RFC 2617), what most softphones speak.
+    Md5,
+    /// SHA-256 (RFC 7616, RFC 8760).
+    Sha256,
+}
+
+impl Algorithm {
+    /// The token in `algorithm=`.
+    pub fn token(self) -> &'static str {
+        match self {
+            Algorithm::Md5 => "MD5",
+            Algorithm::Sha256 => "SHA-256",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Algorithm> {
+        if s.eq_ignore_ascii_case("MD5") {
+            Some(Algorithm::Md5)
+        } else if s.eq_ignore_ascii_case("SHA-256") {
+            Some(Algorithm::Sha256)
+        } else {
+            None
+        }
+    }
+
+    /// Lower-case hex of the hash of `data`.
+    pub fn hex(self, data: &str) -> String {
+        match self {
+            Algorithm::Md5 => to_hex(&Md5::digest(data.as_bytes())),
+            Algorithm::Sha256 => to_hex(&Sha256::digest(data.as_bytes())),
+        }
+    }
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The fields of a Digest `Authorization` (or `Proxy-Authorization`)
+/// header.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Credentials {
+    /// `username`.
+    pub username: String,
+    /// `realm`.
+    pub realm: String,
+    /// `nonce`.
+    pub nonce: String,
+    /// `uri`.
+    pub uri: String,
+    /// `response`.
+    pub response: String,
+    /// `algorithm` (MD5 when absent).
+    pub algorithm: String,
+    /// `qop`, if any.
+    pub qop: Option<String>,
+    /// `nc`.
+    pub nc: Option<String>,
+    /// `cnonce`.
+    pub cnonce: Option<String>,
+    /// `opaque`.
+    pub opaque: Option<String>,
+}
+
+/// Splits `k=v, k="v, with comma"` into pairs, unquoting values.
+fn params(s: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut rest = s.trim();
+    while !rest.is_empty() {
+        let Some((key, after)) = rest.split_once('=') else {
+            break;
+        };
+        let key = key
+            .trim()
+            .trim_start_matches(',')
+            .trim()
+            .to_ascii_lowercase();
+        let after = after.trim_start();
+        let (value, tail) = if let Some(q) = after.strip_prefix('"') {
+            // Quoted string with backslash escapes.
+            let mut v = String::new();
+            let mut chars = q.char_indices();
+            let mut end = q.len();
+            while let Some((i, c)) = chars.next() {
+                match c {
+                    '\\' => {
+                        if let Some((_, n)) = chars.next() {
+                            v.push(n);
+                        }
+                    }
+                    '"' => {
+                        end = i + 1;
+                        break;
+                    }
+                    c => v.push(c),
+                }
+            }
+            (v, &q[end.min(q.len())..])
+        } else {
+            let end = after.find(',').unwrap_or(after.len());
+            (after[..end].trim().to_string(), &after[end..])
+        };
+        out.push((key, value));
+        rest = tail.trim_start().trim_start_matches(',').trim_start();
+    }
+    out
+}
+
+impl Credentials {
+    /// Parses a `Digest ...` header value; `None` for another scheme or
+    /// when a required field is missing.
+    pub fn parse(value: &str) -> Option<Credentials> {
+        let v = value.trim();
+        let (scheme, rest) = v.split_once(char::is_whitespace)?;
+        if !scheme.eq_ignore_ascii_case("digest") {
+            return None;
+        }
+        let mut c = Credentials {
+            algorithm: "MD5".into(),
+            ..Default::default()
+        };
+        for (k, v) in params(rest) {
+            match k.as_str() {
+                "username" => c.username = v,
+                "realm" => c.realm = v,
+                "nonce" => c.nonce = v,
+                "uri" => c.uri = v,
+                "response" => c.response = v.to_ascii_lowercase(),
+                "algorithm" => c.algorithm = v,
+                "qop" => c.qop = Some(v),
+                "nc" => c.nc = Some(v),
+                "cnonce" => c.cnonce = Some(v),
+                "opaque" => c.opaque = Some(v),
+                _ => {}
+            }
+        }
+        if c.username.is_empty() || c.nonce.is_empty() || c.response.is_empty() {
+            return None;
+        }
+        Some(c)
+    }
+
+    /// The response these credentials should carry for `password` and
+    /// `method` (RFC 7616 3.4.1); `None` for an unknown algorithm or qop.
+    pub fn expected(&self, method: &str, password: &str) -> Option<String> {
+        let alg = Algorithm::parse(&self.algorithm)?;
+        let ha1 = alg.hex(&format!("{}:{}:{}", self.username, self.realm, password));
+        let ha2 = alg.hex(&format!("{method}:{}", self.uri));
+        match self.qop.as_deref() {
+            None => Some(alg.hex(&format!("{ha1}:{}:{ha2}", self.nonce))),
+            Some(q) if q.eq_ignore_ascii_case("auth") => Some(alg.hex(&format!(
+                "{ha1}:{}:{}:{}:auth:{ha2}",
+                self.nonce,
+                self.nc.as_deref()?,
+                self.cnonce.as_deref()?
+            ))),
+            Some(_) => None,
+        }
+    }
+}
+
+/// The client side: the `Authorization` value answering a challenge
+/// (`WWW-Authenticate` or `Proxy-Authenticate` value).
+pub fn answer(
+    challenge: &str,
+    method: &str,
+    uri: &str,
+    username: &str,
+    password: &str,
+    cnonce: &str,
+) -> Option<String> {
+    let rest = challenge.trim().strip_prefix("Digest")?;
+    let p = params(rest);
+    let get = |k: &str| p.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let realm = get("realm")?;
+    let nonce = get("nonce")?;
+    let algorithm = get("algorithm").unwrap_or_else(|| "MD5".into());
+    let qop = get("qop").map(|q| {
+        if q.split(',').any(|x| x.trim().eq_ignore_ascii_case("auth")) {
+            "auth".to_string()
+        } else {
+            q
+        }
+    });
+    let c = Credentials {
+        username: username.into(),
+        realm: realm.clone(),
+        nonce: nonce.clone(),
+        uri: uri.into(),
+        response: String::new(),
+        algorithm: algorithm.clone(),
+        nc: qop.as_ref().map(|_| "00000001".into()),
+        cnonce: qop.as_ref().map(|_| cnonce.into()),
+        qop: qop.clone(),
+        opaque: get("opaque"),
+    };
+    let response = c.expected(method, password)?;
+    let mut v = format!(
+        "Digest username=\"{username}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{response}\", algorithm={algorithm}"
+    );
+    if qop.is_some() {
+        v.push_str(&format!(", qop=auth, nc=00000001, cnonce=\"{cnonce}\""));
+    }
+    if let Some(o) = &c.opaque {
+        v.push_str(&format!(", opaque=\"{o}\""));
+    }
+    Some(v)
+}
+
+/// What checking credentials concluded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// The response is right and the nonce fresh.
+    Ok,
+    /// The response is right but the nonce is old: challenge again with
+    /// `stale=true`.
+    Stale,
+    /// Wrong user, wrong password, a nonce nida did not issue, another
+    /// realm: the same answer for all, so nothing tells which.
+    Denied,
+}
+
+/// Issues and checks challenges for one realm.
+#[derive(Debug, Clone)]
+pub struct Authenticator {
+    realm: String,
+    secret: String,
+    epoch: Instant,
+    lifetime: Duration,
+}
+
+impl Authenticator {
+    /// An authenticator for `realm` whose nonces are keyed with `secret`
+    /// (random per start) and valid for `lifetime`.
+    pub fn new(realm: &str, secret: &str, epoch: Instant, lifetime: Duration) -> Authenticator {
+        Authenticator {
+            realm: realm.into(),
+            secret: secret.into(),
+            epoch,
+            lifetime,
+        }
+    }
+
+    /// The realm.
+    pub fn realm(&self) -> &str {
+        &self.realm
+    }
+
+    fn nonce_at(&self, secs: u64) -> String {
+        let mac = Algorithm::Sha256.hex(&format!("{}:{secs}:{}", self.secret, self.realm));
+        format!("{secs:x}.{}", &mac[..32])
+    }
+
+    /// The challenge header values, strongest first (RFC 8760 2.4: a
+    /// client uses the first it supports).
+    pub fn challenges(&self, now: Instant, stale: bool) -> Vec<String> {
+        let secs = now.saturating_duration_since(self.epoch).as_secs();
+        let nonce = self.nonce_at(secs);
+        [Algorithm::Sha256, Algorithm::Md5]
+            .iter()
+            .map(|a| {
+                let mut v = format!(
+                    "Digest realm=\"{}\", nonce=\"{nonce}\", algorithm={}, qop=\"auth\"",
+                    self.realm,
+                    a.token()
+                );
+                if stale {
+                    v.push_str(", stale=true");
+                }
+                v
+            })
+            .collect()
+    }
+
+    /// Checks credentials for `method`; `password` is looked up by the
+    /// caller from `creds.username` (`None`: unknown user).
+    pub fn check(
+        &self,
+        now: Instant,
+        creds: &Credentials,
+        method: &str,
+        password: Option<&str>,
+    ) -> Verdict {
+        let Some(password) = password else {
+            // Compute as for a real user anyway, so the answer's timing
+            // does not tell unknown users from wrong passwords.
+            let _ = creds.expected(method, "");
+            return Verdict::Denied;
+        };
+        if creds.realm != self.realm {
+            return Verdict::Denied;
+        }
+        let Some((secs, _)) = creds.nonce.split_once('.') else {
+            return Verdict::Denied;
+        };
+        let Ok(secs) = u64::from_str_radix(secs, 16) else {
+            return Verdict::Denied;
+        };
+        if self.nonce_at(secs) != creds.nonce {
+            return Verdict::Denied;
+        }
+        match creds.expected(method, password) {
+            Some(r) if constant_eq(r.as_bytes(), creds.response.as_bytes()) => {
+                let age = now
+                    .saturating_duration_since(self.epoch)
+                    .as_secs()
+                    .saturating_sub(secs);
+                if age > self.lifetime.as_secs() {
+                    Verdict::Stale
+                } else {
+                    Verdict::Ok
+                }
+            }
+            _ => Verdict::Denied,
+        }
+    }
+}
+
+fn constant_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 7616 3.9.1: the same request with SHA-256 and with MD5.
+    fn rfc7616(algorithm: &str, response: &str) -> Credentials {
+        Credentials {
+            username: "Mufasa".into(),
+            realm: "http-auth@example.org".into(),
+            nonce: "7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v".into(),
+            uri: "/dir/index.html".into(),
+            response: response.into(),
+            algorithm: algorithm.into(),
+            qop: Some("auth".into()),
+            nc: Some("00000001".into()),
+            cnonce: Some("f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ".into()),
+            opaque: Some("FQhe/qaU925kfnzjCev0ciny7QMkPqMAFRtzCUYo5tdS".into()),
+        }
+    }
+
+    #[test]
+    fn rfc7616_examples() {
+        let sha = rfc7616(
+            "SHA-256",
+            "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1",
+        );
+        assert_eq!(
+            sha.expected("GET", "Circle of Life").as_deref(),
+            Some(sha.response.as_str())
+        );
+        let md5 = rfc7616("MD5", "8ca523f5e9506fed4657c9700eebdbec");
+        assert_eq!(
+            md5.expected("GET", "Circle of Life").as_deref(),
+            Some(md5.response.as_str())
+        );
+    }
+
+    /// RFC 2617 3.5 (MD5, qop=auth).
+    #[test]
+    fn rfc2617_example_parsed_from_the_header() {
+        let h = r#"Digest username="Mufasa",
+                 realm="testrealm@host.com",
+                 nonce="dcd98b7102dd2f0e8b11d0f600bfb0c093",
+                 uri="/dir/index.html",
+                 qop=auth,
+                 nc=00000001,
+                 cnonce="0a4f113b",
+                 response="6629fae49393a05397450978507c4ef1",
+                 opaque="5ccc069c403ebaf9f0171e9517f40e41""#;
+        let c = Credentials::parse(h).unwrap();
+        assert_eq!(c.cnonce.as_deref(), Some("0a4f113b"));
+        assert_eq!(c.algorithm, "MD5");
+        assert_eq!(
+            c.expected("GET", "Circle Of Life").as_deref(),
+            Some("6629fae49393a05397450978507c4ef1")
+        );
+        assert_eq!(Credentials::parse("Basic QWxhZGRpbjpvcGVu"), None);
+    }
+
+    #[test]
+    fn challenge_answer_check_both_algorithms() {
+        let t0 = Instant::now();
+        let a = Authenticator::new("nida", "k3y", t0, Duration::from_secs(300));
+        let now = t0 + Duration::from_secs(5);
+        let ch = a.challenges(now, false);
+        assert!(ch[0].contains("algorithm=SHA-256"), "{ch:?}");
+        assert!(ch[1].contains("algorithm=MD5"));
+        for c in &ch {
+            let v = answer(c, "REGISTER", "sip:nida", "1001", "s3cret", "abc").unwrap();
+            let creds = Credentials::parse(&v).unwrap();
+            assert_eq!(
+                a.check(now, &creds, "REGISTER", Some("s3cret")),
+                Verdict::Ok
+            );
+            assert_eq!(
+                a.check(now, &creds, "REGISTER", Some("wrong")),
+                Verdict::Denied
+            );
+            assert_eq!(a.check(now, &creds, "REGISTER", None), Verdict::Denied);
+            assert_eq!(
+                a.check(now, &creds, "INVITE", Some("s3cret")),
+                Verdict::Denied
+            );
+            let later = now + Duration::from_secs(301);
+            assert_eq!(
+                a.check(later, &creds, "REGISTER", Some("s3cret")),
+                Verdict::Stale
+            );
+            // A nonce from another secret (another instance, a forgery).
+            let other = Authenticator::new("nida", "other", t0, Duration::from_secs(300));
+            assert_eq!(
+                other.check(now, &creds, "REGISTER", Some("s3cret")),
+                Verdict::Denied
+            );
+        }
+    }
+}

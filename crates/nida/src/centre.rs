@@ -1,0 +1,518 @@
+//! The contact centre: joins calls, agents' phones and the routing core.
+//!
+//! Calls waiting for an agent, registrations and agent commands come in as
+//! [`ToCentre`] messages; they become commands for the routing core, which
+//! runs as the single writer on its own thread. What the core decides
+//! (offer, withdraw, connected, position, exit) goes back to the call it
+//! concerns. The centre holds no call media: each call's task rings its
+//! agents and bridges them.
+
+use crate::call::ToCall;
+use crate::config::{AgentDef, Config, QueueDef};
+use nida_acd::shell::{Command, Shell};
+use nida_acd::{
+    AgentConfig, AgentId, Channel, EndReason, Exit, LangId, Output, QueueConfig, QueueId, Router,
+    SkillId, Strategy, TaskId, TaskSpec,
+};
+use nida_sip::registrar::Binding;
+use nida_sip::Transport;
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc};
+use tracing::{info, warn};
+
+/// Where to ring an agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// Request-URI.
+    pub uri: String,
+    /// Where the INVITE goes.
+    pub dest: SocketAddr,
+    /// Over what.
+    pub transport: Transport,
+}
+
+/// What a waiting call tells about itself (for the agent's screen pop and
+/// the call record).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct CallInfo {
+    /// SIP Call-ID.
+    pub call_id: String,
+    /// Queue name.
+    pub queue: String,
+    /// The caller's language.
+    pub language: String,
+    /// The IVR nodes the caller went through.
+    pub path: Vec<String>,
+    /// Variables collected in the IVR (application number, ...).
+    pub vars: BTreeMap<String, String>,
+}
+
+/// Messages to the centre.
+#[derive(Debug)]
+pub enum ToCentre {
+    /// A softphone registered.
+    Registered(Binding),
+    /// A registration ended.
+    Unregistered(String),
+    /// A call asks for an agent.
+    Enqueue {
+        /// Its task id.
+        task: TaskId,
+        /// Where to reach the call.
+        call: mpsc::Sender<ToCall>,
+        /// Skills by name and minimum level.
+        skills: BTreeMap<String, u8>,
+        /// Priority.
+        priority: u8,
+        /// What the agent sees.
+        info: CallInfo,
+    },
+    /// The caller left before an agent took the call.
+    Abandon(TaskId),
+    /// The agent answered.
+    Accept(AgentId, TaskId),
+    /// The agent declined, was busy or did not answer.
+    Reject(AgentId, TaskId),
+    /// The call with the agent is over.
+    Complete(TaskId),
+    /// Place in line, please.
+    Position(TaskId),
+    /// An agent's state, by the agent (feature code) or a supervisor.
+    Agent(AgentId, AgentCommand),
+}
+
+/// Agent state changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentCommand {
+    /// Log in (not ready until `Ready`).
+    Login,
+    /// Ready for calls.
+    Ready,
+    /// Not ready, with a reason.
+    NotReady(String),
+    /// Log out.
+    Logout,
+}
+
+/// A queue's rules for the routing core, from the configuration.
+pub fn queue_config(name: &str, d: &QueueDef) -> Result<QueueConfig, String> {
+    let mut q = QueueConfig::new(name);
+    q.strategy = match d.strategy.as_str() {
+        "longest_idle" => Strategy::LongestIdle,
+        "best_skill" => Strategy::BestSkill,
+        "round_robin" => Strategy::RoundRobin,
+        "fewest_calls" => Strategy::FewestCalls,
+        "ring_all" => Strategy::RingAll,
+        "weighted_random" => Strategy::WeightedRandom,
+        other => return Err(format!("queue {name}: unknown strategy {other:?}")),
+    };
+    if d.offer_timeout_seconds == 0 {
+        return Err(format!("queue {name}: offer_timeout_seconds must be more than 0"));
+    }
+    q.offer_timeout = Duration::from_secs(d.offer_timeout_seconds);
+    q.wrap_up = Duration::from_secs(d.wrap_up_seconds);
+    q.max_missed = d.max_missed;
+    q.max_len = d.max_len;
+    q.service_level = Duration::from_secs(d.service_level_seconds);
+    // A caller whose agent rang out goes back to the head of the line and
+    // the next agent is tried at once; the one who missed it is skipped
+    // for a ring time.
+    q.reoffer_after = q.offer_timeout;
+    if let Some(secs) = d.max_wait_seconds {
+        let exit = match d.exit.as_deref().unwrap_or("callback") {
+            "callback" => Exit::Callback,
+            "voicemail" => Exit::Voicemail,
+            other => match other.split_once(':') {
+                Some(("flow", f)) => Exit::Flow(f.to_string()),
+                // Resolved to an id once all queues are known.
+                Some(("queue", _)) => Exit::Callback,
+                _ => return Err(format!("queue {name}: unknown exit {other:?}")),
+            },
+        };
+        q.max_wait = Some((Duration::from_secs(secs), exit));
+    }
+    Ok(q)
+}
+
+/// Names to the core's numbers: queues, skills, languages.
+#[derive(Debug, Default)]
+struct Directory {
+    queues: HashMap<String, QueueId>,
+    skills: HashMap<String, SkillId>,
+    langs: HashMap<String, LangId>,
+}
+
+impl Directory {
+    fn skill(&mut self, name: &str) -> SkillId {
+        let next = SkillId(self.skills.len() as u16);
+        *self.skills.entry(name.to_string()).or_insert(next)
+    }
+
+    fn lang(&mut self, name: &str) -> LangId {
+        let next = LangId(self.langs.len().min(63) as u8);
+        *self.langs.entry(name.to_string()).or_insert(next)
+    }
+}
+
+/// A change of an agent's state, for the event stream.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum CentreEvent {
+    /// A call waits for an agent.
+    Queued {
+        /// Task.
+        task: u64,
+        /// The call.
+        info: CallInfo,
+    },
+    /// An agent is offered a call: the screen pop.
+    Offer {
+        /// Agent id.
+        agent: u32,
+        /// Task.
+        task: u64,
+        /// The call.
+        info: CallInfo,
+    },
+    /// An agent took a call.
+    Connected {
+        /// Agent id.
+        agent: u32,
+        /// Task.
+        task: u64,
+    },
+    /// A call left the core.
+    Ended {
+        /// Task.
+        task: u64,
+        /// Why, as text.
+        reason: String,
+    },
+    /// An agent's state changed.
+    AgentState {
+        /// Agent id.
+        agent: u32,
+        /// The new state, as text.
+        state: String,
+    },
+}
+
+/// The handle calls and the driver use.
+#[derive(Clone)]
+pub struct CentreHandle {
+    /// Messages to the centre.
+    pub tx: mpsc::Sender<ToCentre>,
+    /// Events (offers with screen pop, states) for the API's stream.
+    pub events: broadcast::Sender<CentreEvent>,
+    /// Queue settings by name.
+    pub queues: Arc<BTreeMap<String, QueueDef>>,
+    /// Agent id by SIP user.
+    pub agents_by_user: Arc<HashMap<String, u32>>,
+}
+
+/// Starts the centre: the routing core thread and the task that serves it.
+/// `flow_queues` are the queue names the flows use (queues the config does
+/// not list get the defaults).
+pub fn start(cfg: &Config, flow_queues: Vec<String>) -> CentreHandle {
+    let mut defs: BTreeMap<String, QueueDef> = cfg.queues.clone();
+    for q in flow_queues {
+        defs.entry(q).or_default();
+    }
+    let mut dir = Directory::default();
+    let mut queues = Vec::new();
+    for (i, (name, d)) in defs.iter().enumerate() {
+        dir.queues.insert(name.clone(), QueueId(i as u16));
+        queues.push(queue_config(name, d).expect("checked when the config was read"));
+    }
+    // Exits into another queue, now that every queue has its id.
+    for (q, (name, d)) in queues.iter_mut().zip(&defs) {
+        if let (Some(secs), Some(("queue", other))) = (
+            d.max_wait_seconds,
+            d.exit.as_deref().and_then(|e| e.split_once(':')),
+        ) {
+            match dir.queues.get(other) {
+                Some(id) => q.max_wait = Some((Duration::from_secs(secs), Exit::Queue(*id))),
+                None => warn!(queue = %name, exit = %other, "exit to an unknown queue: call-back instead"),
+            }
+        }
+    }
+    let n = queues.len();
+    let shell = Shell::start(Router::new(queues, cfg.seed.unwrap_or(1)), 65_536, n);
+    let mut agents = HashMap::new();
+    let mut by_user = HashMap::new();
+    for a in &cfg.agents {
+        let _ = shell.commands.send(Command::AddAgent(agent_config(&mut dir, a)));
+        by_user.insert(a.user.clone(), a.id);
+        agents.insert(a.id, a.clone());
+    }
+    let (tx, rx) = mpsc::channel(65_536);
+    let (events, _) = broadcast::channel(4096);
+    // The core's outputs arrive on a blocking channel: one thread moves
+    // them to the centre's task.
+    let (otx, orx) = mpsc::channel(65_536);
+    let outputs = shell.outputs.clone();
+    std::thread::spawn(move || {
+        for o in outputs.iter() {
+            if otx.blocking_send(o).is_err() {
+                break;
+            }
+        }
+    });
+    let centre = Centre {
+        shell,
+        dir,
+        agents,
+        targets: HashMap::new(),
+        calls: HashMap::new(),
+        events: events.clone(),
+    };
+    // Agents with a fixed contact are reachable at once.
+    let statics: Vec<(u32, Option<Target>)> = cfg
+        .agents
+        .iter()
+        .filter_map(|a| a.contact.as_ref().map(|c| (a.id, static_target(c))))
+        .collect();
+    tokio::spawn(centre.run(rx, orx, statics));
+    CentreHandle {
+        tx,
+        events,
+        queues: Arc::new(defs),
+        agents_by_user: Arc::new(by_user),
+    }
+}
+
+fn agent_config(dir: &mut Directory, a: &AgentDef) -> AgentConfig {
+    AgentConfig {
+        id: AgentId(a.id),
+        skills: a
+            .skills
+            .iter()
+            .map(|(s, l)| (dir.skill(s), *l))
+            .collect(),
+        languages: a.languages.iter().map(|l| dir.lang(l)).collect(),
+        capacity: [1, 0, 0],
+        weight: 1,
+    }
+}
+
+/// A fixed contact `sip:user@host:port`: reached over UDP at host:port.
+fn static_target(uri: &str) -> Option<Target> {
+    let u = nida_sip::headers::SipUri::parse(uri)?;
+    let ip: std::net::IpAddr = u.host.parse().ok()?;
+    Some(Target {
+        uri: uri.to_string(),
+        dest: SocketAddr::new(ip, u.port.unwrap_or(5060)),
+        transport: if u
+            .params
+            .value("transport")
+            .is_some_and(|t| t.eq_ignore_ascii_case("tcp"))
+        {
+            Transport::Tcp
+        } else {
+            Transport::Udp
+        },
+    })
+}
+
+struct Waiting {
+    call: mpsc::Sender<ToCall>,
+    info: CallInfo,
+}
+
+struct Centre {
+    shell: Shell,
+    dir: Directory,
+    agents: HashMap<u32, AgentDef>,
+    targets: HashMap<u32, Target>,
+    calls: HashMap<TaskId, Waiting>,
+    events: broadcast::Sender<CentreEvent>,
+}
+
+impl Centre {
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<ToCentre>,
+        mut outputs: mpsc::Receiver<Output>,
+        statics: Vec<(u32, Option<Target>)>,
+    ) {
+        for (id, target) in statics {
+            match target {
+                Some(t) => {
+                    self.targets.insert(id, t);
+                    self.command(Command::Login(AgentId(id)));
+                    self.command(Command::Ready(AgentId(id)));
+                }
+                None => warn!(agent = id, "agent contact is not sip:user@ip:port: ignored"),
+            }
+        }
+        loop {
+            tokio::select! {
+                m = rx.recv() => match m {
+                    Some(m) => self.handle(m),
+                    None => break,
+                },
+                Some(o) = outputs.recv() => self.output(o).await,
+            }
+        }
+        self.shell.stop();
+    }
+
+    fn command(&self, c: Command) {
+        if self.shell.commands.send(c).is_err() {
+            warn!("routing core stopped");
+        }
+    }
+
+    fn handle(&mut self, m: ToCentre) {
+        match m {
+            ToCentre::Registered(b) => {
+                let Some(a) = self.agents.values().find(|a| a.user == b.user) else {
+                    return;
+                };
+                let id = a.id;
+                let ready = a.ready_on_register;
+                info!(agent = id, user = %b.user, source = %b.source, "agent registered");
+                self.targets.insert(
+                    id,
+                    Target {
+                        uri: b.contact.clone(),
+                        dest: b.source,
+                        transport: b.transport,
+                    },
+                );
+                if ready {
+                    self.command(Command::Login(AgentId(id)));
+                    self.command(Command::Ready(AgentId(id)));
+                }
+            }
+            ToCentre::Unregistered(user) => {
+                if let Some(a) = self.agents.values().find(|a| a.user == user) {
+                    let id = a.id;
+                    info!(agent = id, %user, "agent unregistered: logged out");
+                    self.targets.remove(&id);
+                    self.command(Command::Logout(AgentId(id)));
+                }
+            }
+            ToCentre::Enqueue {
+                task,
+                call,
+                skills,
+                priority,
+                info,
+            } => {
+                let Some(queue) = self.dir.queues.get(&info.queue).copied() else {
+                    warn!(queue = %info.queue, "no such queue");
+                    let _ = call.try_send(ToCall::Refused);
+                    return;
+                };
+                let spec = TaskSpec {
+                    id: task,
+                    queue,
+                    skills: skills
+                        .iter()
+                        .map(|(s, l)| (self.dir.skill(s), *l))
+                        .collect(),
+                    language: self.dir.lang(&info.language),
+                    priority,
+                    channel: Channel::Voice,
+                };
+                let _ = self.events.send(CentreEvent::Queued {
+                    task: task.0,
+                    info: info.clone(),
+                });
+                self.calls.insert(task, Waiting { call, info });
+                self.command(Command::Enqueue(spec));
+            }
+            ToCentre::Abandon(t) => self.command(Command::Abandon(t)),
+            ToCentre::Accept(a, t) => self.command(Command::Accept(a, t)),
+            ToCentre::Reject(a, t) => self.command(Command::Reject(a, t)),
+            ToCentre::Complete(t) => self.command(Command::Complete(t)),
+            ToCentre::Position(t) => self.command(Command::Position(t)),
+            ToCentre::Agent(a, c) => self.command(match c {
+                AgentCommand::Login => Command::Login(a),
+                AgentCommand::Ready => Command::Ready(a),
+                AgentCommand::NotReady(why) => Command::NotReady(a, why),
+                AgentCommand::Logout => Command::Logout(a),
+            }),
+        }
+    }
+
+    async fn send_to(&self, task: TaskId, m: ToCall) -> bool {
+        match self.calls.get(&task) {
+            Some(w) => w.call.send(m).await.is_ok(),
+            None => false,
+        }
+    }
+
+    async fn output(&mut self, o: Output) {
+        match o {
+            Output::Offer { task, agent } => {
+                let Some(target) = self.targets.get(&agent.0).cloned() else {
+                    warn!(agent = agent.0, "offered an agent nida cannot reach: not ready");
+                    self.command(Command::NotReady(agent, "unreachable".into()));
+                    return;
+                };
+                if let Some(w) = self.calls.get(&task) {
+                    let _ = self.events.send(CentreEvent::Offer {
+                        agent: agent.0,
+                        task: task.0,
+                        info: w.info.clone(),
+                    });
+                }
+                let name = self
+                    .agents
+                    .get(&agent.0)
+                    .map(|a| a.name.clone())
+                    .unwrap_or_default();
+                if !self
+                    .send_to(task, ToCall::Offer { agent, target, name })
+                    .await
+                {
+                    // The call is gone: its abandon is on the way.
+                    self.command(Command::Reject(agent, task));
+                }
+            }
+            Output::Withdraw { task, agent } => {
+                self.send_to(task, ToCall::Withdraw(agent)).await;
+            }
+            Output::Connected { task, agent } => {
+                let _ = self.events.send(CentreEvent::Connected {
+                    agent: agent.0,
+                    task: task.0,
+                });
+                if !self.send_to(task, ToCall::Connected(agent)).await {
+                    self.command(Command::Complete(task));
+                }
+            }
+            Output::Position { task, place, wait } => {
+                self.send_to(task, ToCall::Position { place, wait }).await;
+            }
+            Output::Ended { task, reason } => {
+                let _ = self.events.send(CentreEvent::Ended {
+                    task: task.0,
+                    reason: format!("{reason:?}"),
+                });
+                match reason {
+                    EndReason::Exited(exit) => {
+                        self.send_to(task, ToCall::Exit(exit)).await;
+                    }
+                    EndReason::Refused(_) => {
+                        self.send_to(task, ToCall::Refused).await;
+                    }
+                    EndReason::Completed | EndReason::Abandoned => {}
+                }
+                self.calls.remove(&task);
+            }
+            Output::AgentState { agent, state } => {
+                info!(agent = agent.0, ?state, "agent state");
+                let _ = self.events.send(CentreEvent::AgentState {
+                    agent: agent.0,
+                    state: format!("{state:?}"),
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,740 @@
+//! A call's life with the contact centre, after its flow asked for an
+//! agent: waiting with music on hold and announcements of its place,
+//! ringing the agents the routing core offers it to, the bridge to the one
+//! who answers (with optional stereo recording), the satisfaction survey
+//! after the agent hangs up, and the call record at the end.
+
+use crate::call::{law_of, CallSetup, PortGuard, ToCall};
+use crate::centre::{CallInfo, ToCentre};
+use crate::config::QueueDef;
+use crate::driver::ToDriver;
+use nida_acd::{AgentId, Exit, TaskId};
+use nida_ivr::Session;
+use nida_media::{Law, RtpSession, SessionConfig};
+use nida_sip::sdp::{self, Negotiated};
+use nida_sip::CallHandle;
+use std::collections::VecDeque;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+/// Task ids, unique in the process.
+static NEXT_TASK: AtomicU64 = AtomicU64::new(1);
+
+/// Ratings at or below this are flagged for review.
+const LOW_RATING: u8 = 2;
+
+/// An agent being rung.
+struct Leg {
+    agent: AgentId,
+    handle: CallHandle,
+    socket: Option<std::net::UdpSocket>,
+    _guard: PortGuard,
+    answer: Option<Negotiated>,
+}
+
+/// The caller talking to an agent.
+struct Bridge {
+    agent: AgentId,
+    handle: CallHandle,
+    sock: UdpSocket,
+    rtp: RtpSession,
+    _guard: PortGuard,
+}
+
+/// Stereo WAV of a bridged call: the caller left, the agent right.
+struct Recorder {
+    writer: hound::WavWriter<std::io::BufWriter<std::fs::File>>,
+    left: VecDeque<i16>,
+    right: VecDeque<i16>,
+    path: PathBuf,
+}
+
+impl Recorder {
+    fn create(path: PathBuf) -> Option<Recorder> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).ok()?;
+        }
+        let spec = hound::WavSpec {
+            channels: 2,
+            sample_rate: 8000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        match hound::WavWriter::create(&path, spec) {
+            Ok(writer) => Some(Recorder {
+                writer,
+                left: VecDeque::new(),
+                right: VecDeque::new(),
+                path,
+            }),
+            Err(e) => {
+                warn!(path = %path.display(), error = %e, "cannot record");
+                None
+            }
+        }
+    }
+
+    /// Writes one 20 ms frame from what each side sent (silence for a
+    /// side that sent less).
+    fn tick(&mut self) {
+        for _ in 0..nida_media::rtp::FRAME {
+            let l = self.left.pop_front().unwrap_or(0);
+            let r = self.right.pop_front().unwrap_or(0);
+            if self.writer.write_sample(l).is_err() || self.writer.write_sample(r).is_err() {
+                return;
+            }
+        }
+        // A side far ahead (clock drift) is cut back to one frame.
+        for q in [&mut self.left, &mut self.right] {
+            let excess = q.len().saturating_sub(8 * nida_media::rtp::FRAME);
+            q.drain(..excess);
+        }
+    }
+
+    fn finish(self) -> PathBuf {
+        if let Err(e) = self.writer.finalize() {
+            warn!(error = %e, "recording not finalised");
+        }
+        self.path
+    }
+}
+
+/// The call's state with the centre.
+pub struct CentreCall {
+    /// The routing core's task while the call waits or talks.
+    pub task: Option<TaskId>,
+    /// Hang up the caller.
+    pub hang_up: bool,
+    /// A flow to run next (the survey, a queue's exit flow).
+    pub next_flow: Option<String>,
+    /// The caller's language.
+    pub language: String,
+    /// The IVR path before queueing.
+    pub path: Vec<String>,
+    def: QueueDef,
+    info: CallInfo,
+    legs: Vec<Leg>,
+    bridge: Option<Bridge>,
+    recorder: Option<Recorder>,
+    recording: Option<PathBuf>,
+    music: bool,
+    announcing: bool,
+    closing: bool,
+    in_survey: bool,
+    next_announce: Option<Instant>,
+    queued_at: Option<Instant>,
+    answered_at: Option<Instant>,
+    talk_ended: Option<Instant>,
+    agent: Option<AgentId>,
+    rating: Option<u8>,
+    outcome: &'static str,
+    caller_law: Law,
+    seed: u64,
+}
+
+impl CentreCall {
+    /// A call not (yet) queued.
+    pub fn new(s: &CallSetup, caller_law: Law) -> CentreCall {
+        CentreCall {
+            task: None,
+            hang_up: false,
+            next_flow: None,
+            language: s.cfg.language.clone(),
+            path: Vec::new(),
+            def: QueueDef::default(),
+            info: CallInfo::default(),
+            legs: Vec::new(),
+            bridge: None,
+            recorder: None,
+            recording: None,
+            music: false,
+            announcing: false,
+            closing: false,
+            in_survey: false,
+            next_announce: None,
+            queued_at: None,
+            answered_at: None,
+            talk_ended: None,
+            agent: None,
+            rating: None,
+            outcome: "ivr",
+            caller_law,
+            seed: s.seed,
+        }
+    }
+
+    /// The flow asked for an agent: join the queue, start the music.
+    pub async fn enqueue(
+        &mut self,
+        s: &CallSetup,
+        session: &Session,
+        q: &nida_ivr::QueueRequest,
+        rtp: &mut RtpSession,
+    ) {
+        let task = TaskId(NEXT_TASK.fetch_add(1, Ordering::Relaxed));
+        let now = Instant::now();
+        self.task = Some(task);
+        self.language = q.language.clone();
+        self.path = session.path().to_vec();
+        self.def = s.centre.queues.get(&q.queue).cloned().unwrap_or_default();
+        self.info = CallInfo {
+            call_id: s.call_id.clone(),
+            queue: q.queue.clone(),
+            language: q.language.clone(),
+            path: self.path.clone(),
+            vars: session
+                .vars()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_string()))
+                .collect(),
+        };
+        self.queued_at = Some(now);
+        self.outcome = "queued";
+        if self.def.announce_seconds > 0 {
+            self.next_announce = Some(now + Duration::from_secs(self.def.announce_seconds));
+        }
+        self.start_music(s, rtp);
+        let m = ToCentre::Enqueue {
+            task,
+            call: s.tx.clone(),
+            skills: q.skills.clone(),
+            priority: q.priority,
+            info: self.info.clone(),
+        };
+        if s.centre.tx.send(m).await.is_err() {
+            warn!("contact centre stopped");
+        }
+        info!(task = task.0, queue = %q.queue, "waiting for an agent");
+    }
+
+    fn start_music(&mut self, s: &CallSetup, rtp: &mut RtpSession) {
+        rtp.stop_playback();
+        match s.prompts.get(&self.language, &self.def.music) {
+            Some(p) => {
+                rtp.play(p);
+                self.music = true;
+            }
+            None => warn!(prompt = %self.def.music, "music on hold missing"),
+        }
+    }
+
+    /// Plays prompts now; returns how many were found.
+    fn say(&self, s: &CallSetup, rtp: &mut RtpSession, names: &[String]) -> usize {
+        rtp.stop_playback();
+        let mut n = 0;
+        for name in names {
+            match s.prompts.get(&self.language, name) {
+                Some(p) => {
+                    rtp.play(p);
+                    n += 1;
+                }
+                None => warn!(lang = %self.language, prompt = %name, "prompt missing"),
+            }
+        }
+        n
+    }
+
+    /// Plays a last prompt, then hangs up.
+    fn close_with(&mut self, s: &CallSetup, rtp: &mut RtpSession, prompt: &str) {
+        self.music = false;
+        self.announcing = false;
+        self.closing = true;
+        if self.say(s, rtp, &[prompt.to_string()]) == 0 {
+            self.hang_up = true;
+        }
+    }
+
+    /// The next moment the call needs attention.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.next_announce.filter(|_| self.waiting())
+    }
+
+    fn waiting(&self) -> bool {
+        self.task.is_some() && self.bridge.is_none()
+    }
+
+    /// Announcement time: ask the core for the place in line.
+    pub async fn handle_timeout(&mut self, now: Instant, s: &CallSetup, _rtp: &mut RtpSession) {
+        let (Some(at), Some(task)) = (self.next_announce, self.task) else {
+            return;
+        };
+        if now < at || !self.waiting() {
+            return;
+        }
+        self.next_announce = Some(now + Duration::from_secs(self.def.announce_seconds));
+        let _ = s.centre.tx.send(ToCentre::Position(task)).await;
+    }
+
+    /// A prompt ended; returns true when the centre consumed the event.
+    pub fn playback_done(&mut self, s: &CallSetup, rtp: &mut RtpSession) -> bool {
+        if self.closing {
+            self.hang_up = true;
+            return true;
+        }
+        if !self.waiting() {
+            return false;
+        }
+        // After an announcement, or at the end of the loop: music again.
+        self.announcing = false;
+        self.start_music(s, rtp);
+        true
+    }
+
+    /// The socket of the bridged agent, to read from.
+    pub fn bridge_socket(&self) -> Option<&UdpSocket> {
+        self.bridge.as_ref().map(|b| &b.sock)
+    }
+
+    /// The caller's RTP arrived: relay it to the agent.
+    pub fn from_caller(&mut self, rtp: &mut RtpSession) {
+        let Some(b) = self.bridge.as_mut() else {
+            return;
+        };
+        let data = rtp.take_received();
+        b.rtp.push_audio(rtp.law(), &data);
+        if let Some(r) = self.recorder.as_mut() {
+            r.left.extend(rtp.law().decode(&data));
+        }
+    }
+
+    /// The agent's RTP arrived: relay it to the caller.
+    pub fn from_agent(&mut self, now: Instant, from: SocketAddr, pkt: &[u8], rtp: &mut RtpSession) {
+        let Some(b) = self.bridge.as_mut() else {
+            return;
+        };
+        b.rtp.handle_packet(now, from, pkt);
+        let data = b.rtp.take_received();
+        rtp.push_audio(b.rtp.law(), &data);
+        if let Some(r) = self.recorder.as_mut() {
+            r.right.extend(b.rtp.law().decode(&data));
+        }
+    }
+
+    /// One caller frame went out: one recorded frame.
+    pub fn tick_recording(&mut self) {
+        if let Some(r) = self.recorder.as_mut() {
+            r.tick();
+        }
+    }
+
+    /// Sends the agent's due RTP; an agent whose RTP stopped is dropped.
+    pub async fn transmit_agent(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        driver: &mpsc::Sender<ToDriver>,
+    ) {
+        let Some(b) = self.bridge.as_mut() else {
+            return;
+        };
+        while let Some((n, dest)) = b.rtp.poll_transmit(now, buf) {
+            if let Err(e) = b.sock.send_to(&buf[..n], dest).await {
+                debug!(error = %e, %dest, "agent RTP send failed");
+            }
+        }
+        b.rtp.handle_timeout(now);
+        while let Some(ev) = b.rtp.poll_event() {
+            if ev == nida_media::MediaEvent::Timeout {
+                warn!(agent = b.agent.0, "no RTP from the agent: hanging up the agent");
+                // The leg's end comes back as AgentEnded.
+                let _ = driver.send(ToDriver::Hangup(b.handle)).await;
+            }
+        }
+    }
+
+    /// A message from the centre or about an agent leg.
+    pub async fn handle(
+        &mut self,
+        s: &CallSetup,
+        m: ToCall,
+        rtp: &mut RtpSession,
+        ivr: &mut Option<Session>,
+    ) {
+        let Some(task) = self.task else {
+            // Not waiting (any more): refuse what the core still sends.
+            match m {
+                ToCall::Offer { agent, .. } => {
+                    debug!(agent = agent.0, "offer for a call no longer waiting")
+                }
+                ToCall::AgentAnswered { handle, .. } => {
+                    let _ = s.driver.send(ToDriver::Hangup(handle)).await;
+                }
+                _ => {}
+            }
+            return;
+        };
+        let centre = |m: ToCentre| {
+            let tx = s.centre.tx.clone();
+            async move {
+                let _ = tx.send(m).await;
+            }
+        };
+        match m {
+            ToCall::Offer {
+                agent,
+                target,
+                name,
+            } => {
+                if self.bridge.is_some() {
+                    centre(ToCentre::Reject(agent, task)).await;
+                    return;
+                }
+                info!(agent = agent.0, %name, uri = %target.uri, "ringing agent");
+                let (tx, rx) = oneshot::channel();
+                let m = ToDriver::Invite {
+                    target,
+                    from_user: s.caller.clone(),
+                    owner: s.tx.clone(),
+                    reply: tx,
+                };
+                let leg = match s.driver.send(m).await {
+                    Ok(()) => rx.await.ok().flatten(),
+                    Err(_) => None,
+                };
+                match leg {
+                    Some(l) => self.legs.push(Leg {
+                        agent,
+                        handle: l.handle,
+                        socket: Some(l.socket),
+                        _guard: PortGuard {
+                            port: l.port,
+                            driver: s.driver.clone(),
+                        },
+                        answer: None,
+                    }),
+                    None => centre(ToCentre::Reject(agent, task)).await,
+                }
+            }
+            ToCall::AgentProgress { handle, status } => {
+                debug!(handle = handle.0, status, "agent phone progress")
+            }
+            ToCall::AgentAnswered { handle, sdp } => {
+                let Some(leg) = self.legs.iter_mut().find(|l| l.handle == handle) else {
+                    let _ = s.driver.send(ToDriver::Hangup(handle)).await;
+                    return;
+                };
+                match sdp.as_ref().and_then(|a| sdp::negotiate(a, &s.cfg.codecs)) {
+                    Some(n) => {
+                        leg.answer = Some(n);
+                        info!(agent = leg.agent.0, "agent answered");
+                        centre(ToCentre::Accept(leg.agent, task)).await;
+                    }
+                    None => {
+                        warn!(agent = leg.agent.0, "agent answered without usable audio");
+                        let agent = leg.agent;
+                        self.drop_leg(s, handle).await;
+                        centre(ToCentre::Reject(agent, task)).await;
+                    }
+                }
+            }
+            ToCall::Connected(agent) => {
+                let Some(i) = self
+                    .legs
+                    .iter()
+                    .position(|l| l.agent == agent && l.answer.is_some())
+                else {
+                    warn!(agent = agent.0, "connected to an agent whose leg is gone");
+                    centre(ToCentre::Complete(task)).await;
+                    return;
+                };
+                let mut leg = self.legs.remove(i);
+                let n = leg.answer.take().expect("checked above");
+                let Some(sock) = leg
+                    .socket
+                    .take()
+                    .and_then(|sk| UdpSocket::from_std(sk).ok())
+                else {
+                    let _ = s.driver.send(ToDriver::Hangup(leg.handle)).await;
+                    centre(ToCentre::Complete(task)).await;
+                    return;
+                };
+                let now = Instant::now();
+                let seed = self.seed.rotate_left(17) ^ leg.handle.0;
+                let mut agent_rtp = RtpSession::new(
+                    now,
+                    SessionConfig {
+                        law: law_of(n.codec),
+                        telephone_event: n.telephone_event,
+                        ssrc: (seed >> 32) as u32,
+                        initial_seq: (seed >> 8) as u16,
+                        initial_ts: seed as u32,
+                        remote: n.remote,
+                        rtp_timeout: s.cfg.rtp_timeout,
+                        keep_audio: false,
+                    },
+                );
+                agent_rtp.set_relay(true);
+                rtp.stop_playback();
+                rtp.set_relay(true);
+                self.music = false;
+                self.announcing = false;
+                self.answered_at = Some(now);
+                self.agent = Some(agent);
+                self.outcome = "answered";
+                if self.def.record {
+                    let path = recording_path(&s.cfg.data_dir, &s.call_id);
+                    self.recorder = Recorder::create(path);
+                }
+                info!(
+                    agent = agent.0,
+                    caller_codec = ?self.caller_law,
+                    agent_codec = n.codec.name(),
+                    "bridged"
+                );
+                self.bridge = Some(Bridge {
+                    agent,
+                    handle: leg.handle,
+                    sock,
+                    rtp: agent_rtp,
+                    _guard: leg._guard,
+                });
+            }
+            ToCall::Withdraw(agent) => {
+                let handles: Vec<CallHandle> = self
+                    .legs
+                    .iter()
+                    .filter(|l| l.agent == agent)
+                    .map(|l| l.handle)
+                    .collect();
+                for h in handles {
+                    debug!(agent = agent.0, "offer withdrawn: cancelling");
+                    self.drop_leg(s, h).await;
+                }
+            }
+            ToCall::AgentEnded { handle, reason } => {
+                if self.bridge.as_ref().is_some_and(|b| b.handle == handle) {
+                    let b = self.bridge.take().expect("checked");
+                    info!(agent = b.agent.0, ?reason, "agent hung up");
+                    self.talk_ended = Some(Instant::now());
+                    self.task = None;
+                    rtp.set_relay(false);
+                    centre(ToCentre::Complete(task)).await;
+                    self.end_recording();
+                    match self.def.survey_flow.clone() {
+                        Some(f) => {
+                            self.in_survey = true;
+                            self.next_flow = Some(f);
+                        }
+                        None => self.hang_up = true,
+                    }
+                } else if let Some(i) = self.legs.iter().position(|l| l.handle == handle) {
+                    let leg = self.legs.remove(i);
+                    info!(agent = leg.agent.0, ?reason, "agent did not take the call");
+                    centre(ToCentre::Reject(leg.agent, task)).await;
+                }
+            }
+            ToCall::Position { place, wait } => {
+                if !self.waiting() || self.announcing {
+                    return;
+                }
+                let minutes = wait.as_secs().div_ceil(60).max(1);
+                let mut names = vec!["queue_position".to_string()];
+                names.extend(nida_ivr::say::number(&self.language, place as u64));
+                names.push("queue_in_line".into());
+                names.push("queue_wait".into());
+                names.extend(nida_ivr::say::number(&self.language, minutes));
+                names.push("queue_minutes".into());
+                info!(place, minutes, "announcing place in line");
+                self.music = false;
+                self.announcing = self.say(s, rtp, &names) > 0;
+                if !self.announcing {
+                    self.start_music(s, rtp);
+                }
+            }
+            ToCall::Exit(exit) => {
+                self.task = None;
+                self.cancel_legs(s).await;
+                info!(?exit, "longest wait reached");
+                match exit {
+                    Exit::Callback => {
+                        self.outcome = "callback";
+                        store_callback(&s.cfg.data_dir, s, &self.info);
+                        self.close_with(s, rtp, "callback_thanks");
+                    }
+                    Exit::Voicemail => {
+                        self.outcome = "voicemail_unavailable";
+                        self.close_with(s, rtp, "goodbye");
+                    }
+                    Exit::Flow(f) => {
+                        self.outcome = "exit_flow";
+                        self.music = false;
+                        rtp.stop_playback();
+                        self.next_flow = Some(f);
+                    }
+                    Exit::Queue(_) => {}
+                }
+                let _ = ivr;
+            }
+            ToCall::Refused => {
+                self.task = None;
+                self.outcome = "refused";
+                self.cancel_legs(s).await;
+                self.close_with(s, rtp, "goodbye");
+            }
+            ToCall::Confirmed(_) | ToCall::Ended(_) => {}
+        }
+    }
+
+    async fn drop_leg(&mut self, s: &CallSetup, handle: CallHandle) {
+        self.legs.retain(|l| l.handle != handle);
+        let _ = s.driver.send(ToDriver::Hangup(handle)).await;
+    }
+
+    async fn cancel_legs(&mut self, s: &CallSetup) {
+        for l in std::mem::take(&mut self.legs) {
+            let _ = s.driver.send(ToDriver::Hangup(l.handle)).await;
+        }
+    }
+
+    fn end_recording(&mut self) {
+        if let Some(r) = self.recorder.take() {
+            self.recording = Some(r.finish());
+        }
+    }
+
+    /// The caller hung up: the core and the agents learn it.
+    pub async fn caller_left(&mut self, s: &CallSetup) {
+        let Some(task) = self.task.take() else {
+            return;
+        };
+        self.cancel_legs(s).await;
+        if let Some(b) = self.bridge.take() {
+            info!(agent = b.agent.0, "caller hung up: ending the agent's call");
+            self.talk_ended = Some(Instant::now());
+            let _ = s.driver.send(ToDriver::Hangup(b.handle)).await;
+            let _ = s.centre.tx.send(ToCentre::Complete(task)).await;
+        } else {
+            info!("caller left the queue");
+            self.outcome = "abandoned";
+            let _ = s.centre.tx.send(ToCentre::Abandon(task)).await;
+        }
+        self.end_recording();
+    }
+
+    /// The survey flow ended: its `rating`.
+    pub fn finish_survey(&mut self, session: &Session) {
+        if !self.in_survey {
+            return;
+        }
+        self.rating = session
+            .vars()
+            .get("rating")
+            .and_then(|v| v.to_string().parse().ok())
+            .filter(|r| (1..=5).contains(r));
+    }
+
+    /// Writes the call record (one JSON line, synced) when the call had
+    /// anything to do with the centre.
+    pub async fn finish(&mut self, s: &CallSetup) {
+        self.caller_left(s).await;
+        if self.queued_at.is_none() {
+            return;
+        }
+        let secs = |a: Option<Instant>, b: Option<Instant>| match (a, b) {
+            (Some(a), Some(b)) => Some(b.saturating_duration_since(a).as_secs_f64()),
+            _ => None,
+        };
+        let record = serde_json::json!({
+            "call_id": s.call_id,
+            "caller": s.caller,
+            "called": s.called,
+            "ended": unix_now(),
+            "queue": self.info.queue,
+            "language": self.language,
+            "path": self.path,
+            "vars": self.info.vars,
+            "outcome": self.outcome,
+            "agent": self.agent.map(|a| a.0),
+            "wait_seconds": secs(self.queued_at, self.answered_at),
+            "talk_seconds": secs(self.answered_at, self.talk_ended),
+            "rating": self.rating,
+            "low_rating": self.rating.is_some_and(|r| r <= LOW_RATING),
+            "recording": self.recording.as_ref().map(|p| p.display().to_string()),
+        });
+        append_line(&s.cfg.data_dir.join("calls.jsonl"), &record.to_string());
+        info!(outcome = self.outcome, rating = ?self.rating, "call record written");
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// `YYYY-MM-DD` of a Unix time (UTC), for folder names.
+pub fn civil_date(unix: u64) -> String {
+    // Days to civil date (proleptic Gregorian), after H. Hinnant's
+    // published algorithm.
+    let z = (unix / 86_400) as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+fn recording_path(data_dir: &std::path::Path, call_id: &str) -> PathBuf {
+    let safe: String = call_id
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .collect();
+    data_dir
+        .join("recordings")
+        .join(civil_date(unix_now()))
+        .join(format!("{safe}.wav"))
+}
+
+/// Appends a line and syncs it to disk: a record survives a crash once
+/// written.
+fn append_line(path: &std::path::Path, line: &str) {
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let r = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut f| {
+            f.write_all(format!("{line}\n").as_bytes())?;
+            f.sync_data()
+        });
+    if let Err(e) = r {
+        warn!(path = %path.display(), error = %e, "cannot write record");
+    }
+}
+
+fn store_callback(data_dir: &std::path::Path, s: &CallSetup, info: &CallInfo) {
+    let record = serde_json::json!({
+        "call_id": s.call_id,
+        "number": s.caller,
+        "queue": info.queue,
+        "language": info.language,
+        "vars": info.vars,
+        "requested": unix_now(),
+    });
+    append_line(&data_dir.join("callbacks.jsonl"), &record.to_string());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::civil_date;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_date(0), "1970-01-01");
+        assert_eq!(civil_date(951_782_400), "2000-02-29");
+        assert_eq!(civil_date(1_795_305_600), "2026-11-22");
+    }
+}
