@@ -48,12 +48,19 @@ impl Nida {
     /// Starts nida with `extra` TOML lines; SIP, HTTP and RTP ports come
     /// from `base`.
     pub fn start(base: u16, extra: &str) -> Nida {
+        Nida::start_with(base, |_| extra.to_string())
+    }
+
+    /// Like `start`, with the extra TOML made from nida's own folder
+    /// (for paths inside it).
+    pub fn start_with(base: u16, extra: impl FnOnce(&Path) -> String) -> Nida {
         let p = ports(base, 110);
         let sip: SocketAddr = format!("127.0.0.1:{p}").parse().unwrap();
         let http: SocketAddr = format!("127.0.0.1:{}", p + 1).parse().unwrap();
         let dir = std::env::temp_dir().join(format!("nida-test-{}-{p}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let cfg = dir.join("nida.toml");
+        let extra = extra(&dir);
         std::fs::write(
             &cfg,
             format!(

@@ -180,7 +180,7 @@ proptest! {
                         offers.retain(|x| x.0 != task);
                         connected.retain(|x| *x != task);
                     }
-                    Output::AgentState { .. } => {}
+                    Output::AgentState { .. } | Output::Position { .. } => {}
                 }
             }
             prop_assert_eq!(r.check(), Ok(()));

@@ -479,6 +479,18 @@ fn estimated_wait_from_handle_times_and_staffing() {
         wait >= Duration::from_secs(4 * 60) && wait <= Duration::from_secs(4 * 180),
         "{wait:?}"
     );
+    // The same figures as an output, for the shell to announce.
+    outputs(&mut r);
+    r.ask_position(TaskId(13));
+    r.ask_position(TaskId(999));
+    assert_eq!(
+        outputs(&mut r),
+        [Output::Position {
+            task: TaskId(13),
+            place: 4,
+            wait
+        }]
+    );
 }
 
 #[test]

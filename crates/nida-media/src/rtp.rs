@@ -408,7 +408,10 @@ impl RtpSession {
         }
         if self.queue.is_empty() {
             let take = self.live.len().min(FRAME - filled);
-            for (o, b) in out[filled..filled + take].iter_mut().zip(self.live.drain(..take)) {
+            for (o, b) in out[filled..filled + take]
+                .iter_mut()
+                .zip(self.live.drain(..take))
+            {
                 *o = b;
             }
             filled += take;

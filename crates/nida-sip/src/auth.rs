@@ -242,6 +242,7 @@ pub struct Authenticator {
     secret: String,
     epoch: Instant,
     lifetime: Duration,
+    algorithms: Vec<Algorithm>,
 }
 
 impl Authenticator {
@@ -253,7 +254,24 @@ impl Authenticator {
             secret: secret.into(),
             epoch,
             lifetime,
+            algorithms: vec![Algorithm::Md5, Algorithm::Sha256],
         }
+    }
+
+    /// Sets the challenges offered, in order. Clients should answer the
+    /// first they support (RFC 8760 2.4), but some (baresip 1.0 among
+    /// them) give up at an algorithm they do not know, so the default
+    /// offers MD5 first and SHA-256 second.
+    pub fn with_algorithms(mut self, algorithms: Vec<Algorithm>) -> Authenticator {
+        if !algorithms.is_empty() {
+            self.algorithms = algorithms;
+        }
+        self
+    }
+
+    /// Parses `MD5` or `SHA-256` (any case).
+    pub fn algorithm(name: &str) -> Option<Algorithm> {
+        Algorithm::parse(name)
     }
 
     /// The realm.
@@ -266,12 +284,11 @@ impl Authenticator {
         format!("{secs:x}.{}", &mac[..32])
     }
 
-    /// The challenge header values, strongest first (RFC 8760 2.4: a
-    /// client uses the first it supports).
+    /// The challenge header values, in the configured order.
     pub fn challenges(&self, now: Instant, stale: bool) -> Vec<String> {
         let secs = now.saturating_duration_since(self.epoch).as_secs();
         let nonce = self.nonce_at(secs);
-        [Algorithm::Sha256, Algorithm::Md5]
+        self.algorithms
             .iter()
             .map(|a| {
                 let mut v = format!(
@@ -400,8 +417,12 @@ mod tests {
         let a = Authenticator::new("nida", "k3y", t0, Duration::from_secs(300));
         let now = t0 + Duration::from_secs(5);
         let ch = a.challenges(now, false);
-        assert!(ch[0].contains("algorithm=SHA-256"), "{ch:?}");
-        assert!(ch[1].contains("algorithm=MD5"));
+        assert!(ch[0].contains("algorithm=MD5"), "{ch:?}");
+        assert!(ch[1].contains("algorithm=SHA-256"));
+        let strong = a
+            .clone()
+            .with_algorithms(vec![Algorithm::Sha256, Algorithm::Md5]);
+        assert!(strong.challenges(now, false)[0].contains("SHA-256"));
         for c in &ch {
             let v = answer(c, "REGISTER", "sip:nida", "1001", "s3cret", "abc").unwrap();
             let creds = Credentials::parse(&v).unwrap();

@@ -93,14 +93,14 @@ fn register_with(
 }
 
 #[test]
-fn challenge_offers_sha256_then_md5() {
+fn challenge_offers_md5_then_sha256() {
     let t0 = Instant::now();
     let mut ep = endpoint(t0);
     let r = exchange(&mut ep, t0, &register("x", "1001", 1, "", None));
     assert_eq!(r.status, 401);
     let ch: Vec<&str> = r.headers.all("WWW-Authenticate").collect();
     assert_eq!(ch.len(), 2);
-    assert!(ch[0].contains("algorithm=SHA-256") && ch[1].contains("algorithm=MD5"));
+    assert!(ch[0].contains("algorithm=MD5") && ch[1].contains("algorithm=SHA-256"));
     assert!(events(&mut ep).is_empty());
 }
 
@@ -169,7 +169,7 @@ fn expiry_refresh_removal_and_brief_intervals() {
         later,
         &register("c", "1001", 5, ";expires=10", None),
     );
-    let challenge = first.headers.all("WWW-Authenticate").nth(1).unwrap();
+    let challenge = first.headers.all("WWW-Authenticate").next().unwrap();
     let answer = auth::answer(
         challenge,
         "REGISTER",

@@ -273,7 +273,10 @@ async fn drive(mut s: CallSetup) {
         if let Some(next) = centre.next_flow.take() {
             let mut vars = nida_ivr::expr::Vars::new();
             vars.insert("caller".into(), nida_ivr::Value::Str(s.caller.clone()));
-            vars.insert("language".into(), nida_ivr::Value::Str(centre.language.clone()));
+            vars.insert(
+                "language".into(),
+                nida_ivr::Value::Str(centre.language.clone()),
+            );
             let session = Session::new(Instant::now(), s.flows.clone(), &next, vars);
             if session.is_some() {
                 info!(flow = %next, "running flow");
@@ -308,12 +311,12 @@ async fn drive(mut s: CallSetup) {
             r = sock.recv_from(&mut inbuf) => {
                 if let Ok((n, from)) = r {
                     rtp.handle_packet(Instant::now(), from, &inbuf[..n]);
-                    centre.from_caller(&mut rtp);
+                    centre.relay_caller(&mut rtp);
                 }
             }
             r = recv_leg(centre.bridge_socket(), &mut agent_buf) => {
                 if let Some((n, from)) = r {
-                    centre.from_agent(Instant::now(), from, &agent_buf[..n], &mut rtp);
+                    centre.relay_agent(Instant::now(), from, &agent_buf[..n], &mut rtp);
                 }
             }
             m = s.rx.recv() => match m {

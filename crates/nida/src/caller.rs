@@ -18,7 +18,8 @@ pub struct CallArgs {
     /// `sip:user@host:port`.
     pub uri: String,
     /// Key groups, comma-separated; each is pressed when the far end has
-    /// been quiet for `gap`.
+    /// been quiet for `gap` (a group written `w5` is never pressed by
+    /// barge-in: it waits for the quiet, e.g. for a survey after a talk).
     pub digits: Option<String>,
     /// Where to write what was heard (8 kHz mono WAV).
     pub record: Option<PathBuf>,
@@ -29,6 +30,8 @@ pub struct CallArgs {
     pub barge_in: Option<Duration>,
     /// Longest call.
     pub max: Duration,
+    /// The caller's voice, looped.
+    pub say: Option<PathBuf>,
 }
 
 /// A frame whose loudest sample is below this is silence.
@@ -122,6 +125,12 @@ async fn call(args: CallArgs) -> Result<bool, String> {
             version: 1,
         },
     );
+    let voice = match &args.say {
+        Some(p) => Some(std::sync::Arc::new(
+            nida_media::Prompt::load(p).map_err(|e| format!("{}: {e}", p.display()))?,
+        )),
+        None => None,
+    };
     let tl = Timeline(Instant::now());
     let mut groups: VecDeque<String> = args
         .digits
@@ -170,7 +179,7 @@ async fn call(args: CallArgs) -> Result<bool, String> {
                             Law::Mu
                         };
                         answered = true;
-                        rtp = Some(RtpSession::new(
+                        let mut session = RtpSession::new(
                             now,
                             SessionConfig {
                                 law,
@@ -182,7 +191,11 @@ async fn call(args: CallArgs) -> Result<bool, String> {
                                 rtp_timeout: Duration::from_secs(3600),
                                 keep_audio: true,
                             },
-                        ));
+                        );
+                        if let Some(v) = &voice {
+                            session.play(v.clone());
+                        }
+                        rtp = Some(session);
                     }
                     None => {
                         tl.say("answered without usable audio: hanging up");
@@ -222,13 +235,15 @@ async fn call(args: CallArgs) -> Result<bool, String> {
             }
             let quiet_for = quiet_since.map(|q| now - q).unwrap_or_default();
             let prompt_over = quiet_for >= args.gap;
-            let barge = match (args.barge_in, heard_at, groups.is_empty()) {
+            let waits = groups.front().is_some_and(|g| g.starts_with('w'));
+            let barge = match (args.barge_in, heard_at, groups.is_empty() || waits) {
                 (Some(b), Some(at), false) => now - at >= b,
                 _ => false,
             };
             if heard && keys.is_empty() && (prompt_over || barge) {
                 match groups.pop_front() {
                     Some(g) => {
+                        let g = g.trim_start_matches('w').to_string();
                         let why = if prompt_over {
                             "prompt over"
                         } else {
@@ -254,8 +269,15 @@ async fn call(args: CallArgs) -> Result<bool, String> {
                 let _ = rtp_sock.send_to(&out[..n], to).await;
             }
             while let Some(ev) = r.poll_event() {
-                if let MediaEvent::Latched(a) = ev {
-                    tl.say(format!("RTP from {a}"));
+                match ev {
+                    MediaEvent::Latched(a) => tl.say(format!("RTP from {a}")),
+                    // The voice loops for the whole call.
+                    MediaEvent::PlaybackFinished => {
+                        if let Some(v) = &voice {
+                            r.play(v.clone());
+                        }
+                    }
+                    _ => {}
                 }
             }
         }

@@ -110,7 +110,9 @@ pub fn queue_config(name: &str, d: &QueueDef) -> Result<QueueConfig, String> {
         other => return Err(format!("queue {name}: unknown strategy {other:?}")),
     };
     if d.offer_timeout_seconds == 0 {
-        return Err(format!("queue {name}: offer_timeout_seconds must be more than 0"));
+        return Err(format!(
+            "queue {name}: offer_timeout_seconds must be more than 0"
+        ));
     }
     q.offer_timeout = Duration::from_secs(d.offer_timeout_seconds);
     q.wrap_up = Duration::from_secs(d.wrap_up_seconds);
@@ -235,7 +237,9 @@ pub fn start(cfg: &Config, flow_queues: Vec<String>) -> CentreHandle {
         ) {
             match dir.queues.get(other) {
                 Some(id) => q.max_wait = Some((Duration::from_secs(secs), Exit::Queue(*id))),
-                None => warn!(queue = %name, exit = %other, "exit to an unknown queue: call-back instead"),
+                None => {
+                    warn!(queue = %name, exit = %other, "exit to an unknown queue: call-back instead")
+                }
             }
         }
     }
@@ -244,7 +248,9 @@ pub fn start(cfg: &Config, flow_queues: Vec<String>) -> CentreHandle {
     let mut agents = HashMap::new();
     let mut by_user = HashMap::new();
     for a in &cfg.agents {
-        let _ = shell.commands.send(Command::AddAgent(agent_config(&mut dir, a)));
+        let _ = shell
+            .commands
+            .send(Command::AddAgent(agent_config(&mut dir, a)));
         by_user.insert(a.user.clone(), a.id);
         agents.insert(a.id, a.clone());
     }
@@ -287,11 +293,7 @@ pub fn start(cfg: &Config, flow_queues: Vec<String>) -> CentreHandle {
 fn agent_config(dir: &mut Directory, a: &AgentDef) -> AgentConfig {
     AgentConfig {
         id: AgentId(a.id),
-        skills: a
-            .skills
-            .iter()
-            .map(|(s, l)| (dir.skill(s), *l))
-            .collect(),
+        skills: a.skills.iter().map(|(s, l)| (dir.skill(s), *l)).collect(),
         languages: a.languages.iter().map(|l| dir.lang(l)).collect(),
         capacity: [1, 0, 0],
         weight: 1,
@@ -451,7 +453,10 @@ impl Centre {
         match o {
             Output::Offer { task, agent } => {
                 let Some(target) = self.targets.get(&agent.0).cloned() else {
-                    warn!(agent = agent.0, "offered an agent nida cannot reach: not ready");
+                    warn!(
+                        agent = agent.0,
+                        "offered an agent nida cannot reach: not ready"
+                    );
                     self.command(Command::NotReady(agent, "unreachable".into()));
                     return;
                 };
@@ -468,7 +473,14 @@ impl Centre {
                     .map(|a| a.name.clone())
                     .unwrap_or_default();
                 if !self
-                    .send_to(task, ToCall::Offer { agent, target, name })
+                    .send_to(
+                        task,
+                        ToCall::Offer {
+                            agent,
+                            target,
+                            name,
+                        },
+                    )
                     .await
                 {
                     // The call is gone: its abandon is on the way.

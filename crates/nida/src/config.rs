@@ -97,6 +97,7 @@ pub struct FileConfig {
     dial_plan: Option<std::collections::BTreeMap<String, String>>,
     lookups: Option<std::collections::BTreeMap<String, LookupConfig>>,
     realm: Option<String>,
+    digest_algorithms: Option<Vec<String>>,
     data_dir: Option<PathBuf>,
     agents: Option<Vec<AgentDef>>,
     queues: Option<std::collections::BTreeMap<String, QueueDef>>,
@@ -249,6 +250,8 @@ pub struct Config {
     pub lookups: std::collections::BTreeMap<String, LookupConfig>,
     /// Digest realm for registrations.
     pub realm: String,
+    /// Digest challenges offered, in order (`MD5`, `SHA-256`).
+    pub digest_algorithms: Vec<nida_sip::auth::Algorithm>,
     /// Folder for call records, call-backs and recordings.
     pub data_dir: PathBuf,
     /// Agents.
@@ -294,6 +297,10 @@ impl Default for Config {
             .into_iter()
             .collect(),
             realm: "nida".into(),
+            // Some softphones (baresip 1.0) refuse a REGISTER challenge
+            // that also offers SHA-256, so only MD5 is offered unless the
+            // configuration adds it.
+            digest_algorithms: vec![nida_sip::auth::Algorithm::Md5],
             data_dir: std::env::temp_dir().join("nida-data"),
             agents: Vec::new(),
             queues: Default::default(),
@@ -416,6 +423,23 @@ impl Config {
         }
         if let Some(v) = f.realm {
             self.realm = v;
+        }
+        if let Some(v) = f.digest_algorithms {
+            self.digest_algorithms = v
+                .iter()
+                .map(|a| {
+                    nida_sip::auth::Authenticator::algorithm(a).ok_or_else(|| ConfigError::Value {
+                        key: "digest_algorithms",
+                        message: format!("{a:?} is not MD5 or SHA-256"),
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+            if self.digest_algorithms.is_empty() {
+                return Err(ConfigError::Value {
+                    key: "digest_algorithms",
+                    message: "list at least one".into(),
+                });
+            }
         }
         if let Some(v) = f.data_dir {
             self.data_dir = v;

@@ -152,7 +152,8 @@ pub async fn run(
             &secret,
             Instant::now(),
             std::time::Duration::from_secs(300),
-        );
+        )
+        .with_algorithms(cfg.digest_algorithms.clone());
         ep.set_registrar(nida_sip::registrar::Registrar::new(
             auth,
             cfg.agents
@@ -298,28 +299,40 @@ pub async fn run(
                     }
                     Event::Progress { call, status } => {
                         if let Some(c) = legs.get(&call) {
-                            let _ = c.try_send(ToCall::AgentProgress { handle: call, status });
+                            let _ = c.try_send(ToCall::AgentProgress {
+                                handle: call,
+                                status,
+                            });
                         }
                     }
-                    Event::Answered { call, sdp } => {
-                        match legs.get(&call) {
-                            Some(c) => {
-                                if c.try_send(ToCall::AgentAnswered { handle: call, sdp }).is_err() {
-                                    ep.hangup(now, call);
-                                }
+                    Event::Answered { call, sdp } => match legs.get(&call) {
+                        Some(c) => {
+                            if c.try_send(ToCall::AgentAnswered { handle: call, sdp })
+                                .is_err()
+                            {
+                                ep.hangup(now, call);
                             }
-                            None => ep.hangup(now, call),
                         }
-                    }
+                        None => ep.hangup(now, call),
+                    },
                     Event::Registered(b) => {
-                        let _ = shared.centre.tx.try_send(crate::centre::ToCentre::Registered(b));
+                        let _ = shared
+                            .centre
+                            .tx
+                            .try_send(crate::centre::ToCentre::Registered(b));
                     }
                     Event::Unregistered { user } => {
-                        let _ = shared.centre.tx.try_send(crate::centre::ToCentre::Unregistered(user));
+                        let _ = shared
+                            .centre
+                            .tx
+                            .try_send(crate::centre::ToCentre::Unregistered(user));
                     }
                     Event::Ended { call, reason } if legs.contains_key(&call) => {
                         if let Some(c) = legs.remove(&call) {
-                            let m = ToCall::AgentEnded { handle: call, reason };
+                            let m = ToCall::AgentEnded {
+                                handle: call,
+                                reason,
+                            };
                             if let Err(mpsc::error::TrySendError::Full(m)) = c.try_send(m) {
                                 tokio::spawn(async move {
                                     let _ = c.send(m).await;
@@ -334,7 +347,9 @@ pub async fn run(
                             // The end must arrive: when the queue is full, a
                             // task waits for room (the call may hold its
                             // own sender, so dropping ours is not enough).
-                            if let Err(mpsc::error::TrySendError::Full(m)) = c.try_send(ToCall::Ended(reason)) {
+                            if let Err(mpsc::error::TrySendError::Full(m)) =
+                                c.try_send(ToCall::Ended(reason))
+                            {
                                 tokio::spawn(async move {
                                     let _ = c.send(m).await;
                                 });

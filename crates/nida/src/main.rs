@@ -49,12 +49,17 @@ enum Command {
     Call {
         /// Whom to call, e.g. sip:8005@127.0.0.1:5060.
         uri: String,
-        /// Keys to press, one comma-separated group per prompt (e.g. `7,1,20240002,1`).
+        /// Keys to press, one comma-separated group per prompt (e.g. `7,1,20240002,1`);
+        /// `w` before a group waits for the prompt to end even with --barge-in-ms.
         #[arg(long)]
         digits: Option<String>,
         /// Write what was heard to this WAV file (8 kHz mono).
         #[arg(long, value_name = "FILE.wav")]
         record: Option<PathBuf>,
+        /// Speak this audio file (WAV, MP3, FLAC, Ogg), looped, as the
+        /// caller's voice (silence when absent).
+        #[arg(long, value_name = "FILE")]
+        say: Option<PathBuf>,
         /// Silence that ends a prompt, in milliseconds.
         #[arg(long, default_value_t = 800)]
         gap_ms: u64,
@@ -144,6 +149,7 @@ fn main() -> ExitCode {
         gap_ms,
         max_seconds,
         barge_in_ms,
+        say,
     }) = cli.command
     {
         return caller::run(caller::CallArgs {
@@ -153,6 +159,7 @@ fn main() -> ExitCode {
             gap: std::time::Duration::from_millis(gap_ms),
             barge_in: barge_in_ms.map(std::time::Duration::from_millis),
             max: std::time::Duration::from_secs(max_seconds),
+            say,
         });
     }
     if let Some(Command::Flow { command }) = cli.command {
@@ -273,9 +280,14 @@ async fn serve(
         flows.flows.len()
     );
     let counters = Arc::new(driver::Counters::default());
-    tokio::spawn(status::serve(http, counters.clone()));
     let cfg = Arc::new(cfg);
     let centre = centre::start(&cfg, flows.queues());
+    tokio::spawn(status::serve(
+        http,
+        counters.clone(),
+        centre.clone(),
+        cfg.data_dir.clone(),
+    ));
     let (flows_tx, flows_rx) = tokio::sync::watch::channel(Arc::new(flows));
     tokio::spawn(reload::watch(cfg.clone(), flows_tx));
     let shared = driver::Shared {

@@ -292,7 +292,7 @@ impl CentreCall {
     }
 
     /// The caller's RTP arrived: relay it to the agent.
-    pub fn from_caller(&mut self, rtp: &mut RtpSession) {
+    pub fn relay_caller(&mut self, rtp: &mut RtpSession) {
         let Some(b) = self.bridge.as_mut() else {
             return;
         };
@@ -304,7 +304,13 @@ impl CentreCall {
     }
 
     /// The agent's RTP arrived: relay it to the caller.
-    pub fn from_agent(&mut self, now: Instant, from: SocketAddr, pkt: &[u8], rtp: &mut RtpSession) {
+    pub fn relay_agent(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        pkt: &[u8],
+        rtp: &mut RtpSession,
+    ) {
         let Some(b) = self.bridge.as_mut() else {
             return;
         };
@@ -341,7 +347,10 @@ impl CentreCall {
         b.rtp.handle_timeout(now);
         while let Some(ev) = b.rtp.poll_event() {
             if ev == nida_media::MediaEvent::Timeout {
-                warn!(agent = b.agent.0, "no RTP from the agent: hanging up the agent");
+                warn!(
+                    agent = b.agent.0,
+                    "no RTP from the agent: hanging up the agent"
+                );
                 // The leg's end comes back as AgentEnded.
                 let _ = driver.send(ToDriver::Hangup(b.handle)).await;
             }
@@ -688,7 +697,13 @@ pub fn civil_date(unix: u64) -> String {
 fn recording_path(data_dir: &std::path::Path, call_id: &str) -> PathBuf {
     let safe: String = call_id
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     data_dir
         .join("recordings")

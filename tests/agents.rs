@@ -1,0 +1,524 @@
+//! Callers reach agents, end to end with real peers: baresip (Debian's
+//! baresip-core) registers as an agent with digest authentication and
+//! answers by itself, speaking a 600 Hz tone; `nida call` is the caller,
+//! speaking a 1000 Hz tone. Checked: registration, queueing, the agent's
+//! phone ringing and answering, audio both ways (each side hears the
+//! other's tone), the agent hanging up, the survey rating in the call
+//! record, the stereo recording; a caller who hangs up while the agent
+//! rings; an agent who never answers.
+
+mod common;
+
+use common::Nida;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const BASE: u16 = 20000;
+
+struct Baresip {
+    child: Child,
+    ctrl: SocketAddr,
+    log: Arc<Mutex<String>>,
+    dir: PathBuf,
+}
+
+impl Baresip {
+    /// A softphone registered to nida as `user`, answering by itself when
+    /// `auto` (else it rings until cancelled), speaking a 600 Hz tone.
+    fn start(nida: SocketAddr, user: &str, password: &str, auto: bool) -> Baresip {
+        let which = Command::new("sh")
+            .args(["-c", "command -v baresip"])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        assert!(
+            which,
+            "baresip is not installed: run tests/run (it installs baresip-core)"
+        );
+        // Away from the nidas' blocks (BASE and up), in this binary's range.
+        let p = common::ports(BASE + 2000, 10);
+        let dir = std::env::temp_dir().join(format!("nida-baresip-{}-{p}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = format!(
+            "poll_method epoll\n\
+             sip_listen 127.0.0.1:{p}\n\
+             sip_transports udp\n\
+             audio_player aufile,{}/heard.wav\n\
+             audio_source ausine,600\n\
+             ausrc_srate 48000\n\
+             ausrc_channels 2\n\
+             auplay_srate 48000\n\
+             auplay_channels 1\n\
+             audio_alert aufile,/dev/null\n\
+             rtp_ports {}-{}\n\
+             module_path /usr/lib/baresip/modules\n\
+             module g711.so\n\
+             module ausine.so\n\
+             module aufile.so\n\
+             module sndfile.so\n\
+             module_app account.so\n\
+             module_app menu.so\n\
+             module_app ctrl_tcp.so\n\
+             ctrl_tcp_listen 127.0.0.1:{}\n\
+             snd_path {}\n",
+            dir.display(),
+            p + 6,
+            p + 9,
+            p + 5,
+            dir.display()
+        );
+        std::fs::write(dir.join("config"), config).unwrap();
+        let mode = if auto { "auto" } else { "manual" };
+        std::fs::write(
+            dir.join("accounts"),
+            format!(
+                "<sip:{user}@{nida};transport=udp>;auth_pass={password};answermode={mode};regint=600;audio_codecs=PCMU,PCMA\n"
+            ),
+        )
+        .unwrap();
+        let mut child = Command::new("baresip")
+            .arg("-f")
+            .arg(&dir)
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("baresip starts");
+        let log = Arc::new(Mutex::new(String::new()));
+        for out in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let sink = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(out).split(b'\n').map_while(Result::ok) {
+                    let mut l = sink.lock().unwrap();
+                    l.push_str(&String::from_utf8_lossy(&line));
+                    l.push('\n');
+                }
+            });
+        }
+        Baresip {
+            child,
+            ctrl: format!("127.0.0.1:{}", p + 5).parse().unwrap(),
+            log,
+            dir,
+        }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
+        wait(timeout, || self.log().contains(needle))
+    }
+
+    /// Hangs up through baresip's control socket (netstring JSON).
+    fn hangup(&self) {
+        let mut s = TcpStream::connect(self.ctrl).expect("baresip control port");
+        let m = r#"{"command":"hangup","params":"","token":"t"}"#;
+        s.write_all(format!("{}:{m},", m.len()).as_bytes()).unwrap();
+    }
+
+    /// What baresip decoded from nida (the caller's voice), as 16-bit
+    /// samples with their rate.
+    fn heard(&self) -> Option<(Vec<i16>, u32)> {
+        let dump = std::fs::read_dir(&self.dir)
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.to_string_lossy().ends_with("-dec.wav"))?;
+        read_wav(&dump, 0)
+    }
+}
+
+impl Drop for Baresip {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn wait(timeout: Duration, mut ok: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// One channel of a WAV file and its rate.
+fn read_wav(path: &Path, channel: usize) -> Option<(Vec<i16>, u32)> {
+    let r = hound::WavReader::open(path).ok()?;
+    let spec = r.spec();
+    let n = spec.channels as usize;
+    let all: Vec<i16> = r.into_samples::<i16>().map_while(Result::ok).collect();
+    Some((
+        all.iter().skip(channel).step_by(n).copied().collect(),
+        spec.sample_rate,
+    ))
+}
+
+/// Whether some half second of `pcm` is a clear tone near `hz`.
+fn has_tone(pcm: &[i16], rate: u32, hz: f64) -> bool {
+    let win = rate as usize / 2;
+    pcm.chunks(win).filter(|w| w.len() == win).any(|w| {
+        let rms = (w.iter().map(|s| (*s as f64).powi(2)).sum::<f64>() / win as f64).sqrt();
+        let crossings = w.windows(2).filter(|p| (p[0] < 0) != (p[1] < 0)).count() as f64;
+        let f = crossings / 2.0 / 0.5;
+        rms > 300.0 && (f - hz).abs() < hz * 0.05
+    })
+}
+
+/// A WAV of a 1000 Hz tone: the caller's voice.
+fn caller_voice(dir: &Path) -> PathBuf {
+    let path = dir.join("caller-voice.wav");
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(&path, spec).unwrap();
+    for i in 0..16_000 {
+        let v = (i as f64 * 2.0 * std::f64::consts::PI * 1000.0 / 8000.0).sin() * 8000.0;
+        w.write_sample(v as i16).unwrap();
+    }
+    w.finalize().unwrap();
+    path
+}
+
+fn agent_config(agents: &str, queue: &str) -> String {
+    format!("{agents}\n[queues.visa_general]\nannounce_seconds = 0\nwrap_up_seconds = 0\n{queue}\n")
+}
+
+const AGENT_1001: &str = "[[agents]]\nid = 1\nuser = \"1001\"\npassword = \"s3cret\"\nname = \"Amina\"\nskills = { visa = 5 }\nlanguages = [\"en\", \"ar\"]\n";
+
+/// `nida call` dialling the main flow, choosing English and an agent.
+fn caller(nida: &Nida, digits: &str, max_seconds: u32, voice: &Path, record: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_nida"))
+        .args(["call", &format!("sip:8005@{}", nida.sip)])
+        .args([
+            "--digits",
+            digits,
+            "--barge-in-ms",
+            "1500",
+            "--gap-ms",
+            "700",
+        ])
+        .args(["--max-seconds", &max_seconds.to_string()])
+        .arg("--say")
+        .arg(voice)
+        .arg("--record")
+        .arg(record)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("nida call starts")
+}
+
+/// Sends an HTTP request to nida's API; returns the status line.
+fn http(nida: &Nida, method: &str, path: &str) -> String {
+    let mut s = TcpStream::connect(nida.http).expect("HTTP endpoint");
+    s.write_all(
+        format!("{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n").as_bytes(),
+    )
+    .unwrap();
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    line.trim().to_string()
+}
+
+/// Collects the server-sent events of `/events` in the background.
+fn event_stream(nida: &Nida) -> Arc<Mutex<Vec<serde_json::Value>>> {
+    let mut s = TcpStream::connect(nida.http).expect("HTTP endpoint");
+    s.write_all(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = events.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(s).lines().map_while(Result::ok) {
+            if let Some(json) = line.strip_prefix("data: ") {
+                sink.lock()
+                    .unwrap()
+                    .push(serde_json::from_str(json).unwrap());
+            }
+        }
+    });
+    events
+}
+
+fn finish(child: Child) -> (bool, String) {
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+fn records(nida: &Nida) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(nida.dir.join("data/calls.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("records are JSON lines"))
+        .collect()
+}
+
+#[test]
+fn caller_talks_to_a_registered_agent_then_rates_the_call() {
+    let extra = format!(
+        "data_dir = \"DATA\"\n{}",
+        agent_config(AGENT_1001, "record = true\n")
+    );
+    let nida = Nida::start_with(BASE, |dir| {
+        extra.replace("DATA", &dir.join("data").display().to_string())
+    });
+    let phone = Baresip::start(nida.sip, "1001", "s3cret", true);
+    assert!(
+        phone.wait_log("200 OK", Duration::from_secs(10)),
+        "baresip did not register:\n{}\n{}",
+        phone.log(),
+        nida.log()
+    );
+    assert!(
+        nida.wait_log("state=Available", Duration::from_secs(5)),
+        "{}",
+        nida.log()
+    );
+    let events = event_stream(&nida);
+    std::thread::sleep(Duration::from_millis(200));
+    let voice = caller_voice(&nida.dir);
+    let heard = nida.dir.join("caller-heard.wav");
+    let call = caller(&nida, "2,0,w5", 60, &voice, &heard);
+    assert!(
+        nida.wait_log("bridged agent=1", Duration::from_secs(20)),
+        "{}\n{}",
+        nida.log(),
+        phone.log()
+    );
+    // The agent's screen pop: language, IVR path, variables.
+    let offer = events
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "offer")
+        .cloned()
+        .expect("an offer event");
+    assert_eq!(offer["agent"], 1);
+    assert_eq!(offer["info"]["language"], "en");
+    assert_eq!(offer["info"]["queue"], "visa_general");
+    assert!(
+        offer["info"]["path"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p == "main/agent"),
+        "{offer}"
+    );
+    assert_eq!(offer["info"]["vars"]["last_choice"], "0");
+    // Three seconds of conversation, then the agent hangs up.
+    std::thread::sleep(Duration::from_secs(3));
+    phone.hangup();
+    let (ok, timeline) = finish(call);
+    assert!(ok, "{timeline}\n{}\n{}", nida.log(), phone.log());
+    assert!(
+        timeline.contains("pressing 5"),
+        "{timeline}\n{}\n{}",
+        nida.log(),
+        phone.log()
+    );
+    assert!(
+        timeline.contains("ended: RemoteBye"),
+        "nida hangs up after the survey: {timeline}"
+    );
+    // The caller heard the agent's 600 Hz tone; the agent heard the
+    // caller's 1000 Hz tone.
+    let (pcm, rate) = read_wav(&heard, 0).unwrap();
+    assert!(has_tone(&pcm, rate, 600.0), "caller did not hear the agent");
+    let (pcm, rate) = phone.heard().expect("baresip's decoded dump");
+    assert!(
+        has_tone(&pcm, rate, 1000.0),
+        "agent did not hear the caller"
+    );
+    // The record: the agent, the rating, the recording.
+    assert!(nida.wait_log("call record written", Duration::from_secs(5)));
+    let recs = records(&nida);
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    let r = &recs[0];
+    assert_eq!(r["agent"], 1);
+    assert_eq!(r["outcome"], "answered");
+    assert_eq!(r["rating"], 5);
+    assert_eq!(r["low_rating"], false);
+    assert_eq!(r["language"], "en");
+    assert!(r["talk_seconds"].as_f64().unwrap() >= 2.5, "{r}");
+    let rec = PathBuf::from(r["recording"].as_str().expect("recorded"));
+    let (left, rate) = read_wav(&rec, 0).unwrap();
+    let (right, _) = read_wav(&rec, 1).unwrap();
+    assert_eq!(rate, 8000);
+    assert!(has_tone(&left, rate, 1000.0), "left is the caller");
+    assert!(has_tone(&right, rate, 600.0), "right is the agent");
+    assert!(!has_tone(&left, rate, 600.0), "channels are not mixed");
+    // The agent is free again.
+    assert!(
+        nida.log().matches("state=Available").count() >= 2,
+        "{}",
+        nida.log()
+    );
+}
+
+#[test]
+fn caller_hangs_up_while_the_agent_rings() {
+    let extra = format!("data_dir = \"DATA\"\n{}", agent_config(AGENT_1001, ""));
+    let nida = Nida::start_with(BASE, |dir| {
+        extra.replace("DATA", &dir.join("data").display().to_string())
+    });
+    let phone = Baresip::start(nida.sip, "1001", "s3cret", false);
+    assert!(
+        phone.wait_log("200 OK", Duration::from_secs(10)),
+        "{}",
+        phone.log()
+    );
+    assert!(nida.wait_log("state=Available", Duration::from_secs(5)));
+    // A break through the API, then ready again.
+    assert!(http(&nida, "POST", "/agents/1/not_ready?reason=lunch%20break").contains("202"));
+    assert!(
+        nida.wait_log("Reason(\"lunch break\")", Duration::from_secs(5)),
+        "{}",
+        nida.log()
+    );
+    assert!(http(&nida, "POST", "/agents/9/ready").contains("404"));
+    assert!(http(&nida, "POST", "/agents/1/ready").contains("202"));
+    assert!(wait(Duration::from_secs(5), || nida
+        .log()
+        .matches("state=Available")
+        .count()
+        >= 2));
+    let voice = caller_voice(&nida.dir);
+    let heard = nida.dir.join("caller-heard.wav");
+    // The caller gives up after 9 seconds; the phone rings from about 3.
+    let call = caller(&nida, "2,0", 9, &voice, &heard);
+    assert!(
+        nida.wait_log("ringing agent", Duration::from_secs(15)),
+        "{}",
+        nida.log()
+    );
+    assert!(
+        phone.wait_log("Incoming call", Duration::from_secs(5)) || phone.log().contains("incoming"),
+        "{}",
+        phone.log()
+    );
+    let (_, timeline) = finish(call);
+    assert!(timeline.contains("longest call time reached"), "{timeline}");
+    assert!(
+        nida.wait_log("caller left the queue", Duration::from_secs(5)),
+        "{}",
+        nida.log()
+    );
+    // The phone stops ringing (CANCEL) and the agent is available again.
+    assert!(
+        phone.wait_log("session closed", Duration::from_secs(5)),
+        "{}",
+        phone.log()
+    );
+    let log = nida.log();
+    let left = log.find("caller left the queue").unwrap();
+    assert!(
+        wait(Duration::from_secs(5), || nida.log()[left..]
+            .contains("state=Available")),
+        "{}",
+        nida.log()
+    );
+    let recs = records(&nida);
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0]["outcome"], "abandoned");
+    assert!(recs[0]["agent"].is_null());
+}
+
+#[test]
+fn an_agent_who_never_answers_is_skipped_and_the_next_agent_gets_the_caller() {
+    common::which_sipp();
+    // Agent 2 is a phone that only rings (sipp), reached at a fixed
+    // contact and ready from the start, so it is the longest idle and is
+    // offered the caller first; agent 1 is baresip, answering.
+    let sp = common::ports(BASE + 2000, 10);
+    let ringer = format!(
+        "[[agents]]\nid = 2\nuser = \"1002\"\npassword = \"x\"\nname = \"Ringer\"\nskills = {{ visa = 5 }}\nlanguages = [\"en\"]\ncontact = \"sip:1002@127.0.0.1:{sp}\"\n"
+    );
+    let extra = format!(
+        "data_dir = \"DATA\"\n{}",
+        agent_config(
+            &format!("{AGENT_1001}{ringer}"),
+            "offer_timeout_seconds = 3\n"
+        )
+    );
+    let nida = Nida::start_with(BASE, |dir| {
+        extra.replace("DATA", &dir.join("data").display().to_string())
+    });
+    let mut sipp = Command::new("sipp")
+        .args(["-sf", &common::scenario("agent_no_answer.xml")])
+        .args(["-i", "127.0.0.1", "-p", &sp.to_string()])
+        .args(["-m", "1", "-nostdin", "-timeout", "40s", "-timeout_error"])
+        .args(["-mp", &(sp + 4).to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sipp starts");
+    let phone = Baresip::start(nida.sip, "1001", "s3cret", true);
+    assert!(
+        phone.wait_log("200 OK", Duration::from_secs(10)),
+        "{}",
+        phone.log()
+    );
+    let voice = caller_voice(&nida.dir);
+    let heard = nida.dir.join("caller-heard.wav");
+    let call = caller(&nida, "2,0", 20, &voice, &heard);
+    assert!(
+        nida.wait_log("ringing agent agent=2", Duration::from_secs(15)),
+        "{}",
+        nida.log()
+    );
+    // After 3 s of ringing the offer is withdrawn (CANCEL) and the caller,
+    // still first in line, goes to agent 1.
+    assert!(
+        nida.wait_log("bridged agent=1", Duration::from_secs(10)),
+        "{}",
+        nida.log()
+    );
+    let sipp_done = wait(Duration::from_secs(10), || {
+        sipp.try_wait().ok().flatten().is_some()
+    });
+    assert!(sipp_done, "the ringing phone was not cancelled");
+    let out = sipp.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "sipp: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    phone.hangup();
+    let (_, timeline) = finish(call);
+    let log = nida.log();
+    assert!(log.find("ringing agent agent=2") < log.find("bridged agent=1"));
+    assert!(
+        nida.wait_log("call record written", Duration::from_secs(25)),
+        "{timeline}\n{log}"
+    );
+    let recs = records(&nida);
+    assert_eq!(recs[0]["agent"], 1, "{recs:?}");
+}
