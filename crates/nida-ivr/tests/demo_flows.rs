@@ -259,6 +259,10 @@ fn every_node_of_every_demo_flow_is_reached_and_every_prompt_exists() {
     scripts.push(("police", vec![keys("2"), keys("5"), keys("2")]));
     scripts.push(("police", vec![keys("2"), keys("5"), Input::Silence]));
     scripts.push(("police", vec![Input::Silence; 8]));
+    // Survey: a rating, a wrong key then nothing, nothing at all.
+    scripts.push(("survey", vec![keys("5")]));
+    scripts.push(("survey", vec![keys("9"), Input::Silence, Input::Silence]));
+    scripts.push(("survey", vec![Input::Silence; 3]));
 
     for (flow, script) in &scripts {
         let r = run(&flows, flow, script);
@@ -376,4 +380,34 @@ fn keys_pressed_during_a_plain_prompt_are_kept_for_the_next_menu() {
         "{names:?}"
     );
     assert!(s.path().contains(&"main/lang_fr".to_string()));
+}
+
+#[test]
+fn the_survey_keeps_a_rating_from_1_to_5_only() {
+    let flows = Arc::new(load_path(&repo().join("ivr-flows"), &nida_ivr::AnyPrompt).unwrap());
+    for (key, rating) in [("4", Some("4")), ("0", None), ("7", None)] {
+        let now = Instant::now();
+        let mut vars = Vars::new();
+        vars.insert("language".into(), Value::Str("fr".into()));
+        let mut s = Session::new(now, flows.clone(), "survey", vars).unwrap();
+        assert_eq!(s.language(), "fr");
+        let mut played = Vec::new();
+        drain(&mut s, now, &mut played, false);
+        s.handle_digit(now, key.chars().next().unwrap());
+        drain(&mut s, now, &mut played, false);
+        // Wrong keys are asked again once, then the call ends unrated.
+        for _ in 0..4 {
+            if *s.outcome() != Outcome::Running {
+                break;
+            }
+            let t = s.poll_timeout().unwrap_or(now + Duration::from_secs(10));
+            s.handle_timeout(t);
+            drain(&mut s, t, &mut played, false);
+        }
+        assert_eq!(s.outcome(), &Outcome::HungUp, "{key}");
+        let got = s.vars().get("rating").map(|v| v.to_string());
+        assert_eq!(got.as_deref(), rating, "{key}");
+        let thanked = played.iter().any(|p| p.name == "survey_thanks");
+        assert_eq!(thanked, rating.is_some(), "{key}");
+    }
 }
