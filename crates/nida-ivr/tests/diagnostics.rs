@@ -155,7 +155,21 @@ fn the_demo_flows_pass_the_checker() {
     match nida_ivr::load_path(&dir, &AnyPrompt) {
         Ok(set) => {
             let names: Vec<&String> = set.flows.keys().collect();
-            assert_eq!(names, ["faq", "main", "police", "status"]);
+            assert_eq!(names, ["faq", "main", "police", "status", "survey"]);
+            // The queues the daemon must create for these flows.
+            assert_eq!(
+                set.queues(),
+                [
+                    "police_certificates",
+                    "police_complaints",
+                    "police_criminal",
+                    "police_general",
+                    "police_traffic",
+                    "police_transactions",
+                    "visa_general",
+                    "visa_status"
+                ]
+            );
         }
         Err(report) => panic!("{}", report.render()),
     }

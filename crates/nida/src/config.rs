@@ -533,6 +533,36 @@ mod tests {
     }
 
     #[test]
+    fn agents_and_queues() {
+        let p = write(concat!(
+            "digest_algorithms = [\"SHA-256\", \"md5\"]\n",
+            "[[agents]]\nid = 7\nuser = \"1007\"\npassword = \"pw\"\n",
+            "skills = { visa = 4 }\nlanguages = [\"ar\"]\n",
+            "[queues.visa_general]\nstrategy = \"ring_all\"\nrecord = true\n",
+            "max_wait_seconds = 300\nexit = \"flow:faq\"\n",
+        ));
+        let c = Config::from_file(&p).unwrap();
+        assert_eq!(c.agents[0].id, 7);
+        assert!(c.agents[0].ready_on_register);
+        assert_eq!(
+            c.digest_algorithms,
+            [
+                nida_sip::auth::Algorithm::Sha256,
+                nida_sip::auth::Algorithm::Md5
+            ]
+        );
+        let q = &c.queues["visa_general"];
+        assert!(q.record);
+        assert_eq!(q.offer_timeout_seconds, 20, "defaults fill the rest");
+        let rc = crate::centre::queue_config("visa_general", q).unwrap();
+        assert_eq!(rc.strategy, nida_acd::Strategy::RingAll);
+        assert_eq!(
+            rc.max_wait,
+            Some((Duration::from_secs(300), nida_acd::Exit::Flow("faq".into())))
+        );
+    }
+
+    #[test]
     fn bad_values_are_clear_errors() {
         let cases = [
             ("unknown_key = 1\n", "unknown field"),
@@ -541,6 +571,17 @@ mod tests {
             ("codecs = [\"G729\"]\n", "G729"),
             ("sip_addr = \"nowhere\"\n", "sip_addr"),
             ("call_seconds = \"ten\"\n", "call_seconds"),
+            ("digest_algorithms = [\"SHA-1\"]\n", "SHA-1"),
+            (
+                "[[agents]]\nid = 1\nuser = \"a\"\npassword = \"b\"\nlanguages = []\n",
+                "at least one language",
+            ),
+            (
+                "[[agents]]\nid = 1\nuser = \"a\"\npassword = \"b\"\nlanguages = [\"en\"]\nskills = { visa = 11 }\n",
+                "not 1 to 10",
+            ),
+            ("[queues.q]\nstrategy = \"random\"\n", "unknown strategy"),
+            ("[queues.q]\nmax_wait_seconds = 5\nexit = \"sms\"\n", "unknown exit"),
         ];
         for (text, needle) in cases {
             let err = Config::from_file(&write(text)).unwrap_err().to_string();
