@@ -332,7 +332,7 @@ async fn drive(mut s: CallSetup) {
                             centre.path = session.path().to_vec();
                         }
                     }
-                    centre.handle(&s, other, &mut rtp, &mut ivr).await;
+                    centre.handle(&s, other, &mut rtp).await;
                 }
                 None => break,
             },
@@ -348,7 +348,7 @@ async fn drive(mut s: CallSetup) {
         if let Some(session) = ivr.as_mut() {
             session.handle_timeout(now);
         }
-        centre.handle_timeout(now, &s, &mut rtp).await;
+        centre.handle_timeout(now, &s).await;
         while let Some(ev) = rtp.poll_event() {
             match ev {
                 MediaEvent::Dtmf(d) => {

@@ -267,10 +267,12 @@ pub fn start(cfg: &Config, flow_queues: Vec<String>) -> CentreHandle {
             }
         }
     });
+    let by_user = Arc::new(by_user);
     let centre = Centre {
         shell,
         dir,
         agents,
+        by_user: by_user.clone(),
         targets: HashMap::new(),
         calls: HashMap::new(),
         events: events.clone(),
@@ -286,7 +288,7 @@ pub fn start(cfg: &Config, flow_queues: Vec<String>) -> CentreHandle {
         tx,
         events,
         queues: Arc::new(defs),
-        agents_by_user: Arc::new(by_user),
+        agents_by_user: by_user,
     }
 }
 
@@ -328,6 +330,7 @@ struct Centre {
     shell: Shell,
     dir: Directory,
     agents: HashMap<u32, AgentDef>,
+    by_user: Arc<HashMap<String, u32>>,
     targets: HashMap<u32, Target>,
     calls: HashMap<TaskId, Waiting>,
     events: broadcast::Sender<CentreEvent>,
@@ -371,7 +374,7 @@ impl Centre {
     fn handle(&mut self, m: ToCentre) {
         match m {
             ToCentre::Registered(b) => {
-                let Some(a) = self.agents.values().find(|a| a.user == b.user) else {
+                let Some(a) = self.by_user.get(&b.user).and_then(|id| self.agents.get(id)) else {
                     return;
                 };
                 let id = a.id;
@@ -391,7 +394,7 @@ impl Centre {
                 }
             }
             ToCentre::Unregistered(user) => {
-                if let Some(a) = self.agents.values().find(|a| a.user == user) {
+                if let Some(a) = self.by_user.get(&user).and_then(|id| self.agents.get(id)) {
                     let id = a.id;
                     info!(agent = id, %user, "agent unregistered: logged out");
                     self.targets.remove(&id);

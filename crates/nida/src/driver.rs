@@ -329,31 +329,20 @@ pub async fn run(
                     }
                     Event::Ended { call, reason } if legs.contains_key(&call) => {
                         if let Some(c) = legs.remove(&call) {
-                            let m = ToCall::AgentEnded {
-                                handle: call,
-                                reason,
-                            };
-                            if let Err(mpsc::error::TrySendError::Full(m)) = c.try_send(m) {
-                                tokio::spawn(async move {
-                                    let _ = c.send(m).await;
-                                });
-                            }
+                            deliver(
+                                c,
+                                ToCall::AgentEnded {
+                                    handle: call,
+                                    reason,
+                                },
+                            );
                         }
                     }
                     Event::Ended { call, reason } => {
                         if let Some(c) = calls.remove(&call) {
                             counters.calls.fetch_sub(1, Ordering::Relaxed);
                             info!(?reason, "call ended");
-                            // The end must arrive: when the queue is full, a
-                            // task waits for room (the call may hold its
-                            // own sender, so dropping ours is not enough).
-                            if let Err(mpsc::error::TrySendError::Full(m)) =
-                                c.try_send(ToCall::Ended(reason))
-                            {
-                                tokio::spawn(async move {
-                                    let _ = c.send(m).await;
-                                });
-                            }
+                            deliver(c, ToCall::Ended(reason));
                         }
                     }
                 }
@@ -365,6 +354,17 @@ pub async fn run(
         let s = ep.stats();
         counters.sip_received.store(s.received, Ordering::Relaxed);
         counters.sip_malformed.store(s.malformed, Ordering::Relaxed);
+    }
+}
+
+/// Sends a message that must arrive (an end): when the call's queue is
+/// full, a task waits for room. The call holds its own sender, so dropping
+/// ours would not tell it.
+fn deliver(c: mpsc::Sender<ToCall>, m: ToCall) {
+    if let Err(mpsc::error::TrySendError::Full(m)) = c.try_send(m) {
+        tokio::spawn(async move {
+            let _ = c.send(m).await;
+        });
     }
 }
 

@@ -260,7 +260,7 @@ impl CentreCall {
     }
 
     /// Announcement time: ask the core for the place in line.
-    pub async fn handle_timeout(&mut self, now: Instant, s: &CallSetup, _rtp: &mut RtpSession) {
+    pub async fn handle_timeout(&mut self, now: Instant, s: &CallSetup) {
         let (Some(at), Some(task)) = (self.next_announce, self.task) else {
             return;
         };
@@ -358,13 +358,7 @@ impl CentreCall {
     }
 
     /// A message from the centre or about an agent leg.
-    pub async fn handle(
-        &mut self,
-        s: &CallSetup,
-        m: ToCall,
-        rtp: &mut RtpSession,
-        ivr: &mut Option<Session>,
-    ) {
+    pub async fn handle(&mut self, s: &CallSetup, m: ToCall, rtp: &mut RtpSession) {
         let Some(task) = self.task else {
             // Not waiting (any more): refuse what the core still sends.
             match m {
@@ -578,7 +572,6 @@ impl CentreCall {
                     }
                     Exit::Queue(_) => {}
                 }
-                let _ = ivr;
             }
             ToCall::Refused => {
                 self.task = None;
