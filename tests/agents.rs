@@ -119,11 +119,16 @@ impl Baresip {
         wait(timeout, || self.log().contains(needle))
     }
 
-    /// Hangs up through baresip's control socket (netstring JSON).
-    fn hangup(&self) {
+    /// Sends a command through baresip's control socket (netstring JSON).
+    fn command(&self, command: &str, params: &str) {
         let mut s = TcpStream::connect(self.ctrl).expect("baresip control port");
-        let m = r#"{"command":"hangup","params":"","token":"t"}"#;
+        let m = serde_json::json!({"command": command, "params": params, "token": "t"}).to_string();
         s.write_all(format!("{}:{m},", m.len()).as_bytes()).unwrap();
+    }
+
+    /// Hangs up the current call.
+    fn hangup(&self) {
+        self.command("hangup", "");
     }
 
     /// What baresip decoded from nida (the caller's voice), as 16-bit
@@ -521,4 +526,67 @@ fn an_agent_who_never_answers_is_skipped_and_the_next_agent_gets_the_caller() {
     );
     let recs = records(&nida);
     assert_eq!(recs[0]["agent"], 1, "{recs:?}");
+}
+
+#[test]
+fn agent_changes_state_with_feature_codes_from_the_softphone() {
+    let agent = AGENT_1001.replace("languages", "ready_on_register = false\nlanguages");
+    let extra = format!("data_dir = \"DATA\"\n{}", agent_config(&agent, ""));
+    let nida = Nida::start_with(BASE, |dir| {
+        extra.replace("DATA", &dir.join("data").display().to_string())
+    });
+    let phone = Baresip::start(nida.sip, "1001", "s3cret", true);
+    assert!(
+        phone.wait_log("200 OK", Duration::from_secs(10)),
+        "{}",
+        phone.log()
+    );
+    assert!(nida.wait_log("agent registered", Duration::from_secs(5)));
+    assert!(!nida.log().contains("state="), "{}", nida.log());
+    // Each code: nida answers, says the confirmation in the agent's
+    // language, hangs up; the state changes.
+    let steps = [
+        ("*21", "NotReady(Reason(\"logged in\"))"),
+        ("*232", "NotReady(Reason(\"lunch\"))"),
+        ("*22", "state=Available"),
+        ("*24", "state=LoggedOut"),
+    ];
+    for (i, (code, state)) in steps.iter().enumerate() {
+        phone.command("dial", &format!("sip:{code}@{}", nida.sip));
+        assert!(
+            nida.wait_log(state, Duration::from_secs(10)),
+            "{code}: {}\n{}",
+            nida.log(),
+            phone.log()
+        );
+        // The phone's call ends when the confirmation has been said.
+        assert!(
+            wait(Duration::from_secs(10), || phone
+                .log()
+                .matches("session closed")
+                .count()
+                > i),
+            "{code}: {}\n{}",
+            nida.log(),
+            phone.log()
+        );
+    }
+    let log = nida.log();
+    assert_eq!(log.matches("feature code agent=1").count(), 4, "{log}");
+    assert!(
+        log.matches("prompt finished").count() >= 4,
+        "the confirmations were played to the end: {log}"
+    );
+    // A phone that is no agent's is refused.
+    let out = Command::new(env!("CARGO_BIN_EXE_nida"))
+        .args(["call", &format!("sip:*22@{}", nida.sip)])
+        .args(["--max-seconds", "5"])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("403"), "{text}");
 }

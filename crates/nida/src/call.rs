@@ -106,6 +106,8 @@ pub struct CallSetup {
     pub centre: crate::centre::CentreHandle,
     /// This call's own channel (given to agent legs and the centre).
     pub tx: mpsc::Sender<ToCall>,
+    /// A feature-code call: play this prompt (name, language), then hang up.
+    pub confirm: Option<(String, String)>,
 }
 
 /// Gives the RTP port back when the task ends, whatever the path.
@@ -235,8 +237,12 @@ async fn drive(mut s: CallSetup) {
             keep_audio: false,
         },
     );
+    let mut hang_up = false;
     let start_ivr = Instant::now();
-    let flow = s.cfg.flow_for(&s.called).map(str::to_string);
+    let flow = match s.confirm {
+        Some(_) => None,
+        None => s.cfg.flow_for(&s.called).map(str::to_string),
+    };
     let mut ivr = flow.as_deref().and_then(|f| {
         let mut vars = nida_ivr::expr::Vars::new();
         vars.insert("caller".into(), nida_ivr::Value::Str(s.caller.clone()));
@@ -245,12 +251,20 @@ async fn drive(mut s: CallSetup) {
     });
     match (&ivr, &flow) {
         (Some(_), Some(f)) => info!(flow = %f, called = %s.called, "running flow"),
-        _ => match s.prompts.get(&s.cfg.language, &s.cfg.welcome_prompt) {
-            Some(p) => rtp.play(p),
-            None => {
-                warn!(prompt = %s.cfg.welcome_prompt, "welcome prompt missing: playing silence")
+        _ => {
+            let (lang, name) = match &s.confirm {
+                Some((name, lang)) => (lang, name),
+                None => (&s.cfg.language, &s.cfg.welcome_prompt),
+            };
+            match s.prompts.get(lang, name) {
+                Some(p) => rtp.play(p),
+                None if s.confirm.is_some() => {
+                    warn!(prompt = %name, "confirmation prompt missing");
+                    hang_up = true;
+                }
+                None => warn!(prompt = %name, "welcome prompt missing: playing silence"),
             }
-        },
+        }
     }
     info!(codec = negotiated.codec.name(), remote = %negotiated.remote, "answered");
     let hangup_at = start + s.cfg.call_duration;
@@ -259,7 +273,6 @@ async fn drive(mut s: CallSetup) {
     let mut outbuf = [0u8; 1500];
     let mut digits = String::new();
     let (lookup_tx, mut lookup_rx) = mpsc::channel::<(u64, LookupResult)>(4);
-    let mut hang_up = false;
     let mut centre = crate::queued::CentreCall::new(&s, law_of(negotiated.codec));
     loop {
         if let Some(session) = ivr.as_mut() {
@@ -368,6 +381,8 @@ async fn drive(mut s: CallSetup) {
                     if centre.playback_done(&s, &mut rtp) {
                         continue;
                     }
+                    // A feature code's confirmation said: done.
+                    hang_up |= s.confirm.is_some();
                     if let Some(session) = ivr.as_mut() {
                         session.handle_playback_done(now);
                     }

@@ -303,7 +303,7 @@ fn agent_config(dir: &mut Directory, a: &AgentDef) -> AgentConfig {
 }
 
 /// A fixed contact `sip:user@host:port`: reached over UDP at host:port.
-fn static_target(uri: &str) -> Option<Target> {
+pub fn static_target(uri: &str) -> Option<Target> {
     let u = nida_sip::headers::SipUri::parse(uri)?;
     let ip: std::net::IpAddr = u.host.parse().ok()?;
     Some(Target {

@@ -101,6 +101,7 @@ pub struct FileConfig {
     data_dir: Option<PathBuf>,
     agents: Option<Vec<AgentDef>>,
     queues: Option<std::collections::BTreeMap<String, QueueDef>>,
+    feature_codes: Option<crate::features::FeatureCodes>,
 }
 
 /// An agent: SIP credentials, skills and languages.
@@ -258,6 +259,8 @@ pub struct Config {
     pub agents: Vec<AgentDef>,
     /// Queues by name (queues named in flows and not here get defaults).
     pub queues: std::collections::BTreeMap<String, QueueDef>,
+    /// Codes agents dial to change their state.
+    pub feature_codes: crate::features::FeatureCodes,
 }
 
 impl Default for Config {
@@ -304,6 +307,7 @@ impl Default for Config {
             data_dir: std::env::temp_dir().join("nida-data"),
             agents: Vec::new(),
             queues: Default::default(),
+            feature_codes: Default::default(),
         }
     }
 }
@@ -474,6 +478,13 @@ impl Config {
                 })?;
             }
             self.queues = v;
+        }
+        if let Some(v) = f.feature_codes {
+            v.check().map_err(|message| ConfigError::Value {
+                key: "feature_codes",
+                message,
+            })?;
+            self.feature_codes = v;
         }
         Ok(())
     }

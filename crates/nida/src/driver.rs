@@ -4,6 +4,7 @@
 
 use crate::call::{self, CallSetup, ToCall};
 use crate::config::Config;
+use crate::features::FeatureCodes;
 use crate::redact::Redacted;
 use nida_media::PromptStore;
 use nida_sip::framing::StreamFramer;
@@ -238,6 +239,17 @@ pub async fn run(
                 let now = Instant::now();
                 match ev {
                     Event::Incoming(inc) => {
+                        let called = called_number(&inc.request_uri);
+                        let mut confirm = None;
+                        if FeatureCodes::is_feature(&called) {
+                            match feature_call(&ep, &cfg, &shared.centre, &inc, &called, now) {
+                                Ok(c) => confirm = Some(c),
+                                Err((status, reason)) => {
+                                    ep.reject(now, inc.call, status, reason, &[]);
+                                    continue;
+                                }
+                            }
+                        }
                         let media = if calls.len() >= cfg.max_calls {
                             None
                         } else {
@@ -258,7 +270,6 @@ pub async fn run(
                         let from_user = nida_sip::headers::SipUri::parse(&inc.from.uri)
                             .and_then(|u| u.user)
                             .unwrap_or_else(|| inc.from.uri.clone());
-                        let called = called_number(&inc.request_uri);
                         info!(
                             call_id = %inc.call_id,
                             from = %Redacted::new(&from_user, cfg.log_caller_numbers),
@@ -290,6 +301,7 @@ pub async fn run(
                             counters: counters.clone(),
                             centre: shared.centre.clone(),
                             tx: ctx.clone(),
+                            confirm,
                         }));
                     }
                     Event::Confirmed { call, sdp } => {
@@ -355,6 +367,61 @@ pub async fn run(
         counters.sip_received.store(s.received, Ordering::Relaxed);
         counters.sip_malformed.store(s.malformed, Ordering::Relaxed);
     }
+}
+
+/// A feature code dialled by an agent: the state change goes to the centre
+/// and the call is answered with a confirmation (prompt, language). The
+/// agent is the one registered from (or fixed at) the call's source
+/// address; anyone else gets 403.
+fn feature_call(
+    ep: &Endpoint,
+    cfg: &Config,
+    centre: &crate::centre::CentreHandle,
+    inc: &nida_sip::IncomingCall,
+    called: &str,
+    now: Instant,
+) -> Result<(String, String), (u16, &'static str)> {
+    let registered = ep
+        .registrar()
+        .and_then(|r| r.user_at(inc.source, now))
+        .and_then(|u| centre.agents_by_user.get(u).copied());
+    let fixed = || {
+        cfg.agents.iter().find_map(|a| {
+            let t = crate::centre::static_target(a.contact.as_deref()?)?;
+            (t.dest == inc.source).then_some(a.id)
+        })
+    };
+    let Some(id) = registered.or_else(fixed) else {
+        warn!(source = %inc.source, code = %called, "feature code from a phone that is no agent's: 403");
+        return Err((403, "Forbidden"));
+    };
+    let feature = cfg.feature_codes.parse(called).map_err(|why| {
+        warn!(agent = id, %why, "unknown feature code: 404");
+        (404, "Not Found")
+    })?;
+    info!(agent = id, code = %called, command = ?feature.command, "feature code");
+    let agent = nida_acd::AgentId(id);
+    let mut commands = vec![feature.command];
+    if commands[0] == crate::centre::AgentCommand::Ready {
+        // Ready from the phone also logs in: the agent meant to take calls.
+        commands.insert(0, crate::centre::AgentCommand::Login);
+    }
+    for c in commands {
+        if centre
+            .tx
+            .try_send(crate::centre::ToCentre::Agent(agent, c))
+            .is_err()
+        {
+            return Err((503, "Service Unavailable"));
+        }
+    }
+    let language = cfg
+        .agents
+        .iter()
+        .find(|a| a.id == id)
+        .and_then(|a| a.languages.first().cloned())
+        .unwrap_or_else(|| cfg.language.clone());
+    Ok((feature.prompt.to_string(), language))
 }
 
 /// Sends a message that must arrive (an end): when the call's queue is

@@ -7,6 +7,7 @@ mod caller;
 mod centre;
 mod config;
 mod driver;
+mod features;
 mod flowcmd;
 mod lookup;
 mod queued;

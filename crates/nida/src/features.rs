@@ -1,0 +1,142 @@
+//! Feature codes: numbers an agent dials from the softphone to log in, be
+//! ready, take a break (with a reason code) or log out. Parsing is pure;
+//! the driver recognises the agent by the address the call comes from.
+
+use crate::centre::AgentCommand;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// The codes, from the `[feature_codes]` table of the configuration.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FeatureCodes {
+    /// Log in (not ready until `ready`).
+    pub login: String,
+    /// Log in if needed and become ready for calls.
+    pub ready: String,
+    /// Not ready; digits after the code pick a reason from `reasons`.
+    pub not_ready: String,
+    /// Log out.
+    pub logout: String,
+    /// Not-ready reason codes (`*231` is reason `1`).
+    pub reasons: BTreeMap<String, String>,
+}
+
+impl Default for FeatureCodes {
+    fn default() -> Self {
+        FeatureCodes {
+            login: "*21".into(),
+            ready: "*22".into(),
+            not_ready: "*23".into(),
+            logout: "*24".into(),
+            reasons: [
+                ("1", "break"),
+                ("2", "lunch"),
+                ("3", "training"),
+                ("4", "meeting"),
+                ("5", "after-call work"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        }
+    }
+}
+
+/// What a feature code asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Feature {
+    /// The state change.
+    pub command: AgentCommand,
+    /// The confirmation prompt.
+    pub prompt: &'static str,
+}
+
+impl FeatureCodes {
+    /// Whether `dialled` is meant as a feature code (it starts with `*`).
+    pub fn is_feature(dialled: &str) -> bool {
+        dialled.starts_with('*')
+    }
+
+    /// The feature a dialled number asks for, or why it is not one.
+    pub fn parse(&self, dialled: &str) -> Result<Feature, String> {
+        let f = |command, prompt| Ok(Feature { command, prompt });
+        if dialled == self.login {
+            return f(AgentCommand::Login, "agent_logged_in");
+        }
+        if dialled == self.ready {
+            return f(AgentCommand::Ready, "agent_ready");
+        }
+        if dialled == self.logout {
+            return f(AgentCommand::Logout, "agent_logged_out");
+        }
+        if let Some(code) = dialled.strip_prefix(self.not_ready.as_str()) {
+            let reason = if code.is_empty() {
+                "not ready".to_string()
+            } else {
+                match self.reasons.get(code) {
+                    Some(r) => r.clone(),
+                    None => return Err(format!("no not-ready reason {code:?}")),
+                }
+            };
+            return f(AgentCommand::NotReady(reason), "agent_not_ready");
+        }
+        Err(format!("{dialled:?} is not a feature code"))
+    }
+
+    /// Checks that no code is empty or a prefix of another.
+    pub fn check(&self) -> Result<(), String> {
+        let codes = [&self.login, &self.ready, &self.not_ready, &self.logout];
+        for (i, a) in codes.iter().enumerate() {
+            if !Self::is_feature(a) || a.len() < 2 {
+                return Err(format!("feature code {a:?} must be `*` and digits"));
+            }
+            for b in &codes[i + 1..] {
+                if a.starts_with(b.as_str()) || b.starts_with(a.as_str()) {
+                    return Err(format!("feature codes {a:?} and {b:?} overlap"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_map_to_commands() {
+        let c = FeatureCodes::default();
+        assert_eq!(c.parse("*21").unwrap().command, AgentCommand::Login);
+        assert_eq!(c.parse("*22").unwrap().command, AgentCommand::Ready);
+        assert_eq!(c.parse("*24").unwrap().command, AgentCommand::Logout);
+        assert_eq!(
+            c.parse("*23").unwrap().command,
+            AgentCommand::NotReady("not ready".into())
+        );
+        let lunch = c.parse("*232").unwrap();
+        assert_eq!(lunch.command, AgentCommand::NotReady("lunch".into()));
+        assert_eq!(lunch.prompt, "agent_not_ready");
+        assert!(c.parse("*239").unwrap_err().contains("reason"));
+        assert!(c.parse("*99").is_err());
+        assert!(c.parse("*2").is_err());
+        assert!(FeatureCodes::is_feature("*21"));
+        assert!(!FeatureCodes::is_feature("901"));
+    }
+
+    #[test]
+    fn overlapping_codes_are_refused() {
+        assert!(FeatureCodes::default().check().is_ok());
+        let c = FeatureCodes {
+            ready: "*2".into(),
+            ..FeatureCodes::default()
+        };
+        assert!(c.check().unwrap_err().contains("overlap"));
+        let c = FeatureCodes {
+            login: "21".into(),
+            ..FeatureCodes::default()
+        };
+        assert!(c.check().is_err());
+    }
+}
