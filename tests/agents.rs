@@ -590,3 +590,130 @@ fn agent_changes_state_with_feature_codes_from_the_softphone() {
     );
     assert!(text.contains("403"), "{text}");
 }
+
+/// Call-back lines in `callbacks.jsonl`.
+fn callbacks(nida: &Nida) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(nida.dir.join("data/callbacks.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("call-backs are JSON lines"))
+        .collect()
+}
+
+#[test]
+fn caller_asks_for_a_call_back_and_is_called_back_when_an_agent_is_free() {
+    common::which_sipp();
+    // The citizen's phone for the call-back is sipp speaking PCMA only
+    // and echoing what it hears; baresip (the agent) speaks PCMU.
+    let sp = common::ports(BASE + 2000, 10);
+    let agent = AGENT_1001.replace("languages", "ready_on_register = false\nlanguages");
+    let extra = format!(
+        "data_dir = \"DATA\"\ncallback_uri = \"sip:{{number}}@127.0.0.1:{sp}\"\n{}",
+        agent_config(&agent, "record = true\n")
+    );
+    let nida = Nida::start_with(BASE, |dir| {
+        extra.replace("DATA", &dir.join("data").display().to_string())
+    });
+    let phone = Baresip::start(nida.sip, "1001", "s3cret", true);
+    assert!(
+        phone.wait_log("200 OK", Duration::from_secs(10)),
+        "{}",
+        phone.log()
+    );
+    assert!(nida.wait_log("agent registered", Duration::from_secs(5)));
+    let voice = caller_voice(&nida.dir);
+    let heard = nida.dir.join("caller-heard.wav");
+    // English, an agent, then (hearing the music) 1 for a call-back.
+    let call = caller(&nida, "2,w0,1", 40, &voice, &heard);
+    assert!(
+        nida.wait_log("waiting in line for the call-back", Duration::from_secs(40)),
+        "{}",
+        nida.log()
+    );
+    let (_, timeline) = finish(call);
+    assert!(timeline.contains("pressing 1"), "{timeline}");
+    let first = callbacks(&nida);
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(first[0]["status"], "requested");
+    assert_eq!(first[0]["number"], "nida-call");
+    assert_eq!(first[0]["queue"], "visa_general");
+    assert_eq!(first[0]["language"], "en");
+    assert!(records(&nida).is_empty(), "no record while it waits");
+
+    // The citizen's phone, then an agent becomes ready.
+    let mut sipp = Command::new("sipp")
+        .args(["-sf", &common::scenario("callback_answer.xml")])
+        .args(["-i", "127.0.0.1", "-p", &sp.to_string()])
+        .args(["-m", "1", "-nostdin", "-timeout", "40s", "-timeout_error"])
+        .args(["-mp", &(sp + 4).to_string(), "-rtp_echo"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sipp starts");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(http(&nida, "POST", "/agents/1/login").contains("202"));
+    assert!(http(&nida, "POST", "/agents/1/ready").contains("202"));
+    assert!(
+        nida.wait_log("call-back answered", Duration::from_secs(20)),
+        "{}\n{}",
+        nida.log(),
+        phone.log()
+    );
+    let done = wait(Duration::from_secs(20), || {
+        sipp.try_wait().ok().flatten().is_some()
+    });
+    assert!(done, "the citizen's phone did not finish");
+    let out = sipp.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "sipp: {}{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        nida.log()
+    );
+    // The agent's tone went to the citizen (PCMU to PCMA) and came back
+    // through sipp's echo (PCMA to PCMU): both directions, transcoded.
+    assert!(
+        nida.log()
+            .contains("call-back answered: caller and agent bridged caller_codec=\"PCMA\""),
+        "{}",
+        nida.log()
+    );
+    assert!(
+        phone.wait_log("session closed", Duration::from_secs(10)),
+        "{}",
+        phone.log()
+    );
+    let (pcm, rate) = phone.heard().expect("baresip's decoded dump");
+    assert!(
+        has_tone(&pcm, rate, 600.0),
+        "the agent's voice did not make the round trip"
+    );
+    assert!(
+        nida.wait_log("call record written", Duration::from_secs(10)),
+        "{}",
+        nida.log()
+    );
+    let recs = records(&nida);
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    let r = &recs[0];
+    assert_eq!(r["outcome"], "answered", "{r}");
+    assert_eq!(r["callback"], true);
+    assert_eq!(r["agent"], 1);
+    assert!(r["talk_seconds"].as_f64().unwrap() >= 4.0, "{r}");
+    let rec = PathBuf::from(r["recording"].as_str().expect("recorded"));
+    let (left, rate) = read_wav(&rec, 0).unwrap();
+    assert!(has_tone(&left, rate, 600.0), "left is the citizen (echo)");
+    let all = callbacks(&nida);
+    assert_eq!(all.last().unwrap()["status"], "answered", "{all:?}");
+    // The agent is free again.
+    let log = nida.log();
+    let answered = log.find("call-back answered").unwrap();
+    assert!(
+        wait(Duration::from_secs(5), || nida.log()[answered..]
+            .contains("state=Available")),
+        "{}",
+        nida.log()
+    );
+}

@@ -84,6 +84,8 @@ pub struct CallSetup {
     pub socket: Option<std::net::UdpSocket>,
     /// The caller's number (user part of From).
     pub caller: String,
+    /// Where the INVITE came from (call-backs go there by default).
+    pub source: SocketAddr,
     /// The number dialled.
     pub called: String,
     /// The flows as they were when the call came in.
@@ -142,13 +144,14 @@ pub async fn run(setup: CallSetup) {
 }
 
 async fn drive(mut s: CallSetup) {
-    let handle = s.handle;
-    let guard = PortGuard {
+    let mut handle = s.handle;
+    let mut guard = PortGuard {
         port: s.port,
         driver: s.driver.clone(),
     };
-    let send = |m: ToDriver| {
-        let d = s.driver.clone();
+    let driver = s.driver.clone();
+    let send = move |m: ToDriver| {
+        let d = driver.clone();
         async move {
             let _ = d.send(m).await;
         }
@@ -168,7 +171,7 @@ async fn drive(mut s: CallSetup) {
     let Some(std_sock) = s.socket.take() else {
         return;
     };
-    let sock = match UdpSocket::from_std(std_sock) {
+    let mut sock = match UdpSocket::from_std(std_sock) {
         Ok(sock) => sock,
         Err(e) => {
             warn!(%local, error = %e, "cannot use the RTP socket: 503");
@@ -267,19 +270,22 @@ async fn drive(mut s: CallSetup) {
         }
     }
     info!(codec = negotiated.codec.name(), remote = %negotiated.remote, "answered");
-    let hangup_at = start + s.cfg.call_duration;
+    let mut hangup_at = start + s.cfg.call_duration;
     let mut inbuf = vec![0u8; 2048];
     let mut agent_buf = vec![0u8; 2048];
     let mut outbuf = [0u8; 1500];
     let mut digits = String::new();
     let (lookup_tx, mut lookup_rx) = mpsc::channel::<(u64, LookupResult)>(4);
     let mut centre = crate::queued::CentreCall::new(&s, law_of(negotiated.codec));
-    loop {
+    'call: loop {
         if let Some(session) = ivr.as_mut() {
             let fx = apply_actions(session, &mut rtp, &s.prompts, &s.backends, &lookup_tx);
             hang_up |= fx.hang_up;
             if let Some(q) = fx.queue {
                 centre.enqueue(&s, session, &q, &mut rtp).await;
+            }
+            if let Some(q) = fx.callback {
+                centre.enqueue_callback(&s, session, &q, &mut rtp).await;
             }
         }
         hang_up |= centre.hang_up;
@@ -311,7 +317,29 @@ async fn drive(mut s: CallSetup) {
         if hang_up || now >= hangup_at {
             info!("hanging up");
             send(ToDriver::Hangup(handle)).await;
-            break;
+            if !centre.parked() {
+                break;
+            }
+            // A call-back keeps the call in line without the caller.
+            match park(&mut s, &mut centre, &mut rtp).await {
+                Some(new) => {
+                    let Ok(new_sock) = UdpSocket::from_std(new.socket) else {
+                        send(ToDriver::Hangup(new.handle)).await;
+                        break;
+                    };
+                    let now = Instant::now();
+                    handle = new.handle;
+                    sock = new_sock;
+                    guard = new.guard;
+                    rtp = caller_rtp(now, &s, &new.negotiated, s.seed.rotate_left(7));
+                    rtp.set_relay(true);
+                    hangup_at = now + s.cfg.call_duration;
+                    hang_up = false;
+                    centre.resumed();
+                    continue 'call;
+                }
+                None => break,
+            }
         }
         let mut wake = rtp.poll_timeout().min(hangup_at);
         if let Some(t) = ivr.as_ref().and_then(Session::poll_timeout) {
@@ -334,8 +362,17 @@ async fn drive(mut s: CallSetup) {
             }
             m = s.rx.recv() => match m {
                 Some(ToCall::Confirmed(_)) => {}
+                Some(ToCall::Ended(reason)) if centre.parked() => {
+                    debug!(?reason, "caller hung up; the call-back keeps the place");
+                    hang_up = true;
+                }
                 Some(ToCall::Ended(reason)) => {
                     debug!(?reason, "ended by SIP");
+                    centre.caller_left(&s).await;
+                    break;
+                }
+                Some(ToCall::AgentEnded { handle: h, reason }) if h == handle => {
+                    debug!(?reason, "the called-back caller hung up");
                     centre.caller_left(&s).await;
                     break;
                 }
@@ -368,6 +405,9 @@ async fn drive(mut s: CallSetup) {
                     digits.push(d);
                     s.counters.dtmf.fetch_add(1, Ordering::Relaxed);
                     info!(digit = %d, digits = %digits, "dtmf");
+                    if centre.digit(&s, d, &mut rtp) {
+                        continue;
+                    }
                     if let Some(session) = ivr.as_mut() {
                         session.handle_digit(now, d);
                     }
@@ -412,6 +452,65 @@ async fn drive(mut s: CallSetup) {
 struct Effects {
     hang_up: bool,
     queue: Option<nida_ivr::QueueRequest>,
+    callback: Option<String>,
+}
+
+/// The caller's RTP session on a negotiated leg.
+fn caller_rtp(now: Instant, s: &CallSetup, n: &sdp::Negotiated, seed: u64) -> RtpSession {
+    RtpSession::new(
+        now,
+        SessionConfig {
+            law: law_of(n.codec),
+            telephone_event: n.telephone_event,
+            ssrc: (seed >> 32) as u32,
+            initial_seq: (seed >> 8) as u16,
+            initial_ts: seed as u32,
+            remote: n.remote,
+            rtp_timeout: s.cfg.rtp_timeout,
+            keep_audio: false,
+        },
+    )
+}
+
+/// Waits, without the caller on the line, until the call-back's turn
+/// comes and the caller answers it (their new leg), or it gives up.
+async fn park(
+    s: &mut CallSetup,
+    centre: &mut crate::queued::CentreCall,
+    rtp: &mut RtpSession,
+) -> Option<crate::queued::NewCaller> {
+    info!("waiting in line for the call-back");
+    rtp.stop_playback();
+    let mut agent_buf = vec![0u8; 2048];
+    let mut outbuf = [0u8; 1500];
+    while centre.parked() {
+        let far = Instant::now() + std::time::Duration::from_secs(3600);
+        let wake = [centre.poll_timeout(), centre.bridge_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(far);
+        tokio::select! {
+            r = recv_leg(centre.bridge_socket(), &mut agent_buf) => {
+                if let Some((n, from)) = r {
+                    centre.relay_agent(Instant::now(), from, &agent_buf[..n], rtp);
+                }
+            }
+            m = s.rx.recv() => match m {
+                Some(m) => {
+                    if let Some(new) = centre.handle_parked(s, m, rtp).await {
+                        return Some(new);
+                    }
+                }
+                None => return None,
+            },
+            _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {}
+        }
+        let now = Instant::now();
+        centre.handle_timeout(now, s).await;
+        centre.transmit_agent(now, &mut outbuf, &s.driver).await;
+    }
+    None
 }
 
 /// Receives on an agent leg's socket, or waits forever without one.
@@ -432,6 +531,7 @@ fn apply_actions(
 ) -> Effects {
     let mut hang_up = false;
     let mut queue = None;
+    let mut callback = None;
     while let Some(action) = session.poll_action() {
         match action {
             Action::Play(refs) => {
@@ -470,7 +570,10 @@ fn apply_actions(
                     let _ = tx.send((id, result)).await;
                 });
             }
-            Action::Callback { queue } => info!(%queue, "call-back requested"),
+            Action::Callback { queue: q } => {
+                info!(queue = %q, "call-back requested");
+                callback = Some(q);
+            }
             Action::Queue(q) => {
                 info!(queue = %q.queue, language = %q.language, priority = q.priority, "queued for an agent");
                 queue = Some(q);
@@ -478,5 +581,9 @@ fn apply_actions(
             Action::Hangup => hang_up = true,
         }
     }
-    Effects { hang_up, queue }
+    Effects {
+        hang_up,
+        queue,
+        callback,
+    }
 }

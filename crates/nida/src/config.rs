@@ -102,6 +102,7 @@ pub struct FileConfig {
     agents: Option<Vec<AgentDef>>,
     queues: Option<std::collections::BTreeMap<String, QueueDef>>,
     feature_codes: Option<crate::features::FeatureCodes>,
+    callback_uri: Option<String>,
 }
 
 /// An agent: SIP credentials, skills and languages.
@@ -164,6 +165,13 @@ pub struct QueueDef {
     pub survey_flow: Option<String>,
     /// Answered within this counts for the service level.
     pub service_level_seconds: u64,
+    /// The key a waiting caller presses to be called back, keeping the
+    /// place in line (empty: no call-back from the queue).
+    pub callback_digit: String,
+    /// Tries to reach the caller for a call-back.
+    pub callback_attempts: u32,
+    /// Time between two tries.
+    pub callback_retry_seconds: u64,
 }
 
 impl Default for QueueDef {
@@ -181,6 +189,9 @@ impl Default for QueueDef {
             record: false,
             survey_flow: Some("survey".into()),
             service_level_seconds: 20,
+            callback_digit: "1".into(),
+            callback_attempts: 3,
+            callback_retry_seconds: 300,
         }
     }
 }
@@ -261,6 +272,10 @@ pub struct Config {
     pub queues: std::collections::BTreeMap<String, QueueDef>,
     /// Codes agents dial to change their state.
     pub feature_codes: crate::features::FeatureCodes,
+    /// Where call-backs are dialled: a SIP URI with `{number}` for the
+    /// caller's number (`sip:{number}@192.0.2.1:5060`); none: back to the
+    /// address the call came from.
+    pub callback_uri: Option<String>,
 }
 
 impl Default for Config {
@@ -308,6 +323,7 @@ impl Default for Config {
             agents: Vec::new(),
             queues: Default::default(),
             feature_codes: Default::default(),
+            callback_uri: None,
         }
     }
 }
@@ -472,12 +488,30 @@ impl Config {
         }
         if let Some(v) = f.queues {
             for (name, q) in &v {
+                if q.callback_digit.chars().count() > 1
+                    || !q.callback_digit.chars().all(|c| "0123456789*#".contains(c))
+                {
+                    return Err(ConfigError::Value {
+                        key: "queues",
+                        message: format!("queue {name}: callback_digit must be one key or empty"),
+                    });
+                }
                 crate::centre::queue_config(name, q).map_err(|message| ConfigError::Value {
                     key: "queues",
                     message,
                 })?;
             }
             self.queues = v;
+        }
+        if let Some(v) = f.callback_uri {
+            let probe = v.replace("{number}", "1");
+            if crate::centre::static_target(&probe).is_none() {
+                return Err(ConfigError::Value {
+                    key: "callback_uri",
+                    message: format!("{v:?} is not sip:{{number}}@ip:port"),
+                });
+            }
+            self.callback_uri = Some(v);
         }
         if let Some(v) = f.feature_codes {
             v.check().map_err(|message| ConfigError::Value {

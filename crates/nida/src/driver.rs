@@ -290,6 +290,7 @@ pub async fn run(
                             port,
                             socket: Some(socket),
                             caller: from_user,
+                            source: inc.source,
                             called,
                             flows: shared.flows.borrow().clone(),
                             backends: shared.backends.clone(),

@@ -136,6 +136,42 @@ pub struct CentreCall {
     outcome: &'static str,
     caller_law: Law,
     seed: u64,
+    skills: std::collections::BTreeMap<String, u8>,
+    priority: u8,
+    callback: Option<Callback>,
+}
+
+/// A call-back the caller asked for: the task stays in line without the
+/// caller; when an agent takes it, nida dials the caller and bridges.
+#[derive(Default)]
+struct Callback {
+    /// Tries so far to reach the caller.
+    attempts: u32,
+    /// The call to the caller, while it rings.
+    dial: Option<Dialback>,
+    /// When to queue again after a try the caller did not answer.
+    retry_at: Option<Instant>,
+    /// No more tries.
+    done: bool,
+}
+
+/// The call to the caller, placed when the agent is on the line.
+struct Dialback {
+    handle: CallHandle,
+    socket: std::net::UdpSocket,
+    guard: PortGuard,
+}
+
+/// The caller answered a call-back: the call goes on on this leg.
+pub struct NewCaller {
+    /// The leg's handle.
+    pub handle: CallHandle,
+    /// Its RTP socket.
+    pub socket: std::net::UdpSocket,
+    /// Its port, given back when the call ends.
+    pub guard: PortGuard,
+    /// What the caller's phone answered.
+    pub negotiated: Negotiated,
 }
 
 impl CentreCall {
@@ -166,6 +202,9 @@ impl CentreCall {
             outcome: "ivr",
             caller_law,
             seed: s.seed,
+            skills: Default::default(),
+            priority: 0,
+            callback: None,
         }
     }
 
@@ -177,10 +216,10 @@ impl CentreCall {
         q: &nida_ivr::QueueRequest,
         rtp: &mut RtpSession,
     ) {
-        let task = TaskId(NEXT_TASK.fetch_add(1, Ordering::Relaxed));
         let now = Instant::now();
-        self.task = Some(task);
         self.language = q.language.clone();
+        self.skills = q.skills.clone();
+        self.priority = q.priority;
         self.path = session.path().to_vec();
         self.def = s.centre.queues.get(&q.queue).cloned().unwrap_or_default();
         self.info = CallInfo {
@@ -200,17 +239,79 @@ impl CentreCall {
             self.next_announce = Some(now + Duration::from_secs(self.def.announce_seconds));
         }
         self.start_music(s, rtp);
+        self.join_queue(s).await;
+    }
+
+    /// Sends the call to the routing core as a new task.
+    async fn join_queue(&mut self, s: &CallSetup) {
+        let task = TaskId(NEXT_TASK.fetch_add(1, Ordering::Relaxed));
+        self.task = Some(task);
         let m = ToCentre::Enqueue {
             task,
             call: s.tx.clone(),
-            skills: q.skills.clone(),
-            priority: q.priority,
+            skills: self.skills.clone(),
+            priority: self.priority,
             info: self.info.clone(),
         };
         if s.centre.tx.send(m).await.is_err() {
             warn!("contact centre stopped");
         }
-        info!(task = task.0, queue = %q.queue, "waiting for an agent");
+        info!(task = task.0, queue = %self.info.queue, "waiting for an agent");
+    }
+
+    /// The flow took a call-back request before queueing (its
+    /// `callback_offer` node): join the queue without the caller.
+    pub async fn enqueue_callback(
+        &mut self,
+        s: &CallSetup,
+        session: &Session,
+        queue: &str,
+        rtp: &mut RtpSession,
+    ) {
+        let q = nida_ivr::QueueRequest {
+            queue: queue.to_string(),
+            skills: Default::default(),
+            language: session.language().to_string(),
+            priority: 0,
+        };
+        self.enqueue(s, session, &q, rtp).await;
+        rtp.stop_playback();
+        self.music = false;
+        self.start_callback(s);
+    }
+
+    /// A key while waiting: the call-back digit asks for a call-back.
+    /// Returns true when the key was taken.
+    pub fn digit(&mut self, s: &CallSetup, d: char, rtp: &mut RtpSession) -> bool {
+        if !self.waiting() || self.callback.is_some() || self.closing {
+            return false;
+        }
+        if !self.def.callback_digit.starts_with(d) {
+            return false;
+        }
+        info!("caller asked for a call-back, keeping the place in line");
+        self.start_callback(s);
+        self.close_with(s, rtp, "callback_thanks");
+        true
+    }
+
+    fn start_callback(&mut self, s: &CallSetup) {
+        self.callback = Some(Callback::default());
+        self.outcome = "callback_waiting";
+        self.next_announce = None;
+        store_callback(&s.cfg.data_dir, s, &self.info, "requested", 0);
+    }
+
+    /// The caller is back on the line (they answered the call-back).
+    pub fn resumed(&mut self) {
+        self.hang_up = false;
+        self.closing = false;
+    }
+
+    /// The caller's line is gone but a call-back keeps the task: the call
+    /// waits without the caller (see [`CentreCall::handle_parked`]).
+    pub fn parked(&self) -> bool {
+        self.callback.as_ref().is_some_and(|c| !c.done)
     }
 
     fn start_music(&mut self, s: &CallSetup, rtp: &mut RtpSession) {
@@ -252,7 +353,14 @@ impl CentreCall {
 
     /// The next moment the call needs attention.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.next_announce.filter(|_| self.waiting())
+        let retry = self.callback.as_ref().and_then(|c| c.retry_at);
+        let announce = self.next_announce.filter(|_| self.waiting());
+        [retry, announce].into_iter().flatten().min()
+    }
+
+    /// When the agent's RTP is next due (while no caller's RTP paces it).
+    pub fn bridge_timeout(&self) -> Option<Instant> {
+        self.bridge.as_ref().map(|b| b.rtp.poll_timeout())
     }
 
     fn waiting(&self) -> bool {
@@ -261,6 +369,14 @@ impl CentreCall {
 
     /// Announcement time: ask the core for the place in line.
     pub async fn handle_timeout(&mut self, now: Instant, s: &CallSetup) {
+        let retry = self.callback.as_ref().and_then(|c| c.retry_at);
+        if retry.is_some_and(|at| now >= at) {
+            if let Some(c) = self.callback.as_mut() {
+                c.retry_at = None;
+            }
+            info!("trying the call-back again: back in line");
+            self.join_queue(s).await;
+        }
         let (Some(at), Some(task)) = (self.next_announce, self.task) else {
             return;
         };
@@ -533,7 +649,7 @@ impl CentreCall {
                 }
             }
             ToCall::Position { place, wait } => {
-                if !self.waiting() || self.announcing {
+                if !self.waiting() || self.announcing || self.callback.is_some() {
                     return;
                 }
                 let minutes = wait.as_secs().div_ceil(60).max(1);
@@ -543,6 +659,9 @@ impl CentreCall {
                 names.push("queue_wait".into());
                 names.extend(nida_ivr::say::number(&self.language, minutes));
                 names.push("queue_minutes".into());
+                if self.def.callback_digit == "1" {
+                    names.push("queue_callback_hint".into());
+                }
                 info!(place, minutes, "announcing place in line");
                 self.music = false;
                 self.announcing = self.say(s, rtp, &names) > 0;
@@ -557,7 +676,7 @@ impl CentreCall {
                 match exit {
                     Exit::Callback => {
                         self.outcome = "callback";
-                        store_callback(&s.cfg.data_dir, s, &self.info);
+                        store_callback(&s.cfg.data_dir, s, &self.info, "exit", 0);
                         self.close_with(s, rtp, "callback_thanks");
                     }
                     Exit::Voicemail => {
@@ -583,6 +702,177 @@ impl CentreCall {
         }
     }
 
+    /// A message while the call waits for its call-back without the
+    /// caller. Returns the caller's new leg when they answer the call-back.
+    pub async fn handle_parked(
+        &mut self,
+        s: &CallSetup,
+        m: ToCall,
+        rtp: &mut RtpSession,
+    ) -> Option<NewCaller> {
+        let dialling = self
+            .callback
+            .as_ref()
+            .and_then(|c| c.dial.as_ref())
+            .map(|d| d.handle);
+        match m {
+            ToCall::Connected(agent) => {
+                self.handle(s, ToCall::Connected(agent), rtp).await;
+                if self.bridge.is_some() {
+                    self.dial_caller(s).await;
+                }
+            }
+            ToCall::AgentProgress { handle, status } if Some(handle) == dialling => {
+                debug!(status, "call-back: caller's phone progress");
+            }
+            ToCall::AgentAnswered { handle, sdp } if Some(handle) == dialling => {
+                let d = self.callback.as_mut()?.dial.take()?;
+                match sdp.as_ref().and_then(|a| sdp::negotiate(a, &s.cfg.codecs)) {
+                    Some(negotiated) => {
+                        info!(
+                            caller_codec = negotiated.codec.name(),
+                            "call-back answered: caller and agent bridged"
+                        );
+                        self.outcome = "answered";
+                        self.caller_law = law_of(negotiated.codec);
+                        return Some(NewCaller {
+                            handle: d.handle,
+                            socket: d.socket,
+                            guard: d.guard,
+                            negotiated,
+                        });
+                    }
+                    None => {
+                        warn!("call-back answered without usable audio");
+                        let _ = s.driver.send(ToDriver::Hangup(d.handle)).await;
+                        self.callback_missed(s, "no usable audio").await;
+                    }
+                }
+            }
+            ToCall::AgentEnded { handle, reason } if Some(handle) == dialling => {
+                if let Some(c) = self.callback.as_mut() {
+                    c.dial = None;
+                }
+                self.callback_missed(s, &format!("{reason:?}")).await;
+            }
+            ToCall::AgentEnded { handle, reason }
+                if self.bridge.as_ref().is_some_and(|b| b.handle == handle) =>
+            {
+                // The agent left before the caller answered: try again
+                // with the next agent, at the head of the line.
+                info!(?reason, "agent left during the call-back: back in line");
+                self.bridge = None;
+                self.recorder = None;
+                if let Some(d) = self.callback.as_mut().and_then(|c| c.dial.take()) {
+                    let _ = s.driver.send(ToDriver::Hangup(d.handle)).await;
+                }
+                if let Some(task) = self.task.take() {
+                    let _ = s.centre.tx.send(ToCentre::Complete(task)).await;
+                }
+                self.join_queue(s).await;
+            }
+            ToCall::Exit(exit) => {
+                // The caller is not waiting on the line: a call-back stays
+                // in line whatever the queue's longest wait.
+                debug!(?exit, "call-back past the longest wait: in line again");
+                self.task = None;
+                self.cancel_legs(s).await;
+                self.join_queue(s).await;
+            }
+            ToCall::Refused => {
+                self.task = None;
+                self.finish_callback(s, "refused");
+            }
+            ToCall::Ended(_) | ToCall::Position { .. } | ToCall::Confirmed(_) => {}
+            other => self.handle(s, other, rtp).await,
+        }
+        None
+    }
+
+    /// Dials the caller for the agent now on the line.
+    async fn dial_caller(&mut self, s: &CallSetup) {
+        let uri = match &s.cfg.callback_uri {
+            Some(t) => t.replace("{number}", &s.caller),
+            None => format!("sip:{}@{}", s.caller, s.source),
+        };
+        let target = crate::centre::static_target(&uri);
+        let (tx, rx) = oneshot::channel();
+        let leg = match target {
+            Some(target) => {
+                info!(uri = %uri, "call-back: dialling the caller");
+                let m = ToDriver::Invite {
+                    target,
+                    from_user: s.called.clone(),
+                    owner: s.tx.clone(),
+                    reply: tx,
+                };
+                match s.driver.send(m).await {
+                    Ok(()) => rx.await.ok().flatten(),
+                    Err(_) => None,
+                }
+            }
+            None => {
+                warn!(uri = %uri, "call-back address is not sip:user@ip:port");
+                None
+            }
+        };
+        match (leg, self.callback.as_mut()) {
+            (Some(l), Some(c)) => {
+                c.dial = Some(Dialback {
+                    handle: l.handle,
+                    socket: l.socket,
+                    guard: PortGuard {
+                        port: l.port,
+                        driver: s.driver.clone(),
+                    },
+                })
+            }
+            _ => self.callback_missed(s, "cannot dial").await,
+        }
+    }
+
+    /// The caller did not answer a call-back: the agent is freed, and the
+    /// call goes back in line after the retry time (or gives up).
+    async fn callback_missed(&mut self, s: &CallSetup, why: &str) {
+        if let Some(b) = self.bridge.take() {
+            let _ = s.driver.send(ToDriver::Hangup(b.handle)).await;
+        }
+        self.recorder = None;
+        self.agent = None;
+        self.answered_at = None;
+        if let Some(task) = self.task.take() {
+            let _ = s.centre.tx.send(ToCentre::Complete(task)).await;
+        }
+        self.outcome = "callback_waiting";
+        let Some(c) = self.callback.as_mut() else {
+            return;
+        };
+        c.attempts += 1;
+        let attempts = c.attempts;
+        info!(attempts, %why, "call-back not answered");
+        if attempts < self.def.callback_attempts {
+            c.retry_at =
+                Some(Instant::now() + Duration::from_secs(self.def.callback_retry_seconds));
+            store_callback(&s.cfg.data_dir, s, &self.info, "not_answered", attempts);
+        } else {
+            self.finish_callback(s, "failed");
+        }
+    }
+
+    fn finish_callback(&mut self, s: &CallSetup, status: &'static str) {
+        let Some(c) = self.callback.as_mut() else {
+            return;
+        };
+        c.done = true;
+        let attempts = c.attempts;
+        self.outcome = if status == "failed" {
+            "callback_failed"
+        } else {
+            "callback_refused"
+        };
+        store_callback(&s.cfg.data_dir, s, &self.info, status, attempts);
+    }
+
     async fn drop_leg(&mut self, s: &CallSetup, handle: CallHandle) {
         self.legs.retain(|l| l.handle != handle);
         let _ = s.driver.send(ToDriver::Hangup(handle)).await;
@@ -602,6 +892,9 @@ impl CentreCall {
 
     /// The caller hung up: the core and the agents learn it.
     pub async fn caller_left(&mut self, s: &CallSetup) {
+        if let Some(d) = self.callback.as_mut().and_then(|c| c.dial.take()) {
+            let _ = s.driver.send(ToDriver::Hangup(d.handle)).await;
+        }
         let Some(task) = self.task.take() else {
             return;
         };
@@ -658,7 +951,14 @@ impl CentreCall {
             "rating": self.rating,
             "low_rating": self.rating.is_some_and(|r| r <= LOW_RATING),
             "recording": self.recording.as_ref().map(|p| p.display().to_string()),
+            "callback": self.callback.is_some(),
+            "callback_attempts": self.callback.as_ref().map(|c| c.attempts),
         });
+        if let Some(c) = &self.callback {
+            if self.outcome == "answered" {
+                store_callback(&s.cfg.data_dir, s, &self.info, "answered", c.attempts + 1);
+            }
+        }
         append_line(&s.cfg.data_dir.join("calls.jsonl"), &record.to_string());
         info!(outcome = self.outcome, rating = ?self.rating, "call record written");
     }
@@ -723,14 +1023,25 @@ fn append_line(path: &std::path::Path, line: &str) {
     }
 }
 
-fn store_callback(data_dir: &std::path::Path, s: &CallSetup, info: &CallInfo) {
+/// Appends a call-back's state change (`requested`, `not_answered`,
+/// `answered`, `failed`, `refused`, or `exit` for a request left at the
+/// queue's longest wait) to `callbacks.jsonl`, synced.
+fn store_callback(
+    data_dir: &std::path::Path,
+    s: &CallSetup,
+    info: &CallInfo,
+    status: &str,
+    attempts: u32,
+) {
     let record = serde_json::json!({
         "call_id": s.call_id,
         "number": s.caller,
         "queue": info.queue,
         "language": info.language,
         "vars": info.vars,
-        "requested": unix_now(),
+        "status": status,
+        "attempts": attempts,
+        "at": unix_now(),
     });
     append_line(&data_dir.join("callbacks.jsonl"), &record.to_string());
 }
