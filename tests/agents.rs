@@ -608,7 +608,7 @@ fn caller_asks_for_a_call_back_and_is_called_back_when_an_agent_is_free() {
     let sp = common::ports(BASE + 2000, 10);
     let agent = AGENT_1001.replace("languages", "ready_on_register = false\nlanguages");
     let extra = format!(
-        "data_dir = \"DATA\"\ncallback_uri = \"sip:{{number}}@127.0.0.1:{sp}\"\n{}",
+        "data_dir = \"DATA\"\noutbound_uri = \"sip:{{number}}@127.0.0.1:{sp}\"\n{}",
         agent_config(&agent, "record = true\n")
     );
     let nida = Nida::start_with(BASE, |dir| {
@@ -716,4 +716,164 @@ fn caller_asks_for_a_call_back_and_is_called_back_when_an_agent_is_free() {
         "{}",
         nida.log()
     );
+}
+
+#[test]
+fn agent_transfers_the_caller_to_another_queue() {
+    common::which_sipp();
+    // Agent 2 (sipp at a fixed contact, answering and hanging up after
+    // five seconds) serves the queue the caller is transferred to; it is
+    // kept not ready until the transfer so that baresip takes the call.
+    let sp = common::ports(BASE + 2000, 10);
+    let agent2 = format!(
+        "[[agents]]\nid = 2\nuser = \"1002\"\npassword = \"x\"\nname = \"Omar\"\nskills = {{ visa = 5 }}\nlanguages = [\"en\"]\ncontact = \"sip:1002@127.0.0.1:{sp}\"\n"
+    );
+    // A wrap-up keeps agent 1 from being offered the call it just
+    // transferred.
+    let extra = format!(
+        "data_dir = \"DATA\"\n{AGENT_1001}{agent2}\n\
+         [queues.visa_general]\nannounce_seconds = 0\nwrap_up_seconds = 30\n\
+         [queues.visa_urgent]\nannounce_seconds = 0\nwrap_up_seconds = 0\n"
+    );
+    let nida = Nida::start_with(BASE, |dir| {
+        extra.replace("DATA", &dir.join("data").display().to_string())
+    });
+    assert!(http(&nida, "POST", "/agents/2/not_ready?reason=later").contains("202"));
+    let sipp = Command::new("sipp")
+        .args(["-sf", &common::scenario("callback_answer.xml")])
+        .args(["-i", "127.0.0.1", "-p", &sp.to_string()])
+        .args(["-m", "1", "-nostdin", "-timeout", "60s", "-timeout_error"])
+        .args(["-mp", &(sp + 4).to_string(), "-rtp_echo"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sipp starts");
+    let phone = Baresip::start(nida.sip, "1001", "s3cret", true);
+    assert!(
+        phone.wait_log("200 OK", Duration::from_secs(10)),
+        "{}",
+        phone.log()
+    );
+    let voice = caller_voice(&nida.dir);
+    let heard = nida.dir.join("caller-heard.wav");
+    let call = caller(&nida, "2,0,w5", 60, &voice, &heard);
+    assert!(
+        nida.wait_log("bridged agent=1", Duration::from_secs(20)),
+        "{}",
+        nida.log()
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    phone.command("transfer", &format!("sip:visa_urgent@{}", nida.sip));
+    assert!(
+        nida.wait_log(
+            "blind transfer agent=1 to=visa_urgent",
+            Duration::from_secs(10)
+        ),
+        "{}\n{}",
+        nida.log(),
+        phone.log()
+    );
+    // The agent's call ends and the agent is released (to wrap-up).
+    assert!(
+        phone.wait_log("terminated", Duration::from_secs(10)),
+        "{}",
+        phone.log()
+    );
+    let log = nida.log();
+    let moved = log.find("blind transfer").unwrap();
+    assert!(
+        wait(Duration::from_secs(5), || nida.log()[moved..]
+            .contains("agent=1 state=WrapUp")),
+        "{}",
+        nida.log()
+    );
+    assert!(http(&nida, "POST", "/agents/2/ready").contains("202"));
+    assert!(
+        nida.wait_log("bridged agent=2", Duration::from_secs(10)),
+        "{}",
+        nida.log()
+    );
+    let (ok, timeline) = finish(call);
+    assert!(ok, "{timeline}\n{}", nida.log());
+    assert!(timeline.contains("pressing 5"), "{timeline}");
+    let out = sipp.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(nida.wait_log("call record written", Duration::from_secs(5)));
+    let recs = records(&nida);
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    let r = &recs[0];
+    assert_eq!(r["agent"], 2, "{r}");
+    assert_eq!(r["transfers"], serde_json::json!(["visa_urgent"]));
+    assert_eq!(r["queue"], "visa_urgent");
+    assert_eq!(r["rating"], 5);
+}
+
+#[test]
+fn agent_transfers_the_caller_to_a_number() {
+    common::which_sipp();
+    // The number is a phone (sipp, PCMA, echoing) outside nida.
+    let sp = common::ports(BASE + 2000, 10);
+    let extra = format!("data_dir = \"DATA\"\n{}", agent_config(AGENT_1001, ""));
+    let nida = Nida::start_with(BASE, |dir| {
+        extra.replace("DATA", &dir.join("data").display().to_string())
+    });
+    let sipp = Command::new("sipp")
+        .args(["-sf", &common::scenario("callback_answer.xml")])
+        .args(["-i", "127.0.0.1", "-p", &sp.to_string()])
+        .args(["-m", "1", "-nostdin", "-timeout", "60s", "-timeout_error"])
+        .args(["-mp", &(sp + 4).to_string(), "-rtp_echo"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sipp starts");
+    let phone = Baresip::start(nida.sip, "1001", "s3cret", true);
+    assert!(
+        phone.wait_log("200 OK", Duration::from_secs(10)),
+        "{}",
+        phone.log()
+    );
+    let voice = caller_voice(&nida.dir);
+    let heard = nida.dir.join("caller-heard.wav");
+    let call = caller(&nida, "2,0", 60, &voice, &heard);
+    assert!(
+        nida.wait_log("bridged agent=1", Duration::from_secs(20)),
+        "{}",
+        nida.log()
+    );
+    let log = nida.log();
+    let first = log.find("bridged agent=1").unwrap();
+    phone.command("transfer", &format!("sip:5550100@127.0.0.1:{sp}"));
+    assert!(
+        nida.wait_log("bridged agent=external", Duration::from_secs(10)),
+        "{}\n{}",
+        nida.log(),
+        phone.log()
+    );
+    // The far end hangs up after five seconds; nida ends the caller's call.
+    let (ok, timeline) = finish(call);
+    assert!(ok, "{timeline}\n{}", nida.log());
+    assert!(timeline.contains("ended: RemoteBye"), "{timeline}");
+    let out = sipp.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // The caller's own voice came back through the far end's echo, after
+    // the agent was gone (nida's audio on the line is only the echo then).
+    let (pcm, rate) = read_wav(&heard, 0).unwrap();
+    let log = nida.log();
+    assert!(log[first..].contains("blind transfer agent=1 to=5550100"));
+    assert!(has_tone(&pcm, rate, 1000.0), "no echo through the transfer");
+    assert!(nida.wait_log("call record written", Duration::from_secs(5)));
+    let recs = records(&nida);
+    assert_eq!(recs[0]["outcome"], "transferred", "{recs:?}");
+    assert_eq!(recs[0]["transfers"], serde_json::json!(["5550100"]));
+    assert_eq!(recs[0]["agent"], 1);
 }

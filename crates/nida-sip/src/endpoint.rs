@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use tracing::{debug, warn};
 
 /// Methods nida accepts, for Allow headers.
-pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO";
+pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, REFER";
 
 /// RFC 3261 branch magic cookie.
 const COOKIE: &str = "z9hG4bK";
@@ -155,6 +155,16 @@ pub enum Event {
         call: CallHandle,
         /// The SDP of the 2xx.
         sdp: Option<SessionDescription>,
+    },
+    /// The peer asked, inside a call, to transfer it (REFER, RFC 3515);
+    /// it has been answered 202 and waits for
+    /// [`Endpoint::notify_refer`].
+    Refer {
+        /// Which call.
+        call: CallHandle,
+        /// The Refer-To URI (without its angle brackets and parameters
+        /// of the header).
+        target: String,
     },
     /// A user registered a contact (or moved to another).
     Registered(Binding),
@@ -715,6 +725,7 @@ impl Endpoint {
                     self.reply(now, &ctx, 481, "Call/Transaction Does Not Exist", &[]);
                 }
             }
+            Method::Refer => self.handle_refer(now, &ctx),
             Method::Register if self.registrar.is_some() => self.handle_register(now, &ctx),
             Method::Other(_) => self.reply(now, &ctx, 501, "Not Implemented", &[("Allow", ALLOW)]),
             _ => self.reply(now, &ctx, 405, "Method Not Allowed", &[("Allow", ALLOW)]),
@@ -1025,6 +1036,69 @@ impl Endpoint {
             self.final_error(now, handle, 487, "Request Terminated", &[]);
             self.end_call(handle, EndReason::Cancelled);
         }
+    }
+
+    /// REFER inside a dialog (RFC 3515): 202 and an event; outside one,
+    /// 481; without a usable Refer-To, 400.
+    fn handle_refer(&mut self, now: Instant, ctx: &RequestCtx) {
+        let Some(handle) = self.dialog_of(&ctx.req) else {
+            self.reply(now, ctx, 481, "Call/Transaction Does Not Exist", &[]);
+            return;
+        };
+        let target = ctx
+            .req
+            .headers
+            .get("Refer-To")
+            .and_then(|v| NameAddr::parse(v).ok())
+            .map(|n| n.uri)
+            .filter(|u| is_supported_uri(u));
+        let Some(target) = target else {
+            self.reply(now, ctx, 400, "Bad Refer-To", &[]);
+            return;
+        };
+        self.reply(now, ctx, 202, "Accepted", &[]);
+        self.events.push_back(Event::Refer {
+            call: handle,
+            target,
+        });
+    }
+
+    /// Tells the peer how a transfer it asked for went: a NOTIFY in the
+    /// call's dialog with the final status as a `message/sipfrag` body,
+    /// ending the implicit subscription (RFC 3515 2.4.4, 2.4.5).
+    pub fn notify_refer(&mut self, now: Instant, handle: CallHandle, status: u16, reason: &str) {
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        call.local_cseq += 1;
+        let branch = format!("{COOKIE}{}", self.rng.hex());
+        let dest = call.next_hop();
+        let mut req = call.dialog_request(
+            Method::Notify,
+            call.local_cseq,
+            &branch,
+            self.cfg.local_addr,
+        );
+        req.headers
+            .push("Contact", format!("<sip:{}>", self.cfg.local_addr));
+        req.headers.push("Event", "refer");
+        req.headers
+            .push("Subscription-State", "terminated;reason=noresource");
+        req.headers
+            .push("Content-Type", "message/sipfrag;version=2.0");
+        req.headers.push("User-Agent", self.cfg.user_agent.as_str());
+        req.body = format!("SIP/2.0 {status} {reason}\r\n").into_bytes();
+        let bytes = req.to_bytes();
+        let transport = call.transport;
+        let key = format!("{branch}|NOTIFY");
+        let tx = ClientNonInvite::new(now, self.cfg.timers, transport.reliable(), bytes.clone());
+        self.start_client_tx(
+            key,
+            ClientKind::NonInvite(tx),
+            (transport, dest),
+            None,
+            bytes,
+        );
     }
 
     fn handle_bye(&mut self, now: Instant, ctx: &RequestCtx) {

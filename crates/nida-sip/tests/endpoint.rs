@@ -487,3 +487,61 @@ fn merged_request_is_482() {
     assert_eq!(statuses(&sent(&mut ep)), vec![482]);
     assert!(ep.poll_event().is_none());
 }
+
+#[test]
+fn refer_in_a_call_is_accepted_and_answered_with_a_notify() {
+    let t0 = Instant::now();
+    let mut ep = endpoint();
+    let (call, tag) = answered_call(&mut ep, t0);
+    feed(&mut ep, t0, &in_dialog("ACK", "z9hG4bKack1", &tag, 1));
+    assert!(matches!(ep.poll_event(), Some(Event::Confirmed { .. })));
+    let refer = in_dialog("REFER", "z9hG4bKref1", &tag, 2).replace(
+        "Content-Length: 0",
+        "Refer-To: <sip:visa_urgent@127.0.0.1;transport=udp>\r\nContent-Length: 0",
+    );
+    feed(&mut ep, t0, &refer);
+    assert_eq!(statuses(&sent(&mut ep)), vec![202]);
+    match ep.poll_event() {
+        Some(Event::Refer { call: c, target }) => {
+            assert_eq!(c, call);
+            assert_eq!(target, "sip:visa_urgent@127.0.0.1;transport=udp");
+        }
+        other => panic!("expected a REFER event, got {other:?}"),
+    }
+    ep.notify_refer(t0, call, 200, "OK");
+    let msgs = sent(&mut ep);
+    let notify = msgs
+        .iter()
+        .find_map(|(dest, m)| match m {
+            Message::Request(r) if r.method == message::Method::Notify => Some((*dest, r)),
+            _ => None,
+        })
+        .expect("a NOTIFY");
+    assert_eq!(notify.0, caller(), "to the caller's Contact");
+    let r = notify.1;
+    assert_eq!(r.headers.get("Event"), Some("refer"));
+    assert!(r
+        .headers
+        .get("Subscription-State")
+        .unwrap()
+        .starts_with("terminated"));
+    assert_eq!(
+        r.headers.get("Content-Type"),
+        Some("message/sipfrag;version=2.0")
+    );
+    assert_eq!(r.body, b"SIP/2.0 200 OK\r\n");
+    assert!(r.headers.get("CSeq").unwrap().ends_with("NOTIFY"));
+    // The call is still up: the transfer is the application's business.
+    assert_eq!(ep.stats().calls, 1);
+
+    // Without Refer-To: 400; outside a dialog: 481.
+    feed(&mut ep, t0, &in_dialog("REFER", "z9hG4bKref2", &tag, 3));
+    assert_eq!(statuses(&sent(&mut ep)), vec![400]);
+    feed(
+        &mut ep,
+        t0,
+        &in_dialog("REFER", "z9hG4bKref3", "nosuchtag", 4),
+    );
+    assert_eq!(statuses(&sent(&mut ep)), vec![481]);
+    assert!(ep.poll_event().is_none());
+}

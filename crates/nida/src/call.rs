@@ -61,6 +61,13 @@ pub enum ToCall {
         /// Their SDP answer.
         sdp: Option<SessionDescription>,
     },
+    /// The bridged agent asked to transfer the call (REFER).
+    Transfer {
+        /// The agent's leg.
+        handle: CallHandle,
+        /// The Refer-To URI.
+        target: String,
+    },
     /// An agent leg ended.
     AgentEnded {
         /// The leg.

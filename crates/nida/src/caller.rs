@@ -210,6 +210,10 @@ async fn call(args: CallArgs) -> Result<bool, String> {
                     tl.say(format!("ended: {reason:?}"));
                     ended = Some(reason);
                 }
+                Event::Refer { call, .. } => {
+                    tl.say("asked to transfer: declined");
+                    ep.notify_refer(now, call, 603, "Declined");
+                }
                 Event::Incoming(_)
                 | Event::Confirmed { .. }
                 | Event::Registered(_)

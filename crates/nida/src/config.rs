@@ -102,7 +102,7 @@ pub struct FileConfig {
     agents: Option<Vec<AgentDef>>,
     queues: Option<std::collections::BTreeMap<String, QueueDef>>,
     feature_codes: Option<crate::features::FeatureCodes>,
-    callback_uri: Option<String>,
+    outbound_uri: Option<String>,
 }
 
 /// An agent: SIP credentials, skills and languages.
@@ -272,10 +272,11 @@ pub struct Config {
     pub queues: std::collections::BTreeMap<String, QueueDef>,
     /// Codes agents dial to change their state.
     pub feature_codes: crate::features::FeatureCodes,
-    /// Where call-backs are dialled: a SIP URI with `{number}` for the
-    /// caller's number (`sip:{number}@192.0.2.1:5060`); none: back to the
-    /// address the call came from.
-    pub callback_uri: Option<String>,
+    /// Where nida dials numbers (call-backs, transfers to a number): a SIP
+    /// URI with `{number}` (`sip:{number}@192.0.2.1:5060`); none: a
+    /// call-back goes back to the address the call came from, and only
+    /// transfers to a full `sip:number@ip:port` work.
+    pub outbound_uri: Option<String>,
 }
 
 impl Default for Config {
@@ -323,7 +324,7 @@ impl Default for Config {
             agents: Vec::new(),
             queues: Default::default(),
             feature_codes: Default::default(),
-            callback_uri: None,
+            outbound_uri: None,
         }
     }
 }
@@ -503,15 +504,15 @@ impl Config {
             }
             self.queues = v;
         }
-        if let Some(v) = f.callback_uri {
+        if let Some(v) = f.outbound_uri {
             let probe = v.replace("{number}", "1");
             if crate::centre::static_target(&probe).is_none() {
                 return Err(ConfigError::Value {
-                    key: "callback_uri",
+                    key: "outbound_uri",
                     message: format!("{v:?} is not sip:{{number}}@ip:port"),
                 });
             }
-            self.callback_uri = Some(v);
+            self.outbound_uri = Some(v);
         }
         if let Some(v) = f.feature_codes {
             v.check().map_err(|message| ConfigError::Value {

@@ -36,6 +36,8 @@ pub enum ToDriver {
     Reject(CallHandle, u16, &'static str),
     /// Hang up.
     Hangup(CallHandle),
+    /// Tell the peer of a leg how the transfer it asked for went.
+    NotifyRefer(CallHandle, u16, &'static str),
     /// A call task finished and released its RTP port.
     PortFree(u16),
     /// Ring an agent for a waiting call; the reply carries the new leg.
@@ -193,6 +195,7 @@ pub async fn run(
                     ToDriver::Reject(h, status, reason) => ep.reject(now, h, status, reason, &[]),
                     ToDriver::Hangup(h) => ep.hangup(now, h),
                     ToDriver::PortFree(p) => ports.free.push_back(p),
+                    ToDriver::NotifyRefer(h, status, reason) => ep.notify_refer(now, h, status, reason),
                     ToDriver::Invite { target, from_user, owner, reply } => {
                         let Some((port, socket)) = ports.bind(cfg.media_ip) else {
                             warn!("no RTP port free to ring an agent");
@@ -327,6 +330,21 @@ pub async fn run(
                             }
                         }
                         None => ep.hangup(now, call),
+                    },
+                    Event::Refer { call, target } => match legs.get(&call) {
+                        Some(c) => {
+                            let m = ToCall::Transfer {
+                                handle: call,
+                                target,
+                            };
+                            if c.try_send(m).is_err() {
+                                ep.notify_refer(now, call, 503, "Service Unavailable");
+                            }
+                        }
+                        None => {
+                            info!(%target, "transfer asked by a caller: declined");
+                            ep.notify_refer(now, call, 603, "Declined");
+                        }
                     },
                     Event::Registered(b) => {
                         let _ = shared

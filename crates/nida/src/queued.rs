@@ -38,9 +38,10 @@ struct Leg {
     answer: Option<Negotiated>,
 }
 
-/// The caller talking to an agent.
+/// The caller talking to an agent (or, after a transfer to a number, to
+/// whoever answered there: no agent).
 struct Bridge {
-    agent: AgentId,
+    agent: Option<AgentId>,
     handle: CallHandle,
     sock: UdpSocket,
     rtp: RtpSession,
@@ -139,6 +140,8 @@ pub struct CentreCall {
     skills: std::collections::BTreeMap<String, u8>,
     priority: u8,
     callback: Option<Callback>,
+    external: Option<Dialback>,
+    transfers: Vec<String>,
 }
 
 /// A call-back the caller asked for: the task stays in line without the
@@ -205,6 +208,8 @@ impl CentreCall {
             skills: Default::default(),
             priority: 0,
             callback: None,
+            external: None,
+            transfers: Vec::new(),
         }
     }
 
@@ -464,7 +469,7 @@ impl CentreCall {
         while let Some(ev) = b.rtp.poll_event() {
             if ev == nida_media::MediaEvent::Timeout {
                 warn!(
-                    agent = b.agent.0,
+                    agent = ?b.agent.map(|a| a.0),
                     "no RTP from the agent: hanging up the agent"
                 );
                 // The leg's end comes back as AgentEnded.
@@ -475,6 +480,13 @@ impl CentreCall {
 
     /// A message from the centre or about an agent leg.
     pub async fn handle(&mut self, s: &CallSetup, m: ToCall, rtp: &mut RtpSession) {
+        if let ToCall::Transfer { handle, target } = m {
+            self.transfer(s, handle, &target, rtp).await;
+            return;
+        }
+        let Some(m) = self.handle_external(s, m, rtp).await else {
+            return;
+        };
         let Some(task) = self.task else {
             // Not waiting (any more): refuse what the core still sends.
             match m {
@@ -573,46 +585,14 @@ impl CentreCall {
                     centre(ToCentre::Complete(task)).await;
                     return;
                 };
-                let now = Instant::now();
-                let seed = self.seed.rotate_left(17) ^ leg.handle.0;
-                let mut agent_rtp = RtpSession::new(
-                    now,
-                    SessionConfig {
-                        law: law_of(n.codec),
-                        telephone_event: n.telephone_event,
-                        ssrc: (seed >> 32) as u32,
-                        initial_seq: (seed >> 8) as u16,
-                        initial_ts: seed as u32,
-                        remote: n.remote,
-                        rtp_timeout: s.cfg.rtp_timeout,
-                        keep_audio: false,
-                    },
-                );
-                agent_rtp.set_relay(true);
-                rtp.stop_playback();
-                rtp.set_relay(true);
-                self.music = false;
-                self.announcing = false;
-                self.answered_at = Some(now);
+                self.answered_at = Some(Instant::now());
                 self.agent = Some(agent);
                 self.outcome = "answered";
                 if self.def.record {
                     let path = recording_path(&s.cfg.data_dir, &s.call_id);
                     self.recorder = Recorder::create(path);
                 }
-                info!(
-                    agent = agent.0,
-                    caller_codec = ?self.caller_law,
-                    agent_codec = n.codec.name(),
-                    "bridged"
-                );
-                self.bridge = Some(Bridge {
-                    agent,
-                    handle: leg.handle,
-                    sock,
-                    rtp: agent_rtp,
-                    _guard: leg._guard,
-                });
+                self.start_bridge(s, Some(agent), leg.handle, sock, leg._guard, &n, rtp);
             }
             ToCall::Withdraw(agent) => {
                 let handles: Vec<CallHandle> = self
@@ -629,7 +609,7 @@ impl CentreCall {
             ToCall::AgentEnded { handle, reason } => {
                 if self.bridge.as_ref().is_some_and(|b| b.handle == handle) {
                     let b = self.bridge.take().expect("checked");
-                    info!(agent = b.agent.0, ?reason, "agent hung up");
+                    info!(agent = ?b.agent.map(|a| a.0), ?reason, "agent hung up");
                     self.talk_ended = Some(Instant::now());
                     self.task = None;
                     rtp.set_relay(false);
@@ -698,7 +678,7 @@ impl CentreCall {
                 self.cancel_legs(s).await;
                 self.close_with(s, rtp, "goodbye");
             }
-            ToCall::Confirmed(_) | ToCall::Ended(_) => {}
+            ToCall::Confirmed(_) | ToCall::Ended(_) | ToCall::Transfer { .. } => {}
         }
     }
 
@@ -791,7 +771,7 @@ impl CentreCall {
 
     /// Dials the caller for the agent now on the line.
     async fn dial_caller(&mut self, s: &CallSetup) {
-        let uri = match &s.cfg.callback_uri {
+        let uri = match &s.cfg.outbound_uri {
             Some(t) => t.replace("{number}", &s.caller),
             None => format!("sip:{}@{}", s.caller, s.source),
         };
@@ -873,6 +853,193 @@ impl CentreCall {
         store_callback(&s.cfg.data_dir, s, &self.info, status, attempts);
     }
 
+    /// Bridges the caller to an answered leg.
+    #[allow(clippy::too_many_arguments)]
+    fn start_bridge(
+        &mut self,
+        s: &CallSetup,
+        agent: Option<AgentId>,
+        handle: CallHandle,
+        sock: UdpSocket,
+        guard: PortGuard,
+        n: &Negotiated,
+        rtp: &mut RtpSession,
+    ) {
+        let seed = self.seed.rotate_left(17) ^ handle.0;
+        let mut agent_rtp = RtpSession::new(
+            Instant::now(),
+            SessionConfig {
+                law: law_of(n.codec),
+                telephone_event: n.telephone_event,
+                ssrc: (seed >> 32) as u32,
+                initial_seq: (seed >> 8) as u16,
+                initial_ts: seed as u32,
+                remote: n.remote,
+                rtp_timeout: s.cfg.rtp_timeout,
+                keep_audio: false,
+            },
+        );
+        agent_rtp.set_relay(true);
+        rtp.stop_playback();
+        rtp.set_relay(true);
+        self.music = false;
+        self.announcing = false;
+        info!(
+            agent = %agent.map_or("external".to_string(), |a| a.0.to_string()),
+            caller_codec = ?self.caller_law,
+            agent_codec = n.codec.name(),
+            "bridged"
+        );
+        self.bridge = Some(Bridge {
+            agent,
+            handle,
+            sock,
+            rtp: agent_rtp,
+            _guard: guard,
+        });
+    }
+
+    /// The bridged agent asked to transfer the caller (REFER): to a queue
+    /// by its name, or to a number. The agent is told the result (NOTIFY)
+    /// and released; a transfer nida cannot make leaves the call as it is.
+    async fn transfer(
+        &mut self,
+        s: &CallSetup,
+        handle: CallHandle,
+        target: &str,
+        rtp: &mut RtpSession,
+    ) {
+        let notify = |status: u16, reason: &'static str| {
+            let d = s.driver.clone();
+            async move {
+                let _ = d.send(ToDriver::NotifyRefer(handle, status, reason)).await;
+            }
+        };
+        let ours = self.bridge.as_ref().is_some_and(|b| b.handle == handle);
+        let (true, Some(task)) = (ours, self.task) else {
+            warn!(%target, "transfer asked by a leg not bridged to an agent: declined");
+            notify(603, "Declined").await;
+            return;
+        };
+        let user = nida_sip::headers::SipUri::parse(target)
+            .and_then(|u| u.user)
+            .unwrap_or_default();
+        let to_queue = s.centre.queues.get(&user).cloned();
+        let to_number = match &to_queue {
+            Some(_) => None,
+            None => external_target(s, target, &user),
+        };
+        if to_queue.is_none() && to_number.is_none() {
+            warn!(%target, "transfer to no queue and no reachable number: refused");
+            notify(404, "Not Found").await;
+            return;
+        }
+        notify(200, "OK").await;
+        let b = self.bridge.take().expect("checked");
+        info!(agent = %b.agent.map_or(0, |a| a.0), to = %user, "blind transfer");
+        let _ = s.driver.send(ToDriver::Hangup(b.handle)).await;
+        let _ = s.centre.tx.send(ToCentre::Complete(task)).await;
+        self.task = None;
+        self.talk_ended = Some(Instant::now());
+        rtp.set_relay(false);
+        self.end_recording();
+        self.transfers.push(user.clone());
+        match (to_queue, to_number) {
+            (Some(def), _) => {
+                self.info.queue = user;
+                self.def = def;
+                self.outcome = "queued";
+                self.start_music(s, rtp);
+                self.join_queue(s).await;
+            }
+            (None, Some(t)) => {
+                self.outcome = "transferred";
+                self.start_music(s, rtp);
+                let (tx, rx) = oneshot::channel();
+                let m = ToDriver::Invite {
+                    target: t,
+                    from_user: s.caller.clone(),
+                    owner: s.tx.clone(),
+                    reply: tx,
+                };
+                let leg = match s.driver.send(m).await {
+                    Ok(()) => rx.await.ok().flatten(),
+                    Err(_) => None,
+                };
+                match leg {
+                    Some(l) => {
+                        self.external = Some(Dialback {
+                            handle: l.handle,
+                            socket: l.socket,
+                            guard: PortGuard {
+                                port: l.port,
+                                driver: s.driver.clone(),
+                            },
+                        })
+                    }
+                    None => self.transfer_failed(s).await,
+                }
+            }
+            (None, None) => unreachable!("checked above"),
+        }
+    }
+
+    /// A transfer to a number could not be made: back to the queue the
+    /// call came from, so the caller is not lost.
+    async fn transfer_failed(&mut self, s: &CallSetup) {
+        warn!("transfer to a number failed: back in line");
+        self.outcome = "queued";
+        self.join_queue(s).await;
+    }
+
+    /// Messages about a transfer to a number; gives back the others.
+    async fn handle_external(
+        &mut self,
+        s: &CallSetup,
+        m: ToCall,
+        rtp: &mut RtpSession,
+    ) -> Option<ToCall> {
+        let dialling = self.external.as_ref().map(|d| d.handle);
+        let bridged = self
+            .bridge
+            .as_ref()
+            .filter(|b| b.agent.is_none())
+            .map(|b| b.handle);
+        match m {
+            ToCall::AgentProgress { handle, status } if Some(handle) == dialling => {
+                debug!(status, "transfer: far end progress");
+            }
+            ToCall::AgentAnswered { handle, sdp } if Some(handle) == dialling => {
+                let d = self.external.take()?;
+                let n = sdp.as_ref().and_then(|a| sdp::negotiate(a, &s.cfg.codecs));
+                match (n, UdpSocket::from_std(d.socket).ok()) {
+                    (Some(n), Some(sock)) => {
+                        info!("transfer answered");
+                        self.outcome = "transferred";
+                        self.start_bridge(s, None, d.handle, sock, d.guard, &n, rtp);
+                    }
+                    _ => {
+                        let _ = s.driver.send(ToDriver::Hangup(d.handle)).await;
+                        self.transfer_failed(s).await;
+                    }
+                }
+            }
+            ToCall::AgentEnded { handle, reason } if Some(handle) == dialling => {
+                info!(?reason, "transfer not answered");
+                self.external = None;
+                self.transfer_failed(s).await;
+            }
+            ToCall::AgentEnded { handle, reason } if Some(handle) == bridged => {
+                info!(?reason, "the far end of the transfer hung up");
+                self.bridge = None;
+                rtp.set_relay(false);
+                self.hang_up = true;
+            }
+            other => return Some(other),
+        }
+        None
+    }
+
     async fn drop_leg(&mut self, s: &CallSetup, handle: CallHandle) {
         self.legs.retain(|l| l.handle != handle);
         let _ = s.driver.send(ToDriver::Hangup(handle)).await;
@@ -895,12 +1062,22 @@ impl CentreCall {
         if let Some(d) = self.callback.as_mut().and_then(|c| c.dial.take()) {
             let _ = s.driver.send(ToDriver::Hangup(d.handle)).await;
         }
+        if let Some(d) = self.external.take() {
+            let _ = s.driver.send(ToDriver::Hangup(d.handle)).await;
+        }
+        if self.task.is_none() {
+            if let Some(b) = self.bridge.take() {
+                info!("caller hung up: ending the transferred call");
+                self.talk_ended = Some(Instant::now());
+                let _ = s.driver.send(ToDriver::Hangup(b.handle)).await;
+            }
+        }
         let Some(task) = self.task.take() else {
             return;
         };
         self.cancel_legs(s).await;
         if let Some(b) = self.bridge.take() {
-            info!(agent = b.agent.0, "caller hung up: ending the agent's call");
+            info!(agent = ?b.agent.map(|a| a.0), "caller hung up: ending the agent's call");
             self.talk_ended = Some(Instant::now());
             let _ = s.driver.send(ToDriver::Hangup(b.handle)).await;
             let _ = s.centre.tx.send(ToCentre::Complete(task)).await;
@@ -951,6 +1128,7 @@ impl CentreCall {
             "rating": self.rating,
             "low_rating": self.rating.is_some_and(|r| r <= LOW_RATING),
             "recording": self.recording.as_ref().map(|p| p.display().to_string()),
+            "transfers": self.transfers,
             "callback": self.callback.is_some(),
             "callback_attempts": self.callback.as_ref().map(|c| c.attempts),
         });
@@ -962,6 +1140,22 @@ impl CentreCall {
         append_line(&s.cfg.data_dir.join("calls.jsonl"), &record.to_string());
         info!(outcome = self.outcome, rating = ?self.rating, "call record written");
     }
+}
+
+/// Where a transfer to `target` (user part `number`) goes: the URI itself
+/// when it names another host, else the outbound route.
+fn external_target(s: &CallSetup, target: &str, number: &str) -> Option<crate::centre::Target> {
+    if let Some(t) = crate::centre::static_target(target) {
+        if t.dest != s.cfg.sip_addr {
+            return Some(t);
+        }
+    }
+    let dialable = !number.is_empty()
+        && number
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '+' || c == '*' || c == '#');
+    let template = s.cfg.outbound_uri.as_ref().filter(|_| dialable)?;
+    crate::centre::static_target(&template.replace("{number}", number))
 }
 
 fn unix_now() -> u64 {
