@@ -877,3 +877,58 @@ fn agent_transfers_the_caller_to_a_number() {
     assert_eq!(recs[0]["transfers"], serde_json::json!(["5550100"]));
     assert_eq!(recs[0]["agent"], 1);
 }
+
+/// Prompts in a row, as heard through PCMU.
+fn prompt_audio(names: &[&str]) -> Vec<i16> {
+    names
+        .iter()
+        .flat_map(|n| {
+            let path = common::repo().join("prompts").join(format!("{n}.wav"));
+            let p = nida_media::Prompt::load(&path).unwrap();
+            nida_media::Law::Mu.decode(p.encoded(nida_media::Law::Mu))
+        })
+        .collect()
+}
+
+fn find(haystack: &[i16], needle: &[i16]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+#[test]
+fn waiting_caller_hears_music_then_their_place_in_line() {
+    // An agent who never logs in: the caller waits.
+    let extra =
+        format!("data_dir = \"DATA\"\n{AGENT_1001}\n[queues.visa_general]\nannounce_seconds = 5\n");
+    let nida = Nida::start_with(BASE, |dir| {
+        extra.replace("DATA", &dir.join("data").display().to_string())
+    });
+    let voice = caller_voice(&nida.dir);
+    let heard = nida.dir.join("caller-heard.wav");
+    let call = caller(&nida, "2,0", 32, &voice, &heard);
+    let (_, timeline) = finish(call);
+    assert!(
+        nida.log().contains("announcing place in line place=1"),
+        "{timeline}\n{}",
+        nida.log()
+    );
+    let (pcm, _) = read_wav(&heard, 0).unwrap();
+    let music = prompt_audio(&["en/moh"]);
+    let at_music = find(&pcm, &music[..8000]).expect("music on hold was heard");
+    let announcement = prompt_audio(&[
+        "en/queue_position",
+        "en/n_1",
+        "en/queue_in_line",
+        "en/queue_wait",
+    ]);
+    let at_place = find(&pcm, &announcement).expect("the place in line was said in English");
+    assert!(at_music < at_place);
+    let hint = prompt_audio(&["en/queue_minutes", "en/queue_callback_hint"]);
+    assert!(
+        find(&pcm[at_place..], &hint).is_some(),
+        "the call-back hint follows"
+    );
+    // Music again after the announcement.
+    assert!(find(&pcm[at_place + announcement.len()..], &music[..8000]).is_some());
+    assert!(nida.wait_log("call record written", Duration::from_secs(5)));
+    assert_eq!(records(&nida)[0]["outcome"], "abandoned");
+}
