@@ -932,3 +932,32 @@ fn waiting_caller_hears_music_then_their_place_in_line() {
     assert!(nida.wait_log("call record written", Duration::from_secs(5)));
     assert_eq!(records(&nida)[0]["outcome"], "abandoned");
 }
+
+#[test]
+fn recordings_past_their_retention_are_removed_at_start() {
+    let nida = Nida::start_with(BASE, |dir| {
+        let rec = dir.join("data/recordings");
+        for day in ["2001-01-01", &civil_today()] {
+            std::fs::create_dir_all(rec.join(day)).unwrap();
+            std::fs::write(rec.join(day).join("call.wav"), b"RIFF").unwrap();
+        }
+        format!(
+            "data_dir = \"{}\"\nrecording_retention_days = 30\n",
+            dir.join("data").display()
+        )
+    });
+    assert!(
+        nida.wait_log("recordings past retention removed", Duration::from_secs(5)),
+        "{}",
+        nida.log()
+    );
+    let rec = nida.dir.join("data/recordings");
+    assert!(!rec.join("2001-01-01").exists());
+    assert!(rec.join(civil_today()).join("call.wav").exists());
+}
+
+/// Today's `YYYY-MM-DD` (UTC), by the system's `date`.
+fn civil_today() -> String {
+    let out = Command::new("date").args(["-u", "+%Y-%m-%d"]).output().unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}

@@ -103,6 +103,7 @@ pub struct FileConfig {
     queues: Option<std::collections::BTreeMap<String, QueueDef>>,
     feature_codes: Option<crate::features::FeatureCodes>,
     outbound_uri: Option<String>,
+    recording_retention_days: Option<u64>,
 }
 
 /// An agent: SIP credentials, skills and languages.
@@ -277,6 +278,8 @@ pub struct Config {
     /// call-back goes back to the address the call came from, and only
     /// transfers to a full `sip:number@ip:port` work.
     pub outbound_uri: Option<String>,
+    /// Recordings are deleted after this many days (0: kept for ever).
+    pub recording_retention_days: u64,
 }
 
 impl Default for Config {
@@ -325,6 +328,7 @@ impl Default for Config {
             queues: Default::default(),
             feature_codes: Default::default(),
             outbound_uri: None,
+            recording_retention_days: 90,
         }
     }
 }
@@ -513,6 +517,9 @@ impl Config {
                 });
             }
             self.outbound_uri = Some(v);
+        }
+        if let Some(v) = f.recording_retention_days {
+            self.recording_retention_days = v;
         }
         if let Some(v) = f.feature_codes {
             v.check().map_err(|message| ConfigError::Value {

@@ -13,6 +13,7 @@ mod lookup;
 mod queued;
 mod redact;
 mod reload;
+mod retention;
 mod status;
 
 use clap::Parser;
@@ -291,6 +292,10 @@ async fn serve(
     ));
     let (flows_tx, flows_rx) = tokio::sync::watch::channel(Arc::new(flows));
     tokio::spawn(reload::watch(cfg.clone(), flows_tx));
+    tokio::spawn(retention::run(
+        cfg.data_dir.clone(),
+        cfg.recording_retention_days,
+    ));
     let shared = driver::Shared {
         prompts: Arc::new(prompts),
         flows: flows_rx,
