@@ -961,3 +961,69 @@ fn civil_today() -> String {
     let out = Command::new("date").args(["-u", "+%Y-%m-%d"]).output().unwrap();
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
+
+#[test]
+fn a_call_back_the_caller_does_not_take_is_tried_again_then_given_up() {
+    common::which_sipp();
+    let sp = common::ports(BASE + 2000, 10);
+    let agent = AGENT_1001.replace("languages", "ready_on_register = false\nlanguages");
+    let extra = format!(
+        "data_dir = \"DATA\"\noutbound_uri = \"sip:{{number}}@127.0.0.1:{sp}\"\n{}",
+        agent_config(&agent, "callback_attempts = 2\ncallback_retry_seconds = 1\n")
+    );
+    let nida = Nida::start_with(BASE, |dir| {
+        extra.replace("DATA", &dir.join("data").display().to_string())
+    });
+    let sipp = Command::new("sipp")
+        .args(["-sf", &common::scenario("callback_busy.xml")])
+        .args(["-i", "127.0.0.1", "-p", &sp.to_string()])
+        .args(["-m", "2", "-nostdin", "-timeout", "90s", "-timeout_error"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sipp starts");
+    let phone = Baresip::start(nida.sip, "1001", "s3cret", true);
+    assert!(
+        phone.wait_log("200 OK", Duration::from_secs(10)),
+        "{}",
+        phone.log()
+    );
+    let voice = caller_voice(&nida.dir);
+    let heard = nida.dir.join("caller-heard.wav");
+    let call = caller(&nida, "2,w0,1", 40, &voice, &heard);
+    assert!(
+        nida.wait_log("waiting in line for the call-back", Duration::from_secs(40)),
+        "{}",
+        nida.log()
+    );
+    let _ = finish(call);
+    assert!(http(&nida, "POST", "/agents/1/login").contains("202"));
+    assert!(http(&nida, "POST", "/agents/1/ready").contains("202"));
+    assert!(
+        nida.wait_log("call record written", Duration::from_secs(30)),
+        "{}",
+        nida.log()
+    );
+    let out = sipp.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let log = nida.log();
+    assert_eq!(log.matches("call-back: dialling the caller").count(), 2, "{log}");
+    assert!(log.contains("trying the call-back again"), "{log}");
+    let statuses: Vec<String> = callbacks(&nida)
+        .iter()
+        .map(|c| format!("{}:{}", c["status"].as_str().unwrap(), c["attempts"]))
+        .collect();
+    assert_eq!(statuses, ["requested:0", "not_answered:1", "failed:2"]);
+    let r = &records(&nida)[0];
+    assert_eq!(r["outcome"], "callback_failed", "{r}");
+    assert_eq!(r["callback_attempts"], 2);
+    // The agent was released after each try.
+    let last = log.rfind("call-back not answered").unwrap();
+    assert!(
+        wait(Duration::from_secs(5), || nida.log()[last..]
+            .contains("agent=1 state=Available")),
+        "{}",
+        nida.log()
+    );
+}
