@@ -958,7 +958,10 @@ fn recordings_past_their_retention_are_removed_at_start() {
 
 /// Today's `YYYY-MM-DD` (UTC), by the system's `date`.
 fn civil_today() -> String {
-    let out = Command::new("date").args(["-u", "+%Y-%m-%d"]).output().unwrap();
+    let out = Command::new("date")
+        .args(["-u", "+%Y-%m-%d"])
+        .output()
+        .unwrap();
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
@@ -969,7 +972,10 @@ fn a_call_back_the_caller_does_not_take_is_tried_again_then_given_up() {
     let agent = AGENT_1001.replace("languages", "ready_on_register = false\nlanguages");
     let extra = format!(
         "data_dir = \"DATA\"\noutbound_uri = \"sip:{{number}}@127.0.0.1:{sp}\"\n{}",
-        agent_config(&agent, "callback_attempts = 2\ncallback_retry_seconds = 1\n")
+        agent_config(
+            &agent,
+            "callback_attempts = 2\ncallback_retry_seconds = 1\n"
+        )
     );
     let nida = Nida::start_with(BASE, |dir| {
         extra.replace("DATA", &dir.join("data").display().to_string())
@@ -1006,9 +1012,17 @@ fn a_call_back_the_caller_does_not_take_is_tried_again_then_given_up() {
         nida.log()
     );
     let out = sipp.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let log = nida.log();
-    assert_eq!(log.matches("call-back: dialling the caller").count(), 2, "{log}");
+    assert_eq!(
+        log.matches("call-back: dialling the caller").count(),
+        2,
+        "{log}"
+    );
     assert!(log.contains("trying the call-back again"), "{log}");
     let statuses: Vec<String> = callbacks(&nida)
         .iter()
@@ -1026,4 +1040,45 @@ fn a_call_back_the_caller_does_not_take_is_tried_again_then_given_up() {
         "{}",
         nida.log()
     );
+}
+
+#[test]
+fn a_caller_whose_wait_runs_out_leaves_by_the_queue_exit() {
+    // No agent logs in; after 4 s the queue's exit takes a call-back
+    // request, says so, and keeps the call in line without the caller.
+    let extra = format!(
+        "data_dir = \"DATA\"\n{AGENT_1001}\n[queues.visa_general]\nannounce_seconds = 0\nmax_wait_seconds = 4\nexit = \"callback\"\n"
+    );
+    let nida = Nida::start_with(BASE, |dir| {
+        extra.replace("DATA", &dir.join("data").display().to_string())
+    });
+    let voice = caller_voice(&nida.dir);
+    let heard = nida.dir.join("caller-heard.wav");
+    let (ok, timeline) = finish(caller(&nida, "2,0", 40, &voice, &heard));
+    assert!(ok, "{timeline}");
+    assert!(
+        timeline.contains("ended: RemoteBye"),
+        "nida hangs up after saying the exit: {timeline}\n{}",
+        nida.log()
+    );
+    let (pcm, _) = read_wav(&heard, 0).unwrap();
+    let thanks = prompt_audio(&["en/callback_thanks"]);
+    assert!(
+        find(&pcm, &thanks).is_some(),
+        "the call-back thanks was said"
+    );
+    // The call waits in line for its call-back, ahead of later callers.
+    assert!(
+        nida.wait_log("waiting in line for the call-back", Duration::from_secs(5)),
+        "{}",
+        nida.log()
+    );
+    let log = nida.log();
+    let exit = log.find("longest wait reached").expect("the exit");
+    assert!(log[exit..].contains("waiting for an agent task=2"), "{log}");
+    let cb = callbacks(&nida);
+    assert_eq!(cb.len(), 1);
+    assert_eq!(cb[0]["status"], "requested");
+    assert_eq!(cb[0]["queue"], "visa_general");
+    assert!(records(&nida).is_empty(), "the call is not over");
 }

@@ -655,9 +655,12 @@ impl CentreCall {
                 info!(?exit, "longest wait reached");
                 match exit {
                     Exit::Callback => {
-                        self.outcome = "callback";
-                        store_callback(&s.cfg.data_dir, s, &self.info, "exit", 0);
+                        // Called back as if they had pressed the digit,
+                        // ahead of callers who have not waited that long.
+                        self.priority = self.priority.saturating_add(1);
+                        self.start_callback(s);
                         self.close_with(s, rtp, "callback_thanks");
+                        self.join_queue(s).await;
                     }
                     Exit::Voicemail => {
                         self.outcome = "voicemail_unavailable";
@@ -1218,8 +1221,7 @@ fn append_line(path: &std::path::Path, line: &str) {
 }
 
 /// Appends a call-back's state change (`requested`, `not_answered`,
-/// `answered`, `failed`, `refused`, or `exit` for a request left at the
-/// queue's longest wait) to `callbacks.jsonl`, synced.
+/// `answered`, `failed`, `refused`) to `callbacks.jsonl`, synced.
 fn store_callback(
     data_dir: &std::path::Path,
     s: &CallSetup,
