@@ -709,9 +709,13 @@ impl CentreCall {
                 debug!(status, "call-back: caller's phone progress");
             }
             ToCall::AgentAnswered { handle, sdp } if Some(handle) == dialling => {
-                let d = self.callback.as_mut()?.dial.take()?;
+                let c = self.callback.as_mut()?;
+                let d = c.dial.take()?;
                 match sdp.as_ref().and_then(|a| sdp::negotiate(a, &s.cfg.codecs)) {
                     Some(negotiated) => {
+                        // The call-back is made: from here on the call ends
+                        // like any other.
+                        c.done = true;
                         info!(
                             caller_codec = negotiated.codec.name(),
                             "call-back answered: caller and agent bridged"
