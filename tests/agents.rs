@@ -203,6 +203,26 @@ fn caller_voice(dir: &Path) -> PathBuf {
     path
 }
 
+/// A phone played by sipp at `port` (media at `port + 4`) running a
+/// scenario for `calls` calls, within `timeout` seconds; `echo` sends back
+/// the RTP it receives.
+fn sipp_phone(scenario: &str, port: u16, calls: u32, timeout: u32, echo: bool) -> Child {
+    let mut cmd = Command::new("sipp");
+    cmd.args(["-sf", &common::scenario(scenario)])
+        .args(["-i", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-m", &calls.to_string(), "-nostdin", "-timeout_error"])
+        .args(["-timeout", &format!("{timeout}s")])
+        .args(["-mp", &(port + 4).to_string()]);
+    if echo {
+        cmd.arg("-rtp_echo");
+    }
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sipp starts")
+}
+
 fn agent_config(agents: &str, queue: &str) -> String {
     format!("{agents}\n[queues.visa_general]\nannounce_seconds = 0\nwrap_up_seconds = 0\n{queue}\n")
 }
@@ -474,16 +494,7 @@ fn an_agent_who_never_answers_is_skipped_and_the_next_agent_gets_the_caller() {
     let nida = Nida::start_with(BASE, |dir| {
         extra.replace("DATA", &dir.join("data").display().to_string())
     });
-    let mut sipp = Command::new("sipp")
-        .args(["-sf", &common::scenario("agent_no_answer.xml")])
-        .args(["-i", "127.0.0.1", "-p", &sp.to_string()])
-        .args(["-m", "1", "-nostdin", "-timeout", "40s", "-timeout_error"])
-        .args(["-mp", &(sp + 4).to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("sipp starts");
+    let mut sipp = sipp_phone("agent_no_answer.xml", sp, 1, 40, false);
     let phone = Baresip::start(nida.sip, "1001", "s3cret", true);
     assert!(
         phone.wait_log("200 OK", Duration::from_secs(10)),
@@ -641,16 +652,7 @@ fn caller_asks_for_a_call_back_and_is_called_back_when_an_agent_is_free() {
     assert!(records(&nida).is_empty(), "no record while it waits");
 
     // The citizen's phone, then an agent becomes ready.
-    let mut sipp = Command::new("sipp")
-        .args(["-sf", &common::scenario("answer_until_bye.xml")])
-        .args(["-i", "127.0.0.1", "-p", &sp.to_string()])
-        .args(["-m", "1", "-nostdin", "-timeout", "60s", "-timeout_error"])
-        .args(["-mp", &(sp + 4).to_string(), "-rtp_echo"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("sipp starts");
+    let mut sipp = sipp_phone("answer_until_bye.xml", sp, 1, 60, true);
     std::thread::sleep(Duration::from_millis(300));
     assert!(http(&nida, "POST", "/agents/1/login").contains("202"));
     assert!(http(&nida, "POST", "/agents/1/ready").contains("202"));
@@ -739,16 +741,7 @@ fn agent_transfers_the_caller_to_another_queue() {
         extra.replace("DATA", &dir.join("data").display().to_string())
     });
     assert!(http(&nida, "POST", "/agents/2/not_ready?reason=later").contains("202"));
-    let sipp = Command::new("sipp")
-        .args(["-sf", &common::scenario("callback_answer.xml")])
-        .args(["-i", "127.0.0.1", "-p", &sp.to_string()])
-        .args(["-m", "1", "-nostdin", "-timeout", "60s", "-timeout_error"])
-        .args(["-mp", &(sp + 4).to_string(), "-rtp_echo"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("sipp starts");
+    let sipp = sipp_phone("callback_answer.xml", sp, 1, 60, true);
     let phone = Baresip::start(nida.sip, "1001", "s3cret", true);
     assert!(
         phone.wait_log("200 OK", Duration::from_secs(10)),
@@ -822,16 +815,7 @@ fn agent_transfers_the_caller_to_a_number() {
     let nida = Nida::start_with(BASE, |dir| {
         extra.replace("DATA", &dir.join("data").display().to_string())
     });
-    let sipp = Command::new("sipp")
-        .args(["-sf", &common::scenario("callback_answer.xml")])
-        .args(["-i", "127.0.0.1", "-p", &sp.to_string()])
-        .args(["-m", "1", "-nostdin", "-timeout", "60s", "-timeout_error"])
-        .args(["-mp", &(sp + 4).to_string(), "-rtp_echo"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("sipp starts");
+    let sipp = sipp_phone("callback_answer.xml", sp, 1, 60, true);
     let phone = Baresip::start(nida.sip, "1001", "s3cret", true);
     assert!(
         phone.wait_log("200 OK", Duration::from_secs(10)),
@@ -980,15 +964,7 @@ fn a_call_back_the_caller_does_not_take_is_tried_again_then_given_up() {
     let nida = Nida::start_with(BASE, |dir| {
         extra.replace("DATA", &dir.join("data").display().to_string())
     });
-    let sipp = Command::new("sipp")
-        .args(["-sf", &common::scenario("callback_busy.xml")])
-        .args(["-i", "127.0.0.1", "-p", &sp.to_string()])
-        .args(["-m", "2", "-nostdin", "-timeout", "90s", "-timeout_error"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("sipp starts");
+    let sipp = sipp_phone("callback_busy.xml", sp, 2, 90, false);
     let phone = Baresip::start(nida.sip, "1001", "s3cret", true);
     assert!(
         phone.wait_log("200 OK", Duration::from_secs(10)),

@@ -234,19 +234,7 @@ async fn drive(mut s: CallSetup) {
     };
 
     let start = Instant::now();
-    let mut rtp = RtpSession::new(
-        start,
-        SessionConfig {
-            law: law_of(negotiated.codec),
-            telephone_event: negotiated.telephone_event,
-            ssrc: (s.seed >> 32) as u32,
-            initial_seq: (s.seed >> 8) as u16,
-            initial_ts: s.seed as u32,
-            remote: negotiated.remote,
-            rtp_timeout: s.cfg.rtp_timeout,
-            keep_audio: false,
-        },
-    );
+    let mut rtp = leg_rtp(start, &s, &negotiated, s.seed);
     let mut hang_up = false;
     let start_ivr = Instant::now();
     let flow = match s.confirm {
@@ -338,7 +326,7 @@ async fn drive(mut s: CallSetup) {
                     handle = new.handle;
                     sock = new_sock;
                     guard = new.guard;
-                    rtp = caller_rtp(now, &s, &new.negotiated, s.seed.rotate_left(7));
+                    rtp = leg_rtp(now, &s, &new.negotiated, s.seed.rotate_left(7));
                     rtp.set_relay(true);
                     hangup_at = now + s.cfg.call_duration;
                     hang_up = false;
@@ -462,8 +450,9 @@ struct Effects {
     callback: Option<String>,
 }
 
-/// The caller's RTP session on a negotiated leg.
-fn caller_rtp(now: Instant, s: &CallSetup, n: &sdp::Negotiated, seed: u64) -> RtpSession {
+/// The RTP session of a negotiated leg (the caller's, an agent's),
+/// its SSRC, first sequence number and timestamp drawn from `seed`.
+pub(crate) fn leg_rtp(now: Instant, s: &CallSetup, n: &sdp::Negotiated, seed: u64) -> RtpSession {
     RtpSession::new(
         now,
         SessionConfig {

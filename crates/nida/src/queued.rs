@@ -7,10 +7,10 @@
 use crate::call::{law_of, CallSetup, PortGuard, ToCall};
 use crate::centre::{CallInfo, ToCentre};
 use crate::config::QueueDef;
-use crate::driver::ToDriver;
+use crate::driver::{LegSetup, ToDriver};
 use nida_acd::{AgentId, Exit, TaskId};
 use nida_ivr::Session;
-use nida_media::{Law, RtpSession, SessionConfig};
+use nida_media::{Law, RtpSession};
 use nida_sip::sdp::{self, Negotiated};
 use nida_sip::CallHandle;
 use std::collections::VecDeque;
@@ -163,6 +163,38 @@ struct Dialback {
     handle: CallHandle,
     socket: std::net::UdpSocket,
     guard: PortGuard,
+}
+
+impl Dialback {
+    fn new(l: LegSetup, s: &CallSetup) -> Dialback {
+        Dialback {
+            handle: l.handle,
+            socket: l.socket,
+            guard: PortGuard {
+                port: l.port,
+                driver: s.driver.clone(),
+            },
+        }
+    }
+}
+
+/// Places a call owned by this call (an agent, the caller for a
+/// call-back, a transfer's number); `None` when the driver has no RTP
+/// port or is gone.
+async fn place_call(
+    s: &CallSetup,
+    target: crate::centre::Target,
+    from_user: String,
+) -> Option<LegSetup> {
+    let (reply, rx) = oneshot::channel();
+    let m = ToDriver::Invite {
+        target,
+        from_user,
+        owner: s.tx.clone(),
+        reply,
+    };
+    s.driver.send(m).await.ok()?;
+    rx.await.ok().flatten()
 }
 
 /// The caller answered a call-back: the call goes on on this leg.
@@ -517,18 +549,7 @@ impl CentreCall {
                     return;
                 }
                 info!(agent = agent.0, %name, uri = %target.uri, "ringing agent");
-                let (tx, rx) = oneshot::channel();
-                let m = ToDriver::Invite {
-                    target,
-                    from_user: s.caller.clone(),
-                    owner: s.tx.clone(),
-                    reply: tx,
-                };
-                let leg = match s.driver.send(m).await {
-                    Ok(()) => rx.await.ok().flatten(),
-                    Err(_) => None,
-                };
-                match leg {
+                match place_call(s, target, s.caller.clone()).await {
                     Some(l) => self.legs.push(Leg {
                         agent,
                         handle: l.handle,
@@ -782,21 +803,10 @@ impl CentreCall {
             Some(t) => t.replace("{number}", &s.caller),
             None => format!("sip:{}@{}", s.caller, s.source),
         };
-        let target = crate::centre::static_target(&uri);
-        let (tx, rx) = oneshot::channel();
-        let leg = match target {
+        let leg = match crate::centre::static_target(&uri) {
             Some(target) => {
                 info!(uri = %uri, "call-back: dialling the caller");
-                let m = ToDriver::Invite {
-                    target,
-                    from_user: s.called.clone(),
-                    owner: s.tx.clone(),
-                    reply: tx,
-                };
-                match s.driver.send(m).await {
-                    Ok(()) => rx.await.ok().flatten(),
-                    Err(_) => None,
-                }
+                place_call(s, target, s.called.clone()).await
             }
             None => {
                 warn!(uri = %uri, "call-back address is not sip:user@ip:port");
@@ -804,16 +814,7 @@ impl CentreCall {
             }
         };
         match (leg, self.callback.as_mut()) {
-            (Some(l), Some(c)) => {
-                c.dial = Some(Dialback {
-                    handle: l.handle,
-                    socket: l.socket,
-                    guard: PortGuard {
-                        port: l.port,
-                        driver: s.driver.clone(),
-                    },
-                })
-            }
+            (Some(l), Some(c)) => c.dial = Some(Dialback::new(l, s)),
             _ => self.callback_missed(s, "cannot dial").await,
         }
     }
@@ -873,19 +874,7 @@ impl CentreCall {
         rtp: &mut RtpSession,
     ) {
         let seed = self.seed.rotate_left(17) ^ handle.0;
-        let mut agent_rtp = RtpSession::new(
-            Instant::now(),
-            SessionConfig {
-                law: law_of(n.codec),
-                telephone_event: n.telephone_event,
-                ssrc: (seed >> 32) as u32,
-                initial_seq: (seed >> 8) as u16,
-                initial_ts: seed as u32,
-                remote: n.remote,
-                rtp_timeout: s.cfg.rtp_timeout,
-                keep_audio: false,
-            },
-        );
+        let mut agent_rtp = crate::call::leg_rtp(Instant::now(), s, n, seed);
         agent_rtp.set_relay(true);
         rtp.stop_playback();
         rtp.set_relay(true);
@@ -962,28 +951,8 @@ impl CentreCall {
             (None, Some(t)) => {
                 self.outcome = "transferred";
                 self.start_music(s, rtp);
-                let (tx, rx) = oneshot::channel();
-                let m = ToDriver::Invite {
-                    target: t,
-                    from_user: s.caller.clone(),
-                    owner: s.tx.clone(),
-                    reply: tx,
-                };
-                let leg = match s.driver.send(m).await {
-                    Ok(()) => rx.await.ok().flatten(),
-                    Err(_) => None,
-                };
-                match leg {
-                    Some(l) => {
-                        self.external = Some(Dialback {
-                            handle: l.handle,
-                            socket: l.socket,
-                            guard: PortGuard {
-                                port: l.port,
-                                driver: s.driver.clone(),
-                            },
-                        })
-                    }
+                match place_call(s, t, s.caller.clone()).await {
+                    Some(l) => self.external = Some(Dialback::new(l, s)),
                     None => self.transfer_failed(s).await,
                 }
             }
