@@ -1067,30 +1067,39 @@ impl Endpoint {
     /// call's dialog with the final status as a `message/sipfrag` body,
     /// ending the implicit subscription (RFC 3515 2.4.4, 2.4.5).
     pub fn notify_refer(&mut self, now: Instant, handle: CallHandle, status: u16, reason: &str) {
+        let contact = format!("<sip:{}>", self.cfg.local_addr);
+        self.send_in_dialog(now, handle, Method::Notify, |req| {
+            req.headers.push("Contact", contact);
+            req.headers.push("Event", "refer");
+            req.headers
+                .push("Subscription-State", "terminated;reason=noresource");
+            req.headers
+                .push("Content-Type", "message/sipfrag;version=2.0");
+            req.body = format!("SIP/2.0 {status} {reason}\r\n").into_bytes();
+        });
+    }
+
+    /// Sends a request inside a call's dialog as a new client transaction;
+    /// `fill` adds its own headers and body.
+    fn send_in_dialog(
+        &mut self,
+        now: Instant,
+        handle: CallHandle,
+        method: Method,
+        fill: impl FnOnce(&mut Request),
+    ) {
         let Some(call) = self.calls.get_mut(&handle) else {
             return;
         };
         call.local_cseq += 1;
         let branch = format!("{COOKIE}{}", self.rng.hex());
         let dest = call.next_hop();
-        let mut req = call.dialog_request(
-            Method::Notify,
-            call.local_cseq,
-            &branch,
-            self.cfg.local_addr,
-        );
-        req.headers
-            .push("Contact", format!("<sip:{}>", self.cfg.local_addr));
-        req.headers.push("Event", "refer");
-        req.headers
-            .push("Subscription-State", "terminated;reason=noresource");
-        req.headers
-            .push("Content-Type", "message/sipfrag;version=2.0");
+        let key = format!("{branch}|{method}");
+        let mut req = call.dialog_request(method, call.local_cseq, &branch, self.cfg.local_addr);
+        fill(&mut req);
         req.headers.push("User-Agent", self.cfg.user_agent.as_str());
-        req.body = format!("SIP/2.0 {status} {reason}\r\n").into_bytes();
         let bytes = req.to_bytes();
         let transport = call.transport;
-        let key = format!("{branch}|NOTIFY");
         let tx = ClientNonInvite::new(now, self.cfg.timers, transport.reliable(), bytes.clone());
         self.start_client_tx(
             key,
@@ -1626,26 +1635,10 @@ impl Endpoint {
     }
 
     fn send_bye(&mut self, now: Instant, handle: CallHandle, reason: EndReason) {
-        let Some(call) = self.calls.get_mut(&handle) else {
+        if !self.calls.contains_key(&handle) {
             return;
-        };
-        call.local_cseq += 1;
-        let branch = format!("{COOKIE}{}", self.rng.hex());
-        let dest = call.next_hop();
-        let mut req =
-            call.dialog_request(Method::Bye, call.local_cseq, &branch, self.cfg.local_addr);
-        req.headers.push("User-Agent", self.cfg.user_agent.as_str());
-        let bytes = req.to_bytes();
-        let transport = call.transport;
-        let key = format!("{branch}|BYE");
-        let tx = ClientNonInvite::new(now, self.cfg.timers, transport.reliable(), bytes.clone());
-        self.start_client_tx(
-            key,
-            ClientKind::NonInvite(tx),
-            (transport, dest),
-            None,
-            bytes,
-        );
+        }
+        self.send_in_dialog(now, handle, Method::Bye, |_| {});
         self.end_call(handle, reason);
     }
 
