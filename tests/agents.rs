@@ -223,6 +223,26 @@ fn sipp_phone(scenario: &str, port: u16, calls: u32, timeout: u32, echo: bool) -
         .expect("sipp starts")
 }
 
+/// nida with `extra` config lines, `DATA` in them standing for its data
+/// folder.
+fn start_centre(extra: &str) -> Nida {
+    Nida::start_with(BASE, |dir| {
+        extra.replace("DATA", &dir.join("data").display().to_string())
+    })
+}
+
+/// baresip as agent 1001, registered (digest) with nida.
+fn registered_phone(nida: &Nida, auto_answer: bool) -> Baresip {
+    let phone = Baresip::start(nida.sip, "1001", "s3cret", auto_answer);
+    assert!(
+        phone.wait_log("200 OK", Duration::from_secs(10)),
+        "baresip did not register:\n{}\n{}",
+        phone.log(),
+        nida.log()
+    );
+    phone
+}
+
 fn agent_config(agents: &str, queue: &str) -> String {
     format!("{agents}\n[queues.visa_general]\nannounce_seconds = 0\nwrap_up_seconds = 0\n{queue}\n")
 }
@@ -310,9 +330,7 @@ fn caller_talks_to_a_registered_agent_then_rates_the_call() {
         "data_dir = \"DATA\"\n{}",
         agent_config(AGENT_1001, "record = true\n")
     );
-    let nida = Nida::start_with(BASE, |dir| {
-        extra.replace("DATA", &dir.join("data").display().to_string())
-    });
+    let nida = start_centre(&extra);
     let phone = Baresip::start(nida.sip, "1001", "s3cret", true);
     assert!(
         phone.wait_log("200 OK", Duration::from_secs(10)),
@@ -409,15 +427,8 @@ fn caller_talks_to_a_registered_agent_then_rates_the_call() {
 #[test]
 fn caller_hangs_up_while_the_agent_rings() {
     let extra = format!("data_dir = \"DATA\"\n{}", agent_config(AGENT_1001, ""));
-    let nida = Nida::start_with(BASE, |dir| {
-        extra.replace("DATA", &dir.join("data").display().to_string())
-    });
-    let phone = Baresip::start(nida.sip, "1001", "s3cret", false);
-    assert!(
-        phone.wait_log("200 OK", Duration::from_secs(10)),
-        "{}",
-        phone.log()
-    );
+    let nida = start_centre(&extra);
+    let phone = registered_phone(&nida, false);
     assert!(nida.wait_log("state=Available", Duration::from_secs(5)));
     // A break through the API, then ready again.
     assert!(http(&nida, "POST", "/agents/1/not_ready?reason=lunch%20break").contains("202"));
@@ -491,16 +502,9 @@ fn an_agent_who_never_answers_is_skipped_and_the_next_agent_gets_the_caller() {
             "offer_timeout_seconds = 3\n"
         )
     );
-    let nida = Nida::start_with(BASE, |dir| {
-        extra.replace("DATA", &dir.join("data").display().to_string())
-    });
+    let nida = start_centre(&extra);
     let mut sipp = sipp_phone("agent_no_answer.xml", sp, 1, 40, false);
-    let phone = Baresip::start(nida.sip, "1001", "s3cret", true);
-    assert!(
-        phone.wait_log("200 OK", Duration::from_secs(10)),
-        "{}",
-        phone.log()
-    );
+    let phone = registered_phone(&nida, true);
     let voice = caller_voice(&nida.dir);
     let heard = nida.dir.join("caller-heard.wav");
     let call = caller(&nida, "2,0", 20, &voice, &heard);
@@ -543,15 +547,8 @@ fn an_agent_who_never_answers_is_skipped_and_the_next_agent_gets_the_caller() {
 fn agent_changes_state_with_feature_codes_from_the_softphone() {
     let agent = AGENT_1001.replace("languages", "ready_on_register = false\nlanguages");
     let extra = format!("data_dir = \"DATA\"\n{}", agent_config(&agent, ""));
-    let nida = Nida::start_with(BASE, |dir| {
-        extra.replace("DATA", &dir.join("data").display().to_string())
-    });
-    let phone = Baresip::start(nida.sip, "1001", "s3cret", true);
-    assert!(
-        phone.wait_log("200 OK", Duration::from_secs(10)),
-        "{}",
-        phone.log()
-    );
+    let nida = start_centre(&extra);
+    let phone = registered_phone(&nida, true);
     assert!(nida.wait_log("agent registered", Duration::from_secs(5)));
     assert!(!nida.log().contains("state="), "{}", nida.log());
     // Each code: nida answers, says the confirmation in the agent's
@@ -622,15 +619,8 @@ fn caller_asks_for_a_call_back_and_is_called_back_when_an_agent_is_free() {
         "data_dir = \"DATA\"\noutbound_uri = \"sip:{{number}}@127.0.0.1:{sp}\"\n{}",
         agent_config(&agent, "record = true\n")
     );
-    let nida = Nida::start_with(BASE, |dir| {
-        extra.replace("DATA", &dir.join("data").display().to_string())
-    });
-    let phone = Baresip::start(nida.sip, "1001", "s3cret", true);
-    assert!(
-        phone.wait_log("200 OK", Duration::from_secs(10)),
-        "{}",
-        phone.log()
-    );
+    let nida = start_centre(&extra);
+    let phone = registered_phone(&nida, true);
     assert!(nida.wait_log("agent registered", Duration::from_secs(5)));
     let voice = caller_voice(&nida.dir);
     let heard = nida.dir.join("caller-heard.wav");
@@ -737,17 +727,10 @@ fn agent_transfers_the_caller_to_another_queue() {
          [queues.visa_general]\nannounce_seconds = 0\nwrap_up_seconds = 30\n\
          [queues.visa_urgent]\nannounce_seconds = 0\nwrap_up_seconds = 0\n"
     );
-    let nida = Nida::start_with(BASE, |dir| {
-        extra.replace("DATA", &dir.join("data").display().to_string())
-    });
+    let nida = start_centre(&extra);
     assert!(http(&nida, "POST", "/agents/2/not_ready?reason=later").contains("202"));
     let sipp = sipp_phone("callback_answer.xml", sp, 1, 60, true);
-    let phone = Baresip::start(nida.sip, "1001", "s3cret", true);
-    assert!(
-        phone.wait_log("200 OK", Duration::from_secs(10)),
-        "{}",
-        phone.log()
-    );
+    let phone = registered_phone(&nida, true);
     let voice = caller_voice(&nida.dir);
     let heard = nida.dir.join("caller-heard.wav");
     let call = caller(&nida, "2,0,w5", 60, &voice, &heard);
@@ -812,16 +795,9 @@ fn agent_transfers_the_caller_to_a_number() {
     // The number is a phone (sipp, PCMA, echoing) outside nida.
     let sp = common::ports(BASE + 2000, 10);
     let extra = format!("data_dir = \"DATA\"\n{}", agent_config(AGENT_1001, ""));
-    let nida = Nida::start_with(BASE, |dir| {
-        extra.replace("DATA", &dir.join("data").display().to_string())
-    });
+    let nida = start_centre(&extra);
     let sipp = sipp_phone("callback_answer.xml", sp, 1, 60, true);
-    let phone = Baresip::start(nida.sip, "1001", "s3cret", true);
-    assert!(
-        phone.wait_log("200 OK", Duration::from_secs(10)),
-        "{}",
-        phone.log()
-    );
+    let phone = registered_phone(&nida, true);
     let voice = caller_voice(&nida.dir);
     let heard = nida.dir.join("caller-heard.wav");
     let call = caller(&nida, "2,0", 60, &voice, &heard);
@@ -883,9 +859,7 @@ fn waiting_caller_hears_music_then_their_place_in_line() {
     // An agent who never logs in: the caller waits.
     let extra =
         format!("data_dir = \"DATA\"\n{AGENT_1001}\n[queues.visa_general]\nannounce_seconds = 5\n");
-    let nida = Nida::start_with(BASE, |dir| {
-        extra.replace("DATA", &dir.join("data").display().to_string())
-    });
+    let nida = start_centre(&extra);
     let voice = caller_voice(&nida.dir);
     let heard = nida.dir.join("caller-heard.wav");
     let call = caller(&nida, "2,0", 32, &voice, &heard);
@@ -961,16 +935,9 @@ fn a_call_back_the_caller_does_not_take_is_tried_again_then_given_up() {
             "callback_attempts = 2\ncallback_retry_seconds = 1\n"
         )
     );
-    let nida = Nida::start_with(BASE, |dir| {
-        extra.replace("DATA", &dir.join("data").display().to_string())
-    });
+    let nida = start_centre(&extra);
     let sipp = sipp_phone("callback_busy.xml", sp, 2, 90, false);
-    let phone = Baresip::start(nida.sip, "1001", "s3cret", true);
-    assert!(
-        phone.wait_log("200 OK", Duration::from_secs(10)),
-        "{}",
-        phone.log()
-    );
+    let _phone = registered_phone(&nida, true);
     let voice = caller_voice(&nida.dir);
     let heard = nida.dir.join("caller-heard.wav");
     let call = caller(&nida, "2,w0,1", 40, &voice, &heard);
@@ -1025,9 +992,7 @@ fn a_caller_whose_wait_runs_out_leaves_by_the_queue_exit() {
     let extra = format!(
         "data_dir = \"DATA\"\n{AGENT_1001}\n[queues.visa_general]\nannounce_seconds = 0\nmax_wait_seconds = 4\nexit = \"callback\"\n"
     );
-    let nida = Nida::start_with(BASE, |dir| {
-        extra.replace("DATA", &dir.join("data").display().to_string())
-    });
+    let nida = start_centre(&extra);
     let voice = caller_voice(&nida.dir);
     let heard = nida.dir.join("caller-heard.wav");
     let (ok, timeline) = finish(caller(&nida, "2,0", 40, &voice, &heard));
