@@ -1,0 +1,135 @@
+//! nida's store: call records, survey results, call-backs and agents'
+//! credentials in an embedded SQLite database, and the KPI figures of the
+//! contact centre computed from the records.
+//!
+//! The database lives in one file (`nida.db` in the data folder), in WAL
+//! mode with `synchronous = FULL`: a record is on disk when its insert
+//! returns, so killing the daemon loses nothing that was written. Its
+//! schema carries a version (`PRAGMA user_version`); [`Store::open`] brings
+//! an older file up to date with the migrations in [`migrate`] and refuses
+//! a file written by a newer nida.
+
+pub mod kpi;
+pub mod migrate;
+mod records;
+
+pub use records::{AgentRow, CallRecord, CallbackRow, Query};
+
+use rusqlite::Connection;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// What can go wrong with the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// SQLite refused (the file is not a database, the disk is full, ...).
+    #[error("database {path}: {source}")]
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+    /// The file was written by a newer nida.
+    #[error("database {path} has schema version {found}; this nida knows up to {known}")]
+    TooNew {
+        /// The database file.
+        path: PathBuf,
+        /// Its version.
+        found: u32,
+        /// The newest version this build knows.
+        known: u32,
+    },
+    /// The data folder cannot be made.
+    #[error("data folder {path}: {source}")]
+    Folder {
+        /// The folder.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Results of the store.
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// An open database.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+/// The database file in a data folder.
+pub fn db_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("nida.db")
+}
+
+impl Store {
+    /// Opens (creating if needed) the database of a data folder and brings
+    /// its schema up to date.
+    pub fn open_dir(data_dir: &Path) -> Result<Store> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::Folder {
+            path: data_dir.to_path_buf(),
+            source,
+        })?;
+        Store::open(&db_path(data_dir))
+    }
+
+    /// Opens (creating if needed) a database file and brings its schema up
+    /// to date.
+    pub fn open(path: &Path) -> Result<Store> {
+        let mut store = Store {
+            conn: Connection::open(path).map_err(|source| StoreError::Sqlite {
+                path: path.to_path_buf(),
+                source,
+            })?,
+            path: path.to_path_buf(),
+        };
+        store.configure()?;
+        let found = migrate::version(&store.conn).map_err(|e| store.err(e))?;
+        if found > migrate::LATEST {
+            return Err(StoreError::TooNew {
+                path: store.path.clone(),
+                found,
+                known: migrate::LATEST,
+            });
+        }
+        migrate::run(&mut store.conn).map_err(|e| store.err(e))?;
+        Ok(store)
+    }
+
+    fn configure(&self) -> Result<()> {
+        self.conn
+            .busy_timeout(Duration::from_secs(10))
+            .map_err(|e| self.err(e))?;
+        // WAL lets the API read while the daemon writes; FULL syncs the
+        // log at every commit.
+        self.conn
+            .pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| self.err(e))?;
+        self.conn
+            .pragma_update(None, "synchronous", "FULL")
+            .map_err(|e| self.err(e))?;
+        self.conn
+            .pragma_update(None, "foreign_keys", "ON")
+            .map_err(|e| self.err(e))
+    }
+
+    /// The schema version of the open file.
+    pub fn schema_version(&self) -> Result<u32> {
+        migrate::version(&self.conn).map_err(|e| self.err(e))
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+}

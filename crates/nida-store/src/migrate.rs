@@ -1,0 +1,112 @@
+//! Schema migrations: an ordered list of SQL scripts. The file's
+//! `user_version` is the number of scripts applied; opening a file runs the
+//! ones it lacks, each in its own transaction with its version bump, so a
+//! crash mid-migration leaves the file at the last complete version.
+
+use rusqlite::Connection;
+
+/// The migrations, oldest first. Never edit one that has shipped: add a
+/// new one.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: call records, survey results, call-backs and their history.
+    "CREATE TABLE calls (
+        id INTEGER PRIMARY KEY,
+        call_id TEXT NOT NULL,
+        caller TEXT NOT NULL,
+        called TEXT NOT NULL,
+        queued_at INTEGER,
+        ended_at INTEGER NOT NULL,
+        queue TEXT NOT NULL,
+        language TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        agent INTEGER,
+        wait_seconds REAL,
+        talk_seconds REAL,
+        service_level_seconds INTEGER NOT NULL,
+        rating INTEGER,
+        recording TEXT,
+        callback INTEGER NOT NULL DEFAULT 0,
+        callback_attempts INTEGER,
+        path TEXT NOT NULL DEFAULT '[]',
+        vars TEXT NOT NULL DEFAULT '{}',
+        transfers TEXT NOT NULL DEFAULT '[]'
+    );
+    CREATE INDEX calls_by_time ON calls(queued_at);
+    CREATE INDEX calls_by_queue ON calls(queue, queued_at);
+    CREATE TABLE surveys (
+        id INTEGER PRIMARY KEY,
+        call INTEGER NOT NULL REFERENCES calls(id),
+        agent INTEGER,
+        queue TEXT NOT NULL,
+        rating INTEGER NOT NULL CHECK (rating BETWEEN 1 AND 5),
+        at INTEGER NOT NULL
+    );
+    CREATE INDEX surveys_by_agent ON surveys(agent, at);
+    CREATE TABLE callbacks (
+        call_id TEXT PRIMARY KEY,
+        number TEXT NOT NULL,
+        source TEXT NOT NULL,
+        called TEXT NOT NULL,
+        queue TEXT NOT NULL,
+        language TEXT NOT NULL,
+        priority INTEGER NOT NULL,
+        skills TEXT NOT NULL DEFAULT '{}',
+        vars TEXT NOT NULL DEFAULT '{}',
+        path TEXT NOT NULL DEFAULT '[]',
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        requested_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE INDEX callbacks_by_status ON callbacks(status);
+    CREATE TABLE callback_events (
+        id INTEGER PRIMARY KEY,
+        call_id TEXT NOT NULL REFERENCES callbacks(call_id),
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        at INTEGER NOT NULL
+    );",
+    // 2: agents' credentials and profiles (beside the config's).
+    "CREATE TABLE agents (
+        id INTEGER PRIMARY KEY,
+        user TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL DEFAULT '',
+        password TEXT NOT NULL,
+        skills TEXT NOT NULL DEFAULT '{}',
+        languages TEXT NOT NULL DEFAULT '[]',
+        contact TEXT,
+        ready_on_register INTEGER NOT NULL DEFAULT 1
+    );",
+];
+
+/// The newest schema version.
+pub const LATEST: u32 = MIGRATIONS.len() as u32;
+
+/// The file's schema version.
+pub fn version(conn: &Connection) -> rusqlite::Result<u32> {
+    conn.pragma_query_value(None, "user_version", |r| r.get(0))
+}
+
+/// Applies the migrations the file lacks; returns how many ran.
+pub fn run(conn: &mut Connection) -> rusqlite::Result<usize> {
+    run_to(conn, LATEST)
+}
+
+/// Applies the migrations up to version `target` (tests use it to build
+/// an old file).
+pub fn run_to(conn: &mut Connection, target: u32) -> rusqlite::Result<usize> {
+    let from = version(conn)?;
+    let mut ran = 0;
+    for (i, sql) in MIGRATIONS.iter().enumerate().take(target as usize) {
+        let v = i as u32 + 1;
+        if v <= from {
+            continue;
+        }
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", v)?;
+        tx.commit()?;
+        ran += 1;
+    }
+    Ok(ran)
+}

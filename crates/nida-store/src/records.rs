@@ -1,0 +1,413 @@
+//! The rows nida keeps: call records (with their survey result),
+//! call-backs (their current state and every change) and agents; how they
+//! are written and read back.
+
+use crate::{Result, Store};
+use rusqlite::{params, OptionalExtension, Row};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// One call that reached the centre (it queued for an agent), written when
+/// the call ends.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CallRecord {
+    /// Row id (0 before it is written).
+    #[serde(default)]
+    pub id: i64,
+    /// SIP Call-ID of the caller's leg.
+    pub call_id: String,
+    /// The caller's number.
+    pub caller: String,
+    /// The number dialled.
+    pub called: String,
+    /// When it joined the queue (Unix seconds).
+    pub queued_at: Option<i64>,
+    /// When it ended (Unix seconds).
+    pub ended_at: i64,
+    /// The queue.
+    pub queue: String,
+    /// The caller's language.
+    pub language: String,
+    /// `answered`, `abandoned`, `transferred`, `callback_failed`, ...
+    pub outcome: String,
+    /// The agent who took it.
+    pub agent: Option<u32>,
+    /// Seconds from queueing to answer.
+    pub wait_seconds: Option<f64>,
+    /// Seconds with the agent.
+    pub talk_seconds: Option<f64>,
+    /// The queue's service-level threshold when the call came.
+    pub service_level_seconds: u32,
+    /// The caller's rating of the agent, 1 to 5.
+    pub rating: Option<u8>,
+    /// The recording's file.
+    pub recording: Option<String>,
+    /// Whether it was a call-back.
+    pub callback: bool,
+    /// Tries to call the caller back.
+    pub callback_attempts: Option<u32>,
+    /// The IVR nodes before the queue.
+    pub path: Vec<String>,
+    /// Variables collected in the IVR.
+    pub vars: BTreeMap<String, String>,
+    /// Transfers by the agent (queue names or numbers).
+    pub transfers: Vec<String>,
+}
+
+impl CallRecord {
+    /// Whether a rating this low is flagged for review.
+    pub fn low_rating(&self) -> bool {
+        self.rating.is_some_and(|r| r <= 2)
+    }
+}
+
+/// A call-back: the citizen asked to be called when their turn comes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CallbackRow {
+    /// Call-ID of the call that asked.
+    pub call_id: String,
+    /// The number to call.
+    pub number: String,
+    /// Where their call came from (`IP:port`), dialled when no outbound
+    /// route is set.
+    pub source: String,
+    /// The number they dialled (shown as the caller of the call-back).
+    pub called: String,
+    /// The queue.
+    pub queue: String,
+    /// Their language.
+    pub language: String,
+    /// The call's priority.
+    pub priority: u8,
+    /// Skills asked, by name and minimum level.
+    pub skills: BTreeMap<String, u8>,
+    /// IVR variables.
+    pub vars: BTreeMap<String, String>,
+    /// The IVR path.
+    pub path: Vec<String>,
+    /// `requested`, `not_answered`, `answered`, `failed`, `refused`.
+    pub status: String,
+    /// Tries so far.
+    pub attempts: u32,
+    /// When it was asked (Unix seconds).
+    pub requested_at: i64,
+    /// When the status last changed.
+    pub updated_at: i64,
+}
+
+impl CallbackRow {
+    /// Still to be done (asked, or tried and to be tried again).
+    pub fn pending(&self) -> bool {
+        matches!(self.status.as_str(), "requested" | "not_answered")
+    }
+}
+
+/// An agent kept in the store.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AgentRow {
+    /// Agent id.
+    pub id: u32,
+    /// SIP user.
+    pub user: String,
+    /// Display name.
+    pub name: String,
+    /// Digest password.
+    pub password: String,
+    /// Skills and levels.
+    pub skills: BTreeMap<String, u8>,
+    /// Languages.
+    pub languages: Vec<String>,
+    /// Fixed contact URI.
+    pub contact: Option<String>,
+    /// Ready as soon as the phone registers.
+    pub ready_on_register: bool,
+}
+
+/// Which records to read.
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    /// Queued (or ended, for calls never queued) at or after (Unix seconds).
+    pub from: Option<i64>,
+    /// Before (Unix seconds).
+    pub to: Option<i64>,
+    /// Only this queue.
+    pub queue: Option<String>,
+    /// At most this many, newest first (all, oldest first, when `None`).
+    pub limit: Option<u32>,
+}
+
+fn json<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+fn parse<T: for<'a> Deserialize<'a> + Default>(s: String) -> T {
+    serde_json::from_str(&s).unwrap_or_default()
+}
+
+const CALL_COLUMNS: &str = "id, call_id, caller, called, queued_at, ended_at, queue, language, \
+    outcome, agent, wait_seconds, talk_seconds, service_level_seconds, rating, recording, \
+    callback, callback_attempts, path, vars, transfers";
+
+fn call_row(r: &Row) -> rusqlite::Result<CallRecord> {
+    Ok(CallRecord {
+        id: r.get(0)?,
+        call_id: r.get(1)?,
+        caller: r.get(2)?,
+        called: r.get(3)?,
+        queued_at: r.get(4)?,
+        ended_at: r.get(5)?,
+        queue: r.get(6)?,
+        language: r.get(7)?,
+        outcome: r.get(8)?,
+        agent: r.get(9)?,
+        wait_seconds: r.get(10)?,
+        talk_seconds: r.get(11)?,
+        service_level_seconds: r.get(12)?,
+        rating: r.get(13)?,
+        recording: r.get(14)?,
+        callback: r.get(15)?,
+        callback_attempts: r.get(16)?,
+        path: parse(r.get(17)?),
+        vars: parse(r.get(18)?),
+        transfers: parse(r.get(19)?),
+    })
+}
+
+const CALLBACK_COLUMNS: &str = "call_id, number, source, called, queue, language, priority, \
+    skills, vars, path, status, attempts, requested_at, updated_at";
+
+fn callback_row(r: &Row) -> rusqlite::Result<CallbackRow> {
+    Ok(CallbackRow {
+        call_id: r.get(0)?,
+        number: r.get(1)?,
+        source: r.get(2)?,
+        called: r.get(3)?,
+        queue: r.get(4)?,
+        language: r.get(5)?,
+        priority: r.get(6)?,
+        skills: parse(r.get(7)?),
+        vars: parse(r.get(8)?),
+        path: parse(r.get(9)?),
+        status: r.get(10)?,
+        attempts: r.get(11)?,
+        requested_at: r.get(12)?,
+        updated_at: r.get(13)?,
+    })
+}
+
+impl Store {
+    /// Writes a call record, and its survey result when the caller rated;
+    /// returns the record's id. On disk when it returns.
+    pub fn insert_call(&mut self, c: &CallRecord) -> Result<i64> {
+        let path = self.path.clone();
+        let err = |source| crate::StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        tx.execute(
+            &format!(
+                "INSERT INTO calls ({}) VALUES (NULL, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, \
+                 ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+                CALL_COLUMNS
+            ),
+            params![
+                c.call_id,
+                c.caller,
+                c.called,
+                c.queued_at,
+                c.ended_at,
+                c.queue,
+                c.language,
+                c.outcome,
+                c.agent,
+                c.wait_seconds,
+                c.talk_seconds,
+                c.service_level_seconds,
+                c.rating,
+                c.recording,
+                c.callback,
+                c.callback_attempts,
+                json(&c.path),
+                json(&c.vars),
+                json(&c.transfers),
+            ],
+        )
+        .map_err(err)?;
+        let id = tx.last_insert_rowid();
+        if let Some(rating) = c.rating {
+            tx.execute(
+                "INSERT INTO surveys (call, agent, queue, rating, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![id, c.agent, c.queue, rating, c.ended_at],
+            )
+            .map_err(err)?;
+        }
+        tx.commit().map_err(err)?;
+        Ok(id)
+    }
+
+    /// Call records matching `q`.
+    pub fn calls(&self, q: &Query) -> Result<Vec<CallRecord>> {
+        let order = if q.limit.is_some() { "DESC" } else { "ASC" };
+        let sql = format!(
+            "SELECT {CALL_COLUMNS} FROM calls
+             WHERE (?1 IS NULL OR COALESCE(queued_at, ended_at) >= ?1)
+               AND (?2 IS NULL OR COALESCE(queued_at, ended_at) < ?2)
+               AND (?3 IS NULL OR queue = ?3)
+             ORDER BY id {order} LIMIT COALESCE(?4, -1)"
+        );
+        let mut st = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map(params![q.from, q.to, q.queue, q.limit], call_row)
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Records a call-back's state (a new one, or a change), with the
+    /// change in its history. On disk when it returns.
+    pub fn put_callback(&mut self, c: &CallbackRow) -> Result<()> {
+        let path = self.path.clone();
+        let err = |source| crate::StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        tx.execute(
+            &format!(
+                "INSERT INTO callbacks ({CALLBACK_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, \
+                 ?9, ?10, ?11, ?12, ?13, ?14)
+                 ON CONFLICT(call_id) DO UPDATE SET status = excluded.status,
+                   attempts = excluded.attempts, updated_at = excluded.updated_at,
+                   priority = excluded.priority"
+            ),
+            params![
+                c.call_id,
+                c.number,
+                c.source,
+                c.called,
+                c.queue,
+                c.language,
+                c.priority,
+                json(&c.skills),
+                json(&c.vars),
+                json(&c.path),
+                c.status,
+                c.attempts,
+                c.requested_at,
+                c.updated_at,
+            ],
+        )
+        .map_err(err)?;
+        tx.execute(
+            "INSERT INTO callback_events (call_id, status, attempts, at) VALUES (?1, ?2, ?3, ?4)",
+            params![c.call_id, c.status, c.attempts, c.updated_at],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)
+    }
+
+    /// Call-backs, oldest request first; only the pending ones when
+    /// `pending_only`.
+    pub fn callbacks(&self, pending_only: bool) -> Result<Vec<CallbackRow>> {
+        let filter = if pending_only {
+            "WHERE status IN ('requested', 'not_answered')"
+        } else {
+            ""
+        };
+        let sql =
+            format!("SELECT {CALLBACK_COLUMNS} FROM callbacks {filter} ORDER BY requested_at, rowid");
+        let mut st = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
+        let rows = st.query_map([], callback_row).map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// One call-back's history: (status, attempts, at), oldest first.
+    pub fn callback_history(&self, call_id: &str) -> Result<Vec<(String, u32, i64)>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT status, attempts, at FROM callback_events WHERE call_id = ?1 ORDER BY id")
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([call_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Adds or replaces an agent.
+    pub fn put_agent(&mut self, a: &AgentRow) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO agents (id, user, name, password, skills, languages, contact, ready_on_register)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT(id) DO UPDATE SET user = excluded.user, name = excluded.name,
+                   password = excluded.password, skills = excluded.skills,
+                   languages = excluded.languages, contact = excluded.contact,
+                   ready_on_register = excluded.ready_on_register",
+                params![
+                    a.id,
+                    a.user,
+                    a.name,
+                    a.password,
+                    json(&a.skills),
+                    json(&a.languages),
+                    a.contact,
+                    a.ready_on_register
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Removes an agent; false when there was none.
+    pub fn remove_agent(&mut self, id: u32) -> Result<bool> {
+        let n = self
+            .conn
+            .execute("DELETE FROM agents WHERE id = ?1", [id])
+            .map_err(|e| self.err(e))?;
+        Ok(n > 0)
+    }
+
+    /// The stored agents, by id.
+    pub fn agents(&self) -> Result<Vec<AgentRow>> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT id, user, name, password, skills, languages, contact, ready_on_register
+                 FROM agents ORDER BY id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(AgentRow {
+                    id: r.get(0)?,
+                    user: r.get(1)?,
+                    name: r.get(2)?,
+                    password: r.get(3)?,
+                    skills: parse(r.get(4)?),
+                    languages: parse(r.get(5)?),
+                    contact: r.get(6)?,
+                    ready_on_register: r.get(7)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// One agent by id.
+    pub fn agent(&self, id: u32) -> Result<Option<AgentRow>> {
+        Ok(self.agents()?.into_iter().find(|a| a.id == id))
+    }
+
+    /// Whether a call record with this Call-ID exists.
+    pub fn has_call(&self, call_id: &str) -> Result<bool> {
+        self.conn
+            .query_row("SELECT 1 FROM calls WHERE call_id = ?1", [call_id], |_| Ok(()))
+            .optional()
+            .map(|r| r.is_some())
+            .map_err(|e| self.err(e))
+    }
+}
