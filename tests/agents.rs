@@ -316,11 +316,18 @@ fn finish(child: Child) -> (bool, String) {
     )
 }
 
+/// The call records in the data folder's database, as JSON objects.
 fn records(nida: &Nida) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(nida.dir.join("data/calls.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("records are JSON lines"))
+    let store = nida_store::Store::open_dir(&nida.dir.join("data")).expect("the database opens");
+    store
+        .calls(&nida_store::Query::default())
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            let mut v = serde_json::to_value(&r).unwrap();
+            v["low_rating"] = r.low_rating().into();
+            v
+        })
         .collect()
 }
 
@@ -599,13 +606,21 @@ fn agent_changes_state_with_feature_codes_from_the_softphone() {
     assert!(text.contains("403"), "{text}");
 }
 
-/// Call-back lines in `callbacks.jsonl`.
+/// Every change of every call-back in the database, in order: the
+/// call-back's row with the status and attempts of that change.
 fn callbacks(nida: &Nida) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(nida.dir.join("data/callbacks.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("call-backs are JSON lines"))
-        .collect()
+    let store = nida_store::Store::open_dir(&nida.dir.join("data")).expect("the database opens");
+    let mut out = Vec::new();
+    for row in store.callbacks(false).unwrap() {
+        for (status, attempts, at) in store.callback_history(&row.call_id).unwrap() {
+            let mut v = serde_json::to_value(&row).unwrap();
+            v["status"] = status.into();
+            v["attempts"] = attempts.into();
+            v["updated_at"] = at.into();
+            out.push(v);
+        }
+    }
+    out
 }
 
 #[test]
@@ -708,6 +723,94 @@ fn caller_asks_for_a_call_back_and_is_called_back_when_an_agent_is_free() {
         "{}",
         nida.log()
     );
+}
+
+#[test]
+fn sigkill_loses_no_record_and_a_stored_call_back_is_made_after_the_restart() {
+    common::which_sipp();
+    // sipp plays the citizen's phone (echo) and agent 2 at a fixed
+    // contact, who answers and hangs up after five seconds.
+    let citizen = common::ports(BASE + 2000, 10);
+    let agent_port = common::ports(BASE + 2000, 10);
+    let extra = format!(
+        "data_dir = \"DATA\"\noutbound_uri = \"sip:{{number}}@127.0.0.1:{citizen}\"\n\
+         [[agents]]\nid = 2\nuser = \"1002\"\npassword = \"x\"\nname = \"Omar\"\n\
+         skills = {{ visa = 5 }}\nlanguages = [\"en\"]\ncontact = \"sip:1002@127.0.0.1:{agent_port}\"\n\
+         [queues.visa_general]\nannounce_seconds = 0\nwrap_up_seconds = 0\n"
+    );
+    let nida = start_centre(&extra);
+    assert!(http(&nida, "POST", "/agents/2/not_ready?reason=later").contains("202"));
+    let voice = caller_voice(&nida.dir);
+    let heard = nida.dir.join("caller-heard.wav");
+    // A caller who gives up while waiting: a finished call.
+    let gone = caller(&nida, "2,0", 8, &voice, &heard);
+    finish(gone);
+    assert!(
+        nida.wait_log("call record written", Duration::from_secs(10)),
+        "{}",
+        nida.log()
+    );
+    // A caller who asks for a call-back.
+    let call = caller(&nida, "2,w0,1", 40, &voice, &heard);
+    assert!(
+        nida.wait_log("waiting in line for the call-back", Duration::from_secs(40)),
+        "{}",
+        nida.log()
+    );
+    finish(call);
+    assert_eq!(callbacks(&nida).len(), 1);
+    let mut phone = sipp_phone("answer_until_bye.xml", citizen, 1, 90, true);
+    let mut agent = sipp_phone("callback_answer.xml", agent_port, 1, 90, true);
+    std::thread::sleep(Duration::from_millis(300));
+
+    // SIGKILL while the call-back waits; the fixed-contact agent is ready
+    // again after the restart.
+    let nida = nida.kill_and_restart();
+    assert!(
+        nida.wait_log(
+            "call-back restored after a restart",
+            Duration::from_secs(10)
+        ),
+        "{}",
+        nida.log()
+    );
+    let before = records(&nida);
+    assert_eq!(before.len(), 1, "{before:?}");
+    assert_eq!(before[0]["outcome"], "abandoned");
+    assert!(
+        nida.wait_log("call-back answered", Duration::from_secs(30)),
+        "{}",
+        nida.log()
+    );
+    let done = wait(Duration::from_secs(60), || {
+        phone.try_wait().ok().flatten().is_some() && agent.try_wait().ok().flatten().is_some()
+    });
+    assert!(done, "the phones did not finish:\n{}", nida.log());
+    for (who, p) in [("citizen", phone), ("agent", agent)] {
+        let out = p.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{who}'s sipp: {}{}\n{}",
+            &text[text.len().saturating_sub(3000)..],
+            String::from_utf8_lossy(&out.stderr),
+            nida.log()
+        );
+    }
+    assert!(
+        wait(Duration::from_secs(10), || records(&nida).len() == 2),
+        "{}",
+        nida.log()
+    );
+    let r = &records(&nida)[1];
+    assert_eq!(r["outcome"], "answered", "{r}");
+    assert_eq!(r["callback"], true, "{r}");
+    assert_eq!(r["agent"], 2, "{r}");
+    let statuses: Vec<String> = callbacks(&nida)
+        .iter()
+        .map(|c| format!("{}:{}", c["status"].as_str().unwrap(), c["attempts"]))
+        .collect();
+    assert_eq!(statuses, ["requested:0", "answered:1"]);
 }
 
 #[test]

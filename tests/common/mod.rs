@@ -70,9 +70,25 @@ impl Nida {
             ),
         )
         .unwrap();
+        Nida::spawn(&cfg, sip, http, dir)
+    }
+
+    /// Kills nida with SIGKILL (no chance to tidy up) and starts it again
+    /// on the same configuration and data folder.
+    pub fn kill_and_restart(mut self) -> Nida {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (sip, http) = (self.sip, self.http);
+        // The folder goes to the new process (dropping `self` would
+        // delete it).
+        let dir = std::mem::take(&mut self.dir);
+        Nida::spawn(&dir.join("nida.toml"), sip, http, dir)
+    }
+
+    fn spawn(cfg: &Path, sip: SocketAddr, http: SocketAddr, dir: PathBuf) -> Nida {
         let mut child = Command::new(env!("CARGO_BIN_EXE_nida"))
             .arg("--config")
-            .arg(&cfg)
+            .arg(cfg)
             .env("RUST_LOG", "info,nida=debug")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -151,7 +167,9 @@ impl Drop for Nida {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if !self.dir.as_os_str().is_empty() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 

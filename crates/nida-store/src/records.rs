@@ -315,8 +315,9 @@ impl Store {
         } else {
             ""
         };
-        let sql =
-            format!("SELECT {CALLBACK_COLUMNS} FROM callbacks {filter} ORDER BY requested_at, rowid");
+        let sql = format!(
+            "SELECT {CALLBACK_COLUMNS} FROM callbacks {filter} ORDER BY requested_at, rowid"
+        );
         let mut st = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
         let rows = st.query_map([], callback_row).map_err(|e| self.err(e))?;
         rows.collect::<rusqlite::Result<_>>()
@@ -327,7 +328,9 @@ impl Store {
     pub fn callback_history(&self, call_id: &str) -> Result<Vec<(String, u32, i64)>> {
         let mut st = self
             .conn
-            .prepare("SELECT status, attempts, at FROM callback_events WHERE call_id = ?1 ORDER BY id")
+            .prepare(
+                "SELECT status, attempts, at FROM callback_events WHERE call_id = ?1 ORDER BY id",
+            )
             .map_err(|e| self.err(e))?;
         let rows = st
             .query_map([call_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
@@ -405,7 +408,9 @@ impl Store {
     /// Whether a call record with this Call-ID exists.
     pub fn has_call(&self, call_id: &str) -> Result<bool> {
         self.conn
-            .query_row("SELECT 1 FROM calls WHERE call_id = ?1", [call_id], |_| Ok(()))
+            .query_row("SELECT 1 FROM calls WHERE call_id = ?1", [call_id], |_| {
+                Ok(())
+            })
             .optional()
             .map(|r| r.is_some())
             .map_err(|e| self.err(e))

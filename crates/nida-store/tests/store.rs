@@ -108,7 +108,10 @@ fn callbacks_keep_their_state_and_history() {
     s.put_callback(&other).unwrap();
     let pending = s.callbacks(true).unwrap();
     assert_eq!(
-        pending.iter().map(|c| c.call_id.as_str()).collect::<Vec<_>>(),
+        pending
+            .iter()
+            .map(|c| c.call_id.as_str())
+            .collect::<Vec<_>>(),
         ["cb2", "cb1"],
         "oldest request first"
     );
@@ -116,7 +119,11 @@ fn callbacks_keep_their_state_and_history() {
     cb.attempts = 1;
     cb.updated_at = 400;
     s.put_callback(&cb).unwrap();
-    assert_eq!(s.callbacks(true).unwrap().len(), 2, "a missed try stays pending");
+    assert_eq!(
+        s.callbacks(true).unwrap().len(),
+        2,
+        "a missed try stays pending"
+    );
     cb.status = "answered".into();
     cb.attempts = 2;
     cb.updated_at = 800;
@@ -246,7 +253,10 @@ fn key_figures_per_queue_and_hour() {
     let agents = kpi::agent_ratings(&records);
     assert_eq!(agents.len(), 1);
     assert_eq!(agents[0].agent, 7);
-    assert_eq!((agents[0].answered, agents[0].rated, agents[0].low), (3, 2, 1));
+    assert_eq!(
+        (agents[0].answered, agents[0].rated, agents[0].low),
+        (3, 2, 1)
+    );
     assert_eq!(agents[0].counts, [1, 0, 0, 0, 1]);
     assert_eq!(agents[0].average, Some(3.0));
 }

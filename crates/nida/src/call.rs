@@ -113,6 +113,8 @@ pub struct CallSetup {
     pub counters: Arc<Counters>,
     /// The contact centre.
     pub centre: crate::centre::CentreHandle,
+    /// Where records go.
+    pub store: crate::db::StoreHandle,
     /// This call's own channel (given to agent legs and the centre).
     pub tx: mpsc::Sender<ToCall>,
     /// A feature-code call: play this prompt (name, language), then hang up.
@@ -151,8 +153,8 @@ pub async fn run(setup: CallSetup) {
 }
 
 async fn drive(mut s: CallSetup) {
-    let mut handle = s.handle;
-    let mut guard = PortGuard {
+    let handle = s.handle;
+    let guard = PortGuard {
         port: s.port,
         driver: s.driver.clone(),
     };
@@ -178,7 +180,7 @@ async fn drive(mut s: CallSetup) {
     let Some(std_sock) = s.socket.take() else {
         return;
     };
-    let mut sock = match UdpSocket::from_std(std_sock) {
+    let sock = match UdpSocket::from_std(std_sock) {
         Ok(sock) => sock,
         Err(e) => {
             warn!(%local, error = %e, "cannot use the RTP socket: 503");
@@ -241,7 +243,7 @@ async fn drive(mut s: CallSetup) {
         Some(_) => None,
         None => s.cfg.flow_for(&s.called).map(str::to_string),
     };
-    let mut ivr = flow.as_deref().and_then(|f| {
+    let ivr = flow.as_deref().and_then(|f| {
         let mut vars = nida_ivr::expr::Vars::new();
         vars.insert("caller".into(), nida_ivr::Value::Str(s.caller.clone()));
         vars.insert("called".into(), nida_ivr::Value::Str(s.called.clone()));
@@ -265,22 +267,114 @@ async fn drive(mut s: CallSetup) {
         }
     }
     info!(codec = negotiated.codec.name(), remote = %negotiated.remote, "answered");
+    let leg = CallerLeg {
+        handle,
+        sock,
+        guard: Some(guard),
+        rtp,
+    };
+    let centre = crate::queued::CentreCall::new(&s, law_of(negotiated.codec));
+    talk(&mut s, leg, ivr, centre, hang_up).await;
+}
+
+/// The caller's leg: its SIP dialog, RTP socket, session and port.
+struct CallerLeg {
+    handle: CallHandle,
+    sock: UdpSocket,
+    guard: Option<PortGuard>,
+    rtp: RtpSession,
+}
+
+impl CallerLeg {
+    /// The leg of a caller who answered their call-back.
+    fn answered(s: &CallSetup, new: crate::queued::NewCaller) -> Result<CallerLeg, CallHandle> {
+        let Ok(sock) = UdpSocket::from_std(new.socket) else {
+            return Err(new.handle);
+        };
+        let mut rtp = leg_rtp(Instant::now(), s, &new.negotiated, s.seed.rotate_left(7));
+        rtp.set_relay(true);
+        Ok(CallerLeg {
+            handle: new.handle,
+            sock,
+            guard: Some(new.guard),
+            rtp,
+        })
+    }
+}
+
+/// Restores a call-back stored before a restart: the call joins its queue
+/// again without the caller, and goes on like any call-back.
+pub async fn restore(setup: CallSetup, row: nida_store::CallbackRow) {
+    let span = info_span!("call", call_id = %setup.call_id);
+    async move {
+        let mut s = setup;
+        let mut centre = crate::queued::CentreCall::restored(&s, &row).await;
+        // Nobody is on the line yet: a session that sends nowhere.
+        let idle = sdp::Negotiated {
+            codec: Codec::Pcmu,
+            telephone_event: None,
+            remote: SocketAddr::from(([127, 0, 0, 1], 9)),
+            direction: sdp::Direction::SendRecv,
+            index: 0,
+        };
+        let mut rtp = leg_rtp(Instant::now(), &s, &idle, s.seed);
+        match park(&mut s, &mut centre, &mut rtp).await {
+            Some(new) => match CallerLeg::answered(&s, new) {
+                Ok(leg) => {
+                    centre.resumed();
+                    talk(&mut s, leg, None, centre, false).await;
+                }
+                Err(handle) => {
+                    let _ = s.driver.send(ToDriver::Hangup(handle)).await;
+                    centre.finish(&s).await;
+                }
+            },
+            None => centre.finish(&s).await,
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+/// The call with the caller on the line, to its end: the IVR, the queue,
+/// the agent, the survey, and the call-back's wait when the caller asks
+/// for one.
+async fn talk(
+    s: &mut CallSetup,
+    leg: CallerLeg,
+    mut ivr: Option<Session>,
+    mut centre: crate::queued::CentreCall,
+    mut hang_up: bool,
+) {
+    let CallerLeg {
+        mut handle,
+        mut sock,
+        mut guard,
+        mut rtp,
+    } = leg;
+    let driver = s.driver.clone();
+    let send = move |m: ToDriver| {
+        let d = driver.clone();
+        async move {
+            let _ = d.send(m).await;
+        }
+    };
+    let start = Instant::now();
     let mut hangup_at = start + s.cfg.call_duration;
     let mut inbuf = vec![0u8; 2048];
     let mut agent_buf = vec![0u8; 2048];
     let mut outbuf = [0u8; 1500];
     let mut digits = String::new();
     let (lookup_tx, mut lookup_rx) = mpsc::channel::<(u64, LookupResult)>(4);
-    let mut centre = crate::queued::CentreCall::new(&s, law_of(negotiated.codec));
     'call: loop {
         if let Some(session) = ivr.as_mut() {
             let fx = apply_actions(session, &mut rtp, &s.prompts, &s.backends, &lookup_tx);
             hang_up |= fx.hang_up;
             if let Some(q) = fx.queue {
-                centre.enqueue(&s, session, &q, &mut rtp).await;
+                centre.enqueue(s, session, &q, &mut rtp).await;
             }
             if let Some(q) = fx.callback {
-                centre.enqueue_callback(&s, session, &q, &mut rtp).await;
+                centre.enqueue_callback(s, session, &q, &mut rtp).await;
             }
         }
         hang_up |= centre.hang_up;
@@ -316,23 +410,23 @@ async fn drive(mut s: CallSetup) {
                 break;
             }
             // A call-back keeps the call in line without the caller.
-            match park(&mut s, &mut centre, &mut rtp).await {
-                Some(new) => {
-                    let Ok(new_sock) = UdpSocket::from_std(new.socket) else {
-                        send(ToDriver::Hangup(new.handle)).await;
+            match park(s, &mut centre, &mut rtp).await {
+                Some(new) => match CallerLeg::answered(s, new) {
+                    Ok(leg) => {
+                        handle = leg.handle;
+                        sock = leg.sock;
+                        guard = leg.guard;
+                        rtp = leg.rtp;
+                        hangup_at = Instant::now() + s.cfg.call_duration;
+                        hang_up = false;
+                        centre.resumed();
+                        continue 'call;
+                    }
+                    Err(h) => {
+                        send(ToDriver::Hangup(h)).await;
                         break;
-                    };
-                    let now = Instant::now();
-                    handle = new.handle;
-                    sock = new_sock;
-                    guard = new.guard;
-                    rtp = leg_rtp(now, &s, &new.negotiated, s.seed.rotate_left(7));
-                    rtp.set_relay(true);
-                    hangup_at = now + s.cfg.call_duration;
-                    hang_up = false;
-                    centre.resumed();
-                    continue 'call;
-                }
+                    }
+                },
                 None => break,
             }
         }
@@ -363,12 +457,12 @@ async fn drive(mut s: CallSetup) {
                 }
                 Some(ToCall::Ended(reason)) => {
                     debug!(?reason, "ended by SIP");
-                    centre.caller_left(&s).await;
+                    centre.caller_left(s).await;
                     break;
                 }
                 Some(ToCall::AgentEnded { handle: h, reason }) if h == handle => {
                     debug!(?reason, "the called-back caller hung up");
-                    centre.caller_left(&s).await;
+                    centre.caller_left(s).await;
                     break;
                 }
                 Some(other) => {
@@ -377,7 +471,7 @@ async fn drive(mut s: CallSetup) {
                             centre.path = session.path().to_vec();
                         }
                     }
-                    centre.handle(&s, other, &mut rtp).await;
+                    centre.handle(s, other, &mut rtp).await;
                 }
                 None => break,
             },
@@ -393,14 +487,14 @@ async fn drive(mut s: CallSetup) {
         if let Some(session) = ivr.as_mut() {
             session.handle_timeout(now);
         }
-        centre.handle_timeout(now, &s).await;
+        centre.handle_timeout(now, s).await;
         while let Some(ev) = rtp.poll_event() {
             match ev {
                 MediaEvent::Dtmf(d) => {
                     digits.push(d);
                     s.counters.dtmf.fetch_add(1, Ordering::Relaxed);
                     info!(digit = %d, digits = %digits, "dtmf");
-                    if centre.digit(&s, d, &mut rtp) {
+                    if centre.digit(s, d, &mut rtp) {
                         continue;
                     }
                     if let Some(session) = ivr.as_mut() {
@@ -413,7 +507,7 @@ async fn drive(mut s: CallSetup) {
                 }
                 MediaEvent::PlaybackFinished => {
                     debug!("prompt finished");
-                    if centre.playback_done(&s, &mut rtp) {
+                    if centre.playback_done(s, &mut rtp) {
                         continue;
                     }
                     // A feature code's confirmation said: done.
@@ -430,7 +524,7 @@ async fn drive(mut s: CallSetup) {
         info!(path = %session.path().join(" > "), outcome = ?session.outcome(), "flow ended");
         centre.finish_survey(session);
     }
-    centre.finish(&s).await;
+    centre.finish(s).await;
     let st = rtp.stats();
     info!(
         sent = st.sent,

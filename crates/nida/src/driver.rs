@@ -129,6 +129,8 @@ pub struct Shared {
     pub backends: Arc<crate::lookup::Backends>,
     /// The contact centre (queues and agents).
     pub centre: crate::centre::CentreHandle,
+    /// The store.
+    pub store: crate::db::StoreHandle,
 }
 
 /// Runs the SIP driver until the process ends.
@@ -171,6 +173,45 @@ pub async fn run(
     let mut tcp_conns: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>> = HashMap::new();
     let mut media_seed = seed ^ 0x5eed;
     let mut buf = vec![0u8; 65536];
+    // Call-backs stored before a restart wait in line again.
+    let pending = shared
+        .store
+        .reader()
+        .and_then(|st| st.callbacks(true))
+        .unwrap_or_else(|e| {
+            warn!(error = %e, "cannot read the stored call-backs");
+            Vec::new()
+        });
+    for row in pending {
+        media_seed = media_seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+        let (ctx, crx) = mpsc::channel(64);
+        let setup = CallSetup {
+            handle: CallHandle(u64::MAX),
+            call_id: row.call_id.clone(),
+            offer: None,
+            port: 0,
+            socket: None,
+            caller: row.number.clone(),
+            source: row
+                .source
+                .parse()
+                .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
+            called: row.called.clone(),
+            flows: shared.flows.borrow().clone(),
+            backends: shared.backends.clone(),
+            cfg: cfg.clone(),
+            prompts: shared.prompts.clone(),
+            driver: tx.clone(),
+            rx: crx,
+            seed: media_seed,
+            counters: counters.clone(),
+            centre: shared.centre.clone(),
+            store: shared.store.clone(),
+            tx: ctx,
+            confirm: None,
+        };
+        tokio::spawn(call::restore(setup, row));
+    }
     loop {
         let deadline = ep
             .poll_timeout()
@@ -304,6 +345,7 @@ pub async fn run(
                             seed: media_seed,
                             counters: counters.clone(),
                             centre: shared.centre.clone(),
+                            store: shared.store.clone(),
                             tx: ctx.clone(),
                             confirm,
                         }));

@@ -6,6 +6,7 @@ mod call;
 mod caller;
 mod centre;
 mod config;
+mod db;
 mod driver;
 mod features;
 mod flowcmd;
@@ -281,6 +282,13 @@ async fn serve(
         cfg.prompts_dir.display(),
         flows.flows.len()
     );
+    let store = match db::StoreHandle::start(&cfg.data_dir) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("nida: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let counters = Arc::new(driver::Counters::default());
     let cfg = Arc::new(cfg);
     let centre = centre::start(&cfg, flows.queues());
@@ -301,6 +309,7 @@ async fn serve(
         flows: flows_rx,
         backends: Arc::new(backends),
         centre,
+        store,
     };
     tokio::select! {
         _ = driver::run(cfg, shared, udp, tcp, counters, seed) => ExitCode::SUCCESS,

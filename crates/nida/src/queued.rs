@@ -14,7 +14,6 @@ use nida_media::{Law, RtpSession};
 use nida_sip::sdp::{self, Negotiated};
 use nida_sip::CallHandle;
 use std::collections::VecDeque;
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,9 +24,6 @@ use tracing::{debug, info, warn};
 
 /// Task ids, unique in the process.
 static NEXT_TASK: AtomicU64 = AtomicU64::new(1);
-
-/// Ratings at or below this are flagged for review.
-const LOW_RATING: u8 = 2;
 
 /// An agent being rung.
 struct Leg {
@@ -130,6 +126,8 @@ pub struct CentreCall {
     in_survey: bool,
     next_announce: Option<Instant>,
     queued_at: Option<Instant>,
+    /// When the call first joined a queue (Unix seconds), for the record.
+    queued_unix: Option<i64>,
     answered_at: Option<Instant>,
     talk_ended: Option<Instant>,
     agent: Option<AgentId>,
@@ -156,6 +154,8 @@ struct Callback {
     retry_at: Option<Instant>,
     /// No more tries.
     done: bool,
+    /// When the caller asked (Unix seconds).
+    requested_at: i64,
 }
 
 /// The call to the caller, placed when the agent is on the line.
@@ -230,6 +230,7 @@ impl CentreCall {
             in_survey: false,
             next_announce: None,
             queued_at: None,
+            queued_unix: None,
             answered_at: None,
             talk_ended: None,
             agent: None,
@@ -243,6 +244,38 @@ impl CentreCall {
             external: None,
             transfers: Vec::new(),
         }
+    }
+
+    /// A call-back stored before a restart: back in its queue, without
+    /// the caller, its tries so far counted.
+    pub async fn restored(s: &CallSetup, row: &nida_store::CallbackRow) -> CentreCall {
+        let mut c = CentreCall::new(s, Law::Mu);
+        c.language = row.language.clone();
+        c.skills = row.skills.clone();
+        c.priority = row.priority;
+        c.path = row.path.clone();
+        c.def = s.centre.queues.get(&row.queue).cloned().unwrap_or_default();
+        c.info = CallInfo {
+            call_id: row.call_id.clone(),
+            queue: row.queue.clone(),
+            language: row.language.clone(),
+            path: row.path.clone(),
+            vars: row.vars.clone(),
+        };
+        // The wait counts from the request, not from the restart.
+        let waited = Duration::from_secs((unix_now() as i64 - row.requested_at).max(0) as u64);
+        let now = Instant::now();
+        c.queued_at = Some(now.checked_sub(waited).unwrap_or(now));
+        c.queued_unix = Some(row.requested_at);
+        c.outcome = "callback_waiting";
+        c.callback = Some(Callback {
+            attempts: row.attempts,
+            requested_at: row.requested_at,
+            ..Callback::default()
+        });
+        info!(queue = %row.queue, attempts = row.attempts, "call-back restored after a restart");
+        c.join_queue(s).await;
+        c
     }
 
     /// The flow asked for an agent: join the queue, start the music.
@@ -271,6 +304,7 @@ impl CentreCall {
                 .collect(),
         };
         self.queued_at = Some(now);
+        self.queued_unix.get_or_insert(unix_now() as i64);
         self.outcome = "queued";
         if self.def.announce_seconds > 0 {
             self.next_announce = Some(now + Duration::from_secs(self.def.announce_seconds));
@@ -333,10 +367,34 @@ impl CentreCall {
     }
 
     fn start_callback(&mut self, s: &CallSetup) {
-        self.callback = Some(Callback::default());
+        self.callback = Some(Callback {
+            requested_at: unix_now() as i64,
+            ..Callback::default()
+        });
         self.outcome = "callback_waiting";
         self.next_announce = None;
-        store_callback(&s.cfg.data_dir, s, &self.info, "requested", 0);
+        self.store_callback(s, "requested", 0);
+    }
+
+    /// Stores the call-back's new state.
+    fn store_callback(&self, s: &CallSetup, status: &str, attempts: u32) {
+        let requested_at = self.callback.as_ref().map_or(0, |c| c.requested_at);
+        s.store.callback(nida_store::CallbackRow {
+            call_id: s.call_id.clone(),
+            number: s.caller.clone(),
+            source: s.source.to_string(),
+            called: s.called.clone(),
+            queue: self.info.queue.clone(),
+            language: self.info.language.clone(),
+            priority: self.priority,
+            skills: self.skills.clone(),
+            vars: self.info.vars.clone(),
+            path: self.path.clone(),
+            status: status.to_string(),
+            attempts,
+            requested_at,
+            updated_at: unix_now() as i64,
+        });
     }
 
     /// The caller is back on the line (they answered the call-back).
@@ -841,7 +899,7 @@ impl CentreCall {
         if attempts < self.def.callback_attempts {
             c.retry_at =
                 Some(Instant::now() + Duration::from_secs(self.def.callback_retry_seconds));
-            store_callback(&s.cfg.data_dir, s, &self.info, "not_answered", attempts);
+            self.store_callback(s, "not_answered", attempts);
         } else {
             self.finish_callback(s, "failed");
         }
@@ -858,7 +916,7 @@ impl CentreCall {
         } else {
             "callback_refused"
         };
-        store_callback(&s.cfg.data_dir, s, &self.info, status, attempts);
+        self.store_callback(s, status, attempts);
     }
 
     /// Bridges the caller to an answered leg.
@@ -1088,32 +1146,34 @@ impl CentreCall {
             (Some(a), Some(b)) => Some(b.saturating_duration_since(a).as_secs_f64()),
             _ => None,
         };
-        let record = serde_json::json!({
-            "call_id": s.call_id,
-            "caller": s.caller,
-            "called": s.called,
-            "ended": unix_now(),
-            "queue": self.info.queue,
-            "language": self.language,
-            "path": self.path,
-            "vars": self.info.vars,
-            "outcome": self.outcome,
-            "agent": self.agent.map(|a| a.0),
-            "wait_seconds": secs(self.queued_at, self.answered_at),
-            "talk_seconds": secs(self.answered_at, self.talk_ended),
-            "rating": self.rating,
-            "low_rating": self.rating.is_some_and(|r| r <= LOW_RATING),
-            "recording": self.recording.as_ref().map(|p| p.display().to_string()),
-            "transfers": self.transfers,
-            "callback": self.callback.is_some(),
-            "callback_attempts": self.callback.as_ref().map(|c| c.attempts),
-        });
+        let record = nida_store::CallRecord {
+            id: 0,
+            call_id: s.call_id.clone(),
+            caller: s.caller.clone(),
+            called: s.called.clone(),
+            queued_at: self.queued_unix,
+            ended_at: unix_now() as i64,
+            queue: self.info.queue.clone(),
+            language: self.language.clone(),
+            outcome: self.outcome.to_string(),
+            agent: self.agent.map(|a| a.0),
+            wait_seconds: secs(self.queued_at, self.answered_at),
+            talk_seconds: secs(self.answered_at, self.talk_ended),
+            service_level_seconds: self.def.service_level_seconds as u32,
+            rating: self.rating,
+            recording: self.recording.as_ref().map(|p| p.display().to_string()),
+            callback: self.callback.is_some(),
+            callback_attempts: self.callback.as_ref().map(|c| c.attempts),
+            path: self.path.clone(),
+            vars: self.info.vars.clone(),
+            transfers: self.transfers.clone(),
+        };
         if let Some(c) = &self.callback {
             if self.outcome == "answered" {
-                store_callback(&s.cfg.data_dir, s, &self.info, "answered", c.attempts + 1);
+                self.store_callback(s, "answered", c.attempts + 1);
             }
         }
-        append_line(&s.cfg.data_dir.join("calls.jsonl"), &record.to_string());
+        s.store.call(record).await;
         info!(outcome = self.outcome, rating = ?self.rating, "call record written");
     }
 }
@@ -1172,47 +1232,6 @@ fn recording_path(data_dir: &std::path::Path, call_id: &str) -> PathBuf {
         .join("recordings")
         .join(civil_date(unix_now()))
         .join(format!("{safe}.wav"))
-}
-
-/// Appends a line and syncs it to disk: a record survives a crash once
-/// written.
-fn append_line(path: &std::path::Path, line: &str) {
-    if let Some(dir) = path.parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
-    let r = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .and_then(|mut f| {
-            f.write_all(format!("{line}\n").as_bytes())?;
-            f.sync_data()
-        });
-    if let Err(e) = r {
-        warn!(path = %path.display(), error = %e, "cannot write record");
-    }
-}
-
-/// Appends a call-back's state change (`requested`, `not_answered`,
-/// `answered`, `failed`, `refused`) to `callbacks.jsonl`, synced.
-fn store_callback(
-    data_dir: &std::path::Path,
-    s: &CallSetup,
-    info: &CallInfo,
-    status: &str,
-    attempts: u32,
-) {
-    let record = serde_json::json!({
-        "call_id": s.call_id,
-        "number": s.caller,
-        "queue": info.queue,
-        "language": info.language,
-        "vars": info.vars,
-        "status": status,
-        "attempts": attempts,
-        "at": unix_now(),
-    });
-    append_line(&data_dir.join("callbacks.jsonl"), &record.to_string());
 }
 
 #[cfg(test)]
