@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::Nida;
+use common::{Nida, TOKEN};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -276,7 +276,8 @@ fn caller(nida: &Nida, digits: &str, max_seconds: u32, voice: &Path, record: &Pa
 fn http(nida: &Nida, method: &str, path: &str) -> String {
     let mut s = TcpStream::connect(nida.http).expect("HTTP endpoint");
     s.write_all(
-        format!("{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n").as_bytes(),
+        format!("{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: 0\r\n\r\n")
+            .as_bytes(),
     )
     .unwrap();
     let mut r = BufReader::new(s);
@@ -285,11 +286,14 @@ fn http(nida: &Nida, method: &str, path: &str) -> String {
     line.trim().to_string()
 }
 
-/// Collects the server-sent events of `/events` in the background.
+/// Collects the server-sent events of `/api/events` in the background.
 fn event_stream(nida: &Nida) -> Arc<Mutex<Vec<serde_json::Value>>> {
     let mut s = TcpStream::connect(nida.http).expect("HTTP endpoint");
-    s.write_all(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
+    s.write_all(
+        format!("GET /api/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\r\n")
+            .as_bytes(),
+    )
+    .unwrap();
     let events = Arc::new(Mutex::new(Vec::new()));
     let sink = events.clone();
     std::thread::spawn(move || {
@@ -438,14 +442,19 @@ fn caller_hangs_up_while_the_agent_rings() {
     let phone = registered_phone(&nida, false);
     assert!(nida.wait_log("state=Available", Duration::from_secs(5)));
     // A break through the API, then ready again.
-    assert!(http(&nida, "POST", "/agents/1/not_ready?reason=lunch%20break").contains("202"));
+    assert!(http(
+        &nida,
+        "POST",
+        "/api/agents/1/not_ready?reason=lunch%20break"
+    )
+    .contains("202"));
     assert!(
         nida.wait_log("Reason(\"lunch break\")", Duration::from_secs(5)),
         "{}",
         nida.log()
     );
-    assert!(http(&nida, "POST", "/agents/9/ready").contains("404"));
-    assert!(http(&nida, "POST", "/agents/1/ready").contains("202"));
+    assert!(http(&nida, "POST", "/api/agents/9/ready").contains("404"));
+    assert!(http(&nida, "POST", "/api/agents/1/ready").contains("202"));
     assert!(wait(Duration::from_secs(5), || nida
         .log()
         .matches("state=Available")
@@ -659,8 +668,8 @@ fn caller_asks_for_a_call_back_and_is_called_back_when_an_agent_is_free() {
     // The citizen's phone, then an agent becomes ready.
     let mut sipp = sipp_phone("answer_until_bye.xml", sp, 1, 60, true);
     std::thread::sleep(Duration::from_millis(300));
-    assert!(http(&nida, "POST", "/agents/1/login").contains("202"));
-    assert!(http(&nida, "POST", "/agents/1/ready").contains("202"));
+    assert!(http(&nida, "POST", "/api/agents/1/login").contains("202"));
+    assert!(http(&nida, "POST", "/api/agents/1/ready").contains("202"));
     assert!(
         nida.wait_log("call-back answered", Duration::from_secs(20)),
         "{}\n{}",
@@ -739,7 +748,7 @@ fn sigkill_loses_no_record_and_a_stored_call_back_is_made_after_the_restart() {
          [queues.visa_general]\nannounce_seconds = 0\nwrap_up_seconds = 0\n"
     );
     let nida = start_centre(&extra);
-    assert!(http(&nida, "POST", "/agents/2/not_ready?reason=later").contains("202"));
+    assert!(http(&nida, "POST", "/api/agents/2/not_ready?reason=later").contains("202"));
     let voice = caller_voice(&nida.dir);
     let heard = nida.dir.join("caller-heard.wav");
     // A caller who gives up while waiting: a finished call.
@@ -831,7 +840,7 @@ fn agent_transfers_the_caller_to_another_queue() {
          [queues.visa_urgent]\nannounce_seconds = 0\nwrap_up_seconds = 0\n"
     );
     let nida = start_centre(&extra);
-    assert!(http(&nida, "POST", "/agents/2/not_ready?reason=later").contains("202"));
+    assert!(http(&nida, "POST", "/api/agents/2/not_ready?reason=later").contains("202"));
     let sipp = sipp_phone("callback_answer.xml", sp, 1, 60, true);
     let phone = registered_phone(&nida, true);
     let voice = caller_voice(&nida.dir);
@@ -867,7 +876,7 @@ fn agent_transfers_the_caller_to_another_queue() {
         "{}",
         nida.log()
     );
-    assert!(http(&nida, "POST", "/agents/2/ready").contains("202"));
+    assert!(http(&nida, "POST", "/api/agents/2/ready").contains("202"));
     assert!(
         nida.wait_log("bridged agent=2", Duration::from_secs(10)),
         "{}",
@@ -1050,8 +1059,8 @@ fn a_call_back_the_caller_does_not_take_is_tried_again_then_given_up() {
         nida.log()
     );
     let _ = finish(call);
-    assert!(http(&nida, "POST", "/agents/1/login").contains("202"));
-    assert!(http(&nida, "POST", "/agents/1/ready").contains("202"));
+    assert!(http(&nida, "POST", "/api/agents/1/login").contains("202"));
+    assert!(http(&nida, "POST", "/api/agents/1/ready").contains("202"));
     assert!(
         nida.wait_log("call record written", Duration::from_secs(30)),
         "{}",

@@ -36,6 +36,9 @@ pub fn media_ports(base: u16) -> u16 {
     ports(base, 6)
 }
 
+/// The admin token every test nida gets.
+pub const TOKEN: &str = "test-admin-token-0123";
+
 pub struct Nida {
     pub child: Child,
     pub sip: SocketAddr,
@@ -64,7 +67,7 @@ impl Nida {
         std::fs::write(
             &cfg,
             format!(
-                "sip_addr = \"{sip}\"\nhttp_addr = \"{http}\"\nrtp_ports = \"{}-{}\"\nseed = 7\n{extra}\n",
+                "sip_addr = \"{sip}\"\nhttp_addr = \"{http}\"\nrtp_ports = \"{}-{}\"\nseed = 7\nadmin_token = \"{TOKEN}\"\n{extra}\n",
                 p + 10,
                 p + 109
             ),
@@ -141,8 +144,11 @@ impl Nida {
     /// A number from the JSON of `/status`.
     pub fn status(&self, key: &str) -> u64 {
         let mut s = TcpStream::connect(self.http).expect("status endpoint");
-        s.write_all(b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n")
-            .unwrap();
+        s.write_all(
+            format!("GET /api/status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\r\n")
+                .as_bytes(),
+        )
+        .unwrap();
         let mut body = String::new();
         s.read_to_string(&mut body).unwrap();
         let pat = format!("\"{key}\":");

@@ -51,6 +51,17 @@ pub struct Snapshot {
     pub decisions: u64,
 }
 
+/// Loads the latest [`Snapshot`] without locks; cheap to clone.
+#[derive(Clone)]
+pub struct SnapshotReader(Arc<ArcSwap<Snapshot>>);
+
+impl SnapshotReader {
+    /// The latest statistics.
+    pub fn load(&self) -> Arc<Snapshot> {
+        self.0.load_full()
+    }
+}
+
 /// Handle to the core thread.
 pub struct Shell {
     /// Where commands go (clone it for each producer).
@@ -80,6 +91,11 @@ impl Shell {
     /// The latest statistics (no lock taken).
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.snapshot.load_full()
+    }
+
+    /// A reader of the statistics that other tasks can keep.
+    pub fn snapshots(&self) -> SnapshotReader {
+        SnapshotReader(self.snapshot.clone())
     }
 
     /// Stops the thread and waits for it.

@@ -526,6 +526,7 @@ async fn talk(
     }
     centre.finish(s).await;
     let st = rtp.stats();
+    s.counters.rtp_leg(&st);
     info!(
         sent = st.sent,
         received = st.received,

@@ -213,6 +213,10 @@ pub struct CentreHandle {
     pub queues: Arc<BTreeMap<String, QueueDef>>,
     /// Agent id by SIP user.
     pub agents_by_user: Arc<HashMap<String, u32>>,
+    /// The live board (calls and agents).
+    pub live: tokio::sync::watch::Receiver<Arc<crate::live::LiveView>>,
+    /// The routing core's statistics, per queue in the order of `queues`.
+    pub stats: nida_acd::shell::SnapshotReader,
 }
 
 /// Starts the centre: the routing core thread and the task that serves it.
@@ -268,7 +272,25 @@ pub fn start(cfg: &Config, flow_queues: Vec<String>) -> CentreHandle {
         }
     });
     let by_user = Arc::new(by_user);
+    let (board, live) = crate::live::Board::new(
+        cfg.agents
+            .iter()
+            .map(|a| crate::live::LiveAgent {
+                id: a.id,
+                user: a.user.clone(),
+                name: a.name.clone(),
+                languages: a.languages.clone(),
+                skills: a.skills.clone(),
+                state: "logged_out",
+                reason: None,
+                since: crate::queued::unix_now(),
+                task: None,
+            })
+            .collect(),
+    );
+    let stats = shell.snapshots();
     let centre = Centre {
+        board,
         shell,
         dir,
         agents,
@@ -289,6 +311,8 @@ pub fn start(cfg: &Config, flow_queues: Vec<String>) -> CentreHandle {
         events,
         queues: Arc::new(defs),
         agents_by_user: by_user,
+        live,
+        stats,
     }
 }
 
@@ -327,6 +351,7 @@ struct Waiting {
 }
 
 struct Centre {
+    board: crate::live::Board,
     shell: Shell,
     dir: Directory,
     agents: HashMap<u32, AgentDef>,
@@ -353,6 +378,7 @@ impl Centre {
                 None => warn!(agent = id, "agent contact is not sip:user@ip:port: ignored"),
             }
         }
+        let mut publish = tokio::time::interval(Duration::from_millis(200));
         loop {
             tokio::select! {
                 m = rx.recv() => match m {
@@ -360,6 +386,7 @@ impl Centre {
                     None => break,
                 },
                 Some(o) = outputs.recv() => self.output(o).await,
+                _ = publish.tick() => self.board.publish(),
             }
         }
         self.shell.stop();
@@ -428,6 +455,8 @@ impl Centre {
                     task: task.0,
                     info: info.clone(),
                 });
+                self.board
+                    .queued(task.0, info.clone(), crate::queued::unix_now());
                 self.calls.insert(task, Waiting { call, info });
                 self.command(Command::Enqueue(spec));
             }
@@ -463,6 +492,7 @@ impl Centre {
                     self.command(Command::NotReady(agent, "unreachable".into()));
                     return;
                 };
+                self.board.call_state(task.0, "ringing", Some(agent.0));
                 if let Some(w) = self.calls.get(&task) {
                     let _ = self.events.send(CentreEvent::Offer {
                         agent: agent.0,
@@ -494,6 +524,7 @@ impl Centre {
                 self.send_to(task, ToCall::Withdraw(agent)).await;
             }
             Output::Connected { task, agent } => {
+                self.board.call_state(task.0, "talking", Some(agent.0));
                 let _ = self.events.send(CentreEvent::Connected {
                     agent: agent.0,
                     task: task.0,
@@ -520,9 +551,11 @@ impl Centre {
                     EndReason::Completed | EndReason::Abandoned => {}
                 }
                 self.calls.remove(&task);
+                self.board.ended(task.0);
             }
             Output::AgentState { agent, state } => {
                 info!(agent = agent.0, ?state, "agent state");
+                self.board.agent(agent.0, &state, crate::queued::unix_now());
                 let _ = self.events.send(CentreEvent::AgentState {
                     agent: agent.0,
                     state: format!("{state:?}"),

@@ -104,7 +104,41 @@ pub struct FileConfig {
     feature_codes: Option<crate::features::FeatureCodes>,
     outbound_uri: Option<String>,
     recording_retention_days: Option<u64>,
+    admin_token: Option<String>,
+    webhooks: Option<Vec<WebhookDef>>,
 }
+
+/// A web service told about the centre's events.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookDef {
+    /// `http://host:port/path` that receives a JSON POST per event.
+    pub url: String,
+    /// Events sent: `queued`, `answered`, `ended`, `callback`, `survey`
+    /// (all when empty).
+    #[serde(default)]
+    pub events: Vec<String>,
+    /// Sent as `Authorization: Bearer ...` when set.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// Tries per event before it is dropped (logged).
+    #[serde(default = "default_webhook_attempts")]
+    pub attempts: u32,
+    /// Wait before the first retry, doubled at each retry (milliseconds).
+    #[serde(default = "default_webhook_backoff")]
+    pub backoff_ms: u64,
+}
+
+fn default_webhook_attempts() -> u32 {
+    6
+}
+
+fn default_webhook_backoff() -> u64 {
+    1000
+}
+
+/// The webhook events there are.
+pub const WEBHOOK_EVENTS: [&str; 5] = ["queued", "answered", "ended", "callback", "survey"];
 
 /// An agent: SIP credentials, skills and languages.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -280,6 +314,11 @@ pub struct Config {
     pub outbound_uri: Option<String>,
     /// Recordings are deleted after this many days (0: kept for ever).
     pub recording_retention_days: u64,
+    /// The admin API's bearer token; none: a random one, written to
+    /// `data_dir/admin-token`.
+    pub admin_token: Option<String>,
+    /// Webhooks.
+    pub webhooks: Vec<WebhookDef>,
 }
 
 impl Default for Config {
@@ -329,6 +368,8 @@ impl Default for Config {
             feature_codes: Default::default(),
             outbound_uri: None,
             recording_retention_days: 90,
+            admin_token: None,
+            webhooks: Vec::new(),
         }
     }
 }
@@ -520,6 +561,45 @@ impl Config {
         }
         if let Some(v) = f.recording_retention_days {
             self.recording_retention_days = v;
+        }
+        if let Some(t) = f.admin_token {
+            if t.len() < 12 {
+                return Err(ConfigError::Value {
+                    key: "admin_token",
+                    message: "must be at least 12 characters".into(),
+                });
+            }
+            self.admin_token = Some(t);
+        }
+        if let Some(hooks) = f.webhooks {
+            for h in &hooks {
+                if !h.url.starts_with("http://") {
+                    return Err(ConfigError::Value {
+                        key: "webhooks",
+                        message: format!("{}: only http:// URLs are supported", h.url),
+                    });
+                }
+                if let Some(e) = h
+                    .events
+                    .iter()
+                    .find(|e| !WEBHOOK_EVENTS.contains(&e.as_str()))
+                {
+                    return Err(ConfigError::Value {
+                        key: "webhooks",
+                        message: format!(
+                            "unknown event {e:?} (known: {})",
+                            WEBHOOK_EVENTS.join(", ")
+                        ),
+                    });
+                }
+                if h.attempts == 0 {
+                    return Err(ConfigError::Value {
+                        key: "webhooks",
+                        message: "attempts must be more than 0".into(),
+                    });
+                }
+            }
+            self.webhooks = hooks;
         }
         if let Some(v) = f.feature_codes {
             v.check().map_err(|message| ConfigError::Value {

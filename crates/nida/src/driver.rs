@@ -64,8 +64,8 @@ pub struct LegSetup {
     pub socket: std::net::UdpSocket,
 }
 
-/// Live counters shared with the status endpoint (plain atomics: readers
-/// never block the driver).
+/// Live counters shared with the admin API and the metrics (plain
+/// atomics: readers never block the driver or the calls).
 #[derive(Debug, Default)]
 pub struct Counters {
     /// Calls in progress.
@@ -80,6 +80,66 @@ pub struct Counters {
     pub sip_malformed: AtomicU64,
     /// DTMF digits received.
     pub dtmf: AtomicU64,
+    /// SIP responses nida sent, by status code.
+    pub responses_sent: StatusCounts,
+    /// SIP responses nida received (from agents' phones, carriers), by code.
+    pub responses_received: StatusCounts,
+    /// RTP packets received on finished call legs.
+    pub rtp_received: AtomicU64,
+    /// RTP packets lost on finished call legs.
+    pub rtp_lost: AtomicU64,
+    /// Sum of the legs' last interarrival jitter, in microseconds.
+    pub rtp_jitter_us: AtomicU64,
+    /// Legs counted in `rtp_jitter_us`.
+    pub rtp_legs: AtomicU64,
+}
+
+impl Counters {
+    /// Counts a finished leg's RTP statistics (jitter in 8 kHz units).
+    pub fn rtp_leg(&self, st: &nida_media::rtp::RtpStats) {
+        self.rtp_received.fetch_add(st.received, Ordering::Relaxed);
+        self.rtp_lost.fetch_add(st.lost, Ordering::Relaxed);
+        let us = (st.jitter / 8000.0 * 1e6).max(0.0) as u64;
+        self.rtp_jitter_us.fetch_add(us, Ordering::Relaxed);
+        self.rtp_legs.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Counts of SIP status codes 100 to 699.
+#[derive(Debug)]
+pub struct StatusCounts(Box<[AtomicU64]>);
+
+impl Default for StatusCounts {
+    fn default() -> Self {
+        StatusCounts((100..700).map(|_| AtomicU64::new(0)).collect())
+    }
+}
+
+impl StatusCounts {
+    /// Counts the message if it is a response (`SIP/2.0 NNN ...`).
+    pub fn count(&self, message: &[u8]) {
+        let Some(code) = message
+            .strip_prefix(b"SIP/2.0 ")
+            .and_then(|r| r.get(..3))
+            .and_then(|c| std::str::from_utf8(c).ok())
+            .and_then(|c| c.parse::<usize>().ok())
+        else {
+            return;
+        };
+        if let Some(n) = code.checked_sub(100).and_then(|i| self.0.get(i)) {
+            n.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The codes seen, with their counts.
+    pub fn seen(&self) -> Vec<(u16, u64)> {
+        self.0
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (i as u16 + 100, n.load(Ordering::Relaxed)))
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
 }
 
 /// Allocates and binds RTP ports; only the driver touches it.
@@ -219,13 +279,19 @@ pub async fn run(
             .unwrap_or_else(|| tokio::time::Instant::now() + std::time::Duration::from_secs(3600));
         tokio::select! {
             r = udp.recv_from(&mut buf) => match r {
-                Ok((n, from)) => ep.handle_message(Instant::now(), Transport::Udp, from, &buf[..n]),
+                Ok((n, from)) => {
+                    counters.responses_received.count(&buf[..n]);
+                    ep.handle_message(Instant::now(), Transport::Udp, from, &buf[..n])
+                }
                 Err(e) => warn!(error = %e, "UDP receive failed"),
             },
             Some(msg) = rx.recv() => {
                 let now = Instant::now();
                 match msg {
-                    ToDriver::TcpMessage(from, data) => ep.handle_message(now, Transport::Tcp, from, &data),
+                    ToDriver::TcpMessage(from, data) => {
+                        counters.responses_received.count(&data);
+                        ep.handle_message(now, Transport::Tcp, from, &data)
+                    }
                     ToDriver::TcpOpen(peer, sender) => { tcp_conns.insert(peer, sender); }
                     ToDriver::TcpClosed(peer) => { tcp_conns.remove(&peer); }
                     ToDriver::Ring(h) => ep.ringing(now, h),
@@ -269,6 +335,7 @@ pub async fn run(
             let mut busy = false;
             while let Some(t) = ep.poll_transmit() {
                 busy = true;
+                counters.responses_sent.count(&t.data);
                 match t.transport {
                     Transport::Udp => {
                         if let Err(e) = udp.send_to(&t.data, t.dest).await {

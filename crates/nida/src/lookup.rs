@@ -6,7 +6,6 @@ use crate::config::LookupConfig;
 use nida_ivr::{LookupResult, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Errors loading a backend.
 #[derive(Debug, thiserror::Error)]
@@ -140,59 +139,18 @@ fn encode(s: &str) -> String {
         .collect()
 }
 
-/// A minimal HTTP/1.1 client: one request per connection.
+/// A lookup over HTTP: GET with the parameters in the URL, or POST with
+/// them as a JSON body.
 async fn http(url: &str, post: bool, params: &BTreeMap<String, String>) -> LookupResult {
     let mut url = url.to_string();
     for (k, v) in params {
         url = url.replace(&format!("{{{k}}}"), &encode(v));
     }
-    let rest = url.trim_start_matches("http://");
-    let (hostport, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let addr = if hostport.contains(':') {
-        hostport.to_string()
-    } else {
-        format!("{hostport}:80")
-    };
-    let mut stream = match tokio::net::TcpStream::connect(&addr).await {
-        Ok(s) => s,
-        Err(e) => return LookupResult::Error(format!("connect {addr}: {e}")),
-    };
-    let req = if post {
-        let body = serde_json::to_string(params).unwrap_or_default();
-        format!(
-            "POST {path} HTTP/1.1\r\nHost: {hostport}\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-    } else {
-        format!("GET {path} HTTP/1.1\r\nHost: {hostport}\r\nAccept: application/json\r\nConnection: close\r\n\r\n")
-    };
-    if let Err(e) = stream.write_all(req.as_bytes()).await {
-        return LookupResult::Error(format!("send: {e}"));
-    }
-    let mut resp = Vec::new();
-    if let Err(e) = stream.take(1 << 20).read_to_end(&mut resp).await {
-        return LookupResult::Error(format!("read: {e}"));
-    }
-    let text = String::from_utf8_lossy(&resp);
-    let Some((head, body)) = text.split_once("\r\n\r\n") else {
-        return LookupResult::Error("malformed HTTP response".into());
-    };
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let chunked = head.lines().any(|l| {
-        l.to_ascii_lowercase().starts_with("transfer-encoding:")
-            && l.to_ascii_lowercase().contains("chunked")
-    });
-    let body = if chunked {
-        dechunk(body)
-    } else {
-        body.to_string()
+    let body = post.then(|| serde_json::to_string(params).unwrap_or_default());
+    let method = if post { "POST" } else { "GET" };
+    let (status, body) = match crate::httpc::request(method, &url, None, body.as_deref()).await {
+        Ok(r) => r,
+        Err(e) => return LookupResult::Error(e),
     };
     match status {
         200 => match serde_json::from_str::<serde_json::Value>(&body)
@@ -208,29 +166,12 @@ async fn http(url: &str, post: bool, params: &BTreeMap<String, String>) -> Looku
     }
 }
 
-fn dechunk(body: &str) -> String {
-    let mut out = String::new();
-    let mut rest = body;
-    while let Some((size, after)) = rest.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
-            break;
-        };
-        if n == 0 || after.len() < n {
-            break;
-        }
-        out.push_str(&after[..n]);
-        rest = after[n..].trim_start_matches("\r\n");
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn url_encoding_and_chunks() {
+    fn url_encoding() {
         assert_eq!(encode("a b/é"), "a%20b%2F%C3%A9");
-        assert_eq!(dechunk("4\r\n{\"a\"\r\n3\r\n:1}\r\n0\r\n\r\n"), "{\"a\":1}");
     }
 }

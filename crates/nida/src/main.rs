@@ -2,6 +2,7 @@
 //! the prompts, binds the sockets, and starts the SIP driver and the status
 //! endpoint on a tokio runtime.
 
+mod api;
 mod call;
 mod caller;
 mod centre;
@@ -10,12 +11,16 @@ mod db;
 mod driver;
 mod features;
 mod flowcmd;
+mod httpc;
+mod live;
 mod lookup;
+mod metrics;
 mod queued;
 mod redact;
 mod reload;
 mod retention;
-mod status;
+mod web;
+mod webhooks;
 
 use clap::Parser;
 use config::{Config, PortRange};
@@ -271,7 +276,7 @@ async fn serve(
     };
     let seed = cfg.seed.unwrap_or_else(os_seed);
     println!(
-        "nida {} listening: SIP udp+tcp {}, RTP {}:{}-{}, HTTP http://{}/status; {} prompts from {}; {} flows",
+        "nida {} listening: SIP udp+tcp {}, RTP {}:{}-{}, HTTP http://{}/wallboard; {} prompts from {}; {} flows",
         env!("CARGO_PKG_VERSION"),
         cfg.sip_addr,
         cfg.media_ip,
@@ -289,16 +294,41 @@ async fn serve(
             return ExitCode::from(2);
         }
     };
+    let mut cfg = cfg;
+    if let Err(e) = add_stored_agents(&mut cfg, &store) {
+        eprintln!("nida: {e}");
+        return ExitCode::from(2);
+    }
+    let token = match admin_token(&cfg) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("nida: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let counters = Arc::new(driver::Counters::default());
     let cfg = Arc::new(cfg);
     let centre = centre::start(&cfg, flows.queues());
-    tokio::spawn(status::serve(
-        http,
-        counters.clone(),
-        centre.clone(),
-        cfg.data_dir.clone(),
-    ));
     let (flows_tx, flows_rx) = tokio::sync::watch::channel(Arc::new(flows));
+    let flows_tx = Arc::new(flows_tx);
+    let reload_now: api::Reload = {
+        let (cfg, tx) = (cfg.clone(), flows_tx.clone());
+        Arc::new(move || reload::reload(&cfg, &tx, "admin API"))
+    };
+    tokio::spawn(api::serve(
+        http,
+        api::Api::new(
+            counters.clone(),
+            centre.clone(),
+            store.clone(),
+            cfg.data_dir.clone(),
+            token,
+            cfg.agents.clone(),
+            reload_now,
+            seed,
+        ),
+    ));
+    webhooks::start(&cfg.webhooks, &centre, &store);
     tokio::spawn(reload::watch(cfg.clone(), flows_tx));
     tokio::spawn(retention::run(
         cfg.data_dir.clone(),
@@ -317,6 +347,58 @@ async fn serve(
             tracing::info!("signal received: stopping");
             ExitCode::SUCCESS
         }
+    }
+}
+
+/// Agents kept in the store join those of the configuration (the
+/// configuration wins for an id or user both have).
+fn add_stored_agents(
+    cfg: &mut Config,
+    store: &db::StoreHandle,
+) -> Result<(), nida_store::StoreError> {
+    for a in store.reader()?.agents()? {
+        if cfg.agents.iter().any(|c| c.id == a.id || c.user == a.user) {
+            continue;
+        }
+        cfg.agents.push(config::AgentDef {
+            id: a.id,
+            user: a.user,
+            password: a.password,
+            name: a.name,
+            skills: a.skills,
+            languages: a.languages,
+            contact: a.contact,
+            ready_on_register: a.ready_on_register,
+        });
+    }
+    Ok(())
+}
+
+/// The admin token: the configured one, or a random one written (owner
+/// only) to `data_dir/admin-token` for the supervisor to read.
+fn admin_token(cfg: &Config) -> Result<String, String> {
+    if let Some(t) = &cfg.admin_token {
+        return Ok(t.clone());
+    }
+    let path = cfg.data_dir.join("admin-token");
+    let token = format!("{:016x}{:016x}", os_seed(), os_seed());
+    use std::os::unix::fs::OpenOptionsExt;
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, format!("{token}\n").as_bytes()));
+    match written {
+        Ok(()) => {
+            println!("admin token written to {}", path.display());
+            Ok(token)
+        }
+        Err(e) => Err(format!(
+            "cannot write the admin token to {}: {e}",
+            path.display()
+        )),
     }
 }
 

@@ -1194,7 +1194,8 @@ fn external_target(s: &CallSetup, target: &str, number: &str) -> Option<crate::c
     crate::centre::static_target(&template.replace("{number}", number))
 }
 
-fn unix_now() -> u64 {
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs())

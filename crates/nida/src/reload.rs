@@ -38,8 +38,9 @@ fn fingerprint(dir: &Path) -> Vec<(String, Option<SystemTime>, u64)> {
     v
 }
 
-/// Loads and checks the flows again; publishes them when valid.
-pub fn reload(cfg: &Config, tx: &watch::Sender<Arc<FlowSet>>, why: &str) -> bool {
+/// Loads and checks the flows again; publishes them when valid. Returns
+/// how many flows serve now, or why the old ones keep serving.
+pub fn reload(cfg: &Config, tx: &watch::Sender<Arc<FlowSet>>, why: &str) -> Result<usize, String> {
     match crate::flowcmd::load(&cfg.flows_dir, &cfg.prompts_dir) {
         Ok(set) => {
             let missing: Vec<String> = cfg
@@ -51,21 +52,25 @@ pub fn reload(cfg: &Config, tx: &watch::Sender<Arc<FlowSet>>, why: &str) -> bool
                 .collect();
             if !missing.is_empty() {
                 error!(%why, flows = ?missing, "reload refused: the dial plan names flows that are gone; the old flows keep serving");
-                return false;
+                return Err(format!(
+                    "the dial plan names flows that are gone: {}",
+                    missing.join(", ")
+                ));
             }
-            info!(%why, flows = set.flows.len(), "flows reloaded");
+            let n = set.flows.len();
+            info!(%why, flows = n, "flows reloaded");
             tx.send_replace(Arc::new(set));
-            true
+            Ok(n)
         }
         Err(report) => {
             error!(%why, "reload refused; the old flows keep serving:\n{report}");
-            false
+            Err(report.to_string())
         }
     }
 }
 
 /// Watches for SIGHUP and file changes until the process ends.
-pub async fn watch(cfg: Arc<Config>, tx: watch::Sender<Arc<FlowSet>>) {
+pub async fn watch(cfg: Arc<Config>, tx: Arc<watch::Sender<Arc<FlowSet>>>) {
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let mut last = fingerprint(&cfg.flows_dir);
     let mut tick = tokio::time::interval(Duration::from_millis(500));
@@ -86,6 +91,6 @@ pub async fn watch(cfg: Arc<Config>, tx: watch::Sender<Arc<FlowSet>>) {
             }
         };
         last = fingerprint(&cfg.flows_dir);
-        reload(&cfg, &tx, why);
+        let _ = reload(&cfg, &tx, why);
     }
 }

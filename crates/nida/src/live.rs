@@ -1,0 +1,215 @@
+//! The live board: who is waiting, ringing and talking, and each agent's
+//! state, as the centre sees it. The centre task is its only writer; it
+//! publishes a copy at most a few times a second, which the admin API,
+//! the wallboard and the metrics read without touching the centre.
+
+use crate::centre::CallInfo;
+use nida_acd::AgentState;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// A call the centre holds.
+#[derive(Debug, Clone, Serialize)]
+pub struct LiveCall {
+    /// Routing-core task id.
+    pub task: u64,
+    /// `waiting`, `ringing` or `talking`.
+    pub state: &'static str,
+    /// When it joined the queue (Unix seconds).
+    pub queued_at: u64,
+    /// The agent ringing or talking.
+    pub agent: Option<u32>,
+    /// What the call told (queue, language, IVR path and variables).
+    pub info: CallInfo,
+}
+
+/// An agent.
+#[derive(Debug, Clone, Serialize)]
+pub struct LiveAgent {
+    /// Agent id.
+    pub id: u32,
+    /// SIP user.
+    pub user: String,
+    /// Name.
+    pub name: String,
+    /// Languages.
+    pub languages: Vec<String>,
+    /// Skills and levels.
+    pub skills: BTreeMap<String, u8>,
+    /// `logged_out`, `available`, `ringing`, `talking`, `wrap_up`, `not_ready`.
+    pub state: &'static str,
+    /// Why not ready.
+    pub reason: Option<String>,
+    /// Since when (Unix seconds).
+    pub since: u64,
+    /// The call offered or taken.
+    pub task: Option<u64>,
+}
+
+/// What the board shows.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LiveView {
+    /// Calls by task.
+    pub calls: BTreeMap<u64, LiveCall>,
+    /// Agents by id.
+    pub agents: BTreeMap<u32, LiveAgent>,
+}
+
+/// The state name and not-ready reason of a core state.
+pub fn state_name(s: &AgentState) -> (&'static str, Option<String>) {
+    match s {
+        AgentState::LoggedOut => ("logged_out", None),
+        AgentState::Available => ("available", None),
+        AgentState::Offered(_) => ("ringing", None),
+        AgentState::Busy => ("talking", None),
+        AgentState::WrapUp => ("wrap_up", None),
+        AgentState::NotReady(nida_acd::NotReady::Reason(r)) => ("not_ready", Some(r.clone())),
+        AgentState::NotReady(nida_acd::NotReady::MissedOffers) => {
+            ("not_ready", Some("missed offers".into()))
+        }
+    }
+}
+
+/// The centre's side: changes, then `publish` when something changed.
+pub struct Board {
+    view: LiveView,
+    dirty: bool,
+    tx: watch::Sender<Arc<LiveView>>,
+}
+
+impl Board {
+    /// A board with its agents (all logged out) and its readers' end.
+    pub fn new(agents: Vec<LiveAgent>) -> (Board, watch::Receiver<Arc<LiveView>>) {
+        let view = LiveView {
+            calls: BTreeMap::new(),
+            agents: agents.into_iter().map(|a| (a.id, a)).collect(),
+        };
+        let (tx, rx) = watch::channel(Arc::new(view.clone()));
+        (
+            Board {
+                view,
+                dirty: false,
+                tx,
+            },
+            rx,
+        )
+    }
+
+    /// A call joined a queue.
+    pub fn queued(&mut self, task: u64, info: CallInfo, now: u64) {
+        self.view.calls.insert(
+            task,
+            LiveCall {
+                task,
+                state: "waiting",
+                queued_at: now,
+                agent: None,
+                info,
+            },
+        );
+        self.dirty = true;
+    }
+
+    /// A call is ringing an agent, or talking to one.
+    pub fn call_state(&mut self, task: u64, state: &'static str, agent: Option<u32>) {
+        if let Some(c) = self.view.calls.get_mut(&task) {
+            c.state = state;
+            c.agent = agent;
+            self.dirty = true;
+        }
+    }
+
+    /// A call left the centre.
+    pub fn ended(&mut self, task: u64) {
+        self.dirty |= self.view.calls.remove(&task).is_some();
+    }
+
+    /// An agent's state changed.
+    pub fn agent(&mut self, id: u32, state: &AgentState, now: u64) {
+        let Some(a) = self.view.agents.get_mut(&id) else {
+            return;
+        };
+        let (name, reason) = state_name(state);
+        a.state = name;
+        a.reason = reason;
+        a.since = now;
+        a.task = match state {
+            AgentState::Offered(t) => Some(t.0),
+            // The task offered stays with the agent while they talk.
+            AgentState::Busy => a.task,
+            _ => None,
+        };
+        self.dirty = true;
+    }
+
+    /// Publishes the board if it changed.
+    pub fn publish(&mut self) {
+        if self.dirty {
+            self.tx.send_replace(Arc::new(self.view.clone()));
+            self.dirty = false;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn agent(id: u32) -> LiveAgent {
+        LiveAgent {
+            id,
+            user: format!("100{id}"),
+            name: "A".into(),
+            languages: vec!["ar".into()],
+            skills: BTreeMap::new(),
+            state: "logged_out",
+            reason: None,
+            since: 0,
+            task: None,
+        }
+    }
+
+    #[test]
+    fn the_board_follows_a_call_and_its_agent() {
+        let (mut b, rx) = Board::new(vec![agent(1)]);
+        b.queued(5, CallInfo::default(), 100);
+        b.agent(1, &AgentState::Offered(nida_acd::TaskId(5)), 101);
+        b.call_state(5, "ringing", Some(1));
+        // Nothing reaches readers before publish.
+        assert!(rx.borrow().calls.is_empty());
+        b.publish();
+        assert_eq!(rx.borrow().calls[&5].state, "ringing");
+        assert_eq!(rx.borrow().agents[&1].state, "ringing");
+        b.agent(1, &AgentState::Busy, 102);
+        b.call_state(5, "talking", Some(1));
+        b.publish();
+        assert_eq!(
+            rx.borrow().agents[&1].task,
+            Some(5),
+            "the task stays while talking"
+        );
+        b.agent(
+            1,
+            &AgentState::NotReady(nida_acd::NotReady::Reason("lunch".into())),
+            103,
+        );
+        b.ended(5);
+        b.publish();
+        let v = rx.borrow().clone();
+        assert!(v.calls.is_empty());
+        assert_eq!(
+            (
+                v.agents[&1].state,
+                v.agents[&1].reason.as_deref(),
+                v.agents[&1].task
+            ),
+            ("not_ready", Some("lunch"), None)
+        );
+        // An unknown agent changes nothing.
+        b.agent(9, &AgentState::Available, 104);
+        b.publish();
+        assert_eq!(rx.borrow().agents.len(), 1);
+    }
+}
