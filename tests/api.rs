@@ -1,0 +1,458 @@
+//! The admin API end to end: token checks, every documented path answering,
+//! agent state changes, the agent page's log-in and its limits, a real call
+//! (`nida call`) seen waiting in the live calls, queues, metrics and event
+//! stream, then its record in the store, the webhook receiver getting its
+//! events after a failed first try, and a flow reload refused with the
+//! file's line and column while the old flows keep serving.
+
+mod common;
+
+use common::{Nida, TOKEN};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const BASE: u16 = 32000;
+
+/// One HTTP request; returns the status and the body.
+fn request(
+    nida: &Nida,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (u16, String) {
+    let mut s = TcpStream::connect(nida.http).expect("HTTP endpoint");
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    (status, body)
+}
+
+fn get(nida: &Nida, path: &str) -> serde_json::Value {
+    let (status, body) = request(nida, "GET", path, Some(TOKEN), "");
+    assert_eq!(status, 200, "{path}: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
+}
+
+fn wait(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+/// A webhook receiver that answers 500 to the first POST and 200 after.
+fn receiver() -> (u16, Arc<Mutex<Vec<serde_json::Value>>>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let sink = got.clone();
+    std::thread::spawn(move || {
+        for (n, conn) in l.incoming().enumerate() {
+            let Ok(mut c) = conn else { continue };
+            let mut r = BufReader::new(c.try_clone().unwrap());
+            let mut len = 0;
+            let mut auth = String::new();
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                let lower = line.to_ascii_lowercase();
+                if let Some(v) = lower.strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+                if lower.starts_with("authorization:") {
+                    auth = line.trim().to_string();
+                }
+            }
+            let mut body = vec![0u8; len];
+            let _ = r.read_exact(&mut body);
+            let mut v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            v["_auth"] = auth.into();
+            let code = if n == 0 {
+                "500 Internal Server Error"
+            } else {
+                "200 OK"
+            };
+            v["_answered"] = code.into();
+            sink.lock().unwrap().push(v);
+            let _ = write!(
+                c,
+                "HTTP/1.1 {code}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+        }
+    });
+    (port, got)
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            copy_dir(&p, &to.join(e.file_name()));
+        } else {
+            std::fs::copy(&p, to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+#[test]
+fn the_admin_api_serves_live_state_records_metrics_events_and_webhooks() {
+    let (hook_port, hooks) = receiver();
+    let nobody = common::ports(BASE + 2000, 2);
+    let nida = Nida::start_with(BASE, |dir| {
+        copy_dir(&common::repo().join("ivr-flows"), &dir.join("flows"));
+        format!(
+            "data_dir = \"{data}\"\nflows_dir = \"{flows}\"\n\
+             [[agents]]\nid = 1\nuser = \"1001\"\npassword = \"pw-one\"\nname = \"Amina\"\n\
+             skills = {{ visa = 5 }}\nlanguages = [\"en\", \"ar\"]\ncontact = \"sip:1001@127.0.0.1:{nobody}\"\n\
+             [queues.visa_general]\nannounce_seconds = 0\n\
+             [[webhooks]]\nurl = \"http://127.0.0.1:{hook_port}/hook\"\nevents = [\"queued\", \"ended\"]\n\
+             token = \"hook-secret\"\nbackoff_ms = 200\n",
+            data = dir.join("data").display(),
+            flows = dir.join("flows").display(),
+        )
+    });
+
+    // Tokens.
+    assert_eq!(request(&nida, "GET", "/health", None, "").0, 200);
+    assert_eq!(request(&nida, "GET", "/api/status", None, "").0, 401);
+    assert_eq!(
+        request(&nida, "GET", "/api/status", Some("wrong-token-123"), "").0,
+        401
+    );
+    assert_eq!(request(&nida, "GET", "/metrics", None, "").0, 401);
+    let status = get(&nida, "/api/status");
+    assert!(status["calls"].is_u64(), "{status}");
+
+    // Every documented path without parameters answers, and only with the
+    // token unless documented as public.
+    let doc = get(&nida, "/api/openapi.json");
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.len() >= 15, "{}", paths.len());
+    for (path, ops) in paths {
+        if path.contains('{') || ops.get("get").is_none() || path == "/api/events" {
+            continue;
+        }
+        let public = ops["get"]["security"] == serde_json::json!([]);
+        let (code, _) = request(&nida, "GET", path, Some(TOKEN), "");
+        assert_eq!(code, 200, "{path}");
+        let (code, _) = request(&nida, "GET", path, None, "");
+        assert_eq!(
+            code,
+            if public { 200 } else { 401 },
+            "{path} without a token"
+        );
+    }
+
+    // Queues and agents.
+    let queues = get(&nida, "/api/queues");
+    let names: Vec<&str> = queues
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"visa_general"), "{names:?}");
+    assert!(wait(Duration::from_secs(5), || get(&nida, "/api/agents")
+        [0]["state"]
+        == "available"));
+    let (code, _) = request(
+        &nida,
+        "POST",
+        "/api/agents/1/not_ready?reason=lunch%20break",
+        Some(TOKEN),
+        "",
+    );
+    assert_eq!(code, 202);
+    assert_eq!(
+        request(&nida, "POST", "/api/agents/9/ready", Some(TOKEN), "").0,
+        404
+    );
+    assert_eq!(
+        request(&nida, "POST", "/api/agents/1/dance", Some(TOKEN), "").0,
+        404
+    );
+    assert!(wait(Duration::from_secs(5), || {
+        let a = get(&nida, "/api/agents/1");
+        a["agent"]["state"] == "not_ready" && a["agent"]["reason"] == "lunch break"
+    }));
+
+    // The agent page's log-in: the same answer for a wrong user and a
+    // wrong password; a session reaches only its own agent.
+    let (code, wrong_pw) = request(
+        &nida,
+        "POST",
+        "/api/agent-login",
+        None,
+        r#"{"user":"1001","password":"nope"}"#,
+    );
+    assert_eq!(code, 401);
+    let (code, wrong_user) = request(
+        &nida,
+        "POST",
+        "/api/agent-login",
+        None,
+        r#"{"user":"9999","password":"pw-one"}"#,
+    );
+    assert_eq!(code, 401);
+    assert_eq!(wrong_pw, wrong_user);
+    let (code, body) = request(
+        &nida,
+        "POST",
+        "/api/agent-login",
+        None,
+        r#"{"user":"1001","password":"pw-one"}"#,
+    );
+    assert_eq!(code, 200, "{body}");
+    let session: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let agent_token = session["token"].as_str().unwrap().to_string();
+    assert_eq!(session["agent"], 1);
+    assert_eq!(
+        request(&nida, "GET", "/api/agents/1", Some(&agent_token), "").0,
+        200
+    );
+    assert_eq!(
+        request(&nida, "GET", "/api/agents", Some(&agent_token), "").0,
+        403
+    );
+    assert_eq!(
+        request(&nida, "GET", "/api/records", Some(&agent_token), "").0,
+        403
+    );
+    assert_eq!(
+        request(&nida, "GET", "/metrics", Some(&agent_token), "").0,
+        403
+    );
+
+    // The event stream.
+    let events = Arc::new(Mutex::new(Vec::<serde_json::Value>::new()));
+    {
+        let mut s = TcpStream::connect(nida.http).unwrap();
+        write!(
+            s,
+            "GET /api/events?token={TOKEN} HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+        .unwrap();
+        let sink = events.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(s).lines().map_while(Result::ok) {
+                if let Some(json) = line.strip_prefix("data: ") {
+                    sink.lock()
+                        .unwrap()
+                        .push(serde_json::from_str(json).unwrap());
+                }
+            }
+        });
+    }
+    std::thread::sleep(Duration::from_millis(300));
+
+    // A caller asks for an agent (English, then 0) and gives up waiting.
+    let caller = Command::new(env!("CARGO_BIN_EXE_nida"))
+        .args(["call", &format!("sip:8005@{}", nida.sip)])
+        .args([
+            "--digits",
+            "2,0",
+            "--barge-in-ms",
+            "1500",
+            "--max-seconds",
+            "12",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        wait(Duration::from_secs(15), || {
+            get(&nida, "/api/calls")
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["state"] == "waiting" && c["info"]["queue"] == "visa_general")
+        }),
+        "{}",
+        nida.log()
+    );
+    let tile = |nida: &Nida| {
+        get(nida, "/api/queues")
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|q| q["name"] == "visa_general")
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(tile(&nida)["waiting"], 1);
+    let (_, metrics) = request(&nida, "GET", "/metrics", Some(TOKEN), "");
+    assert!(
+        metrics.contains("nida_queue_waiting{queue=\"visa_general\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("nida_agents{state=\"not_ready\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("nida_sip_responses_total{code=\"200\",direction=\"sent\"}"),
+        "{metrics}"
+    );
+    let out = caller.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Its record, the figures and the events.
+    assert!(wait(Duration::from_secs(10), || get(&nida, "/api/records")
+        .as_array()
+        .unwrap()
+        .len()
+        == 1));
+    let rec = &get(&nida, "/api/records?queue=visa_general")[0];
+    assert_eq!(rec["outcome"], "abandoned", "{rec}");
+    assert_eq!(
+        get(&nida, "/api/records?queue=police")
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(
+        get(&nida, "/api/records?from=2000-01-01&to=2000-01-02")
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(
+        request(&nida, "GET", "/api/records?from=soon", Some(TOKEN), "").0,
+        400
+    );
+    let stats = get(&nida, "/api/stats");
+    let hour = stats
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["queue"] == "visa_general")
+        .unwrap();
+    assert_eq!(
+        (hour["offered"].as_u64(), hour["abandoned"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert!(wait(Duration::from_secs(3), || tile(&nida)["waiting"] == 0));
+    assert_eq!(tile(&nida)["abandoned"], 1);
+    let (_, metrics) = request(&nida, "GET", "/metrics", Some(TOKEN), "");
+    assert!(
+        metrics.contains("nida_calls_offered_total{queue=\"visa_general\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("nida_calls_abandoned_total{queue=\"visa_general\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("nida_rtp_packets_received_total "),
+        "{metrics}"
+    );
+    let kinds: Vec<String> = events
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(
+        kinds.contains(&"queued".to_string()) && kinds.contains(&"ended".to_string()),
+        "{kinds:?}"
+    );
+
+    // Webhooks: the first POST failed and was retried; then the record.
+    assert!(
+        wait(Duration::from_secs(10), || hooks
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|h| h["event"] == "ended")),
+        "{:?}\n{}",
+        hooks.lock().unwrap(),
+        nida.log()
+    );
+    let got = hooks.lock().unwrap().clone();
+    assert_eq!(got[0]["event"], "queued");
+    assert_eq!(got[0]["_answered"], "500 Internal Server Error");
+    assert_eq!(
+        got[1]["event"], "queued",
+        "the same event again after the failure"
+    );
+    assert_eq!(got[1]["call_id"], got[0]["call_id"]);
+    assert_eq!(got[0]["_auth"], "Authorization: Bearer hook-secret");
+    assert!(
+        got.iter()
+            .all(|h| h["event"] == "queued" || h["event"] == "ended"),
+        "{got:?}"
+    );
+    let ended = got.iter().find(|h| h["event"] == "ended").unwrap();
+    assert_eq!(ended["record"]["outcome"], "abandoned");
+    assert!(
+        nida.log().contains("webhook failed: retrying"),
+        "{}",
+        nida.log()
+    );
+
+    // Flow reload: good, broken (refused with file:line:column), good again.
+    let reload = |nida: &Nida| request(nida, "POST", "/api/flows/reload", Some(TOKEN), "");
+    let (code, body) = reload(&nida);
+    assert_eq!(code, 200, "{body}");
+    let main = nida.dir.join("flows/main.yaml");
+    let good = std::fs::read_to_string(&main).unwrap();
+    std::fs::write(&main, good.replacen("start:", "start: [", 1)).unwrap();
+    let (code, body) = reload(&nida);
+    assert_eq!(code, 422, "{body}");
+    assert!(body.contains("main.yaml:"), "{body}");
+    std::fs::write(&main, &good).unwrap();
+    let (code, body) = reload(&nida);
+    assert_eq!(code, 200, "{body}");
+
+    // Recordings: none yet, and no way out of their folder.
+    assert_eq!(get(&nida, "/api/recordings"), serde_json::json!([]));
+    let (code, _) = request(
+        &nida,
+        "GET",
+        "/api/recordings/..%2F..%2F/nida.toml",
+        Some(TOKEN),
+        "",
+    );
+    assert!(code == 400 || code == 404, "{code}");
+    let (code, _) = request(
+        &nida,
+        "GET",
+        "/api/recordings/2026-01-01/nope.wav",
+        Some(TOKEN),
+        "",
+    );
+    assert_eq!(code, 404);
+}
