@@ -456,3 +456,132 @@ fn the_admin_api_serves_live_state_records_metrics_events_and_webhooks() {
     );
     assert_eq!(code, 404);
 }
+
+#[test]
+fn nida_report_reads_the_store_as_csv_and_html() {
+    let dir = std::env::temp_dir().join(format!("nida-report-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let data = dir.join("data");
+    let mut store = nida_store::Store::open_dir(&data).unwrap();
+    let day = 1_795_305_600; // 2026-11-22
+    let rec = |queue: &str, at: i64, wait: Option<f64>, outcome: &str, rating: Option<u8>| {
+        nida_store::CallRecord {
+            call_id: format!("{queue}{at}"),
+            queue: queue.into(),
+            queued_at: Some(at),
+            ended_at: at + 100,
+            outcome: outcome.into(),
+            agent: wait.map(|_| 1),
+            wait_seconds: wait,
+            talk_seconds: wait.map(|_| 120.0),
+            service_level_seconds: 20,
+            rating,
+            ..Default::default()
+        }
+    };
+    for r in [
+        rec(
+            "visa_general",
+            day + 9 * 3600,
+            Some(12.0),
+            "answered",
+            Some(5),
+        ),
+        rec("visa_general", day + 9 * 3600 + 60, None, "abandoned", None),
+        rec("police", day + 10 * 3600, Some(40.0), "answered", Some(1)),
+        rec("police", day - 3600, Some(1.0), "answered", None), // the day before
+    ] {
+        store.insert_call(&r).unwrap();
+    }
+    drop(store);
+    let cfg = dir.join("nida.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "data_dir = \"{}\"\n[[agents]]\nid = 1\nuser = \"1001\"\npassword = \"pw\"\nname = \"Amina\"\nlanguages = [\"ar\"]\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let report = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_nida"))
+            .arg("--config")
+            .arg(&cfg)
+            .arg("report")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = report(&["--from", "2026-11-22", "--to", "2026-11-23"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let csv = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[..3],
+        [
+            "queue,period,offered,answered,abandoned,abandon_rate_percent,service_level_percent,asa_seconds,aht_seconds,satisfaction,rated",
+            "police,2026-11-22,1,1,0,0.0,0.0,40.0,120.0,1.0,1",
+            "visa_general,2026-11-22,2,1,1,50.0,50.0,12.0,120.0,5.0,1",
+        ]
+    );
+    assert!(csv.contains("\n1,Amina,2,2,3.0,1,1,0,0,0,1\n"), "{csv}");
+    let out = report(&[
+        "--from",
+        "2026-11-22",
+        "--to",
+        "2026-11-23",
+        "--queue",
+        "police",
+        "--by",
+        "hour",
+    ]);
+    let csv = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        csv.lines().nth(1),
+        Some("police,2026-11-22T10:00Z,1,1,0,0.0,0.0,40.0,120.0,1.0,1")
+    );
+    assert!(!csv.contains("visa_general"));
+    let page = dir.join("report.html");
+    let out = report(&[
+        "--from",
+        "2026-11-22",
+        "--to",
+        "2026-11-23",
+        "--format",
+        "html",
+        "--by",
+        "hour",
+        "--output",
+        page.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert_eq!(html.matches("<section class=\"queue\"").count(), 2);
+    assert!(html.contains("<svg class=\"plot\""), "{html}");
+    assert!(html.contains("Amina"));
+    for bad in [
+        vec!["--from", "monday", "--to", "2026-11-23"],
+        vec!["--from", "2026-11-23", "--to", "2026-11-22"],
+        vec![
+            "--from",
+            "2026-11-22",
+            "--to",
+            "2026-11-23",
+            "--format",
+            "pdf",
+        ],
+    ] {
+        let out = report(&bad);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).starts_with("nida report: "));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -433,18 +433,11 @@ struct RecordQuery {
     limit: Option<u32>,
 }
 
-/// Unix seconds, or a `YYYY-MM-DD` day (its start, UTC).
-pub fn parse_time(s: &str) -> Option<i64> {
-    s.parse()
-        .ok()
-        .or_else(|| crate::retention::day_number(s).map(|d| d * 86_400))
-}
-
 fn store_query(q: &RecordQuery) -> Result<nida_store::Query, ApiError> {
     let time = |v: &Option<String>| -> Result<Option<i64>, ApiError> {
         v.as_deref()
             .map(|s| {
-                parse_time(s).ok_or_else(|| {
+                crate::report::parse_time(s).ok_or_else(|| {
                     ApiError(
                         StatusCode::BAD_REQUEST,
                         format!("{s:?} is neither Unix seconds nor YYYY-MM-DD"),
@@ -595,13 +588,6 @@ mod tests {
         for bad in ["", ".", "..", "../x", "a/b", "a\\b", "%2e%2e"] {
             assert!(!plain_name(bad), "{bad}");
         }
-    }
-
-    #[test]
-    fn times_are_unix_seconds_or_days() {
-        assert_eq!(parse_time("1795305600"), Some(1_795_305_600));
-        assert_eq!(parse_time("2026-11-22"), Some(1_795_305_600));
-        assert_eq!(parse_time("yesterday"), None);
     }
 
     #[test]

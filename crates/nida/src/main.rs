@@ -18,6 +18,7 @@ mod metrics;
 mod queued;
 mod redact;
 mod reload;
+mod report;
 mod retention;
 mod web;
 mod webhooks;
@@ -78,6 +79,28 @@ enum Command {
         /// waiting for the prompt to end.
         #[arg(long)]
         barge_in_ms: Option<u64>,
+    },
+    /// Key figures from the call records: per queue and hour or day, and
+    /// each agent's ratings.
+    Report {
+        /// From: YYYY-MM-DD or Unix seconds (UTC).
+        #[arg(long)]
+        from: String,
+        /// To (excluded): YYYY-MM-DD or Unix seconds (UTC).
+        #[arg(long)]
+        to: String,
+        /// One queue only.
+        #[arg(long)]
+        queue: Option<String>,
+        /// `csv` or `html` (with plots).
+        #[arg(long, default_value = "csv")]
+        format: String,
+        /// `hour` or `day`.
+        #[arg(long, default_value = "day")]
+        by: String,
+        /// Write here instead of to standard output.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
     },
     /// Check, simulate or draw IVR flow files.
     Flow {
@@ -169,6 +192,42 @@ fn main() -> ExitCode {
             max: std::time::Duration::from_secs(max_seconds),
             say,
         });
+    }
+    if let Some(Command::Report {
+        from,
+        to,
+        queue,
+        format,
+        by,
+        output,
+    }) = cli.command
+    {
+        let names = cfg.agents.iter().map(|a| (a.id, a.name.clone())).collect();
+        let args = report::ReportArgs {
+            from,
+            to,
+            queue,
+            format,
+            by,
+        };
+        let text = match report::run(&cfg.data_dir, &names, &args) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("nida report: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let written = match &output {
+            Some(p) => std::fs::write(p, text),
+            None => std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes()),
+        };
+        return match written {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("nida report: {e}");
+                ExitCode::FAILURE
+            }
+        };
     }
     if let Some(Command::Flow { command }) = cli.command {
         return match command {
