@@ -144,8 +144,10 @@ impl Nida {
     /// A number from the JSON of `/status`.
     pub fn status(&self, key: &str) -> u64 {
         let mut s = TcpStream::connect(self.http).expect("status endpoint");
+        // A stuck server fails the test instead of hanging it.
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         s.write_all(
-            format!("GET /api/status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\r\n")
+            format!("GET /api/status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n")
                 .as_bytes(),
         )
         .unwrap();
