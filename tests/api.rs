@@ -130,6 +130,8 @@ fn the_admin_api_serves_live_state_records_metrics_events_and_webhooks() {
             "data_dir = \"{data}\"\nflows_dir = \"{flows}\"\n\
              [[agents]]\nid = 1\nuser = \"1001\"\npassword = \"pw-one\"\nname = \"Amina\"\n\
              skills = {{ visa = 5 }}\nlanguages = [\"en\", \"ar\"]\ncontact = \"sip:1001@127.0.0.1:{nobody}\"\n\
+             [[agents]]\nid = 2\nuser = \"1002\"\npassword = \"pw-two\"\nname = \"Bilal\"\n\
+             skills = {{ police = 5 }}\nlanguages = [\"ur\"]\n\
              [queues.visa_general]\nannounce_seconds = 0\n\
              [[webhooks]]\nurl = \"http://127.0.0.1:{hook_port}/hook\"\nevents = [\"queued\", \"ended\"]\n\
              token = \"hook-secret\"\nbackoff_ms = 200\n",
@@ -307,6 +309,8 @@ fn the_admin_api_serves_live_state_records_metrics_events_and_webhooks() {
             .unwrap()
     };
     assert_eq!(tile(&nida)["waiting"], 1);
+    // Agent 2 has no visa skill: the visa queue's tile counts agent 1 only.
+    assert_eq!(tile(&nida)["agents"], serde_json::json!({ "not_ready": 1 }));
     let (_, metrics) = request(&nida, "GET", "/metrics", Some(TOKEN), "");
     assert!(
         metrics.contains("nida_queue_waiting{queue=\"visa_general\"} 1"),

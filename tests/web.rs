@@ -217,6 +217,13 @@ fn wallboard_and_agent_page_follow_a_real_call_in_chromium() {
             .js("return document.querySelector('#agent-list tbody tr td:nth-child(2)').innerText"),
         json!("Not ready")
     );
+    // The queue's tile counts its agents by state.
+    assert_eq!(
+        browser.js(
+            "return document.querySelector('.tile[data-queue=\"visa_general\"] .agents').innerText"
+        ),
+        json!("Not ready: 1")
+    );
 
     // A caller queues: the tile shows it without a reload.
     browser.js("window.notReloaded = true; return true;");

@@ -149,6 +149,31 @@ impl FlowSet {
         }
         out.into_iter().collect()
     }
+
+    /// Each agent queue with the skill sets its queue nodes ask for (an
+    /// agent who has one of the sets, at its levels, serves the queue; a
+    /// queue only named by call-back offers has none).
+    pub fn queue_skills(&self) -> BTreeMap<String, BTreeSet<BTreeMap<String, u8>>> {
+        let mut out: BTreeMap<String, BTreeSet<BTreeMap<String, u8>>> = self
+            .queues()
+            .into_iter()
+            .map(|q| (q, BTreeSet::new()))
+            .collect();
+        for node in self.flows.values().flat_map(|f| f.nodes.values()) {
+            if let Some(q) = &node.def.queue {
+                let skills = q
+                    .value
+                    .skills
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.value))
+                    .collect();
+                out.entry(q.value.name.value.clone())
+                    .or_default()
+                    .insert(skills);
+            }
+        }
+        out
+    }
 }
 
 /// Diagnostics, with the sources needed to render them.

@@ -257,6 +257,7 @@ fn queue_tiles(api: &Api) -> Vec<serde_json::Value> {
                 "answered": q.answered,
                 "abandoned": q.abandoned,
                 "talking": talking,
+                "agents": view.agents_for(name),
                 "service_level_seconds": def.service_level_seconds,
                 "service_level": (base > 0).then(|| 100.0 * q.answered_in_sl as f64 / base as f64),
                 "asa_seconds": (q.answered > 0).then(|| q.total_answer_wait.as_secs_f64() / q.answered as f64),

@@ -16,7 +16,7 @@ use nida_acd::{
 };
 use nida_sip::registrar::Binding;
 use nida_sip::Transport;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -222,10 +222,13 @@ pub struct CentreHandle {
 /// Starts the centre: the routing core thread and the task that serves it.
 /// `flow_queues` are the queue names the flows use (queues the config does
 /// not list get the defaults).
-pub fn start(cfg: &Config, flow_queues: Vec<String>) -> CentreHandle {
+pub fn start(
+    cfg: &Config,
+    flow_queues: BTreeMap<String, BTreeSet<crate::live::Skills>>,
+) -> CentreHandle {
     let mut defs: BTreeMap<String, QueueDef> = cfg.queues.clone();
-    for q in flow_queues {
-        defs.entry(q).or_default();
+    for q in flow_queues.keys() {
+        defs.entry(q.clone()).or_default();
     }
     let mut dir = Directory::default();
     let mut queues = Vec::new();
@@ -287,6 +290,7 @@ pub fn start(cfg: &Config, flow_queues: Vec<String>) -> CentreHandle {
                 task: None,
             })
             .collect(),
+        flow_queues,
     );
     let stats = shell.snapshots();
     let centre = Centre {
@@ -456,7 +460,7 @@ impl Centre {
                     info: info.clone(),
                 });
                 self.board
-                    .queued(task.0, info.clone(), crate::queued::unix_now());
+                    .queued(task.0, info.clone(), &skills, crate::queued::unix_now());
                 self.calls.insert(task, Waiting { call, info });
                 self.command(Command::Enqueue(spec));
             }

@@ -6,7 +6,7 @@
 use crate::centre::CallInfo;
 use nida_acd::AgentState;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use tokio::sync::watch;
 
@@ -55,6 +55,37 @@ pub struct LiveView {
     pub calls: BTreeMap<u64, LiveCall>,
     /// Agents by id.
     pub agents: BTreeMap<u32, LiveAgent>,
+    /// The skill sets each queue's calls ask for (from the flows at start,
+    /// and from every call queued since).
+    pub queue_skills: BTreeMap<String, BTreeSet<Skills>>,
+}
+
+/// Skills and their minimum levels.
+pub type Skills = BTreeMap<String, u8>;
+
+/// Whether an agent with `skills` can take a call asking for `need`.
+fn meets(skills: &Skills, need: &Skills) -> bool {
+    need.iter()
+        .all(|(s, l)| skills.get(s).is_some_and(|have| have >= l))
+}
+
+impl LiveView {
+    /// Agents who can serve `queue` (they meet one of its skill sets; every
+    /// agent when none is known), counted by state.
+    pub fn agents_for(&self, queue: &str) -> BTreeMap<&'static str, usize> {
+        let sets = self.queue_skills.get(queue);
+        let mut out = BTreeMap::new();
+        for a in self.agents.values() {
+            let serves = match sets {
+                Some(sets) if !sets.is_empty() => sets.iter().any(|need| meets(&a.skills, need)),
+                _ => true,
+            };
+            if serves {
+                *out.entry(a.state).or_default() += 1;
+            }
+        }
+        out
+    }
 }
 
 /// The state name and not-ready reason of a core state.
@@ -81,10 +112,14 @@ pub struct Board {
 
 impl Board {
     /// A board with its agents (all logged out) and its readers' end.
-    pub fn new(agents: Vec<LiveAgent>) -> (Board, watch::Receiver<Arc<LiveView>>) {
+    pub fn new(
+        agents: Vec<LiveAgent>,
+        queue_skills: BTreeMap<String, BTreeSet<Skills>>,
+    ) -> (Board, watch::Receiver<Arc<LiveView>>) {
         let view = LiveView {
             calls: BTreeMap::new(),
             agents: agents.into_iter().map(|a| (a.id, a)).collect(),
+            queue_skills,
         };
         let (tx, rx) = watch::channel(Arc::new(view.clone()));
         (
@@ -97,8 +132,16 @@ impl Board {
         )
     }
 
-    /// A call joined a queue.
-    pub fn queued(&mut self, task: u64, info: CallInfo, now: u64) {
+    /// A call joined a queue, asking for `skills`.
+    pub fn queued(&mut self, task: u64, info: CallInfo, skills: &Skills, now: u64) {
+        let sets = self
+            .view
+            .queue_skills
+            .entry(info.queue.clone())
+            .or_default();
+        if !sets.contains(skills) {
+            sets.insert(skills.clone());
+        }
         self.view.calls.insert(
             task,
             LiveCall {
@@ -173,8 +216,8 @@ mod tests {
 
     #[test]
     fn the_board_follows_a_call_and_its_agent() {
-        let (mut b, rx) = Board::new(vec![agent(1)]);
-        b.queued(5, CallInfo::default(), 100);
+        let (mut b, rx) = Board::new(vec![agent(1)], BTreeMap::new());
+        b.queued(5, CallInfo::default(), &Skills::new(), 100);
         b.agent(1, &AgentState::Offered(nida_acd::TaskId(5)), 101);
         b.call_state(5, "ringing", Some(1));
         // Nothing reaches readers before publish.
@@ -211,5 +254,52 @@ mod tests {
         b.agent(9, &AgentState::Available, 104);
         b.publish();
         assert_eq!(rx.borrow().agents.len(), 1);
+    }
+
+    #[test]
+    fn a_queue_counts_the_agents_who_meet_one_of_its_skill_sets() {
+        let skilled = |id, skills: &[(&str, u8)]| LiveAgent {
+            skills: skills.iter().map(|(s, l)| (s.to_string(), *l)).collect(),
+            ..agent(id)
+        };
+        let need = |skills: &[(&str, u8)]| -> Skills {
+            skills.iter().map(|(s, l)| (s.to_string(), *l)).collect()
+        };
+        let flows = BTreeMap::from([
+            ("visa".to_string(), BTreeSet::from([need(&[("visa", 3)])])),
+            ("any".to_string(), BTreeSet::new()),
+        ]);
+        let (mut b, rx) = Board::new(
+            vec![
+                skilled(1, &[("visa", 5)]),
+                skilled(2, &[("visa", 2), ("police", 4)]),
+                skilled(3, &[("police", 9)]),
+            ],
+            flows,
+        );
+        b.agent(1, &AgentState::Available, 1);
+        b.agent(2, &AgentState::Busy, 1);
+        b.dirty = true;
+        b.publish();
+        let v = rx.borrow().clone();
+        // Agent 2's visa level is below 3; agent 3 has no visa skill.
+        assert_eq!(v.agents_for("visa"), BTreeMap::from([("available", 1)]));
+        // No skill sets known: every agent.
+        assert_eq!(
+            v.agents_for("any"),
+            BTreeMap::from([("available", 1), ("logged_out", 1), ("talking", 1)])
+        );
+        // A call asking for police 4 adds a set: agents 2 and 3 now serve
+        // the visa queue too.
+        let info = CallInfo {
+            queue: "visa".into(),
+            ..CallInfo::default()
+        };
+        b.queued(9, info, &need(&[("police", 4)]), 2);
+        b.publish();
+        assert_eq!(
+            rx.borrow().agents_for("visa"),
+            BTreeMap::from([("available", 1), ("logged_out", 1), ("talking", 1)])
+        );
     }
 }

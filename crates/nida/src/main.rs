@@ -367,7 +367,7 @@ async fn serve(
     };
     let counters = Arc::new(driver::Counters::default());
     let cfg = Arc::new(cfg);
-    let centre = centre::start(&cfg, flows.queues());
+    let centre = centre::start(&cfg, flows.queue_skills());
     let (flows_tx, flows_rx) = tokio::sync::watch::channel(Arc::new(flows));
     let flows_tx = Arc::new(flows_tx);
     let reload_now: api::Reload = {

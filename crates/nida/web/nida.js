@@ -85,9 +85,11 @@ function tile(q) {
    ["asa", q.asa_seconds == null ? "–" : mmss(q.asa_seconds), "asa"]].forEach(([k, v, cls]) => {
     d.append(el("dt", {}, t(k)), el("dd", { class: cls }, String(v)));
   });
+  const staff = el("div", { class: "agents" }, ...Object.entries(q.agents || {}).map(([s, n]) =>
+    el("span", { class: "badge", "data-state": s }, `${t(`s_${s}`)}: ${n}`)));
   const box = el("article", { class: "tile", "data-queue": q.name },
     el("h3", {}, q.name), el("div", { class: "big waiting", title: t("waiting") }, String(q.waiting)),
-    el("div", {}, t("waiting")), d);
+    el("div", {}, t("waiting")), d, staff);
   if (q.service_level != null && q.service_level < 80) box.classList.add("alert");
   return box;
 }
