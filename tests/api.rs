@@ -3,7 +3,8 @@
 //! (`nida call`) seen waiting in the live calls, queues, metrics and event
 //! stream, then its record in the store, the webhook receiver getting its
 //! events after a failed first try, and a flow reload refused with the
-//! file's line and column while the old flows keep serving.
+//! file's line and column while the old flows keep serving; agents added
+//! with `nida agent` served after a restart.
 
 mod common;
 
@@ -588,4 +589,114 @@ fn nida_report_reads_the_store_as_csv_and_html() {
         assert!(String::from_utf8_lossy(&out.stderr).starts_with("nida report: "));
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_agent_added_with_nida_agent_is_served_after_a_restart() {
+    let nida = Nida::start_with(BASE, |dir| {
+        format!("data_dir = \"{}\"\n", dir.join("data").display())
+    });
+    let cfg = nida.dir.join("nida.toml");
+    let agent = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_nida"))
+            .arg("--config")
+            .arg(&cfg)
+            .arg("agent")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = agent(&[
+        "add",
+        "--id",
+        "7",
+        "--user",
+        "1007",
+        "--password",
+        "pw-seven",
+        "--name",
+        "Nadia",
+        "--skill",
+        "visa=6",
+        "--language",
+        "ar",
+        "--language",
+        "fr",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("next start"));
+    // Bad input is refused with the reason and stores nothing.
+    for (bad, why) in [
+        (
+            vec![
+                "add",
+                "--id",
+                "8",
+                "--user",
+                "1008",
+                "--password",
+                "x",
+                "--skill",
+                "visa=11",
+                "--language",
+                "ar",
+            ],
+            "not 1 to 10",
+        ),
+        (
+            vec![
+                "add",
+                "--id",
+                "8",
+                "--user",
+                "1007",
+                "--password",
+                "x",
+                "--language",
+                "ar",
+            ],
+            "already belongs to agent 7",
+        ),
+        (vec!["remove", "--id", "99"], "no stored agent 99"),
+    ] {
+        let out = agent(&bad);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.starts_with("nida agent: ") && err.contains(why),
+            "{err}"
+        );
+    }
+    let list = String::from_utf8(agent(&["list"]).stdout).unwrap();
+    assert_eq!(
+        list,
+        "id\tuser\tname\tskills\tlanguages\tcontact\n7\t1007\tNadia\tvisa=6\tar,fr\t\n"
+    );
+    assert!(!list.contains("pw-seven"));
+
+    // After a restart the agent is known: listed, and able to log in to
+    // the agent page with the stored password.
+    assert_eq!(get(&nida, "/api/agents"), serde_json::json!([]));
+    let nida = nida.kill_and_restart();
+    let agents = get(&nida, "/api/agents");
+    assert_eq!(agents[0]["id"], 7);
+    assert_eq!(agents[0]["skills"], serde_json::json!({ "visa": 6 }));
+    let (code, body) = request(
+        &nida,
+        "POST",
+        "/api/agent-login",
+        None,
+        r#"{"user":"1007","password":"pw-seven"}"#,
+    );
+    assert_eq!(code, 200, "{body}");
+    let out = agent(&["remove", "--id", "7"]);
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8(agent(&["list"]).stdout).unwrap(),
+        "id\tuser\tname\tskills\tlanguages\tcontact\n"
+    );
 }

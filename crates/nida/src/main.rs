@@ -2,6 +2,7 @@
 //! the prompts, binds the sockets, and starts the SIP driver and the status
 //! endpoint on a tokio runtime.
 
+mod agentcmd;
 mod api;
 mod call;
 mod caller;
@@ -101,6 +102,11 @@ enum Command {
         /// Write here instead of to standard output.
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
+    },
+    /// Agents kept in the store (beside the configured ones).
+    Agent {
+        #[command(subcommand)]
+        command: agentcmd::AgentCommand,
     },
     /// Check, simulate or draw IVR flow files.
     Flow {
@@ -228,6 +234,9 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         };
+    }
+    if let Some(Command::Agent { command }) = cli.command {
+        return agentcmd::run(&cfg, command);
     }
     if let Some(Command::Flow { command }) = cli.command {
         return match command {
