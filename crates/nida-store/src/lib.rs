@@ -86,17 +86,36 @@ impl Store {
             })?,
             path: path.to_path_buf(),
         };
-        store.configure()?;
-        let found = migrate::version(&store.conn).map_err(|e| store.err(e))?;
+        // Another process setting up the same new file (the daemon and
+        // `nida agent`) can make the switch to WAL or a migration step
+        // find the file locked at once, busy timeout or not: try again.
+        let mut wait = Duration::from_millis(5);
+        let give_up = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match store.set_up() {
+                Err(StoreError::Sqlite { source, .. })
+                    if is_busy(&source) && std::time::Instant::now() < give_up =>
+                {
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(Duration::from_millis(200));
+                }
+                other => return other.map(|()| store),
+            }
+        }
+    }
+
+    fn set_up(&mut self) -> Result<()> {
+        self.configure()?;
+        let found = migrate::version(&self.conn).map_err(|e| self.err(e))?;
         if found > migrate::LATEST {
             return Err(StoreError::TooNew {
-                path: store.path.clone(),
+                path: self.path.clone(),
                 found,
                 known: migrate::LATEST,
             });
         }
-        migrate::run(&mut store.conn).map_err(|e| store.err(e))?;
-        Ok(store)
+        migrate::run(&mut self.conn).map_err(|e| self.err(e))?;
+        Ok(())
     }
 
     fn configure(&self) -> Result<()> {
@@ -132,4 +151,13 @@ impl Store {
             source,
         }
     }
+}
+
+/// Whether SQLite said the file is locked by another connection.
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
 }

@@ -95,14 +95,16 @@ pub fn run(conn: &mut Connection) -> rusqlite::Result<usize> {
 /// Applies the migrations up to version `target` (tests use it to build
 /// an old file).
 pub fn run_to(conn: &mut Connection, target: u32) -> rusqlite::Result<usize> {
-    let from = version(conn)?;
+    // Each step takes the write lock first and reads the version under it,
+    // so two processes opening a new file at once (the daemon and
+    // `nida agent`, say) never run the same step twice.
     let mut ran = 0;
     for (i, sql) in MIGRATIONS.iter().enumerate().take(target as usize) {
         let v = i as u32 + 1;
-        if v <= from {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        if version(&tx)? >= v {
             continue;
         }
-        let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", v)?;
         tx.commit()?;

@@ -260,3 +260,25 @@ fn key_figures_per_queue_and_hour() {
     assert_eq!(agents[0].counts, [1, 0, 0, 0, 1]);
     assert_eq!(agents[0].average, Some(3.0));
 }
+
+#[test]
+fn processes_opening_a_new_file_at_once_migrate_it_once() {
+    // The daemon and `nida agent` may open a new data folder together.
+    for round in 0..20 {
+        let dir = fresh_dir(&format!("race-{round}"));
+        let openers: Vec<_> = (0..4)
+            .map(|_| {
+                let dir = dir.clone();
+                std::thread::spawn(move || Store::open_dir(&dir).map(|_| ()))
+            })
+            .collect();
+        for o in openers {
+            o.join()
+                .unwrap()
+                .expect("every opener gets the migrated file");
+        }
+        let store = Store::open_dir(&dir).unwrap();
+        assert!(store.agents().unwrap().is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
