@@ -265,3 +265,109 @@ fn command_line_errors_are_clear() {
         assert!(help.contains(opt), "{help}");
     }
 }
+
+/// Sends SIGTERM to nida.
+fn terminate(nida: &Nida) {
+    let ok = Command::new("kill")
+        .args(["-TERM", &nida.child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+}
+
+/// Waits for nida to exit; returns its exit code.
+fn exit_code(nida: &mut Nida, timeout: Duration) -> Option<i32> {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if let Some(status) = nida.child.try_wait().unwrap() {
+            return status.code();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+#[test]
+fn sigterm_refuses_new_calls_and_lets_a_live_call_finish() {
+    let mut nida = Nida::start(BASE, "shutdown_grace_seconds = 20");
+    let rtp = common::media_ports(BASE);
+    let sip = nida.sip;
+    // A call that hangs up by itself after 3 seconds.
+    let live = std::thread::spawn(move || sipp(sip, "uac_basic.xml", rtp, &["-d", "3000"]));
+    let t0 = Instant::now();
+    while nida.status("calls") < 1 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "the call never came up"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    terminate(&nida);
+    assert!(nida.wait_log("stopping: new calls get 503", Duration::from_secs(2)));
+    let refused = sipp(nida.sip, "uac_503.xml", common::media_ports(BASE), &[]);
+    assert!(refused.ok, "{}\n{}", refused.output, nida.log());
+    let first = live.join().unwrap();
+    assert!(first.ok, "the live call is not cut: {}", first.output);
+    // Once the call has ended, nida stops without waiting for the grace.
+    assert_eq!(
+        exit_code(&mut nida, Duration::from_secs(5)),
+        Some(0),
+        "{}",
+        nida.log()
+    );
+    assert!(t0.elapsed() < Duration::from_secs(15));
+    assert!(nida.log().contains("reason=RemoteBye"));
+    assert!(!nida.log().contains("hanging up the calls left"));
+}
+
+#[test]
+fn sigterm_hangs_up_calls_still_live_at_the_deadline() {
+    let mut nida = Nida::start(BASE, "shutdown_grace_seconds = 2");
+    let rtp = common::media_ports(BASE);
+    let sip = nida.sip;
+    // A call that waits for nida's BYE.
+    let live = std::thread::spawn(move || sipp(sip, "uac_wait_bye.xml", rtp, &[]));
+    let t0 = Instant::now();
+    while nida.status("calls") < 1 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "the call never came up"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let signalled = Instant::now();
+    terminate(&nida);
+    let run = live.join().unwrap();
+    let took = signalled.elapsed();
+    assert!(
+        run.ok,
+        "the call gets a BYE: {}\n{}",
+        run.output,
+        nida.log()
+    );
+    assert!(took >= Duration::from_millis(1900), "{took:?}");
+    assert_eq!(
+        exit_code(&mut nida, Duration::from_secs(6)),
+        Some(0),
+        "{}",
+        nida.log()
+    );
+    let log = nida.log();
+    assert!(log.contains("hanging up the calls left"), "{log}");
+    assert!(log.contains("reason=LocalBye"), "{log}");
+}
+
+#[test]
+fn sigterm_with_no_call_stops_at_once() {
+    let mut nida = Nida::start(BASE, "");
+    let t0 = Instant::now();
+    terminate(&nida);
+    assert_eq!(
+        exit_code(&mut nida, Duration::from_secs(3)),
+        Some(0),
+        "{}",
+        nida.log()
+    );
+    assert!(t0.elapsed() < Duration::from_secs(3));
+}

@@ -88,6 +88,7 @@ pub struct FileConfig {
     ring_ms: Option<u64>,
     call_seconds: Option<u64>,
     rtp_timeout_seconds: Option<u64>,
+    shutdown_grace_seconds: Option<u64>,
     welcome_prompt: Option<String>,
     language: Option<String>,
     codecs: Option<Vec<String>>,
@@ -279,6 +280,8 @@ pub struct Config {
     pub call_duration: Duration,
     /// nida hangs up when no RTP arrives for this long.
     pub rtp_timeout: Duration,
+    /// After SIGTERM, how long live calls may go on before nida hangs up.
+    pub shutdown_grace: Duration,
     /// Prompt played on answer.
     pub welcome_prompt: String,
     /// Language of the welcome prompt.
@@ -337,6 +340,7 @@ impl Default for Config {
             ring: Duration::ZERO,
             call_duration: Duration::from_secs(3600),
             rtp_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(30),
             welcome_prompt: "welcome".into(),
             language: "en".into(),
             codecs: vec![nida_sip::sdp::Codec::Pcmu, nida_sip::sdp::Codec::Pcma],
@@ -432,6 +436,9 @@ impl Config {
         }
         if let Some(v) = f.rtp_timeout_seconds {
             self.rtp_timeout = Duration::from_secs(positive("rtp_timeout_seconds", v)?);
+        }
+        if let Some(v) = f.shutdown_grace_seconds {
+            self.shutdown_grace = Duration::from_secs(v);
         }
         if let Some(v) = f.welcome_prompt {
             self.welcome_prompt = v;

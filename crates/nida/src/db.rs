@@ -24,6 +24,8 @@ pub type Notices = broadcast::Sender<Stored>;
 enum Job {
     Call(CallRecord, oneshot::Sender<()>),
     Callback(CallbackRow),
+    /// Answered once every job sent before it is done.
+    Flush(oneshot::Sender<()>),
 }
 
 /// Where calls send what they store.
@@ -64,6 +66,9 @@ impl StoreHandle {
                             }
                             Err(e) => warn!(error = %e, call_id = %row.call_id, "call-back not stored"),
                         },
+                        Job::Flush(done) => {
+                            let _ = done.send(());
+                        }
                     }
                 }
             })
@@ -93,6 +98,14 @@ impl StoreHandle {
     pub fn callback(&self, row: CallbackRow) {
         if self.tx.send(Job::Callback(row)).is_err() {
             warn!("store stopped: call-back change lost");
+        }
+    }
+
+    /// Returns once everything sent before is on disk (at shutdown).
+    pub async fn flush(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Job::Flush(done)).is_ok() {
+            let _ = wait.await;
         }
     }
 

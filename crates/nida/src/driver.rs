@@ -193,7 +193,20 @@ pub struct Shared {
     pub store: crate::db::StoreHandle,
 }
 
-/// Runs the SIP driver until the process ends.
+/// How far a shutdown has gone.
+struct Drain {
+    /// Live calls are hung up at this time.
+    deadline: tokio::time::Instant,
+    /// Set once the calls still live at the deadline were hung up: nida
+    /// stops at this time whatever is left.
+    hard_stop: Option<tokio::time::Instant>,
+}
+
+/// Runs the SIP driver until `stop` turns true and the calls have ended:
+/// from then on new calls get 503 with Retry-After, live calls go on for
+/// `shutdown_grace`, then nida hangs up the rest (BYE, CANCEL) and returns
+/// once their tasks have finished (their records are on disk) or 5
+/// seconds later.
 pub async fn run(
     cfg: Arc<Config>,
     shared: Shared,
@@ -201,7 +214,11 @@ pub async fn run(
     tcp: TcpListener,
     counters: Arc<Counters>,
     seed: u64,
+    mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    // One clone per live call task: the count says when all have ended.
+    let alive = Arc::new(());
+    let mut drain: Option<Drain> = None;
     let (tx, mut rx) = mpsc::channel::<ToDriver>(65536);
     tokio::spawn(accept_loop(tcp, tx.clone()));
     let mut ep = Endpoint::new(EndpointConfig {
@@ -277,7 +294,30 @@ pub async fn run(
             .poll_timeout()
             .map(tokio::time::Instant::from_std)
             .unwrap_or_else(|| tokio::time::Instant::now() + std::time::Duration::from_secs(3600));
+        let drain_tick = drain.as_ref().map(|d| {
+            let soon = tokio::time::Instant::now() + std::time::Duration::from_millis(100);
+            soon.min(d.hard_stop.unwrap_or(d.deadline))
+        });
         tokio::select! {
+            Ok(()) = stop.changed(), if drain.is_none() => {
+                let grace = cfg.shutdown_grace;
+                info!(calls = calls.len(), grace_seconds = grace.as_secs(), "stopping: new calls get 503, live calls may finish");
+                drain = Some(Drain {
+                    deadline: tokio::time::Instant::now() + grace,
+                    hard_stop: None,
+                });
+            }
+            _ = tokio::time::sleep_until(drain_tick.unwrap_or(deadline)), if drain_tick.is_some() => {
+                let now = tokio::time::Instant::now();
+                let d = drain.as_mut().expect("ticks only while draining");
+                if d.hard_stop.is_none() && now >= d.deadline {
+                    info!(calls = calls.len(), legs = legs.len(), "stopping: hanging up the calls left");
+                    for h in calls.keys().chain(legs.keys()).copied().collect::<Vec<_>>() {
+                        ep.hangup(Instant::now(), h);
+                    }
+                    d.hard_stop = Some(now + std::time::Duration::from_secs(5));
+                }
+            }
             r = udp.recv_from(&mut buf) => match r {
                 Ok((n, from)) => {
                     counters.responses_received.count(&buf[..n]);
@@ -361,6 +401,18 @@ pub async fn run(
                                 }
                             }
                         }
+                        if drain.is_some() {
+                            counters.overload_rejects.fetch_add(1, Ordering::Relaxed);
+                            info!(call_id = %inc.call_id, "stopping: 503");
+                            ep.reject(
+                                now,
+                                inc.call,
+                                503,
+                                "Service Unavailable",
+                                &[("Retry-After", "30")],
+                            );
+                            continue;
+                        }
                         let media = if calls.len() >= cfg.max_calls {
                             None
                         } else {
@@ -394,7 +446,8 @@ pub async fn run(
                             .wrapping_mul(6364136223846793005)
                             .wrapping_add(1442695040888963407);
                         counters.calls.fetch_add(1, Ordering::Relaxed);
-                        tokio::spawn(call::run(CallSetup {
+                        let task_alive = alive.clone();
+                        let call = call::run(CallSetup {
                             handle: inc.call,
                             call_id: inc.call_id.clone(),
                             offer: inc.offer,
@@ -415,7 +468,11 @@ pub async fn run(
                             store: shared.store.clone(),
                             tx: ctx.clone(),
                             confirm,
-                        }));
+                        });
+                        tokio::spawn(async move {
+                            call.await;
+                            drop(task_alive);
+                        });
                     }
                     Event::Confirmed { call, sdp } => {
                         if let Some(c) = calls.get(&call) {
@@ -494,6 +551,17 @@ pub async fn run(
         let s = ep.stats();
         counters.sip_received.store(s.received, Ordering::Relaxed);
         counters.sip_malformed.store(s.malformed, Ordering::Relaxed);
+        if let Some(d) = &drain {
+            let tasks = Arc::strong_count(&alive) - 1;
+            let done = calls.is_empty() && legs.is_empty() && tasks == 0;
+            let late = d
+                .hard_stop
+                .is_some_and(|h| tokio::time::Instant::now() >= h);
+            if done || late {
+                info!(calls = calls.len(), tasks, "stopped");
+                return;
+            }
+        }
     }
 }
 

@@ -321,6 +321,14 @@ async fn serve(
     flows: nida_ivr::FlowSet,
     backends: lookup::Backends,
 ) -> ExitCode {
+    // Signals are caught from before nida says it listens.
+    let mut signals = match Signals::new() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("nida: cannot catch signals: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let udp = match tokio::net::UdpSocket::bind(cfg.sip_addr).await {
         Ok(s) => s,
         Err(e) => {
@@ -409,13 +417,20 @@ async fn serve(
         centre,
         store,
     };
-    tokio::select! {
-        _ = driver::run(cfg, shared, udp, tcp, counters, seed) => ExitCode::SUCCESS,
-        _ = shutdown_signal() => {
-            tracing::info!("signal received: stopping");
-            ExitCode::SUCCESS
-        }
-    }
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        signals.next().await;
+        tracing::info!("signal received: stopping");
+        let _ = stop_tx.send(true);
+        // A second signal stops at once.
+        signals.next().await;
+        tracing::warn!("second signal: stopping now");
+        std::process::exit(1);
+    });
+    let store = shared.store.clone();
+    driver::run(cfg, shared, udp, tcp, counters, seed, stop_rx).await;
+    store.flush().await;
+    ExitCode::SUCCESS
 }
 
 /// Agents kept in the store join those of the configuration (the
@@ -470,14 +485,27 @@ fn admin_token(cfg: &Config) -> Result<String, String> {
     }
 }
 
-async fn shutdown_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
+/// SIGTERM and SIGINT, caught.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// The next SIGTERM or SIGINT.
+    async fn next(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
     }
 }
 
