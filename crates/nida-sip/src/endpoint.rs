@@ -173,6 +173,17 @@ pub enum Event {
         /// The user.
         user: String,
     },
+    /// A REGISTER's credentials were refused (403: wrong user or wrong
+    /// password, the same answer for both).
+    AuthFailed {
+        /// Where it came from.
+        source: SocketAddr,
+    },
+    /// A REGISTER's credentials were accepted.
+    AuthSucceeded {
+        /// Where it came from.
+        source: SocketAddr,
+    },
     /// The call is over; the handle is no longer valid.
     Ended {
         /// Which call.
@@ -743,6 +754,15 @@ impl Endpoint {
             .map(|(k, v)| (*k, v.as_str()))
             .collect();
         self.reply(now, ctx, reply.status, reply.reason, &extra);
+        match reply.status {
+            403 => self
+                .events
+                .push_back(Event::AuthFailed { source: ctx.source }),
+            200 => self
+                .events
+                .push_back(Event::AuthSucceeded { source: ctx.source }),
+            _ => {}
+        }
         match reply.change {
             Some(Change::Registered(b)) => self.events.push_back(Event::Registered(b)),
             Some(Change::Unregistered(user)) => self.events.push_back(Event::Unregistered { user }),

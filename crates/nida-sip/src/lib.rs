@@ -20,6 +20,7 @@ pub mod auth;
 pub mod endpoint;
 mod error;
 pub mod framing;
+pub mod guard;
 pub mod headers;
 pub mod message;
 pub mod registrar;

@@ -217,7 +217,9 @@ async fn call(args: CallArgs) -> Result<bool, String> {
                 Event::Incoming(_)
                 | Event::Confirmed { .. }
                 | Event::Registered(_)
-                | Event::Unregistered { .. } => {}
+                | Event::Unregistered { .. }
+                | Event::AuthFailed { .. }
+                | Event::AuthSucceeded { .. } => {}
             }
         }
         if ended.is_some() {

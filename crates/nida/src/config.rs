@@ -107,6 +107,21 @@ pub struct FileConfig {
     recording_retention_days: Option<u64>,
     admin_token: Option<String>,
     webhooks: Option<Vec<WebhookDef>>,
+    protection: Option<ProtectionDef>,
+}
+
+/// `[protection]`: limits per source address.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProtectionDef {
+    rate_per_second: Option<f64>,
+    burst: Option<f64>,
+    max_message_bytes: Option<usize>,
+    max_calls_per_source: Option<usize>,
+    auth_failures: Option<u32>,
+    failure_window_seconds: Option<u64>,
+    block_seconds: Option<u64>,
+    trusted: Option<Vec<String>>,
 }
 
 /// A web service told about the centre's events.
@@ -322,6 +337,8 @@ pub struct Config {
     pub admin_token: Option<String>,
     /// Webhooks.
     pub webhooks: Vec<WebhookDef>,
+    /// Limits per source address.
+    pub protection: nida_sip::guard::GuardConfig,
 }
 
 impl Default for Config {
@@ -374,6 +391,7 @@ impl Default for Config {
             recording_retention_days: 90,
             admin_token: None,
             webhooks: Vec::new(),
+            protection: nida_sip::guard::GuardConfig::default(),
         }
     }
 }
@@ -608,6 +626,54 @@ impl Config {
             }
             self.webhooks = hooks;
         }
+        if let Some(p) = f.protection {
+            let bad = |message: String| ConfigError::Value {
+                key: "protection",
+                message,
+            };
+            let g = &mut self.protection;
+            if let Some(v) = p.rate_per_second {
+                if v.is_nan() || v <= 0.0 {
+                    return Err(bad("rate_per_second must be above 0".into()));
+                }
+                g.rate = v;
+            }
+            if let Some(v) = p.burst {
+                if v.is_nan() || v < 1.0 {
+                    return Err(bad("burst must be 1 or more".into()));
+                }
+                g.burst = v;
+            }
+            if let Some(v) = p.max_message_bytes {
+                if v < 1024 {
+                    return Err(bad("max_message_bytes must be 1024 or more".into()));
+                }
+                g.max_message = v;
+            }
+            if let Some(v) = p.max_calls_per_source {
+                g.max_dialogs = positive("protection.max_calls_per_source", v as u64)? as usize;
+            }
+            if let Some(v) = p.auth_failures {
+                g.max_auth_failures = positive("protection.auth_failures", u64::from(v))? as u32;
+            }
+            if let Some(v) = p.failure_window_seconds {
+                g.failure_window =
+                    Duration::from_secs(positive("protection.failure_window_seconds", v)?);
+            }
+            if let Some(v) = p.block_seconds {
+                g.block_for = Duration::from_secs(v);
+            }
+            if let Some(v) = p.trusted {
+                g.trusted = v
+                    .iter()
+                    .map(|c| {
+                        nida_sip::guard::Cidr::parse(c).ok_or_else(|| {
+                            bad(format!("trusted: {c:?} is not an address or ADDR/BITS"))
+                        })
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
+        }
         if let Some(v) = f.feature_codes {
             v.check().map_err(|message| ConfigError::Value {
                 key: "feature_codes",
@@ -722,11 +788,23 @@ mod tests {
             ),
             ("[queues.q]\nstrategy = \"random\"\n", "unknown strategy"),
             ("[queues.q]\nmax_wait_seconds = 5\nexit = \"sms\"\n", "unknown exit"),
+            ("[protection]\ntrusted = [\"10.0.0.0/40\"]\n", "10.0.0.0/40"),
+            ("[protection]\nrate_per_second = 0\n", "rate_per_second"),
+            ("[protection]\nmax_message_bytes = 10\n", "max_message_bytes"),
+            ("[protection]\nauth_failures = 0\n", "auth_failures"),
         ];
         for (text, needle) in cases {
             let err = Config::from_file(&write(text)).unwrap_err().to_string();
             assert!(err.contains(needle), "{text:?} gave {err}");
         }
+        let ok = Config::from_file(&write(
+            "[protection]\nrate_per_second = 5\nauth_failures = 3\nblock_seconds = 60\ntrusted = [\"192.0.2.0/24\"]\n",
+        ))
+        .unwrap()
+        .protection;
+        assert_eq!((ok.rate, ok.max_auth_failures), (5.0, 3));
+        assert_eq!(ok.block_for, Duration::from_secs(60));
+        assert!(ok.trusted[0].contains("192.0.2.77".parse().unwrap()));
         let err = Config::from_file(Path::new("/nonexistent/nida.toml")).unwrap_err();
         assert!(err.to_string().contains("/nonexistent/nida.toml"));
     }

@@ -8,6 +8,7 @@ use crate::features::FeatureCodes;
 use crate::redact::Redacted;
 use nida_media::PromptStore;
 use nida_sip::framing::StreamFramer;
+use nida_sip::guard::{Admit, Guard, GuardEvent};
 use nida_sip::{CallHandle, Endpoint, EndpointConfig, Event, Transport};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -92,6 +93,40 @@ pub struct Counters {
     pub rtp_jitter_us: AtomicU64,
     /// Legs counted in `rtp_jitter_us`.
     pub rtp_legs: AtomicU64,
+    /// What the per-source protection did (a copy of its counters).
+    pub protection: ProtectionCounters,
+}
+
+/// The guard's counters, as atomics the metrics read.
+#[derive(Debug, Default)]
+pub struct ProtectionCounters([AtomicU64; 5]);
+
+impl ProtectionCounters {
+    fn store(&self, s: &nida_sip::guard::GuardStats) {
+        let v = [
+            s.blocked,
+            s.too_fast,
+            s.too_large,
+            s.dialogs_refused,
+            s.blocks,
+        ];
+        for (a, v) in self.0.iter().zip(v) {
+            a.store(v, Ordering::Relaxed);
+        }
+    }
+
+    /// The counters now.
+    pub fn load(&self) -> nida_sip::guard::GuardStats {
+        let [blocked, too_fast, too_large, dialogs_refused, blocks] =
+            std::array::from_fn(|i| self.0[i].load(Ordering::Relaxed));
+        nida_sip::guard::GuardStats {
+            blocked,
+            too_fast,
+            too_large,
+            dialogs_refused,
+            blocks,
+        }
+    }
 }
 
 impl Counters {
@@ -244,6 +279,10 @@ pub async fn run(
         ));
     }
     let mut ports = Ports::new(&cfg);
+    let mut guard = Guard::new(cfg.protection.clone());
+    let mut last_prune = Instant::now();
+    // The source of each call counted against its source's limit.
+    let mut call_sources: HashMap<CallHandle, std::net::IpAddr> = HashMap::new();
     // Calls nida placed (agent legs), to the call that owns each.
     let mut legs: HashMap<CallHandle, mpsc::Sender<ToCall>> = HashMap::new();
     let mut calls: HashMap<CallHandle, mpsc::Sender<ToCall>> = HashMap::new();
@@ -320,8 +359,11 @@ pub async fn run(
             }
             r = udp.recv_from(&mut buf) => match r {
                 Ok((n, from)) => {
-                    counters.responses_received.count(&buf[..n]);
-                    ep.handle_message(Instant::now(), Transport::Udp, from, &buf[..n])
+                    let now = Instant::now();
+                    if admit(&mut guard, now, from, n) {
+                        counters.responses_received.count(&buf[..n]);
+                        ep.handle_message(now, Transport::Udp, from, &buf[..n])
+                    }
                 }
                 Err(e) => warn!(error = %e, "UDP receive failed"),
             },
@@ -329,8 +371,10 @@ pub async fn run(
                 let now = Instant::now();
                 match msg {
                     ToDriver::TcpMessage(from, data) => {
-                        counters.responses_received.count(&data);
-                        ep.handle_message(now, Transport::Tcp, from, &data)
+                        if admit(&mut guard, now, from, data.len()) {
+                            counters.responses_received.count(&data);
+                            ep.handle_message(now, Transport::Tcp, from, &data)
+                        }
                     }
                     ToDriver::TcpOpen(peer, sender) => { tcp_conns.insert(peer, sender); }
                     ToDriver::TcpClosed(peer) => { tcp_conns.remove(&peer); }
@@ -413,12 +457,24 @@ pub async fn run(
                             );
                             continue;
                         }
+                        if !guard.dialog_start(now, inc.source.ip()) {
+                            warn!(call_id = %inc.call_id, source = %inc.source.ip(), "too many calls from this source: 503");
+                            ep.reject(
+                                now,
+                                inc.call,
+                                503,
+                                "Service Unavailable",
+                                &[("Retry-After", "30")],
+                            );
+                            continue;
+                        }
                         let media = if calls.len() >= cfg.max_calls {
                             None
                         } else {
                             ports.bind(cfg.media_ip)
                         };
                         let Some((port, socket)) = media else {
+                            guard.dialog_end(inc.source.ip());
                             counters.overload_rejects.fetch_add(1, Ordering::Relaxed);
                             warn!(call_id = %inc.call_id, "at capacity: 503");
                             ep.reject(
@@ -442,6 +498,7 @@ pub async fn run(
                         );
                         let (ctx, crx) = mpsc::channel(64);
                         calls.insert(inc.call, ctx.clone());
+                        call_sources.insert(inc.call, inc.source.ip());
                         media_seed = media_seed
                             .wrapping_mul(6364136223846793005)
                             .wrapping_add(1442695040888963407);
@@ -535,7 +592,14 @@ pub async fn run(
                             );
                         }
                     }
+                    Event::AuthFailed { source } => {
+                        guard.handle_auth_failure(now, source.ip());
+                    }
+                    Event::AuthSucceeded { source } => guard.handle_auth_success(source.ip()),
                     Event::Ended { call, reason } => {
+                        if let Some(ip) = call_sources.remove(&call) {
+                            guard.dialog_end(ip);
+                        }
                         if let Some(c) = calls.remove(&call) {
                             counters.calls.fetch_sub(1, Ordering::Relaxed);
                             info!(?reason, "call ended");
@@ -551,6 +615,26 @@ pub async fn run(
         let s = ep.stats();
         counters.sip_received.store(s.received, Ordering::Relaxed);
         counters.sip_malformed.store(s.malformed, Ordering::Relaxed);
+        while let Some(ev) = guard.poll_event() {
+            match ev {
+                GuardEvent::Blocked {
+                    ip,
+                    failures,
+                    until,
+                } => warn!(
+                    source = %ip,
+                    failures,
+                    seconds = until.saturating_duration_since(Instant::now()).as_secs(),
+                    "source blocked after repeated authentication failures"
+                ),
+                GuardEvent::Unblocked { ip } => info!(source = %ip, "source unblocked"),
+            }
+        }
+        if last_prune.elapsed() >= std::time::Duration::from_secs(10) {
+            guard.forget_idle(Instant::now());
+            last_prune = Instant::now();
+        }
+        counters.protection.store(&guard.stats());
         if let Some(d) = &drain {
             let tasks = Arc::strong_count(&alive) - 1;
             let done = calls.is_empty() && legs.is_empty() && tasks == 0;
@@ -561,6 +645,17 @@ pub async fn run(
                 info!(calls = calls.len(), tasks, "stopped");
                 return;
             }
+        }
+    }
+}
+
+/// Whether the guard lets a message of `len` bytes from `from` through.
+fn admit(guard: &mut Guard, now: Instant, from: SocketAddr, len: usize) -> bool {
+    match guard.handle_message(now, from.ip(), len) {
+        Admit::Pass => true,
+        why => {
+            debug!(source = %from, len, ?why, "message dropped");
+            false
         }
     }
 }

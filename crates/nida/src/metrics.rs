@@ -239,6 +239,32 @@ pub fn render(counters: &Counters, centre: &CentreHandle, totals: &RecordTotals)
         "Calls refused with 503 (over capacity).",
         &[(String::new(), load(&counters.overload_rejects))],
     );
+    let p = counters.protection.load();
+    family(
+        &mut out,
+        "nida_protection_dropped_total",
+        "counter",
+        "SIP messages dropped by the per-source protection, by reason.",
+        &[
+            ("reason=\"blocked\"".to_string(), p.blocked as f64),
+            ("reason=\"rate\"".to_string(), p.too_fast as f64),
+            ("reason=\"size\"".to_string(), p.too_large as f64),
+        ],
+    );
+    family(
+        &mut out,
+        "nida_protection_calls_refused_total",
+        "counter",
+        "Calls refused for the per-source call limit.",
+        &[(String::new(), p.dialogs_refused as f64)],
+    );
+    family(
+        &mut out,
+        "nida_protection_blocks_total",
+        "counter",
+        "Sources blocked after repeated authentication failures.",
+        &[(String::new(), p.blocks as f64)],
+    );
     family(
         &mut out,
         "nida_rtp_packets_received_total",
