@@ -351,18 +351,7 @@ async fn serve(
         }
     };
     let seed = cfg.seed.unwrap_or_else(os_seed);
-    println!(
-        "nida {} listening: SIP udp+tcp {}, RTP {}:{}-{}, HTTP http://{}/wallboard; {} prompts from {}; {} flows",
-        env!("CARGO_PKG_VERSION"),
-        cfg.sip_addr,
-        cfg.media_ip,
-        cfg.rtp_ports.first,
-        cfg.rtp_ports.last,
-        cfg.http_addr,
-        prompts.len(),
-        cfg.prompts_dir.display(),
-        flows.flows.len()
-    );
+    // The store is open and its agents known before nida says it listens.
     let store = match db::StoreHandle::start(&cfg.data_dir) {
         Ok(s) => s,
         Err(e) => {
@@ -375,6 +364,18 @@ async fn serve(
         eprintln!("nida: {e}");
         return ExitCode::from(2);
     }
+    println!(
+        "nida {} listening: SIP udp+tcp {}, RTP {}:{}-{}, HTTP http://{}/wallboard; {} prompts from {}; {} flows",
+        env!("CARGO_PKG_VERSION"),
+        cfg.sip_addr,
+        cfg.media_ip,
+        cfg.rtp_ports.first,
+        cfg.rtp_ports.last,
+        cfg.http_addr,
+        prompts.len(),
+        cfg.prompts_dir.display(),
+        flows.flows.len()
+    );
     let token = match admin_token(&cfg) {
         Ok(t) => t,
         Err(e) => {
