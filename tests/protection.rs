@@ -179,14 +179,7 @@ fn a_source_may_not_hold_more_calls_than_its_limit() {
     let rtp = common::media_ports(BASE);
     let sip = nida.sip;
     let held = std::thread::spawn(move || sipp(sip, "uac_basic.xml", rtp, &["-d", "3000"]));
-    let t0 = std::time::Instant::now();
-    while nida.status("calls") < 1 {
-        assert!(
-            t0.elapsed() < Duration::from_secs(5),
-            "first call never came up"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    nida.wait_for_a_call();
     let run = sipp(nida.sip, "uac_503.xml", common::media_ports(BASE), &[]);
     assert!(run.ok, "{}\n{}", run.output, nida.log());
     assert!(nida.log().contains("too many calls from this source"));

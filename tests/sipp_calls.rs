@@ -218,14 +218,7 @@ fn over_capacity_gets_503_with_retry_after() {
     let rtp = common::media_ports(BASE);
     let sip = nida.sip;
     let held = std::thread::spawn(move || sipp(sip, "uac_basic.xml", rtp, &["-d", "3000"]));
-    let t0 = Instant::now();
-    while nida.status("calls") < 1 {
-        assert!(
-            t0.elapsed() < Duration::from_secs(5),
-            "first call never came up"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    nida.wait_for_a_call();
     let run = sipp(nida.sip, "uac_503.xml", common::media_ports(BASE), &[]);
     assert!(run.ok, "{}\n{}", run.output, nida.log());
     assert_eq!(nida.status("overload_rejects"), 1);
@@ -296,13 +289,7 @@ fn sigterm_refuses_new_calls_and_lets_a_live_call_finish() {
     // A call that hangs up by itself after 3 seconds.
     let live = std::thread::spawn(move || sipp(sip, "uac_basic.xml", rtp, &["-d", "3000"]));
     let t0 = Instant::now();
-    while nida.status("calls") < 1 {
-        assert!(
-            t0.elapsed() < Duration::from_secs(5),
-            "the call never came up"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    nida.wait_for_a_call();
     terminate(&nida);
     assert!(nida.wait_log("stopping: new calls get 503", Duration::from_secs(2)));
     let refused = sipp(nida.sip, "uac_503.xml", common::media_ports(BASE), &[]);
@@ -328,14 +315,7 @@ fn sigterm_hangs_up_calls_still_live_at_the_deadline() {
     let sip = nida.sip;
     // A call that waits for nida's BYE.
     let live = std::thread::spawn(move || sipp(sip, "uac_wait_bye.xml", rtp, &[]));
-    let t0 = Instant::now();
-    while nida.status("calls") < 1 {
-        assert!(
-            t0.elapsed() < Duration::from_secs(5),
-            "the call never came up"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    nida.wait_for_a_call();
     let signalled = Instant::now();
     terminate(&nida);
     let run = live.join().unwrap();

@@ -166,6 +166,19 @@ impl Nida {
             .unwrap()
     }
 
+    /// Waits (5 s at most) until a call is up.
+    pub fn wait_for_a_call(&self) {
+        let t0 = Instant::now();
+        while self.status("calls") < 1 {
+            assert!(
+                t0.elapsed() < Duration::from_secs(5),
+                "the call never came up: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn alive(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()
     }
