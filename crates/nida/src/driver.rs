@@ -228,6 +228,55 @@ pub struct Shared {
     pub store: crate::db::StoreHandle,
 }
 
+/// A call's own part of its setup; the rest is what every call shares.
+struct NewCall {
+    handle: CallHandle,
+    call_id: String,
+    offer: Option<nida_sip::sdp::SessionDescription>,
+    port: u16,
+    socket: Option<std::net::UdpSocket>,
+    caller: String,
+    source: SocketAddr,
+    called: String,
+    seed: u64,
+    confirm: Option<(String, String)>,
+}
+
+impl Shared {
+    /// The setup of a call task, with the channel the driver reaches it by.
+    fn call_setup(
+        &self,
+        cfg: &Arc<Config>,
+        counters: &Arc<Counters>,
+        driver: &mpsc::Sender<ToDriver>,
+        c: NewCall,
+    ) -> CallSetup {
+        let (tx, rx) = mpsc::channel(64);
+        CallSetup {
+            handle: c.handle,
+            call_id: c.call_id,
+            offer: c.offer,
+            port: c.port,
+            socket: c.socket,
+            caller: c.caller,
+            source: c.source,
+            called: c.called,
+            flows: self.flows.borrow().clone(),
+            backends: self.backends.clone(),
+            cfg: cfg.clone(),
+            prompts: self.prompts.clone(),
+            driver: driver.clone(),
+            rx,
+            seed: c.seed,
+            counters: counters.clone(),
+            centre: self.centre.clone(),
+            store: self.store.clone(),
+            tx,
+            confirm: c.confirm,
+        }
+    }
+}
+
 /// How far a shutdown has gone.
 struct Drain {
     /// Live calls are hung up at this time.
@@ -300,32 +349,26 @@ pub async fn run(
         });
     for row in pending {
         media_seed = media_seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-        let (ctx, crx) = mpsc::channel(64);
-        let setup = CallSetup {
-            handle: CallHandle(u64::MAX),
-            call_id: row.call_id.clone(),
-            offer: None,
-            port: 0,
-            socket: None,
-            caller: row.number.clone(),
-            source: row
-                .source
-                .parse()
-                .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
-            called: row.called.clone(),
-            flows: shared.flows.borrow().clone(),
-            backends: shared.backends.clone(),
-            cfg: cfg.clone(),
-            prompts: shared.prompts.clone(),
-            driver: tx.clone(),
-            rx: crx,
-            seed: media_seed,
-            counters: counters.clone(),
-            centre: shared.centre.clone(),
-            store: shared.store.clone(),
-            tx: ctx,
-            confirm: None,
-        };
+        let setup = shared.call_setup(
+            &cfg,
+            &counters,
+            &tx,
+            NewCall {
+                handle: CallHandle(u64::MAX),
+                call_id: row.call_id.clone(),
+                offer: None,
+                port: 0,
+                socket: None,
+                caller: row.number.clone(),
+                source: row
+                    .source
+                    .parse()
+                    .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
+                called: row.called.clone(),
+                seed: media_seed,
+                confirm: None,
+            },
+        );
         tokio::spawn(call::restore(setup, row));
     }
     loop {
@@ -496,36 +539,31 @@ pub async fn run(
                             transport = ?inc.transport,
                             "incoming call"
                         );
-                        let (ctx, crx) = mpsc::channel(64);
-                        calls.insert(inc.call, ctx.clone());
-                        call_sources.insert(inc.call, inc.source.ip());
                         media_seed = media_seed
                             .wrapping_mul(6364136223846793005)
                             .wrapping_add(1442695040888963407);
+                        let setup = shared.call_setup(
+                            &cfg,
+                            &counters,
+                            &tx,
+                            NewCall {
+                                handle: inc.call,
+                                call_id: inc.call_id.clone(),
+                                offer: inc.offer,
+                                port,
+                                socket: Some(socket),
+                                caller: from_user,
+                                source: inc.source,
+                                called,
+                                seed: media_seed,
+                                confirm,
+                            },
+                        );
+                        calls.insert(inc.call, setup.tx.clone());
+                        call_sources.insert(inc.call, inc.source.ip());
                         counters.calls.fetch_add(1, Ordering::Relaxed);
                         let task_alive = alive.clone();
-                        let call = call::run(CallSetup {
-                            handle: inc.call,
-                            call_id: inc.call_id.clone(),
-                            offer: inc.offer,
-                            port,
-                            socket: Some(socket),
-                            caller: from_user,
-                            source: inc.source,
-                            called,
-                            flows: shared.flows.borrow().clone(),
-                            backends: shared.backends.clone(),
-                            cfg: cfg.clone(),
-                            prompts: shared.prompts.clone(),
-                            driver: tx.clone(),
-                            rx: crx,
-                            seed: media_seed,
-                            counters: counters.clone(),
-                            centre: shared.centre.clone(),
-                            store: shared.store.clone(),
-                            tx: ctx.clone(),
-                            confirm,
-                        });
+                        let call = call::run(setup);
                         tokio::spawn(async move {
                             call.await;
                             drop(task_alive);
