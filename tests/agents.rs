@@ -9,13 +9,13 @@
 
 mod common;
 
-use common::{Nida, TOKEN};
+use common::{wait, Nida, TOKEN};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const BASE: u16 = 20000;
 
@@ -149,17 +149,6 @@ impl Drop for Baresip {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn wait(timeout: Duration, mut ok: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + timeout;
-    while Instant::now() < end {
-        if ok() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
 }
 
 /// One channel of a WAV file and its rate.

@@ -8,12 +8,12 @@
 
 mod common;
 
-use common::{Nida, TOKEN};
+use common::{wait, Nida, TOKEN};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const BASE: u16 = 32000;
 
@@ -51,17 +51,6 @@ fn get(nida: &Nida, path: &str) -> serde_json::Value {
     let (status, body) = request(nida, "GET", path, Some(TOKEN), "");
     assert_eq!(status, 200, "{path}: {body}");
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
-}
-
-fn wait(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + timeout;
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
 }
 
 /// A webhook receiver that answers 500 to the first POST and 200 after.

@@ -131,14 +131,7 @@ impl Nida {
 
     /// Waits until the log contains `needle`.
     pub fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
-        let end = Instant::now() + timeout;
-        while Instant::now() < end {
-            if self.log().contains(needle) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        false
+        wait(timeout, || self.log().contains(needle))
     }
 
     /// A number from the JSON of `/status`.
@@ -192,6 +185,18 @@ impl Drop for Nida {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// Waits until `ok` holds (checked every 50 ms); false after `timeout`.
+pub fn wait(timeout: Duration, mut ok: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
 }
 
 /// The result of one sipp run.
