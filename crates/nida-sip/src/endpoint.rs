@@ -86,6 +86,27 @@ pub struct EndpointConfig {
     pub seed: u64,
 }
 
+/// A request outside any dialog that the application sends (REGISTER,
+/// OPTIONS): it gives From, To, Call-ID, CSeq and what else the method
+/// needs; the endpoint adds Via, Max-Forwards and User-Agent, runs the
+/// client transaction and reports the final response as
+/// [`Event::Response`] with `tag`.
+#[derive(Debug, Clone)]
+pub struct OutRequest {
+    /// Chosen by the application to match the response.
+    pub tag: u64,
+    /// The method.
+    pub method: Method,
+    /// Request-URI.
+    pub uri: String,
+    /// Where it goes.
+    pub dest: SocketAddr,
+    /// Over what.
+    pub transport: Transport,
+    /// Headers besides Via, Max-Forwards and User-Agent.
+    pub headers: Headers,
+}
+
 /// Identifies a call for the life of the endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CallHandle(pub u64);
@@ -184,6 +205,16 @@ pub enum Event {
         /// Where it came from.
         source: SocketAddr,
     },
+    /// The final response to a request sent with [`Endpoint::request`]
+    /// (`408` when none came before the transaction timed out).
+    Response {
+        /// The tag the request was sent with.
+        tag: u64,
+        /// The status.
+        status: u16,
+        /// The response's headers (challenges, Expires, Contact).
+        headers: Headers,
+    },
     /// The call is over; the handle is no longer valid.
     Ended {
         /// Which call.
@@ -248,6 +279,9 @@ struct Call {
     local_sdp: Vec<u8>,
     /// For calls nida placed: the ACK of the 2xx, resent when the 2xx is.
     uac_ack: Option<Vec<u8>>,
+    /// For calls nida placed: user and password to answer one digest
+    /// challenge with (taken when used).
+    credentials: Option<(String, String)>,
     scheduled: Option<Instant>,
 }
 
@@ -338,6 +372,8 @@ struct ClientTx {
     transport: Transport,
     dest: SocketAddr,
     call: Option<CallHandle>,
+    /// For a request of the application's: its tag.
+    tag: Option<u64>,
     scheduled: Option<Instant>,
 }
 
@@ -926,6 +962,7 @@ impl Endpoint {
             hangup_after_ack: false,
             local_sdp: Vec::new(),
             uac_ack: None,
+            credentials: None,
             scheduled: None,
         };
         self.dialogs
@@ -1163,9 +1200,19 @@ impl Endpoint {
             ClientKind::Invite(t) => t.handle_response(now, resp.status),
             ClientKind::NonInvite(t) => t.handle_response(now, resp.status),
         };
-        let (call, transport, dest) = (tx.call, tx.transport, tx.dest);
+        let (call, transport, dest, tag) = (tx.call, tx.transport, tx.dest, tx.tag);
         let next = tx.next_timer();
         self.schedule(Owner::Client(key), next);
+        if let Some(tag) = tag {
+            if verdict == ClientVerdict::Deliver && resp.status >= 200 {
+                self.events.push_back(Event::Response {
+                    tag,
+                    status: resp.status,
+                    headers: resp.headers,
+                });
+            }
+            return;
+        }
         match (&method, call) {
             (Method::Invite, Some(handle)) => {
                 self.uac_response(now, handle, &resp, verdict, (transport, dest));
@@ -1263,7 +1310,10 @@ impl Endpoint {
                 .to_bytes();
                 self.send(transport, dest, ack);
                 if verdict == ClientVerdict::Deliver {
-                    self.end_call(handle, EndReason::Refused(status));
+                    let challenged = matches!(status, 401 | 407);
+                    if !(challenged && self.retry_with_credentials(now, handle, resp)) {
+                        self.end_call(handle, EndReason::Refused(status));
+                    }
                 }
             }
         }
@@ -1332,6 +1382,7 @@ impl Endpoint {
                 hangup_after_ack: false,
                 local_sdp: Vec::new(),
                 uac_ack: None,
+                credentials: None,
                 scheduled: None,
             },
         );
@@ -1344,6 +1395,120 @@ impl Endpoint {
             bytes,
         );
         handle
+    }
+
+    /// Lets a call nida placed answer one digest challenge (401 or 407 to
+    /// its INVITE) with these credentials, as carriers ask of calls through
+    /// their trunks.
+    pub fn set_credentials(&mut self, handle: CallHandle, user: &str, password: &str) {
+        if let Some(call) = self.calls.get_mut(&handle) {
+            call.credentials = Some((user.to_string(), password.to_string()));
+        }
+    }
+
+    /// Sends a request outside any dialog (see [`OutRequest`]).
+    pub fn request(&mut self, now: Instant, out: OutRequest) {
+        let branch = format!("{COOKIE}{}", self.rng.hex());
+        let mut h = Headers::default();
+        h.push(
+            "Via",
+            format!(
+                "SIP/2.0/{} {};branch={branch};rport",
+                out.transport.token(),
+                self.cfg.local_addr
+            ),
+        );
+        h.push("Max-Forwards", "70");
+        for header in out.headers.iter() {
+            h.push(&header.name, header.value.as_str());
+        }
+        h.push("User-Agent", self.cfg.user_agent.as_str());
+        let req = Request {
+            method: out.method.clone(),
+            uri: out.uri,
+            headers: h,
+            body: Vec::new(),
+        };
+        let bytes = req.to_bytes();
+        let key = format!("{branch}|{}", out.method);
+        let tx = ClientNonInvite::new(
+            now,
+            self.cfg.timers,
+            out.transport.reliable(),
+            bytes.clone(),
+        );
+        self.start_client_tx(
+            key.clone(),
+            ClientKind::NonInvite(tx),
+            (out.transport, out.dest),
+            None,
+            bytes,
+        );
+        if let Some(tx) = self.client_txs.get_mut(&key) {
+            tx.tag = Some(out.tag);
+        }
+    }
+
+    /// Sends the INVITE of a call again with an answer to the challenge
+    /// in `resp` (RFC 3261 22.2): same Call-ID and From tag, next CSeq,
+    /// new branch. False when the call has no credentials (left).
+    fn retry_with_credentials(
+        &mut self,
+        now: Instant,
+        handle: CallHandle,
+        resp: &Response,
+    ) -> bool {
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return false;
+        };
+        let (challenge_name, answer_name) = if resp.status == 407 {
+            ("Proxy-Authenticate", "Proxy-Authorization")
+        } else {
+            ("WWW-Authenticate", "Authorization")
+        };
+        let Some(challenge) = resp.headers.get(challenge_name) else {
+            return false;
+        };
+        let Some((user, password)) = call.credentials.take() else {
+            return false;
+        };
+        let cnonce = self.rng.hex();
+        let Some(value) = crate::auth::answer(
+            challenge,
+            "INVITE",
+            &call.invite.uri,
+            &user,
+            &password,
+            &cnonce,
+        ) else {
+            return false;
+        };
+        let mut req = call.invite.clone();
+        let cseq = req.cseq().map(|c| c.0).unwrap_or(1) + 1;
+        let branch = format!("{COOKIE}{}", self.rng.hex());
+        let via = format!(
+            "SIP/2.0/{} {};branch={branch};rport",
+            call.transport.token(),
+            self.cfg.local_addr
+        );
+        req.headers.set("Via", via);
+        req.headers.set("CSeq", format!("{cseq} INVITE"));
+        req.headers.set(answer_name, value);
+        let bytes = req.to_bytes();
+        let key = format!("{branch}|INVITE");
+        let (transport, dest) = (call.transport, call.invite_dest);
+        call.invite = req;
+        call.invite_tx = key.clone();
+        call.local_cseq = cseq;
+        let tx = ClientInvite::new(now, self.cfg.timers, transport.reliable(), bytes.clone());
+        self.start_client_tx(
+            key,
+            ClientKind::Invite(tx),
+            (transport, dest),
+            Some(handle),
+            bytes,
+        );
+        true
     }
 
     /// Starts a client transaction: registers it, sends the request once
@@ -1361,6 +1526,7 @@ impl Endpoint {
             transport,
             dest,
             call,
+            tag: None,
             scheduled: None,
         };
         let next = tx.next_timer();
@@ -1466,7 +1632,7 @@ impl Endpoint {
                         continue;
                     }
                     tx.scheduled = None;
-                    let (transport, dest, call) = (tx.transport, tx.dest, tx.call);
+                    let (transport, dest, call, tag) = (tx.transport, tx.dest, tx.call, tx.tag);
                     let actions = match &mut tx.kind {
                         ClientKind::Invite(t) => t.handle_timeout(now),
                         ClientKind::NonInvite(t) => t.handle_timeout(now),
@@ -1477,6 +1643,13 @@ impl Endpoint {
                             TxAction::Retransmit(b) => self.send(transport, dest, b),
                             TxAction::Terminated(why) => {
                                 done = true;
+                                if let (Termination::Timeout, Some(tag)) = (why, tag) {
+                                    self.events.push_back(Event::Response {
+                                        tag,
+                                        status: 408,
+                                        headers: Headers::default(),
+                                    });
+                                }
                                 // Timer B: the callee never answered.
                                 let calling = call
                                     .and_then(|h| self.calls.get(&h))

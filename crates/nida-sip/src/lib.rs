@@ -8,7 +8,9 @@
 //! - [`endpoint`]: the user-agent server core with dialogs;
 //! - [`sdp`]: SDP and the offer/answer model;
 //! - [`auth`]: digest authentication (MD5, SHA-256);
-//! - [`registrar`]: REGISTER bindings for softphones.
+//! - [`registrar`]: REGISTER bindings for softphones;
+//! - [`guard`]: limits per source address;
+//! - [`trunk`]: carrier trunks (registration, health checks, numbers).
 //!
 //! No module reads the clock or a socket: time comes in as `now`, bytes come
 //! in and go out through `handle_*` and `poll_*` calls.
@@ -27,9 +29,10 @@ pub mod registrar;
 pub mod rng;
 pub mod sdp;
 pub mod transaction;
+pub mod trunk;
 
 pub use endpoint::{
-    CallHandle, EndReason, Endpoint, EndpointConfig, Event, IncomingCall, Stats, Transmit,
-    Transport,
+    CallHandle, EndReason, Endpoint, EndpointConfig, Event, IncomingCall, OutRequest, Stats,
+    Transmit, Transport,
 };
 pub use error::Error;

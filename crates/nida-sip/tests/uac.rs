@@ -25,6 +25,8 @@ struct Pair {
     b_mute: bool,
     a_events: Vec<Event>,
     b_events: Vec<Event>,
+    /// Every message A sent.
+    a_sent: Vec<Vec<u8>>,
 }
 
 impl Pair {
@@ -36,6 +38,7 @@ impl Pair {
             b_mute: false,
             a_events: Vec::new(),
             b_events: Vec::new(),
+            a_sent: Vec::new(),
         }
     }
 
@@ -46,6 +49,7 @@ impl Pair {
             while let Some(t) = self.a.poll_transmit() {
                 moved = true;
                 assert_eq!(t.dest, B.parse::<SocketAddr>().unwrap());
+                self.a_sent.push(t.data.clone());
                 self.b
                     .handle_message(self.now, Transport::Udp, A.parse().unwrap(), &t.data);
             }
@@ -263,4 +267,109 @@ fn lost_ack_is_sent_again_for_the_retransmitted_2xx() {
         "no NoAck BYE: {:?}",
         p.b_events
     );
+}
+
+#[test]
+fn a_challenged_invite_is_sent_again_with_credentials_once() {
+    use nida_sip::auth::Credentials;
+    use nida_sip::message::{self, Message};
+    let challenge = "Digest realm=\"carrier\", nonce=\"n0nce\", qop=\"auth\", algorithm=MD5";
+    let mut p = Pair::new();
+    let a = p.call();
+    p.a.set_credentials(a, "4420", "trunk-pass");
+    let b = p.b_incoming();
+    let now = p.now;
+    p.b.reject(
+        now,
+        b,
+        407,
+        "Proxy Authentication Required",
+        &[("Proxy-Authenticate", challenge)],
+    );
+    p.step();
+    // The 407 is acknowledged and the INVITE goes again, answered.
+    let invites: Vec<_> = p
+        .a_sent
+        .iter()
+        .filter_map(|d| match message::parse(d).unwrap() {
+            Message::Request(r) if r.method.as_str() == "INVITE" => Some(r),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(invites.len(), 2, "{:?}", p.a_events);
+    let second = &invites[1];
+    assert_eq!(second.cseq().unwrap().0, 2);
+    assert_eq!(second.call_id(), invites[0].call_id());
+    assert_ne!(
+        second.top_via().unwrap().branch(),
+        invites[0].top_via().unwrap().branch()
+    );
+    let creds = Credentials::parse(second.headers.get("Proxy-Authorization").unwrap()).unwrap();
+    assert_eq!(creds.username, "4420");
+    assert_eq!(
+        creds.response,
+        creds.expected("INVITE", "trunk-pass").unwrap()
+    );
+    assert!(!p.a_events.iter().any(|e| matches!(e, Event::Ended { .. })));
+    // A second challenge ends the call: no loop of guesses.
+    let b2 = p.b_incoming();
+    p.b.reject(
+        now,
+        b2,
+        401,
+        "Unauthorized",
+        &[("WWW-Authenticate", challenge)],
+    );
+    p.step();
+    assert!(p.a_events.iter().any(|e| matches!(
+        e,
+        Event::Ended { call, reason: EndReason::Refused(401) } if *call == a
+    )));
+}
+
+#[test]
+fn a_request_outside_a_dialog_reports_its_response_or_408() {
+    use nida_sip::message::{Headers, Method};
+    use nida_sip::OutRequest;
+    let mut p = Pair::new();
+    let mut h = Headers::default();
+    h.push("From", "<sip:nida@127.0.0.1>;tag=1");
+    h.push("To", "<sip:127.0.0.1>");
+    h.push("Call-ID", "probe-1");
+    h.push("CSeq", "1 OPTIONS");
+    let out = OutRequest {
+        tag: 42,
+        method: Method::Options,
+        uri: "sip:127.0.0.1:5060".into(),
+        dest: B.parse().unwrap(),
+        transport: Transport::Udp,
+        headers: h,
+    };
+    let now = p.now;
+    p.a.request(now, out.clone());
+    p.step();
+    assert!(
+        p.a_events.iter().any(|e| matches!(
+            e,
+            Event::Response { tag: 42, status: 200, headers } if headers.get("Allow").is_some()
+        )),
+        "{:?}",
+        p.a_events
+    );
+    // Unanswered: 408 after Timer F (64 T1), not before.
+    p.b_mute = true;
+    p.a_events.clear();
+    let now = p.now;
+    p.a.request(now, OutRequest { tag: 43, ..out });
+    p.run(Duration::from_secs(31));
+    assert!(p.a_events.is_empty(), "{:?}", p.a_events);
+    p.run(Duration::from_secs(2));
+    assert!(matches!(
+        p.a_events.as_slice(),
+        [Event::Response {
+            tag: 43,
+            status: 408,
+            ..
+        }]
+    ));
 }
