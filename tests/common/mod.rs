@@ -136,16 +136,7 @@ impl Nida {
 
     /// A number from the JSON of `/status`.
     pub fn status(&self, key: &str) -> u64 {
-        let mut s = TcpStream::connect(self.http).expect("status endpoint");
-        // A stuck server fails the test instead of hanging it.
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        s.write_all(
-            format!("GET /api/status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
-        )
-        .unwrap();
-        let mut body = String::new();
-        s.read_to_string(&mut body).unwrap();
+        let body = self.get("/api/status");
         let pat = format!("\"{key}\":");
         let at = body
             .find(&pat)
@@ -157,6 +148,22 @@ impl Nida {
             .collect::<String>()
             .parse()
             .unwrap()
+    }
+
+    /// GET `path` from the admin API with the token: the whole response,
+    /// head and body.
+    pub fn get(&self, path: &str) -> String {
+        let mut s = TcpStream::connect(self.http).expect("admin API");
+        // A stuck server fails the test instead of hanging it.
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .unwrap();
+        let mut body = String::new();
+        s.read_to_string(&mut body).unwrap();
+        body
     }
 
     /// Waits (5 s at most) until a call is up.

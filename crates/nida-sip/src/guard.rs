@@ -166,7 +166,8 @@ impl Guard {
         self.stats
     }
 
-    fn trusted(&self, ip: IpAddr) -> bool {
+    /// Whether `ip` is in a trusted network (no limits apply).
+    pub fn is_trusted(&self, ip: IpAddr) -> bool {
         self.cfg.trusted.iter().any(|c| c.contains(ip))
     }
 
@@ -190,7 +191,7 @@ impl Guard {
             self.stats.too_large += 1;
             return Admit::TooLarge;
         }
-        if self.trusted(ip) {
+        if self.is_trusted(ip) {
             return Admit::Pass;
         }
         let (rate, burst) = (self.cfg.rate, self.cfg.burst);
@@ -219,7 +220,7 @@ impl Guard {
     /// The endpoint refused `ip`'s credentials (403), or `ip` answered a
     /// challenge for a user nida does not know.
     pub fn handle_auth_failure(&mut self, now: Instant, ip: IpAddr) {
-        if self.trusted(ip) {
+        if self.is_trusted(ip) {
             return;
         }
         let (window, max, block) = (
@@ -253,7 +254,7 @@ impl Guard {
 
     /// A call from `ip` is starting; `false` when `ip` has too many.
     pub fn dialog_start(&mut self, now: Instant, ip: IpAddr) -> bool {
-        if self.trusted(ip) {
+        if self.is_trusted(ip) {
             return true;
         }
         let max = self.cfg.max_dialogs;

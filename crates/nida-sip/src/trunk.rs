@@ -255,7 +255,9 @@ pub struct Trunks {
 }
 
 impl Trunks {
-    /// Trunks starting at `now`; `local` is nida's SIP address (Contact).
+    /// Trunks starting at `now` (their first checks and registrations are
+    /// due then: see [`Trunks::poll_timeout`]); `local` is nida's SIP
+    /// address (Contact).
     pub fn new(cfgs: Vec<TrunkConfig>, local: SocketAddr, seed: u64, now: Instant) -> Trunks {
         let mut rng = Rng::new(seed);
         let trunks = cfgs
@@ -293,7 +295,7 @@ impl Trunks {
                 }
             })
             .collect();
-        let mut t = Trunks {
+        Trunks {
             trunks,
             local,
             rng,
@@ -301,9 +303,7 @@ impl Trunks {
             purposes: HashMap::new(),
             out: VecDeque::new(),
             events: VecDeque::new(),
-        };
-        t.handle_timeout(now);
-        t
+        }
     }
 
     /// Whether there are no trunks.

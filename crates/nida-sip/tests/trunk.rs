@@ -89,6 +89,7 @@ impl Net {
             trunk_events: Vec::new(),
             sent: Vec::new(),
         };
+        n.trunks.handle_timeout(now);
         n.step();
         n
     }

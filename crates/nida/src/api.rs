@@ -160,6 +160,7 @@ pub fn router(api: Api) -> Router {
         .route("/api/recordings/{day}/{file}", get(recording))
         .route("/api/records", get(records))
         .route("/api/callbacks", get(callbacks))
+        .route("/api/trunks", get(trunks))
         .route("/api/stats", get(stats))
         .route("/api/events", get(events))
         .route("/metrics", get(metrics))
@@ -493,6 +494,12 @@ async fn callbacks(State(api): State<Api>, Query(q): Query<CallbackQuery>) -> Re
         Ok(rows) => Json(json!(rows)).into_response(),
         Err(r) => r.into_response(),
     }
+}
+
+/// The carrier trunks: registration and the health of each address.
+async fn trunks(State(api): State<Api>) -> Response {
+    let views = api.counters.trunks.borrow().clone();
+    Json(json!(views.as_ref())).into_response()
 }
 
 /// The figures per queue and hour over a period (today by default), for

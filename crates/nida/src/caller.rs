@@ -32,6 +32,8 @@ pub struct CallArgs {
     pub max: Duration,
     /// The caller's voice, looped.
     pub say: Option<PathBuf>,
+    /// The caller's number.
+    pub from: String,
 }
 
 /// A frame whose loudest sample is below this is silence.
@@ -145,7 +147,7 @@ async fn call(args: CallArgs) -> Result<bool, String> {
         &args.uri,
         dest,
         Transport::Udp,
-        "nida-call",
+        &args.from,
         offer,
     );
     tl.say(format!("INVITE {} from {local}", args.uri));
@@ -219,7 +221,8 @@ async fn call(args: CallArgs) -> Result<bool, String> {
                 | Event::Registered(_)
                 | Event::Unregistered { .. }
                 | Event::AuthFailed { .. }
-                | Event::AuthSucceeded { .. } => {}
+                | Event::AuthSucceeded { .. }
+                | Event::Response { .. } => {}
             }
         }
         if ended.is_some() {

@@ -108,6 +108,8 @@ pub struct FileConfig {
     admin_token: Option<String>,
     webhooks: Option<Vec<WebhookDef>>,
     protection: Option<ProtectionDef>,
+    trunks: Option<Vec<crate::trunks::TrunkDef>>,
+    outbound_trunk: Option<String>,
 }
 
 /// `[protection]`: limits per source address.
@@ -339,6 +341,11 @@ pub struct Config {
     pub webhooks: Vec<WebhookDef>,
     /// Limits per source address.
     pub protection: nida_sip::guard::GuardConfig,
+    /// Carrier trunks.
+    pub trunks: Vec<nida_sip::trunk::TrunkConfig>,
+    /// The trunk call-backs and transfers to numbers go through (before
+    /// `outbound_uri`).
+    pub outbound_trunk: Option<String>,
 }
 
 impl Default for Config {
@@ -392,6 +399,8 @@ impl Default for Config {
             admin_token: None,
             webhooks: Vec::new(),
             protection: nida_sip::guard::GuardConfig::default(),
+            trunks: Vec::new(),
+            outbound_trunk: None,
         }
     }
 }
@@ -674,6 +683,37 @@ impl Config {
                     .collect::<Result<_, _>>()?;
             }
         }
+        if let Some(defs) = f.trunks {
+            let mut trunks = Vec::new();
+            for d in &defs {
+                let t = d.to_config().map_err(|message| ConfigError::Value {
+                    key: "trunks",
+                    message,
+                })?;
+                if trunks
+                    .iter()
+                    .any(|o: &nida_sip::trunk::TrunkConfig| o.name == t.name)
+                {
+                    return Err(ConfigError::Value {
+                        key: "trunks",
+                        message: format!("two trunks are named {:?}", t.name),
+                    });
+                }
+                trunks.push(t);
+            }
+            self.trunks = trunks;
+        }
+        if let Some(v) = f.outbound_trunk {
+            self.outbound_trunk = Some(v);
+        }
+        if let Some(t) = &self.outbound_trunk {
+            if !self.trunks.iter().any(|c| &c.name == t) {
+                return Err(ConfigError::Value {
+                    key: "outbound_trunk",
+                    message: format!("no trunk is named {t:?}"),
+                });
+            }
+        }
         if let Some(v) = f.feature_codes {
             v.check().map_err(|message| ConfigError::Value {
                 key: "feature_codes",
@@ -792,6 +832,12 @@ mod tests {
             ("[protection]\nrate_per_second = 0\n", "rate_per_second"),
             ("[protection]\nmax_message_bytes = 10\n", "max_message_bytes"),
             ("[protection]\nauth_failures = 0\n", "auth_failures"),
+            ("outbound_trunk = \"nowhere\"\n", "no trunk is named \"nowhere\""),
+            (
+                "[[trunks]]\nname = \"a\"\naddresses = [\"192.0.2.1:5060\"]\n[[trunks]]\nname = \"a\"\naddresses = [\"192.0.2.2:5060\"]\n",
+                "two trunks are named",
+            ),
+            ("[[trunks]]\nname = \"a\"\naddresses = []\n", "at least one address"),
         ];
         for (text, needle) in cases {
             let err = Config::from_file(&write(text)).unwrap_err().to_string();

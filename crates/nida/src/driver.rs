@@ -9,6 +9,7 @@ use crate::redact::Redacted;
 use nida_media::PromptStore;
 use nida_sip::framing::StreamFramer;
 use nida_sip::guard::{Admit, Guard, GuardEvent};
+use nida_sip::trunk::{TrunkEvent, Trunks};
 use nida_sip::{CallHandle, Endpoint, EndpointConfig, Event, Transport};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -41,16 +42,32 @@ pub enum ToDriver {
     NotifyRefer(CallHandle, u16, &'static str),
     /// A call task finished and released its RTP port.
     PortFree(u16),
-    /// Ring an agent for a waiting call; the reply carries the new leg.
+    /// Ring an agent for a waiting call, or dial a caller; the reply
+    /// carries the new leg.
     Invite {
         /// Where.
-        target: crate::centre::Target,
+        target: Dial,
         /// Shown to the agent as the caller.
         from_user: String,
         /// The call that owns the leg: its events go there.
         owner: mpsc::Sender<ToCall>,
         /// The leg, or `None` when no RTP port is free.
         reply: tokio::sync::oneshot::Sender<Option<LegSetup>>,
+    },
+}
+
+/// Where nida places a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dial {
+    /// A fixed SIP URI and address.
+    Target(crate::centre::Target),
+    /// A number through a carrier trunk (the driver picks the address
+    /// that answers its health checks).
+    Trunk {
+        /// The trunk's name.
+        trunk: String,
+        /// The number, in nida's format (the trunk rewrites it).
+        number: String,
     },
 }
 
@@ -95,6 +112,8 @@ pub struct Counters {
     pub rtp_legs: AtomicU64,
     /// What the per-source protection did (a copy of its counters).
     pub protection: ProtectionCounters,
+    /// The trunks' state, as last published by the driver.
+    pub trunks: tokio::sync::watch::Sender<Arc<Vec<crate::trunks::TrunkView>>>,
 }
 
 /// The guard's counters, as atomics the metrics read.
@@ -328,6 +347,17 @@ pub async fn run(
         ));
     }
     let mut ports = Ports::new(&cfg);
+    let mut trunks = Trunks::new(
+        cfg.trunks.clone(),
+        cfg.sip_addr,
+        seed ^ 0x7a11,
+        Instant::now(),
+    );
+    counters.trunks.send_replace(Arc::new(crate::trunks::views(
+        &trunks.status(),
+        Instant::now(),
+        crate::queued::unix_now(),
+    )));
     let mut guard = Guard::new(cfg.protection.clone());
     let mut last_prune = Instant::now();
     // The source of each call counted against its source's limit.
@@ -372,8 +402,10 @@ pub async fn run(
         tokio::spawn(call::restore(setup, row));
     }
     loop {
-        let deadline = ep
-            .poll_timeout()
+        let deadline = [ep.poll_timeout(), trunks.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
             .map(tokio::time::Instant::from_std)
             .unwrap_or_else(|| tokio::time::Instant::now() + std::time::Duration::from_secs(3600));
         let drain_tick = drain.as_ref().map(|d| {
@@ -394,6 +426,7 @@ pub async fn run(
                 let d = drain.as_mut().expect("ticks only while draining");
                 if d.hard_stop.is_none() && now >= d.deadline {
                     info!(calls = calls.len(), legs = legs.len(), "stopping: hanging up the calls left");
+                    trunks.unregister_all();
                     for h in calls.keys().chain(legs.keys()).copied().collect::<Vec<_>>() {
                         ep.hangup(Instant::now(), h);
                     }
@@ -431,6 +464,20 @@ pub async fn run(
                     ToDriver::PortFree(p) => ports.free.push_back(p),
                     ToDriver::NotifyRefer(h, status, reason) => ep.notify_refer(now, h, status, reason),
                     ToDriver::Invite { target, from_user, owner, reply } => {
+                        let (target, credentials) = match target {
+                            Dial::Target(t) => (t, None),
+                            Dial::Trunk { trunk, number } => match trunks.route(&trunk, &number) {
+                                Some(r) => (
+                                    crate::centre::Target { uri: r.uri, dest: r.dest, transport: r.transport },
+                                    r.credentials,
+                                ),
+                                None => {
+                                    warn!(%trunk, "no address of the trunk answers: cannot dial");
+                                    let _ = reply.send(None);
+                                    continue;
+                                }
+                            },
+                        };
                         let Some((port, socket)) = ports.bind(cfg.media_ip) else {
                             warn!("no RTP port free to ring an agent");
                             let _ = reply.send(None);
@@ -446,6 +493,9 @@ pub async fn run(
                         };
                         let sdp = nida_sip::sdp::offer(&cfg.codecs, &media);
                         let handle = ep.invite(now, &target.uri, target.dest, target.transport, &from_user, sdp);
+                        if let Some((user, password)) = credentials {
+                            ep.set_credentials(handle, &user, &password);
+                        }
                         legs.insert(handle, owner);
                         if let Err(Some(leg)) = reply.send(Some(LegSetup { handle, port, socket })) {
                             // The call ended meanwhile.
@@ -455,11 +505,17 @@ pub async fn run(
                     }
                 }
             }
-            _ = tokio::time::sleep_until(deadline) => ep.handle_timeout(Instant::now()),
+            _ = tokio::time::sleep_until(deadline) => {
+                ep.handle_timeout(Instant::now());
+                trunks.handle_timeout(Instant::now());
+            }
         }
         // Drain until quiet: answering an event can queue more output.
         loop {
             let mut busy = false;
+            while let Some(r) = trunks.poll_request() {
+                ep.request(Instant::now(), r);
+            }
             while let Some(t) = ep.poll_transmit() {
                 busy = true;
                 counters.responses_sent.count(&t.data);
@@ -477,7 +533,11 @@ pub async fn run(
                 let now = Instant::now();
                 match ev {
                     Event::Incoming(inc) => {
-                        let called = called_number(&inc.request_uri);
+                        let mut called = called_number(&inc.request_uri);
+                        let trunk = trunks.identify(inc.source.ip()).map(str::to_string);
+                        if let Some(t) = &trunk {
+                            called = trunks.called_number(t, &called);
+                        }
                         let mut confirm = None;
                         if FeatureCodes::is_feature(&called) {
                             match feature_call(&ep, &cfg, &shared.centre, &inc, &called, now) {
@@ -487,6 +547,15 @@ pub async fn run(
                                     continue;
                                 }
                             }
+                        }
+                        if confirm.is_none()
+                            && trunk.is_none()
+                            && trunks.restricts_inbound()
+                            && !known_source(&ep, &cfg, &guard, inc.source, now)
+                        {
+                            warn!(call_id = %inc.call_id, source = %inc.source.ip(), "call from no trunk, agent or trusted network: 403");
+                            ep.reject(now, inc.call, 403, "Forbidden", &[]);
+                            continue;
                         }
                         if drain.is_some() {
                             counters.overload_rejects.fetch_add(1, Ordering::Relaxed);
@@ -536,6 +605,8 @@ pub async fn run(
                             call_id = %inc.call_id,
                             from = %Redacted::new(&from_user, cfg.log_caller_numbers),
                             to = %inc.request_uri,
+                            called = %called,
+                            trunk = trunk.as_deref().unwrap_or("-"),
                             transport = ?inc.transport,
                             "incoming call"
                         );
@@ -630,6 +701,13 @@ pub async fn run(
                             );
                         }
                     }
+                    Event::Response {
+                        tag,
+                        status,
+                        headers,
+                    } => {
+                        trunks.handle_response(now, tag, status, &headers);
+                    }
                     Event::AuthFailed { source } => {
                         guard.handle_auth_failure(now, source.ip());
                     }
@@ -673,6 +751,16 @@ pub async fn run(
             last_prune = Instant::now();
         }
         counters.protection.store(&guard.stats());
+        let mut trunk_news = false;
+        while let Some(ev) = trunks.poll_event() {
+            trunk_news = true;
+            log_trunk_event(ev);
+        }
+        if trunk_news {
+            let views =
+                crate::trunks::views(&trunks.status(), Instant::now(), crate::queued::unix_now());
+            counters.trunks.send_replace(Arc::new(views));
+        }
         if let Some(d) = &drain {
             let tasks = Arc::strong_count(&alive) - 1;
             let done = calls.is_empty() && legs.is_empty() && tasks == 0;
@@ -684,6 +772,43 @@ pub async fn run(
                 return;
             }
         }
+    }
+}
+
+/// Whether a call from `source` comes from one of nida's own: an agent's
+/// registered or fixed address, or a trusted network.
+fn known_source(
+    ep: &Endpoint,
+    cfg: &Config,
+    guard: &Guard,
+    source: SocketAddr,
+    now: Instant,
+) -> bool {
+    guard.is_trusted(source.ip())
+        || ep
+            .registrar()
+            .is_some_and(|r| r.user_at(source, now).is_some())
+        || cfg.agents.iter().any(|a| {
+            a.contact
+                .as_deref()
+                .and_then(crate::centre::static_target)
+                .is_some_and(|t| t.dest.ip() == source.ip())
+        })
+}
+
+fn log_trunk_event(ev: TrunkEvent) {
+    match ev {
+        TrunkEvent::Registered { trunk, at, expires } => {
+            info!(%trunk, %at, expires = expires.as_secs(), "registered to the carrier")
+        }
+        TrunkEvent::RegistrationFailed { trunk, at, status } => {
+            warn!(%trunk, %at, status, "registration to the carrier failed")
+        }
+        TrunkEvent::Health {
+            trunk,
+            address,
+            health,
+        } => info!(%trunk, %address, health = health.as_str(), "trunk address health"),
     }
 }
 

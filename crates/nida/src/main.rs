@@ -21,6 +21,7 @@ mod redact;
 mod reload;
 mod report;
 mod retention;
+mod trunks;
 mod web;
 mod webhooks;
 
@@ -80,6 +81,9 @@ enum Command {
         /// waiting for the prompt to end.
         #[arg(long)]
         barge_in_ms: Option<u64>,
+        /// The caller's number (user part of From).
+        #[arg(long, default_value = "nida-call")]
+        from: String,
     },
     /// Key figures from the call records: per queue and hour or day, and
     /// each agent's ratings.
@@ -187,6 +191,7 @@ fn main() -> ExitCode {
         max_seconds,
         barge_in_ms,
         say,
+        from,
     }) = cli.command
     {
         return caller::run(caller::CallArgs {
@@ -197,6 +202,7 @@ fn main() -> ExitCode {
             barge_in: barge_in_ms.map(std::time::Duration::from_millis),
             max: std::time::Duration::from_secs(max_seconds),
             say,
+            from,
         });
     }
     if let Some(Command::Report {

@@ -265,6 +265,38 @@ pub fn render(counters: &Counters, centre: &CentreHandle, totals: &RecordTotals)
         "Sources blocked after repeated authentication failures.",
         &[(String::new(), p.blocks as f64)],
     );
+    let trunks = counters.trunks.borrow().clone();
+    family(
+        &mut out,
+        "nida_trunk_registered",
+        "gauge",
+        "1 when the trunk is registered to its carrier.",
+        &trunks
+            .iter()
+            .filter(|t| t.registration != "off")
+            .map(|t| {
+                let up = t.registration == "registered";
+                (format!("trunk=\"{}\"", t.name), f64::from(u8::from(up)))
+            })
+            .collect::<Vec<_>>(),
+    );
+    family(
+        &mut out,
+        "nida_trunk_address_up",
+        "gauge",
+        "1 when the trunk address answers its health checks.",
+        &trunks
+            .iter()
+            .flat_map(|t| {
+                t.addresses.iter().map(|a| {
+                    (
+                        format!("trunk=\"{}\",address=\"{}\"", t.name, a.address),
+                        f64::from(u8::from(a.health == "up")),
+                    )
+                })
+            })
+            .collect::<Vec<_>>(),
+    );
     family(
         &mut out,
         "nida_rtp_packets_received_total",

@@ -7,7 +7,7 @@
 use crate::call::{law_of, CallSetup, PortGuard, ToCall};
 use crate::centre::{CallInfo, ToCentre};
 use crate::config::QueueDef;
-use crate::driver::{LegSetup, ToDriver};
+use crate::driver::{Dial, LegSetup, ToDriver};
 use nida_acd::{AgentId, Exit, TaskId};
 use nida_ivr::Session;
 use nida_media::{Law, RtpSession};
@@ -181,11 +181,7 @@ impl Dialback {
 /// Places a call owned by this call (an agent, the caller for a
 /// call-back, a transfer's number); `None` when the driver has no RTP
 /// port or is gone.
-async fn place_call(
-    s: &CallSetup,
-    target: crate::centre::Target,
-    from_user: String,
-) -> Option<LegSetup> {
+async fn place_call(s: &CallSetup, target: Dial, from_user: String) -> Option<LegSetup> {
     let (reply, rx) = oneshot::channel();
     let m = ToDriver::Invite {
         target,
@@ -607,7 +603,7 @@ impl CentreCall {
                     return;
                 }
                 info!(agent = agent.0, %name, uri = %target.uri, "ringing agent");
-                match place_call(s, target, s.caller.clone()).await {
+                match place_call(s, Dial::Target(target), s.caller.clone()).await {
                     Some(l) => self.legs.push(Leg {
                         agent,
                         handle: l.handle,
@@ -857,18 +853,27 @@ impl CentreCall {
 
     /// Dials the caller for the agent now on the line.
     async fn dial_caller(&mut self, s: &CallSetup) {
-        let uri = match &s.cfg.outbound_uri {
-            Some(t) => t.replace("{number}", &s.caller),
-            None => format!("sip:{}@{}", s.caller, s.source),
-        };
-        let leg = match crate::centre::static_target(&uri) {
-            Some(target) => {
-                info!(uri = %uri, "call-back: dialling the caller");
-                place_call(s, target, s.called.clone()).await
-            }
-            None => {
-                warn!(uri = %uri, "call-back address is not sip:user@ip:port");
-                None
+        let leg = if let Some(trunk) = &s.cfg.outbound_trunk {
+            info!(%trunk, "call-back: dialling the caller through the trunk");
+            let dial = Dial::Trunk {
+                trunk: trunk.clone(),
+                number: s.caller.clone(),
+            };
+            place_call(s, dial, s.called.clone()).await
+        } else {
+            let uri = match &s.cfg.outbound_uri {
+                Some(t) => t.replace("{number}", &s.caller),
+                None => format!("sip:{}@{}", s.caller, s.source),
+            };
+            match crate::centre::static_target(&uri) {
+                Some(target) => {
+                    info!(uri = %uri, "call-back: dialling the caller");
+                    place_call(s, Dial::Target(target), s.called.clone()).await
+                }
+                None => {
+                    warn!(uri = %uri, "call-back address is not sip:user@ip:port");
+                    None
+                }
             }
         };
         match (leg, self.callback.as_mut()) {
@@ -1179,19 +1184,28 @@ impl CentreCall {
 }
 
 /// Where a transfer to `target` (user part `number`) goes: the URI itself
-/// when it names another host, else the outbound route.
-fn external_target(s: &CallSetup, target: &str, number: &str) -> Option<crate::centre::Target> {
+/// when it names another host, else the outbound trunk or route.
+fn external_target(s: &CallSetup, target: &str, number: &str) -> Option<Dial> {
     if let Some(t) = crate::centre::static_target(target) {
         if t.dest != s.cfg.sip_addr {
-            return Some(t);
+            return Some(Dial::Target(t));
         }
     }
     let dialable = !number.is_empty()
         && number
             .chars()
             .all(|c| c.is_ascii_digit() || c == '+' || c == '*' || c == '#');
-    let template = s.cfg.outbound_uri.as_ref().filter(|_| dialable)?;
-    crate::centre::static_target(&template.replace("{number}", number))
+    if !dialable {
+        return None;
+    }
+    if let Some(trunk) = &s.cfg.outbound_trunk {
+        return Some(Dial::Trunk {
+            trunk: trunk.clone(),
+            number: number.to_string(),
+        });
+    }
+    let template = s.cfg.outbound_uri.as_ref()?;
+    crate::centre::static_target(&template.replace("{number}", number)).map(Dial::Target)
 }
 
 /// Seconds since the Unix epoch.
