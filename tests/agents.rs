@@ -240,8 +240,21 @@ const AGENT_1001: &str = "[[agents]]\nid = 1\nuser = \"1001\"\npassword = \"s3cr
 
 /// `nida call` dialling the main flow, choosing English and an agent.
 fn caller(nida: &Nida, digits: &str, max_seconds: u32, voice: &Path, record: &Path) -> Child {
+    caller_from(nida, "nida-call", digits, max_seconds, voice, record)
+}
+
+/// Like `caller`, from the number `from`.
+fn caller_from(
+    nida: &Nida,
+    from: &str,
+    digits: &str,
+    max_seconds: u32,
+    voice: &Path,
+    record: &Path,
+) -> Child {
     Command::new(env!("CARGO_BIN_EXE_nida"))
         .args(["call", &format!("sip:8005@{}", nida.sip)])
+        .args(["--from", from])
         .args([
             "--digits",
             digits,
@@ -1123,4 +1136,110 @@ fn a_caller_whose_wait_runs_out_leaves_by_the_queue_exit() {
     assert_eq!(cb[0]["status"], "requested");
     assert_eq!(cb[0]["queue"], "visa_general");
     assert!(records(&nida).is_empty(), "the call is not over");
+}
+
+#[test]
+fn a_call_back_goes_through_the_trunk_to_the_address_that_answers() {
+    common::which_sipp();
+    // The trunk has two addresses: the first is dead (nothing listens),
+    // the second is the carrier (sipp), which answers the health checks,
+    // challenges the INVITE and checks the rewritten number.
+    let dead = common::ports(BASE + 2000, 10);
+    let carrier = common::ports(BASE + 2000, 10);
+    let agent_port = common::ports(BASE + 2000, 10);
+    let extra = format!(
+        "data_dir = \"DATA\"\noutbound_trunk = \"carrier\"\n\
+         [[trunks]]\nname = \"carrier\"\n\
+         addresses = [\"127.0.0.1:{dead}\", \"127.0.0.1:{carrier}\"]\n\
+         domain = \"carrier.example\"\nusername = \"4420\"\npassword = \"trunk-pass\"\n\
+         register = false\noptions_interval_seconds = 1\n\
+         rewrite_out = [{{ prefix = \"0\", replace = \"+44\" }}]\n\
+         [[agents]]\nid = 2\nuser = \"1002\"\npassword = \"x\"\nname = \"Omar\"\n\
+         skills = {{ visa = 5 }}\nlanguages = [\"en\"]\ncontact = \"sip:1002@127.0.0.1:{agent_port}\"\n\
+         [queues.visa_general]\nannounce_seconds = 0\nwrap_up_seconds = 0\n"
+    );
+    let mut carrier_sipp = Command::new("sipp")
+        .args(["-sf", &common::scenario("carrier_callback.xml")])
+        .args(["-i", "127.0.0.1", "-p", &carrier.to_string()])
+        .args(["-nostdin", "-timeout", "120s", "-rtp_echo"])
+        .args(["-mp", &(carrier + 4).to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sipp starts");
+    let nida = start_centre(&extra);
+    assert!(http(&nida, "POST", "/api/agents/2/not_ready?reason=later").contains("202"));
+    let voice = caller_voice(&nida.dir);
+    let heard = nida.dir.join("caller-heard.wav");
+    let call = caller_from(&nida, "07700900123", "2,w0,1", 40, &voice, &heard);
+    assert!(
+        nida.wait_log("waiting in line for the call-back", Duration::from_secs(40)),
+        "{}",
+        nida.log()
+    );
+    finish(call);
+    // By now the health checks know which address answers.
+    assert!(
+        wait(Duration::from_secs(5), || {
+            let t = nida.get("/api/trunks");
+            t.contains(&format!(
+                "{{\"address\":\"127.0.0.1:{dead}\",\"health\":\"down\"}}"
+            )) && t.contains(&format!(
+                "{{\"address\":\"127.0.0.1:{carrier}\",\"health\":\"up\"}}"
+            ))
+        }),
+        "{}\n{}",
+        nida.get("/api/trunks"),
+        nida.log()
+    );
+    let metrics = nida.get("/metrics");
+    assert!(
+        metrics.contains(&format!(
+            "nida_trunk_address_up{{trunk=\"carrier\",address=\"127.0.0.1:{dead}\"}} 0"
+        )),
+        "{metrics}"
+    );
+    let agent = sipp_phone("answer_until_bye.xml", agent_port, 1, 60, true);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(http(&nida, "POST", "/api/agents/2/ready").contains("202"));
+    assert!(
+        nida.wait_log("call-back answered", Duration::from_secs(20)),
+        "{}",
+        nida.log()
+    );
+    // The citizen hangs up after five seconds; nida ends the agent's leg.
+    let out = agent.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "agent's sipp: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        nida.log()
+    );
+    assert!(
+        wait(Duration::from_secs(10), || records(&nida).len() == 1),
+        "{}",
+        nida.log()
+    );
+    let r = &records(&nida)[0];
+    assert_eq!(r["outcome"], "answered", "{r}");
+    assert_eq!(r["callback"], true, "{r}");
+    assert_eq!(r["agent"], 2, "{r}");
+    assert!(r["talk_seconds"].as_f64().unwrap() >= 4.0, "{r}");
+    let log = nida.log();
+    assert!(
+        log.contains("call-back: dialling the caller through the trunk trunk=carrier"),
+        "{log}"
+    );
+    // The carrier's challenge was met once: one 401, and no 403.
+    let metrics = nida.get("/metrics");
+    assert!(
+        metrics.contains("nida_sip_responses_total{code=\"401\",direction=\"received\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("code=\"403\",direction=\"received\""),
+        "{metrics}"
+    );
+    let _ = carrier_sipp.kill();
+    let _ = carrier_sipp.wait();
 }
