@@ -254,6 +254,9 @@ pub fn check_sources(
     let mut report = Report::default();
     let mut parsed: Vec<(PathBuf, FlowFile)> = Vec::new();
     for (path, text) in files {
+        // YAML ends a line at LF, CRLF or a lone CR; with every break
+        // made LF, positions and the lines shown under them agree.
+        let text = &text.replace("\r\n", "\n").replace('\r', "\n");
         report.sources.insert(path.clone(), text.clone());
         match serde_saphyr::from_str::<FlowFile>(text) {
             Ok(f) => parsed.push((path.clone(), f)),

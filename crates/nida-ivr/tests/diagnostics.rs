@@ -207,3 +207,18 @@ fn the_committed_json_schema_is_up_to_date() {
         );
     }
 }
+
+#[test]
+fn lines_ended_by_cr_alone_or_crlf_are_counted_as_yaml_counts_them() {
+    // Found by fuzzing: YAML ends a line at a lone CR too, so the
+    // position and the line shown under it must count the same way.
+    for eol in ["\r", "\r\n"] {
+        let text = GOOD.replace("next: menu", "next: mneu").replace('\n', eol);
+        let (line, col, _, rendered) = diag(&text);
+        assert_eq!((line, col), (12, 11), "{eol:?}");
+        assert!(
+            rendered.contains("12 |     next: mneu\n   |           ^^^^"),
+            "{eol:?}: {rendered}"
+        );
+    }
+}

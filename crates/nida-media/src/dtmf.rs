@@ -61,10 +61,14 @@ impl EventPayload {
 }
 
 /// Reports each event once, however many packets carry it (updates and
-/// the three end packets share the event's RTP timestamp).
+/// the three end packets share the event's RTP timestamp). The timestamp
+/// names the event (RFC 4733 2.5.1.3): a packet starts a new event only
+/// when its timestamp is later than the last event's (modulo 2^32), so
+/// neither packets mixing codes under one timestamp nor a late packet of
+/// an earlier event, reordered by the network, press a key twice.
 #[derive(Debug, Default)]
 pub struct EventReceiver {
-    last: Option<(u32, u8)>,
+    last: Option<u32>,
 }
 
 impl EventReceiver {
@@ -72,10 +76,13 @@ impl EventReceiver {
     /// starts an event not seen before.
     pub fn handle(&mut self, timestamp: u32, payload: &[u8]) -> Result<Option<char>, Error> {
         let ev = EventPayload::parse(payload)?;
-        if self.last == Some((timestamp, ev.event)) {
-            return Ok(None);
+        if let Some(last) = self.last {
+            let ahead = timestamp.wrapping_sub(last);
+            if ahead == 0 || ahead >= 1 << 31 {
+                return Ok(None);
+            }
         }
-        self.last = Some((timestamp, ev.event));
+        self.last = Some(timestamp);
         Ok(digit_of(ev.event))
     }
 }
@@ -154,6 +161,24 @@ mod tests {
         assert_eq!(digits, vec!['5']);
         // The same digit pressed again has a new timestamp.
         assert_eq!(r.handle(2600, &packets[6].0).unwrap(), Some('5'));
+        // Another code under that timestamp, then 5 again: one press only
+        // (found by fuzzing: the receiver used to report the 5 twice).
+        let other = EventPayload {
+            event: 200,
+            end: false,
+            volume: 10,
+            duration: 160,
+        }
+        .to_bytes();
+        assert_eq!(r.handle(2600, &other).unwrap(), None);
+        assert_eq!(r.handle(2600, &packets[0].0).unwrap(), None);
+        // A late end packet of the first press, after the second began.
+        assert_eq!(r.handle(1000, &packets[6].0).unwrap(), None);
+        // Timestamps wrap: an event just past 2^32 is still new.
+        assert_eq!(r.handle(u32::MAX - 100, &packets[0].0).unwrap(), None);
+        let mut r = EventReceiver::default();
+        assert_eq!(r.handle(u32::MAX - 100, &packets[0].0).unwrap(), Some('5'));
+        assert_eq!(r.handle(60, &packets[0].0).unwrap(), Some('5'));
     }
 
     #[test]

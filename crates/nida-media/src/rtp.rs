@@ -78,9 +78,17 @@ struct Receiver {
     max_seq: u16,
     cycles: u32,
     received: u64,
+    /// After a jump too large to be loss: the sequence number that would
+    /// show the source restarted (RFC 3550 A.1 `bad_seq`).
+    bad_seq: Option<u16>,
     transit: Option<f64>,
     jitter: f64,
 }
+
+/// A jump forward up to this is loss (RFC 3550 A.1 `MAX_DROPOUT`).
+const MAX_DROPOUT: u16 = 3000;
+/// A step back up to this is a late packet (`MAX_MISORDER`).
+const MAX_MISORDER: u16 = 100;
 
 /// One call's RTP stream.
 pub struct RtpSession {
@@ -265,8 +273,11 @@ impl RtpSession {
             return;
         }
         self.last_rx = now;
+        if !self.account(now, u16::from(pkt.sequence_number()), pkt.timestamp()) {
+            self.stats.rejected += 1;
+            return;
+        }
         self.stats.received += 1;
-        self.account(now, u16::from(pkt.sequence_number()), pkt.timestamp());
         if is_event {
             if let Ok(Some(d)) = self.dtmf_in.handle(pkt.timestamp(), pkt.payload()) {
                 self.events.push_back(MediaEvent::Dtmf(d));
@@ -281,25 +292,40 @@ impl RtpSession {
         }
     }
 
-    /// Sequence accounting (RFC 3550 A.1, simplified) and jitter (A.8).
-    fn account(&mut self, now: Instant, seq: u16, ts: u32) {
+    /// Sequence accounting (RFC 3550 A.1) and jitter (A.8); false for a
+    /// packet to drop: a jump in sequence numbers too large to be loss,
+    /// unless the next packet follows it (the source restarted its
+    /// numbering), so one stray packet cannot count thousands as lost.
+    fn account(&mut self, now: Instant, seq: u16, ts: u32) -> bool {
         let arrival = now.duration_since(self.start).as_secs_f64() * 8000.0;
-        let rx = self.rx.get_or_insert(Receiver {
+        let fresh = |seq: u16| Receiver {
             base_seq: seq as u32,
             max_seq: seq,
             cycles: 0,
             received: 0,
+            bad_seq: None,
             transit: None,
             jitter: 0.0,
-        });
-        rx.received += 1;
+        };
+        let rx = self.rx.get_or_insert_with(|| fresh(seq));
         let delta = seq.wrapping_sub(rx.max_seq);
-        if delta != 0 && delta < 0x8000 {
+        if delta < MAX_DROPOUT {
             if seq < rx.max_seq {
                 rx.cycles += 1 << 16;
             }
             rx.max_seq = seq;
+            rx.bad_seq = None;
+        } else if delta <= u16::MAX - MAX_MISORDER {
+            if rx.bad_seq != Some(seq) {
+                rx.bad_seq = Some(seq.wrapping_add(1));
+                return false;
+            }
+            // Two packets in a row after the jump: a new numbering.
+            let jitter = rx.jitter;
+            *rx = fresh(seq);
+            rx.jitter = jitter;
         }
+        rx.received += 1;
         let transit = arrival - ts as f64;
         if let Some(prev) = rx.transit {
             let mut d = transit - prev;
@@ -310,6 +336,7 @@ impl RtpSession {
             rx.jitter += (d.abs() - rx.jitter) / 16.0;
         }
         rx.transit = Some(transit);
+        true
     }
 
     /// Checks the inactivity timeout.
@@ -618,6 +645,45 @@ mod tests {
         assert_eq!(s.stats().received, 6);
         assert_eq!(s.stats().lost, 1);
         assert_eq!(s.received_audio().len(), 160);
+    }
+
+    #[test]
+    fn a_stray_jump_in_sequence_is_dropped_and_a_restart_is_followed() {
+        let t0 = Instant::now();
+        let mut s = RtpSession::new(t0, cfg("127.0.0.1:4000"));
+        let from: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        let send = |s: &mut RtpSession, seq: u16| {
+            let p = RtpPacketBuilder::new()
+                .payload_type(0)
+                .sequence(Seq::from(seq))
+                .timestamp(u32::from(seq) * 160)
+                .ssrc(7)
+                .payload(&[0xFF; 160])
+                .build()
+                .unwrap();
+            s.handle_packet(t0, from, &p);
+        };
+        send(&mut s, 100);
+        send(&mut s, 101);
+        // One packet 30,000 ahead: not 30,000 lost, and not played.
+        send(&mut s, 30_101);
+        send(&mut s, 102);
+        let st = s.stats();
+        assert_eq!((st.received, st.lost, st.rejected), (3, 0, 1));
+        assert_eq!(s.received_audio().len(), 3 * 160);
+        // A late packet is taken; a real gap counts as loss (103 to 109
+        // missing, less the late 99 from before the first).
+        send(&mut s, 99);
+        send(&mut s, 110);
+        assert_eq!(s.stats().lost, 6);
+        // The sender restarts its numbering: two in a row after the jump.
+        send(&mut s, 50_000);
+        send(&mut s, 50_001);
+        send(&mut s, 50_002);
+        let st = s.stats();
+        assert_eq!(st.rejected, 2);
+        assert_eq!(st.lost, 0, "counted from the new numbering: {st:?}");
+        assert_eq!(s.received_audio().len(), 7 * 160);
     }
 
     #[test]
