@@ -8,26 +8,32 @@
 mod common;
 
 use common::{sipp, Nida};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 const BASE: u16 = 8000;
 
-#[test]
-fn nida_registers_to_the_carrier_and_refreshes_in_time() {
-    common::which_sipp();
-    let carrier = common::ports(BASE, 10);
-    // The carrier's registrar: sipp, one registration dialog.
+/// The carrier's registrar: sipp at `port`, one registration dialog
+/// (`carrier_registrar.xml`), 20 s at most.
+fn carrier_registrar(port: u16) -> Child {
     let registrar = Command::new("sipp")
         .args(["-sf", &common::scenario("carrier_registrar.xml")])
-        .args(["-i", "127.0.0.1", "-p", &carrier.to_string()])
+        .args(["-i", "127.0.0.1", "-p", &port.to_string()])
         .args(["-m", "1", "-nostdin", "-timeout", "20s", "-timeout_error"])
-        .args(["-mp", &(carrier + 4).to_string()])
+        .args(["-mp", &(port + 4).to_string()])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("sipp starts");
     std::thread::sleep(Duration::from_millis(300));
+    registrar
+}
+
+#[test]
+fn nida_registers_to_the_carrier_and_refreshes_in_time() {
+    common::which_sipp();
+    let carrier = common::ports(BASE, 10);
+    let registrar = carrier_registrar(carrier);
     let nida = Nida::start(
         BASE,
         &format!(
@@ -75,16 +81,7 @@ fn nida_registers_to_the_carrier_and_refreshes_in_time() {
 fn a_wrong_trunk_password_is_reported_in_the_log_api_and_metrics() {
     common::which_sipp();
     let carrier = common::ports(BASE, 10);
-    let registrar = Command::new("sipp")
-        .args(["-sf", &common::scenario("carrier_registrar.xml")])
-        .args(["-i", "127.0.0.1", "-p", &carrier.to_string()])
-        .args(["-m", "1", "-nostdin", "-timeout", "10s"])
-        .args(["-mp", &(carrier + 4).to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("sipp starts");
-    std::thread::sleep(Duration::from_millis(300));
+    let registrar = carrier_registrar(carrier);
     let nida = Nida::start(
         BASE,
         &format!(

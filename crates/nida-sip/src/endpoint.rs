@@ -1333,18 +1333,11 @@ impl Endpoint {
         let handle = CallHandle(self.next_handle);
         self.next_handle += 1;
         let local_tag = self.rng.hex();
-        let branch = format!("{COOKIE}{}", self.rng.hex());
+        let (branch, via) = self.new_via(transport);
         let call_id = format!("{}@{}", self.rng.hex(), self.cfg.local_addr.ip());
         let local = format!("<sip:{from_user}@{}>;tag={local_tag}", self.cfg.local_addr);
         let mut h = Headers::default();
-        h.push(
-            "Via",
-            format!(
-                "SIP/2.0/{} {};branch={branch};rport",
-                transport.token(),
-                self.cfg.local_addr
-            ),
-        );
+        h.push("Via", via);
         h.push("Max-Forwards", "70");
         h.push("From", local.as_str());
         h.push("To", format!("<{uri}>"));
@@ -1397,6 +1390,17 @@ impl Endpoint {
         handle
     }
 
+    /// A new branch and the Via naming it, for a request nida starts.
+    fn new_via(&mut self, transport: Transport) -> (String, String) {
+        let branch = format!("{COOKIE}{}", self.rng.hex());
+        let via = format!(
+            "SIP/2.0/{} {};branch={branch};rport",
+            transport.token(),
+            self.cfg.local_addr
+        );
+        (branch, via)
+    }
+
     /// Lets a call nida placed answer one digest challenge (401 or 407 to
     /// its INVITE) with these credentials, as carriers ask of calls through
     /// their trunks.
@@ -1408,16 +1412,9 @@ impl Endpoint {
 
     /// Sends a request outside any dialog (see [`OutRequest`]).
     pub fn request(&mut self, now: Instant, out: OutRequest) {
-        let branch = format!("{COOKIE}{}", self.rng.hex());
+        let (branch, via) = self.new_via(out.transport);
         let mut h = Headers::default();
-        h.push(
-            "Via",
-            format!(
-                "SIP/2.0/{} {};branch={branch};rport",
-                out.transport.token(),
-                self.cfg.local_addr
-            ),
-        );
+        h.push("Via", via);
         h.push("Max-Forwards", "70");
         for header in out.headers.iter() {
             h.push(&header.name, header.value.as_str());
@@ -1485,18 +1482,16 @@ impl Endpoint {
         };
         let mut req = call.invite.clone();
         let cseq = req.cseq().map(|c| c.0).unwrap_or(1) + 1;
-        let branch = format!("{COOKIE}{}", self.rng.hex());
-        let via = format!(
-            "SIP/2.0/{} {};branch={branch};rport",
-            call.transport.token(),
-            self.cfg.local_addr
-        );
+        let (transport, dest) = (call.transport, call.invite_dest);
+        let (branch, via) = self.new_via(transport);
         req.headers.set("Via", via);
         req.headers.set("CSeq", format!("{cseq} INVITE"));
         req.headers.set(answer_name, value);
         let bytes = req.to_bytes();
         let key = format!("{branch}|INVITE");
-        let (transport, dest) = (call.transport, call.invite_dest);
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return false;
+        };
         call.invite = req;
         call.invite_tx = key.clone();
         call.local_cseq = cseq;
