@@ -416,6 +416,9 @@ pub async fn run(
             Ok(()) = stop.changed(), if drain.is_none() => {
                 let grace = cfg.shutdown_grace;
                 info!(calls = calls.len(), grace_seconds = grace.as_secs(), "stopping: new calls get 503, live calls may finish");
+                // Carriers stop sending calls here (best effort: nida may
+                // be gone before a challenge to it is answered).
+                trunks.unregister_all();
                 drain = Some(Drain {
                     deadline: tokio::time::Instant::now() + grace,
                     hard_stop: None,
@@ -426,7 +429,6 @@ pub async fn run(
                 let d = drain.as_mut().expect("ticks only while draining");
                 if d.hard_stop.is_none() && now >= d.deadline {
                     info!(calls = calls.len(), legs = legs.len(), "stopping: hanging up the calls left");
-                    trunks.unregister_all();
                     for h in calls.keys().chain(legs.keys()).copied().collect::<Vec<_>>() {
                         ep.hangup(Instant::now(), h);
                     }
