@@ -392,6 +392,15 @@ impl ClientTx {
     }
 }
 
+/// What a client transaction is for.
+#[derive(Debug, Clone, Copy)]
+enum TxStart {
+    /// The INVITE of this call.
+    Invite(CallHandle),
+    /// Another request; with a tag when the application sent it.
+    NonInvite(Option<u64>),
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum Owner {
     Server(String),
@@ -1157,14 +1166,7 @@ impl Endpoint {
         req.headers.push("User-Agent", self.cfg.user_agent.as_str());
         let bytes = req.to_bytes();
         let transport = call.transport;
-        let tx = ClientNonInvite::new(now, self.cfg.timers, transport.reliable(), bytes.clone());
-        self.start_client_tx(
-            key,
-            ClientKind::NonInvite(tx),
-            (transport, dest),
-            None,
-            bytes,
-        );
+        self.start_client_tx(now, key, TxStart::NonInvite(None), (transport, dest), bytes);
     }
 
     fn handle_bye(&mut self, now: Instant, ctx: &RequestCtx) {
@@ -1354,7 +1356,6 @@ impl Endpoint {
         };
         let bytes = req.to_bytes();
         let key = format!("{branch}|INVITE");
-        let tx = ClientInvite::new(now, self.cfg.timers, transport.reliable(), bytes.clone());
         self.calls.insert(
             handle,
             Call {
@@ -1380,13 +1381,7 @@ impl Endpoint {
             },
         );
         self.dialogs.insert((call_id, local_tag), handle);
-        self.start_client_tx(
-            key,
-            ClientKind::Invite(tx),
-            (transport, dest),
-            Some(handle),
-            bytes,
-        );
+        self.start_client_tx(now, key, TxStart::Invite(handle), (transport, dest), bytes);
         handle
     }
 
@@ -1428,22 +1423,8 @@ impl Endpoint {
         };
         let bytes = req.to_bytes();
         let key = format!("{branch}|{}", out.method);
-        let tx = ClientNonInvite::new(
-            now,
-            self.cfg.timers,
-            out.transport.reliable(),
-            bytes.clone(),
-        );
-        self.start_client_tx(
-            key.clone(),
-            ClientKind::NonInvite(tx),
-            (out.transport, out.dest),
-            None,
-            bytes,
-        );
-        if let Some(tx) = self.client_txs.get_mut(&key) {
-            tx.tag = Some(out.tag);
-        }
+        let start = TxStart::NonInvite(Some(out.tag));
+        self.start_client_tx(now, key, start, (out.transport, out.dest), bytes);
     }
 
     /// Sends the INVITE of a call again with an answer to the challenge
@@ -1495,33 +1476,39 @@ impl Endpoint {
         call.invite = req;
         call.invite_tx = key.clone();
         call.local_cseq = cseq;
-        let tx = ClientInvite::new(now, self.cfg.timers, transport.reliable(), bytes.clone());
-        self.start_client_tx(
-            key,
-            ClientKind::Invite(tx),
-            (transport, dest),
-            Some(handle),
-            bytes,
-        );
+        self.start_client_tx(now, key, TxStart::Invite(handle), (transport, dest), bytes);
         true
     }
 
-    /// Starts a client transaction: registers it, sends the request once
-    /// and arms its timers.
+    /// Starts a client transaction: builds it (an INVITE one for a call's
+    /// INVITE), registers it, sends the request once and arms its timers.
     fn start_client_tx(
         &mut self,
+        now: Instant,
         key: String,
-        kind: ClientKind,
+        start: TxStart,
         (transport, dest): (Transport, SocketAddr),
-        call: Option<CallHandle>,
         bytes: Vec<u8>,
     ) {
+        let (t, reliable) = (self.cfg.timers, transport.reliable());
+        let (kind, call, tag) = match start {
+            TxStart::Invite(h) => (
+                ClientKind::Invite(ClientInvite::new(now, t, reliable, bytes.clone())),
+                Some(h),
+                None,
+            ),
+            TxStart::NonInvite(tag) => (
+                ClientKind::NonInvite(ClientNonInvite::new(now, t, reliable, bytes.clone())),
+                None,
+                tag,
+            ),
+        };
         let tx = ClientTx {
             kind,
             transport,
             dest,
             call,
-            tag: None,
+            tag,
             scheduled: None,
         };
         let next = tx.next_timer();
@@ -1561,14 +1548,7 @@ impl Endpoint {
             .unwrap_or_default();
         let (transport, dest) = (call.transport, call.invite_dest);
         let key = format!("{branch}|CANCEL");
-        let tx = ClientNonInvite::new(now, self.cfg.timers, transport.reliable(), bytes.clone());
-        self.start_client_tx(
-            key,
-            ClientKind::NonInvite(tx),
-            (transport, dest),
-            None,
-            bytes,
-        );
+        self.start_client_tx(now, key, TxStart::NonInvite(None), (transport, dest), bytes);
     }
 
     /// Fires every timer due at `now`.
