@@ -29,6 +29,16 @@ fn carrier_registrar(port: u16) -> Child {
     registrar
 }
 
+/// A trunk to the carrier at `port` that registers as 4420 with
+/// `password`, without health checks, plus `extra` lines.
+fn registering_trunk(port: u16, password: &str, extra: &str) -> String {
+    format!(
+        "[[trunks]]\nname = \"carrier\"\naddresses = [\"127.0.0.1:{port}\"]\n\
+         domain = \"carrier.example\"\nusername = \"4420\"\npassword = \"{password}\"\n\
+         options_interval_seconds = 0\n{extra}\n"
+    )
+}
+
 #[test]
 fn nida_registers_to_the_carrier_and_refreshes_in_time() {
     common::which_sipp();
@@ -36,11 +46,7 @@ fn nida_registers_to_the_carrier_and_refreshes_in_time() {
     let registrar = carrier_registrar(carrier);
     let nida = Nida::start(
         BASE,
-        &format!(
-            "[[trunks]]\nname = \"carrier\"\naddresses = [\"127.0.0.1:{carrier}\"]\n\
-             domain = \"carrier.example\"\nusername = \"4420\"\npassword = \"trunk-pass\"\n\
-             register_expires_seconds = 60\noptions_interval_seconds = 0\n"
-        ),
+        &registering_trunk(carrier, "trunk-pass", "register_expires_seconds = 60"),
     );
     let out = registrar.wait_with_output().unwrap();
     assert!(
@@ -84,11 +90,7 @@ fn a_wrong_trunk_password_is_reported_in_the_log_api_and_metrics() {
     let registrar = carrier_registrar(carrier);
     let nida = Nida::start(
         BASE,
-        &format!(
-            "[[trunks]]\nname = \"carrier\"\naddresses = [\"127.0.0.1:{carrier}\"]\n\
-             domain = \"carrier.example\"\nusername = \"4420\"\npassword = \"not-it\"\n\
-             options_interval_seconds = 0\nretry_seconds = 60\n"
-        ),
+        &registering_trunk(carrier, "not-it", "retry_seconds = 60"),
     );
     let out = registrar.wait_with_output().unwrap();
     assert!(!out.status.success(), "the registrar refused the answer");

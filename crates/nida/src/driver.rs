@@ -562,24 +562,12 @@ pub async fn run(
                         if drain.is_some() {
                             counters.overload_rejects.fetch_add(1, Ordering::Relaxed);
                             info!(call_id = %inc.call_id, "stopping: 503");
-                            ep.reject(
-                                now,
-                                inc.call,
-                                503,
-                                "Service Unavailable",
-                                &[("Retry-After", "30")],
-                            );
+                            unavailable(&mut ep, now, inc.call, "30");
                             continue;
                         }
                         if !guard.dialog_start(now, inc.source.ip()) {
                             warn!(call_id = %inc.call_id, source = %inc.source.ip(), "too many calls from this source: 503");
-                            ep.reject(
-                                now,
-                                inc.call,
-                                503,
-                                "Service Unavailable",
-                                &[("Retry-After", "30")],
-                            );
+                            unavailable(&mut ep, now, inc.call, "30");
                             continue;
                         }
                         let media = if calls.len() >= cfg.max_calls {
@@ -591,13 +579,7 @@ pub async fn run(
                             guard.dialog_end(inc.source.ip());
                             counters.overload_rejects.fetch_add(1, Ordering::Relaxed);
                             warn!(call_id = %inc.call_id, "at capacity: 503");
-                            ep.reject(
-                                now,
-                                inc.call,
-                                503,
-                                "Service Unavailable",
-                                &[("Retry-After", "5")],
-                            );
+                            unavailable(&mut ep, now, inc.call, "5");
                             continue;
                         };
                         let from_user = nida_sip::headers::SipUri::parse(&inc.from.uri)
@@ -775,6 +757,17 @@ pub async fn run(
             }
         }
     }
+}
+
+/// Refuses a new call with 503 and when to try again (seconds).
+fn unavailable(ep: &mut Endpoint, now: Instant, call: CallHandle, retry_after: &str) {
+    ep.reject(
+        now,
+        call,
+        503,
+        "Service Unavailable",
+        &[("Retry-After", retry_after)],
+    );
 }
 
 /// Whether a call from `source` comes from one of nida's own: an agent's
