@@ -259,16 +259,6 @@ fn command_line_errors_are_clear() {
     }
 }
 
-/// Sends SIGTERM to nida.
-fn terminate(nida: &Nida) {
-    let ok = Command::new("kill")
-        .args(["-TERM", &nida.child.id().to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
-}
-
 /// Waits for nida to exit; returns its exit code.
 fn exit_code(nida: &mut Nida, timeout: Duration) -> Option<i32> {
     let end = Instant::now() + timeout;
@@ -290,7 +280,7 @@ fn sigterm_refuses_new_calls_and_lets_a_live_call_finish() {
     let live = std::thread::spawn(move || sipp(sip, "uac_basic.xml", rtp, &["-d", "3000"]));
     let t0 = Instant::now();
     nida.wait_for_a_call();
-    terminate(&nida);
+    nida.terminate();
     assert!(nida.wait_log("stopping: new calls get 503", Duration::from_secs(2)));
     let refused = sipp(nida.sip, "uac_503.xml", common::media_ports(BASE), &[]);
     assert!(refused.ok, "{}\n{}", refused.output, nida.log());
@@ -317,7 +307,7 @@ fn sigterm_hangs_up_calls_still_live_at_the_deadline() {
     let live = std::thread::spawn(move || sipp(sip, "uac_wait_bye.xml", rtp, &[]));
     nida.wait_for_a_call();
     let signalled = Instant::now();
-    terminate(&nida);
+    nida.terminate();
     let run = live.join().unwrap();
     let took = signalled.elapsed();
     assert!(
@@ -342,7 +332,7 @@ fn sigterm_hangs_up_calls_still_live_at_the_deadline() {
 fn sigterm_with_no_call_stops_at_once() {
     let mut nida = Nida::start(BASE, "");
     let t0 = Instant::now();
-    terminate(&nida);
+    nida.terminate();
     assert_eq!(
         exit_code(&mut nida, Duration::from_secs(3)),
         Some(0),

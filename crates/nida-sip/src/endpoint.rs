@@ -427,6 +427,8 @@ pub struct Endpoint {
     events: VecDeque<Event>,
     stats: Stats,
     registrar: Option<Registrar>,
+    /// Set while the application stops: OPTIONS is answered 503.
+    draining: bool,
 }
 
 /// Where the server sends responses to a request (RFC 3261 18.2.2, RFC 3581).
@@ -476,7 +478,16 @@ impl Endpoint {
             events: VecDeque::new(),
             stats: Stats::default(),
             registrar: None,
+            draining: false,
         }
+    }
+
+    /// Marks the endpoint as stopping: from now on OPTIONS outside a
+    /// dialog is answered `503 Service Unavailable` with `Retry-After`, so
+    /// a dispatcher or carrier probing with OPTIONS stops sending calls
+    /// here while the live ones finish.
+    pub fn set_draining(&mut self) {
+        self.draining = true;
     }
 
     /// Serves REGISTER with this registrar (without one, REGISTER gets
@@ -770,6 +781,10 @@ impl Endpoint {
             Method::Invite => self.handle_invite(now, ctx),
             Method::Cancel => self.handle_cancel(now, &ctx),
             Method::Bye => self.handle_bye(now, &ctx),
+            Method::Options if self.draining && self.dialog_of(&ctx.req).is_none() => {
+                let extra = [("Retry-After", "30"), ("Allow", ALLOW)];
+                self.reply(now, &ctx, 503, "Service Unavailable", &extra);
+            }
             Method::Options => {
                 let extra = [("Allow", ALLOW), ("Accept", "application/sdp")];
                 self.reply(now, &ctx, 200, "OK", &extra);

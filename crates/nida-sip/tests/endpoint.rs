@@ -329,6 +329,24 @@ fn options_unknown_methods_and_unknown_dialogs() {
 }
 
 #[test]
+fn a_draining_endpoint_answers_options_503_with_retry_after() {
+    let t0 = Instant::now();
+    let mut ep = endpoint();
+    let options = |branch: &str| {
+        invite(branch, false)
+            .replace("INVITE sip", "OPTIONS sip")
+            .replace("1 INVITE", "1 OPTIONS")
+    };
+    feed(&mut ep, t0, &options("z9hG4bKd1"));
+    assert_eq!(statuses(&sent(&mut ep)), vec![200]);
+    ep.set_draining();
+    feed(&mut ep, t0, &options("z9hG4bKd2"));
+    let msgs = sent(&mut ep);
+    let busy = response(&msgs, 503);
+    assert_eq!(busy.headers.get("Retry-After"), Some("30"));
+}
+
+#[test]
 fn max_forwards_zero_is_483_but_options_are_answered() {
     let t0 = Instant::now();
     let mut ep = endpoint();

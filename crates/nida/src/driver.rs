@@ -419,6 +419,8 @@ pub async fn run(
                 // Carriers stop sending calls here (best effort: nida may
                 // be gone before a challenge to it is answered).
                 trunks.unregister_all();
+                // A dispatcher in front sees 503 to its OPTIONS probes.
+                ep.set_draining();
                 drain = Some(Drain {
                     deadline: tokio::time::Instant::now() + grace,
                     hard_stop: None,
