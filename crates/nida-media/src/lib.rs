@@ -4,7 +4,8 @@
 //!   RTP, loss and jitter, inactivity timeout;
 //! - [`dtmf`]: RFC 4733 telephone-events, both directions;
 //! - [`g711`]: µ-law and A-law;
-//! - [`prompt`]: audio files decoded, resampled and encoded once at start.
+//! - [`prompt`]: audio files decoded, resampled and encoded once at start;
+//! - [`srtp`]: SRTP (RFC 3711) with keys from SDES.
 //!
 //! Nothing here reads the clock or a socket.
 
@@ -16,6 +17,7 @@ mod error;
 pub mod g711;
 pub mod prompt;
 pub mod rtp;
+pub mod srtp;
 
 pub use error::Error;
 pub use g711::Law;

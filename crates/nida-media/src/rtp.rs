@@ -11,6 +11,7 @@
 use crate::dtmf::{EventReceiver, EventSender};
 use crate::g711::Law;
 use crate::prompt::Prompt;
+use crate::srtp::SrtpContext;
 use rtp_rs::{RtpPacketBuilder, RtpReader, Seq};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -120,6 +121,9 @@ pub struct RtpSession {
     /// Received audio payloads kept for a bridge (see `take_received`).
     relay: Option<Vec<u8>>,
     stats: RtpStats,
+    /// SRTP: the context that protects what nida sends, the one that
+    /// opens what arrives, and room to open it in.
+    srtp: Option<Box<(SrtpContext, SrtpContext, Vec<u8>)>>,
 }
 
 /// Most bridged audio held for sending (160 ms): beyond it the oldest is
@@ -152,8 +156,21 @@ impl RtpSession {
             live: VecDeque::new(),
             relay: None,
             stats: RtpStats::default(),
+            srtp: None,
             cfg,
         }
+    }
+
+    /// Makes the stream SRTP: `send` protects every packet from now on,
+    /// `receive` checks and decrypts every packet that arrives (one that
+    /// fails is dropped and counted as rejected).
+    pub fn set_srtp(&mut self, send: SrtpContext, receive: SrtpContext) {
+        self.srtp = Some(Box::new((send, receive, Vec::with_capacity(1500))));
+    }
+
+    /// Whether the stream is SRTP.
+    pub fn is_srtp(&self) -> bool {
+        self.srtp.is_some()
     }
 
     /// Appends a prompt to the play queue.
@@ -251,6 +268,21 @@ impl RtpSession {
 
     /// Feeds one datagram that arrived on the RTP port.
     pub fn handle_packet(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        let Some(mut srtp) = self.srtp.take() else {
+            self.handle_rtp(now, from, data);
+            return;
+        };
+        let (_, receive, plain) = &mut *srtp;
+        plain.clear();
+        plain.extend_from_slice(data);
+        match receive.unprotect(plain) {
+            Ok(n) => self.handle_rtp(now, from, &plain[..n]),
+            Err(_) => self.stats.rejected += 1,
+        }
+        self.srtp = Some(srtp);
+    }
+
+    fn handle_rtp(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
         let Ok(pkt) = RtpReader::new(data) else {
             self.stats.rejected += 1;
             return;
@@ -361,7 +393,7 @@ impl RtpSession {
         }
     }
 
-    /// The next packet due at `now`, written into `buf` (at least 172
+    /// The next packet due at `now`, written into `buf` (at least 182
     /// bytes); returns its length and destination. Call until `None`.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<(usize, SocketAddr)> {
         if now < self.next_send {
@@ -409,6 +441,10 @@ impl RtpSession {
             .payload(&payload[..len])
             .build_into(buf)
             .ok()?;
+        let n = match self.srtp.as_mut() {
+            Some(srtp) => srtp.0.protect(buf, n)?,
+            None => n,
+        };
         self.seq = self.seq.next();
         self.frame_index += 1;
         self.next_send += PTIME;
@@ -479,11 +515,56 @@ mod tests {
         .collect()
     }
 
-    fn tone(n: usize) -> Arc<Prompt> {
-        let pcm: Vec<i16> = (0..n)
+    fn tone_pcm(n: usize) -> Vec<i16> {
+        (0..n)
             .map(|i| ((i as f64 * 0.3).sin() * 8000.0) as i16)
-            .collect();
-        Arc::new(Prompt::from_pcm("tone", pcm))
+            .collect()
+    }
+
+    fn tone(n: usize) -> Arc<Prompt> {
+        Arc::new(Prompt::from_pcm("tone", tone_pcm(n)))
+    }
+
+    #[test]
+    fn an_srtp_stream_carries_audio_and_key_presses_only_to_the_right_key() {
+        use crate::srtp::Suite;
+        let t0 = Instant::now();
+        let suite = Suite::AesCm128HmacSha1_80;
+        let (ka, kb) = ([1u8; 30], [2u8; 30]);
+        let mut a = RtpSession::new(t0, cfg("127.0.0.1:4000"));
+        a.set_srtp(SrtpContext::new(suite, &ka), SrtpContext::new(suite, &kb));
+        let mut b = RtpSession::new(t0, cfg("127.0.0.1:4002"));
+        b.set_srtp(SrtpContext::new(suite, &kb), SrtpContext::new(suite, &ka));
+        let mut plain = RtpSession::new(t0, cfg("127.0.0.1:4002"));
+        a.play(tone(800));
+        a.send_dtmf('7', Duration::from_millis(100));
+        let from: SocketAddr = "127.0.0.1:4002".parse().unwrap();
+        for i in 0..20u32 {
+            let now = t0 + PTIME * i;
+            for p in drain(&mut a, now) {
+                assert_eq!(p.len(), 12 + if p.len() > 30 { 160 } else { 4 } + 10);
+                b.handle_packet(now, from, &p);
+                plain.handle_packet(now, from, &p);
+            }
+        }
+        assert_eq!(
+            &b.received_audio()[..800],
+            &Law::Mu.decode(&Law::Mu.encode(&tone_pcm(800)))[..]
+        );
+        assert_eq!(b.poll_event(), Some(MediaEvent::Dtmf('7')));
+        assert_eq!(b.stats().rejected, 0);
+        // Without the key the payload is noise and no key press is seen.
+        assert_ne!(&plain.received_audio()[..800], &b.received_audio()[..800]);
+        assert_eq!(plain.poll_event(), None);
+        // An SRTP session drops plain RTP.
+        let mut c = RtpSession::new(t0, cfg("127.0.0.1:4000"));
+        c.play(tone(160));
+        let mut b2 = RtpSession::new(t0, cfg("127.0.0.1:4002"));
+        b2.set_srtp(SrtpContext::new(suite, &kb), SrtpContext::new(suite, &ka));
+        for p in drain(&mut c, t0) {
+            b2.handle_packet(t0, from, &p);
+        }
+        assert_eq!((b2.stats().received, b2.stats().rejected), (0, 1));
     }
 
     #[test]
