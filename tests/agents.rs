@@ -30,6 +30,16 @@ impl Baresip {
     /// A softphone registered to nida as `user`, answering by itself when
     /// `auto` (else it rings until cancelled), speaking a 600 Hz tone.
     fn start(nida: SocketAddr, user: &str, password: &str, auto: bool) -> Baresip {
+        Baresip::launch(nida, user, password, auto, false)
+    }
+
+    /// Like `start`, over TLS to nida's TLS address (checking nida's
+    /// certificate) with SDES-SRTP mandatory for its calls.
+    fn start_tls(nida_tls: SocketAddr, user: &str, password: &str, auto: bool) -> Baresip {
+        Baresip::launch(nida_tls, user, password, auto, true)
+    }
+
+    fn launch(nida: SocketAddr, user: &str, password: &str, auto: bool, tls: bool) -> Baresip {
         let which = Command::new("sh")
             .args(["-c", "command -v baresip"])
             .output()
@@ -43,10 +53,31 @@ impl Baresip {
         let p = common::ports(BASE + 2000, 10);
         let dir = std::env::temp_dir().join(format!("nida-baresip-{}-{p}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
+        let (transports, secure, account) = if tls {
+            // baresip wants a certificate of its own to speak TLS at all.
+            let pem: String = ["nida-test.crt", "nida-test.key"]
+                .iter()
+                .map(|f| std::fs::read_to_string(common::repo().join("tests/tls").join(f)).unwrap())
+                .collect();
+            std::fs::write(dir.join("cert.pem"), pem).unwrap();
+            let ca = common::repo().join("tests/tls/nida-test.crt");
+            (
+                "udp,tls",
+                format!(
+                    "sip_certificate {}\nsip_cafile {}\nmodule srtp.so\n",
+                    dir.join("cert.pem").display(),
+                    ca.display()
+                ),
+                ";transport=tls>;mediaenc=srtp-mand",
+            )
+        } else {
+            ("udp", String::new(), ";transport=udp>")
+        };
         let config = format!(
             "poll_method epoll\n\
              sip_listen 127.0.0.1:{p}\n\
-             sip_transports udp\n\
+             sip_transports {transports}\n\
+             {secure}\
              audio_player aufile,{}/heard.wav\n\
              audio_source ausine,600\n\
              ausrc_srate 48000\n\
@@ -76,7 +107,7 @@ impl Baresip {
         std::fs::write(
             dir.join("accounts"),
             format!(
-                "<sip:{user}@{nida};transport=udp>;auth_pass={password};answermode={mode};regint=600;audio_codecs=PCMU,PCMA\n"
+                "<sip:{user}@{nida}{account};auth_pass={password};answermode={mode};regint=600;audio_codecs=PCMU,PCMA\n"
             ),
         )
         .unwrap();
@@ -435,6 +466,91 @@ fn caller_talks_to_a_registered_agent_then_rates_the_call() {
         "{}",
         nida.log()
     );
+}
+
+#[test]
+fn an_agent_over_tls_talks_to_the_caller_in_srtp() {
+    // baresip registers over TLS and insists on SRTP; the caller is plain
+    // RTP over UDP: nida decrypts one side and encrypts the other.
+    let extra = format!("data_dir = \"DATA\"\n{}TLS\n", agent_config(AGENT_1001, ""));
+    let nida = start_centre(&extra);
+    let phone = Baresip::start_tls(nida.tls(), "1001", "s3cret", true);
+    assert!(
+        phone.wait_log("{0/TLS/v4} 200 OK", Duration::from_secs(10)),
+        "baresip did not register over TLS:\n{}\n{}",
+        phone.log(),
+        nida.log()
+    );
+    assert!(nida.wait_log("state=Available", Duration::from_secs(5)));
+    let voice = caller_voice(&nida.dir);
+    let heard = nida.dir.join("caller-heard.wav");
+    let call = caller(&nida, "2,0", 30, &voice, &heard);
+    assert!(
+        nida.wait_log("bridged agent=1", Duration::from_secs(20)),
+        "{}\n{}",
+        nida.log(),
+        phone.log()
+    );
+    assert!(
+        nida.log()
+            .contains("media is SRTP suite=\"AES_CM_128_HMAC_SHA1_80\""),
+        "{}",
+        nida.log()
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    phone.hangup();
+    let (ok, timeline) = finish(call);
+    assert!(ok, "{timeline}\n{}\n{}", nida.log(), phone.log());
+    let (pcm, rate) = read_wav(&heard, 0).unwrap();
+    assert!(
+        has_tone(&pcm, rate, 600.0),
+        "the caller did not hear the agent through SRTP:\n{}",
+        nida.log()
+    );
+    let (pcm, rate) = phone.heard().expect("baresip's decoded dump");
+    assert!(
+        has_tone(&pcm, rate, 1000.0),
+        "the agent did not hear the caller through SRTP"
+    );
+}
+
+#[test]
+fn a_caller_over_tls_with_srtp_hears_the_flow_and_is_heard() {
+    let nida = start_centre("TLS\n[dial_plan]\n\"901\" = \"police\"\n");
+    let phone = Baresip::start_tls(nida.tls(), "1001", "s3cret", true);
+    assert!(phone.wait_log("baresip is ready", Duration::from_secs(10)));
+    phone.command("dial", &format!("sip:901@{};transport=tls", nida.tls()));
+    assert!(
+        nida.wait_log("running flow flow=police", Duration::from_secs(10)),
+        "{}\n{}",
+        nida.log(),
+        phone.log()
+    );
+    assert!(nida.log().contains("transport=Tls"), "{}", nida.log());
+    assert!(nida.log().contains("media is SRTP"), "{}", nida.log());
+    // Four seconds of the welcome, then baresip hangs up.
+    std::thread::sleep(Duration::from_secs(4));
+    phone.hangup();
+    assert!(
+        nida.wait_log("media closed", Duration::from_secs(5)),
+        "{}",
+        nida.log()
+    );
+    // Every packet from baresip opened (its tone reached nida), none
+    // refused.
+    let log = nida.log();
+    let closed = log.lines().find(|l| l.contains("media closed")).unwrap();
+    let field = |name: &str| -> u64 {
+        let at = closed.find(&format!("{name}=")).unwrap() + name.len() + 1;
+        closed[at..].split(' ').next().unwrap().parse().unwrap()
+    };
+    assert!(field("received") > 100, "{closed}");
+    assert_eq!(field("rejected"), 0, "{closed}");
+    // baresip opened nida's packets: it heard the welcome prompt (a packet
+    // it could not open would leave silence).
+    let (pcm, _) = phone.heard().expect("baresip's decoded dump");
+    let loud = pcm.iter().filter(|s| s.unsigned_abs() > 2000).count();
+    assert!(loud > 1000, "baresip heard {loud} loud samples");
 }
 
 #[test]

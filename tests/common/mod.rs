@@ -63,7 +63,15 @@ impl Nida {
         let dir = std::env::temp_dir().join(format!("nida-test-{}-{p}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let cfg = dir.join("nida.toml");
-        let extra = extra(&dir);
+        // `TLS` in the extra lines stands for a `[tls]` table with the test
+        // certificate, listening at the SIP port + 2.
+        let tls = format!(
+            "[tls]\naddr = \"127.0.0.1:{}\"\ncertificate = \"{}\"\nkey = \"{}\"\n",
+            p + 2,
+            repo().join("tests/tls/nida-test.crt").display(),
+            repo().join("tests/tls/nida-test.key").display()
+        );
+        let extra = extra(&dir).replace("TLS\n", &tls);
         std::fs::write(
             &cfg,
             format!(
@@ -187,6 +195,11 @@ impl Nida {
             .unwrap()
             .success();
         assert!(ok);
+    }
+
+    /// Where nida listens for TLS when its config has the `TLS` table.
+    pub fn tls(&self) -> SocketAddr {
+        SocketAddr::new(self.sip.ip(), self.sip.port() + 2)
     }
 
     pub fn alive(&mut self) -> bool {

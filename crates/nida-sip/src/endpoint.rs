@@ -46,18 +46,35 @@ pub enum Transport {
     Udp,
     /// A TCP connection (messages framed by Content-Length).
     Tcp,
+    /// A TLS connection (framed like TCP).
+    Tls,
 }
 
 impl Transport {
     /// Whether the transport retransmits by itself.
     pub fn reliable(self) -> bool {
-        matches!(self, Transport::Tcp)
+        matches!(self, Transport::Tcp | Transport::Tls)
+    }
+
+    /// Whether the signalling is encrypted (SDES keys may travel in it).
+    pub fn secure(self) -> bool {
+        self == Transport::Tls
+    }
+
+    /// The `transport` URI parameter for it (RFC 3261 19.1.1).
+    pub fn uri_param(self) -> &'static str {
+        match self {
+            Transport::Udp => "",
+            Transport::Tcp => ";transport=tcp",
+            Transport::Tls => ";transport=tls",
+        }
     }
 
     fn token(self) -> &'static str {
         match self {
             Transport::Udp => "UDP",
             Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
         }
     }
 }
@@ -328,7 +345,7 @@ impl Call {
             .map(|r| r.uri)
             .unwrap_or_else(|| self.remote_target.clone());
         match self.transport {
-            Transport::Tcp => self.peer,
+            Transport::Tcp | Transport::Tls => self.peer,
             Transport::Udp => SipUri::parse(&target)
                 .and_then(|u| u.socket_addr())
                 .unwrap_or(self.peer),
@@ -429,6 +446,17 @@ pub struct Endpoint {
     registrar: Option<Registrar>,
     /// Set while the application stops: OPTIONS is answered 503.
     draining: bool,
+    /// The TLS listener's address, for Via and Contact over TLS.
+    tls_addr: Option<SocketAddr>,
+}
+
+/// The address nida names in Via and Contact for a transport: the TLS
+/// listener's for TLS, else the main one.
+fn sent_by(local: SocketAddr, tls: Option<SocketAddr>, transport: Transport) -> SocketAddr {
+    match (transport, tls) {
+        (Transport::Tls, Some(addr)) => addr,
+        _ => local,
+    }
 }
 
 /// Where the server sends responses to a request (RFC 3261 18.2.2, RFC 3581).
@@ -479,7 +507,14 @@ impl Endpoint {
             stats: Stats::default(),
             registrar: None,
             draining: false,
+            tls_addr: None,
         }
+    }
+
+    /// The address of the TLS listener: Via and Contact of messages over
+    /// TLS name it.
+    pub fn set_tls_addr(&mut self, addr: SocketAddr) {
+        self.tls_addr = Some(addr);
     }
 
     /// Marks the endpoint as stopping: from now on OPTIONS outside a
@@ -1051,12 +1086,8 @@ impl Endpoint {
     }
 
     fn add_contact(&self, h: &mut Headers, transport: Transport) {
-        let addr = self.cfg.local_addr;
-        let param = if transport == Transport::Tcp {
-            ";transport=tcp"
-        } else {
-            ""
-        };
+        let addr = sent_by(self.cfg.local_addr, self.tls_addr, transport);
+        let param = transport.uri_param();
         h.push("Contact", format!("<sip:nida@{addr}{param}>"));
         h.push("Allow", ALLOW);
     }
@@ -1176,7 +1207,8 @@ impl Endpoint {
         let branch = format!("{COOKIE}{}", self.rng.hex());
         let dest = call.next_hop();
         let key = format!("{branch}|{method}");
-        let mut req = call.dialog_request(method, call.local_cseq, &branch, self.cfg.local_addr);
+        let local = sent_by(self.cfg.local_addr, self.tls_addr, call.transport);
+        let mut req = call.dialog_request(method, call.local_cseq, &branch, local);
         fill(&mut req);
         req.headers.push("User-Agent", self.cfg.user_agent.as_str());
         let bytes = req.to_bytes();
@@ -1288,8 +1320,9 @@ impl Endpoint {
                 call.state = CallState::Confirmed;
                 let cseq = call.invite.cseq().map(|c| c.0).unwrap_or(1);
                 let branch = format!("{COOKIE}{}", self.rng.hex());
+                let local = sent_by(self.cfg.local_addr, self.tls_addr, call.transport);
                 let ack = call
-                    .dialog_request(Method::Ack, cseq, &branch, self.cfg.local_addr)
+                    .dialog_request(Method::Ack, cseq, &branch, local)
                     .to_bytes();
                 call.uac_ack = Some(ack.clone());
                 let dest = call.next_hop();
@@ -1406,7 +1439,7 @@ impl Endpoint {
         let via = format!(
             "SIP/2.0/{} {};branch={branch};rport",
             transport.token(),
-            self.cfg.local_addr
+            sent_by(self.cfg.local_addr, self.tls_addr, transport)
         );
         (branch, via)
     }

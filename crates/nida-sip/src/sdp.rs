@@ -1,6 +1,7 @@
 //! SDP (RFC 8866) reading and the offer/answer model (RFC 3264) for audio
 //! calls: pick PCMU or PCMA and telephone-event from an offer, write the
-//! answer, or write an offer for a late-offer INVITE.
+//! answer, or write an offer for a late-offer INVITE. SRTP keys travel in
+//! `a=crypto` lines (SDES, RFC 4568) when the signalling is encrypted.
 
 use crate::error::Error;
 use std::fmt::Write as _;
@@ -77,6 +78,77 @@ pub struct RtpMap {
     pub rate: u32,
 }
 
+/// An SRTP crypto suite nida speaks (RFC 4568 6.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CryptoSuite {
+    /// `AES_CM_128_HMAC_SHA1_80`.
+    AesCm128HmacSha1_80,
+    /// `AES_CM_128_HMAC_SHA1_32`.
+    AesCm128HmacSha1_32,
+}
+
+impl CryptoSuite {
+    /// The name in `a=crypto`.
+    pub fn name(self) -> &'static str {
+        match self {
+            CryptoSuite::AesCm128HmacSha1_80 => "AES_CM_128_HMAC_SHA1_80",
+            CryptoSuite::AesCm128HmacSha1_32 => "AES_CM_128_HMAC_SHA1_32",
+        }
+    }
+}
+
+/// One usable `a=crypto` line: its tag, suite and the 30 bytes of master
+/// key and salt.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct SdesKey {
+    /// The tag the answer repeats.
+    pub tag: u32,
+    /// The suite.
+    pub suite: CryptoSuite,
+    /// Master key (16 bytes) and salt (14).
+    pub master: [u8; 30],
+}
+
+impl std::fmt::Debug for SdesKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The key itself stays out of logs.
+        write!(f, "SdesKey({} {})", self.tag, self.suite.name())
+    }
+}
+
+/// Reads `a=crypto:<tag> <suite> inline:<key||salt>[|lifetime][|MKI:len]
+/// [session params]`: `None` for a suite nida does not speak, a key of
+/// the wrong length, an MKI or any session parameter (nida uses neither).
+fn parse_crypto(arg: &str) -> Option<SdesKey> {
+    use base64::Engine as _;
+    let mut parts = arg.split_whitespace();
+    let tag = parts.next()?.parse().ok()?;
+    let suite = match parts.next()? {
+        "AES_CM_128_HMAC_SHA1_80" => CryptoSuite::AesCm128HmacSha1_80,
+        "AES_CM_128_HMAC_SHA1_32" => CryptoSuite::AesCm128HmacSha1_32,
+        _ => return None,
+    };
+    let key_params = parts.next()?;
+    if parts.next().is_some() || key_params.contains(';') {
+        return None;
+    }
+    let mut fields = key_params.strip_prefix("inline:")?.split('|');
+    let key = fields.next()?;
+    for extra in fields {
+        // A lifetime is fine (nida's calls never come near 2^31 packets);
+        // an MKI changes the packet format.
+        if extra.contains(':') {
+            return None;
+        }
+    }
+    let bytes = base64::engine::general_purpose::STANDARD.decode(key).ok()?;
+    Some(SdesKey {
+        tag,
+        suite,
+        master: bytes.try_into().ok()?,
+    })
+}
+
 /// One `m=` section.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MediaSection {
@@ -96,6 +168,8 @@ pub struct MediaSection {
     pub direction: Direction,
     /// a=ptime in milliseconds, if given.
     pub ptime: Option<u32>,
+    /// The usable `a=crypto` lines, in the order written.
+    pub crypto: Vec<SdesKey>,
 }
 
 impl MediaSection {
@@ -197,6 +271,7 @@ fn parse_media(value: &str, session_addr: Option<IpAddr>) -> Result<MediaSection
         addr: session_addr,
         direction: Direction::SendRecv,
         ptime: None,
+        crypto: Vec::new(),
     })
 }
 
@@ -216,6 +291,7 @@ fn parse_attribute(m: &mut MediaSection, value: &str) -> Result<(), Error> {
             }
         }
         "ptime" => m.ptime = arg.trim().parse().ok(),
+        "crypto" => m.crypto.extend(parse_crypto(arg)),
         "sendrecv" => m.direction = Direction::SendRecv,
         "sendonly" => m.direction = Direction::SendOnly,
         "recvonly" => m.direction = Direction::RecvOnly,
@@ -238,17 +314,32 @@ pub struct Negotiated {
     pub direction: Direction,
     /// Index of the audio m= section used.
     pub index: usize,
+    /// For SRTP (RTP/SAVP), the peer's key: what it sends is protected
+    /// with it.
+    pub srtp: Option<SdesKey>,
 }
 
 /// Chooses the audio stream from a peer's offer or answer: the first audio
-/// section over RTP/AVP with a nonzero port and a codec in `supported`; the
-/// codec is the first of the peer's formats that nida supports (the offerer's
-/// preference wins, RFC 3264 6.1).
-pub fn negotiate(sd: &SessionDescription, supported: &[Codec]) -> Option<Negotiated> {
+/// section with a nonzero port and a codec in `supported`, over RTP/AVP
+/// or, when `secure` (the signalling is encrypted, so the keys in it are
+/// safe), over RTP/SAVP with a usable `a=crypto` line (the first one); the
+/// codec is the first of the peer's formats that nida supports (the
+/// offerer's preference wins, RFC 3264 6.1).
+pub fn negotiate(sd: &SessionDescription, supported: &[Codec], secure: bool) -> Option<Negotiated> {
     for (index, m) in sd.media.iter().enumerate() {
-        if m.media != "audio" || m.port == 0 || !m.proto.eq_ignore_ascii_case("RTP/AVP") {
+        if m.media != "audio" || m.port == 0 {
             continue;
         }
+        let srtp = if m.proto.eq_ignore_ascii_case("RTP/AVP") {
+            None
+        } else if secure && m.proto.eq_ignore_ascii_case("RTP/SAVP") {
+            match m.crypto.first() {
+                Some(k) => Some(*k),
+                None => continue,
+            }
+        } else {
+            continue;
+        };
         let Some(addr) = m.addr else { continue };
         let codec = m.formats.iter().find_map(|pt| {
             let (name, rate) = m.encoding(*pt)?;
@@ -268,6 +359,7 @@ pub fn negotiate(sd: &SessionDescription, supported: &[Codec]) -> Option<Negotia
             remote: SocketAddr::new(addr, m.port),
             direction: m.direction.answer(),
             index,
+            srtp,
         });
     }
     None
@@ -282,6 +374,8 @@ pub struct LocalMedia {
     pub session_id: u64,
     /// o= version (incremented on every change).
     pub version: u64,
+    /// nida's SRTP master key and salt, for an SRTP offer or answer.
+    pub srtp: Option<[u8; 30]>,
 }
 
 fn write_header(out: &mut String, local: &LocalMedia) {
@@ -294,8 +388,23 @@ fn write_header(out: &mut String, local: &LocalMedia) {
     );
 }
 
-fn write_audio(out: &mut String, port: u16, codecs: &[Codec], te: Option<u8>, dir: Direction) {
-    let _ = write!(out, "m=audio {port} RTP/AVP");
+/// An `a=crypto` line to write: tag, suite and nida's key.
+type LocalCrypto<'a> = (u32, CryptoSuite, &'a [u8; 30]);
+
+fn write_audio(
+    out: &mut String,
+    port: u16,
+    codecs: &[Codec],
+    te: Option<u8>,
+    dir: Direction,
+    crypto: Option<LocalCrypto<'_>>,
+) {
+    let proto = if crypto.is_some() {
+        "RTP/SAVP"
+    } else {
+        "RTP/AVP"
+    };
+    let _ = write!(out, "m=audio {port} {proto}");
     for c in codecs {
         let _ = write!(out, " {}", c.payload_type());
     }
@@ -313,6 +422,11 @@ fn write_audio(out: &mut String, port: u16, codecs: &[Codec], te: Option<u8>, di
         );
     }
     let _ = write!(out, "a=ptime:20\r\na={}\r\n", dir.attr());
+    if let Some((tag, suite, key)) = crypto {
+        use base64::Engine as _;
+        let key = base64::engine::general_purpose::STANDARD.encode(key);
+        let _ = write!(out, "a=crypto:{tag} {} inline:{key}\r\n", suite.name());
+    }
 }
 
 /// Writes the answer to `offer` for the negotiated stream: the same number of
@@ -328,6 +442,10 @@ pub fn answer(offer: &SessionDescription, chosen: &Negotiated, local: &LocalMedi
                 &[chosen.codec],
                 chosen.telephone_event,
                 chosen.direction,
+                chosen
+                    .srtp
+                    .zip(local.srtp.as_ref())
+                    .map(|(peer, key)| (peer.tag, peer.suite, key)),
             );
         } else {
             let fmt = m.formats.first().copied().unwrap_or(0);
@@ -338,7 +456,8 @@ pub fn answer(offer: &SessionDescription, chosen: &Negotiated, local: &LocalMedi
 }
 
 /// Writes an offer (for an INVITE that came without SDP, or for calls nida
-/// places) listing `codecs` and telephone-event on payload type 101.
+/// places) listing `codecs` and telephone-event on payload type 101; over
+/// RTP/SAVP with `AES_CM_128_HMAC_SHA1_80` when `local` has an SRTP key.
 pub fn offer(codecs: &[Codec], local: &LocalMedia) -> Vec<u8> {
     let mut out = String::new();
     write_header(&mut out, local);
@@ -348,6 +467,10 @@ pub fn offer(codecs: &[Codec], local: &LocalMedia) -> Vec<u8> {
         codecs,
         Some(101),
         Direction::SendRecv,
+        local
+            .srtp
+            .as_ref()
+            .map(|k| (1, CryptoSuite::AesCm128HmacSha1_80, k)),
     );
     out.into_bytes()
 }
@@ -363,11 +486,11 @@ mod tests {
     #[test]
     fn picks_the_offerers_first_supported_codec() {
         let sd = SessionDescription::parse(SIPP_OFFER.as_bytes()).unwrap();
-        let n = negotiate(&sd, &[Codec::Pcmu, Codec::Pcma]).unwrap();
+        let n = negotiate(&sd, &[Codec::Pcmu, Codec::Pcma], false).unwrap();
         assert_eq!(n.codec, Codec::Pcma);
         assert_eq!(n.telephone_event, Some(101));
         assert_eq!(n.remote, "127.0.0.1:6000".parse().unwrap());
-        let n = negotiate(&sd, &[Codec::Pcmu]).unwrap();
+        let n = negotiate(&sd, &[Codec::Pcmu], false).unwrap();
         assert_eq!(n.codec, Codec::Pcmu, "PCMU found by its static number");
     }
 
@@ -375,10 +498,10 @@ mod tests {
     fn nothing_in_common_gives_none() {
         let body = "v=0\nc=IN IP4 10.1.1.1\nm=audio 4000 RTP/AVP 9 18\na=rtpmap:9 G722/8000\n";
         let sd = SessionDescription::parse(body.as_bytes()).unwrap();
-        assert!(negotiate(&sd, &[Codec::Pcmu, Codec::Pcma]).is_none());
+        assert!(negotiate(&sd, &[Codec::Pcmu, Codec::Pcma], false).is_none());
         let srtp = "v=0\nc=IN IP4 10.1.1.1\nm=audio 4000 RTP/SAVP 0\n";
         let sd = SessionDescription::parse(srtp.as_bytes()).unwrap();
-        assert!(negotiate(&sd, &[Codec::Pcmu]).is_none());
+        assert!(negotiate(&sd, &[Codec::Pcmu], false).is_none());
     }
 
     #[test]
@@ -386,7 +509,7 @@ mod tests {
         let body = "v=0\r\nc=IN IP6 ::1\r\nm=video 5000 RTP/AVP 96\r\n\
                     m=audio 5002 RTP/AVP 0\r\na=sendonly\r\n";
         let sd = SessionDescription::parse(body.as_bytes()).unwrap();
-        let n = negotiate(&sd, &[Codec::Pcmu]).unwrap();
+        let n = negotiate(&sd, &[Codec::Pcmu], false).unwrap();
         assert_eq!(n.index, 1);
         assert_eq!(n.direction, Direction::RecvOnly);
         assert_eq!(n.remote, "[::1]:5002".parse().unwrap());
@@ -394,6 +517,7 @@ mod tests {
             addr: "[::1]:20000".parse().unwrap(),
             session_id: 7,
             version: 1,
+            srtp: None,
         };
         let ans = String::from_utf8(answer(&sd, &n, &local)).unwrap();
         assert!(ans.contains("m=video 0 RTP/AVP 96\r\n"), "{ans}");
@@ -410,10 +534,80 @@ mod tests {
             addr: "127.0.0.1:30000".parse().unwrap(),
             session_id: 1,
             version: 1,
+            srtp: None,
         };
         let sd = SessionDescription::parse(&offer(&[Codec::Pcmu, Codec::Pcma], &local)).unwrap();
-        let n = negotiate(&sd, &[Codec::Pcma, Codec::Pcmu]).unwrap();
+        let n = negotiate(&sd, &[Codec::Pcma, Codec::Pcmu], false).unwrap();
         assert_eq!((n.codec, n.telephone_event), (Codec::Pcmu, Some(101)));
+    }
+
+    const BARESIP_SRTP: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n\
+        t=0 0\r\nm=audio 7000 RTP/SAVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n\
+        a=crypto:1 AES_CM_128_HMAC_SHA1_32 inline:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd|2^20\r\n\
+        a=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd|2^20|1:4\r\n";
+
+    #[test]
+    fn srtp_offers_are_taken_only_over_encrypted_signalling() {
+        let sd = SessionDescription::parse(BARESIP_SRTP.as_bytes()).unwrap();
+        // The line with an MKI is not usable.
+        assert_eq!(sd.media[0].crypto.len(), 1);
+        assert!(
+            negotiate(&sd, &[Codec::Pcmu], false).is_none(),
+            "keys in the clear"
+        );
+        let n = negotiate(&sd, &[Codec::Pcmu], true).unwrap();
+        let peer = n.srtp.unwrap();
+        assert_eq!(
+            (peer.tag, peer.suite),
+            (1, CryptoSuite::AesCm128HmacSha1_32)
+        );
+        let want: Vec<u8> = (0..30).collect();
+        assert_eq!(peer.master.to_vec(), want);
+        assert_eq!(format!("{peer:?}"), "SdesKey(1 AES_CM_128_HMAC_SHA1_32)");
+        // The answer repeats the tag and suite with nida's own key.
+        let local = LocalMedia {
+            addr: "127.0.0.1:20000".parse().unwrap(),
+            session_id: 1,
+            version: 1,
+            srtp: Some([9; 30]),
+        };
+        let ans = String::from_utf8(answer(&sd, &n, &local)).unwrap();
+        assert!(ans.contains("m=audio 20000 RTP/SAVP 0 101\r\n"), "{ans}");
+        let back = SessionDescription::parse(ans.as_bytes()).unwrap();
+        let n2 = negotiate(&back, &[Codec::Pcmu], true).unwrap();
+        let mine = n2.srtp.unwrap();
+        assert_eq!(
+            (mine.tag, mine.suite, mine.master),
+            (1, peer.suite, [9; 30])
+        );
+        // nida's own SRTP offer.
+        let off = SessionDescription::parse(&offer(&[Codec::Pcma], &local)).unwrap();
+        assert_eq!(off.media[0].proto, "RTP/SAVP");
+        let k = off.media[0].crypto[0];
+        assert_eq!(
+            (k.tag, k.suite, k.master),
+            (1, CryptoSuite::AesCm128HmacSha1_80, [9; 30])
+        );
+    }
+
+    #[test]
+    fn unusable_crypto_lines_are_skipped() {
+        for bad in [
+            "1 F8_128_HMAC_SHA1_80 inline:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd",
+            "1 AES_CM_128_HMAC_SHA1_80 inline:AAECAwQFBgcICQoLDA0ODxAREhMUFRYX",
+            "1 AES_CM_128_HMAC_SHA1_80 inline:not*base64",
+            "1 AES_CM_128_HMAC_SHA1_80 inline:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd UNENCRYPTED_SRTP",
+            "x AES_CM_128_HMAC_SHA1_80 inline:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd",
+            "1 AES_CM_128_HMAC_SHA1_80 srtp:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd",
+        ] {
+            assert!(parse_crypto(bad).is_none(), "{bad}");
+        }
+        let body = "v=0\nc=IN IP4 10.1.1.1\nm=audio 4000 RTP/SAVP 0\na=crypto:1 F8_128_HMAC_SHA1_80 inline:x\n";
+        let sd = SessionDescription::parse(body.as_bytes()).unwrap();
+        assert!(
+            negotiate(&sd, &[Codec::Pcmu], true).is_none(),
+            "RTP/SAVP without a usable key"
+        );
     }
 
     #[test]

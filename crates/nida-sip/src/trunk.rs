@@ -506,10 +506,7 @@ impl Trunks {
         }
         let user = t.user().to_string();
         let aor = format!("<sip:{user}@{}>", t.cfg.domain);
-        let transport = match t.cfg.transport {
-            Transport::Tcp => ";transport=tcp",
-            Transport::Udp => "",
-        };
+        let transport = t.cfg.transport.uri_param();
         let mut h = Headers::default();
         h.push("From", format!("{aor};tag={}", t.reg.from_tag));
         h.push("To", aor);

@@ -5,6 +5,7 @@
 use crate::config::Config;
 use crate::driver::{Counters, ToDriver};
 use nida_ivr::{Action, LookupResult, Session};
+use nida_media::srtp::{SrtpContext, Suite};
 use nida_media::{Law, MediaEvent, PromptStore, RtpSession, SessionConfig};
 use nida_sip::sdp::{self, Codec, LocalMedia, SessionDescription};
 use nida_sip::{CallHandle, EndReason};
@@ -119,6 +120,8 @@ pub struct CallSetup {
     pub tx: mpsc::Sender<ToCall>,
     /// A feature-code call: play this prompt (name, language), then hang up.
     pub confirm: Option<(String, String)>,
+    /// The INVITE came over TLS: an SRTP offer (SDES) may be answered.
+    pub secure: bool,
 }
 
 /// Gives the RTP port back when the task ends, whatever the path.
@@ -166,11 +169,26 @@ async fn drive(mut s: CallSetup) {
         }
     };
     let negotiated = match &s.offer {
-        Some(offer) => match sdp::negotiate(offer, &s.cfg.codecs) {
+        Some(offer) => match sdp::negotiate(offer, &s.cfg.codecs, s.secure) {
             Some(n) => Some(n),
             None => {
-                info!("no common codec: 488");
+                info!(
+                    over_tls = s.secure,
+                    "no usable audio (no common codec, or SRTP offered without TLS): 488"
+                );
                 send(ToDriver::Reject(handle, 488, "Not Acceptable Here")).await;
+                return;
+            }
+        },
+        None => None,
+    };
+    // An SRTP offer (over TLS) gets nida's own key in the answer.
+    let srtp = match negotiated.as_ref().and_then(|n| n.srtp) {
+        Some(_) => match crate::tls::srtp_key() {
+            Some(k) => Some(k),
+            None => {
+                warn!("cannot make an SRTP key: 503");
+                send(ToDriver::Reject(handle, 503, "Service Unavailable")).await;
                 return;
             }
         },
@@ -192,6 +210,7 @@ async fn drive(mut s: CallSetup) {
         addr: local,
         session_id: s.seed >> 16,
         version: 1,
+        srtp,
     };
     let body = match (&s.offer, &negotiated) {
         (Some(offer), Some(n)) => sdp::answer(offer, n, &media),
@@ -213,14 +232,17 @@ async fn drive(mut s: CallSetup) {
     let negotiated = match negotiated {
         Some(n) => n,
         None => match s.rx.recv().await {
-            Some(ToCall::Confirmed(Some(answer))) => match sdp::negotiate(&answer, &s.cfg.codecs) {
-                Some(n) => n,
-                None => {
-                    warn!("late-offer answer has no usable audio: hanging up");
-                    send(ToDriver::Hangup(handle)).await;
-                    return;
+            // nida's offer was plain RTP/AVP.
+            Some(ToCall::Confirmed(Some(answer))) => {
+                match sdp::negotiate(&answer, &s.cfg.codecs, false) {
+                    Some(n) => n,
+                    None => {
+                        warn!("late-offer answer has no usable audio: hanging up");
+                        send(ToDriver::Hangup(handle)).await;
+                        return;
+                    }
                 }
-            },
+            }
             Some(ToCall::Confirmed(None)) => {
                 warn!("ACK without the SDP answer to our offer: hanging up");
                 send(ToDriver::Hangup(handle)).await;
@@ -236,7 +258,7 @@ async fn drive(mut s: CallSetup) {
     };
 
     let start = Instant::now();
-    let mut rtp = leg_rtp(start, &s, &negotiated, s.seed);
+    let mut rtp = leg_rtp(start, &s, &negotiated, s.seed, srtp);
     let mut hang_up = false;
     let start_ivr = Instant::now();
     let flow = match s.confirm {
@@ -291,7 +313,13 @@ impl CallerLeg {
         let Ok(sock) = UdpSocket::from_std(new.socket) else {
             return Err(new.handle);
         };
-        let mut rtp = leg_rtp(Instant::now(), s, &new.negotiated, s.seed.rotate_left(7));
+        let mut rtp = leg_rtp(
+            Instant::now(),
+            s,
+            &new.negotiated,
+            s.seed.rotate_left(7),
+            new.srtp,
+        );
         rtp.set_relay(true);
         Ok(CallerLeg {
             handle: new.handle,
@@ -316,8 +344,9 @@ pub async fn restore(setup: CallSetup, row: nida_store::CallbackRow) {
             remote: SocketAddr::from(([127, 0, 0, 1], 9)),
             direction: sdp::Direction::SendRecv,
             index: 0,
+            srtp: None,
         };
-        let mut rtp = leg_rtp(Instant::now(), &s, &idle, s.seed);
+        let mut rtp = leg_rtp(Instant::now(), &s, &idle, s.seed, None);
         match park(&mut s, &mut centre, &mut rtp).await {
             Some(new) => match CallerLeg::answered(&s, new) {
                 Ok(leg) => {
@@ -532,6 +561,7 @@ async fn talk(
         received = st.received,
         lost = st.lost,
         jitter = st.jitter,
+        rejected = st.rejected,
         "media closed"
     );
     drop(sock);
@@ -547,8 +577,17 @@ struct Effects {
 
 /// The RTP session of a negotiated leg (the caller's, an agent's),
 /// its SSRC, first sequence number and timestamp drawn from `seed`.
-pub(crate) fn leg_rtp(now: Instant, s: &CallSetup, n: &sdp::Negotiated, seed: u64) -> RtpSession {
-    RtpSession::new(
+/// The RTP session of a leg as negotiated; SRTP when the peer gave its
+/// key and nida has its own (`srtp`): nida's protects what it sends, the
+/// peer's opens what arrives.
+pub(crate) fn leg_rtp(
+    now: Instant,
+    s: &CallSetup,
+    n: &sdp::Negotiated,
+    seed: u64,
+    srtp: Option<[u8; 30]>,
+) -> RtpSession {
+    let mut rtp = RtpSession::new(
         now,
         SessionConfig {
             law: law_of(n.codec),
@@ -560,7 +599,19 @@ pub(crate) fn leg_rtp(now: Instant, s: &CallSetup, n: &sdp::Negotiated, seed: u6
             rtp_timeout: s.cfg.rtp_timeout,
             keep_audio: false,
         },
-    )
+    );
+    if let (Some(mine), Some(peer)) = (srtp, n.srtp) {
+        let suite = match peer.suite {
+            sdp::CryptoSuite::AesCm128HmacSha1_80 => Suite::AesCm128HmacSha1_80,
+            sdp::CryptoSuite::AesCm128HmacSha1_32 => Suite::AesCm128HmacSha1_32,
+        };
+        rtp.set_srtp(
+            SrtpContext::new(suite, &mine),
+            SrtpContext::new(suite, &peer.master),
+        );
+        info!(suite = peer.suite.name(), "media is SRTP");
+    }
+    rtp
 }
 
 /// Waits, without the caller on the line, until the call-back's turn

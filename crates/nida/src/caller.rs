@@ -125,6 +125,7 @@ async fn call(args: CallArgs) -> Result<bool, String> {
             addr: rtp_addr,
             session_id: seed >> 20,
             version: 1,
+            srtp: None,
         },
     );
     let voice = match &args.say {
@@ -172,38 +173,40 @@ async fn call(args: CallArgs) -> Result<bool, String> {
         while let Some(ev) = ep.poll_event() {
             match ev {
                 Event::Progress { status, .. } => tl.say(format!("{status} (ringing)")),
-                Event::Answered { sdp: Some(sd), .. } => match sdp::negotiate(&sd, &codecs) {
-                    Some(n) => {
-                        tl.say(format!("answered: {} to {}", n.codec.name(), n.remote));
-                        let law = if n.codec == Codec::Pcma {
-                            Law::A
-                        } else {
-                            Law::Mu
-                        };
-                        answered = true;
-                        let mut session = RtpSession::new(
-                            now,
-                            SessionConfig {
-                                law,
-                                telephone_event: n.telephone_event.or(Some(101)),
-                                ssrc: (seed >> 32) as u32,
-                                initial_seq: seed as u16,
-                                initial_ts: (seed >> 16) as u32,
-                                remote: n.remote,
-                                rtp_timeout: Duration::from_secs(3600),
-                                keep_audio: true,
-                            },
-                        );
-                        if let Some(v) = &voice {
-                            session.play(v.clone());
+                Event::Answered { sdp: Some(sd), .. } => {
+                    match sdp::negotiate(&sd, &codecs, false) {
+                        Some(n) => {
+                            tl.say(format!("answered: {} to {}", n.codec.name(), n.remote));
+                            let law = if n.codec == Codec::Pcma {
+                                Law::A
+                            } else {
+                                Law::Mu
+                            };
+                            answered = true;
+                            let mut session = RtpSession::new(
+                                now,
+                                SessionConfig {
+                                    law,
+                                    telephone_event: n.telephone_event.or(Some(101)),
+                                    ssrc: (seed >> 32) as u32,
+                                    initial_seq: seed as u16,
+                                    initial_ts: (seed >> 16) as u32,
+                                    remote: n.remote,
+                                    rtp_timeout: Duration::from_secs(3600),
+                                    keep_audio: true,
+                                },
+                            );
+                            if let Some(v) = &voice {
+                                session.play(v.clone());
+                            }
+                            rtp = Some(session);
                         }
-                        rtp = Some(session);
+                        None => {
+                            tl.say("answered without usable audio: hanging up");
+                            ep.hangup(now, handle);
+                        }
                     }
-                    None => {
-                        tl.say("answered without usable audio: hanging up");
-                        ep.hangup(now, handle);
-                    }
-                },
+                }
                 Event::Answered { sdp: None, .. } => {
                     tl.say("answered without SDP: hanging up");
                     ep.hangup(now, handle);

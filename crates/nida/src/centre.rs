@@ -330,21 +330,18 @@ fn agent_config(dir: &mut Directory, a: &AgentDef) -> AgentConfig {
     }
 }
 
-/// A fixed contact `sip:user@host:port`: reached over UDP at host:port.
+/// A fixed contact `sip:user@host:port`: reached over UDP at host:port
+/// (over TCP or TLS with `;transport=tcp` or `tls`).
 pub fn static_target(uri: &str) -> Option<Target> {
     let u = nida_sip::headers::SipUri::parse(uri)?;
     let ip: std::net::IpAddr = u.host.parse().ok()?;
     Some(Target {
         uri: uri.to_string(),
         dest: SocketAddr::new(ip, u.port.unwrap_or(5060)),
-        transport: if u
-            .params
-            .value("transport")
-            .is_some_and(|t| t.eq_ignore_ascii_case("tcp"))
-        {
-            Transport::Tcp
-        } else {
-            Transport::Udp
+        transport: match u.params.value("transport") {
+            Some(t) if t.eq_ignore_ascii_case("tcp") => Transport::Tcp,
+            Some(t) if t.eq_ignore_ascii_case("tls") => Transport::Tls,
+            _ => Transport::Udp,
         },
     })
 }

@@ -110,6 +110,32 @@ pub struct FileConfig {
     protection: Option<ProtectionDef>,
     trunks: Option<Vec<crate::trunks::TrunkDef>>,
     outbound_trunk: Option<String>,
+    tls: Option<TlsDef>,
+}
+
+/// `[tls]`: SIP over TLS.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsDef {
+    addr: Option<SocketAddr>,
+    certificate: PathBuf,
+    key: PathBuf,
+    ca: Option<PathBuf>,
+}
+
+/// SIP over TLS: where it listens and the files it needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// TLS listening address (default: the SIP address, port + 1).
+    pub addr: SocketAddr,
+    /// PEM certificate chain presented to peers.
+    pub certificate: PathBuf,
+    /// PEM private key of the certificate.
+    pub key: PathBuf,
+    /// PEM trust roots for the connections nida opens itself (to trunks,
+    /// to agents whose connection dropped); none: the system's
+    /// (`/etc/ssl/certs/ca-certificates.crt`).
+    pub ca: Option<PathBuf>,
 }
 
 /// `[protection]`: limits per source address.
@@ -346,6 +372,8 @@ pub struct Config {
     /// The trunk call-backs and transfers to numbers go through (before
     /// `outbound_uri`).
     pub outbound_trunk: Option<String>,
+    /// SIP over TLS, when a certificate is configured.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for Config {
@@ -401,6 +429,7 @@ impl Default for Config {
             protection: nida_sip::guard::GuardConfig::default(),
             trunks: Vec::new(),
             outbound_trunk: None,
+            tls: None,
         }
     }
 }
@@ -714,6 +743,23 @@ impl Config {
                 });
             }
         }
+        if let Some(t) = f.tls {
+            let addr = t.addr.unwrap_or_else(|| {
+                SocketAddr::new(self.sip_addr.ip(), self.sip_addr.port().wrapping_add(1))
+            });
+            if addr == self.sip_addr {
+                return Err(ConfigError::Value {
+                    key: "tls",
+                    message: "addr must differ from sip_addr (TCP listens there)".into(),
+                });
+            }
+            self.tls = Some(TlsConfig {
+                addr,
+                certificate: t.certificate,
+                key: t.key,
+                ca: t.ca,
+            });
+        }
         if let Some(v) = f.feature_codes {
             v.check().map_err(|message| ConfigError::Value {
                 key: "feature_codes",
@@ -838,6 +884,15 @@ mod tests {
                 "two trunks are named",
             ),
             ("[[trunks]]\nname = \"a\"\naddresses = []\n", "at least one address"),
+            (
+                "sip_addr = \"127.0.0.1:5070\"\n[tls]\naddr = \"127.0.0.1:5070\"\ncertificate = \"c\"\nkey = \"k\"\n",
+                "addr must differ from sip_addr",
+            ),
+            ("[tls]\ncertificate = \"c\"\n", "missing field `key`"),
+            (
+                "[[trunks]]\nname = \"a\"\naddresses = [\"192.0.2.1:5061\"]\ntransport = \"tls\"\n",
+                "not supported for trunks",
+            ),
         ];
         for (text, needle) in cases {
             let err = Config::from_file(&write(text)).unwrap_err().to_string();
@@ -851,6 +906,15 @@ mod tests {
         assert_eq!((ok.rate, ok.max_auth_failures), (5.0, 3));
         assert_eq!(ok.block_for, Duration::from_secs(60));
         assert!(ok.trusted[0].contains("192.0.2.77".parse().unwrap()));
+        // TLS listens next to SIP unless told otherwise.
+        let tls = Config::from_file(&write(
+            "sip_addr = \"127.0.0.1:5070\"\n[tls]\ncertificate = \"c.pem\"\nkey = \"k.pem\"\n",
+        ))
+        .unwrap()
+        .tls
+        .unwrap();
+        assert_eq!(tls.addr, "127.0.0.1:5071".parse().unwrap());
+        assert_eq!((tls.certificate.to_str(), tls.ca), (Some("c.pem"), None));
         let err = Config::from_file(Path::new("/nonexistent/nida.toml")).unwrap_err();
         assert!(err.to_string().contains("/nonexistent/nida.toml"));
     }

@@ -1,5 +1,5 @@
-//! The SIP shell: owns the UDP socket, the TCP listener and connections,
-//! and the one [`Endpoint`] that all signalling goes through. It is the only
+//! The SIP shell: owns the UDP socket, the TCP and TLS listeners and
+//! connections, and the one [`Endpoint`] that all signalling goes through. It is the only
 //! writer of SIP state; call tasks talk to it through a channel.
 
 use crate::call::{self, CallSetup, ToCall};
@@ -16,20 +16,21 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tracing::{debug, info, warn};
 
 /// Messages to the driver.
 #[derive(Debug)]
 pub enum ToDriver {
-    /// A framed SIP message from a TCP connection.
-    TcpMessage(SocketAddr, Vec<u8>),
-    /// A TCP connection is up; send to it through this channel.
-    TcpOpen(SocketAddr, mpsc::Sender<Vec<u8>>),
-    /// A TCP connection closed.
-    TcpClosed(SocketAddr),
+    /// A framed SIP message from a TCP or TLS connection.
+    StreamMessage(Transport, SocketAddr, Vec<u8>),
+    /// A TCP or TLS connection is up; send to it through this channel.
+    StreamOpen(Transport, SocketAddr, mpsc::Sender<Vec<u8>>),
+    /// A TCP or TLS connection closed.
+    StreamClosed(Transport, SocketAddr),
     /// Send 180 Ringing.
     Ring(CallHandle),
     /// Answer with this SDP.
@@ -80,6 +81,19 @@ pub struct LegSetup {
     pub port: u16,
     /// Its socket.
     pub socket: std::net::UdpSocket,
+    /// nida's SRTP key, offered with RTP/SAVP when the leg goes over TLS.
+    pub srtp: Option<[u8; 30]>,
+}
+
+/// The sockets the driver serves SIP on.
+pub struct Listeners {
+    /// UDP.
+    pub udp: UdpSocket,
+    /// TCP.
+    pub tcp: TcpListener,
+    /// TLS, when configured: its listener, its server side, and the client
+    /// side for connections nida opens.
+    pub tls: Option<(TcpListener, TlsAcceptor, TlsConnector)>,
 }
 
 /// Live counters shared with the admin API and the metrics (plain
@@ -259,6 +273,7 @@ struct NewCall {
     called: String,
     seed: u64,
     confirm: Option<(String, String)>,
+    secure: bool,
 }
 
 impl Shared {
@@ -292,6 +307,7 @@ impl Shared {
             store: self.store.clone(),
             tx,
             confirm: c.confirm,
+            secure: c.secure,
         }
     }
 }
@@ -313,8 +329,7 @@ struct Drain {
 pub async fn run(
     cfg: Arc<Config>,
     shared: Shared,
-    udp: UdpSocket,
-    tcp: TcpListener,
+    listeners: Listeners,
     counters: Arc<Counters>,
     seed: u64,
     mut stop: tokio::sync::watch::Receiver<bool>,
@@ -323,13 +338,24 @@ pub async fn run(
     let alive = Arc::new(());
     let mut drain: Option<Drain> = None;
     let (tx, mut rx) = mpsc::channel::<ToDriver>(65536);
-    tokio::spawn(accept_loop(tcp, tx.clone()));
+    let Listeners { udp, tcp, tls } = listeners;
+    tokio::spawn(accept_loop(tcp, None, tx.clone()));
     let mut ep = Endpoint::new(EndpointConfig {
         local_addr: cfg.sip_addr,
         timers: Default::default(),
         user_agent: format!("nida/{}", env!("CARGO_PKG_VERSION")),
         seed,
     });
+    let connector = match tls {
+        Some((listener, acceptor, connector)) => {
+            if let Ok(addr) = listener.local_addr() {
+                ep.set_tls_addr(addr);
+            }
+            tokio::spawn(accept_loop(listener, Some(acceptor), tx.clone()));
+            Some(connector)
+        }
+        None => None,
+    };
     if !cfg.agents.is_empty() {
         let secret = format!("{:016x}{:016x}", seed, seed.rotate_left(29) ^ 0x9e37_79b9);
         let auth = nida_sip::auth::Authenticator::new(
@@ -365,7 +391,11 @@ pub async fn run(
     // Calls nida placed (agent legs), to the call that owns each.
     let mut legs: HashMap<CallHandle, mpsc::Sender<ToCall>> = HashMap::new();
     let mut calls: HashMap<CallHandle, mpsc::Sender<ToCall>> = HashMap::new();
-    let mut tcp_conns: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>> = HashMap::new();
+    let mut conns = Conns {
+        open: HashMap::new(),
+        connector,
+        driver: tx.clone(),
+    };
     let mut media_seed = seed ^ 0x5eed;
     let mut buf = vec![0u8; 65536];
     // Call-backs stored before a restart wait in line again.
@@ -397,6 +427,7 @@ pub async fn run(
                 called: row.called.clone(),
                 seed: media_seed,
                 confirm: None,
+                secure: false,
             },
         );
         tokio::spawn(call::restore(setup, row));
@@ -450,14 +481,14 @@ pub async fn run(
             Some(msg) = rx.recv() => {
                 let now = Instant::now();
                 match msg {
-                    ToDriver::TcpMessage(from, data) => {
+                    ToDriver::StreamMessage(transport, from, data) => {
                         if admit(&mut guard, now, from, data.len()) {
                             counters.responses_received.count(&data);
-                            ep.handle_message(now, Transport::Tcp, from, &data)
+                            ep.handle_message(now, transport, from, &data)
                         }
                     }
-                    ToDriver::TcpOpen(peer, sender) => { tcp_conns.insert(peer, sender); }
-                    ToDriver::TcpClosed(peer) => { tcp_conns.remove(&peer); }
+                    ToDriver::StreamOpen(transport, peer, sender) => { conns.open.insert((transport, peer), sender); }
+                    ToDriver::StreamClosed(transport, peer) => { conns.open.remove(&(transport, peer)); }
                     ToDriver::Ring(h) => ep.ringing(now, h),
                     ToDriver::Answer(h, sdp) => {
                         ep.answer(now, h, sdp);
@@ -490,10 +521,13 @@ pub async fn run(
                         media_seed = media_seed
                             .wrapping_mul(6364136223846793005)
                             .wrapping_add(1442695040888963407);
+                        // Over TLS the leg's audio is SRTP too.
+                        let srtp = if target.transport.secure() { crate::tls::srtp_key() } else { None };
                         let media = nida_sip::sdp::LocalMedia {
                             addr: SocketAddr::new(cfg.media_ip, port),
                             session_id: media_seed >> 16,
                             version: 1,
+                            srtp,
                         };
                         let sdp = nida_sip::sdp::offer(&cfg.codecs, &media);
                         let handle = ep.invite(now, &target.uri, target.dest, target.transport, &from_user, sdp);
@@ -501,7 +535,7 @@ pub async fn run(
                             ep.set_credentials(handle, &user, &password);
                         }
                         legs.insert(handle, owner);
-                        if let Err(Some(leg)) = reply.send(Some(LegSetup { handle, port, socket })) {
+                        if let Err(Some(leg)) = reply.send(Some(LegSetup { handle, port, socket, srtp })) {
                             // The call ended meanwhile.
                             ep.hangup(now, leg.handle);
                             ports.free.push_back(leg.port);
@@ -529,7 +563,7 @@ pub async fn run(
                             debug!(error = %e, dest = %t.dest, "UDP send failed");
                         }
                     }
-                    Transport::Tcp => send_tcp(&mut tcp_conns, &tx, t.dest, t.data),
+                    Transport::Tcp | Transport::Tls => conns.send(t.transport, t.dest, t.data),
                 }
             }
             while let Some(ev) = ep.poll_event() {
@@ -614,6 +648,7 @@ pub async fn run(
                                 called,
                                 seed: media_seed,
                                 confirm,
+                                secure: inc.transport.secure(),
                             },
                         );
                         calls.insert(inc.call, setup.tx.clone());
@@ -896,38 +931,102 @@ fn called_number(uri: &str) -> String {
         .unwrap_or_default()
 }
 
-fn send_tcp(
-    conns: &mut HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
-    driver: &mpsc::Sender<ToDriver>,
-    dest: SocketAddr,
-    data: Vec<u8>,
-) {
-    if let Some(c) = conns.get(&dest) {
-        if c.try_send(data).is_err() {
-            warn!(%dest, "TCP connection backlogged or closed: message dropped");
-        }
-        return;
-    }
-    // No connection to that address: open one (RFC 3261 18.2.2).
-    let driver = driver.clone();
-    tokio::spawn(async move {
-        match TcpStream::connect(dest).await {
-            Ok(stream) => {
-                let (wtx, wrx) = mpsc::channel(256);
-                let _ = wtx.send(data).await;
-                serve_connection(stream, dest, driver, wtx, wrx).await;
-            }
-            Err(e) => debug!(%dest, error = %e, "TCP connect failed"),
-        }
-    });
+/// The TCP and TLS connections, by transport and peer, and how to open
+/// new ones.
+struct Conns {
+    open: HashMap<(Transport, SocketAddr), mpsc::Sender<Vec<u8>>>,
+    connector: Option<TlsConnector>,
+    driver: mpsc::Sender<ToDriver>,
 }
 
-async fn accept_loop(listener: TcpListener, driver: mpsc::Sender<ToDriver>) {
+impl Conns {
+    /// Sends over the connection to `dest`, opening one if there is none
+    /// (RFC 3261 18.2.2); over TLS the peer's certificate must be valid
+    /// for its address.
+    fn send(&mut self, transport: Transport, dest: SocketAddr, data: Vec<u8>) {
+        if let Some(c) = self.open.get(&(transport, dest)) {
+            if c.try_send(data).is_err() {
+                warn!(%dest, ?transport, "connection backlogged or closed: message dropped");
+            }
+            return;
+        }
+        let driver = self.driver.clone();
+        let tls = match (transport, &self.connector) {
+            (Transport::Tls, Some(c)) => Some(c.clone()),
+            (Transport::Tls, None) => {
+                warn!(%dest, "no TLS connection to the peer and TLS is not configured: message dropped");
+                return;
+            }
+            _ => None,
+        };
+        tokio::spawn(async move {
+            let stream = match TcpStream::connect(dest).await {
+                Ok(s) => s,
+                Err(e) => {
+                    debug!(%dest, error = %e, "connect failed");
+                    return;
+                }
+            };
+            let (wtx, wrx) = mpsc::channel(256);
+            let _ = wtx.send(data).await;
+            let _ = stream.set_nodelay(true);
+            match tls {
+                None => serve_connection(stream, Transport::Tcp, dest, driver, wtx, wrx).await,
+                Some(connector) => {
+                    let name =
+                        tokio_rustls::rustls::pki_types::ServerName::IpAddress(dest.ip().into());
+                    match connector.connect(name, stream).await {
+                        Ok(s) => serve_connection(s, Transport::Tls, dest, driver, wtx, wrx).await,
+                        Err(e) => warn!(%dest, error = %e, "TLS handshake failed"),
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// Accepts TCP connections (TLS ones when `tls` is given).
+async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    driver: mpsc::Sender<ToDriver>,
+) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
                 let (wtx, wrx) = mpsc::channel(256);
-                tokio::spawn(serve_connection(stream, peer, driver.clone(), wtx, wrx));
+                let driver = driver.clone();
+                match tls.clone() {
+                    None => {
+                        tokio::spawn(serve_connection(
+                            stream,
+                            Transport::Tcp,
+                            peer,
+                            driver,
+                            wtx,
+                            wrx,
+                        ));
+                    }
+                    Some(acceptor) => {
+                        tokio::spawn(async move {
+                            // A peer that never finishes the handshake
+                            // does not hold its task for ever.
+                            let handshake = tokio::time::timeout(
+                                std::time::Duration::from_secs(10),
+                                acceptor.accept(stream),
+                            );
+                            match handshake.await {
+                                Ok(Ok(s)) => {
+                                    serve_connection(s, Transport::Tls, peer, driver, wtx, wrx)
+                                        .await
+                                }
+                                Ok(Err(e)) => debug!(%peer, error = %e, "TLS handshake failed"),
+                                Err(_) => debug!(%peer, "TLS handshake timed out"),
+                            }
+                        });
+                    }
+                }
             }
             Err(e) => {
                 warn!(error = %e, "TCP accept failed");
@@ -938,21 +1037,27 @@ async fn accept_loop(listener: TcpListener, driver: mpsc::Sender<ToDriver>) {
 }
 
 /// Reads framed messages from a connection and writes what the driver sends.
-async fn serve_connection(
-    stream: TcpStream,
+async fn serve_connection<S>(
+    stream: S,
+    transport: Transport,
     peer: SocketAddr,
     driver: mpsc::Sender<ToDriver>,
     wtx: mpsc::Sender<Vec<u8>>,
     mut wrx: mpsc::Receiver<Vec<u8>>,
-) {
-    let _ = stream.set_nodelay(true);
-    if driver.send(ToDriver::TcpOpen(peer, wtx)).await.is_err() {
+) where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    if driver
+        .send(ToDriver::StreamOpen(transport, peer, wtx))
+        .await
+        .is_err()
+    {
         return;
     }
-    let (mut rd, mut wr) = stream.into_split();
+    let (mut rd, mut wr) = tokio::io::split(stream);
     let writer = tokio::spawn(async move {
         while let Some(data) = wrx.recv().await {
-            if wr.write_all(&data).await.is_err() {
+            if wr.write_all(&data).await.is_err() || wr.flush().await.is_err() {
                 break;
             }
         }
@@ -968,19 +1073,20 @@ async fn serve_connection(
         loop {
             match framer.next_message() {
                 Ok(Some(msg)) => {
-                    if driver.send(ToDriver::TcpMessage(peer, msg)).await.is_err() {
+                    let m = ToDriver::StreamMessage(transport, peer, msg);
+                    if driver.send(m).await.is_err() {
                         break 'read;
                     }
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    warn!(%peer, error = %e, "closing TCP connection");
+                    warn!(%peer, ?transport, error = %e, "closing connection");
                     break 'read;
                 }
             }
         }
     }
-    let _ = driver.send(ToDriver::TcpClosed(peer)).await;
+    let _ = driver.send(ToDriver::StreamClosed(transport, peer)).await;
     writer.abort();
 }
 

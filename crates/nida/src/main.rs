@@ -21,6 +21,7 @@ mod redact;
 mod reload;
 mod report;
 mod retention;
+mod tls;
 mod trunks;
 mod web;
 mod webhooks;
@@ -349,6 +350,26 @@ async fn serve(
             return ExitCode::from(2);
         }
     };
+    let tls = match &cfg.tls {
+        None => None,
+        Some(t) => {
+            let sides = tls::acceptor(t).and_then(|a| Ok((a, tls::connector(t)?)));
+            let (acceptor, connector) = match sides {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("nida: TLS: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match tokio::net::TcpListener::bind(t.addr).await {
+                Ok(l) => Some((l, acceptor, connector)),
+                Err(e) => {
+                    eprintln!("nida: cannot listen on SIP TLS {}: {e}", t.addr);
+                    return ExitCode::from(2);
+                }
+            }
+        }
+    };
     let http = match tokio::net::TcpListener::bind(cfg.http_addr).await {
         Ok(s) => s,
         Err(e) => {
@@ -371,9 +392,13 @@ async fn serve(
         return ExitCode::from(2);
     }
     println!(
-        "nida {} listening: SIP udp+tcp {}, RTP {}:{}-{}, HTTP http://{}/wallboard; {} prompts from {}; {} flows",
+        "nida {} listening: SIP udp+tcp {}{}, RTP {}:{}-{}, HTTP http://{}/wallboard; {} prompts from {}; {} flows",
         env!("CARGO_PKG_VERSION"),
         cfg.sip_addr,
+        cfg.tls
+            .as_ref()
+            .map(|t| format!(", tls {}", t.addr))
+            .unwrap_or_default(),
         cfg.media_ip,
         cfg.rtp_ports.first,
         cfg.rtp_ports.last,
@@ -435,7 +460,8 @@ async fn serve(
         std::process::exit(1);
     });
     let store = shared.store.clone();
-    driver::run(cfg, shared, udp, tcp, counters, seed, stop_rx).await;
+    let listeners = driver::Listeners { udp, tcp, tls };
+    driver::run(cfg, shared, listeners, counters, seed, stop_rx).await;
     store.flush().await;
     ExitCode::SUCCESS
 }

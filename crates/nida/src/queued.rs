@@ -32,6 +32,8 @@ struct Leg {
     socket: Option<std::net::UdpSocket>,
     _guard: PortGuard,
     answer: Option<Negotiated>,
+    /// nida's SRTP key offered to the agent's phone (over TLS).
+    srtp: Option<[u8; 30]>,
 }
 
 /// The caller talking to an agent (or, after a transfer to a number, to
@@ -163,6 +165,7 @@ struct Dialback {
     handle: CallHandle,
     socket: std::net::UdpSocket,
     guard: PortGuard,
+    srtp: Option<[u8; 30]>,
 }
 
 impl Dialback {
@@ -174,6 +177,7 @@ impl Dialback {
                 port: l.port,
                 driver: s.driver.clone(),
             },
+            srtp: l.srtp,
         }
     }
 }
@@ -203,6 +207,8 @@ pub struct NewCaller {
     pub guard: PortGuard,
     /// What the caller's phone answered.
     pub negotiated: Negotiated,
+    /// nida's SRTP key on this leg, if it is SRTP.
+    pub srtp: Option<[u8; 30]>,
 }
 
 impl CentreCall {
@@ -613,6 +619,7 @@ impl CentreCall {
                             driver: s.driver.clone(),
                         },
                         answer: None,
+                        srtp: l.srtp,
                     }),
                     None => centre(ToCentre::Reject(agent, task)).await,
                 }
@@ -625,7 +632,11 @@ impl CentreCall {
                     let _ = s.driver.send(ToDriver::Hangup(handle)).await;
                     return;
                 };
-                match sdp.as_ref().and_then(|a| sdp::negotiate(a, &s.cfg.codecs)) {
+                let secure = leg.srtp.is_some();
+                match sdp
+                    .as_ref()
+                    .and_then(|a| sdp::negotiate(a, &s.cfg.codecs, secure))
+                {
                     Some(n) => {
                         leg.answer = Some(n);
                         info!(agent = leg.agent.0, "agent answered");
@@ -667,7 +678,8 @@ impl CentreCall {
                     let path = recording_path(&s.cfg.data_dir, &s.call_id);
                     self.recorder = Recorder::create(path);
                 }
-                self.start_bridge(s, Some(agent), leg.handle, sock, leg._guard, &n, rtp);
+                let media = (n, leg.srtp);
+                self.start_bridge(s, Some(agent), leg.handle, sock, leg._guard, &media, rtp);
             }
             ToCall::Withdraw(agent) => {
                 let handles: Vec<CallHandle> = self
@@ -786,7 +798,11 @@ impl CentreCall {
             ToCall::AgentAnswered { handle, sdp } if Some(handle) == dialling => {
                 let c = self.callback.as_mut()?;
                 let d = c.dial.take()?;
-                match sdp.as_ref().and_then(|a| sdp::negotiate(a, &s.cfg.codecs)) {
+                let secure = d.srtp.is_some();
+                match sdp
+                    .as_ref()
+                    .and_then(|a| sdp::negotiate(a, &s.cfg.codecs, secure))
+                {
                     Some(negotiated) => {
                         // The call-back is made: from here on the call ends
                         // like any other.
@@ -802,6 +818,7 @@ impl CentreCall {
                             socket: d.socket,
                             guard: d.guard,
                             negotiated,
+                            srtp: d.srtp,
                         });
                     }
                     None => {
@@ -933,11 +950,11 @@ impl CentreCall {
         handle: CallHandle,
         sock: UdpSocket,
         guard: PortGuard,
-        n: &Negotiated,
+        (n, srtp): &(Negotiated, Option<[u8; 30]>),
         rtp: &mut RtpSession,
     ) {
         let seed = self.seed.rotate_left(17) ^ handle.0;
-        let mut agent_rtp = crate::call::leg_rtp(Instant::now(), s, n, seed);
+        let mut agent_rtp = crate::call::leg_rtp(Instant::now(), s, n, seed, *srtp);
         agent_rtp.set_relay(true);
         rtp.stop_playback();
         rtp.set_relay(true);
@@ -1050,12 +1067,16 @@ impl CentreCall {
             }
             ToCall::AgentAnswered { handle, sdp } if Some(handle) == dialling => {
                 let d = self.external.take()?;
-                let n = sdp.as_ref().and_then(|a| sdp::negotiate(a, &s.cfg.codecs));
+                let secure = d.srtp.is_some();
+                let n = sdp
+                    .as_ref()
+                    .and_then(|a| sdp::negotiate(a, &s.cfg.codecs, secure));
                 match (n, UdpSocket::from_std(d.socket).ok()) {
                     (Some(n), Some(sock)) => {
                         info!("transfer answered");
                         self.outcome = "transferred";
-                        self.start_bridge(s, None, d.handle, sock, d.guard, &n, rtp);
+                        let media = (n, d.srtp);
+                        self.start_bridge(s, None, d.handle, sock, d.guard, &media, rtp);
                     }
                     _ => {
                         let _ = s.driver.send(ToDriver::Hangup(d.handle)).await;

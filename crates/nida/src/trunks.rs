@@ -61,6 +61,11 @@ impl TrunkDef {
         let transport = match self.transport.as_deref().unwrap_or("udp") {
             t if t.eq_ignore_ascii_case("udp") => Transport::Udp,
             t if t.eq_ignore_ascii_case("tcp") => Transport::Tcp,
+            t if t.eq_ignore_ascii_case("tls") => {
+                return Err(format!(
+                    "trunk {name:?}: transport \"tls\" is not supported for trunks yet (udp, tcp)"
+                ))
+            }
             t => {
                 return Err(format!(
                     "trunk {name:?}: unknown transport {t:?} (udp, tcp)"
