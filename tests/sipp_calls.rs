@@ -179,10 +179,36 @@ fn late_offer_is_answered_in_the_ack() {
 #[test]
 fn no_common_codec_gets_488() {
     let nida = Nida::start(BASE, "");
-    let run = sipp(nida.sip, "uac_488.xml", common::media_ports(BASE), &[]);
+    let g722 = ["-key", "proto", "RTP/AVP", "-key", "fmt", "9"];
+    let run = sipp(
+        nida.sip,
+        "uac_488.xml",
+        common::media_ports(BASE),
+        &[&g722[..], &["-key", "attr", "rtpmap:9 G722/8000"]].concat(),
+    );
     assert!(run.ok, "{}\n{}", run.output, nida.log());
     assert!(
         nida.wait_log("reason=Rejected(488)", Duration::from_secs(2)),
+        "{}",
+        nida.log()
+    );
+    assert!(nida.log().contains("no common codec: 488"));
+}
+
+#[test]
+fn srtp_offered_over_udp_gets_488() {
+    // SDES keys in clear text protect nothing: SRTP only over TLS.
+    let nida = Nida::start(BASE, "");
+    let crypto = "crypto:1 AES_CM_128_HMAC_SHA1_80 inline:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd";
+    let run = sipp(
+        nida.sip,
+        "uac_488.xml",
+        common::media_ports(BASE),
+        &["-key", "proto", "RTP/SAVP", "-key", "fmt", "0", "-key", "attr", crypto],
+    );
+    assert!(run.ok, "{}\n{}", run.output, nida.log());
+    assert!(
+        nida.wait_log("SRTP offered without TLS", Duration::from_secs(2)),
         "{}",
         nida.log()
     );

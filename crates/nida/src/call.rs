@@ -172,10 +172,15 @@ async fn drive(mut s: CallSetup) {
         Some(offer) => match sdp::negotiate(offer, &s.cfg.codecs, s.secure) {
             Some(n) => Some(n),
             None => {
-                info!(
-                    over_tls = s.secure,
-                    "no usable audio (no common codec, or SRTP offered without TLS): 488"
-                );
+                let savp = offer
+                    .media
+                    .iter()
+                    .any(|m| m.proto.eq_ignore_ascii_case("RTP/SAVP"));
+                if savp && !s.secure {
+                    info!("SRTP offered without TLS (its keys would travel in clear): 488");
+                } else {
+                    info!("no common codec: 488");
+                }
                 send(ToDriver::Reject(handle, 488, "Not Acceptable Here")).await;
                 return;
             }
