@@ -21,6 +21,8 @@ const BASE: u16 = 20000;
 
 struct Baresip {
     child: Child,
+    /// Its SIP port (UDP; TLS listens on the next one).
+    sip_port: u16,
     ctrl: SocketAddr,
     log: Arc<Mutex<String>>,
     dir: PathBuf,
@@ -30,16 +32,30 @@ impl Baresip {
     /// A softphone registered to nida as `user`, answering by itself when
     /// `auto` (else it rings until cancelled), speaking a 600 Hz tone.
     fn start(nida: SocketAddr, user: &str, password: &str, auto: bool) -> Baresip {
-        Baresip::launch(nida, user, password, auto, false)
+        Baresip::launch(nida, user, password, auto, false, true)
     }
 
     /// Like `start`, over TLS to nida's TLS address (checking nida's
     /// certificate) with SDES-SRTP mandatory for its calls.
     fn start_tls(nida_tls: SocketAddr, user: &str, password: &str, auto: bool) -> Baresip {
-        Baresip::launch(nida_tls, user, password, auto, true)
+        Baresip::launch(nida_tls, user, password, auto, true, true)
     }
 
-    fn launch(nida: SocketAddr, user: &str, password: &str, auto: bool, tls: bool) -> Baresip {
+    /// A phone that does not register and waits for calls over TLS (at
+    /// `sip_port + 1`), answering them itself, SRTP mandatory.
+    fn listening_tls() -> Baresip {
+        let nowhere: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        Baresip::launch(nowhere, "1002", "x", true, true, false)
+    }
+
+    fn launch(
+        nida: SocketAddr,
+        user: &str,
+        password: &str,
+        auto: bool,
+        tls: bool,
+        register: bool,
+    ) -> Baresip {
         let which = Command::new("sh")
             .args(["-c", "command -v baresip"])
             .output()
@@ -60,7 +76,7 @@ impl Baresip {
                 .map(|f| std::fs::read_to_string(common::repo().join("tests/tls").join(f)).unwrap())
                 .collect();
             std::fs::write(dir.join("cert.pem"), pem).unwrap();
-            let ca = common::repo().join("tests/tls/nida-test.crt");
+            let ca = common::repo().join("tests/tls/test-ca.crt");
             (
                 "udp,tls",
                 format!(
@@ -104,10 +120,11 @@ impl Baresip {
         );
         std::fs::write(dir.join("config"), config).unwrap();
         let mode = if auto { "auto" } else { "manual" };
+        let regint = if register { 600 } else { 0 };
         std::fs::write(
             dir.join("accounts"),
             format!(
-                "<sip:{user}@{nida}{account};auth_pass={password};answermode={mode};regint=600;audio_codecs=PCMU,PCMA\n"
+                "<sip:{user}@{nida}{account};auth_pass={password};answermode={mode};regint={regint};audio_codecs=PCMU,PCMA\n"
             ),
         )
         .unwrap();
@@ -136,6 +153,7 @@ impl Baresip {
         }
         Baresip {
             child,
+            sip_port: p,
             ctrl: format!("127.0.0.1:{}", p + 5).parse().unwrap(),
             log,
             dir,
@@ -511,6 +529,46 @@ fn an_agent_over_tls_talks_to_the_caller_in_srtp() {
     assert!(
         has_tone(&pcm, rate, 1000.0),
         "the agent did not hear the caller through SRTP"
+    );
+}
+
+#[test]
+fn nida_opens_a_tls_connection_to_an_agent_phone_trusting_the_configured_ca() {
+    // Agent 2 has a fixed TLS contact and never registers: nida connects
+    // to it, checking the phone's certificate against `ca`.
+    let phone = Baresip::listening_tls();
+    assert!(phone.wait_log("baresip is ready", Duration::from_secs(10)));
+    let agent = format!(
+        "[[agents]]\nid = 2\nuser = \"1002\"\npassword = \"x\"\nname = \"Omar\"\n\
+         skills = {{ visa = 5 }}\nlanguages = [\"en\"]\n\
+         contact = \"sip:1002@127.0.0.1:{};transport=tls\"\n",
+        phone.sip_port + 1
+    );
+    let extra = format!("data_dir = \"DATA\"\n{}TLS\n", agent_config(&agent, ""));
+    let nida = start_centre(&extra);
+    let voice = caller_voice(&nida.dir);
+    let heard = nida.dir.join("caller-heard.wav");
+    let call = caller(&nida, "2,0", 30, &voice, &heard);
+    assert!(
+        nida.wait_log("bridged agent=2", Duration::from_secs(20)),
+        "{}\n{}",
+        nida.log(),
+        phone.log()
+    );
+    assert!(nida.log().contains("media is SRTP"), "{}", nida.log());
+    std::thread::sleep(Duration::from_secs(3));
+    phone.hangup();
+    let (ok, timeline) = finish(call);
+    assert!(ok, "{timeline}\n{}\n{}", nida.log(), phone.log());
+    let (pcm, rate) = read_wav(&heard, 0).unwrap();
+    assert!(
+        has_tone(&pcm, rate, 600.0),
+        "the caller did not hear the agent"
+    );
+    let (pcm, rate) = phone.heard().expect("baresip's decoded dump");
+    assert!(
+        has_tone(&pcm, rate, 1000.0),
+        "the agent did not hear the caller"
     );
 }
 

@@ -204,7 +204,9 @@ fn srtp_offered_over_udp_gets_488() {
         nida.sip,
         "uac_488.xml",
         common::media_ports(BASE),
-        &["-key", "proto", "RTP/SAVP", "-key", "fmt", "0", "-key", "attr", crypto],
+        &[
+            "-key", "proto", "RTP/SAVP", "-key", "fmt", "0", "-key", "attr", crypto,
+        ],
     );
     assert!(run.ok, "{}\n{}", run.output, nida.log());
     assert!(

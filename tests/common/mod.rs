@@ -64,12 +64,13 @@ impl Nida {
         std::fs::create_dir_all(&dir).unwrap();
         let cfg = dir.join("nida.toml");
         // `TLS` in the extra lines stands for a `[tls]` table with the test
-        // certificate, listening at the SIP port + 2.
+        // certificate, trusting the test CA, listening at the SIP port + 2.
         let tls = format!(
-            "[tls]\naddr = \"127.0.0.1:{}\"\ncertificate = \"{}\"\nkey = \"{}\"\n",
+            "[tls]\naddr = \"127.0.0.1:{}\"\ncertificate = \"{}\"\nkey = \"{}\"\nca = \"{}\"\n",
             p + 2,
             repo().join("tests/tls/nida-test.crt").display(),
-            repo().join("tests/tls/nida-test.key").display()
+            repo().join("tests/tls/nida-test.key").display(),
+            repo().join("tests/tls/test-ca.crt").display()
         );
         let extra = extra(&dir).replace("TLS\n", &tls);
         std::fs::write(

@@ -91,7 +91,7 @@ mod tests {
             addr: "127.0.0.1:5061".parse().unwrap(),
             certificate: repo(cert),
             key: repo(key),
-            ca: Some(repo("tests/tls/nida-test.crt")),
+            ca: Some(repo("tests/tls/test-ca.crt")),
         }
     }
 
