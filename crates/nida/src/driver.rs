@@ -1,6 +1,7 @@
 //! The SIP shell: owns the UDP socket, the TCP and TLS listeners and
-//! connections, and the one [`Endpoint`] that all signalling goes through. It is the only
-//! writer of SIP state; call tasks talk to it through a channel.
+//! connections, and the one [`Endpoint`] that all signalling goes
+//! through. It is the only writer of SIP state; call tasks talk to it
+//! through a channel.
 
 use crate::call::{self, CallSetup, ToCall};
 use crate::config::Config;

@@ -182,6 +182,18 @@ impl Dialback {
     }
 }
 
+/// The audio a leg nida placed agreed to in its answer; when nida offered
+/// SRTP (`srtp`, over TLS) the answer must be SRTP too: a phone that
+/// answers plain RTP to it (breaking RFC 3264) gets no call.
+fn leg_answer(
+    s: &CallSetup,
+    answer: Option<&sdp::SessionDescription>,
+    srtp: Option<[u8; 30]>,
+) -> Option<Negotiated> {
+    let n = sdp::negotiate(answer?, &s.cfg.codecs, srtp.is_some())?;
+    (srtp.is_none() || n.srtp.is_some()).then_some(n)
+}
+
 /// Places a call owned by this call (an agent, the caller for a
 /// call-back, a transfer's number); `None` when the driver has no RTP
 /// port or is gone.
@@ -632,11 +644,7 @@ impl CentreCall {
                     let _ = s.driver.send(ToDriver::Hangup(handle)).await;
                     return;
                 };
-                let secure = leg.srtp.is_some();
-                match sdp
-                    .as_ref()
-                    .and_then(|a| sdp::negotiate(a, &s.cfg.codecs, secure))
-                {
+                match leg_answer(s, sdp.as_ref(), leg.srtp) {
                     Some(n) => {
                         leg.answer = Some(n);
                         info!(agent = leg.agent.0, "agent answered");
@@ -798,11 +806,7 @@ impl CentreCall {
             ToCall::AgentAnswered { handle, sdp } if Some(handle) == dialling => {
                 let c = self.callback.as_mut()?;
                 let d = c.dial.take()?;
-                let secure = d.srtp.is_some();
-                match sdp
-                    .as_ref()
-                    .and_then(|a| sdp::negotiate(a, &s.cfg.codecs, secure))
-                {
+                match leg_answer(s, sdp.as_ref(), d.srtp) {
                     Some(negotiated) => {
                         // The call-back is made: from here on the call ends
                         // like any other.
@@ -1067,10 +1071,7 @@ impl CentreCall {
             }
             ToCall::AgentAnswered { handle, sdp } if Some(handle) == dialling => {
                 let d = self.external.take()?;
-                let secure = d.srtp.is_some();
-                let n = sdp
-                    .as_ref()
-                    .and_then(|a| sdp::negotiate(a, &s.cfg.codecs, secure));
+                let n = leg_answer(s, sdp.as_ref(), d.srtp);
                 match (n, UdpSocket::from_std(d.socket).ok()) {
                     (Some(n), Some(sock)) => {
                         info!("transfer answered");

@@ -47,12 +47,16 @@ pub fn acceptor(cfg: &TlsConfig) -> Result<TlsAcceptor, String> {
     Ok(TlsAcceptor::from(Arc::new(server)))
 }
 
-/// The TLS client side, verifying peers against `cfg.ca` (or the
-/// system's roots).
+/// The TLS client side, verifying peers against `cfg.ca` (an error if it
+/// cannot be read) or else the system's roots (none if the system has no
+/// bundle: then every connection nida opens fails its check).
 pub fn connector(cfg: &TlsConfig) -> Result<TlsConnector, String> {
-    let path = cfg.ca.as_deref().unwrap_or(Path::new(SYSTEM_ROOTS));
+    let certs = match &cfg.ca {
+        Some(path) => certificates(path)?,
+        None => certificates(Path::new(SYSTEM_ROOTS)).unwrap_or_default(),
+    };
     let mut roots = rustls::RootCertStore::empty();
-    for cert in certificates(path)? {
+    for cert in certs {
         // A bundle may hold roots rustls cannot use: the rest still count.
         let _ = roots.add(cert);
     }
@@ -100,6 +104,19 @@ mod tests {
         let good = cfg("tests/tls/nida-test.crt", "tests/tls/nida-test.key");
         assert!(acceptor(&good).is_ok());
         assert!(connector(&good).is_ok());
+        let system = TlsConfig {
+            ca: None,
+            ..good.clone()
+        };
+        assert!(
+            connector(&system).is_ok(),
+            "with or without a system bundle"
+        );
+        let missing = TlsConfig {
+            ca: Some(repo("tests/tls/none-ca.crt")),
+            ..good.clone()
+        };
+        assert!(connector(&missing).err().unwrap().contains("none-ca.crt"));
         let err = acceptor(&cfg("tests/tls/none.crt", "tests/tls/nida-test.key"))
             .err()
             .unwrap();
