@@ -138,19 +138,8 @@ impl Baresip {
             .spawn()
             .expect("baresip starts");
         let log = Arc::new(Mutex::new(String::new()));
-        for out in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let sink = log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(out).split(b'\n').map_while(Result::ok) {
-                    let mut l = sink.lock().unwrap();
-                    l.push_str(&String::from_utf8_lossy(&line));
-                    l.push('\n');
-                }
-            });
-        }
+        common::collect_lines(&log, child.stdout.take().unwrap());
+        common::collect_lines(&log, child.stderr.take().unwrap());
         Baresip {
             child,
             sip_port: p,

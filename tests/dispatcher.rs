@@ -7,7 +7,6 @@
 mod common;
 
 use common::{sipp, Nida};
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -72,15 +71,7 @@ impl Kamailio {
             .spawn()
             .expect("kamailio starts: run tests/run (it installs the Debian package kamailio)");
         let log = Arc::new(Mutex::new(String::new()));
-        let sink = log.clone();
-        let err = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                let mut l = sink.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        });
+        common::collect_lines(&log, child.stderr.take().unwrap());
         let k = Kamailio {
             child,
             sip,

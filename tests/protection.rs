@@ -176,12 +176,7 @@ fn a_flood_is_cut_to_its_rate_and_calls_go_on() {
 #[test]
 fn a_source_may_not_hold_more_calls_than_its_limit() {
     let nida = Nida::start(BASE, "[protection]\nmax_calls_per_source = 1\n");
-    let rtp = common::media_ports(BASE);
-    let sip = nida.sip;
-    let held = std::thread::spawn(move || sipp(sip, "uac_basic.xml", rtp, &["-d", "3000"]));
-    nida.wait_for_a_call();
-    let run = sipp(nida.sip, "uac_503.xml", common::media_ports(BASE), &[]);
-    assert!(run.ok, "{}\n{}", run.output, nida.log());
+    let held = common::hold_a_call_and_get_503(&nida, BASE);
     assert!(nida.log().contains("too many calls from this source"));
     assert!(held.join().unwrap().ok);
     // With the first call over, the source may call again.

@@ -243,12 +243,7 @@ fn silent_rtp_is_hung_up_after_the_timeout() {
 #[test]
 fn over_capacity_gets_503_with_retry_after() {
     let nida = Nida::start(BASE, "max_calls = 1");
-    let rtp = common::media_ports(BASE);
-    let sip = nida.sip;
-    let held = std::thread::spawn(move || sipp(sip, "uac_basic.xml", rtp, &["-d", "3000"]));
-    nida.wait_for_a_call();
-    let run = sipp(nida.sip, "uac_503.xml", common::media_ports(BASE), &[]);
-    assert!(run.ok, "{}\n{}", run.output, nida.log());
+    let held = common::hold_a_call_and_get_503(&nida, BASE);
     assert_eq!(nida.status("overload_rejects"), 1);
     let first = held.join().unwrap();
     assert!(

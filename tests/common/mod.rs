@@ -107,15 +107,7 @@ impl Nida {
             .spawn()
             .expect("nida starts");
         let log = Arc::new(Mutex::new(String::new()));
-        let sink = log.clone();
-        let err = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                let mut l = sink.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        });
+        collect_lines(&log, child.stderr.take().unwrap());
         let mut out = BufReader::new(child.stdout.take().unwrap());
         let mut first = String::new();
         out.read_line(&mut first).unwrap();
@@ -216,6 +208,31 @@ impl Drop for Nida {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// Appends the lines `from` writes to `log`, in the background (bytes
+/// that are not UTF-8 replaced).
+pub fn collect_lines(log: &Arc<Mutex<String>>, from: impl Read + Send + 'static) {
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(from).split(b'\n').map_while(Result::ok) {
+            let mut l = sink.lock().unwrap();
+            l.push_str(&String::from_utf8_lossy(&line));
+            l.push('\n');
+        }
+    });
+}
+
+/// Holds one call for 3 s and places a second one, which must get 503
+/// (`uac_503.xml`); gives back the held call's run.
+pub fn hold_a_call_and_get_503(nida: &Nida, base: u16) -> std::thread::JoinHandle<SippRun> {
+    let rtp = media_ports(base);
+    let sip = nida.sip;
+    let held = std::thread::spawn(move || sipp(sip, "uac_basic.xml", rtp, &["-d", "3000"]));
+    nida.wait_for_a_call();
+    let run = sipp(nida.sip, "uac_503.xml", media_ports(base), &[]);
+    assert!(run.ok, "{}\n{}", run.output, nida.log());
+    held
 }
 
 /// Waits until `ok` holds (checked every 50 ms); false after `timeout`.
