@@ -26,12 +26,14 @@ struct Kamailio {
     log: Arc<Mutex<String>>,
 }
 
-/// The kamailio binary (in /usr/sbin, which a user's PATH may lack).
-fn kamailio_bin() -> &'static str {
-    if std::path::Path::new("/usr/sbin/kamailio").exists() {
-        "/usr/sbin/kamailio"
+/// A program of the kamailio package (in /usr/sbin, which a user's PATH
+/// may lack).
+fn sbin(program: &str) -> String {
+    let path = format!("/usr/sbin/{program}");
+    if std::path::Path::new(&path).exists() {
+        path
     } else {
-        "kamailio"
+        program.to_string()
     }
 }
 
@@ -49,7 +51,7 @@ impl Kamailio {
         std::fs::write(&list, lines).unwrap();
         let ctl = format!("unix:{}", dir.join("ctl").display());
         let cfg = common::repo().join("deploy/kamailio/kamailio.cfg");
-        let mut child = Command::new(kamailio_bin())
+        let mut child = Command::new(sbin("kamailio"))
             .arg("-f")
             .arg(&cfg)
             // Foreground, log to stderr, small memory, runtime files in
@@ -98,7 +100,7 @@ impl Kamailio {
 
     /// `kamcmd dispatcher.list`: every destination with its flags.
     fn dispatcher_list(&self) -> String {
-        Command::new("kamcmd")
+        Command::new(sbin("kamcmd"))
             .args(["-s", &self.ctl, "dispatcher.list"])
             .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
