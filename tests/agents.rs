@@ -56,15 +56,7 @@ impl Baresip {
         tls: bool,
         register: bool,
     ) -> Baresip {
-        let which = Command::new("sh")
-            .args(["-c", "command -v baresip"])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
-        assert!(
-            which,
-            "baresip is not installed: run tests/run (it installs baresip-core)"
-        );
+        common::require("baresip", "baresip-core");
         // Away from the nidas' blocks (BASE and up), in this binary's range.
         let p = common::ports(BASE + 2000, 10);
         let dir = std::env::temp_dir().join(format!("nida-baresip-{}-{p}", std::process::id()));

@@ -51,15 +51,7 @@ fn options(nida: &Nida, from: &UdpSocket, n: usize, branch: usize) -> String {
 
 #[test]
 fn svcrack_is_blocked_after_five_failures_and_never_finds_the_password() {
-    let found = Command::new("sh")
-        .args(["-c", "command -v svcrack"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(
-        found,
-        "svcrack is not installed: run tests/run (it installs the Debian package sipvicious)"
-    );
+    common::require("svcrack", "sipvicious");
     let nida = Nida::start(
         BASE,
         "[[agents]]\nid = 1\nuser = \"1001\"\npassword = \"4711\"\nlanguages = [\"en\"]\n\

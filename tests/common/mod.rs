@@ -305,14 +305,20 @@ pub fn sipp_with(
     }
 }
 
-pub fn which_sipp() {
+/// Fails the test unless `program` is on the PATH, naming the Debian
+/// `package` tests/run installs it from.
+pub fn require(program: &str, package: &str) {
     let found = Command::new("sh")
-        .args(["-c", "command -v sipp"])
+        .args(["-c", &format!("command -v {program}")])
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);
     assert!(
         found,
-        "sipp is not installed: run tests/run (it installs the Debian package sip-tester)"
+        "{program} is not installed: run tests/run (it installs the Debian package {package})"
     );
+}
+
+pub fn which_sipp() {
+    require("sipp", "sip-tester");
 }
