@@ -73,10 +73,18 @@ impl Nida {
             repo().join("tests/tls/test-ca.crt").display()
         );
         let extra = extra(&dir).replace("TLS\n", &tls);
+        // `UNSEEDED` in the extra lines: no test seed, identifiers from the
+        // OS as in production.
+        let seed = if extra.contains("UNSEEDED\n") {
+            ""
+        } else {
+            "seed = 7\n"
+        };
+        let extra = extra.replace("UNSEEDED\n", "");
         std::fs::write(
             &cfg,
             format!(
-                "sip_addr = \"{sip}\"\nhttp_addr = \"{http}\"\nrtp_ports = \"{}-{}\"\nseed = 7\nadmin_token = \"{TOKEN}\"\n{extra}\n",
+                "sip_addr = \"{sip}\"\nhttp_addr = \"{http}\"\nrtp_ports = \"{}-{}\"\n{seed}admin_token = \"{TOKEN}\"\n{extra}\n",
                 p + 10,
                 p + 109
             ),

@@ -99,8 +99,10 @@ pub struct EndpointConfig {
     pub timers: TimerConfig,
     /// Value of the Server and User-Agent headers.
     pub user_agent: String,
-    /// Seed for tags, branches and Call-IDs.
-    pub seed: u64,
+    /// Tags, branches and Call-IDs come from a ChaCha20 generator keyed
+    /// from the OS CSPRNG (`None`); a seed makes them repeat, for
+    /// reproducible tests only.
+    pub seed: Option<u64>,
 }
 
 /// A request outside any dialog that the application sends (REGISTER,
@@ -250,6 +252,9 @@ pub struct Stats {
     pub malformed: u64,
     /// Messages dropped without an answer (unreadable request line or Via).
     pub dropped: u64,
+    /// Responses dropped because they came from another address or
+    /// connection than the one the request went to (a forged answer).
+    pub foreign_responses: u64,
     /// Calls live now.
     pub calls: u64,
 }
@@ -584,7 +589,7 @@ impl Endpoint {
                     self.handle_request(now, req, transport, source);
                 }
             }
-            Ok(Message::Response(resp)) => self.handle_response(now, resp),
+            Ok(Message::Response(resp)) => self.handle_response(now, resp, transport, source),
             Err(err) => {
                 self.stats.malformed += 1;
                 match err.partial {
@@ -1229,7 +1234,18 @@ impl Endpoint {
         self.end_call(handle, EndReason::RemoteBye);
     }
 
-    fn handle_response(&mut self, now: Instant, resp: Response) {
+    /// A response: it belongs to the client transaction its top Via names,
+    /// and only if it came back from where that request went (the same UDP
+    /// address, or the same TCP/TLS connection, which the driver keys by
+    /// the peer's address). Anyone can copy a branch off the wire or guess
+    /// it; the source is what a forger on another host cannot choose.
+    fn handle_response(
+        &mut self,
+        now: Instant,
+        resp: Response,
+        transport: Transport,
+        source: SocketAddr,
+    ) {
         let Some(via) = resp
             .headers
             .list("Via")
@@ -1245,6 +1261,16 @@ impl Endpoint {
             debug!(status = resp.status, "response matches no transaction");
             return;
         };
+        if (tx.transport, tx.dest) != (transport, source) {
+            self.stats.foreign_responses += 1;
+            warn!(
+                status = resp.status,
+                %source,
+                expected = %tx.dest,
+                "response from another address than the request went to: dropped"
+            );
+            return;
+        }
         let verdict = match &mut tx.kind {
             ClientKind::Invite(t) => t.handle_response(now, resp.status),
             ClientKind::NonInvite(t) => t.handle_response(now, resp.status),
@@ -1384,7 +1410,7 @@ impl Endpoint {
         self.next_handle += 1;
         let local_tag = self.rng.hex();
         let (branch, via) = self.new_via(transport);
-        let call_id = format!("{}@{}", self.rng.hex(), self.cfg.local_addr.ip());
+        let call_id = format!("{}@{}", self.rng.hex128(), self.cfg.local_addr.ip());
         let local = format!("<sip:{from_user}@{}>;tag={local_tag}", self.cfg.local_addr);
         let mut h = Headers::default();
         h.push("Via", via);

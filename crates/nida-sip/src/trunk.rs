@@ -258,13 +258,18 @@ impl Trunks {
     /// Trunks starting at `now` (their first checks and registrations are
     /// due then: see [`Trunks::poll_timeout`]); `local` is nida's SIP
     /// address (Contact).
-    pub fn new(cfgs: Vec<TrunkConfig>, local: SocketAddr, seed: u64, now: Instant) -> Trunks {
+    pub fn new(
+        cfgs: Vec<TrunkConfig>,
+        local: SocketAddr,
+        seed: Option<u64>,
+        now: Instant,
+    ) -> Trunks {
         let mut rng = Rng::new(seed);
         let trunks = cfgs
             .into_iter()
             .map(|cfg| {
                 let reg = Registration {
-                    call_id: format!("{}@{}", rng.hex(), local.ip()),
+                    call_id: format!("{}@{}", rng.hex128(), local.ip()),
                     from_tag: rng.hex(),
                     cseq: 0,
                     state: if cfg.register {
@@ -436,7 +441,10 @@ impl Trunks {
         let from = format!("<sip:{}@{}>;tag={}", t.user(), t.cfg.domain, self.rng.hex());
         h.push("From", from);
         h.push("To", format!("<sip:{}>", t.cfg.domain));
-        h.push("Call-ID", format!("{}@{}", self.rng.hex(), self.local.ip()));
+        h.push(
+            "Call-ID",
+            format!("{}@{}", self.rng.hex128(), self.local.ip()),
+        );
         h.push("CSeq", "1 OPTIONS");
         h.push("Accept", "application/sdp");
         self.out.push_back(OutRequest {

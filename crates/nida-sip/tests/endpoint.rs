@@ -13,7 +13,7 @@ fn endpoint() -> Endpoint {
         local_addr: "127.0.0.1:5060".parse().unwrap(),
         timers: Default::default(),
         user_agent: "nida-test".into(),
-        seed: 42,
+        seed: Some(42),
     })
 }
 

@@ -16,7 +16,7 @@ fn endpoint(t0: Instant) -> Endpoint {
         local_addr: "127.0.0.1:5060".parse().unwrap(),
         timers: Default::default(),
         user_agent: "nida-test".into(),
-        seed: 7,
+        seed: Some(7),
     });
     let auth = Authenticator::new("nida", "test-secret", t0, Duration::from_secs(300));
     ep.set_registrar(Registrar::new(
@@ -229,7 +229,7 @@ fn without_a_registrar_register_is_not_allowed() {
         local_addr: "127.0.0.1:5060".parse().unwrap(),
         timers: Default::default(),
         user_agent: "nida-test".into(),
-        seed: 7,
+        seed: Some(7),
     });
     let r = exchange(&mut ep, Instant::now(), &register("g", "1001", 1, "", None));
     assert_eq!(r.status, 405);

@@ -22,7 +22,7 @@ fn ep(addr: &str, seed: u64) -> Endpoint {
         local_addr: addr.parse().unwrap(),
         timers: Default::default(),
         user_agent: "test".into(),
-        seed,
+        seed: Some(seed),
     })
 }
 
@@ -80,7 +80,7 @@ impl Net {
         let mut n = Net {
             now,
             nida: ep(NIDA, 1),
-            trunks: Trunks::new(vec![cfg], NIDA.parse().unwrap(), 5, now),
+            trunks: Trunks::new(vec![cfg], NIDA.parse().unwrap(), Some(5), now),
             carriers: carriers
                 .iter()
                 .map(|a| (a.parse().unwrap(), carrier(a, now)))

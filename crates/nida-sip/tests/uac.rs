@@ -10,7 +10,7 @@ fn ep(addr: &str, seed: u64) -> Endpoint {
         local_addr: addr.parse().unwrap(),
         timers: Default::default(),
         user_agent: "test".into(),
-        seed,
+        seed: Some(seed),
     })
 }
 

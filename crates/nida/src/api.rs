@@ -53,7 +53,6 @@ pub struct Api {
     pub totals: watch::Receiver<Arc<crate::metrics::RecordTotals>>,
     /// Agent page sessions: token to agent id.
     sessions: Arc<Mutex<HashMap<String, u32>>>,
-    seed: u64,
 }
 
 /// Who is asking.
@@ -88,7 +87,6 @@ impl Api {
         token: String,
         agents: Vec<AgentDef>,
         reload: Reload,
-        seed: u64,
     ) -> Api {
         let totals = crate::metrics::follow(&store.notices);
         Api {
@@ -101,7 +99,6 @@ impl Api {
             reload,
             totals,
             sessions: Arc::default(),
-            seed,
         }
     }
 
@@ -225,6 +222,7 @@ async fn status(State(api): State<Api>) -> Json<serde_json::Value> {
         "overload_rejects": l(&c.overload_rejects),
         "sip_received": l(&c.sip_received),
         "sip_malformed": l(&c.sip_malformed),
+        "sip_foreign_responses": l(&c.sip_foreign_responses),
         "dtmf": l(&c.dtmf),
     }))
 }
@@ -334,30 +332,16 @@ async fn agent_login(State(api): State<Api>, Json(l): Json<Login>) -> Response {
     let Some(a) = found.filter(|_| ok) else {
         return error(StatusCode::UNAUTHORIZED, "wrong user or password");
     };
-    let token = session_token(api.seed, a.id);
+    let token = session_token(a.id);
     if let Ok(mut s) = api.sessions.lock() {
         s.insert(token.clone(), a.id);
     }
     Json(json!({ "token": token, "agent": a.id, "name": a.name })).into_response()
 }
 
-/// A fresh session token (random from the OS, mixed with the seed).
-fn session_token(seed: u64, agent: u32) -> String {
-    let mut b = [0u8; 16];
-    let random = std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
-        .is_ok();
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    let mix = if random {
-        0
-    } else {
-        seed ^ nanos ^ u64::from(agent)
-    };
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("a{agent}-{hex}{mix:x}")
+/// A fresh session token: 128 bits from the OS CSPRNG.
+fn session_token(agent: u32) -> String {
+    format!("a{agent}-{}", nida_sip::rng::os_token())
 }
 
 async fn reload(State(api): State<Api>) -> Response {

@@ -108,8 +108,9 @@ pub struct CallSetup {
     pub driver: mpsc::Sender<ToDriver>,
     /// Channel from the SIP driver.
     pub rx: mpsc::Receiver<ToCall>,
-    /// Seed for SSRC, sequence and timestamp.
-    pub seed: u64,
+    /// This call's generator for SSRCs, sequence numbers, timestamps and
+    /// SDP session ids (forked from the driver's, keyed from the OS).
+    pub rng: std::sync::Mutex<nida_sip::rng::Rng>,
     /// Shared counters.
     pub counters: Arc<Counters>,
     /// The contact centre.
@@ -122,6 +123,15 @@ pub struct CallSetup {
     pub confirm: Option<(String, String)>,
     /// The INVITE came over TLS: an SRTP offer (SDES) may be answered.
     pub secure: bool,
+}
+
+impl CallSetup {
+    /// 64 fresh random bits from the call's generator.
+    pub fn draw(&self) -> u64 {
+        // A poisoned lock still holds a usable generator.
+        let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+        rng.next_u64()
+    }
 }
 
 /// Gives the RTP port back when the task ends, whatever the path.
@@ -188,17 +198,10 @@ async fn drive(mut s: CallSetup) {
         None => None,
     };
     // An SRTP offer (over TLS) gets nida's own key in the answer.
-    let srtp = match negotiated.as_ref().and_then(|n| n.srtp) {
-        Some(_) => match crate::tls::srtp_key() {
-            Some(k) => Some(k),
-            None => {
-                warn!("cannot make an SRTP key: 503");
-                send(ToDriver::Reject(handle, 503, "Service Unavailable")).await;
-                return;
-            }
-        },
-        None => None,
-    };
+    let srtp = negotiated
+        .as_ref()
+        .and_then(|n| n.srtp)
+        .map(|_| crate::tls::srtp_key());
     let local = SocketAddr::new(s.cfg.media_ip, guard.port);
     let Some(std_sock) = s.socket.take() else {
         return;
@@ -213,7 +216,7 @@ async fn drive(mut s: CallSetup) {
     };
     let media = LocalMedia {
         addr: local,
-        session_id: s.seed >> 16,
+        session_id: s.draw() >> 16,
         version: 1,
         srtp,
     };
@@ -263,7 +266,7 @@ async fn drive(mut s: CallSetup) {
     };
 
     let start = Instant::now();
-    let mut rtp = leg_rtp(start, &s, &negotiated, s.seed, srtp);
+    let mut rtp = leg_rtp(start, &s, &negotiated, srtp);
     let mut hang_up = false;
     let start_ivr = Instant::now();
     let flow = match s.confirm {
@@ -318,13 +321,7 @@ impl CallerLeg {
         let Ok(sock) = UdpSocket::from_std(new.socket) else {
             return Err(new.handle);
         };
-        let mut rtp = leg_rtp(
-            Instant::now(),
-            s,
-            &new.negotiated,
-            s.seed.rotate_left(7),
-            new.srtp,
-        );
+        let mut rtp = leg_rtp(Instant::now(), s, &new.negotiated, new.srtp);
         rtp.set_relay(true);
         Ok(CallerLeg {
             handle: new.handle,
@@ -351,7 +348,7 @@ pub async fn restore(setup: CallSetup, row: nida_store::CallbackRow) {
             index: 0,
             srtp: None,
         };
-        let mut rtp = leg_rtp(Instant::now(), &s, &idle, s.seed, None);
+        let mut rtp = leg_rtp(Instant::now(), &s, &idle, None);
         match park(&mut s, &mut centre, &mut rtp).await {
             Some(new) => match CallerLeg::answered(&s, new) {
                 Ok(leg) => {
@@ -580,18 +577,17 @@ struct Effects {
     callback: Option<String>,
 }
 
-/// The RTP session of a negotiated leg (the caller's, an agent's),
-/// its SSRC, first sequence number and timestamp drawn from `seed`.
-/// The RTP session of a leg as negotiated; SRTP when the peer gave its
-/// key and nida has its own (`srtp`): nida's protects what it sends, the
-/// peer's opens what arrives.
+/// The RTP session of a leg as negotiated (the caller's, an agent's), its
+/// SSRC, first sequence number and timestamp drawn from the call's
+/// generator; SRTP when the peer gave its key and nida has its own
+/// (`srtp`): nida's protects what it sends, the peer's opens what arrives.
 pub(crate) fn leg_rtp(
     now: Instant,
     s: &CallSetup,
     n: &sdp::Negotiated,
-    seed: u64,
     srtp: Option<[u8; 30]>,
 ) -> RtpSession {
+    let seed = s.draw();
     let mut rtp = RtpSession::new(
         now,
         SessionConfig {

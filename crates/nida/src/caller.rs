@@ -108,15 +108,13 @@ async fn call(args: CallArgs) -> Result<bool, String> {
         .await
         .map_err(|e| e.to_string())?;
     let rtp_addr = rtp_sock.local_addr().map_err(|e| e.to_string())?;
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(1);
+    // SDP session id, SSRC, first sequence number and timestamp.
+    let seed = nida_sip::rng::Rng::from_os().next_u64();
     let mut ep = Endpoint::new(EndpointConfig {
         local_addr: local,
         timers: Default::default(),
         user_agent: format!("nida-call/{}", env!("CARGO_PKG_VERSION")),
-        seed,
+        seed: None,
     });
     let codecs = [Codec::Pcmu, Codec::Pcma];
     let offer = sdp::offer(

@@ -111,6 +111,9 @@ pub struct Counters {
     pub sip_received: AtomicU64,
     /// SIP messages that failed to parse or validate.
     pub sip_malformed: AtomicU64,
+    /// SIP responses dropped for coming from another address than their
+    /// request went to.
+    pub sip_foreign_responses: AtomicU64,
     /// DTMF digits received.
     pub dtmf: AtomicU64,
     /// SIP responses nida sent, by status code.
@@ -272,7 +275,7 @@ struct NewCall {
     caller: String,
     source: SocketAddr,
     called: String,
-    seed: u64,
+    rng: nida_sip::rng::Rng,
     confirm: Option<(String, String)>,
     secure: bool,
 }
@@ -302,7 +305,7 @@ impl Shared {
             prompts: self.prompts.clone(),
             driver: driver.clone(),
             rx,
-            seed: c.seed,
+            rng: std::sync::Mutex::new(c.rng),
             counters: counters.clone(),
             centre: self.centre.clone(),
             store: self.store.clone(),
@@ -332,7 +335,6 @@ pub async fn run(
     shared: Shared,
     listeners: Listeners,
     counters: Arc<Counters>,
-    seed: u64,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     // One clone per live call task: the count says when all have ended.
@@ -345,7 +347,7 @@ pub async fn run(
         local_addr: cfg.sip_addr,
         timers: Default::default(),
         user_agent: format!("nida/{}", env!("CARGO_PKG_VERSION")),
-        seed,
+        seed: cfg.seed,
     });
     let connector = match tls {
         Some((listener, acceptor, connector)) => {
@@ -358,7 +360,9 @@ pub async fn run(
         None => None,
     };
     if !cfg.agents.is_empty() {
-        let secret = format!("{:016x}{:016x}", seed, seed.rotate_left(29) ^ 0x9e37_79b9);
+        // The nonce key comes from the OS whatever `seed` says: a test
+        // seed must never make nonces predictable.
+        let secret = format!("{}{}", nida_sip::rng::os_token(), nida_sip::rng::os_token());
         let auth = nida_sip::auth::Authenticator::new(
             &cfg.realm,
             &secret,
@@ -377,7 +381,7 @@ pub async fn run(
     let mut trunks = Trunks::new(
         cfg.trunks.clone(),
         cfg.sip_addr,
-        seed ^ 0x7a11,
+        cfg.seed.map(|s| s ^ 0x7a11),
         Instant::now(),
     );
     counters.trunks.send_replace(Arc::new(crate::trunks::views(
@@ -397,7 +401,7 @@ pub async fn run(
         connector,
         driver: tx.clone(),
     };
-    let mut media_seed = seed ^ 0x5eed;
+    let mut media_rng = nida_sip::rng::Rng::new(cfg.seed.map(|s| s ^ 0x5eed));
     let mut buf = vec![0u8; 65536];
     // Call-backs stored before a restart wait in line again.
     let pending = shared
@@ -409,7 +413,6 @@ pub async fn run(
             Vec::new()
         });
     for row in pending {
-        media_seed = media_seed.wrapping_mul(6364136223846793005).wrapping_add(1);
         let setup = shared.call_setup(
             &cfg,
             &counters,
@@ -426,7 +429,7 @@ pub async fn run(
                     .parse()
                     .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
                 called: row.called.clone(),
-                seed: media_seed,
+                rng: media_rng.fork(),
                 confirm: None,
                 secure: false,
             },
@@ -519,14 +522,11 @@ pub async fn run(
                             let _ = reply.send(None);
                             continue;
                         };
-                        media_seed = media_seed
-                            .wrapping_mul(6364136223846793005)
-                            .wrapping_add(1442695040888963407);
                         // Over TLS the leg's audio is SRTP too.
-                        let srtp = if target.transport.secure() { crate::tls::srtp_key() } else { None };
+                        let srtp = target.transport.secure().then(crate::tls::srtp_key);
                         let media = nida_sip::sdp::LocalMedia {
                             addr: SocketAddr::new(cfg.media_ip, port),
-                            session_id: media_seed >> 16,
+                            session_id: media_rng.next_u64() >> 16,
                             version: 1,
                             srtp,
                         };
@@ -631,9 +631,6 @@ pub async fn run(
                             transport = ?inc.transport,
                             "incoming call"
                         );
-                        media_seed = media_seed
-                            .wrapping_mul(6364136223846793005)
-                            .wrapping_add(1442695040888963407);
                         let setup = shared.call_setup(
                             &cfg,
                             &counters,
@@ -647,7 +644,7 @@ pub async fn run(
                                 caller: from_user,
                                 source: inc.source,
                                 called,
-                                seed: media_seed,
+                                rng: media_rng.fork(),
                                 confirm,
                                 secure: inc.transport.secure(),
                             },
@@ -753,6 +750,9 @@ pub async fn run(
         let s = ep.stats();
         counters.sip_received.store(s.received, Ordering::Relaxed);
         counters.sip_malformed.store(s.malformed, Ordering::Relaxed);
+        counters
+            .sip_foreign_responses
+            .store(s.foreign_responses, Ordering::Relaxed);
         while let Some(ev) = guard.poll_event() {
             match ev {
                 GuardEvent::Blocked {

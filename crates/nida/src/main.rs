@@ -377,7 +377,6 @@ async fn serve(
             return ExitCode::from(2);
         }
     };
-    let seed = cfg.seed.unwrap_or_else(os_seed);
     // The store is open and its agents known before nida says it listens.
     let store = match db::StoreHandle::start(&cfg.data_dir) {
         Ok(s) => s,
@@ -433,7 +432,6 @@ async fn serve(
             token,
             cfg.agents.clone(),
             reload_now,
-            seed,
         ),
     ));
     webhooks::start(&cfg.webhooks, &centre, &store);
@@ -461,7 +459,7 @@ async fn serve(
     });
     let store = shared.store.clone();
     let listeners = driver::Listeners { udp, tcp, tls };
-    driver::run(cfg, shared, listeners, counters, seed, stop_rx).await;
+    driver::run(cfg, shared, listeners, counters, stop_rx).await;
     store.flush().await;
     ExitCode::SUCCESS
 }
@@ -497,7 +495,7 @@ fn admin_token(cfg: &Config) -> Result<String, String> {
         return Ok(t.clone());
     }
     let path = cfg.data_dir.join("admin-token");
-    let token = format!("{:016x}{:016x}", os_seed(), os_seed());
+    let token = nida_sip::rng::os_token();
     use std::os::unix::fs::OpenOptionsExt;
     let written = std::fs::OpenOptions::new()
         .write(true)
@@ -540,20 +538,4 @@ impl Signals {
             _ = self.int.recv() => {}
         }
     }
-}
-
-/// Seed from the OS for identifiers that must differ between runs.
-fn os_seed() -> u64 {
-    use std::io::Read;
-    let mut b = [0u8; 8];
-    if std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut b))
-        .is_ok()
-    {
-        return u64::from_le_bytes(b);
-    }
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    t.as_nanos() as u64 ^ std::process::id() as u64
 }

@@ -348,5 +348,12 @@ pub fn render(counters: &Counters, centre: &CentreHandle, totals: &RecordTotals)
         "SIP messages that failed to parse or validate.",
         &[(String::new(), load(&counters.sip_malformed))],
     );
+    family(
+        &mut out,
+        "nida_sip_responses_foreign_total",
+        "counter",
+        "SIP responses dropped: they came from another address or connection than their request went to.",
+        &[(String::new(), load(&counters.sip_foreign_responses))],
+    );
     out
 }

@@ -136,7 +136,6 @@ pub struct CentreCall {
     rating: Option<u8>,
     outcome: &'static str,
     caller_law: Law,
-    seed: u64,
     skills: std::collections::BTreeMap<String, u8>,
     priority: u8,
     callback: Option<Callback>,
@@ -251,7 +250,6 @@ impl CentreCall {
             rating: None,
             outcome: "ivr",
             caller_law,
-            seed: s.seed,
             skills: Default::default(),
             priority: 0,
             callback: None,
@@ -957,8 +955,7 @@ impl CentreCall {
         (n, srtp): &(Negotiated, Option<[u8; 30]>),
         rtp: &mut RtpSession,
     ) {
-        let seed = self.seed.rotate_left(17) ^ handle.0;
-        let mut agent_rtp = crate::call::leg_rtp(Instant::now(), s, n, seed, *srtp);
+        let mut agent_rtp = crate::call::leg_rtp(Instant::now(), s, n, *srtp);
         agent_rtp.set_relay(true);
         rtp.stop_playback();
         rtp.set_relay(true);

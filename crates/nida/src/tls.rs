@@ -68,15 +68,9 @@ pub fn connector(cfg: &TlsConfig) -> Result<TlsConnector, String> {
     Ok(TlsConnector::from(Arc::new(client)))
 }
 
-/// A fresh SRTP master key and salt from the system's random source;
-/// `None` if it cannot be read (the call then goes without SRTP).
-pub fn srtp_key() -> Option<[u8; 30]> {
-    use std::io::Read;
-    let mut key = [0u8; 30];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut key))
-        .ok()?;
-    Some(key)
+/// A fresh SRTP master key and salt from the OS CSPRNG.
+pub fn srtp_key() -> [u8; 30] {
+    nida_sip::rng::os_bytes()
 }
 
 #[cfg(test)]
@@ -134,7 +128,7 @@ mod tests {
 
     #[test]
     fn srtp_keys_are_fresh() {
-        let (a, b) = (srtp_key().unwrap(), srtp_key().unwrap());
+        let (a, b) = (srtp_key(), srtp_key());
         assert_ne!(a, b);
     }
 }

@@ -45,7 +45,7 @@ fuzz_target!(|data: &[u8]| {
         local_addr: "127.0.0.1:5060".parse().unwrap(),
         timers: Default::default(),
         user_agent: "fuzz".into(),
-        seed: 1,
+        seed: Some(1),
     });
     ep.set_registrar(Registrar::new(
         Authenticator::new("nida", "secret", t0, Duration::from_secs(300)),

@@ -1,0 +1,272 @@
+//! The threat model, proved on loopback: each test plays an attacker
+//! without credentials against a real nida, from addresses of its own in
+//! 127.0.0.0/8, and checks the attack fails. One test (or a few) per class:
+//!
+//! 1. guessing nida's identifiers and nonces from what it sends;
+//! 2. answering nida's requests, or sending media, from another address;
+//!
+//! Each attack here succeeded against earlier versions of nida.
+
+mod common;
+
+use common::Nida;
+use std::net::{SocketAddr, UdpSocket};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BASE: u16 = 2000;
+
+/// Reads one datagram as text, or `None` after `timeout`.
+fn recv(sock: &UdpSocket, timeout: Duration) -> Option<(String, SocketAddr)> {
+    sock.set_read_timeout(Some(timeout)).unwrap();
+    let mut buf = [0u8; 65536];
+    let (n, from) = sock.recv_from(&mut buf).ok()?;
+    Some((String::from_utf8_lossy(&buf[..n]).into_owned(), from))
+}
+
+/// Waits for a SIP message whose first line starts with `start`.
+fn recv_sip(sock: &UdpSocket, start: &str, timeout: Duration) -> Option<String> {
+    let t0 = Instant::now();
+    while let Some(left) = timeout.checked_sub(t0.elapsed()) {
+        match recv(sock, left) {
+            Some((m, _)) if m.starts_with(start) => return Some(m),
+            Some(_) => {}
+            None => return None,
+        }
+    }
+    None
+}
+
+/// The value of header `name` in a SIP message.
+fn header<'a>(msg: &'a str, name: &str) -> &'a str {
+    msg.lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+        .unwrap_or_else(|| panic!("no {name} in {msg}"))
+}
+
+/// An OPTIONS from `sock` to nida; the `tag` of nida's `To` in the answer.
+fn options_tag(sock: &UdpSocket, nida: SocketAddr, n: u32) -> String {
+    let me = sock.local_addr().unwrap();
+    let req = format!(
+        "OPTIONS sip:nida@{nida} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKprobe{n}\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:probe@{me}>;tag=p{n}\r\nTo: <sip:nida@{nida}>\r\n\
+         Call-ID: probe-{n}@{me}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    );
+    sock.send_to(req.as_bytes(), nida).unwrap();
+    let resp = recv_sip(sock, "SIP/2.0 200", Duration::from_secs(5)).expect("OPTIONS answered");
+    let to = header(&resp, "To");
+    to.split(";tag=")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no tag in {to}"))
+        .to_string()
+}
+
+/// SplitMix64, the generator earlier versions drew every tag from, run
+/// backwards: from one output to the state that made it, then forwards
+/// to the next output. Against a CSPRNG the guess is worthless.
+fn splitmix_next_after(output: u64) -> u64 {
+    const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+    const M1: u64 = 0xBF58_476D_1CE4_E5B9;
+    const M2: u64 = 0x94D0_49BB_1331_11EB;
+    fn inverse(m: u64) -> u64 {
+        // Newton's iteration for the inverse of an odd number mod 2^64.
+        let mut x = m;
+        for _ in 0..6 {
+            x = x.wrapping_mul(2u64.wrapping_sub(m.wrapping_mul(x)));
+        }
+        x
+    }
+    fn unshift(y: u64, k: u32) -> u64 {
+        let mut x = y;
+        for _ in 0..(64 / k + 1) {
+            x = y ^ (x >> k);
+        }
+        x
+    }
+    fn mix(mut z: u64) -> u64 {
+        z = (z ^ (z >> 30)).wrapping_mul(M1);
+        z = (z ^ (z >> 27)).wrapping_mul(M2);
+        z ^ (z >> 31)
+    }
+    let mut z = unshift(output, 31).wrapping_mul(inverse(M2));
+    z = unshift(z, 27).wrapping_mul(inverse(M1));
+    let state = unshift(z, 30);
+    assert_eq!(mix(state), output, "the inversion is exact");
+    mix(state.wrapping_add(GAMMA))
+}
+
+#[test]
+fn the_next_tag_cannot_be_predicted_from_the_last() {
+    let nida = Nida::start(BASE, "UNSEEDED\n");
+    let sock = UdpSocket::bind("127.0.0.9:0").unwrap();
+    let first = options_tag(&sock, nida.sip, 1);
+    let second = options_tag(&sock, nida.sip, 2);
+    let parse = |t: &str| u64::from_str_radix(t, 16).unwrap_or_else(|_| panic!("hex tag {t}"));
+    assert_ne!(first, second);
+    assert_ne!(
+        splitmix_next_after(parse(&first)),
+        parse(&second),
+        "the second tag follows from the first"
+    );
+}
+
+/// A REGISTER for agent 1001 from `sock` with `auth` (if any); nida's
+/// answer.
+fn register(sock: &UdpSocket, nida: SocketAddr, n: u32, auth: Option<&str>) -> String {
+    let me = sock.local_addr().unwrap();
+    let auth = auth
+        .map(|a| format!("Authorization: {a}\r\n"))
+        .unwrap_or_default();
+    let req = format!(
+        "REGISTER sip:{nida} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKreg{n}\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:1001@{nida}>;tag=r{n}\r\nTo: <sip:1001@{nida}>\r\n\
+         Call-ID: reg-{n}@{me}\r\nCSeq: {n} REGISTER\r\nContact: <sip:1001@{me}>\r\n\
+         {auth}Expires: 60\r\nContent-Length: 0\r\n\r\n"
+    );
+    sock.send_to(req.as_bytes(), nida).unwrap();
+    recv_sip(sock, "SIP/2.0", Duration::from_secs(5)).expect("REGISTER answered")
+}
+
+const AGENT: &str = "[[agents]]\nid = 1\nuser = \"1001\"\npassword = \"s3cret\"\nname = \"A\"\nlanguages = [\"en\"]\n";
+
+#[test]
+fn a_test_seed_never_makes_nonces_another_instance_accepts() {
+    // Two instances with the same seed: the seed repeats identifiers, but
+    // a nonce key made from it could be made by anyone who knows the seed,
+    // and one instance's nonces would be good at the other. Credentials
+    // answering A's challenge are refused by B.
+    let a = Nida::start(BASE, AGENT);
+    let b = Nida::start(BASE, AGENT);
+    let sock = UdpSocket::bind("127.0.0.9:0").unwrap();
+    let resp = register(&sock, a.sip, 1, None);
+    assert!(resp.starts_with("SIP/2.0 401"), "{resp}");
+    let challenge = header(&resp, "WWW-Authenticate");
+    let auth = |nida: SocketAddr| {
+        let uri = format!("sip:{nida}");
+        nida_sip::auth::answer(challenge, "REGISTER", &uri, "1001", "s3cret", "c0ffee").unwrap()
+    };
+    let at_a = register(&sock, a.sip, 2, Some(&auth(a.sip)));
+    assert!(at_a.starts_with("SIP/2.0 200"), "{at_a}");
+    let at_b = register(&sock, b.sip, 3, Some(&auth(b.sip)));
+    assert!(
+        at_b.starts_with("SIP/2.0 401") || at_b.starts_with("SIP/2.0 403"),
+        "B took A's nonce: {at_b}"
+    );
+}
+
+/// `nida call` dialling the main flow, choosing English and an agent, then
+/// waiting up to `seconds`.
+fn caller(nida: &Nida, seconds: u32) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_nida"))
+        .args(["call", &format!("sip:8005@{}", nida.sip)])
+        .args([
+            "--digits",
+            "2,0",
+            "--barge-in-ms",
+            "1500",
+            "--gap-ms",
+            "700",
+        ])
+        .args(["--max-seconds", &seconds.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nida call starts")
+}
+
+/// nida with one agent whose phone is the test's socket `phone` (a fixed
+/// contact, ready from the start), serving the visa queue.
+fn centre_with_phone(phone: &UdpSocket, extra: &str) -> Nida {
+    let port = phone.local_addr().unwrap().port();
+    Nida::start(
+        BASE,
+        &format!(
+            "[[agents]]\nid = 2\nuser = \"1002\"\npassword = \"x\"\nname = \"Omar\"\n\
+             skills = {{ visa = 5 }}\nlanguages = [\"en\"]\ncontact = \"sip:1002@127.0.0.1:{port}\"\n\
+             [queues.visa_general]\nannounce_seconds = 0\nwrap_up_seconds = 0\noffer_timeout_seconds = 30\n{extra}"
+        ),
+    )
+}
+
+/// A response to `invite` with `status`, as its phone (or a forger) would
+/// write it, with an SDP answer naming `media` for a 200.
+fn response_to(
+    invite: &str,
+    status: &str,
+    contact: SocketAddr,
+    media: Option<SocketAddr>,
+) -> String {
+    let body = media
+        .map(|m| {
+            format!(
+                "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
+                 m=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
+                ip = m.ip(),
+                port = m.port()
+            )
+        })
+        .unwrap_or_default();
+    let ctype = if body.is_empty() {
+        ""
+    } else {
+        "Content-Type: application/sdp\r\n"
+    };
+    format!(
+        "SIP/2.0 {status}\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag=forged\r\nCall-ID: {}\r\nCSeq: {}\r\n\
+         Contact: <sip:1002@{contact}>\r\n{ctype}Content-Length: {}\r\n\r\n{body}",
+        header(invite, "Via"),
+        header(invite, "From"),
+        header(invite, "To"),
+        header(invite, "Call-ID"),
+        header(invite, "CSeq"),
+        body.len()
+    )
+}
+
+#[test]
+fn a_forged_answer_from_another_address_is_dropped() {
+    let phone = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let nida = centre_with_phone(&phone, "");
+    let mut call = caller(&nida, 30);
+    let invite = recv_sip(&phone, "INVITE", Duration::from_secs(20)).expect("the agent is rung");
+    // The forger copies the INVITE (seen on the wire, or guessed) and
+    // answers first, from its own host, naming its own media address.
+    let forger = UdpSocket::bind("127.0.0.5:0").unwrap();
+    let forger_media = UdpSocket::bind("127.0.0.5:0").unwrap();
+    let forged = response_to(
+        &invite,
+        "200 OK",
+        forger.local_addr().unwrap(),
+        Some(forger_media.local_addr().unwrap()),
+    );
+    forger.send_to(forged.as_bytes(), nida.sip).unwrap();
+    // The real phone then declines: nida must take that answer, from the
+    // address its INVITE went to, and acknowledge it there.
+    let busy = response_to(&invite, "486 Busy Here", phone.local_addr().unwrap(), None);
+    phone.send_to(busy.as_bytes(), nida.sip).unwrap();
+    let ack = recv_sip(&phone, "ACK", Duration::from_secs(5));
+    assert!(
+        ack.is_some(),
+        "the real answer was not taken: {}",
+        nida.log()
+    );
+    // Whatever nida sent the forger (an ACK, RTP) went out before the ACK
+    // above: it would be waiting in the forger's sockets now.
+    forger.set_nonblocking(true).unwrap();
+    forger_media.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 2048];
+    assert!(
+        forger.recv_from(&mut buf).is_err(),
+        "nida answered the forger"
+    );
+    assert!(
+        forger_media.recv_from(&mut buf).is_err(),
+        "nida sent the forger media"
+    );
+    assert_eq!(nida.status("sip_foreign_responses"), 1);
+    let _ = call.kill();
+    let _ = call.wait();
+}
