@@ -4,6 +4,8 @@
 //!
 //! 1. guessing nida's identifiers and nonces from what it sends;
 //! 2. answering nida's requests, or sending media, from another address;
+//!    aiming nida's media at a third party with an INVITE it never ACKs;
+//! 3. making nida dial a number of the attacker's choosing (toll fraud);
 //!
 //! Each attack here succeeded against earlier versions of nida.
 
@@ -269,4 +271,172 @@ fn a_forged_answer_from_another_address_is_dropped() {
     assert_eq!(nida.status("sip_foreign_responses"), 1);
     let _ = call.kill();
     let _ = call.wait();
+}
+
+/// An INVITE to the IVR from `sock` offering PCMU at `media`.
+fn invite(sock: &UdpSocket, nida: SocketAddr, media: SocketAddr, call: &str) -> String {
+    let me = sock.local_addr().unwrap();
+    let sdp = format!(
+        "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
+         m=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
+        ip = media.ip(),
+        port = media.port()
+    );
+    format!(
+        "INVITE sip:901@{nida} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{call}\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:caller@{me}>;tag={call}\r\nTo: <sip:901@{nida}>\r\n\
+         Call-ID: {call}@{me}\r\nCSeq: 1 INVITE\r\nContact: <sip:caller@{me}>\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    )
+}
+
+/// The media address in an SDP body.
+fn sdp_media(msg: &str) -> SocketAddr {
+    let ip = msg
+        .lines()
+        .find_map(|l| l.strip_prefix("c=IN IP4 "))
+        .unwrap()
+        .trim();
+    let port = msg
+        .lines()
+        .find_map(|l| l.strip_prefix("m=audio "))
+        .and_then(|r| r.split(' ').next())
+        .unwrap();
+    format!("{ip}:{port}").parse().unwrap()
+}
+
+/// An RTP packet of µ-law silence.
+fn rtp(seq: u16, ssrc: u32) -> Vec<u8> {
+    let mut p = vec![0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    p[2..4].copy_from_slice(&seq.to_be_bytes());
+    p[4..8].copy_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+    p[8..12].copy_from_slice(&ssrc.to_be_bytes());
+    p.extend([0xFF; 160]);
+    p
+}
+
+#[test]
+fn an_invite_that_is_never_acknowledged_sends_no_media() {
+    // A forged source sends one INVITE whose SDP names a victim; it never
+    // sees the 200, so it never ACKs. nida must not play its prompt at the
+    // victim meanwhile.
+    let nida = Nida::start(BASE, "");
+    let sock = UdpSocket::bind("127.0.0.7:0").unwrap();
+    let victim = UdpSocket::bind("127.0.0.8:0").unwrap();
+    let req = invite(&sock, nida.sip, victim.local_addr().unwrap(), "noack1");
+    sock.send_to(req.as_bytes(), nida.sip).unwrap();
+    // The 200 and two retransmissions (T1 = 0.5 s, then 1 s): 1.5 s in
+    // which a prompt would have sent 75 packets.
+    for _ in 0..3 {
+        assert!(
+            recv_sip(&sock, "SIP/2.0 200", Duration::from_secs(5)).is_some(),
+            "{}",
+            nida.log()
+        );
+    }
+    victim.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 2048];
+    assert!(
+        victim.recv_from(&mut buf).is_err(),
+        "nida sent RTP to the victim"
+    );
+}
+
+#[test]
+fn rtp_sprayed_at_a_call_does_not_take_its_audio() {
+    let nida = Nida::start(BASE, "");
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let media = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let attacker = UdpSocket::bind("127.0.0.6:0").unwrap();
+    let req = invite(&sock, nida.sip, media.local_addr().unwrap(), "spray1");
+    sock.send_to(req.as_bytes(), nida.sip).unwrap();
+    let ok = recv_sip(&sock, "SIP/2.0 200", Duration::from_secs(5)).expect("answered");
+    let nida_media = sdp_media(&ok);
+    let me = sock.local_addr().unwrap();
+    let ack = format!(
+        "ACK sip:901@{} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKspray1ack\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:caller@{me}>;tag=spray1\r\nTo: {}\r\n\
+         Call-ID: spray1@{me}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
+        nida.sip,
+        header(&ok, "To")
+    );
+    sock.send_to(ack.as_bytes(), nida.sip).unwrap();
+    // The attacker sprays the port before the caller speaks (the first
+    // source used to win), then sends a perfect run while the caller talks.
+    for i in 0..40 {
+        attacker
+            .send_to(&rtp(i * 13, 0xbad0 + u32::from(i % 4)), nida_media)
+            .unwrap();
+    }
+    for i in 0..40 {
+        media.send_to(&rtp(1000 + i, 0xca11), nida_media).unwrap();
+        attacker.send_to(&rtp(5000 + i, 0xbad), nida_media).unwrap();
+    }
+    // nida keeps sending to the caller: 50 more packets there, none to the
+    // attacker (its sends go out in order, so any would be waiting now).
+    let mut buf = [0u8; 2048];
+    media
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    for _ in 0..50 {
+        let (_, from) = media
+            .recv_from(&mut buf)
+            .expect("nida's RTP reaches the caller");
+        assert_eq!(from, nida_media);
+    }
+    attacker.set_nonblocking(true).unwrap();
+    assert!(
+        attacker.recv_from(&mut buf).is_err(),
+        "nida sent the call's audio to the attacker"
+    );
+}
+
+#[test]
+fn a_forged_caller_number_cannot_book_a_call_back_through_the_carrier() {
+    // Call-backs go out through a carrier route. The attacker calls from
+    // an untrusted source with the number it wants nida to dial (a premium
+    // number abroad) in From, and presses the call-back digit.
+    let carrier = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let nida = Nida::start_with(BASE, |dir| {
+        format!(
+            "data_dir = \"{}\"\noutbound_uri = \"sip:{{number}}@{}\"\n\
+             [queues.visa_general]\nannounce_seconds = 0\n",
+            dir.join("data").display(),
+            carrier.local_addr().unwrap()
+        )
+    });
+    let out = Command::new(env!("CARGO_BIN_EXE_nida"))
+        .args(["call", &format!("sip:8005@{}", nida.sip)])
+        .args(["--from", "+88216000000"])
+        .args([
+            "--digits",
+            "2,w0,1",
+            "--barge-in-ms",
+            "1500",
+            "--gap-ms",
+            "700",
+        ])
+        .args(["--max-seconds", "25"])
+        .output()
+        .expect("nida call runs");
+    let timeline = String::from_utf8_lossy(&out.stdout);
+    assert!(timeline.contains("pressing 1"), "{timeline}");
+    let store = nida_store::Store::open_dir(&nida.dir.join("data")).unwrap();
+    let calls = || store.calls(&nida_store::Query::default()).unwrap();
+    assert!(
+        common::wait(Duration::from_secs(10), || calls().len() == 1),
+        "{}",
+        nida.log()
+    );
+    assert_eq!(
+        store.callbacks(false).unwrap(),
+        vec![],
+        "a call-back was booked"
+    );
+    let calls = calls();
+    assert_eq!(calls[0].outcome, "abandoned");
+    carrier.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 2048];
+    assert!(carrier.recv_from(&mut buf).is_err(), "nida dialled out");
 }

@@ -268,6 +268,15 @@ fn agent_config(agents: &str, queue: &str) -> String {
 
 const AGENT_1001: &str = "[[agents]]\nid = 1\nuser = \"1001\"\npassword = \"s3cret\"\nname = \"Amina\"\nskills = { visa = 5 }\nlanguages = [\"en\", \"ar\"]\n";
 
+/// The callers' network (`nida call` on loopback) vouches for their
+/// numbers, as a carrier's would: a call-back through `outbound_uri` or a
+/// trunk dials only such a number.
+const TRUSTED_CALLER: &str = "[protection]\ntrusted = [\"127.0.0.1/32\"]\n";
+
+/// The number such a caller calls from (a national mobile number: the
+/// default `[outbound]` allows it).
+const CALLER_NUMBER: &str = "0501234567";
+
 /// `nida call` dialling the main flow, choosing English and an agent.
 fn caller(nida: &Nida, digits: &str, max_seconds: u32, voice: &Path, record: &Path) -> Child {
     caller_from(nida, "nida-call", digits, max_seconds, voice, record)
@@ -797,7 +806,7 @@ fn caller_asks_for_a_call_back_and_is_called_back_when_an_agent_is_free() {
     let sp = common::ports(BASE + 2000, 10);
     let agent = AGENT_1001.replace("languages", "ready_on_register = false\nlanguages");
     let extra = format!(
-        "data_dir = \"DATA\"\noutbound_uri = \"sip:{{number}}@127.0.0.1:{sp}\"\n{}",
+        "data_dir = \"DATA\"\noutbound_uri = \"sip:{{number}}@127.0.0.1:{sp}\"\n{}{TRUSTED_CALLER}",
         agent_config(&agent, "record = true\n")
     );
     let nida = start_centre(&extra);
@@ -806,7 +815,7 @@ fn caller_asks_for_a_call_back_and_is_called_back_when_an_agent_is_free() {
     let voice = caller_voice(&nida.dir);
     let heard = nida.dir.join("caller-heard.wav");
     // English, an agent, then (hearing the music) 1 for a call-back.
-    let call = caller(&nida, "2,w0,1", 40, &voice, &heard);
+    let call = caller_from(&nida, CALLER_NUMBER, "2,w0,1", 40, &voice, &heard);
     assert!(
         nida.wait_log("waiting in line for the call-back", Duration::from_secs(40)),
         "{}",
@@ -817,7 +826,7 @@ fn caller_asks_for_a_call_back_and_is_called_back_when_an_agent_is_free() {
     let first = callbacks(&nida);
     assert_eq!(first.len(), 1, "{first:?}");
     assert_eq!(first[0]["status"], "requested");
-    assert_eq!(first[0]["number"], "nida-call");
+    assert_eq!(first[0]["number"], CALLER_NUMBER);
     assert_eq!(first[0]["queue"], "visa_general");
     assert_eq!(first[0]["language"], "en");
     assert!(records(&nida).is_empty(), "no record while it waits");
@@ -899,7 +908,7 @@ fn sigkill_loses_no_record_and_a_stored_call_back_is_made_after_the_restart() {
     let citizen = common::ports(BASE + 2000, 10);
     let agent_port = common::ports(BASE + 2000, 10);
     let extra = format!(
-        "data_dir = \"DATA\"\noutbound_uri = \"sip:{{number}}@127.0.0.1:{citizen}\"\n\
+        "data_dir = \"DATA\"\noutbound_uri = \"sip:{{number}}@127.0.0.1:{citizen}\"\n{TRUSTED_CALLER}\
          [[agents]]\nid = 2\nuser = \"1002\"\npassword = \"x\"\nname = \"Omar\"\n\
          skills = {{ visa = 5 }}\nlanguages = [\"en\"]\ncontact = \"sip:1002@127.0.0.1:{agent_port}\"\n\
          [queues.visa_general]\nannounce_seconds = 0\nwrap_up_seconds = 0\n"
@@ -917,7 +926,7 @@ fn sigkill_loses_no_record_and_a_stored_call_back_is_made_after_the_restart() {
         nida.log()
     );
     // A caller who asks for a call-back.
-    let call = caller(&nida, "2,w0,1", 40, &voice, &heard);
+    let call = caller_from(&nida, CALLER_NUMBER, "2,w0,1", 40, &voice, &heard);
     assert!(
         nida.wait_log("waiting in line for the call-back", Duration::from_secs(40)),
         "{}",
@@ -1198,7 +1207,7 @@ fn a_call_back_the_caller_does_not_take_is_tried_again_then_given_up() {
     let sp = common::ports(BASE + 2000, 10);
     let agent = AGENT_1001.replace("languages", "ready_on_register = false\nlanguages");
     let extra = format!(
-        "data_dir = \"DATA\"\noutbound_uri = \"sip:{{number}}@127.0.0.1:{sp}\"\n{}",
+        "data_dir = \"DATA\"\noutbound_uri = \"sip:{{number}}@127.0.0.1:{sp}\"\n{}{TRUSTED_CALLER}",
         agent_config(
             &agent,
             "callback_attempts = 2\ncallback_retry_seconds = 1\n"
@@ -1209,7 +1218,7 @@ fn a_call_back_the_caller_does_not_take_is_tried_again_then_given_up() {
     let _phone = registered_phone(&nida, true);
     let voice = caller_voice(&nida.dir);
     let heard = nida.dir.join("caller-heard.wav");
-    let call = caller(&nida, "2,w0,1", 40, &voice, &heard);
+    let call = caller_from(&nida, CALLER_NUMBER, "2,w0,1", 40, &voice, &heard);
     assert!(
         nida.wait_log("waiting in line for the call-back", Duration::from_secs(40)),
         "{}",
@@ -1378,6 +1387,18 @@ fn a_call_back_goes_through_the_trunk_to_the_address_that_answers() {
     let r = &records(&nida)[0];
     assert_eq!(r["outcome"], "answered", "{r}");
     assert_eq!(r["callback"], true, "{r}");
+    // The call out was checked against [outbound] and audited.
+    let store = nida_store::Store::open_dir(&nida.dir.join("data")).unwrap();
+    let out = store.outbound_calls().unwrap();
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(
+        (
+            out[0].purpose.as_str(),
+            out[0].number.as_str(),
+            out[0].verdict.as_str()
+        ),
+        ("callback", "07700900123", "allowed")
+    );
     assert_eq!(r["agent"], 2, "{r}");
     assert!(r["talk_seconds"].as_f64().unwrap() >= 4.0, "{r}");
     let log = nida.log();

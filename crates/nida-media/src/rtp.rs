@@ -3,10 +3,19 @@
 //! Sending: one packet every 20 ms on an absolute schedule (no drift), from
 //! the prompt queue, a telephone-event in progress, or silence. Receiving:
 //! audio and telephone-events, sequence and loss accounting with wrapping
-//! 16-bit arithmetic, interarrival jitter, symmetric RTP (replies go to the
-//! address the caller's packets really come from), and an inactivity
+//! 16-bit arithmetic, interarrival jitter, symmetric RTP, and an inactivity
 //! timeout. The shell calls `handle_packet`, `poll_transmit(now)` until
-//! `None`, and sleeps until `poll_timeout`.
+//! `None`, and sleeps until `poll_timeout`. It makes a session only once
+//! the leg's dialog is confirmed (the ACK, or the 200 to nida's INVITE), so
+//! nothing is sent to an address a forged INVITE named.
+//!
+//! Whose packets count: those from the address the SDP names, at once.
+//! A caller behind NAT sends from another address; such a source is
+//! *latched* (becomes the peer, and replies go there) only by a run of
+//! [`LATCH_RUN`] consecutive packets, in sequence, with one SSRC, and only
+//! while the current peer is silent (nothing from it for [`SILENT`]). A
+//! few stray packets sprayed at the port never win, and nobody takes over
+//! a peer that is talking.
 
 use crate::dtmf::{EventReceiver, EventSender};
 use crate::g711::Law;
@@ -24,6 +33,13 @@ pub const FRAME: usize = 160;
 pub const PTIME: Duration = Duration::from_millis(20);
 /// A sender this far behind its schedule skips ahead rather than bursting.
 const MAX_LAG: Duration = Duration::from_millis(200);
+/// Consecutive, well-sequenced packets with one SSRC a new source must
+/// send before it is latched (160 ms of audio).
+pub const LATCH_RUN: u32 = 8;
+/// A peer that sent nothing for this long is silent: another source may
+/// then latch (a NAT that rebound, a caller whose SDP named a private
+/// address).
+pub const SILENT: Duration = Duration::from_secs(1);
 
 /// Settings of one stream.
 #[derive(Debug, Clone)]
@@ -55,7 +71,8 @@ pub enum MediaEvent {
     PlaybackFinished,
     /// No RTP for the configured time.
     Timeout,
-    /// The remote address was corrected from the peer's packets.
+    /// Another source proved itself the peer (see the module doc): replies
+    /// go there now.
     Latched(SocketAddr),
 }
 
@@ -72,6 +89,9 @@ pub struct RtpStats {
     pub jitter: f64,
     /// Packets that were not RTP or had a payload type not agreed.
     pub rejected: u64,
+    /// Packets from a source other than the peer (not, or not yet,
+    /// latched): dropped.
+    pub foreign: u64,
 }
 
 struct Receiver {
@@ -96,7 +116,10 @@ pub struct RtpSession {
     cfg: SessionConfig,
     start: Instant,
     remote: SocketAddr,
-    latched: bool,
+    /// When the peer's last accepted packet came.
+    heard: Option<Instant>,
+    /// Another source working towards a latch.
+    candidate: Option<Candidate>,
     seq: Seq,
     frame_index: u64,
     next_send: Instant,
@@ -126,6 +149,15 @@ pub struct RtpSession {
     srtp: Option<Box<(SrtpContext, SrtpContext, Vec<u8>)>>,
 }
 
+/// A source that is not the peer, and how far its run has come.
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    from: SocketAddr,
+    ssrc: u32,
+    next_seq: u16,
+    run: u32,
+}
+
 /// Most bridged audio held for sending (160 ms): beyond it the oldest is
 /// dropped so the delay stays short when the two clocks drift.
 const LIVE_MAX: usize = 8 * FRAME;
@@ -137,7 +169,8 @@ impl RtpSession {
             remote: cfg.remote,
             seq: Seq::from(cfg.initial_seq),
             start: now,
-            latched: false,
+            heard: None,
+            candidate: None,
             frame_index: 0,
             next_send: now,
             marker_pending: true,
@@ -293,17 +326,11 @@ impl RtpSession {
             self.stats.rejected += 1;
             return;
         }
-        if !self.latched {
-            self.latched = true;
-            if from != self.remote {
-                self.remote = from;
-                self.events.push_back(MediaEvent::Latched(from));
-            }
-        } else if from != self.remote {
-            // Only the latched source may feed the call.
-            self.stats.rejected += 1;
+        if from != self.remote && !self.latch(now, from, &pkt) {
+            self.stats.foreign += 1;
             return;
         }
+        self.heard = Some(now);
         self.last_rx = now;
         if !self.account(now, u16::from(pkt.sequence_number()), pkt.timestamp()) {
             self.stats.rejected += 1;
@@ -322,6 +349,40 @@ impl RtpSession {
                 r.extend_from_slice(pkt.payload());
             }
         }
+    }
+
+    /// A packet from a source that is not the peer: whether it completes
+    /// that source's run, so that it becomes the peer (see the module doc).
+    fn latch(&mut self, now: Instant, from: SocketAddr, pkt: &RtpReader) -> bool {
+        let silent = self.heard.is_none_or(|t| now.duration_since(t) >= SILENT);
+        if !silent {
+            self.candidate = None;
+            return false;
+        }
+        let (ssrc, seq) = (pkt.ssrc(), u16::from(pkt.sequence_number()));
+        let c = match self.candidate {
+            Some(c) if c.from == from && c.ssrc == ssrc && c.next_seq == seq => Candidate {
+                next_seq: seq.wrapping_add(1),
+                run: c.run + 1,
+                ..c
+            },
+            _ => Candidate {
+                from,
+                ssrc,
+                next_seq: seq.wrapping_add(1),
+                run: 1,
+            },
+        };
+        if c.run < LATCH_RUN {
+            self.candidate = Some(c);
+            return false;
+        }
+        self.candidate = None;
+        self.remote = from;
+        // The new source numbers its packets afresh.
+        self.rx = None;
+        self.events.push_back(MediaEvent::Latched(from));
+        true
     }
 
     /// Sequence accounting (RFC 3550 A.1) and jitter (A.8); false for a
@@ -665,28 +726,73 @@ mod tests {
         );
     }
 
-    #[test]
-    fn symmetric_rtp_latches_to_the_real_source_and_ignores_others() {
-        let t0 = Instant::now();
-        let mut s = RtpSession::new(t0, cfg("10.0.0.1:4000"));
-        let pkt = RtpPacketBuilder::new()
+    fn audio(seq: u16, ssrc: u32) -> Vec<u8> {
+        RtpPacketBuilder::new()
             .payload_type(0)
-            .sequence(Seq::from(1))
-            .timestamp(0)
-            .ssrc(9)
+            .sequence(Seq::from(seq))
+            .timestamp(u32::from(seq) * 160)
+            .ssrc(ssrc)
             .payload(&[0xFF; 160])
             .build()
-            .unwrap();
+            .unwrap()
+    }
+
+    #[test]
+    fn a_caller_behind_nat_is_latched_after_a_run_of_its_packets() {
+        let t0 = Instant::now();
+        // The SDP names a private address; packets come from the NAT's.
+        let mut s = RtpSession::new(t0, cfg("10.0.0.1:4000"));
         let real: SocketAddr = "203.0.113.5:31000".parse().unwrap();
-        s.handle_packet(t0, real, &pkt);
-        assert_eq!(s.poll_event(), Some(MediaEvent::Latched(real)));
+        for i in 0..LATCH_RUN as u16 - 1 {
+            s.handle_packet(t0, real, &audio(100 + i, 9));
+        }
+        assert_eq!(s.poll_event(), None);
+        assert_eq!(s.stats().received, 0);
         let mut buf = [0u8; 200];
-        assert_eq!(s.poll_transmit(t0, &mut buf).unwrap().1, real);
-        s.handle_packet(t0, "198.51.100.1:1".parse().unwrap(), &pkt);
+        assert_eq!(
+            s.poll_transmit(t0, &mut buf).unwrap().1,
+            "10.0.0.1:4000".parse().unwrap()
+        );
+        s.handle_packet(t0, real, &audio(100 + LATCH_RUN as u16 - 1, 9));
+        assert_eq!(s.poll_event(), Some(MediaEvent::Latched(real)));
         assert_eq!(s.stats().received, 1);
-        assert_eq!(s.stats().rejected, 1);
+        let later = t0 + PTIME;
+        assert_eq!(s.poll_transmit(later, &mut buf).unwrap().1, real);
         s.handle_packet(t0, real, b"not rtp");
-        assert_eq!(s.stats().rejected, 2);
+        assert_eq!(s.stats().rejected, 1);
+    }
+
+    #[test]
+    fn stray_packets_and_a_run_against_a_talking_peer_never_latch() {
+        let t0 = Instant::now();
+        let peer: SocketAddr = "192.0.2.10:4000".parse().unwrap();
+        let attacker: SocketAddr = "198.51.100.1:5000".parse().unwrap();
+        let mut s = RtpSession::new(t0, cfg(&peer.to_string()));
+        // Sprayed before the peer speaks: out of sequence, changing SSRC.
+        for i in 0..50u16 {
+            s.handle_packet(t0, attacker, &audio(i * 7, u32::from(i % 3)));
+        }
+        assert_eq!(s.poll_event(), None);
+        assert_eq!(s.stats().foreign, 50);
+        // The SDP's address is taken at once.
+        s.handle_packet(t0, peer, &audio(1, 77));
+        assert_eq!(s.stats().received, 1);
+        // A perfect run from elsewhere while the peer keeps talking.
+        for i in 0..3 * LATCH_RUN as u16 {
+            let now = t0 + PTIME * u32::from(i);
+            s.handle_packet(now, peer, &audio(2 + i, 77));
+            s.handle_packet(now, attacker, &audio(500 + i, 5));
+        }
+        assert_eq!(s.poll_event(), None);
+        let mut buf = [0u8; 200];
+        assert_eq!(s.poll_transmit(t0, &mut buf).unwrap().1, peer);
+        // Once the peer has been silent, the same run moves the media
+        // (a NAT that rebound).
+        let quiet = t0 + PTIME * 3 * LATCH_RUN + SILENT;
+        for i in 0..LATCH_RUN as u16 {
+            s.handle_packet(quiet, attacker, &audio(900 + i, 5));
+        }
+        assert_eq!(s.poll_event(), Some(MediaEvent::Latched(attacker)));
     }
 
     #[test]

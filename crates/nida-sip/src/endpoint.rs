@@ -149,6 +149,10 @@ pub struct IncomingCall {
     pub transport: Transport,
     /// Source address of the INVITE.
     pub source: SocketAddr,
+    /// The identity in `P-Asserted-Identity` (RFC 3325), if any. Only a
+    /// trusted peer (a trunk's network) may assert one: the application
+    /// decides whether to believe it.
+    pub asserted: Option<NameAddr>,
 }
 
 /// Why a call ended.
@@ -1042,6 +1046,11 @@ impl Endpoint {
                 offer,
                 transport: ctx.transport,
                 source: ctx.source,
+                asserted: ctx
+                    .req
+                    .headers
+                    .list("P-Asserted-Identity")
+                    .find_map(|v| NameAddr::parse(v).ok()),
             })));
     }
 

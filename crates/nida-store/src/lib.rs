@@ -13,7 +13,7 @@ pub mod kpi;
 pub mod migrate;
 mod records;
 
-pub use records::{AgentRow, CallRecord, CallbackRow, Query};
+pub use records::{AgentRow, CallRecord, CallbackRow, OutboundRow, Query};
 
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};

@@ -77,6 +77,16 @@ pub const MIGRATIONS: &[&str] = &[
         contact TEXT,
         ready_on_register INTEGER NOT NULL DEFAULT 1
     );",
+    // 3: every call nida placed to a number, and the policy's verdict.
+    "CREATE TABLE outbound_calls (
+        id INTEGER PRIMARY KEY,
+        at INTEGER NOT NULL,
+        call_id TEXT NOT NULL,
+        purpose TEXT NOT NULL,
+        number TEXT NOT NULL,
+        verdict TEXT NOT NULL
+    );
+    CREATE INDEX outbound_calls_by_time ON outbound_calls(at);",
 ];
 
 /// The newest schema version.

@@ -195,6 +195,22 @@ fn callback_row(r: &Row) -> rusqlite::Result<CallbackRow> {
     })
 }
 
+/// A call nida placed to a number (a call-back, a transfer), or was
+/// refused to place: the audit trail of the outbound policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboundRow {
+    /// Unix seconds.
+    pub at: i64,
+    /// The call it was for.
+    pub call_id: String,
+    /// `callback` or `transfer`.
+    pub purpose: String,
+    /// The number, in nida's format.
+    pub number: String,
+    /// `allowed`, or why not (`not_allowed`, `hourly_cap`, `number_cap`).
+    pub verdict: String,
+}
+
 impl Store {
     /// Writes a call record, and its survey result when the caller rated;
     /// returns the record's id. On disk when it returns.
@@ -305,6 +321,39 @@ impl Store {
         )
         .map_err(err)?;
         tx.commit().map_err(err)
+    }
+
+    /// Records a call nida placed, or was refused to place, to a number.
+    pub fn insert_outbound(&mut self, o: &OutboundRow) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO outbound_calls (at, call_id, purpose, number, verdict) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![o.at, o.call_id, o.purpose, o.number, o.verdict],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// The calls out to numbers, oldest first.
+    pub fn outbound_calls(&self) -> Result<Vec<OutboundRow>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT at, call_id, purpose, number, verdict FROM outbound_calls ORDER BY id")
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(OutboundRow {
+                    at: r.get(0)?,
+                    call_id: r.get(1)?,
+                    purpose: r.get(2)?,
+                    number: r.get(3)?,
+                    verdict: r.get(4)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.err(e))
     }
 
     /// Call-backs, oldest request first; only the pending ones when

@@ -123,6 +123,10 @@ pub struct CallSetup {
     pub confirm: Option<(String, String)>,
     /// The INVITE came over TLS: an SRTP offer (SDES) may be answered.
     pub secure: bool,
+    /// The caller's number as a trusted trunk asserted it (or as stored
+    /// with a call-back): the only number a call-back dials without the
+    /// caller keying it in.
+    pub proven_number: Option<String>,
 }
 
 impl CallSetup {
@@ -236,33 +240,35 @@ async fn drive(mut s: CallSetup) {
     }
     send(ToDriver::Answer(handle, body)).await;
 
+    // No RTP before the ACK: an INVITE from a forged source names whatever
+    // media address it likes, and would aim nida's prompts at a third
+    // party. Without an ACK the dialog ends at Timer H.
+    let ack_sdp = match s.rx.recv().await {
+        Some(ToCall::Confirmed(sdp)) => sdp,
+        Some(ToCall::Ended(_)) | None => return,
+        Some(other) => {
+            warn!(?other, "unexpected before the ACK: hanging up");
+            send(ToDriver::Hangup(handle)).await;
+            return;
+        }
+    };
     // Late offer: the caller's answer comes in the ACK.
-    let negotiated = match negotiated {
-        Some(n) => n,
-        None => match s.rx.recv().await {
-            // nida's offer was plain RTP/AVP.
-            Some(ToCall::Confirmed(Some(answer))) => {
-                match sdp::negotiate(&answer, &s.cfg.codecs, false) {
-                    Some(n) => n,
-                    None => {
-                        warn!("late-offer answer has no usable audio: hanging up");
-                        send(ToDriver::Hangup(handle)).await;
-                        return;
-                    }
-                }
-            }
-            Some(ToCall::Confirmed(None)) => {
-                warn!("ACK without the SDP answer to our offer: hanging up");
-                send(ToDriver::Hangup(handle)).await;
-                return;
-            }
-            Some(ToCall::Ended(_)) | None => return,
-            Some(other) => {
-                warn!(?other, "unexpected before the ACK: hanging up");
+    let negotiated = match (negotiated, ack_sdp) {
+        (Some(n), _) => n,
+        // nida's offer was plain RTP/AVP.
+        (None, Some(answer)) => match sdp::negotiate(&answer, &s.cfg.codecs, false) {
+            Some(n) => n,
+            None => {
+                warn!("late-offer answer has no usable audio: hanging up");
                 send(ToDriver::Hangup(handle)).await;
                 return;
             }
         },
+        (None, None) => {
+            warn!("ACK without the SDP answer to our offer: hanging up");
+            send(ToDriver::Hangup(handle)).await;
+            return;
+        }
     };
 
     let start = Instant::now();
@@ -564,6 +570,7 @@ async fn talk(
         lost = st.lost,
         jitter = st.jitter,
         rejected = st.rejected,
+        foreign = st.foreign,
         "media closed"
     );
     drop(sock);

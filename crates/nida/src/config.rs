@@ -108,6 +108,7 @@ pub struct FileConfig {
     admin_token: Option<String>,
     webhooks: Option<Vec<WebhookDef>>,
     protection: Option<ProtectionDef>,
+    outbound: Option<crate::outbound::OutboundConfig>,
     trunks: Option<Vec<crate::trunks::TrunkDef>>,
     outbound_trunk: Option<String>,
     tls: Option<TlsDef>,
@@ -367,6 +368,8 @@ pub struct Config {
     pub webhooks: Vec<WebhookDef>,
     /// Limits per source address.
     pub protection: nida_sip::guard::GuardConfig,
+    /// Which numbers nida may call out to, and how often.
+    pub outbound: crate::outbound::OutboundConfig,
     /// Carrier trunks.
     pub trunks: Vec<nida_sip::trunk::TrunkConfig>,
     /// The trunk call-backs and transfers to numbers go through (before
@@ -427,6 +430,7 @@ impl Default for Config {
             admin_token: None,
             webhooks: Vec::new(),
             protection: nida_sip::guard::GuardConfig::default(),
+            outbound: Default::default(),
             trunks: Vec::new(),
             outbound_trunk: None,
             tls: None,
@@ -663,6 +667,13 @@ impl Config {
                 }
             }
             self.webhooks = hooks;
+        }
+        if let Some(o) = f.outbound {
+            o.validate().map_err(|message| ConfigError::Value {
+                key: "outbound",
+                message,
+            })?;
+            self.outbound = o;
         }
         if let Some(p) = f.protection {
             let bad = |message: String| ConfigError::Value {

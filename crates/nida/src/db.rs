@@ -4,7 +4,7 @@
 //! which WAL mode lets read while it writes. After each write the thread
 //! tells the [`Notices`] listeners (metrics, webhooks) what was stored.
 
-use nida_store::{CallRecord, CallbackRow, Store, StoreError};
+use nida_store::{CallRecord, CallbackRow, OutboundRow, Store, StoreError};
 use std::path::{Path, PathBuf};
 use tokio::sync::{broadcast, oneshot};
 use tracing::warn;
@@ -24,6 +24,7 @@ pub type Notices = broadcast::Sender<Stored>;
 enum Job {
     Call(CallRecord, oneshot::Sender<()>),
     Callback(CallbackRow),
+    Outbound(OutboundRow),
     /// Answered once every job sent before it is done.
     Flush(oneshot::Sender<()>),
 }
@@ -66,6 +67,11 @@ impl StoreHandle {
                             }
                             Err(e) => warn!(error = %e, call_id = %row.call_id, "call-back not stored"),
                         },
+                        Job::Outbound(row) => {
+                            if let Err(e) = store.insert_outbound(&row) {
+                                warn!(error = %e, call_id = %row.call_id, "outbound call audit not stored");
+                            }
+                        }
                         Job::Flush(done) => {
                             let _ = done.send(());
                         }
@@ -98,6 +104,14 @@ impl StoreHandle {
     pub fn callback(&self, row: CallbackRow) {
         if self.tx.send(Job::Callback(row)).is_err() {
             warn!("store stopped: call-back change lost");
+        }
+    }
+
+    /// Records a call out to a number and the policy's verdict (never
+    /// waits).
+    pub fn outbound(&self, row: OutboundRow) {
+        if self.tx.send(Job::Outbound(row)).is_err() {
+            warn!("store stopped: outbound call audit lost");
         }
     }
 

@@ -51,6 +51,12 @@ pub enum ToDriver {
         target: Dial,
         /// Shown to the agent as the caller.
         from_user: String,
+        /// For a call to a number (a call-back, a transfer to a number):
+        /// what for, and the number, which must pass `[outbound]`; every
+        /// such call is audited in the store.
+        number: Option<(crate::outbound::Purpose, String)>,
+        /// The call it is for (the audit names it).
+        call_id: String,
         /// The call that owns the leg: its events go there.
         owner: mpsc::Sender<ToCall>,
         /// The leg, or `None` when no RTP port is free.
@@ -124,6 +130,8 @@ pub struct Counters {
     pub rtp_received: AtomicU64,
     /// RTP packets lost on finished call legs.
     pub rtp_lost: AtomicU64,
+    /// RTP packets from another source than the peer, on finished legs.
+    pub rtp_foreign: AtomicU64,
     /// Sum of the legs' last interarrival jitter, in microseconds.
     pub rtp_jitter_us: AtomicU64,
     /// Legs counted in `rtp_jitter_us`.
@@ -171,6 +179,7 @@ impl Counters {
     pub fn rtp_leg(&self, st: &nida_media::rtp::RtpStats) {
         self.rtp_received.fetch_add(st.received, Ordering::Relaxed);
         self.rtp_lost.fetch_add(st.lost, Ordering::Relaxed);
+        self.rtp_foreign.fetch_add(st.foreign, Ordering::Relaxed);
         let us = (st.jitter / 8000.0 * 1e6).max(0.0) as u64;
         self.rtp_jitter_us.fetch_add(us, Ordering::Relaxed);
         self.rtp_legs.fetch_add(1, Ordering::Relaxed);
@@ -278,6 +287,7 @@ struct NewCall {
     rng: nida_sip::rng::Rng,
     confirm: Option<(String, String)>,
     secure: bool,
+    proven_number: Option<String>,
 }
 
 impl Shared {
@@ -312,6 +322,7 @@ impl Shared {
             tx,
             confirm: c.confirm,
             secure: c.secure,
+            proven_number: c.proven_number,
         }
     }
 }
@@ -390,6 +401,7 @@ pub async fn run(
         crate::queued::unix_now(),
     )));
     let mut guard = Guard::new(cfg.protection.clone());
+    let mut outbound = crate::outbound::Outbound::new(cfg.outbound.clone());
     let mut last_prune = Instant::now();
     // The source of each call counted against its source's limit.
     let mut call_sources: HashMap<CallHandle, std::net::IpAddr> = HashMap::new();
@@ -432,6 +444,8 @@ pub async fn run(
                 rng: media_rng.fork(),
                 confirm: None,
                 secure: false,
+                // Proven when the call-back was booked.
+                proven_number: Some(row.number.clone()),
             },
         );
         tokio::spawn(call::restore(setup, row));
@@ -502,7 +516,27 @@ pub async fn run(
                     ToDriver::Hangup(h) => ep.hangup(now, h),
                     ToDriver::PortFree(p) => ports.free.push_back(p),
                     ToDriver::NotifyRefer(h, status, reason) => ep.notify_refer(now, h, status, reason),
-                    ToDriver::Invite { target, from_user, owner, reply } => {
+                    ToDriver::Invite { target, from_user, number, call_id, owner, reply } => {
+                        if let Some((purpose, number)) = number {
+                            let verdict = outbound.check(now, &number);
+                            shared.store.outbound(nida_store::OutboundRow {
+                                at: crate::queued::unix_now() as i64,
+                                call_id,
+                                purpose: purpose.as_str().into(),
+                                number: number.clone(),
+                                verdict: verdict.map_or_else(|r| r.as_str(), |()| "allowed").into(),
+                            });
+                            if let Err(r) = verdict {
+                                warn!(
+                                    number = %Redacted::new(&number, cfg.log_caller_numbers),
+                                    refusal = r.as_str(),
+                                    purpose = purpose.as_str(),
+                                    "call out refused by the outbound policy"
+                                );
+                                let _ = reply.send(None);
+                                continue;
+                            }
+                        }
                         let (target, credentials) = match target {
                             Dial::Target(t) => (t, None),
                             Dial::Trunk { trunk, number } => match trunks.route(&trunk, &number) {
@@ -619,9 +653,15 @@ pub async fn run(
                             unavailable(&mut ep, now, inc.call, "5");
                             continue;
                         };
-                        let from_user = nida_sip::headers::SipUri::parse(&inc.from.uri)
-                            .and_then(|u| u.user)
-                            .unwrap_or_else(|| inc.from.uri.clone());
+                        let from_user = user_of(&inc.from.uri);
+                        // Only a trunk's or a trusted network tells nida who
+                        // calls: its P-Asserted-Identity, else its From.
+                        let vouched = trunk.is_some() || guard.is_trusted(inc.source.ip());
+                        let proven_number = vouched.then(|| {
+                            inc.asserted
+                                .as_ref()
+                                .map_or_else(|| from_user.clone(), |a| user_of(&a.uri))
+                        });
                         info!(
                             call_id = %inc.call_id,
                             from = %Redacted::new(&from_user, cfg.log_caller_numbers),
@@ -647,6 +687,7 @@ pub async fn run(
                                 rng: media_rng.fork(),
                                 confirm,
                                 secure: inc.transport.secure(),
+                                proven_number,
                             },
                         );
                         calls.insert(inc.call, setup.tx.clone());
@@ -810,6 +851,17 @@ fn unavailable(ep: &mut Endpoint, now: Instant, call: CallHandle, retry_after: &
 
 /// Whether a call from `source` comes from one of nida's own: an agent's
 /// registered or fixed address, or a trusted network.
+/// The user part of a `sip:` URI, the number of a `tel:` one, else the
+/// URI itself.
+fn user_of(uri: &str) -> String {
+    if let Some(tel) = uri.strip_prefix("tel:") {
+        return tel.split(';').next().unwrap_or(tel).to_string();
+    }
+    nida_sip::headers::SipUri::parse(uri)
+        .and_then(|u| u.user)
+        .unwrap_or_else(|| uri.to_string())
+}
+
 fn known_source(
     ep: &Endpoint,
     cfg: &Config,

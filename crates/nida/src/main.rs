@@ -16,6 +16,7 @@ mod httpc;
 mod live;
 mod lookup;
 mod metrics;
+mod outbound;
 mod queued;
 mod redact;
 mod reload;

@@ -311,6 +311,13 @@ pub fn render(counters: &Counters, centre: &CentreHandle, totals: &RecordTotals)
         "RTP packets lost on finished call legs (RFC 3550).",
         &[(String::new(), load(&counters.rtp_lost))],
     );
+    family(
+        &mut out,
+        "nida_rtp_packets_foreign_total",
+        "counter",
+        "RTP packets dropped on finished call legs: they came from another source than the peer.",
+        &[(String::new(), load(&counters.rtp_foreign))],
+    );
     let legs = load(&counters.rtp_legs);
     family(
         &mut out,

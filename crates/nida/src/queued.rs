@@ -8,6 +8,7 @@ use crate::call::{law_of, CallSetup, PortGuard, ToCall};
 use crate::centre::{CallInfo, ToCentre};
 use crate::config::QueueDef;
 use crate::driver::{Dial, LegSetup, ToDriver};
+use crate::outbound::Purpose;
 use nida_acd::{AgentId, Exit, TaskId};
 use nida_ivr::Session;
 use nida_media::{Law, RtpSession};
@@ -157,6 +158,9 @@ struct Callback {
     done: bool,
     /// When the caller asked (Unix seconds).
     requested_at: i64,
+    /// The number to call: one the caller proved (see
+    /// [`CentreCall::callback_number`]).
+    number: String,
 }
 
 /// The call to the caller, placed when the agent is on the line.
@@ -196,11 +200,18 @@ fn leg_answer(
 /// Places a call owned by this call (an agent, the caller for a
 /// call-back, a transfer's number); `None` when the driver has no RTP
 /// port or is gone.
-async fn place_call(s: &CallSetup, target: Dial, from_user: String) -> Option<LegSetup> {
+async fn place_call(
+    s: &CallSetup,
+    target: Dial,
+    from_user: String,
+    number: Option<(Purpose, String)>,
+) -> Option<LegSetup> {
     let (reply, rx) = oneshot::channel();
     let m = ToDriver::Invite {
         target,
         from_user,
+        number,
+        call_id: s.call_id.clone(),
         owner: s.tx.clone(),
         reply,
     };
@@ -283,6 +294,7 @@ impl CentreCall {
         c.callback = Some(Callback {
             attempts: row.attempts,
             requested_at: row.requested_at,
+            number: row.number.clone(),
             ..Callback::default()
         });
         info!(queue = %row.queue, attempts = row.attempts, "call-back restored after a restart");
@@ -358,9 +370,37 @@ impl CentreCall {
             priority: 0,
         };
         self.enqueue(s, session, &q, rtp).await;
+        let Some(number) = self.callback_number(s) else {
+            // The caller stays on the line in the queue instead.
+            info!("call-back refused: the caller's number is not proven");
+            return;
+        };
         rtp.stop_playback();
         self.music = false;
-        self.start_callback(s);
+        self.start_callback(s, number);
+    }
+
+    /// The number a call-back may dial: one the caller proved, never the
+    /// `From` of an untrusted source (anyone can write any number there,
+    /// and nida would dial it through the carrier). Proven are the
+    /// identity a trunk asserts (`P-Asserted-Identity` from a trunk's
+    /// network) and digits the caller keyed into the flow's
+    /// `callback_number` variable. Without a carrier route (no
+    /// `outbound_trunk` or `outbound_uri`) nida calls back the SIP address
+    /// the call came from, so the caller's own number serves.
+    fn callback_number(&self, s: &CallSetup) -> Option<String> {
+        if let Some(n) = &s.proven_number {
+            return Some(n.clone());
+        }
+        if let Some(n) = self
+            .info
+            .vars
+            .get("callback_number")
+            .filter(|n| !n.is_empty())
+        {
+            return Some(n.clone());
+        }
+        (s.cfg.outbound_trunk.is_none() && s.cfg.outbound_uri.is_none()).then(|| s.caller.clone())
     }
 
     /// A key while waiting: the call-back digit asks for a call-back.
@@ -372,15 +412,20 @@ impl CentreCall {
         if !self.def.callback_digit.starts_with(d) {
             return false;
         }
+        let Some(number) = self.callback_number(s) else {
+            info!("call-back refused: the caller's number is not proven");
+            return false;
+        };
         info!("caller asked for a call-back, keeping the place in line");
-        self.start_callback(s);
+        self.start_callback(s, number);
         self.close_with(s, rtp, "callback_thanks");
         true
     }
 
-    fn start_callback(&mut self, s: &CallSetup) {
+    fn start_callback(&mut self, s: &CallSetup, number: String) {
         self.callback = Some(Callback {
             requested_at: unix_now() as i64,
+            number,
             ..Callback::default()
         });
         self.outcome = "callback_waiting";
@@ -390,10 +435,13 @@ impl CentreCall {
 
     /// Stores the call-back's new state.
     fn store_callback(&self, s: &CallSetup, status: &str, attempts: u32) {
-        let requested_at = self.callback.as_ref().map_or(0, |c| c.requested_at);
+        let (requested_at, number) = self
+            .callback
+            .as_ref()
+            .map_or((0, String::new()), |c| (c.requested_at, c.number.clone()));
         s.store.callback(nida_store::CallbackRow {
             call_id: s.call_id.clone(),
-            number: s.caller.clone(),
+            number,
             source: s.source.to_string(),
             called: s.called.clone(),
             queue: self.info.queue.clone(),
@@ -619,7 +667,7 @@ impl CentreCall {
                     return;
                 }
                 info!(agent = agent.0, %name, uri = %target.uri, "ringing agent");
-                match place_call(s, Dial::Target(target), s.caller.clone()).await {
+                match place_call(s, Dial::Target(target), s.caller.clone(), None).await {
                     Some(l) => self.legs.push(Leg {
                         agent,
                         handle: l.handle,
@@ -747,14 +795,21 @@ impl CentreCall {
                 self.cancel_legs(s).await;
                 info!(?exit, "longest wait reached");
                 match exit {
-                    Exit::Callback => {
-                        // Called back as if they had pressed the digit,
-                        // ahead of callers who have not waited that long.
-                        self.priority = self.priority.saturating_add(1);
-                        self.start_callback(s);
-                        self.close_with(s, rtp, "callback_thanks");
-                        self.join_queue(s).await;
-                    }
+                    Exit::Callback => match self.callback_number(s) {
+                        Some(number) => {
+                            // Called back as if they had pressed the digit,
+                            // ahead of callers who have not waited that long.
+                            self.priority = self.priority.saturating_add(1);
+                            self.start_callback(s, number);
+                            self.close_with(s, rtp, "callback_thanks");
+                            self.join_queue(s).await;
+                        }
+                        None => {
+                            info!("call-back refused: the caller's number is not proven");
+                            self.outcome = "callback_unavailable";
+                            self.close_with(s, rtp, "goodbye");
+                        }
+                    },
                     Exit::Voicemail => {
                         self.outcome = "voicemail_unavailable";
                         self.close_with(s, rtp, "goodbye");
@@ -872,25 +927,31 @@ impl CentreCall {
 
     /// Dials the caller for the agent now on the line.
     async fn dial_caller(&mut self, s: &CallSetup) {
+        let number = self
+            .callback
+            .as_ref()
+            .map_or_else(String::new, |c| c.number.clone());
+        let checked = Some((Purpose::Callback, number.clone()));
         let leg = if let Some(trunk) = &s.cfg.outbound_trunk {
             info!(%trunk, "call-back: dialling the caller through the trunk");
             let dial = Dial::Trunk {
                 trunk: trunk.clone(),
-                number: s.caller.clone(),
+                number,
             };
-            place_call(s, dial, s.called.clone()).await
+            place_call(s, dial, s.called.clone(), checked).await
         } else {
-            let uri = match &s.cfg.outbound_uri {
-                Some(t) => t.replace("{number}", &s.caller),
-                None => format!("sip:{}@{}", s.caller, s.source),
+            let (uri, checked) = match &s.cfg.outbound_uri {
+                Some(t) => (t.replace("{number}", &number), checked),
+                // Back to the SIP address the call came from.
+                None => (format!("sip:{number}@{}", s.source), None),
             };
             match crate::centre::static_target(&uri) {
                 Some(target) => {
-                    info!(uri = %uri, "call-back: dialling the caller");
-                    place_call(s, Dial::Target(target), s.called.clone()).await
+                    info!(uri = %crate::redact::Redacted::new(&uri, s.cfg.log_caller_numbers), "call-back: dialling the caller");
+                    place_call(s, Dial::Target(target), s.called.clone(), checked).await
                 }
                 None => {
-                    warn!(uri = %uri, "call-back address is not sip:user@ip:port");
+                    warn!(uri = %crate::redact::Redacted::new(&uri, s.cfg.log_caller_numbers), "call-back address is not sip:user@ip:port");
                     None
                 }
             }
@@ -1032,7 +1093,14 @@ impl CentreCall {
             (None, Some(t)) => {
                 self.outcome = "transferred";
                 self.start_music(s, rtp);
-                match place_call(s, t, s.caller.clone()).await {
+                let number = match &t {
+                    Dial::Trunk { number, .. } => Some((Purpose::Transfer, number.clone())),
+                    Dial::Target(_) if s.cfg.outbound_uri.is_some() => {
+                        Some((Purpose::Transfer, user.clone()))
+                    }
+                    Dial::Target(_) => None,
+                };
+                match place_call(s, t, s.caller.clone(), number).await {
                     Some(l) => self.external = Some(Dialback::new(l, s)),
                     None => self.transfer_failed(s).await,
                 }
