@@ -6,6 +6,9 @@
 //! 2. answering nida's requests, or sending media, from another address;
 //!    aiming nida's media at a third party with an INVITE it never ACKs;
 //! 3. making nida dial a number of the attacker's choosing (toll fraud);
+//! 4. exhausting connections, memory, RTP ports or call-backs;
+//! 5. replaying or guessing credentials, tokens in URLs, forged feature
+//!    codes, a store others can read;
 //!
 //! Each attack here succeeded against earlier versions of nida.
 
@@ -439,4 +442,295 @@ fn a_forged_caller_number_cannot_book_a_call_back_through_the_carrier() {
     carrier.set_nonblocking(true).unwrap();
     let mut buf = [0u8; 2048];
     assert!(carrier.recv_from(&mut buf).is_err(), "nida dialled out");
+}
+
+// ---------- 4. bounded resources ----------
+
+/// Whether the peer closes `s` within `within` (a read returns 0 or an
+/// error other than a timeout).
+fn closed_by_peer(s: &mut std::net::TcpStream, within: Duration) -> bool {
+    use std::io::Read;
+    s.set_read_timeout(Some(within)).unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return false
+            }
+            Err(_) => return true,
+        }
+    }
+}
+
+#[test]
+fn sip_connections_are_bounded_in_number_size_and_idle_time() {
+    use std::io::Write;
+    let nida = Nida::start(
+        BASE,
+        "[protection]\nmax_connections_per_source = 4\ntcp_idle_seconds = 1\n",
+    );
+    // A message promising a 1 MiB body is refused at its header.
+    let mut big = std::net::TcpStream::connect(nida.sip).unwrap();
+    big.write_all(
+        b"INVITE sip:901@nida SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bKbig\r\n\
+          Content-Length: 1048576\r\n\r\nv=0\r\n",
+    )
+    .unwrap();
+    assert!(
+        closed_by_peer(&mut big, Duration::from_secs(5)),
+        "a 1 MiB body was awaited"
+    );
+    // Four connections from one source are held; the fifth is closed.
+    let mut held: Vec<_> = (0..4)
+        .map(|_| std::net::TcpStream::connect(nida.sip).unwrap())
+        .collect();
+    let mut fifth = std::net::TcpStream::connect(nida.sip).unwrap();
+    assert!(
+        closed_by_peer(&mut fifth, Duration::from_secs(5)),
+        "a fifth connection was kept"
+    );
+    // The idle ones are closed after the idle time.
+    for s in &mut held {
+        assert!(
+            closed_by_peer(s, Duration::from_secs(10)),
+            "an idle connection was kept"
+        );
+    }
+}
+
+#[test]
+fn http_connections_and_bodies_are_bounded() {
+    use std::io::Write;
+    let nida = Nida::start(BASE, "");
+    let mut held: Vec<_> = (0..32)
+        .map(|_| std::net::TcpStream::connect(nida.http).unwrap())
+        .collect();
+    let mut over = std::net::TcpStream::connect(nida.http).unwrap();
+    assert!(
+        closed_by_peer(&mut over, Duration::from_secs(5)),
+        "a 33rd connection was kept"
+    );
+    drop(held.drain(..));
+    // A body over 64 KiB is refused without being waited for.
+    let mut s = std::net::TcpStream::connect(nida.http).unwrap();
+    s.write_all(
+        b"POST /api/agent-login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+          Content-Length: 100000\r\n\r\n{",
+    )
+    .unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut head = [0u8; 64];
+    let n = std::io::Read::read(&mut s, &mut head).expect("an answer without the body");
+    let line = String::from_utf8_lossy(&head[..n]);
+    assert!(line.starts_with("HTTP/1.1 413"), "{line}");
+}
+
+#[test]
+fn invites_never_acknowledged_hold_only_a_share_of_the_rtp_ports() {
+    // 50 RTP ports, a quarter of them (12.5) for calls waiting for their
+    // ACK: 13 are answered, the next is refused.
+    let nida = Nida::start(BASE, "");
+    let sock = UdpSocket::bind("127.0.0.11:0").unwrap();
+    let media: SocketAddr = "127.0.0.12:4000".parse().unwrap();
+    for i in 0..13 {
+        let req = invite(&sock, nida.sip, media, &format!("half{i}"));
+        sock.send_to(req.as_bytes(), nida.sip).unwrap();
+        assert!(
+            recv_sip(&sock, "SIP/2.0 200", Duration::from_secs(5)).is_some(),
+            "call {i}"
+        );
+    }
+    let req = invite(&sock, nida.sip, media, "half13");
+    sock.send_to(req.as_bytes(), nida.sip).unwrap();
+    let t0 = Instant::now();
+    let refused = loop {
+        // Retransmitted 200s of the first calls arrive meanwhile.
+        let m = recv_sip(&sock, "SIP/2.0", Duration::from_secs(5)).expect("an answer");
+        if header(&m, "Call-ID").starts_with("half13") && !m.starts_with("SIP/2.0 1") {
+            break m;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10));
+    };
+    assert!(refused.starts_with("SIP/2.0 503"), "{refused}");
+}
+
+#[test]
+fn a_parked_call_back_holds_no_port_and_a_second_request_merges() {
+    let nida = Nida::start_with(BASE, |dir| {
+        format!(
+            "data_dir = \"{}\"\n[queues.visa_general]\nannounce_seconds = 0\n",
+            dir.join("data").display()
+        )
+    });
+    // Two calls from one number both ask for a call-back and hang up.
+    let ask = || {
+        Command::new(env!("CARGO_BIN_EXE_nida"))
+            .args(["call", &format!("sip:8005@{}", nida.sip)])
+            .args(["--from", "0501234567"])
+            .args([
+                "--digits",
+                "2,w0,1",
+                "--barge-in-ms",
+                "1500",
+                "--gap-ms",
+                "700",
+            ])
+            .args(["--max-seconds", "25"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (ask(), ask());
+    for c in [a, b] {
+        let out = c.wait_with_output().unwrap();
+        assert!(String::from_utf8_lossy(&out.stdout).contains("pressing 1"));
+    }
+    // The second request merged into the first: that caller waited in
+    // line and left (a record); the first waits for its call-back.
+    let store = nida_store::Store::open_dir(&nida.dir.join("data")).unwrap();
+    let records = || store.calls(&nida_store::Query::default()).unwrap().len();
+    assert!(
+        common::wait(Duration::from_secs(10), || records() == 1),
+        "{}",
+        nida.log()
+    );
+    assert_eq!(nida.status("callbacks_pending"), 1);
+    // It waits without a socket or port.
+    assert!(
+        common::wait(Duration::from_secs(5), || nida.status("rtp_ports_in_use")
+            == 0),
+        "ports in use: {}",
+        nida.status("rtp_ports_in_use")
+    );
+    assert_eq!(store.callbacks(true).unwrap().len(), 1);
+}
+
+// ---------- 5. digest and log-ins ----------
+
+#[test]
+fn a_captured_register_replayed_from_another_address_is_refused() {
+    let nida = Nida::start(BASE, AGENT);
+    let phone = UdpSocket::bind("127.0.0.9:0").unwrap();
+    let resp = register(&phone, nida.sip, 1, None);
+    let challenge = header(&resp, "WWW-Authenticate").to_string();
+    let uri = format!("sip:{}", nida.sip);
+    let auth =
+        nida_sip::auth::answer(&challenge, "REGISTER", &uri, "1001", "s3cret", "ph0ne").unwrap();
+    assert!(register(&phone, nida.sip, 2, Some(&auth)).starts_with("SIP/2.0 200"));
+    // The attacker saw that REGISTER and sends it again from its host.
+    let attacker = UdpSocket::bind("127.0.0.10:0").unwrap();
+    let replay = register(&attacker, nida.sip, 2, Some(&auth));
+    assert!(replay.starts_with("SIP/2.0 403"), "{replay}");
+}
+
+/// One HTTP request with an optional bearer token; the status code and body.
+fn http(nida: &Nida, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(nida.http).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, text)
+}
+
+#[test]
+fn agent_page_log_ins_are_throttled_and_sessions_end_at_log_out() {
+    let nida = Nida::start(BASE, AGENT);
+    let login = |pw: &str| {
+        http(
+            &nida,
+            "POST",
+            "/api/agent-login",
+            None,
+            &format!("{{\"user\":\"1001\",\"password\":\"{pw}\"}}"),
+        )
+    };
+    let (ok, body) = login("s3cret");
+    assert_eq!(ok, 200, "{body}");
+    let token = body
+        .split("\"token\":\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(http(&nida, "GET", "/api/agents/1", Some(&token), "").0, 200);
+    assert_eq!(
+        http(&nida, "POST", "/api/agent-logout", Some(&token), "").0,
+        200
+    );
+    assert_eq!(http(&nida, "GET", "/api/agents/1", Some(&token), "").0, 401);
+    for _ in 0..5 {
+        assert_eq!(login("guess").0, 401);
+    }
+    let (code, text) = login("s3cret");
+    assert_eq!(code, 429, "{text}");
+    assert!(
+        text.contains("retry-after") || text.contains("Retry-After"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_admin_token_is_taken_from_the_header_only() {
+    let nida = Nida::start(BASE, "");
+    let path = format!("/api/status?token={}", common::TOKEN);
+    assert_eq!(http(&nida, "GET", &path, None, "").0, 401);
+    assert_eq!(
+        http(&nida, "GET", "/api/status", Some(common::TOKEN), "").0,
+        200
+    );
+}
+
+#[test]
+fn a_feature_code_from_an_agents_address_without_its_password_is_challenged() {
+    // UDP sources are forged at will: the agent's address proves nothing.
+    let phone = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let nida = centre_with_phone(&phone, "");
+    // The attacker sends from the phone's own socket, as a spoofer would.
+    let req = invite(&phone, nida.sip, "127.0.0.1:4000".parse().unwrap(), "feat1")
+        .replace("sip:901@", "sip:*24@");
+    phone.send_to(req.as_bytes(), nida.sip).unwrap();
+    let answer = loop {
+        let m = recv_sip(&phone, "SIP/2.0", Duration::from_secs(5)).expect("an answer");
+        if !m.starts_with("SIP/2.0 1") {
+            break m;
+        }
+    };
+    assert!(answer.starts_with("SIP/2.0 401"), "{answer}");
+    assert!(header(&answer, "WWW-Authenticate").contains("nonce="));
+}
+
+#[test]
+fn the_store_is_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let nida = Nida::start_with(BASE, |dir| {
+        format!("data_dir = \"{}\"\n", dir.join("data").display())
+    });
+    let db = nida.dir.join("data/nida.db");
+    let mode = std::fs::metadata(&db).unwrap().permissions().mode();
+    assert_eq!(mode & 0o077, 0, "nida.db is {mode:o}");
 }

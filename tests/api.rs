@@ -241,13 +241,30 @@ fn the_admin_api_serves_live_state_records_metrics_events_and_webhooks() {
         403
     );
 
-    // The event stream.
+    // The event stream: the token never goes in a URL; a ticket does, once.
+    assert_eq!(
+        request(
+            &nida,
+            "GET",
+            &format!("/api/events?token={TOKEN}"),
+            None,
+            ""
+        )
+        .0,
+        401
+    );
+    let (status, body) = request(&nida, "POST", "/api/events/ticket", Some(TOKEN), "");
+    assert_eq!(status, 200, "{body}");
+    let ticket = serde_json::from_str::<serde_json::Value>(&body).unwrap()["ticket"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let events = Arc::new(Mutex::new(Vec::<serde_json::Value>::new()));
     {
         let mut s = TcpStream::connect(nida.http).unwrap();
         write!(
             s,
-            "GET /api/events?token={TOKEN} HTTP/1.1\r\nHost: x\r\n\r\n"
+            "GET /api/events?ticket={ticket} HTTP/1.1\r\nHost: x\r\n\r\n"
         )
         .unwrap();
         let sink = events.clone();

@@ -2,9 +2,17 @@
 //! challenges with MD5 and SHA-256, parsing of `Authorization`, checking a
 //! response, and computing one as a client.
 //!
-//! Nonces are stateless: the issue time and a keyed hash of it, so any
-//! nonce nida issued can be checked without a table, and an old one is
-//! answered with a fresh challenge marked `stale=true`.
+//! Nonces carry their issue time and a keyed hash of it and the realm
+//! (the key comes from the OS CSPRNG at start), so any nonce nida issued
+//! can be checked without a table of nonces, and an old one is answered
+//! with a fresh challenge marked `stale=true`. What is kept is the highest
+//! `nc` accepted per nonce: a captured `Authorization` sent again (from
+//! anywhere) is refused. nida offers `qop=auth` only and refuses answers
+//! without it (their response is the same for every request).
+//!
+//! Secrets are a user's password or, as kept in the store, its HA1 for
+//! MD5 and SHA-256 (`H(user:realm:password)`): the password itself need
+//! not be kept.
 
 use md5::Md5;
 use sha2::{Digest, Sha256};
@@ -44,6 +52,56 @@ impl Algorithm {
             Algorithm::Md5 => to_hex(&Md5::digest(data.as_bytes())),
             Algorithm::Sha256 => to_hex(&Sha256::digest(data.as_bytes())),
         }
+    }
+}
+
+/// A user's secret: the password, or its HA1 per algorithm.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Secret {
+    /// The password (from the configuration file).
+    Password(String),
+    /// `H(user:realm:password)` for MD5 and for SHA-256, lower-case hex.
+    Ha1 {
+        /// With MD5.
+        md5: String,
+        /// With SHA-256.
+        sha256: String,
+    },
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+impl Secret {
+    /// The HA1s of `password` for `user` in `realm`.
+    pub fn ha1s(user: &str, realm: &str, password: &str) -> Secret {
+        let a1 = format!("{user}:{realm}:{password}");
+        Secret::Ha1 {
+            md5: Algorithm::Md5.hex(&a1),
+            sha256: Algorithm::Sha256.hex(&a1),
+        }
+    }
+
+    /// The HA1 for `alg`.
+    pub fn ha1(&self, alg: Algorithm, user: &str, realm: &str) -> String {
+        match (self, alg) {
+            (Secret::Password(p), a) => a.hex(&format!("{user}:{realm}:{p}")),
+            (Secret::Ha1 { md5, .. }, Algorithm::Md5) => md5.clone(),
+            (Secret::Ha1 { sha256, .. }, Algorithm::Sha256) => sha256.clone(),
+        }
+    }
+
+    /// Whether `password` is this secret (for `user` in `realm`), in time
+    /// that does not depend on where they differ.
+    pub fn matches(&self, user: &str, realm: &str, password: &str) -> bool {
+        let given = Algorithm::Sha256.hex(&format!("{user}:{realm}:{password}"));
+        constant_eq(
+            self.ha1(Algorithm::Sha256, user, realm).as_bytes(),
+            given.as_bytes(),
+        )
     }
 }
 
@@ -158,8 +216,13 @@ impl Credentials {
     /// The response these credentials should carry for `password` and
     /// `method` (RFC 7616 3.4.1); `None` for an unknown algorithm or qop.
     pub fn expected(&self, method: &str, password: &str) -> Option<String> {
+        self.expected_with(method, &Secret::Password(password.into()))
+    }
+
+    /// [`Credentials::expected`] for a [`Secret`].
+    pub fn expected_with(&self, method: &str, secret: &Secret) -> Option<String> {
         let alg = Algorithm::parse(&self.algorithm)?;
-        let ha1 = alg.hex(&format!("{}:{}:{}", self.username, self.realm, password));
+        let ha1 = secret.ha1(alg, &self.username, &self.realm);
         let ha2 = alg.hex(&format!("{method}:{}", self.uri));
         match self.qop.as_deref() {
             None => Some(alg.hex(&format!("{ha1}:{}:{ha2}", self.nonce))),
@@ -175,7 +238,8 @@ impl Credentials {
 }
 
 /// The client side: the `Authorization` value answering a challenge
-/// (`WWW-Authenticate` or `Proxy-Authenticate` value).
+/// (`WWW-Authenticate` or `Proxy-Authenticate` value), the first request
+/// with its nonce (`nc=00000001`).
 pub fn answer(
     challenge: &str,
     method: &str,
@@ -183,6 +247,19 @@ pub fn answer(
     username: &str,
     password: &str,
     cnonce: &str,
+) -> Option<String> {
+    answer_nc(challenge, method, uri, username, password, cnonce, 1)
+}
+
+/// [`answer`] for the `nc`-th request with the challenge's nonce.
+pub fn answer_nc(
+    challenge: &str,
+    method: &str,
+    uri: &str,
+    username: &str,
+    password: &str,
+    cnonce: &str,
+    nc: u32,
 ) -> Option<String> {
     let rest = challenge.trim().strip_prefix("Digest")?;
     let p = params(rest);
@@ -204,7 +281,7 @@ pub fn answer(
         uri: uri.into(),
         response: String::new(),
         algorithm: algorithm.clone(),
-        nc: qop.as_ref().map(|_| "00000001".into()),
+        nc: qop.as_ref().map(|_| format!("{nc:08x}")),
         cnonce: qop.as_ref().map(|_| cnonce.into()),
         qop: qop.clone(),
         opaque: get("opaque"),
@@ -214,7 +291,7 @@ pub fn answer(
         "Digest username=\"{username}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{response}\", algorithm={algorithm}"
     );
     if qop.is_some() {
-        v.push_str(&format!(", qop=auth, nc=00000001, cnonce=\"{cnonce}\""));
+        v.push_str(&format!(", qop=auth, nc={nc:08x}, cnonce=\"{cnonce}\""));
     }
     if let Some(o) = &c.opaque {
         v.push_str(&format!(", opaque=\"{o}\""));
@@ -231,18 +308,36 @@ pub enum Verdict {
     /// `stale=true`.
     Stale,
     /// Wrong user, wrong password, a nonce nida did not issue, another
-    /// realm: the same answer for all, so nothing tells which.
+    /// realm, no `qop`, an `nc` already used with this nonce (a replay):
+    /// the same answer for all, so nothing tells which.
     Denied,
 }
 
+/// Nonces whose highest `nc` is remembered, at most: past it the oldest
+/// are forgotten first (they are stale by then at any sane rate).
+const MAX_NONCES: usize = 65_536;
+
 /// Issues and checks challenges for one realm.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Authenticator {
     realm: String,
     secret: String,
     epoch: Instant,
     lifetime: Duration,
     algorithms: Vec<Algorithm>,
+    /// Per (nonce, user, cnonce): the nonce's issue second and the
+    /// highest `nc` accepted. Nonces are per second, not per client, so
+    /// a client is its user and cnonce; a replay repeats all three.
+    counts: std::collections::HashMap<(String, String, String), (u64, u32)>,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("realm", &self.realm)
+            .field("nonces", &self.counts.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Authenticator {
@@ -255,6 +350,7 @@ impl Authenticator {
             epoch,
             lifetime,
             algorithms: vec![Algorithm::Md5, Algorithm::Sha256],
+            counts: std::collections::HashMap::new(),
         }
     }
 
@@ -307,13 +403,25 @@ impl Authenticator {
     /// Checks credentials for `method`; `password` is looked up by the
     /// caller from `creds.username` (`None`: unknown user).
     pub fn check(
-        &self,
+        &mut self,
         now: Instant,
         creds: &Credentials,
         method: &str,
         password: Option<&str>,
     ) -> Verdict {
-        let Some(password) = password else {
+        let secret = password.map(|p| Secret::Password(p.into()));
+        self.check_secret(now, creds, method, secret.as_ref())
+    }
+
+    /// [`Authenticator::check`] with the user's [`Secret`].
+    pub fn check_secret(
+        &mut self,
+        now: Instant,
+        creds: &Credentials,
+        method: &str,
+        secret: Option<&Secret>,
+    ) -> Verdict {
+        let Some(secret) = secret else {
             // Compute as for a real user anyway, so the answer's timing
             // does not tell unknown users from wrong passwords.
             let _ = creds.expected(method, "");
@@ -322,6 +430,17 @@ impl Authenticator {
         if creds.realm != self.realm {
             return Verdict::Denied;
         }
+        // nida asks for qop=auth; without it the same response would be
+        // good for every request with this nonce.
+        let nc = match (creds.qop.as_deref(), creds.nc.as_deref()) {
+            (Some(q), Some(nc)) if q.eq_ignore_ascii_case("auth") => {
+                match u32::from_str_radix(nc, 16) {
+                    Ok(n) if n > 0 && nc.len() == 8 => n,
+                    _ => return Verdict::Denied,
+                }
+            }
+            _ => return Verdict::Denied,
+        };
         let Some((secs, _)) = creds.nonce.split_once('.') else {
             return Verdict::Denied;
         };
@@ -331,20 +450,54 @@ impl Authenticator {
         if self.nonce_at(secs) != creds.nonce {
             return Verdict::Denied;
         }
-        match creds.expected(method, password) {
+        match creds.expected_with(method, secret) {
             Some(r) if constant_eq(r.as_bytes(), creds.response.as_bytes()) => {
-                let age = now
-                    .saturating_duration_since(self.epoch)
-                    .as_secs()
-                    .saturating_sub(secs);
-                if age > self.lifetime.as_secs() {
-                    Verdict::Stale
-                } else {
-                    Verdict::Ok
+                let now_secs = now.saturating_duration_since(self.epoch).as_secs();
+                if now_secs.saturating_sub(secs) > self.lifetime.as_secs() {
+                    return Verdict::Stale;
                 }
+                let client = (
+                    creds.nonce.clone(),
+                    creds.username.clone(),
+                    creds.cnonce.clone().unwrap_or_default(),
+                );
+                self.count(now_secs, client, secs, nc)
             }
             _ => Verdict::Denied,
         }
+    }
+
+    /// Takes `nc` for a good answer from a client to a nonce issued at `secs` only if
+    /// it is higher than every one taken before: a replay is refused.
+    fn count(
+        &mut self,
+        now_secs: u64,
+        client: (String, String, String),
+        secs: u64,
+        nc: u32,
+    ) -> Verdict {
+        if let Some((_, last)) = self.counts.get(&client) {
+            if nc <= *last {
+                return Verdict::Denied;
+            }
+        } else if self.counts.len() >= MAX_NONCES {
+            // Stale nonces can never be used again: forget them first.
+            let lifetime = self.lifetime.as_secs();
+            self.counts
+                .retain(|_, (issued, _)| now_secs.saturating_sub(*issued) <= lifetime);
+            if self.counts.len() >= MAX_NONCES {
+                let oldest = self
+                    .counts
+                    .iter()
+                    .min_by_key(|(_, (t, _))| *t)
+                    .map(|(k, _)| k.clone());
+                if let Some(k) = oldest {
+                    self.counts.remove(&k);
+                }
+            }
+        }
+        self.counts.insert(client, (secs, nc));
+        Verdict::Ok
     }
 }
 
@@ -414,7 +567,7 @@ mod tests {
     #[test]
     fn challenge_answer_check_both_algorithms() {
         let t0 = Instant::now();
-        let a = Authenticator::new("nida", "k3y", t0, Duration::from_secs(300));
+        let mut a = Authenticator::new("nida", "k3y", t0, Duration::from_secs(300));
         let now = t0 + Duration::from_secs(5);
         let ch = a.challenges(now, false);
         assert!(ch[0].contains("algorithm=MD5"), "{ch:?}");
@@ -426,9 +579,15 @@ mod tests {
         for c in &ch {
             let v = answer(c, "REGISTER", "sip:nida", "1001", "s3cret", "abc").unwrap();
             let creds = Credentials::parse(&v).unwrap();
+            let mut fresh = a.clone();
             assert_eq!(
-                a.check(now, &creds, "REGISTER", Some("s3cret")),
+                fresh.check(now, &creds, "REGISTER", Some("s3cret")),
                 Verdict::Ok
+            );
+            // The same Authorization again: a replay.
+            assert_eq!(
+                fresh.check(now, &creds, "REGISTER", Some("s3cret")),
+                Verdict::Denied
             );
             assert_eq!(
                 a.check(now, &creds, "REGISTER", Some("wrong")),
@@ -445,10 +604,68 @@ mod tests {
                 Verdict::Stale
             );
             // A nonce from another secret (another instance, a forgery).
-            let other = Authenticator::new("nida", "other", t0, Duration::from_secs(300));
+            let mut other = Authenticator::new("nida", "other", t0, Duration::from_secs(300));
             assert_eq!(
                 other.check(now, &creds, "REGISTER", Some("s3cret")),
                 Verdict::Denied
+            );
+        }
+    }
+
+    #[test]
+    fn nonce_counts_must_rise_and_qop_is_required() {
+        let t0 = Instant::now();
+        let mut a = Authenticator::new("nida", "k3y", t0, Duration::from_secs(300));
+        let ch = &a.challenges(t0, false)[0];
+        let with_nc = |nc: &str| {
+            let v = answer(ch, "REGISTER", "sip:nida", "1001", "pw", "cn").unwrap();
+            let mut c = Credentials::parse(&v).unwrap();
+            c.nc = Some(nc.into());
+            c.response = c.expected("REGISTER", "pw").unwrap();
+            c
+        };
+        assert_eq!(
+            a.check(t0, &with_nc("00000002"), "REGISTER", Some("pw")),
+            Verdict::Ok
+        );
+        assert_eq!(
+            a.check(t0, &with_nc("00000001"), "REGISTER", Some("pw")),
+            Verdict::Denied
+        );
+        assert_eq!(
+            a.check(t0, &with_nc("00000002"), "REGISTER", Some("pw")),
+            Verdict::Denied
+        );
+        assert_eq!(
+            a.check(t0, &with_nc("00000003"), "REGISTER", Some("pw")),
+            Verdict::Ok
+        );
+        assert_eq!(
+            a.check(t0, &with_nc("zz"), "REGISTER", Some("pw")),
+            Verdict::Denied
+        );
+        // RFC 2069 style, without qop: refused.
+        let mut old = with_nc("00000004");
+        old.qop = None;
+        old.nc = None;
+        old.cnonce = None;
+        old.response = old.expected("REGISTER", "pw").unwrap();
+        assert_eq!(a.check(t0, &old, "REGISTER", Some("pw")), Verdict::Denied);
+    }
+
+    #[test]
+    fn a_stored_ha1_checks_like_the_password() {
+        let t0 = Instant::now();
+        let a = Authenticator::new("nida", "k3y", t0, Duration::from_secs(300));
+        let stored = Secret::ha1s("1001", "nida", "s3cret");
+        assert!(stored.matches("1001", "nida", "s3cret"));
+        assert!(!stored.matches("1001", "nida", "s3cret "));
+        for ch in a.challenges(t0, false) {
+            let v = answer(&ch, "REGISTER", "sip:nida", "1001", "s3cret", "x").unwrap();
+            let c = Credentials::parse(&v).unwrap();
+            assert_eq!(
+                a.clone().check_secret(t0, &c, "REGISTER", Some(&stored)),
+                Verdict::Ok
             );
         }
     }

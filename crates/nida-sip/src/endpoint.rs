@@ -874,6 +874,42 @@ impl Endpoint {
         }
     }
 
+    /// Checks the digest credentials of an incoming call's INVITE against
+    /// the registrar (feature codes from agents' phones): the user when
+    /// they are good. Otherwise nida answers the INVITE itself (401 with a
+    /// challenge, or 403) and the call ends; `None`.
+    pub fn authenticate_caller(&mut self, now: Instant, handle: CallHandle) -> Option<String> {
+        let call = self.calls.get(&handle)?;
+        let source = call.peer;
+        let outcome = match self.registrar.as_mut() {
+            Some(reg) => reg.authenticate(now, &call.invite, source, None),
+            None => Err(Box::new(crate::registrar::Reply {
+                status: 403,
+                reason: "Forbidden",
+                headers: Vec::new(),
+                change: None,
+            })),
+        };
+        match outcome {
+            Ok(user) => {
+                self.events.push_back(Event::AuthSucceeded { source });
+                Some(user)
+            }
+            Err(reply) => {
+                if reply.status == 403 {
+                    self.events.push_back(Event::AuthFailed { source });
+                }
+                let extra: Vec<(&str, &str)> = reply
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (*k, v.as_str()))
+                    .collect();
+                self.reject(now, handle, reply.status, reply.reason, &extra);
+                None
+            }
+        }
+    }
+
     fn is_early(&self, handle: CallHandle) -> bool {
         self.calls
             .get(&handle)

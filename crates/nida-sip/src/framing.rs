@@ -12,12 +12,39 @@ pub const MAX_HEAD: usize = 64 * 1024;
 pub const MAX_BODY: usize = 1024 * 1024;
 
 /// Accumulates stream bytes and yields whole messages.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct StreamFramer {
     buf: Vec<u8>,
+    /// Largest message (header section and body) accepted.
+    max: usize,
+}
+
+impl Default for StreamFramer {
+    fn default() -> Self {
+        StreamFramer {
+            buf: Vec::new(),
+            max: MAX_HEAD + MAX_BODY,
+        }
+    }
 }
 
 impl StreamFramer {
+    /// A framer that refuses messages over `max` bytes: a header section
+    /// that grows past it, or a Content-Length that would, is an error at
+    /// once (before the body is waited for), so no peer makes nida buffer
+    /// more than `max` bytes per connection.
+    pub fn with_limit(max: usize) -> Self {
+        StreamFramer {
+            buf: Vec::new(),
+            max: max.min(MAX_HEAD + MAX_BODY),
+        }
+    }
+
+    /// Whether part of a message has arrived (not just keep-alives).
+    pub fn pending(&self) -> bool {
+        self.buf.iter().any(|b| *b != b'\r' && *b != b'\n')
+    }
+
     /// Appends bytes read from the stream.
     pub fn push(&mut self, data: &[u8]) {
         self.buf.extend_from_slice(data);
@@ -34,15 +61,15 @@ impl StreamFramer {
             .unwrap_or(self.buf.len());
         self.buf.drain(..skip);
         let Some(head_end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-            if self.buf.len() > MAX_HEAD {
+            if self.buf.len() > MAX_HEAD.min(self.max) {
                 return Err(Error::Framing("header section too large".into()));
             }
             return Ok(None);
         };
         let head = String::from_utf8_lossy(&self.buf[..head_end]);
         let len = content_length(&head)?;
-        if len > MAX_BODY {
-            return Err(Error::Framing("body too large".into()));
+        if len > MAX_BODY || head_end + 4 + len > self.max {
+            return Err(Error::Framing("message too large".into()));
         }
         let total = head_end + 4 + len;
         if self.buf.len() < total {
@@ -107,5 +134,19 @@ mod tests {
         let mut f = StreamFramer::default();
         f.push(&vec![b'a'; MAX_HEAD + 1]);
         assert!(f.next_message().is_err());
+    }
+
+    #[test]
+    fn a_promised_body_over_the_limit_is_refused_at_the_header() {
+        let mut f = StreamFramer::with_limit(1024);
+        f.push(b"INVITE sip:a@b SIP/2.0\r\nContent-Length: 1048576\r\n\r\nabc");
+        assert!(f.next_message().is_err());
+        let mut f = StreamFramer::with_limit(1024);
+        f.push(b"\r\n\r\n");
+        assert!(!f.pending());
+        f.push(b"OPTIONS sip:a@b SIP/2.0\r\n");
+        assert!(f.pending());
+        f.push(&[b'x'; 1100]);
+        assert!(f.next_message().is_err(), "an endless header section");
     }
 }

@@ -3,6 +3,11 @@
 //! block after repeated authentication failures. The shell asks it before
 //! it hands a message to the endpoint and tells it what the endpoint
 //! decided; it never reads the clock itself.
+//!
+//! A "source" is a network, not an address: IPv4 by /32 and IPv6 by /64
+//! by default (`ipv4_prefix`, `ipv6_prefix`), since one IPv6 host owns a
+//! whole /64 and would otherwise get a fresh budget per address.
+//! [`Connections`] bounds stream connections the same way.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -27,6 +32,14 @@ pub struct GuardConfig {
     pub block_for: Duration,
     /// Sources no limit applies to (carriers' trunks, a proxy in front).
     pub trusted: Vec<Cidr>,
+    /// IPv4 addresses sharing their first this many bits are one source.
+    pub ipv4_prefix: u8,
+    /// IPv6 addresses sharing their first this many bits are one source.
+    pub ipv6_prefix: u8,
+    /// TCP and TLS connections open at once, from everyone.
+    pub max_connections: usize,
+    /// TCP and TLS connections open at once from one source.
+    pub max_connections_per_source: usize,
 }
 
 impl Default for GuardConfig {
@@ -40,6 +53,10 @@ impl Default for GuardConfig {
             failure_window: Duration::from_secs(60),
             block_for: Duration::from_secs(600),
             trusted: Vec::new(),
+            ipv4_prefix: 32,
+            ipv6_prefix: 64,
+            max_connections: 1024,
+            max_connections_per_source: 32,
         }
     }
 }
@@ -79,6 +96,82 @@ impl Cidr {
             }
             _ => false,
         }
+    }
+}
+
+impl GuardConfig {
+    /// The source `ip` counts as: its network under the configured
+    /// prefixes.
+    pub fn source_of(&self, ip: IpAddr) -> IpAddr {
+        match ip {
+            IpAddr::V4(a) => {
+                let bits = u32::from(self.ipv4_prefix.min(32));
+                let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
+                IpAddr::V4((u32::from(a) & mask).into())
+            }
+            IpAddr::V6(a) => {
+                let bits = u32::from(self.ipv6_prefix.min(128));
+                let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+                IpAddr::V6((u128::from(a) & mask).into())
+            }
+        }
+    }
+}
+
+/// Open stream connections, in total and per source. The shell asks
+/// [`Connections::open`] on accept (and closes the connection at once on
+/// `false`) and calls [`Connections::close`] when it ends.
+#[derive(Debug)]
+pub struct Connections {
+    cfg: GuardConfig,
+    total: usize,
+    per_source: HashMap<IpAddr, usize>,
+    /// Connections refused since start.
+    pub refused: u64,
+}
+
+impl Connections {
+    /// No connection yet.
+    pub fn new(cfg: GuardConfig) -> Connections {
+        Connections {
+            cfg,
+            total: 0,
+            per_source: HashMap::new(),
+            refused: 0,
+        }
+    }
+
+    /// A connection from `ip` wants in: whether it may stay.
+    pub fn open(&mut self, ip: IpAddr) -> bool {
+        let trusted = self.cfg.trusted.iter().any(|c| c.contains(ip));
+        let key = self.cfg.source_of(ip);
+        let mine = self.per_source.get(&key).copied().unwrap_or(0);
+        if self.total >= self.cfg.max_connections
+            || (!trusted && mine >= self.cfg.max_connections_per_source)
+        {
+            self.refused += 1;
+            return false;
+        }
+        self.total += 1;
+        *self.per_source.entry(key).or_default() += 1;
+        true
+    }
+
+    /// A connection that [`Connections::open`] let in has closed.
+    pub fn close(&mut self, ip: IpAddr) {
+        let key = self.cfg.source_of(ip);
+        self.total = self.total.saturating_sub(1);
+        if let Some(n) = self.per_source.get_mut(&key) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_source.remove(&key);
+            }
+        }
+    }
+
+    /// Connections open now.
+    pub fn total(&self) -> usize {
+        self.total
     }
 }
 
@@ -172,6 +265,7 @@ impl Guard {
     }
 
     fn source(&mut self, now: Instant, ip: IpAddr) -> &mut Source {
+        let ip = self.cfg.source_of(ip);
         if self.sources.len() >= MAX_SOURCES && !self.sources.contains_key(&ip) {
             self.forget_idle(now);
         }
@@ -195,6 +289,7 @@ impl Guard {
             return Admit::Pass;
         }
         let (rate, burst) = (self.cfg.rate, self.cfg.burst);
+        let ip = self.cfg.source_of(ip);
         let s = self.source(now, ip);
         if let Some(until) = s.blocked_until {
             if now < until {
@@ -228,6 +323,7 @@ impl Guard {
             self.cfg.max_auth_failures,
             self.cfg.block_for,
         );
+        let ip = self.cfg.source_of(ip);
         let s = self.source(now, ip);
         s.failures
             .retain(|t| now.saturating_duration_since(*t) < window);
@@ -242,13 +338,6 @@ impl Guard {
                 failures,
                 until,
             });
-        }
-    }
-
-    /// Credentials from `ip` were right: its failures are forgotten.
-    pub fn handle_auth_success(&mut self, ip: IpAddr) {
-        if let Some(s) = self.sources.get_mut(&ip) {
-            s.failures.clear();
         }
     }
 
@@ -269,7 +358,7 @@ impl Guard {
 
     /// A call from `ip` that `dialog_start` let in has ended.
     pub fn dialog_end(&mut self, ip: IpAddr) {
-        if let Some(s) = self.sources.get_mut(&ip) {
+        if let Some(s) = self.sources.get_mut(&self.cfg.source_of(ip)) {
             s.dialogs = s.dialogs.saturating_sub(1);
         }
     }
@@ -277,7 +366,7 @@ impl Guard {
     /// Whether `ip` is blocked now.
     pub fn is_blocked(&self, now: Instant, ip: IpAddr) -> bool {
         self.sources
-            .get(&ip)
+            .get(&self.cfg.source_of(ip))
             .and_then(|s| s.blocked_until)
             .is_some_and(|u| now < u)
     }
@@ -332,6 +421,7 @@ mod tests {
             failure_window: Duration::from_secs(60),
             block_for: Duration::from_secs(600),
             trusted: vec![Cidr::parse("192.0.2.0/24").unwrap()],
+            ..GuardConfig::default()
         }
     }
 
@@ -404,13 +494,14 @@ mod tests {
             g.handle_auth_failure(t0 + Duration::from_secs(61 * i), b);
         }
         assert!(!g.is_blocked(t0 + Duration::from_secs(610), b));
-        // A success clears the count; trusted sources are never blocked.
+        // Nothing but time clears the count (a guesser holding one account
+        // must not reset it by logging in with that one); trusted sources
+        // are never blocked.
         let c = ip("198.51.100.3");
         g.handle_auth_failure(t0, c);
         g.handle_auth_failure(t0, c);
-        g.handle_auth_success(c);
         g.handle_auth_failure(t0, c);
-        assert!(!g.is_blocked(t0, c));
+        assert!(g.is_blocked(t0, c));
         for _ in 0..10 {
             g.handle_auth_failure(t0, ip("192.0.2.1"));
         }
@@ -442,5 +533,37 @@ mod tests {
         g.forget_idle(t0 + Duration::from_secs(1));
         // Only the one with a call in progress stays.
         assert_eq!(g.sources(), 1);
+    }
+
+    #[test]
+    fn an_ipv6_host_is_one_source_across_its_64() {
+        let mut g = Guard::new(small());
+        let t0 = Instant::now();
+        for i in 0..3u16 {
+            let a = IpAddr::from([0x2001, 0xdb8, 0, 1, 0, 0, 0, i + 1]);
+            g.handle_auth_failure(t0, a);
+        }
+        assert!(g.is_blocked(t0, ip("2001:db8:0:1::ffff")));
+        assert!(!g.is_blocked(t0, ip("2001:db8:0:2::1")));
+    }
+
+    #[test]
+    fn connections_are_bounded_in_total_and_per_source() {
+        let cfg = GuardConfig {
+            max_connections: 3,
+            max_connections_per_source: 2,
+            trusted: vec![Cidr::parse("192.0.2.0/24").unwrap()],
+            ..GuardConfig::default()
+        };
+        let mut c = Connections::new(cfg);
+        let a = ip("198.51.100.1");
+        assert!(c.open(a));
+        assert!(c.open(a));
+        assert!(!c.open(a));
+        assert!(c.open(ip("192.0.2.7")));
+        assert!(!c.open(ip("192.0.2.8")), "the total binds the trusted too");
+        c.close(a);
+        assert!(c.open(ip("198.51.100.9")));
+        assert_eq!((c.total(), c.refused), (3, 2));
     }
 }

@@ -2,8 +2,14 @@
 //! digest authentication; nida keeps one binding per user, with the
 //! address the REGISTER came from (so calls reach phones behind NAT), and
 //! forgets it when it expires.
+//!
+//! Guessing is bounded per target user as well as per source (the guard's
+//! part): after `max_user_failures` refusals within `failure_window` a user
+//! is locked for `user_lock`, except from the address its phone is
+//! registered from, so a guesser spreading over many addresses gets
+//! nowhere and cannot lock an agent's own phone out either.
 
-use crate::auth::{Authenticator, Credentials, Verdict};
+use crate::auth::{Authenticator, Credentials, Secret, Verdict};
 use crate::endpoint::Transport;
 use crate::headers::{NameAddr, SipUri};
 use crate::message::Request;
@@ -59,28 +65,52 @@ impl Reply {
     }
 }
 
-/// Users, their passwords and their bindings.
+impl From<String> for Secret {
+    fn from(password: String) -> Secret {
+        Secret::Password(password)
+    }
+}
+
+/// Users, their secrets and their bindings.
 #[derive(Debug, Clone)]
 pub struct Registrar {
     auth: Authenticator,
-    users: HashMap<String, String>,
+    users: HashMap<String, Secret>,
     bindings: HashMap<String, Binding>,
+    /// Refusals per user within `failure_window`.
+    failures: HashMap<String, Vec<Instant>>,
+    /// Users locked until then (except from their registered address).
+    locked: HashMap<String, Instant>,
     /// Shortest registration accepted (423 below it).
     pub min_expires: Duration,
     /// Longest registration granted.
     pub max_expires: Duration,
+    /// Refusals for one user within `failure_window` that lock it.
+    pub max_user_failures: usize,
+    /// The window in which refusals count.
+    pub failure_window: Duration,
+    /// How long a user stays locked.
+    pub user_lock: Duration,
 }
 
 impl Registrar {
-    /// A registrar checking credentials with `auth` for `users`
-    /// (name, password).
-    pub fn new(auth: Authenticator, users: impl IntoIterator<Item = (String, String)>) -> Self {
+    /// A registrar checking credentials with `auth` for `users` (name and
+    /// password, or the HA1s kept in the store).
+    pub fn new<S: Into<Secret>>(
+        auth: Authenticator,
+        users: impl IntoIterator<Item = (String, S)>,
+    ) -> Self {
         Registrar {
             auth,
-            users: users.into_iter().collect(),
+            users: users.into_iter().map(|(u, s)| (u, s.into())).collect(),
             bindings: HashMap::new(),
+            failures: HashMap::new(),
+            locked: HashMap::new(),
             min_expires: Duration::from_secs(60),
             max_expires: Duration::from_secs(3600),
+            max_user_failures: 20,
+            failure_window: Duration::from_secs(60),
+            user_lock: Duration::from_secs(600),
         }
     }
 
@@ -89,9 +119,32 @@ impl Registrar {
         &self.auth
     }
 
-    /// A user's password.
-    pub fn password(&self, user: &str) -> Option<&str> {
-        self.users.get(user).map(String::as_str)
+    /// A user's secret.
+    pub fn secret(&self, user: &str) -> Option<&Secret> {
+        self.users.get(user)
+    }
+
+    /// Whether `user` is locked for requests from `source` now.
+    pub fn is_locked(&self, now: Instant, user: &str, source: SocketAddr) -> bool {
+        let own = self
+            .lookup(user, now)
+            .is_some_and(|b| b.source.ip() == source.ip());
+        !own && self.locked.get(user).is_some_and(|until| now < *until)
+    }
+
+    /// A refusal for `user`: counts towards its lock.
+    fn failed(&mut self, now: Instant, user: &str) {
+        if !self.users.contains_key(user) {
+            return;
+        }
+        let window = self.failure_window;
+        let f = self.failures.entry(user.to_string()).or_default();
+        f.retain(|t| now.saturating_duration_since(*t) < window);
+        f.push(now);
+        if f.len() >= self.max_user_failures {
+            f.clear();
+            self.locked.insert(user.to_string(), now + self.user_lock);
+        }
     }
 
     /// The live binding of a user.
@@ -126,33 +179,52 @@ impl Registrar {
         gone
     }
 
-    /// Checks the credentials of a request; `None` when they are good,
-    /// else the 401 or 403 to answer.
-    pub fn authenticate(&self, now: Instant, req: &Request, user: &str) -> Option<Reply> {
+    /// Checks the credentials of a request from `source` for `user` (any
+    /// known user when `None`); the user when they are good, else the 401
+    /// or 403 to answer.
+    pub fn authenticate(
+        &mut self,
+        now: Instant,
+        req: &Request,
+        source: SocketAddr,
+        user: Option<&str>,
+    ) -> Result<String, Box<Reply>> {
         let creds = req
             .headers
             .all("Authorization")
             .filter_map(Credentials::parse)
             .find(|c| c.realm == self.auth.realm());
-        let challenge = |stale| {
+        let challenge = |auth: &Authenticator, stale| {
             let mut r = Reply::new(401, "Unauthorized");
-            for c in self.auth.challenges(now, stale) {
+            for c in auth.challenges(now, stale) {
                 r.headers.push(("WWW-Authenticate", c));
             }
             r
         };
         let Some(creds) = creds else {
-            return Some(challenge(false));
+            return Err(Box::new(challenge(&self.auth, false)));
         };
-        let password = if creds.username == user {
-            self.password(user)
-        } else {
-            None
-        };
-        match self.auth.check(now, &creds, req.method.as_str(), password) {
-            Verdict::Ok => None,
-            Verdict::Stale => Some(challenge(true)),
-            Verdict::Denied => Some(Reply::new(403, "Forbidden")),
+        let name = creds.username.clone();
+        if user.is_some_and(|u| u != name) || self.is_locked(now, &name, source) {
+            // The same work and answer as a wrong password.
+            let _ = creds.expected(req.method.as_str(), "");
+            self.failed(now, &name);
+            return Err(Box::new(Reply::new(403, "Forbidden")));
+        }
+        let secret = self.users.get(&name).cloned();
+        match self
+            .auth
+            .check_secret(now, &creds, req.method.as_str(), secret.as_ref())
+        {
+            Verdict::Ok => {
+                self.failures.remove(&name);
+                Ok(name)
+            }
+            Verdict::Stale => Err(Box::new(challenge(&self.auth, true))),
+            Verdict::Denied => {
+                self.failed(now, &name);
+                Err(Box::new(Reply::new(403, "Forbidden")))
+            }
         }
     }
 
@@ -173,8 +245,8 @@ impl Registrar {
         let Some(user) = user else {
             return Reply::new(400, "Bad Request");
         };
-        if let Some(denied) = self.authenticate(now, req, &user) {
-            return denied;
+        if let Err(denied) = self.authenticate(now, req, source, Some(&user)) {
+            return *denied;
         }
         let header_expires = req
             .headers

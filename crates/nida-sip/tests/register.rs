@@ -82,7 +82,7 @@ fn register_with(
         "sip:127.0.0.1",
         user,
         password,
-        "cn0nce",
+        &format!("cn0nce{n}"),
     )
     .unwrap();
     exchange(
@@ -185,19 +185,24 @@ fn expiry_refresh_removal_and_brief_intervals() {
         &register("c", "1001", 5, ";expires=10", None),
     );
     let challenge = first.headers.all("WWW-Authenticate").next().unwrap();
-    let answer = auth::answer(
-        challenge,
-        "REGISTER",
-        "sip:127.0.0.1",
-        "1001",
-        "s3cret",
-        "x",
-    )
-    .unwrap();
+    // One phone's requests with this nonce count up (nc), as RFC 7616
+    // asks: the same Authorization twice would be a replay.
+    let answer = |nc| {
+        auth::answer_nc(
+            challenge,
+            "REGISTER",
+            "sip:127.0.0.1",
+            "1001",
+            "s3cret",
+            "x",
+            nc,
+        )
+        .unwrap()
+    };
     let brief = exchange(
         &mut ep,
         later,
-        &register("d", "1001", 6, ";expires=10", Some(&answer)),
+        &register("d", "1001", 6, ";expires=10", Some(&answer(1))),
     );
     assert_eq!(brief.status, 423);
     assert_eq!(brief.headers.get("Min-Expires"), Some("60"));
@@ -205,14 +210,14 @@ fn expiry_refresh_removal_and_brief_intervals() {
     let ok = exchange(
         &mut ep,
         later,
-        &register("e", "1001", 7, ";expires=120", Some(&answer)),
+        &register("e", "1001", 7, ";expires=120", Some(&answer(2))),
     );
     assert_eq!(ok.status, 200);
     assert!(ok.headers.get("Contact").unwrap().ends_with("expires=120"));
     let gone = exchange(
         &mut ep,
         later,
-        &register("f", "1001", 8, ";expires=0", Some(&answer)),
+        &register("f", "1001", 8, ";expires=0", Some(&answer(3))),
     );
     assert_eq!(gone.status, 200);
     assert_eq!(gone.headers.get("Contact"), None);
@@ -233,4 +238,66 @@ fn without_a_registrar_register_is_not_allowed() {
     });
     let r = exchange(&mut ep, Instant::now(), &register("g", "1001", 1, "", None));
     assert_eq!(r.status, 405);
+}
+
+#[test]
+fn a_user_guessed_from_many_addresses_is_locked_but_not_from_its_phone() {
+    let t0 = Instant::now();
+    let mut ep = endpoint(t0);
+    // The agent's phone registers first.
+    assert_eq!(
+        register_with(&mut ep, t0, "1001", "s3cret", "MD5", 1).status,
+        200
+    );
+    events(&mut ep);
+    // A guesser spreads wrong passwords over 20 addresses (each under the
+    // per-source block), then finds the right one.
+    let first = exchange(&mut ep, t0, &register("g0", "1001", 10, "", None));
+    let challenge = first
+        .headers
+        .all("WWW-Authenticate")
+        .next()
+        .unwrap()
+        .to_string();
+    let from = |i: u32, password: &str, n: u32| {
+        let a = auth::answer(
+            &challenge,
+            "REGISTER",
+            "sip:127.0.0.1",
+            "1001",
+            password,
+            &format!("g{i}"),
+        )
+        .unwrap();
+        let msg = register(&format!("g{i}x{n}"), "1001", 11 + n, "", Some(&a));
+        let src: SocketAddr = format!("198.51.100.{}:5060", i + 1).parse().unwrap();
+        (msg, src)
+    };
+    let send = |ep: &mut Endpoint, (msg, src): (String, SocketAddr)| {
+        ep.handle_message(t0, Transport::Udp, src, msg.as_bytes());
+        let t = ep.poll_transmit().expect("an answer");
+        match message::parse(&t.data).unwrap() {
+            Message::Response(r) => r.status,
+            other => panic!("{other:?}"),
+        }
+    };
+    for i in 0..20 {
+        assert_eq!(send(&mut ep, from(i, "guess", i)), 403);
+    }
+    assert_eq!(
+        send(&mut ep, from(30, "s3cret", 30)),
+        403,
+        "locked for others"
+    );
+    // The phone's own refresh still goes through.
+    assert_eq!(
+        register_with(&mut ep, t0, "1001", "s3cret", "SHA-256", 40).status,
+        200
+    );
+    // The lock lapses.
+    let later = t0 + Duration::from_secs(601);
+    assert_eq!(
+        register_with(&mut ep, later, "1001", "s3cret", "MD5", 50).status,
+        200
+    );
 }

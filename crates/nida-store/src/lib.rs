@@ -13,7 +13,7 @@ pub mod kpi;
 pub mod migrate;
 mod records;
 
-pub use records::{AgentRow, CallRecord, CallbackRow, OutboundRow, Query};
+pub use records::{AgentHa1, AgentRow, CallRecord, CallbackRow, OutboundRow, Query};
 
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
@@ -99,9 +99,36 @@ impl Store {
                     std::thread::sleep(wait);
                     wait = (wait * 2).min(Duration::from_millis(200));
                 }
-                other => return other.map(|()| store),
+                other => {
+                    other?;
+                    store.owner_only()?;
+                    return Ok(store);
+                }
             }
         }
+    }
+
+    /// Makes the file and its WAL companions readable and writable by
+    /// their owner only, whatever they were created with: the store holds
+    /// callers' numbers and agents' secrets.
+    fn owner_only(&self) -> Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let name = self.path.as_os_str().to_os_string();
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = name.clone();
+            p.push(suffix);
+            let p = PathBuf::from(p);
+            if !p.exists() {
+                continue;
+            }
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).map_err(
+                |source| StoreError::Folder {
+                    path: p.clone(),
+                    source,
+                },
+            )?;
+        }
+        Ok(())
     }
 
     fn set_up(&mut self) -> Result<()> {

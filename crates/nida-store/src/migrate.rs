@@ -87,6 +87,12 @@ pub const MIGRATIONS: &[&str] = &[
         verdict TEXT NOT NULL
     );
     CREATE INDEX outbound_calls_by_time ON outbound_calls(at);",
+    // 4: agents' digest secrets as HA1 (MD5 and SHA-256) for their realm;
+    // `password` stays empty for them (rows of version 2 keep theirs until
+    // the daemon hashes them at start).
+    "ALTER TABLE agents ADD COLUMN realm TEXT;
+    ALTER TABLE agents ADD COLUMN ha1_md5 TEXT;
+    ALTER TABLE agents ADD COLUMN ha1_sha256 TEXT;",
 ];
 
 /// The newest schema version.

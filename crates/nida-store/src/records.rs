@@ -111,8 +111,11 @@ pub struct AgentRow {
     pub user: String,
     /// Display name.
     pub name: String,
-    /// Digest password.
+    /// Digest password in clear: only in rows stored before HA1s were
+    /// (empty otherwise); the daemon hashes it at start.
     pub password: String,
+    /// The digest secret as HA1s, for the realm they were made for.
+    pub ha1: Option<AgentHa1>,
     /// Skills and levels.
     pub skills: BTreeMap<String, u8>,
     /// Languages.
@@ -121,6 +124,19 @@ pub struct AgentRow {
     pub contact: Option<String>,
     /// Ready as soon as the phone registers.
     pub ready_on_register: bool,
+}
+
+/// An agent's digest secret without the password: `H(user:realm:password)`
+/// with MD5 and with SHA-256, lower-case hex.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentHa1 {
+    /// The realm they were computed for (another realm needs the
+    /// password again).
+    pub realm: String,
+    /// With MD5.
+    pub md5: String,
+    /// With SHA-256.
+    pub sha256: String,
 }
 
 /// Which records to read.
@@ -392,12 +408,14 @@ impl Store {
     pub fn put_agent(&mut self, a: &AgentRow) -> Result<()> {
         self.conn
             .execute(
-                "INSERT INTO agents (id, user, name, password, skills, languages, contact, ready_on_register)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                "INSERT INTO agents (id, user, name, password, skills, languages, contact,
+                   ready_on_register, realm, ha1_md5, ha1_sha256)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
                  ON CONFLICT(id) DO UPDATE SET user = excluded.user, name = excluded.name,
                    password = excluded.password, skills = excluded.skills,
                    languages = excluded.languages, contact = excluded.contact,
-                   ready_on_register = excluded.ready_on_register",
+                   ready_on_register = excluded.ready_on_register, realm = excluded.realm,
+                   ha1_md5 = excluded.ha1_md5, ha1_sha256 = excluded.ha1_sha256",
                 params![
                     a.id,
                     a.user,
@@ -406,7 +424,10 @@ impl Store {
                     json(&a.skills),
                     json(&a.languages),
                     a.contact,
-                    a.ready_on_register
+                    a.ready_on_register,
+                    a.ha1.as_ref().map(|h| h.realm.as_str()),
+                    a.ha1.as_ref().map(|h| h.md5.as_str()),
+                    a.ha1.as_ref().map(|h| h.sha256.as_str()),
                 ],
             )
             .map_err(|e| self.err(e))?;
@@ -427,7 +448,8 @@ impl Store {
         let mut st = self
             .conn
             .prepare(
-                "SELECT id, user, name, password, skills, languages, contact, ready_on_register
+                "SELECT id, user, name, password, skills, languages, contact, ready_on_register,
+                   realm, ha1_md5, ha1_sha256
                  FROM agents ORDER BY id",
             )
             .map_err(|e| self.err(e))?;
@@ -442,6 +464,12 @@ impl Store {
                     languages: parse(r.get(5)?),
                     contact: r.get(6)?,
                     ready_on_register: r.get(7)?,
+                    ha1: match (r.get(8)?, r.get(9)?, r.get(10)?) {
+                        (Some(realm), Some(md5), Some(sha256)) => {
+                            Some(AgentHa1 { realm, md5, sha256 })
+                        }
+                        _ => None,
+                    },
                 })
             })
             .map_err(|e| self.err(e))?;

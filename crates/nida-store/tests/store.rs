@@ -153,7 +153,12 @@ fn agents_are_added_replaced_and_removed() {
         id: 3,
         user: "1003".into(),
         name: "Mariam".into(),
-        password: "s3cret".into(),
+        password: String::new(),
+        ha1: Some(nida_store::AgentHa1 {
+            realm: "nida".into(),
+            md5: "0".repeat(32),
+            sha256: "1".repeat(64),
+        }),
         skills: [("visa".to_string(), 7)].into(),
         languages: vec!["ar".into(), "en".into()],
         contact: None,

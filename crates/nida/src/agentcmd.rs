@@ -74,11 +74,17 @@ fn apply(cfg: &Config, command: AgentCommand) -> Result<String, String> {
             contact,
             not_ready_on_register,
         } => {
+            if password.is_empty() {
+                return Err("the password may not be empty".into());
+            }
+            // The store keeps the HA1s, never the password.
+            let ha1 = hashed(&user, &cfg.realm, &password);
             let row = AgentRow {
                 id,
                 user,
                 name,
-                password,
+                password: String::new(),
+                ha1: Some(ha1),
                 skills: parse_skills(&skills)?,
                 languages,
                 contact,
@@ -154,9 +160,20 @@ fn parse_skills(items: &[String]) -> Result<BTreeMap<String, u8>, String> {
         .collect()
 }
 
+/// The HA1s the store keeps of `password` (MD5, SHA-256, RFC 7616).
+pub fn hashed(user: &str, realm: &str, password: &str) -> nida_store::AgentHa1 {
+    use nida_sip::auth::Algorithm;
+    let a1 = format!("{user}:{realm}:{password}");
+    nida_store::AgentHa1 {
+        realm: realm.to_string(),
+        md5: Algorithm::Md5.hex(&a1),
+        sha256: Algorithm::Sha256.hex(&a1),
+    }
+}
+
 /// The rules the configuration applies to its agents.
 fn check(a: &AgentRow) -> Result<(), String> {
-    if a.user.is_empty() || a.password.is_empty() {
+    if a.user.is_empty() || (a.password.is_empty() && a.ha1.is_none()) {
         return Err("the user and the password may not be empty".into());
     }
     if let Some((s, l)) = a.skills.iter().find(|(_, l)| !(1..=10).contains(*l)) {

@@ -4,17 +4,21 @@
 //! stream, Prometheus `/metrics`, the OpenAPI description, and the web
 //! wallboard and agent page.
 //!
-//! Everything under `/api` and `/metrics` needs the admin token
-//! (`Authorization: Bearer TOKEN`, or `?token=TOKEN` for the event stream
-//! in a browser), except the agent page's own calls: an agent logs in with
-//! their SIP user and password and gets a session token that reaches only
-//! their own state and events.
+//! Everything under `/api` and `/metrics` needs the admin token in the
+//! header (`Authorization: Bearer TOKEN`; never in a URL, where logs and
+//! histories keep it), except the agent page's own calls: an agent logs in
+//! with their SIP user and password (throttled, see [`crate::access`]) and
+//! gets a session token that reaches only their own state and events and
+//! ends at log-out or when idle. A browser's event stream opens with a
+//! ticket (`POST /api/events/ticket`, then `/api/events?ticket=T`), good
+//! once for 30 seconds.
 
+use crate::access::{Access, Who};
 use crate::centre::{AgentCommand, CentreEvent, CentreHandle, ToCentre};
 use crate::config::AgentDef;
 use crate::db::StoreHandle;
 use crate::driver::Counters;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -23,7 +27,6 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -51,15 +54,10 @@ pub struct Api {
     pub reload: Reload,
     /// Totals of the records written since start (metrics).
     pub totals: watch::Receiver<Arc<crate::metrics::RecordTotals>>,
-    /// Agent page sessions: token to agent id.
-    sessions: Arc<Mutex<HashMap<String, u32>>>,
-}
-
-/// Who is asking.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Who {
-    Admin,
-    Agent(u32),
+    /// Agent page sessions, event-stream tickets, the log-in throttle.
+    access: Arc<Mutex<Access>>,
+    /// The digest realm (agents' stored secrets are HA1s for it).
+    realm: Arc<str>,
 }
 
 /// A JSON error.
@@ -87,6 +85,7 @@ impl Api {
         token: String,
         agents: Vec<AgentDef>,
         reload: Reload,
+        realm: &str,
     ) -> Api {
         let totals = crate::metrics::follow(&store.notices);
         Api {
@@ -98,7 +97,8 @@ impl Api {
             agents: Arc::new(agents),
             reload,
             totals,
-            sessions: Arc::default(),
+            access: Arc::new(Mutex::new(Access::new())),
+            realm: realm.into(),
         }
     }
 
@@ -108,17 +108,19 @@ impl Api {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::to_string);
-        let from_query = query.and_then(|q| {
-            q.split('&')
-                .find_map(|kv| kv.strip_prefix("token="))
-                .map(str::to_string)
-        });
-        let given = bearer.or(from_query)?;
+        let now = std::time::Instant::now();
+        let mut access = self.access.lock().ok()?;
+        let Some(given) = bearer else {
+            // Only a ticket travels in the URL, once.
+            let ticket = query?
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("ticket="))?;
+            return access.take_ticket(now, ticket);
+        };
         if constant_eq(given.as_bytes(), self.token.as_bytes()) {
             return Some(Who::Admin);
         }
-        let sessions = self.sessions.lock().ok()?;
-        sessions.get(&given).map(|id| Who::Agent(*id))
+        access.session(now, &given).map(Who::Agent)
     }
 }
 
@@ -128,13 +130,19 @@ fn constant_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// Checks the token; agents reach only their own paths.
 async fn auth(State(api): State<Api>, mut req: Request, next: Next) -> Response {
-    let Some(who) = api.who(req.headers(), req.uri().query()) else {
+    // A ticket opens the event stream and nothing else.
+    let query = (req.uri().path() == "/api/events")
+        .then(|| req.uri().query())
+        .flatten();
+    let Some(who) = api.who(req.headers(), query) else {
         return error(StatusCode::UNAUTHORIZED, "a valid token is needed");
     };
     if let Who::Agent(id) = who {
         let path = req.uri().path();
         let own = format!("/api/agents/{id}");
-        let allowed = path == "/api/events" || path == own || path.starts_with(&(own + "/"));
+        let allowed = ["/api/events", "/api/events/ticket", "/api/agent-logout"].contains(&path)
+            || path == own
+            || path.starts_with(&(own + "/"));
         if !allowed {
             return error(StatusCode::FORBIDDEN, "agents reach only their own state");
         }
@@ -160,6 +168,8 @@ pub fn router(api: Api) -> Router {
         .route("/api/trunks", get(trunks))
         .route("/api/stats", get(stats))
         .route("/api/events", get(events))
+        .route("/api/events/ticket", post(events_ticket))
+        .route("/api/agent-logout", post(agent_logout))
         .route("/metrics", get(metrics))
         .layer(axum::middleware::from_fn_with_state(api.clone(), auth));
     Router::new()
@@ -175,14 +185,18 @@ pub fn router(api: Api) -> Router {
         .route("/nida.js", get(script))
         .route("/nida.css", get(style))
         .merge(protected)
+        .layer(axum::middleware::from_fn(crate::http::bounded_body))
         .with_state(api)
 }
 
-/// Serves until the process ends.
-pub async fn serve(listener: tokio::net::TcpListener, api: Api) {
-    if let Err(e) = axum::serve(listener, router(api)).await {
-        tracing::error!(error = %e, "admin API stopped");
-    }
+/// Serves until the process ends, within the HTTP listener's bounds
+/// (`limits`: the source networks' prefixes, the trusted networks).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    api: Api,
+    limits: nida_sip::guard::GuardConfig,
+) {
+    crate::http::serve(listener, router(api), &limits).await;
 }
 
 async fn page(html: &'static str) -> Response {
@@ -218,6 +232,8 @@ async fn status(State(api): State<Api>) -> Json<serde_json::Value> {
     let l = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     Json(json!({
         "calls": l(&c.calls),
+        "rtp_ports_in_use": l(&c.rtp_ports_in_use),
+        "callbacks_pending": api.centre.bookings.pending(),
         "answered": l(&c.answered),
         "overload_rejects": l(&c.overload_rejects),
         "sip_received": l(&c.sip_received),
@@ -323,20 +339,83 @@ struct Login {
 }
 
 /// The agent page's log-in: SIP user and password give a session token.
-async fn agent_login(State(api): State<Api>, Json(l): Json<Login>) -> Response {
-    let found = api.agents.iter().find(|a| a.user == l.user);
+/// Wrong tries are logged and throttled per address and per user.
+async fn agent_login(
+    State(api): State<Api>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    Json(l): Json<Login>,
+) -> Response {
+    let now = std::time::Instant::now();
+    let throttled = match api.access.lock() {
+        Ok(mut a) => a.may_try_login(now, peer.ip(), &l.user),
+        Err(_) => return error(StatusCode::SERVICE_UNAVAILABLE, "try again"),
+    };
+    if let Err(wait) = throttled {
+        tracing::warn!(source = %peer.ip(), user = %l.user, "agent log-in refused: too many wrong tries");
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, wait.as_secs().max(1).to_string())],
+            Json(json!({ "error": "too many wrong tries; wait before the next" })),
+        )
+            .into_response();
+    }
+    let found = api
+        .agents
+        .iter()
+        .find(|a| a.user == l.user && !l.password.is_empty());
     // The same answer, and the same work, for a wrong user and a wrong
     // password.
-    let expected = found.map_or("\u{0}", |a| a.password.as_str());
-    let ok = constant_eq(l.password.as_bytes(), expected.as_bytes()) && found.is_some();
+    let secret = found.map_or(nida_sip::auth::Secret::Password("\u{0}".into()), |a| {
+        a.secret()
+    });
+    let ok = secret.matches(&l.user, &api.realm, &l.password) && found.is_some();
     let Some(a) = found.filter(|_| ok) else {
+        tracing::warn!(source = %peer.ip(), user = %l.user, "agent log-in failed: wrong user or password");
+        if let Ok(mut access) = api.access.lock() {
+            access.login_failed(now, peer.ip(), &l.user);
+        }
         return error(StatusCode::UNAUTHORIZED, "wrong user or password");
     };
     let token = session_token(a.id);
-    if let Ok(mut s) = api.sessions.lock() {
-        s.insert(token.clone(), a.id);
+    if let Ok(mut access) = api.access.lock() {
+        access.start_session(now, a.id, token.clone());
     }
     Json(json!({ "token": token, "agent": a.id, "name": a.name })).into_response()
+}
+
+/// Ends the agent page session whose token the request carries.
+async fn agent_logout(headers: HeaderMap, State(api): State<Api>) -> Response {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    let ended = api.access.lock().is_ok_and(|mut a| a.end_session(token));
+    if ended {
+        (StatusCode::OK, Json(json!({ "ok": true }))).into_response()
+    } else {
+        error(StatusCode::BAD_REQUEST, "not an agent session")
+    }
+}
+
+/// A ticket that opens the event stream once, within 30 seconds, for
+/// whoever asked (admin or agent).
+async fn events_ticket(
+    State(api): State<Api>,
+    axum::Extension(who): axum::Extension<Who>,
+) -> Response {
+    let ticket = nida_sip::rng::os_token();
+    match api.access.lock() {
+        Ok(mut a) => {
+            a.issue_ticket(std::time::Instant::now(), who, ticket.clone());
+            Json(json!({
+                "ticket": ticket,
+                "expires_seconds": crate::access::TICKET_LIFETIME.as_secs()
+            }))
+            .into_response()
+        }
+        Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "try again"),
+    }
 }
 
 /// A fresh session token: 128 bits from the OS CSPRNG.

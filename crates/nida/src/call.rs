@@ -385,10 +385,13 @@ async fn talk(
 ) {
     let CallerLeg {
         mut handle,
-        mut sock,
+        sock,
         mut guard,
         mut rtp,
     } = leg;
+    // Gone while a call-back waits without the caller: a parked call
+    // holds no socket and no RTP port.
+    let mut sock = Some(sock);
     let driver = s.driver.clone();
     let send = move |m: ToDriver| {
         let d = driver.clone();
@@ -434,7 +437,10 @@ async fn talk(
         }
         let now = Instant::now();
         while let Some((n, dest)) = rtp.poll_transmit(now, &mut outbuf) {
-            if let Err(e) = sock.send_to(&outbuf[..n], dest).await {
+            if let Some(Err(e)) = match &sock {
+                Some(sock) => Some(sock.send_to(&outbuf[..n], dest).await),
+                None => None,
+            } {
                 debug!(error = %e, %dest, "RTP send failed");
             }
             centre.tick_recording();
@@ -446,12 +452,15 @@ async fn talk(
             if !centre.parked() {
                 break;
             }
-            // A call-back keeps the call in line without the caller.
+            // A call-back keeps the call in line without the caller,
+            // whose socket and port go back to the driver meanwhile.
+            sock = None;
+            guard = None;
             match park(s, &mut centre, &mut rtp).await {
                 Some(new) => match CallerLeg::answered(s, new) {
                     Ok(leg) => {
                         handle = leg.handle;
-                        sock = leg.sock;
+                        sock = Some(leg.sock);
                         guard = leg.guard;
                         rtp = leg.rtp;
                         hangup_at = Instant::now() + s.cfg.call_duration;
@@ -475,8 +484,8 @@ async fn talk(
             wake = wake.min(t);
         }
         tokio::select! {
-            r = sock.recv_from(&mut inbuf) => {
-                if let Ok((n, from)) = r {
+            r = recv_leg(sock.as_ref(), &mut inbuf) => {
+                if let Some((n, from)) = r {
                     rtp.handle_packet(Instant::now(), from, &inbuf[..n]);
                     centre.relay_caller(&mut rtp);
                 }

@@ -217,6 +217,8 @@ pub struct CentreHandle {
     pub live: tokio::sync::watch::Receiver<Arc<crate::live::LiveView>>,
     /// The routing core's statistics, per queue in the order of `queues`.
     pub stats: nida_acd::shell::SnapshotReader,
+    /// The numbers with a call-back pending.
+    pub bookings: crate::bookings::Bookings,
 }
 
 /// Starts the centre: the routing core thread and the task that serves it.
@@ -317,6 +319,7 @@ pub fn start(
         agents_by_user: by_user,
         live,
         stats,
+        bookings: Default::default(),
     }
 }
 

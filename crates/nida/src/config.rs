@@ -151,6 +151,12 @@ struct ProtectionDef {
     failure_window_seconds: Option<u64>,
     block_seconds: Option<u64>,
     trusted: Option<Vec<String>>,
+    ipv4_prefix: Option<u8>,
+    ipv6_prefix: Option<u8>,
+    max_connections: Option<usize>,
+    max_connections_per_source: Option<usize>,
+    tcp_idle_seconds: Option<u64>,
+    max_half_open_share: Option<f64>,
 }
 
 /// A web service told about the centre's events.
@@ -193,8 +199,12 @@ pub struct AgentDef {
     pub id: u32,
     /// SIP user name the softphone registers with.
     pub user: String,
-    /// Digest password.
+    /// Digest password (not empty).
     pub password: String,
+    /// For agents kept in the store: the HA1s of their password (MD5,
+    /// SHA-256) for this realm; `password` is empty then.
+    #[serde(skip)]
+    pub ha1: Option<(String, String)>,
     /// Display name.
     #[serde(default)]
     pub name: String,
@@ -209,6 +219,19 @@ pub struct AgentDef {
     /// Log in and become ready when the softphone registers.
     #[serde(default = "yes")]
     pub ready_on_register: bool,
+}
+
+impl AgentDef {
+    /// The digest secret nida checks the agent's phone and log-in with.
+    pub fn secret(&self) -> nida_sip::auth::Secret {
+        match &self.ha1 {
+            Some((md5, sha256)) => nida_sip::auth::Secret::Ha1 {
+                md5: md5.clone(),
+                sha256: sha256.clone(),
+            },
+            None => nida_sip::auth::Secret::Password(self.password.clone()),
+        }
+    }
 }
 
 fn yes() -> bool {
@@ -370,6 +393,11 @@ pub struct Config {
     pub protection: nida_sip::guard::GuardConfig,
     /// Which numbers nida may call out to, and how often.
     pub outbound: crate::outbound::OutboundConfig,
+    /// A TCP or TLS connection silent this long between messages closes.
+    pub tcp_idle: Duration,
+    /// The share of RTP ports that calls not yet confirmed by their ACK
+    /// may hold (past it new calls get 503).
+    pub max_half_open_share: f64,
     /// Carrier trunks.
     pub trunks: Vec<nida_sip::trunk::TrunkConfig>,
     /// The trunk call-backs and transfers to numbers go through (before
@@ -431,6 +459,8 @@ impl Default for Config {
             webhooks: Vec::new(),
             protection: nida_sip::guard::GuardConfig::default(),
             outbound: Default::default(),
+            tcp_idle: Duration::from_secs(600),
+            max_half_open_share: 0.25,
             trunks: Vec::new(),
             outbound_trunk: None,
             tls: None,
@@ -596,6 +626,12 @@ impl Config {
                 if a.languages.is_empty() {
                     return Err(bad(format!("agent {}: list at least one language", a.id)));
                 }
+                if a.password.is_empty() || a.user.is_empty() {
+                    return Err(bad(format!(
+                        "agent {}: the user and the password may not be empty",
+                        a.id
+                    )));
+                }
             }
             self.agents = v;
         }
@@ -711,6 +747,36 @@ impl Config {
             }
             if let Some(v) = p.block_seconds {
                 g.block_for = Duration::from_secs(v);
+            }
+            if let Some(v) = p.ipv4_prefix {
+                if !(1..=32).contains(&v) {
+                    return Err(bad("ipv4_prefix must be 1 to 32".into()));
+                }
+                g.ipv4_prefix = v;
+            }
+            if let Some(v) = p.ipv6_prefix {
+                if !(1..=128).contains(&v) {
+                    return Err(bad("ipv6_prefix must be 1 to 128".into()));
+                }
+                g.ipv6_prefix = v;
+            }
+            if let Some(v) = p.max_connections {
+                g.max_connections = positive("protection.max_connections", v as u64)? as usize;
+            }
+            if let Some(v) = p.max_connections_per_source {
+                g.max_connections_per_source =
+                    positive("protection.max_connections_per_source", v as u64)? as usize;
+            }
+            if let Some(v) = p.tcp_idle_seconds {
+                self.tcp_idle = Duration::from_secs(positive("protection.tcp_idle_seconds", v)?);
+            }
+            if let Some(v) = p.max_half_open_share {
+                if !(v > 0.0 && v <= 1.0) {
+                    return Err(bad(
+                        "max_half_open_share must be above 0 and at most 1".into()
+                    ));
+                }
+                self.max_half_open_share = v;
             }
             if let Some(v) = p.trusted {
                 g.trusted = v

@@ -109,6 +109,8 @@ pub struct Listeners {
 pub struct Counters {
     /// Calls in progress.
     pub calls: AtomicU64,
+    /// RTP ports held by calls and legs now.
+    pub rtp_ports_in_use: AtomicU64,
     /// Calls answered since start.
     pub answered: AtomicU64,
     /// Calls refused with 503.
@@ -226,6 +228,8 @@ impl StatusCounts {
 /// Allocates and binds RTP ports; only the driver touches it.
 struct Ports {
     free: VecDeque<u16>,
+    /// Ports in the range, free or not.
+    total: usize,
 }
 
 impl Ports {
@@ -250,11 +254,13 @@ impl Ports {
         let first = cfg.rtp_ports.first + cfg.rtp_ports.first % 2;
         // nida's own listening ports never serve as RTP ports.
         let own = [cfg.sip_addr.port(), cfg.http_addr.port()];
+        let free: VecDeque<u16> = (first..=cfg.rtp_ports.last)
+            .step_by(2)
+            .filter(|p| !own.contains(p) && !own.contains(&(p + 1)))
+            .collect();
         Ports {
-            free: (first..=cfg.rtp_ports.last)
-                .step_by(2)
-                .filter(|p| !own.contains(p) && !own.contains(&(p + 1)))
-                .collect(),
+            total: free.len(),
+            free,
         }
     }
 }
@@ -353,7 +359,14 @@ pub async fn run(
     let mut drain: Option<Drain> = None;
     let (tx, mut rx) = mpsc::channel::<ToDriver>(65536);
     let Listeners { udp, tcp, tls } = listeners;
-    tokio::spawn(accept_loop(tcp, None, tx.clone()));
+    let streams = StreamLimits {
+        table: Arc::new(std::sync::Mutex::new(nida_sip::guard::Connections::new(
+            cfg.protection.clone(),
+        ))),
+        max_message: cfg.protection.max_message,
+        idle: cfg.tcp_idle,
+    };
+    tokio::spawn(accept_loop(tcp, None, tx.clone(), streams.clone()));
     let mut ep = Endpoint::new(EndpointConfig {
         local_addr: cfg.sip_addr,
         timers: Default::default(),
@@ -365,7 +378,12 @@ pub async fn run(
             if let Ok(addr) = listener.local_addr() {
                 ep.set_tls_addr(addr);
             }
-            tokio::spawn(accept_loop(listener, Some(acceptor), tx.clone()));
+            tokio::spawn(accept_loop(
+                listener,
+                Some(acceptor),
+                tx.clone(),
+                streams.clone(),
+            ));
             Some(connector)
         }
         None => None,
@@ -383,9 +401,7 @@ pub async fn run(
         .with_algorithms(cfg.digest_algorithms.clone());
         ep.set_registrar(nida_sip::registrar::Registrar::new(
             auth,
-            cfg.agents
-                .iter()
-                .map(|a| (a.user.clone(), a.password.clone())),
+            cfg.agents.iter().map(|a| (a.user.clone(), a.secret())),
         ));
     }
     let mut ports = Ports::new(&cfg);
@@ -408,10 +424,13 @@ pub async fn run(
     // Calls nida placed (agent legs), to the call that owns each.
     let mut legs: HashMap<CallHandle, mpsc::Sender<ToCall>> = HashMap::new();
     let mut calls: HashMap<CallHandle, mpsc::Sender<ToCall>> = HashMap::new();
+    // Incoming calls answered or ringing whose ACK has not come.
+    let mut half_open: std::collections::HashSet<CallHandle> = Default::default();
     let mut conns = Conns {
         open: HashMap::new(),
         connector,
         driver: tx.clone(),
+        limits: streams.clone(),
     };
     let mut media_rng = nida_sip::rng::Rng::new(cfg.seed.map(|s| s ^ 0x5eed));
     let mut buf = vec![0u8; 65536];
@@ -613,8 +632,9 @@ pub async fn run(
                         }
                         let mut confirm = None;
                         if FeatureCodes::is_feature(&called) {
-                            match feature_call(&ep, &cfg, &shared.centre, &inc, &called, now) {
-                                Ok(c) => confirm = Some(c),
+                            match feature_call(&mut ep, &cfg, &shared.centre, &inc, &called, now) {
+                                Ok(Some(c)) => confirm = Some(c),
+                                Ok(None) => continue,
                                 Err((status, reason)) => {
                                     ep.reject(now, inc.call, status, reason, &[]);
                                     continue;
@@ -641,7 +661,15 @@ pub async fn run(
                             unavailable(&mut ep, now, inc.call, "30");
                             continue;
                         }
-                        let media = if calls.len() >= cfg.max_calls {
+                        // Calls not yet confirmed by their ACK (spoofed
+                        // INVITEs never will be) hold a bounded share of
+                        // the ports, so they cannot starve real callers.
+                        let half_open_full =
+                            half_open.len() as f64 >= cfg.max_half_open_share * ports.total as f64;
+                        if half_open_full {
+                            warn!(call_id = %inc.call_id, half_open = half_open.len(), "too many calls waiting for their ACK: 503");
+                        }
+                        let media = if calls.len() >= cfg.max_calls || half_open_full {
                             None
                         } else {
                             ports.bind(cfg.media_ip)
@@ -691,6 +719,7 @@ pub async fn run(
                             },
                         );
                         calls.insert(inc.call, setup.tx.clone());
+                        half_open.insert(inc.call);
                         call_sources.insert(inc.call, inc.source.ip());
                         counters.calls.fetch_add(1, Ordering::Relaxed);
                         let task_alive = alive.clone();
@@ -701,6 +730,7 @@ pub async fn run(
                         });
                     }
                     Event::Confirmed { call, sdp } => {
+                        half_open.remove(&call);
                         if let Some(c) = calls.get(&call) {
                             let _ = c.try_send(ToCall::Confirmed(sdp));
                         }
@@ -771,8 +801,10 @@ pub async fn run(
                     Event::AuthFailed { source } => {
                         guard.handle_auth_failure(now, source.ip());
                     }
-                    Event::AuthSucceeded { source } => guard.handle_auth_success(source.ip()),
+                    // A success resets no count: failures leave the window by time only.
+                    Event::AuthSucceeded { .. } => {}
                     Event::Ended { call, reason } => {
+                        half_open.remove(&call);
                         if let Some(ip) = call_sources.remove(&call) {
                             guard.dialog_end(ip);
                         }
@@ -788,6 +820,9 @@ pub async fn run(
                 break;
             }
         }
+        counters
+            .rtp_ports_in_use
+            .store((ports.total - ports.free.len()) as u64, Ordering::Relaxed);
         let s = ep.stats();
         counters.sip_received.store(s.received, Ordering::Relaxed);
         counters.sip_malformed.store(s.malformed, Ordering::Relaxed);
@@ -912,26 +947,24 @@ fn admit(guard: &mut Guard, now: Instant, from: SocketAddr, len: usize) -> bool 
 /// and the call is answered with a confirmation (prompt, language). The
 /// agent is the one registered from (or fixed at) the call's source
 /// address; anyone else gets 403.
+/// A feature code from an agent's phone. The phone proves whose it is by
+/// digest, like its REGISTER (an address proves nothing: UDP sources are
+/// forged at will). `Ok(None)`: nida challenged or refused the INVITE
+/// itself; `Ok(Some(..))`: the confirmation prompt (name, language).
 fn feature_call(
-    ep: &Endpoint,
+    ep: &mut Endpoint,
     cfg: &Config,
     centre: &crate::centre::CentreHandle,
     inc: &nida_sip::IncomingCall,
     called: &str,
     now: Instant,
-) -> Result<(String, String), (u16, &'static str)> {
-    let registered = ep
-        .registrar()
-        .and_then(|r| r.user_at(inc.source, now))
-        .and_then(|u| centre.agents_by_user.get(u).copied());
-    let fixed = || {
-        cfg.agents.iter().find_map(|a| {
-            let t = crate::centre::static_target(a.contact.as_deref()?)?;
-            (t.dest == inc.source).then_some(a.id)
-        })
+) -> Result<Option<(String, String)>, (u16, &'static str)> {
+    let Some(user) = ep.authenticate_caller(now, inc.call) else {
+        debug!(source = %inc.source, code = %called, "feature code: challenged or refused");
+        return Ok(None);
     };
-    let Some(id) = registered.or_else(fixed) else {
-        warn!(source = %inc.source, code = %called, "feature code from a phone that is no agent's: 403");
+    let Some(id) = centre.agents_by_user.get(&user).copied() else {
+        warn!(source = %inc.source, code = %called, "feature code from a user who is no agent: 403");
         return Err((403, "Forbidden"));
     };
     let feature = cfg.feature_codes.parse(called).map_err(|why| {
@@ -960,7 +993,7 @@ fn feature_call(
         .find(|a| a.id == id)
         .and_then(|a| a.languages.first().cloned())
         .unwrap_or_else(|| cfg.language.clone());
-    Ok((feature.prompt.to_string(), language))
+    Ok(Some((feature.prompt.to_string(), language)))
 }
 
 /// Sends a message that must arrive (an end): when the call's queue is
@@ -990,6 +1023,8 @@ struct Conns {
     open: HashMap<(Transport, SocketAddr), mpsc::Sender<Vec<u8>>>,
     connector: Option<TlsConnector>,
     driver: mpsc::Sender<ToDriver>,
+    /// Message size and idle time for the connections nida opens too.
+    limits: StreamLimits,
 }
 
 impl Conns {
@@ -1004,6 +1039,7 @@ impl Conns {
             return;
         }
         let driver = self.driver.clone();
+        let limits = self.limits.clone();
         let tls = match (transport, &self.connector) {
             (Transport::Tls, Some(c)) => Some(c.clone()),
             (Transport::Tls, None) => {
@@ -1024,12 +1060,18 @@ impl Conns {
             let _ = wtx.send(data).await;
             let _ = stream.set_nodelay(true);
             match tls {
-                None => serve_connection(stream, Transport::Tcp, dest, driver, wtx, wrx).await,
+                None => {
+                    serve_connection(stream, Transport::Tcp, dest, driver, (wtx, wrx), &limits)
+                        .await
+                }
                 Some(connector) => {
                     let name =
                         tokio_rustls::rustls::pki_types::ServerName::IpAddress(dest.ip().into());
                     match connector.connect(name, stream).await {
-                        Ok(s) => serve_connection(s, Transport::Tls, dest, driver, wtx, wrx).await,
+                        Ok(s) => {
+                            serve_connection(s, Transport::Tls, dest, driver, (wtx, wrx), &limits)
+                                .await
+                        }
                         Err(e) => warn!(%dest, error = %e, "TLS handshake failed"),
                     }
                 }
@@ -1038,65 +1080,115 @@ impl Conns {
     }
 }
 
-/// Accepts TCP connections (TLS ones when `tls` is given).
+/// What bounds the stream connections of both listeners (TCP, TLS).
+#[derive(Clone)]
+struct StreamLimits {
+    /// Open connections, in total and per source network.
+    table: Arc<std::sync::Mutex<nida_sip::guard::Connections>>,
+    /// Largest message, refused at its header.
+    max_message: usize,
+    /// A connection silent this long between messages is closed.
+    idle: std::time::Duration,
+}
+
+/// Time for a message that has begun to arrive whole, and for a TLS
+/// handshake: a peer trickling bytes holds its connection no longer.
+const MESSAGE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A connection's place in the count, given back when its task ends.
+struct Slot {
+    table: Arc<std::sync::Mutex<nida_sip::guard::Connections>>,
+    peer: SocketAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Ok(mut t) = self.table.lock() {
+            t.close(self.peer.ip());
+        }
+    }
+}
+
+/// Accepts TCP connections (TLS ones when `tls` is given) within
+/// `limits`.
 async fn accept_loop(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     driver: mpsc::Sender<ToDriver>,
+    limits: StreamLimits,
 ) {
+    let mut backoff = std::time::Duration::from_millis(10);
     loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => {
-                let _ = stream.set_nodelay(true);
-                let (wtx, wrx) = mpsc::channel(256);
-                let driver = driver.clone();
-                match tls.clone() {
-                    None => {
-                        tokio::spawn(serve_connection(
-                            stream,
-                            Transport::Tcp,
-                            peer,
-                            driver,
-                            wtx,
-                            wrx,
-                        ));
-                    }
-                    Some(acceptor) => {
-                        tokio::spawn(async move {
-                            // A peer that never finishes the handshake
-                            // does not hold its task for ever.
-                            let handshake = tokio::time::timeout(
-                                std::time::Duration::from_secs(10),
-                                acceptor.accept(stream),
-                            );
-                            match handshake.await {
-                                Ok(Ok(s)) => {
-                                    serve_connection(s, Transport::Tls, peer, driver, wtx, wrx)
-                                        .await
-                                }
-                                Ok(Err(e)) => debug!(%peer, error = %e, "TLS handshake failed"),
-                                Err(_) => debug!(%peer, "TLS handshake timed out"),
-                            }
-                        });
-                    }
-                }
+        let (stream, peer) = match listener.accept().await {
+            Ok(c) => {
+                backoff = std::time::Duration::from_millis(10);
+                c
             }
             Err(e) => {
-                warn!(error = %e, "TCP accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                // EMFILE and the like: wait for connections to close
+                // instead of spinning on the error.
+                warn!(error = %e, pause_ms = backoff.as_millis() as u64, "TCP accept failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(std::time::Duration::from_secs(1));
+                continue;
+            }
+        };
+        let admitted = limits
+            .table
+            .lock()
+            .map(|mut t| t.open(peer.ip()))
+            .unwrap_or(false);
+        if !admitted {
+            debug!(%peer, "connection refused: too many open");
+            continue;
+        }
+        let slot = Slot {
+            table: limits.table.clone(),
+            peer,
+        };
+        let _ = stream.set_nodelay(true);
+        let (wtx, wrx) = mpsc::channel(256);
+        let driver = driver.clone();
+        let limits = limits.clone();
+        match tls.clone() {
+            None => {
+                tokio::spawn(async move {
+                    let _slot = slot;
+                    serve_connection(stream, Transport::Tcp, peer, driver, (wtx, wrx), &limits)
+                        .await
+                });
+            }
+            Some(acceptor) => {
+                tokio::spawn(async move {
+                    let _slot = slot;
+                    // A peer that never finishes the handshake does not
+                    // hold its slot for ever.
+                    let handshake = tokio::time::timeout(MESSAGE_TIMEOUT, acceptor.accept(stream));
+                    match handshake.await {
+                        Ok(Ok(s)) => {
+                            serve_connection(s, Transport::Tls, peer, driver, (wtx, wrx), &limits)
+                                .await
+                        }
+                        Ok(Err(e)) => debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => debug!(%peer, "TLS handshake timed out"),
+                    }
+                });
             }
         }
     }
 }
 
-/// Reads framed messages from a connection and writes what the driver sends.
+/// Reads framed messages from a connection and writes what the driver
+/// sends. The connection closes when a message is too large, when a
+/// begun message does not arrive whole within [`MESSAGE_TIMEOUT`], or
+/// when nothing arrives for the idle time.
 async fn serve_connection<S>(
     stream: S,
     transport: Transport,
     peer: SocketAddr,
     driver: mpsc::Sender<ToDriver>,
-    wtx: mpsc::Sender<Vec<u8>>,
-    mut wrx: mpsc::Receiver<Vec<u8>>,
+    (wtx, mut wrx): (mpsc::Sender<Vec<u8>>, mpsc::Receiver<Vec<u8>>),
+    limits: &StreamLimits,
 ) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
@@ -1115,12 +1207,21 @@ async fn serve_connection<S>(
             }
         }
     });
-    let mut framer = StreamFramer::default();
+    let mut framer = StreamFramer::with_limit(limits.max_message);
     let mut buf = vec![0u8; 16384];
     'read: loop {
-        let n = match rd.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
+        let wait = if framer.pending() {
+            MESSAGE_TIMEOUT
+        } else {
+            limits.idle
+        };
+        let n = match tokio::time::timeout(wait, rd.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => n,
+            Err(_) => {
+                debug!(%peer, ?transport, "connection silent too long: closing");
+                break;
+            }
         };
         framer.push(&buf[..n]);
         loop {

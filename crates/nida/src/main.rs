@@ -2,8 +2,10 @@
 //! the prompts, binds the sockets, and starts the SIP driver and the status
 //! endpoint on a tokio runtime.
 
+mod access;
 mod agentcmd;
 mod api;
+mod bookings;
 mod call;
 mod caller;
 mod centre;
@@ -12,6 +14,7 @@ mod db;
 mod driver;
 mod features;
 mod flowcmd;
+mod http;
 mod httpc;
 mod live;
 mod lookup;
@@ -433,7 +436,9 @@ async fn serve(
             token,
             cfg.agents.clone(),
             reload_now,
+            &cfg.realm,
         ),
+        cfg.protection.clone(),
     ));
     webhooks::start(&cfg.webhooks, &centre, &store);
     tokio::spawn(reload::watch(cfg.clone(), flows_tx));
@@ -471,14 +476,27 @@ fn add_stored_agents(
     cfg: &mut Config,
     store: &db::StoreHandle,
 ) -> Result<(), nida_store::StoreError> {
-    for a in store.reader()?.agents()? {
+    let mut st = store.reader()?;
+    for mut a in st.agents()? {
         if cfg.agents.iter().any(|c| c.id == a.id || c.user == a.user) {
             continue;
         }
+        if a.ha1.is_none() && !a.password.is_empty() {
+            // Kept in clear by an older nida: the store keeps HA1s now.
+            a.ha1 = Some(agentcmd::hashed(&a.user, &cfg.realm, &a.password));
+            a.password.clear();
+            st.put_agent(&a)?;
+            tracing::info!(agent = a.id, "stored password replaced by its HA1s");
+        }
+        let Some(ha1) = a.ha1.filter(|h| h.realm == cfg.realm) else {
+            tracing::warn!(agent = a.id, realm = %cfg.realm, "stored agent's password was set for another realm: set it again with nida agent add");
+            continue;
+        };
         cfg.agents.push(config::AgentDef {
             id: a.id,
             user: a.user,
-            password: a.password,
+            password: String::new(),
+            ha1: Some((ha1.md5, ha1.sha256)),
             name: a.name,
             skills: a.skills,
             languages: a.languages,
@@ -504,7 +522,13 @@ fn admin_token(cfg: &Config) -> Result<String, String> {
         .truncate(true)
         .mode(0o600)
         .open(&path)
-        .and_then(|mut f| std::io::Write::write_all(&mut f, format!("{token}\n").as_bytes()));
+        .and_then(|mut f| {
+            // `mode` applies to a new file only: one left by an earlier
+            // run (or made by hand) is made owner-only too.
+            use std::os::unix::fs::PermissionsExt;
+            f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+            std::io::Write::write_all(&mut f, format!("{token}\n").as_bytes())
+        });
     match written {
         Ok(()) => {
             println!("admin token written to {}", path.display());

@@ -313,6 +313,13 @@ pub fn render(counters: &Counters, centre: &CentreHandle, totals: &RecordTotals)
     );
     family(
         &mut out,
+        "nida_rtp_ports_in_use",
+        "gauge",
+        "RTP ports held by calls and legs now.",
+        &[(String::new(), load(&counters.rtp_ports_in_use))],
+    );
+    family(
+        &mut out,
         "nida_rtp_packets_foreign_total",
         "counter",
         "RTP packets dropped on finished call legs: they came from another source than the peer.",

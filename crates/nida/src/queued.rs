@@ -161,6 +161,9 @@ struct Callback {
     /// The number to call: one the caller proved (see
     /// [`CentreCall::callback_number`]).
     number: String,
+    /// Its place among the pending call-backs, held (never read) until
+    /// the call-back is dropped.
+    _booking: Option<crate::bookings::Booking>,
 }
 
 /// The call to the caller, placed when the agent is on the line.
@@ -295,6 +298,7 @@ impl CentreCall {
             attempts: row.attempts,
             requested_at: row.requested_at,
             number: row.number.clone(),
+            _booking: s.centre.bookings.book(&row.number).ok(),
             ..Callback::default()
         });
         info!(queue = %row.queue, attempts = row.attempts, "call-back restored after a restart");
@@ -375,9 +379,24 @@ impl CentreCall {
             info!("call-back refused: the caller's number is not proven");
             return;
         };
+        let Some(booking) = self.book(s, &number) else {
+            return;
+        };
         rtp.stop_playback();
         self.music = false;
-        self.start_callback(s, number);
+        self.start_callback(s, number, booking);
+    }
+
+    /// A place among the pending call-backs for `number`; `None` (logged)
+    /// when it has one already or too many wait: the caller stays in line.
+    fn book(&self, s: &CallSetup, number: &str) -> Option<crate::bookings::Booking> {
+        match s.centre.bookings.book(number) {
+            Ok(b) => Some(b),
+            Err(why) => {
+                info!(?why, "call-back not booked");
+                None
+            }
+        }
     }
 
     /// The number a call-back may dial: one the caller proved, never the
@@ -416,16 +435,20 @@ impl CentreCall {
             info!("call-back refused: the caller's number is not proven");
             return false;
         };
+        let Some(booking) = self.book(s, &number) else {
+            return false;
+        };
         info!("caller asked for a call-back, keeping the place in line");
-        self.start_callback(s, number);
+        self.start_callback(s, number, booking);
         self.close_with(s, rtp, "callback_thanks");
         true
     }
 
-    fn start_callback(&mut self, s: &CallSetup, number: String) {
+    fn start_callback(&mut self, s: &CallSetup, number: String, booking: crate::bookings::Booking) {
         self.callback = Some(Callback {
             requested_at: unix_now() as i64,
             number,
+            _booking: Some(booking),
             ..Callback::default()
         });
         self.outcome = "callback_waiting";
@@ -795,17 +818,20 @@ impl CentreCall {
                 self.cancel_legs(s).await;
                 info!(?exit, "longest wait reached");
                 match exit {
-                    Exit::Callback => match self.callback_number(s) {
-                        Some(number) => {
+                    Exit::Callback => match self
+                        .callback_number(s)
+                        .and_then(|n| Some((self.book(s, &n)?, n)))
+                    {
+                        Some((booking, number)) => {
                             // Called back as if they had pressed the digit,
                             // ahead of callers who have not waited that long.
                             self.priority = self.priority.saturating_add(1);
-                            self.start_callback(s, number);
+                            self.start_callback(s, number, booking);
                             self.close_with(s, rtp, "callback_thanks");
                             self.join_queue(s).await;
                         }
                         None => {
-                            info!("call-back refused: the caller's number is not proven");
+                            info!("no call-back for this caller");
                             self.outcome = "callback_unavailable";
                             self.close_with(s, rtp, "goodbye");
                         }

@@ -66,13 +66,25 @@ async function api(path, token, options) {
   return r.json();
 }
 
+// The token stays in headers: the stream opens with a one-time ticket, and
+// a dropped stream reopens with a new one.
 function follow(token, onEvent) {
   const link = $("#link");
-  const es = new EventSource(`/api/events?token=${encodeURIComponent(token)}`);
-  es.onopen = () => { link.dataset.state = "live"; };
-  es.onerror = () => { link.dataset.state = "connecting"; };
-  es.onmessage = (m) => { try { onEvent(JSON.parse(m.data)); } catch (e) { /* a bad event is skipped */ } };
-  return es;
+  const open = async () => {
+    let ticket;
+    try {
+      ticket = (await api("/api/events/ticket", token, { method: "POST" })).ticket;
+    } catch (e) {
+      link.dataset.state = "connecting";
+      setTimeout(open, 2000);
+      return;
+    }
+    const es = new EventSource(`/api/events?ticket=${encodeURIComponent(ticket)}`);
+    es.onopen = () => { link.dataset.state = "live"; };
+    es.onerror = () => { link.dataset.state = "connecting"; es.close(); setTimeout(open, 1000); };
+    es.onmessage = (m) => { try { onEvent(JSON.parse(m.data)); } catch (e) { /* a bad event is skipped */ } };
+  };
+  open();
 }
 
 // ---------- wallboard ----------
