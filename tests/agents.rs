@@ -767,7 +767,8 @@ fn agent_changes_state_with_feature_codes_from_the_softphone() {
         log.matches("prompt finished").count() >= 4,
         "the confirmations were played to the end: {log}"
     );
-    // A phone that is no agent's is refused.
+    // A phone without an agent's credentials is challenged (the address
+    // proves nothing) and, having none to give, gets no feature.
     let out = Command::new(env!("CARGO_BIN_EXE_nida"))
         .args(["call", &format!("sip:*22@{}", nida.sip)])
         .args(["--max-seconds", "5"])
@@ -778,7 +779,8 @@ fn agent_changes_state_with_feature_codes_from_the_softphone() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(text.contains("403"), "{text}");
+    assert!(text.contains("401"), "{text}");
+    assert_eq!(nida.log().matches("feature code agent=").count(), 4);
 }
 
 /// Every change of every call-back in the database, in order: the

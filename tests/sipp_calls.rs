@@ -82,20 +82,25 @@ fn basic_call_gets_paced_prompt_audio_and_symmetric_rtp() {
     let span = (arrivals[49] - arrivals[0]).as_secs_f64();
     assert!((0.9..1.1).contains(&span), "49 intervals took {span} s");
 
-    // Symmetric RTP: packets from another port move nida's stream there.
+    // Symmetric RTP: a caller whose media comes from another port (a NAT
+    // that rebound) is followed once it has sent a run of well-sequenced
+    // packets with one SSRC while the old source is silent (the caller
+    // sent nothing there).
     let other = UdpSocket::bind("127.0.0.1:0").unwrap();
     other
         .set_read_timeout(Some(Duration::from_secs(2)))
         .unwrap();
-    let pkt = rtp_rs::RtpPacketBuilder::new()
-        .payload_type(0)
-        .sequence(1.into())
-        .timestamp(0)
-        .ssrc(99)
-        .payload(&[0xFF; 160])
-        .build()
-        .unwrap();
-    other.send_to(&pkt, nida_rtp.unwrap()).unwrap();
+    for seq in 1..=nida_media::rtp::LATCH_RUN as u16 {
+        let pkt = rtp_rs::RtpPacketBuilder::new()
+            .payload_type(0)
+            .sequence(seq.into())
+            .timestamp(u32::from(seq) * 160)
+            .ssrc(99)
+            .payload(&[0xFF; 160])
+            .build()
+            .unwrap();
+        other.send_to(&pkt, nida_rtp.unwrap()).unwrap();
+    }
     let (n, from) = other
         .recv_from(&mut buf)
         .expect("RTP follows the caller's real source");
