@@ -9,6 +9,7 @@
 //! 4. exhausting connections, memory, RTP ports or call-backs;
 //! 5. replaying or guessing credentials, tokens in URLs, forged feature
 //!    codes, a store others can read;
+//! 6. a full disk or a read-only data folder losing records.
 //!
 //! Each attack here succeeded against earlier versions of nida.
 
@@ -736,4 +737,122 @@ fn the_store_is_readable_by_its_owner_only() {
     let db = nida.dir.join("data/nida.db");
     let mode = std::fs::metadata(&db).unwrap().permissions().mode();
     assert_eq!(mode & 0o077, 0, "nida.db is {mode:o}");
+}
+
+// ---------- 6. storage that fails ----------
+
+/// A small tmpfs mounted at `dir` for the test's life (the data folder
+/// made full or read-only at will); `None` when this user cannot mount
+/// (not root): the storage tests need it.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &std::path::Path, options: &str) -> Tmpfs {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "the storage tests mount a tmpfs (run them as root)");
+        Tmpfs(dir.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn nida_refuses_to_start_on_a_read_only_data_folder() {
+    let dir = std::env::temp_dir().join(format!("nida-ro-{}", std::process::id()));
+    let _fs = Tmpfs::mount(&dir, "size=1m,ro");
+    let p = common::ports(BASE, 110);
+    let cfg = std::env::temp_dir().join(format!("nida-ro-{}.toml", std::process::id()));
+    std::fs::write(
+        &cfg,
+        format!(
+            "sip_addr = \"127.0.0.1:{p}\"\nhttp_addr = \"127.0.0.1:{}\"\nrtp_ports = \"{}-{}\"\n\
+             admin_token = \"{}\"\ndata_dir = \"{}\"\n",
+            p + 1,
+            p + 10,
+            p + 109,
+            common::TOKEN,
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nida"))
+        .arg("--config")
+        .arg(&cfg)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let exited = common::wait(Duration::from_secs(10), || child.try_wait().unwrap().is_some());
+    if !exited {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(exited, "nida ran on a read-only data folder");
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(&dir.display().to_string()), "{err}");
+    let _ = std::fs::remove_file(&cfg);
+}
+
+/// `/health` as (status, body).
+fn health(nida: &Nida) -> (u16, String) {
+    http(nida, "GET", "/health", None, "")
+}
+
+#[test]
+fn a_record_is_kept_while_the_disk_is_full_and_written_once_it_has_room() {
+    let data = std::env::temp_dir().join(format!("nida-full-{}", std::process::id()));
+    let _fs = Tmpfs::mount(&data, "size=2m");
+    let nida = Nida::start(
+        BASE,
+        &format!(
+            "data_dir = \"{}\"\n[queues.visa_general]\nannounce_seconds = 0\n",
+            data.display()
+        ),
+    );
+    assert_eq!(health(&nida).0, 200);
+    // Fill the disk.
+    let filler = data.join("filler");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 64 * 1024];
+        while f.write_all(&block).and_then(|()| f.sync_all()).is_ok() {}
+    }
+    // A caller queues and gives up: the record cannot be written.
+    let out = Command::new(env!("CARGO_BIN_EXE_nida"))
+        .args(["call", &format!("sip:8005@{}", nida.sip)])
+        .args(["--digits", "2,0", "--barge-in-ms", "1500", "--max-seconds", "8"])
+        .output()
+        .unwrap();
+    assert!(out.status.success() || !out.stdout.is_empty());
+    assert!(
+        common::wait(Duration::from_secs(10), || health(&nida).0 == 503),
+        "{}",
+        nida.log()
+    );
+    let (_, body) = health(&nida);
+    assert!(body.contains("1 writes waiting"), "{body}");
+    let metrics = http(&nida, "GET", "/metrics", Some(common::TOKEN), "").1;
+    assert!(metrics.contains("nida_store_unwritten 1"), "{metrics}");
+    // Room again: the kept record goes in, nothing lost.
+    std::fs::remove_file(&filler).unwrap();
+    assert!(
+        common::wait(Duration::from_secs(15), || health(&nida).0 == 200),
+        "{}",
+        nida.log()
+    );
+    let store = nida_store::Store::open_dir(&data).unwrap();
+    let calls = store.calls(&nida_store::Query::default()).unwrap();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0].outcome, "abandoned");
 }

@@ -41,7 +41,7 @@ pub enum StoreError {
         /// The newest version this build knows.
         known: u32,
     },
-    /// The data folder cannot be made.
+    /// The data folder cannot be made or written to.
     #[error("data folder {path}: {source}")]
     Folder {
         /// The folder.
@@ -49,6 +49,9 @@ pub enum StoreError {
         /// Why.
         source: std::io::Error,
     },
+    /// Not tried: writes before it still wait for a store that fails.
+    #[error("earlier writes still wait for the store")]
+    Unwritten,
 }
 
 /// Results of the store.

@@ -173,7 +173,7 @@ pub fn router(api: Api) -> Router {
         .route("/metrics", get(metrics))
         .layer(axum::middleware::from_fn_with_state(api.clone(), auth));
     Router::new()
-        .route("/health", get(|| async { "ok\n" }))
+        .route("/health", get(health))
         .route("/api/openapi.json", get(openapi))
         .route("/api/agent-login", post(agent_login))
         .route(
@@ -458,6 +458,11 @@ async fn recordings(State(api): State<Api>) -> Json<serde_json::Value> {
             {
                 let bytes = f.metadata().map(|m| m.len()).unwrap_or(0);
                 let name = f.file_name().to_string_lossy().to_string();
+                // A recording still being written (or cut off by a crash)
+                // has its temporary name.
+                if !name.ends_with(".wav") {
+                    continue;
+                }
                 files.push(json!({
                     "day": day_name,
                     "file": name,
@@ -643,7 +648,32 @@ async fn metrics(State(api): State<Api>) -> Response {
     let totals = api.totals.borrow().clone();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        crate::metrics::render(&api.counters, &api.centre, &totals),
+        format!(
+            "{}{}",
+            crate::metrics::render(&api.counters, &api.centre, &totals),
+            crate::metrics::store_health(&api.store.health)
+        ),
+    )
+        .into_response()
+}
+
+/// `ok`, or 503 while writes wait for a store that fails (a full disk, a
+/// folder made read-only): what waits is kept in memory and tried again.
+async fn health(State(api): State<Api>) -> Response {
+    let h = &api.store.health;
+    let waiting = h.unwritten.load(Ordering::Relaxed);
+    if waiting == 0 {
+        return "ok\n".into_response();
+    }
+    let why = h
+        .last_error
+        .lock()
+        .ok()
+        .and_then(|e| e.clone())
+        .unwrap_or_default();
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("store failing: {waiting} writes waiting: {why}\n"),
     )
         .into_response()
 }

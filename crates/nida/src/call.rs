@@ -540,7 +540,7 @@ async fn talk(
                     digits.push(d);
                     s.counters.dtmf.fetch_add(1, Ordering::Relaxed);
                     info!(digit = %d, digits = %digits, "dtmf");
-                    if centre.digit(s, d, &mut rtp) {
+                    if centre.digit(s, d, &mut rtp).await {
                         continue;
                     }
                     if let Some(session) = ivr.as_mut() {

@@ -5,9 +5,26 @@
 //! tells the [`Notices`] listeners (metrics, webhooks) what was stored.
 
 use nida_store::{CallRecord, CallbackRow, OutboundRow, Store, StoreError};
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::{broadcast, oneshot};
 use tracing::warn;
+
+/// Whether nida can create files in `data_dir` (creating it if need be).
+fn writable(data_dir: &Path) -> Result<(), StoreError> {
+    let err = |source| StoreError::Folder {
+        path: data_dir.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(data_dir).map_err(err)?;
+    let probe = data_dir.join(format!(".nida-write-check-{}", std::process::id()));
+    std::fs::write(&probe, b"ok").map_err(err)?;
+    std::fs::remove_file(&probe).map_err(err)
+}
 
 /// Something stored, for listeners.
 #[derive(Debug, Clone)]
@@ -21,11 +38,26 @@ pub enum Stored {
 /// Listeners of what was stored.
 pub type Notices = broadcast::Sender<Stored>;
 
+/// Writes that could not be made, kept in memory and tried again; past
+/// this many the oldest is given up (and logged as an error).
+pub const MAX_UNWRITTEN: usize = 10_000;
+
+/// How the store is doing, for `/health` and the metrics.
+#[derive(Debug, Default)]
+pub struct StoreHealth {
+    /// Writes waiting to be tried again.
+    pub unwritten: AtomicU64,
+    /// Writes given up since start (the in-memory bound was reached).
+    pub lost: AtomicU64,
+    /// The last write error while some wait.
+    pub last_error: Mutex<Option<String>>,
+}
+
 enum Job {
     Call(CallRecord, oneshot::Sender<()>),
-    Callback(CallbackRow),
+    Callback(CallbackRow, Option<oneshot::Sender<bool>>),
     Outbound(OutboundRow),
-    /// Answered once every job sent before it is done.
+    /// Answered once every job sent before it is done (or kept for retry).
     Flush(oneshot::Sender<()>),
 }
 
@@ -36,48 +68,187 @@ pub struct StoreHandle {
     data_dir: PathBuf,
     /// What was stored, as it is.
     pub notices: Notices,
+    /// Writes waiting for a store that fails.
+    pub health: Arc<StoreHealth>,
+}
+
+/// The writer thread's state: the store and what waits to be written.
+struct Writer {
+    store: Store,
+    out: Notices,
+    health: Arc<StoreHealth>,
+    /// Writes that failed, oldest first: tried again before any new one,
+    /// so the order holds.
+    retry: VecDeque<Job>,
+    pause: Duration,
+}
+
+impl Writer {
+    /// Writes one job; gives it back with the error when it cannot.
+    fn write(&mut self, job: Job) -> Result<(), Box<(Job, StoreError)>> {
+        match job {
+            Job::Call(mut rec, done) => match self.store.insert_call(&rec) {
+                Ok(id) => {
+                    rec.id = id;
+                    let _ = self.out.send(Stored::Call(rec));
+                    let _ = done.send(());
+                    Ok(())
+                }
+                Err(e) => Err(Box::new((Job::Call(rec, done), e))),
+            },
+            Job::Callback(row, done) => match self.store.put_callback(&row) {
+                Ok(()) => {
+                    if let Some(d) = done {
+                        let _ = d.send(true);
+                    }
+                    let _ = self.out.send(Stored::Callback(row));
+                    Ok(())
+                }
+                Err(e) => Err(Box::new((Job::Callback(row, done), e))),
+            },
+            Job::Outbound(row) => match self.store.insert_outbound(&row) {
+                Ok(()) => Ok(()),
+                Err(e) => Err(Box::new((Job::Outbound(row), e))),
+            },
+            Job::Flush(done) => {
+                let _ = done.send(());
+                Ok(())
+            }
+        }
+    }
+
+    /// Keeps a failed job for later. A caller waiting on it is answered
+    /// now: a call's task may end (its record stays here), a call-back
+    /// request is refused (its caller must not be told it is booked).
+    fn keep(&mut self, job: Job, e: StoreError) {
+        let job = match job {
+            Job::Call(rec, done) => {
+                warn!(error = %e, call_id = %rec.call_id, "call record not stored yet: kept, tried again");
+                let _ = done.send(());
+                let (unused, _) = oneshot::channel();
+                Job::Call(rec, unused)
+            }
+            Job::Callback(row, Some(done)) => {
+                warn!(error = %e, call_id = %row.call_id, "call-back not stored: not booked");
+                let _ = done.send(false);
+                return;
+            }
+            Job::Callback(row, None) => {
+                warn!(error = %e, call_id = %row.call_id, "call-back change not stored yet: kept, tried again");
+                Job::Callback(row, None)
+            }
+            Job::Outbound(row) => {
+                warn!(error = %e, call_id = %row.call_id, "outbound call audit not stored yet: kept, tried again");
+                Job::Outbound(row)
+            }
+            Job::Flush(done) => {
+                let _ = done.send(());
+                return;
+            }
+        };
+        if self.retry.len() >= MAX_UNWRITTEN {
+            self.retry.pop_front();
+            self.health.lost.fetch_add(1, Ordering::Relaxed);
+            tracing::error!("store failing for too long: the oldest unwritten record is given up");
+        }
+        self.retry.push_back(job);
+        if let Ok(mut last) = self.health.last_error.lock() {
+            *last = Some(e.to_string());
+        }
+    }
+
+    /// Writes what waits, oldest first, until one fails.
+    fn retry(&mut self) {
+        while let Some(job) = self.retry.pop_front() {
+            if let Err(failed) = self.write(job) {
+                let (job, e) = *failed;
+                self.retry.push_front(job);
+                if let Ok(mut last) = self.health.last_error.lock() {
+                    *last = Some(e.to_string());
+                }
+                self.pause = (self.pause * 2).min(Duration::from_secs(30));
+                return;
+            }
+        }
+        self.pause = Duration::from_secs(1);
+        if let Ok(mut last) = self.health.last_error.lock() {
+            *last = None;
+        }
+    }
+
+    /// A new job: after what waits, so the order holds.
+    fn handle(&mut self, job: Job) {
+        if !self.retry.is_empty() {
+            self.retry();
+        }
+        if self.retry.is_empty() {
+            if let Err(failed) = self.write(job) {
+                let (job, e) = *failed;
+                self.keep(job, e);
+            }
+        } else if let Job::Flush(done) = job {
+            let _ = done.send(());
+        } else {
+            // Still failing: queued behind the others (a call-back request
+            // is refused at once by `keep`).
+            let e = StoreError::Unwritten;
+            self.keep(job, e);
+        }
+        self.health
+            .unwritten
+            .store(self.retry.len() as u64, Ordering::Relaxed);
+    }
+
+    fn run(mut self, rx: std::sync::mpsc::Receiver<Job>) {
+        loop {
+            let next = if self.retry.is_empty() {
+                rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
+            } else {
+                rx.recv_timeout(self.pause)
+            };
+            match next {
+                Ok(job) => self.handle(job),
+                Err(RecvTimeoutError::Timeout) => {
+                    self.retry();
+                    self.health
+                        .unwritten
+                        .store(self.retry.len() as u64, Ordering::Relaxed);
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.retry();
+                    if !self.retry.is_empty() {
+                        tracing::error!(
+                            unwritten = self.retry.len(),
+                            "stopping with records the store did not take"
+                        );
+                    }
+                    return;
+                }
+            }
+        }
+    }
 }
 
 impl StoreHandle {
     /// Opens the data folder's database (migrating it) and starts the
-    /// writer thread.
+    /// writer thread. A data folder nida cannot write to is an error here,
+    /// at start, not a record lost later.
     pub fn start(data_dir: &Path) -> Result<StoreHandle, StoreError> {
-        let mut store = Store::open_dir(data_dir)?;
+        writable(data_dir)?;
+        let store = Store::open_dir(data_dir)?;
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
         let (notices, _) = broadcast::channel(1024);
-        let out = notices.clone();
+        let health = Arc::new(StoreHealth::default());
+        let writer = Writer {
+            store,
+            out: notices.clone(),
+            health: health.clone(),
+            retry: VecDeque::new(),
+            pause: Duration::from_secs(1),
+        };
         std::thread::Builder::new()
             .name("nida-store".into())
-            .spawn(move || {
-                for job in rx {
-                    match job {
-                        Job::Call(mut rec, done) => {
-                            match store.insert_call(&rec) {
-                                Ok(id) => {
-                                    rec.id = id;
-                                    let _ = out.send(Stored::Call(rec));
-                                }
-                                Err(e) => warn!(error = %e, call_id = %rec.call_id, "call record not stored"),
-                            }
-                            let _ = done.send(());
-                        }
-                        Job::Callback(row) => match store.put_callback(&row) {
-                            Ok(()) => {
-                                let _ = out.send(Stored::Callback(row));
-                            }
-                            Err(e) => warn!(error = %e, call_id = %row.call_id, "call-back not stored"),
-                        },
-                        Job::Outbound(row) => {
-                            if let Err(e) = store.insert_outbound(&row) {
-                                warn!(error = %e, call_id = %row.call_id, "outbound call audit not stored");
-                            }
-                        }
-                        Job::Flush(done) => {
-                            let _ = done.send(());
-                        }
-                    }
-                }
-            })
+            .spawn(move || writer.run(rx))
             .map_err(|source| StoreError::Folder {
                 path: data_dir.to_path_buf(),
                 source,
@@ -86,10 +257,12 @@ impl StoreHandle {
             tx,
             data_dir: data_dir.to_path_buf(),
             notices,
+            health,
         })
     }
 
-    /// Stores a call record; returns once it is on disk.
+    /// Stores a call record; returns once it is on disk, or kept in memory
+    /// to be tried again when the store fails (see [`StoreHealth`]).
     pub async fn call(&self, rec: CallRecord) {
         let (done, wait) = oneshot::channel();
         if self.tx.send(Job::Call(rec, done)).is_err() {
@@ -100,11 +273,22 @@ impl StoreHandle {
     }
 
     /// Stores a call-back's state (in order with everything else this
-    /// process stores; never waits).
+    /// process stores; never waits; kept and tried again if it fails).
     pub fn callback(&self, row: CallbackRow) {
-        if self.tx.send(Job::Callback(row)).is_err() {
+        if self.tx.send(Job::Callback(row, None)).is_err() {
             warn!("store stopped: call-back change lost");
         }
+    }
+
+    /// Stores a new call-back request; true once it is on disk, false when
+    /// the store failed (the request is then dropped: the caller must not
+    /// be told it is booked).
+    pub async fn book_callback(&self, row: CallbackRow) -> bool {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Job::Callback(row, Some(done))).is_err() {
+            return false;
+        }
+        wait.await.unwrap_or(false)
     }
 
     /// Records a call out to a number and the policy's verdict (never

@@ -74,7 +74,30 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(Stri
     }
 }
 
-/// The whole exposition.
+/// The store's families: writes waiting for a failing store, writes
+/// given up.
+pub fn store_health(h: &crate::db::StoreHealth) -> String {
+    let mut out = String::new();
+    let load =
+        |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed) as f64;
+    family(
+        &mut out,
+        "nida_store_unwritten",
+        "gauge",
+        "Records, call-back changes and audit rows the store did not take yet (kept in memory, tried again).",
+        &[(String::new(), load(&h.unwritten))],
+    );
+    family(
+        &mut out,
+        "nida_store_given_up_total",
+        "counter",
+        "Writes given up after the in-memory bound of unwritten ones was reached.",
+        &[(String::new(), load(&h.lost))],
+    );
+    out
+}
+
+/// The whole exposition (but the store's, see [`store_health`]).
 pub fn render(counters: &Counters, centre: &CentreHandle, totals: &RecordTotals) -> String {
     let mut out = String::new();
     let snap = centre.stats.load();

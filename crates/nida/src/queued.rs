@@ -47,12 +47,15 @@ struct Bridge {
     _guard: PortGuard,
 }
 
-/// Stereo WAV of a bridged call: the caller left, the agent right.
+/// Stereo WAV of a bridged call: the caller left, the agent right. It is
+/// written under `NAME.wav.part` and renamed to `path` once complete, so a
+/// nida killed mid-call leaves no half file among the recordings.
 struct Recorder {
     writer: hound::WavWriter<std::io::BufWriter<std::fs::File>>,
     left: VecDeque<i16>,
     right: VecDeque<i16>,
     path: PathBuf,
+    part: PathBuf,
 }
 
 impl Recorder {
@@ -60,18 +63,22 @@ impl Recorder {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).ok()?;
         }
+        let mut part = path.clone().into_os_string();
+        part.push(".part");
+        let part = PathBuf::from(part);
         let spec = hound::WavSpec {
             channels: 2,
             sample_rate: 8000,
             bits_per_sample: 16,
             sample_format: hound::SampleFormat::Int,
         };
-        match hound::WavWriter::create(&path, spec) {
+        match hound::WavWriter::create(&part, spec) {
             Ok(writer) => Some(Recorder {
                 writer,
                 left: VecDeque::new(),
                 right: VecDeque::new(),
                 path,
+                part,
             }),
             Err(e) => {
                 warn!(path = %path.display(), error = %e, "cannot record");
@@ -100,6 +107,8 @@ impl Recorder {
     fn finish(self) -> PathBuf {
         if let Err(e) = self.writer.finalize() {
             warn!(error = %e, "recording not finalised");
+        } else if let Err(e) = std::fs::rename(&self.part, &self.path) {
+            warn!(error = %e, "recording not renamed to its final name");
         }
         self.path
     }
@@ -382,9 +391,10 @@ impl CentreCall {
         let Some(booking) = self.book(s, &number) else {
             return;
         };
-        rtp.stop_playback();
-        self.music = false;
-        self.start_callback(s, number, booking);
+        if self.start_callback(s, number, booking).await {
+            rtp.stop_playback();
+            self.music = false;
+        }
     }
 
     /// A place among the pending call-backs for `number`; `None` (logged)
@@ -424,7 +434,7 @@ impl CentreCall {
 
     /// A key while waiting: the call-back digit asks for a call-back.
     /// Returns true when the key was taken.
-    pub fn digit(&mut self, s: &CallSetup, d: char, rtp: &mut RtpSession) -> bool {
+    pub async fn digit(&mut self, s: &CallSetup, d: char, rtp: &mut RtpSession) -> bool {
         if !self.waiting() || self.callback.is_some() || self.closing {
             return false;
         }
@@ -439,21 +449,37 @@ impl CentreCall {
             return false;
         };
         info!("caller asked for a call-back, keeping the place in line");
-        self.start_callback(s, number, booking);
+        if !self.start_callback(s, number, booking).await {
+            return false;
+        }
         self.close_with(s, rtp, "callback_thanks");
         true
     }
 
-    fn start_callback(&mut self, s: &CallSetup, number: String, booking: crate::bookings::Booking) {
+    /// Books the call-back: true once its request is on disk. Until then
+    /// nothing tells the caller it is booked; if the store fails, it is
+    /// not (the caller stays in line).
+    async fn start_callback(
+        &mut self,
+        s: &CallSetup,
+        number: String,
+        booking: crate::bookings::Booking,
+    ) -> bool {
+        let requested_at = unix_now() as i64;
+        let row = self.callback_row(s, &number, requested_at, "requested", 0);
+        if !s.store.book_callback(row).await {
+            warn!("call-back not booked: the store did not take it");
+            return false;
+        }
         self.callback = Some(Callback {
-            requested_at: unix_now() as i64,
+            requested_at,
             number,
             _booking: Some(booking),
             ..Callback::default()
         });
         self.outcome = "callback_waiting";
         self.next_announce = None;
-        self.store_callback(s, "requested", 0);
+        true
     }
 
     /// Stores the call-back's new state.
@@ -462,9 +488,22 @@ impl CentreCall {
             .callback
             .as_ref()
             .map_or((0, String::new()), |c| (c.requested_at, c.number.clone()));
-        s.store.callback(nida_store::CallbackRow {
+        s.store
+            .callback(self.callback_row(s, &number, requested_at, status, attempts));
+    }
+
+    /// The call-back's row in the store.
+    fn callback_row(
+        &self,
+        s: &CallSetup,
+        number: &str,
+        requested_at: i64,
+        status: &str,
+        attempts: u32,
+    ) -> nida_store::CallbackRow {
+        nida_store::CallbackRow {
             call_id: s.call_id.clone(),
-            number,
+            number: number.to_string(),
             source: s.source.to_string(),
             called: s.called.clone(),
             queue: self.info.queue.clone(),
@@ -477,7 +516,7 @@ impl CentreCall {
             attempts,
             requested_at,
             updated_at: unix_now() as i64,
-        });
+        }
     }
 
     /// The caller is back on the line (they answered the call-back).
@@ -752,7 +791,7 @@ impl CentreCall {
                 self.agent = Some(agent);
                 self.outcome = "answered";
                 if self.def.record {
-                    let path = recording_path(&s.cfg.data_dir, &s.call_id);
+                    let path = recording_path(&s.cfg.data_dir);
                     self.recorder = Recorder::create(path);
                 }
                 let media = (n, leg.srtp);
@@ -818,24 +857,30 @@ impl CentreCall {
                 self.cancel_legs(s).await;
                 info!(?exit, "longest wait reached");
                 match exit {
-                    Exit::Callback => match self
-                        .callback_number(s)
-                        .and_then(|n| Some((self.book(s, &n)?, n)))
-                    {
-                        Some((booking, number)) => {
-                            // Called back as if they had pressed the digit,
-                            // ahead of callers who have not waited that long.
-                            self.priority = self.priority.saturating_add(1);
-                            self.start_callback(s, number, booking);
+                    Exit::Callback => {
+                        // Called back as if they had pressed the digit,
+                        // ahead of callers who have not waited that long.
+                        let priority = self.priority;
+                        self.priority = priority.saturating_add(1);
+                        let booked = match self
+                            .callback_number(s)
+                            .and_then(|n| Some((self.book(s, &n)?, n)))
+                        {
+                            Some((booking, number)) => {
+                                self.start_callback(s, number, booking).await
+                            }
+                            None => false,
+                        };
+                        if booked {
                             self.close_with(s, rtp, "callback_thanks");
                             self.join_queue(s).await;
-                        }
-                        None => {
+                        } else {
                             info!("no call-back for this caller");
+                            self.priority = priority;
                             self.outcome = "callback_unavailable";
                             self.close_with(s, rtp, "goodbye");
                         }
-                    },
+                    }
                     Exit::Voicemail => {
                         self.outcome = "voicemail_unavailable";
                         self.close_with(s, rtp, "goodbye");
@@ -1345,21 +1390,14 @@ pub fn civil_date(unix: u64) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
-fn recording_path(data_dir: &std::path::Path, call_id: &str) -> PathBuf {
-    let safe: String = call_id
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+/// A new recording's file: today's folder, a random name (the Call-ID is
+/// the caller's to choose: any length, any characters); the record links
+/// the two.
+fn recording_path(data_dir: &std::path::Path) -> PathBuf {
     data_dir
         .join("recordings")
         .join(civil_date(unix_now()))
-        .join(format!("{safe}.wav"))
+        .join(format!("{}.wav", nida_sip::rng::os_token()))
 }
 
 #[cfg(test)]
