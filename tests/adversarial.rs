@@ -9,7 +9,9 @@
 //! 4. exhausting connections, memory, RTP ports or call-backs;
 //! 5. replaying or guessing credentials, tokens in URLs, forged feature
 //!    codes, a store others can read;
-//! 6. a full disk or a read-only data folder losing records.
+//! 6. a full disk or a read-only data folder losing records;
+//! 7. smaller holes: personal data in logs, control characters in
+//!    headers, a reload naming a queue nobody serves.
 //!
 //! Each attack here succeeded against earlier versions of nida.
 
@@ -791,7 +793,9 @@ fn nida_refuses_to_start_on_a_read_only_data_folder() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let exited = common::wait(Duration::from_secs(10), || child.try_wait().unwrap().is_some());
+    let exited = common::wait(Duration::from_secs(10), || {
+        child.try_wait().unwrap().is_some()
+    });
     if !exited {
         let _ = child.kill();
     }
@@ -831,7 +835,14 @@ fn a_record_is_kept_while_the_disk_is_full_and_written_once_it_has_room() {
     // A caller queues and gives up: the record cannot be written.
     let out = Command::new(env!("CARGO_BIN_EXE_nida"))
         .args(["call", &format!("sip:8005@{}", nida.sip)])
-        .args(["--digits", "2,0", "--barge-in-ms", "1500", "--max-seconds", "8"])
+        .args([
+            "--digits",
+            "2,0",
+            "--barge-in-ms",
+            "1500",
+            "--max-seconds",
+            "8",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success() || !out.stdout.is_empty());
@@ -855,4 +866,76 @@ fn a_record_is_kept_while_the_disk_is_full_and_written_once_it_has_room() {
     let calls = store.calls(&nida_store::Query::default()).unwrap();
     assert_eq!(calls.len(), 1, "{calls:?}");
     assert_eq!(calls[0].outcome, "abandoned");
+}
+
+// ---------- 7. smaller holes ----------
+
+#[test]
+fn keyed_digits_and_caller_numbers_stay_out_of_the_log() {
+    let nida = Nida::start(BASE, "");
+    let out = Command::new(env!("CARGO_BIN_EXE_nida"))
+        .args(["call", &format!("sip:8005@{}", nida.sip)])
+        .args(["--from", "0509876543"])
+        .args([
+            "--digits",
+            "7,1,20240002,1",
+            "--barge-in-ms",
+            "1000",
+            "--gap-ms",
+            "700",
+        ])
+        .args(["--max-seconds", "20"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("pressing 1"));
+    assert!(common::wait(Duration::from_secs(5), || nida.status("dtmf") >= 11));
+    let log = nida.log();
+    assert!(log.contains("dtmf"), "{log}");
+    assert!(
+        !log.contains("20240002"),
+        "an application number in the log: {log}"
+    );
+    assert!(
+        !log.contains("0509876543"),
+        "a caller number in the log: {log}"
+    );
+}
+
+#[test]
+fn a_header_with_a_nul_gets_400_and_nida_keeps_serving() {
+    let nida = Nida::start(BASE, "");
+    let sock = UdpSocket::bind("127.0.0.13:0").unwrap();
+    let media: SocketAddr = "127.0.0.13:4000".parse().unwrap();
+    let bad = invite(&sock, nida.sip, media, "nul1")
+        .replace("Max-Forwards: 70", "Max-Forwards: 70\r\nSubject: x\u{0}y");
+    sock.send_to(bad.as_bytes(), nida.sip).unwrap();
+    let answer = recv_sip(&sock, "SIP/2.0 4", Duration::from_secs(5)).expect("an answer");
+    assert!(answer.starts_with("SIP/2.0 400"), "{answer}");
+    assert_eq!(options_tag(&sock, nida.sip, 9).len(), 16, "still serving");
+}
+
+#[test]
+fn a_reload_naming_a_queue_the_centre_does_not_run_is_refused_with_its_place() {
+    let nida = Nida::start_with(BASE, |dir| {
+        let flows = dir.join("flows");
+        std::fs::create_dir_all(&flows).unwrap();
+        for f in std::fs::read_dir(common::repo().join("ivr-flows"))
+            .unwrap()
+            .flatten()
+        {
+            if f.path().extension().is_some_and(|e| e == "yaml") {
+                std::fs::copy(f.path(), flows.join(f.file_name())).unwrap();
+            }
+        }
+        format!("flows_dir = \"{}\"\n", flows.display())
+    });
+    std::fs::write(
+        nida.dir.join("flows/extra.yaml"),
+        "flow: extra\nlanguages: [en]\nstart: q\nnodes:\n  q:\n    queue: { name: no_such_queue }\n",
+    )
+    .unwrap();
+    let (code, body) = http(&nida, "POST", "/api/flows/reload", Some(common::TOKEN), "");
+    assert_eq!(code, 422, "{body}");
+    assert!(body.contains("extra.yaml:6:"), "{body}");
+    assert!(body.contains("no_such_queue"), "{body}");
 }

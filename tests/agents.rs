@@ -1074,7 +1074,11 @@ fn agent_transfers_the_caller_to_a_number() {
     common::which_sipp();
     // The number is a phone (sipp, PCMA, echoing) outside nida.
     let sp = common::ports(BASE + 2000, 10);
-    let extra = format!("data_dir = \"DATA\"\n{}", agent_config(AGENT_1001, ""));
+    // The number transferred to is masked in the log unless asked for.
+    let extra = format!(
+        "data_dir = \"DATA\"\nlog_caller_numbers = true\n{}",
+        agent_config(AGENT_1001, "")
+    );
     let nida = start_centre(&extra);
     let sipp = sipp_phone("callback_answer.xml", sp, 1, 60, true);
     let phone = registered_phone(&nida, true);

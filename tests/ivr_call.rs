@@ -28,7 +28,8 @@ fn find(haystack: &[i16], needle: &[i16]) -> Option<usize> {
 
 #[test]
 fn caller_picks_french_enters_a_number_by_dtmf_and_hears_its_status() {
-    let nida = Nida::start(BASE, "");
+    // Keyed digits are masked in the log unless asked for.
+    let nida = Nida::start(BASE, "log_caller_numbers = true\n");
     let wav = std::env::temp_dir().join(format!("nida-call-{}.wav", std::process::id()));
     let out = Command::new(env!("CARGO_BIN_EXE_nida"))
         .args(["call", &format!("sip:8005@{}", nida.sip)])

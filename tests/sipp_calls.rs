@@ -121,7 +121,8 @@ fn basic_call_gets_paced_prompt_audio_and_symmetric_rtp() {
 
 #[test]
 fn dtmf_from_sipp_pcaps_is_heard_once_per_key() {
-    let nida = Nida::start(BASE, "");
+    // Keyed digits are masked in the log unless asked for.
+    let nida = Nida::start(BASE, "log_caller_numbers = true\n");
     let run = sipp(nida.sip, "uac_dtmf.xml", common::media_ports(BASE), &[]);
     assert!(run.ok, "{}\n{}", run.output, nida.log());
     assert!(

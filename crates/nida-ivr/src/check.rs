@@ -150,6 +150,31 @@ impl FlowSet {
         out.into_iter().collect()
     }
 
+    /// Where each queue is named (queue nodes and call-back offers): the
+    /// queue, its file, line and column, in file order.
+    pub fn queue_uses(&self) -> Vec<(String, PathBuf, usize, usize)> {
+        let mut out = Vec::new();
+        for f in self.flows.values() {
+            for node in f.nodes.values() {
+                let named = [
+                    node.def.queue.as_ref().map(|q| &q.value.name),
+                    node.def.callback_offer.as_ref().map(|c| &c.value.queue),
+                ];
+                for s in named.into_iter().flatten() {
+                    let loc = s.referenced;
+                    out.push((
+                        s.value.clone(),
+                        f.file.clone(),
+                        loc.line() as usize,
+                        loc.column() as usize,
+                    ));
+                }
+            }
+        }
+        out.sort_by(|a, b| (&a.1, a.2, a.3).cmp(&(&b.1, b.2, b.3)));
+        out
+    }
+
     /// Each agent queue with the skill sets its queue nodes ask for (an
     /// agent who has one of the sets, at its levels, serves the queue; a
     /// queue only named by call-back offers has none).

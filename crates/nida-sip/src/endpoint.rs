@@ -624,9 +624,13 @@ impl Endpoint {
             .list("Via")
             .next()
             .and_then(|v| Via::parse(v).ok());
-        let complete = ["From", "To", "Call-ID", "CSeq"]
-            .iter()
-            .all(|h| req.headers.get(h).is_some());
+        // The answer repeats these: none may be missing, none may carry a
+        // control character back to the sender.
+        let complete = ["Via", "From", "To", "Call-ID", "CSeq"].iter().all(|h| {
+            req.headers
+                .get(h)
+                .is_some_and(|v| !crate::message::has_control(v))
+        });
         match via {
             Some(via) if req.method != Method::Ack && complete => {
                 let reason = reason.replace(['\r', '\n'], " ");

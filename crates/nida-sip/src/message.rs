@@ -112,6 +112,11 @@ pub struct Header {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Headers(Vec<Header>);
 
+/// Whether `value` holds a control character other than a tab.
+pub fn has_control(value: &str) -> bool {
+    value.chars().any(|c| c.is_control() && c != '\t')
+}
+
 impl Headers {
     /// First value of a header, by case-insensitive name.
     pub fn get(&self, name: &str) -> Option<&str> {
@@ -498,6 +503,12 @@ impl Request {
     /// mandatory headers present once, CSeq well formed and matching the
     /// method, Max-Forwards a number, a readable top Via.
     pub fn validate(&self) -> Result<(), Error> {
+        // RFC 3261 25.1: header values are text without control
+        // characters (tabs aside); a NUL or an escape in one is an attack
+        // on whatever reads it later (logs, the store, a C library).
+        if let Some(h) = self.headers.iter().find(|h| has_control(&h.value)) {
+            return Err(Error::bad(format!("control character in {}", h.name)));
+        }
         for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
             if self.headers.get(name).is_none() {
                 return Err(Error::bad(format!("missing {name}")));

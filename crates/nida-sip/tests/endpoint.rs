@@ -383,6 +383,22 @@ fn malformed_requests_get_400_and_garbage_is_dropped() {
 }
 
 #[test]
+fn a_control_character_in_a_header_gets_400_and_is_not_echoed() {
+    let t0 = Instant::now();
+    let mut ep = endpoint();
+    let with_nul = invite("z9hG4bKnul", true)
+        .replace("Max-Forwards: 70", "Max-Forwards: 70\r\nSubject: a\u{0}b");
+    feed(&mut ep, t0, &with_nul);
+    assert_eq!(statuses(&sent(&mut ep)), vec![400]);
+    // In a header the answer would repeat: dropped, nothing sent back.
+    let in_call_id =
+        invite("z9hG4bKnul2", true).replace("Call-ID: call-1", "Call-ID: call-\u{1b}[2J1");
+    feed(&mut ep, t0, &in_call_id);
+    assert!(sent(&mut ep).is_empty());
+    assert_eq!(ep.stats().calls, 0);
+}
+
+#[test]
 fn hangup_waits_for_the_ack_then_sends_bye() {
     let t0 = Instant::now();
     let mut ep = endpoint();

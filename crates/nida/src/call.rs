@@ -539,7 +539,13 @@ async fn talk(
                 MediaEvent::Dtmf(d) => {
                     digits.push(d);
                     s.counters.dtmf.fetch_add(1, Ordering::Relaxed);
-                    info!(digit = %d, digits = %digits, "dtmf");
+                    // Keys can be application numbers and PINs.
+                    let reveal = s.cfg.log_caller_numbers;
+                    info!(
+                        digit = %crate::redact::Redacted::all(&d.to_string(), reveal),
+                        digits = %crate::redact::Redacted::all(&digits, reveal),
+                        "dtmf"
+                    );
                     if centre.digit(s, d, &mut rtp).await {
                         continue;
                     }

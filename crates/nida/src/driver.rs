@@ -764,7 +764,7 @@ pub async fn run(
                             }
                         }
                         None => {
-                            info!(%target, "transfer asked by a caller: declined");
+                            info!(target = %Redacted::new(&target, cfg.log_caller_numbers), "transfer asked by a caller: declined");
                             ep.notify_refer(now, call, 603, "Declined");
                         }
                     },

@@ -420,11 +420,15 @@ async fn serve(
     let counters = Arc::new(driver::Counters::default());
     let cfg = Arc::new(cfg);
     let centre = centre::start(&cfg, flows.queue_skills());
+    // The queues the centre runs: a reload may not name others.
+    let queues: Arc<std::collections::BTreeSet<String>> =
+        Arc::new(centre.queues.keys().cloned().collect());
     let (flows_tx, flows_rx) = tokio::sync::watch::channel(Arc::new(flows));
     let flows_tx = Arc::new(flows_tx);
     let reload_now: api::Reload = {
         let (cfg, tx) = (cfg.clone(), flows_tx.clone());
-        Arc::new(move || reload::reload(&cfg, &tx, "admin API"))
+        let queues = queues.clone();
+        Arc::new(move || reload::reload(&cfg, &queues, &tx, "admin API"))
     };
     tokio::spawn(api::serve(
         http,
@@ -441,7 +445,7 @@ async fn serve(
         cfg.protection.clone(),
     ));
     webhooks::start(&cfg.webhooks, &centre, &store);
-    tokio::spawn(reload::watch(cfg.clone(), flows_tx));
+    tokio::spawn(reload::watch(cfg.clone(), queues, flows_tx));
     tokio::spawn(retention::run(
         cfg.data_dir.clone(),
         cfg.recording_retention_days,

@@ -933,13 +933,16 @@ impl CentreCall {
                 match leg_answer(s, sdp.as_ref(), d.srtp) {
                     Some(negotiated) => {
                         // The call-back is made: from here on the call ends
-                        // like any other.
+                        // like any other. Stored at once, so a restart
+                        // before the call's end does not dial it again.
                         c.done = true;
+                        let attempts = c.attempts + 1;
                         info!(
                             caller_codec = negotiated.codec.name(),
                             "call-back answered: caller and agent bridged"
                         );
                         self.outcome = "answered";
+                        self.store_callback(s, "answered", attempts);
                         self.caller_law = law_of(negotiated.codec);
                         return Some(NewCaller {
                             handle: d.handle,
@@ -1126,7 +1129,7 @@ impl CentreCall {
         };
         let ours = self.bridge.as_ref().is_some_and(|b| b.handle == handle);
         let (true, Some(task)) = (ours, self.task) else {
-            warn!(%target, "transfer asked by a leg not bridged to an agent: declined");
+            warn!(target = %crate::redact::Redacted::new(target, s.cfg.log_caller_numbers), "transfer asked by a leg not bridged to an agent: declined");
             notify(603, "Declined").await;
             return;
         };
@@ -1139,13 +1142,19 @@ impl CentreCall {
             None => external_target(s, target, &user),
         };
         if to_queue.is_none() && to_number.is_none() {
-            warn!(%target, "transfer to no queue and no reachable number: refused");
+            warn!(target = %crate::redact::Redacted::new(target, s.cfg.log_caller_numbers), "transfer to no queue and no reachable number: refused");
             notify(404, "Not Found").await;
             return;
         }
         notify(200, "OK").await;
         let b = self.bridge.take().expect("checked");
-        info!(agent = %b.agent.map_or(0, |a| a.0), to = %user, "blind transfer");
+        // A queue's name is no personal data; a number is.
+        let shown = if to_queue.is_some() {
+            crate::redact::Redacted::new(&user, true)
+        } else {
+            crate::redact::Redacted::new(&user, s.cfg.log_caller_numbers)
+        };
+        info!(agent = %b.agent.map_or(0, |a| a.0), to = %shown, "blind transfer");
         let _ = s.driver.send(ToDriver::Hangup(b.handle)).await;
         let _ = s.centre.tx.send(ToCentre::Complete(task)).await;
         self.task = None;
@@ -1331,11 +1340,6 @@ impl CentreCall {
             vars: self.info.vars.clone(),
             transfers: self.transfers.clone(),
         };
-        if let Some(c) = &self.callback {
-            if self.outcome == "answered" {
-                self.store_callback(s, "answered", c.attempts + 1);
-            }
-        }
         s.store.call(record).await;
         info!(outcome = self.outcome, rating = ?self.rating, "call record written");
     }

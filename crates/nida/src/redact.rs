@@ -8,12 +8,27 @@ use std::fmt;
 pub struct Redacted<'a> {
     value: &'a str,
     reveal: bool,
+    /// Keep no character visible (keyed digits: a PIN's last two matter).
+    whole: bool,
 }
 
 impl<'a> Redacted<'a> {
     /// Wraps a value; `reveal` prints it in full.
     pub fn new(value: &'a str, reveal: bool) -> Self {
-        Redacted { value, reveal }
+        Redacted {
+            value,
+            reveal,
+            whole: false,
+        }
+    }
+
+    /// Like [`Redacted::new`], masking every character (keyed digits).
+    pub fn all(value: &'a str, reveal: bool) -> Self {
+        Redacted {
+            value,
+            reveal,
+            whole: true,
+        }
     }
 }
 
@@ -23,7 +38,7 @@ impl fmt::Display for Redacted<'_> {
             return f.write_str(self.value);
         }
         let chars: Vec<char> = self.value.chars().collect();
-        let keep = if chars.len() > 4 { 2 } else { 0 };
+        let keep = if chars.len() > 4 && !self.whole { 2 } else { 0 };
         for _ in 0..chars.len() - keep {
             f.write_str("*")?;
         }
@@ -49,5 +64,7 @@ mod tests {
             Redacted::new("+971501234567", true).to_string(),
             "+971501234567"
         );
+        assert_eq!(Redacted::all("20240002", false).to_string(), "********");
+        assert_eq!(Redacted::all("20240002", true).to_string(), "20240002");
     }
 }

@@ -6,6 +6,7 @@
 
 use crate::config::Config;
 use nida_ivr::FlowSet;
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -40,9 +41,33 @@ fn fingerprint(dir: &Path) -> Vec<(String, Option<SystemTime>, u64)> {
 
 /// Loads and checks the flows again; publishes them when valid. Returns
 /// how many flows serve now, or why the old ones keep serving.
-pub fn reload(cfg: &Config, tx: &watch::Sender<Arc<FlowSet>>, why: &str) -> Result<usize, String> {
+///
+/// The centre's queues are set at start: a flow naming a queue it does not
+/// know is refused with the file, line and column that name it.
+pub fn reload(
+    cfg: &Config,
+    queues: &BTreeSet<String>,
+    tx: &watch::Sender<Arc<FlowSet>>,
+    why: &str,
+) -> Result<usize, String> {
     match crate::flowcmd::load(&cfg.flows_dir, &cfg.prompts_dir) {
         Ok(set) => {
+            let unknown: Vec<String> = set
+                .queue_uses()
+                .into_iter()
+                .filter(|(q, ..)| !queues.contains(q))
+                .map(|(q, file, line, column)| {
+                    format!(
+                        "{}:{line}:{column}: queue {q} is not one the centre runs (queues are set at start: restart nida to add one)",
+                        file.display()
+                    )
+                })
+                .collect();
+            if !unknown.is_empty() {
+                let report = unknown.join("\n");
+                error!(%why, "reload refused; the old flows keep serving:\n{report}");
+                return Err(report);
+            }
             let missing: Vec<String> = cfg
                 .dial_plan
                 .values()
@@ -70,7 +95,11 @@ pub fn reload(cfg: &Config, tx: &watch::Sender<Arc<FlowSet>>, why: &str) -> Resu
 }
 
 /// Watches for SIGHUP and file changes until the process ends.
-pub async fn watch(cfg: Arc<Config>, tx: Arc<watch::Sender<Arc<FlowSet>>>) {
+pub async fn watch(
+    cfg: Arc<Config>,
+    queues: Arc<BTreeSet<String>>,
+    tx: Arc<watch::Sender<Arc<FlowSet>>>,
+) {
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let mut last = fingerprint(&cfg.flows_dir);
     let mut tick = tokio::time::interval(Duration::from_millis(500));
@@ -91,6 +120,6 @@ pub async fn watch(cfg: Arc<Config>, tx: Arc<watch::Sender<Arc<FlowSet>>>) {
             }
         };
         last = fingerprint(&cfg.flows_dir);
-        let _ = reload(&cfg, &tx, why);
+        let _ = reload(&cfg, &queues, &tx, why);
     }
 }
