@@ -165,20 +165,20 @@ fn a_test_seed_never_makes_nonces_another_instance_accepts() {
     );
 }
 
-/// `nida call` dialling the main flow, choosing English and an agent, then
-/// waiting up to `seconds`.
+/// `nida call` dialling the main flow from `from`, pressing `digits`
+/// (the flow's menus, then the queue's keys), hanging up after `seconds`.
+fn nida_call(nida: &Nida, from: &str, digits: &str, seconds: u32) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_nida"));
+    c.args(["call", &format!("sip:8005@{}", nida.sip)])
+        .args(["--from", from, "--digits", digits])
+        .args(["--barge-in-ms", "1500", "--gap-ms", "700"])
+        .args(["--max-seconds", &seconds.to_string()]);
+    c
+}
+
+/// A caller choosing English and an agent, then waiting up to `seconds`.
 fn caller(nida: &Nida, seconds: u32) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_nida"))
-        .args(["call", &format!("sip:8005@{}", nida.sip)])
-        .args([
-            "--digits",
-            "2,0",
-            "--barge-in-ms",
-            "1500",
-            "--gap-ms",
-            "700",
-        ])
-        .args(["--max-seconds", &seconds.to_string()])
+    nida_call(nida, "nida-call", "2,0", seconds)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -412,18 +412,7 @@ fn a_forged_caller_number_cannot_book_a_call_back_through_the_carrier() {
             carrier.local_addr().unwrap()
         )
     });
-    let out = Command::new(env!("CARGO_BIN_EXE_nida"))
-        .args(["call", &format!("sip:8005@{}", nida.sip)])
-        .args(["--from", "+88216000000"])
-        .args([
-            "--digits",
-            "2,w0,1",
-            "--barge-in-ms",
-            "1500",
-            "--gap-ms",
-            "700",
-        ])
-        .args(["--max-seconds", "25"])
+    let out = nida_call(&nida, "+88216000000", "2,w0,1", 25)
         .output()
         .expect("nida call runs");
     let timeline = String::from_utf8_lossy(&out.stdout);
@@ -577,18 +566,7 @@ fn a_parked_call_back_holds_no_port_and_a_second_request_merges() {
     });
     // Two calls from one number both ask for a call-back and hang up.
     let ask = || {
-        Command::new(env!("CARGO_BIN_EXE_nida"))
-            .args(["call", &format!("sip:8005@{}", nida.sip)])
-            .args(["--from", "0501234567"])
-            .args([
-                "--digits",
-                "2,w0,1",
-                "--barge-in-ms",
-                "1500",
-                "--gap-ms",
-                "700",
-            ])
-            .args(["--max-seconds", "25"])
+        nida_call(&nida, "0501234567", "2,w0,1", 25)
             .stdout(Stdio::piped())
             .spawn()
             .unwrap()
@@ -833,18 +811,7 @@ fn a_record_is_kept_while_the_disk_is_full_and_written_once_it_has_room() {
         while f.write_all(&block).and_then(|()| f.sync_all()).is_ok() {}
     }
     // A caller queues and gives up: the record cannot be written.
-    let out = Command::new(env!("CARGO_BIN_EXE_nida"))
-        .args(["call", &format!("sip:8005@{}", nida.sip)])
-        .args([
-            "--digits",
-            "2,0",
-            "--barge-in-ms",
-            "1500",
-            "--max-seconds",
-            "8",
-        ])
-        .output()
-        .unwrap();
+    let out = nida_call(&nida, "nida-call", "2,0", 8).output().unwrap();
     assert!(out.status.success() || !out.stdout.is_empty());
     assert!(
         common::wait(Duration::from_secs(10), || health(&nida).0 == 503),
@@ -873,18 +840,7 @@ fn a_record_is_kept_while_the_disk_is_full_and_written_once_it_has_room() {
 #[test]
 fn keyed_digits_and_caller_numbers_stay_out_of_the_log() {
     let nida = Nida::start(BASE, "");
-    let out = Command::new(env!("CARGO_BIN_EXE_nida"))
-        .args(["call", &format!("sip:8005@{}", nida.sip)])
-        .args(["--from", "0509876543"])
-        .args([
-            "--digits",
-            "7,1,20240002,1",
-            "--barge-in-ms",
-            "1000",
-            "--gap-ms",
-            "700",
-        ])
-        .args(["--max-seconds", "20"])
+    let out = nida_call(&nida, "0509876543", "7,1,20240002,1", 20)
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("pressing 1"));
@@ -938,4 +894,37 @@ fn a_reload_naming_a_queue_the_centre_does_not_run_is_refused_with_its_place() {
     assert_eq!(code, 422, "{body}");
     assert!(body.contains("extra.yaml:6:"), "{body}");
     assert!(body.contains("no_such_queue"), "{body}");
+}
+
+#[test]
+fn a_password_an_older_nida_stored_in_clear_is_hashed_at_start() {
+    let nida = Nida::start_with(BASE, |dir| {
+        let data = dir.join("data");
+        let mut store = nida_store::Store::open_dir(&data).unwrap();
+        store
+            .put_agent(&nida_store::AgentRow {
+                id: 7,
+                user: "1007".into(),
+                password: "0ld-s3cret".into(),
+                languages: vec!["en".into()],
+                ..Default::default()
+            })
+            .unwrap();
+        format!("data_dir = \"{}\"\n", data.display())
+    });
+    let store = nida_store::Store::open_dir(&nida.dir.join("data")).unwrap();
+    let row = store.agent(7).unwrap().unwrap();
+    assert_eq!(row.password, "", "the password is still in the store");
+    let ha1 = row.ha1.expect("its HA1s");
+    assert_eq!(ha1.realm, "nida");
+    assert_eq!(ha1.sha256.len(), 64);
+    // The agent still logs in with it.
+    let (code, body) = http(
+        &nida,
+        "POST",
+        "/api/agent-login",
+        None,
+        "{\"user\":\"1007\",\"password\":\"0ld-s3cret\"}",
+    );
+    assert_eq!(code, 200, "{body}");
 }

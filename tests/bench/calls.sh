@@ -6,15 +6,22 @@
 #   2. A call-rate ramp of short calls (INVITE, 200, ACK, BYE): the highest
 #      rate with no failed call.
 # Usage: tests/bench/calls.sh [N=500] [SECONDS=30] [RATES="100 200 400 800"]
+# NIDA_BIN and RTP_SINK run another build (to compare two versions).
+# The run fails when not every call comes up, when nida refuses any (503)
+# or when sipp reports a failed call: then the figures would describe
+# refusals, not calls.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 N=${1:-500}
 SECS=${2:-30}
 RATES=${3:-"100 200 400 800"}
 command -v sipp >/dev/null || { echo "install sipp (Debian: sip-tester)"; exit 2; }
-cargo build --release -q -p nida --bin nida --example rtp_sink
-BIN=target/release/nida
-SINK=target/release/examples/rtp_sink
+if [ -z "${NIDA_BIN:-}" ]; then
+  cargo build --release -q -p nida --bin nida --example rtp_sink
+fi
+BIN=${NIDA_BIN:-target/release/nida}
+SINK=${RTP_SINK:-target/release/examples/rtp_sink}
+TOKEN=bench-admin-token-0123
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
@@ -27,11 +34,21 @@ rtp_ports = "20000-31999"
 max_calls = 6000
 call_seconds = 3600
 rtp_timeout_seconds = 3600
+admin_token = "$TOKEN"
+data_dir = "$WORK/data"
+# All calls come from 127.0.0.1: without this the per-source limits
+# would refuse them past 50.
+[protection]
+trusted = ["127.0.0.0/8"]
 TOML
 RUST_LOG=warn $BIN --config "$WORK/nida.toml" > "$WORK/nida.out" 2> "$WORK/nida.err" &
 NIDA=$!
-sleep 1
-status() { curl -s "http://$HTTP/status" | sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p"; }
+FAIL=0
+status() { curl -s -H "Authorization: Bearer $TOKEN" "http://$HTTP/api/status" | sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p"; }
+for _ in $(seq 1 100); do
+  [ -n "$(status calls)" ] && break
+  sleep 0.1
+done
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$NIDA/stat"; }
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$NIDA/status"; }
 HZ=$(getconf CLK_TCK)
@@ -55,11 +72,17 @@ T0=$(cpu_ticks); RSS1=$(rss_kb)
 MEASURE=$(( SECS - 2 ))
 sleep $MEASURE
 T1=$(cpu_ticks); RSS2=$(rss_kb)
+STILL=$(status calls)
 wait $SINKPID || true
 wait $SIPP && SIPP1=ok || SIPP1="failed (see sipp's summary)"
 CPU=$(echo "scale=4; ($T1 - $T0) / $HZ" | bc)
 CALLMIN=$(echo "scale=4; $UP * $MEASURE / 60" | bc)
-echo "calls up: $UP of $N; sipp: $SIPP1"
+REFUSED=$(status overload_rejects)
+echo "calls up: $UP of $N (still up at the end of the window: $STILL); refused with 503: $REFUSED; sipp: $SIPP1"
+if [ "$UP" -lt "$N" ] || [ "$STILL" -lt "$UP" ] || [ "$REFUSED" -ne 0 ] || [ "$SIPP1" != ok ]; then
+  echo "FAILED: not every call was up for the whole window: the figures below do not describe $N calls"
+  FAIL=1
+fi
 echo "nida CPU: ${CPU}s over ${MEASURE}s = $(echo "scale=4; $CPU / $CALLMIN" | bc) CPU-seconds per call-minute"
 echo "          = $(echo "scale=1; $CPU * 100 / $MEASURE" | bc)% of one core for $UP calls"
 echo "nida RSS: idle ${RSS0} KiB, with calls ${RSS2} KiB => $(( (RSS2 - RSS0) / (UP > 0 ? UP : 1) )) KiB per call"
@@ -78,8 +101,12 @@ for R in $RATES; do
     BEST=$R
   else
     echo "rate $R/s: failures:"; grep -E "Failed call|Successful call" "$WORK/sipp-r$R.out" | tail -2
+    [ "$BEST" -eq 0 ] && FAIL=1
     break
   fi
 done
 echo "highest rate with no failed call: $BEST calls/s (sipp and nida share 2 cores)"
 echo "nida RSS after the ramp: $(rss_kb) KiB; calls still up: $(status calls)"
+REFUSED=$(status overload_rejects)
+echo "refused with 503 in all (the ramp's last rate may be past capacity): $REFUSED"
+exit $FAIL

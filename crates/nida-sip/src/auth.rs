@@ -624,26 +624,20 @@ mod tests {
             c.response = c.expected("REGISTER", "pw").unwrap();
             c
         };
-        assert_eq!(
-            a.check(t0, &with_nc("00000002"), "REGISTER", Some("pw")),
-            Verdict::Ok
-        );
-        assert_eq!(
-            a.check(t0, &with_nc("00000001"), "REGISTER", Some("pw")),
-            Verdict::Denied
-        );
-        assert_eq!(
-            a.check(t0, &with_nc("00000002"), "REGISTER", Some("pw")),
-            Verdict::Denied
-        );
-        assert_eq!(
-            a.check(t0, &with_nc("00000003"), "REGISTER", Some("pw")),
-            Verdict::Ok
-        );
-        assert_eq!(
-            a.check(t0, &with_nc("zz"), "REGISTER", Some("pw")),
-            Verdict::Denied
-        );
+        // Each nc must be higher than the last taken; junk is refused.
+        for (nc, verdict) in [
+            ("00000002", Verdict::Ok),
+            ("00000001", Verdict::Denied),
+            ("00000002", Verdict::Denied),
+            ("00000003", Verdict::Ok),
+            ("zz", Verdict::Denied),
+        ] {
+            assert_eq!(
+                a.check(t0, &with_nc(nc), "REGISTER", Some("pw")),
+                verdict,
+                "nc {nc}"
+            );
+        }
         // RFC 2069 style, without qop: refused.
         let mut old = with_nc("00000004");
         old.qop = None;

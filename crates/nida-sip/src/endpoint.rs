@@ -856,12 +856,7 @@ impl Endpoint {
             return;
         };
         let reply = reg.handle(now, &ctx.req, ctx.source, ctx.transport);
-        let extra: Vec<(&str, &str)> = reply
-            .headers
-            .iter()
-            .map(|(k, v)| (*k, v.as_str()))
-            .collect();
-        self.reply(now, ctx, reply.status, reply.reason, &extra);
+        self.reply(now, ctx, reply.status, reply.reason, &reply.header_pairs());
         match reply.status {
             403 => self
                 .events
@@ -903,12 +898,13 @@ impl Endpoint {
                 if reply.status == 403 {
                     self.events.push_back(Event::AuthFailed { source });
                 }
-                let extra: Vec<(&str, &str)> = reply
-                    .headers
-                    .iter()
-                    .map(|(k, v)| (*k, v.as_str()))
-                    .collect();
-                self.reject(now, handle, reply.status, reply.reason, &extra);
+                self.reject(
+                    now,
+                    handle,
+                    reply.status,
+                    reply.reason,
+                    &reply.header_pairs(),
+                );
                 None
             }
         }

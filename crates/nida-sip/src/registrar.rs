@@ -55,6 +55,11 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// The extra headers as name and value, for the endpoint's answer.
+    pub fn header_pairs(&self) -> Vec<(&str, &str)> {
+        self.headers.iter().map(|(k, v)| (*k, v.as_str())).collect()
+    }
+
     fn new(status: u16, reason: &'static str) -> Reply {
         Reply {
             status,
