@@ -791,7 +791,7 @@ fn health(nida: &Nida) -> (u16, String) {
 }
 
 #[test]
-fn a_record_is_kept_while_the_disk_is_full_and_written_once_it_has_room() {
+fn a_full_disk_books_no_call_back_and_keeps_the_record_until_it_has_room() {
     let data = std::env::temp_dir().join(format!("nida-full-{}", std::process::id()));
     let _fs = Tmpfs::mount(&data, "size=2m");
     let nida = Nida::start(
@@ -810,9 +810,13 @@ fn a_record_is_kept_while_the_disk_is_full_and_written_once_it_has_room() {
         let block = vec![0u8; 64 * 1024];
         while f.write_all(&block).and_then(|()| f.sync_all()).is_ok() {}
     }
-    // A caller queues and gives up: the record cannot be written.
-    let out = nida_call(&nida, "nida-call", "2,0", 8).output().unwrap();
-    assert!(out.status.success() || !out.stdout.is_empty());
+    // A caller queues, asks for a call-back (which cannot be stored, so
+    // it must not be booked: they stay in line) and gives up: the record
+    // cannot be written either.
+    let out = nida_call(&nida, "nida-call", "2,w0,1", 25)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("pressing 1"));
     assert!(
         common::wait(Duration::from_secs(10), || health(&nida).0 == 503),
         "{}",
@@ -832,7 +836,12 @@ fn a_record_is_kept_while_the_disk_is_full_and_written_once_it_has_room() {
     let store = nida_store::Store::open_dir(&data).unwrap();
     let calls = store.calls(&nida_store::Query::default()).unwrap();
     assert_eq!(calls.len(), 1, "{calls:?}");
-    assert_eq!(calls[0].outcome, "abandoned");
+    assert_eq!(calls[0].outcome, "abandoned", "the caller was kept in line");
+    assert_eq!(
+        store.callbacks(false).unwrap(),
+        vec![],
+        "a call-back nobody stored"
+    );
 }
 
 // ---------- 7. smaller holes ----------

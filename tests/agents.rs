@@ -959,6 +959,19 @@ fn sigkill_loses_no_record_and_a_stored_call_back_is_made_after_the_restart() {
         "{}",
         nida.log()
     );
+    // Stored as answered at once, while the call goes on: a restart now
+    // must not dial the caller again.
+    let answered = || {
+        callbacks(&nida)
+            .last()
+            .is_some_and(|c| c["status"] == "answered")
+    };
+    assert!(
+        wait(Duration::from_secs(3), answered),
+        "{:?}",
+        callbacks(&nida)
+    );
+    assert!(phone.try_wait().unwrap().is_none(), "the call is still up");
     let done = wait(Duration::from_secs(60), || {
         phone.try_wait().ok().flatten().is_some() && agent.try_wait().ok().flatten().is_some()
     });

@@ -1406,7 +1406,29 @@ fn recording_path(data_dir: &std::path::Path) -> PathBuf {
 
 #[cfg(test)]
 mod tests {
-    use super::civil_date;
+    use super::{civil_date, recording_path, Recorder};
+
+    #[test]
+    fn a_recording_has_a_random_name_and_its_final_one_only_when_complete() {
+        let dir = std::env::temp_dir().join(format!("nida-rec-{}", std::process::id()));
+        let path = recording_path(&dir);
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        assert_eq!(name.len(), 36, "{name}");
+        assert!(name.ends_with(".wav"));
+        assert!(name[..32].chars().all(|c| c.is_ascii_hexdigit()), "{name}");
+        assert_ne!(recording_path(&dir), path);
+        let mut r = Recorder::create(path.clone()).expect("the recorder starts");
+        r.left.extend([100i16; 160]);
+        r.tick();
+        let part = path.with_extension("wav.part");
+        assert!(
+            part.exists() && !path.exists(),
+            "only the temporary name while recording"
+        );
+        assert_eq!(r.finish(), path);
+        assert!(path.exists() && !part.exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn civil_dates() {
