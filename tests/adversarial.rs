@@ -517,13 +517,13 @@ fn http_bodies_over_the_limit_are_refused_at_the_header() {
 #[test]
 fn http_connections_per_source_are_bounded() {
     let nida = Nida::start(BASE, "");
-    let _held: Vec<_> = (0..32)
+    let _held: Vec<_> = (0..256)
         .map(|_| std::net::TcpStream::connect(nida.http).unwrap())
         .collect();
     let mut over = std::net::TcpStream::connect(nida.http).unwrap();
     assert!(
         closed_by_peer(&mut over, Duration::from_secs(5)),
-        "a 33rd connection was kept"
+        "a 257th connection was kept"
     );
 }
 

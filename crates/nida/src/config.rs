@@ -393,7 +393,9 @@ pub struct Config {
     pub protection: nida_sip::guard::GuardConfig,
     /// Which numbers nida may call out to, and how often.
     pub outbound: crate::outbound::OutboundConfig,
-    /// A TCP or TLS connection silent this long between messages closes.
+    /// A TCP or TLS connection silent this long between messages closes
+    /// (longer than the longest registration granted, 3600 s, so a phone
+    /// that only re-registers keeps its connection).
     pub tcp_idle: Duration,
     /// The share of RTP ports that calls not yet confirmed by their ACK
     /// may hold (past it new calls get 503).
@@ -459,7 +461,7 @@ impl Default for Config {
             webhooks: Vec::new(),
             protection: nida_sip::guard::GuardConfig::default(),
             outbound: Default::default(),
-            tcp_idle: Duration::from_secs(600),
+            tcp_idle: Duration::from_secs(3900),
             max_half_open_share: 0.25,
             trunks: Vec::new(),
             outbound_trunk: None,

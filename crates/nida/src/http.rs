@@ -27,9 +27,11 @@ pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest request body (the API takes small JSON documents only).
 pub const MAX_BODY: usize = 64 * 1024;
 /// HTTP connections open at once.
-pub const MAX_CONNECTIONS: usize = 256;
-/// HTTP connections open at once from one source network.
-pub const MAX_CONNECTIONS_PER_SOURCE: usize = 32;
+pub const MAX_CONNECTIONS: usize = 1024;
+/// HTTP connections open at once from one source network (an office of
+/// agents behind one NAT, each page holding its event stream, fits; a
+/// reverse proxy in front belongs in `[protection] trusted`).
+pub const MAX_CONNECTIONS_PER_SOURCE: usize = 256;
 
 /// Reads a request's whole body within [`BODY_TIMEOUT`] and [`MAX_BODY`]
 /// before the handler runs: a slow or endless body gets 408 or 413.
