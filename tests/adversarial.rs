@@ -937,3 +937,48 @@ fn a_password_an_older_nida_stored_in_clear_is_hashed_at_start() {
     );
     assert_eq!(code, 200, "{body}");
 }
+
+#[test]
+fn an_admin_token_file_left_readable_is_made_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("nida-token-{}", std::process::id()));
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let token = data.join("admin-token");
+    std::fs::write(&token, "old\n").unwrap();
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let p = common::ports(BASE, 110);
+    let cfg = dir.join("nida.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "sip_addr = \"127.0.0.1:{p}\"\nhttp_addr = \"127.0.0.1:{}\"\nrtp_ports = \"{}-{}\"\n\
+             data_dir = \"{}\"\n",
+            p + 1,
+            p + 10,
+            p + 109,
+            data.display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nida"))
+        .arg("--config")
+        .arg(&cfg)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // nida prints where it wrote the token once the file is written.
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut lines = String::new();
+    for _ in 0..2 {
+        std::io::BufRead::read_line(&mut out, &mut lines).unwrap();
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(lines.contains("admin token written"), "{lines}");
+    let mode = std::fs::metadata(&token).unwrap().permissions().mode();
+    assert_eq!(mode & 0o077, 0, "admin-token is {mode:o}");
+    assert_ne!(std::fs::read_to_string(&token).unwrap(), "old\n");
+    let _ = std::fs::remove_dir_all(&dir);
+}

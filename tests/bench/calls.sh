@@ -23,7 +23,9 @@ BIN=${NIDA_BIN:-target/release/nida}
 SINK=${RTP_SINK:-target/release/examples/rtp_sink}
 TOKEN=bench-admin-token-0123
 WORK=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+# nida is stopped and waited for: the next run must not find this one
+# still on its ports.
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null; rm -rf "$WORK"' EXIT
 
 SIP=127.0.0.1:18060
 HTTP=127.0.0.1:18061
@@ -45,8 +47,11 @@ RUST_LOG=warn $BIN --config "$WORK/nida.toml" > "$WORK/nida.out" 2> "$WORK/nida.
 NIDA=$!
 FAIL=0
 status() { curl -s -H "Authorization: Bearer $TOKEN" "http://$HTTP/api/status" | sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p"; }
-for _ in $(seq 1 100); do
-  [ -n "$(status calls)" ] && break
+# nida prints its listening line once its prompts are loaded: the idle
+# RSS is read after it.
+for _ in $(seq 1 300); do
+  grep -q listening "$WORK/nida.out" 2>/dev/null && break
+  kill -0 "$NIDA" 2>/dev/null || { echo "FAILED: nida did not start"; cat "$WORK/nida.err"; exit 1; }
   sleep 0.1
 done
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$NIDA/stat"; }

@@ -108,9 +108,10 @@ pub struct CallSetup {
     pub driver: mpsc::Sender<ToDriver>,
     /// Channel from the SIP driver.
     pub rx: mpsc::Receiver<ToCall>,
-    /// This call's generator for SSRCs, sequence numbers, timestamps and
-    /// SDP session ids (forked from the driver's, keyed from the OS).
-    pub rng: std::sync::Mutex<nida_sip::rng::Rng>,
+    /// The generator of SSRCs, sequence numbers, timestamps and SDP
+    /// session ids (keyed from the OS; shared by all calls, which draw
+    /// from it a few times each).
+    pub rng: Arc<std::sync::Mutex<nida_sip::rng::Rng>>,
     /// Shared counters.
     pub counters: Arc<Counters>,
     /// The contact centre.

@@ -290,7 +290,7 @@ struct NewCall {
     caller: String,
     source: SocketAddr,
     called: String,
-    rng: nida_sip::rng::Rng,
+    rng: Arc<std::sync::Mutex<nida_sip::rng::Rng>>,
     confirm: Option<(String, String)>,
     secure: bool,
     proven_number: Option<String>,
@@ -321,7 +321,7 @@ impl Shared {
             prompts: self.prompts.clone(),
             driver: driver.clone(),
             rx,
-            rng: std::sync::Mutex::new(c.rng),
+            rng: c.rng,
             counters: counters.clone(),
             centre: self.centre.clone(),
             store: self.store.clone(),
@@ -432,7 +432,9 @@ pub async fn run(
         driver: tx.clone(),
         limits: streams.clone(),
     };
-    let mut media_rng = nida_sip::rng::Rng::new(cfg.seed.map(|s| s ^ 0x5eed));
+    let media_rng = Arc::new(std::sync::Mutex::new(nida_sip::rng::Rng::new(
+        cfg.seed.map(|s| s ^ 0x5eed),
+    )));
     let mut buf = vec![0u8; 65536];
     // Call-backs stored before a restart wait in line again.
     let pending = shared
@@ -460,7 +462,7 @@ pub async fn run(
                     .parse()
                     .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
                 called: row.called.clone(),
-                rng: media_rng.fork(),
+                rng: media_rng.clone(),
                 confirm: None,
                 secure: false,
                 // Proven when the call-back was booked.
@@ -579,7 +581,7 @@ pub async fn run(
                         let srtp = target.transport.secure().then(crate::tls::srtp_key);
                         let media = nida_sip::sdp::LocalMedia {
                             addr: SocketAddr::new(cfg.media_ip, port),
-                            session_id: media_rng.next_u64() >> 16,
+                            session_id: media_rng.lock().unwrap_or_else(|e| e.into_inner()).next_u64() >> 16,
                             version: 1,
                             srtp,
                         };
@@ -712,7 +714,7 @@ pub async fn run(
                                 caller: from_user,
                                 source: inc.source,
                                 called,
-                                rng: media_rng.fork(),
+                                rng: media_rng.clone(),
                                 confirm,
                                 secure: inc.transport.secure(),
                                 proven_number,

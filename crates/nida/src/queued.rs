@@ -391,7 +391,7 @@ impl CentreCall {
         let Some(booking) = self.book(s, &number) else {
             return;
         };
-        if self.start_callback(s, number, booking).await {
+        if Box::pin(self.start_callback(s, number, booking)).await {
             rtp.stop_playback();
             self.music = false;
         }
@@ -449,7 +449,7 @@ impl CentreCall {
             return false;
         };
         info!("caller asked for a call-back, keeping the place in line");
-        if !self.start_callback(s, number, booking).await {
+        if !Box::pin(self.start_callback(s, number, booking)).await {
             return false;
         }
         self.close_with(s, rtp, "callback_thanks");
@@ -867,7 +867,7 @@ impl CentreCall {
                             .and_then(|n| Some((self.book(s, &n)?, n)))
                         {
                             Some((booking, number)) => {
-                                self.start_callback(s, number, booking).await
+                                Box::pin(self.start_callback(s, number, booking)).await
                             }
                             None => false,
                         };
