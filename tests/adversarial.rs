@@ -745,25 +745,31 @@ impl Drop for Tmpfs {
     }
 }
 
+/// A configuration at `cfg` with nothing but fresh ports and `data_dir`
+/// (no admin token: nida makes its own), for tests that start nida by
+/// hand to see how it starts.
+fn bare_config(cfg: &std::path::Path, data: &std::path::Path) {
+    let p = common::ports(BASE, 110);
+    std::fs::write(
+        cfg,
+        format!(
+            "sip_addr = \"127.0.0.1:{p}\"\nhttp_addr = \"127.0.0.1:{}\"\nrtp_ports = \"{}-{}\"\n\
+             data_dir = \"{}\"\n",
+            p + 1,
+            p + 10,
+            p + 109,
+            data.display()
+        ),
+    )
+    .unwrap();
+}
+
 #[test]
 fn nida_refuses_to_start_on_a_read_only_data_folder() {
     let dir = std::env::temp_dir().join(format!("nida-ro-{}", std::process::id()));
     let _fs = Tmpfs::mount(&dir, "size=1m,ro");
-    let p = common::ports(BASE, 110);
     let cfg = std::env::temp_dir().join(format!("nida-ro-{}.toml", std::process::id()));
-    std::fs::write(
-        &cfg,
-        format!(
-            "sip_addr = \"127.0.0.1:{p}\"\nhttp_addr = \"127.0.0.1:{}\"\nrtp_ports = \"{}-{}\"\n\
-             admin_token = \"{}\"\ndata_dir = \"{}\"\n",
-            p + 1,
-            p + 10,
-            p + 109,
-            common::TOKEN,
-            dir.display()
-        ),
-    )
-    .unwrap();
+    bare_config(&cfg, &dir);
     let mut child = Command::new(env!("CARGO_BIN_EXE_nida"))
         .arg("--config")
         .arg(&cfg)
@@ -947,20 +953,8 @@ fn an_admin_token_file_left_readable_is_made_owner_only() {
     let token = data.join("admin-token");
     std::fs::write(&token, "old\n").unwrap();
     std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let p = common::ports(BASE, 110);
     let cfg = dir.join("nida.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "sip_addr = \"127.0.0.1:{p}\"\nhttp_addr = \"127.0.0.1:{}\"\nrtp_ports = \"{}-{}\"\n\
-             data_dir = \"{}\"\n",
-            p + 1,
-            p + 10,
-            p + 109,
-            data.display()
-        ),
-    )
-    .unwrap();
+    bare_config(&cfg, &data);
     let mut child = Command::new(env!("CARGO_BIN_EXE_nida"))
         .arg("--config")
         .arg(&cfg)

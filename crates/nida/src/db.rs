@@ -299,11 +299,19 @@ impl StoreHandle {
         }
     }
 
-    /// Returns once everything sent before is on disk (at shutdown).
+    /// Returns once everything sent before is on disk (at shutdown), or
+    /// kept for a store that fails: then what is lost is said.
     pub async fn flush(&self) {
         let (done, wait) = oneshot::channel();
         if self.tx.send(Job::Flush(done)).is_ok() {
             let _ = wait.await;
+        }
+        let unwritten = self.health.unwritten.load(Ordering::Relaxed);
+        if unwritten > 0 {
+            tracing::error!(
+                unwritten,
+                "stopping with writes the store did not take: they are lost"
+            );
         }
     }
 
