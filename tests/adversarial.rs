@@ -976,3 +976,21 @@ fn an_admin_token_file_left_readable_is_made_owner_only() {
     assert_ne!(std::fs::read_to_string(&token).unwrap(), "old\n");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_recording_cut_off_by_a_crash_is_not_listed() {
+    let nida = Nida::start_with(BASE, |dir| {
+        format!("data_dir = \"{}\"\n", dir.join("data").display())
+    });
+    let day = nida.dir.join("data/recordings/2026-12-04");
+    std::fs::create_dir_all(&day).unwrap();
+    std::fs::write(day.join("a1b2.wav"), b"RIFF").unwrap();
+    std::fs::write(day.join("c3d4.wav.part"), b"RIFF").unwrap();
+    let (code, body) = http(&nida, "GET", "/api/recordings", Some(common::TOKEN), "");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("a1b2.wav"), "{body}");
+    assert!(
+        !body.contains("c3d4"),
+        "a half-written recording is listed: {body}"
+    );
+}
