@@ -360,9 +360,7 @@ pub async fn run(
     let (tx, mut rx) = mpsc::channel::<ToDriver>(65536);
     let Listeners { udp, tcp, tls } = listeners;
     let streams = StreamLimits {
-        table: Arc::new(std::sync::Mutex::new(nida_sip::guard::Connections::new(
-            cfg.protection.clone(),
-        ))),
+        admission: crate::listen::Admission::new(cfg.protection.clone()),
         max_message: cfg.protection.max_message,
         idle: cfg.tcp_idle,
     };
@@ -886,19 +884,19 @@ fn unavailable(ep: &mut Endpoint, now: Instant, call: CallHandle, retry_after: &
     );
 }
 
-/// Whether a call from `source` comes from one of nida's own: an agent's
-/// registered or fixed address, or a trusted network.
-/// The user part of a `sip:` URI, the number of a `tel:` one, else the
-/// URI itself.
+/// The user part of a `sip:` URI, the number of a `tel:` one (as
+/// [`called_number`] reads them), else the URI itself.
 fn user_of(uri: &str) -> String {
-    if let Some(tel) = uri.strip_prefix("tel:") {
-        return tel.split(';').next().unwrap_or(tel).to_string();
+    let user = called_number(uri);
+    if user.is_empty() {
+        uri.to_string()
+    } else {
+        user
     }
-    nida_sip::headers::SipUri::parse(uri)
-        .and_then(|u| u.user)
-        .unwrap_or_else(|| uri.to_string())
 }
 
+/// Whether a call from `source` comes from one of nida's own: an agent's
+/// registered or fixed address, or a trusted network.
 fn known_source(
     ep: &Endpoint,
     cfg: &Config,
@@ -1086,7 +1084,7 @@ impl Conns {
 #[derive(Clone)]
 struct StreamLimits {
     /// Open connections, in total and per source network.
-    table: Arc<std::sync::Mutex<nida_sip::guard::Connections>>,
+    admission: crate::listen::Admission,
     /// Largest message, refused at its header.
     max_message: usize,
     /// A connection silent this long between messages is closed.
@@ -1097,20 +1095,6 @@ struct StreamLimits {
 /// handshake: a peer trickling bytes holds its connection no longer.
 const MESSAGE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// A connection's place in the count, given back when its task ends.
-struct Slot {
-    table: Arc<std::sync::Mutex<nida_sip::guard::Connections>>,
-    peer: SocketAddr,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        if let Ok(mut t) = self.table.lock() {
-            t.close(self.peer.ip());
-        }
-    }
-}
-
 /// Accepts TCP connections (TLS ones when `tls` is given) within
 /// `limits`.
 async fn accept_loop(
@@ -1119,35 +1103,9 @@ async fn accept_loop(
     driver: mpsc::Sender<ToDriver>,
     limits: StreamLimits,
 ) {
-    let mut backoff = std::time::Duration::from_millis(10);
+    let what = if tls.is_some() { "SIP TLS" } else { "SIP TCP" };
     loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(c) => {
-                backoff = std::time::Duration::from_millis(10);
-                c
-            }
-            Err(e) => {
-                // EMFILE and the like: wait for connections to close
-                // instead of spinning on the error.
-                warn!(error = %e, pause_ms = backoff.as_millis() as u64, "TCP accept failed");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(std::time::Duration::from_secs(1));
-                continue;
-            }
-        };
-        let admitted = limits
-            .table
-            .lock()
-            .map(|mut t| t.open(peer.ip()))
-            .unwrap_or(false);
-        if !admitted {
-            debug!(%peer, "connection refused: too many open");
-            continue;
-        }
-        let slot = Slot {
-            table: limits.table.clone(),
-            peer,
-        };
+        let (stream, peer, slot) = limits.admission.accept(&listener, what).await;
         let _ = stream.set_nodelay(true);
         let (wtx, wrx) = mpsc::channel(256);
         let driver = driver.clone();
@@ -1258,6 +1216,10 @@ mod tests {
             "+97143131901"
         );
         assert_eq!(called_number("sip:127.0.0.1"), "");
+        // A caller's identity: the URI itself when it has no user.
+        assert_eq!(user_of("sip:0501234567@192.0.2.1"), "0501234567");
+        assert_eq!(user_of("tel:+971501234567;x=y"), "+971501234567");
+        assert_eq!(user_of("sip:192.0.2.1"), "sip:192.0.2.1");
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! The HTTP listener: accepts connections for the admin API and the pages
 //! within bounds an outsider cannot exhaust. Connections are limited in
-//! total and per source network (the SIP guard's [`Connections`]), a
+//! total and per source network (the SIP guard's connection limits), a
 //! request's header must arrive within [`HEADER_TIMEOUT`], its body within
 //! [`BODY_TIMEOUT`] and [`MAX_BODY`] bytes, and a failing `accept` (out of
-//! file descriptors) backs off instead of spinning.
+//! file descriptors) backs off instead of spinning (see [`crate::listen`]).
 
+use crate::listen::Admission;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request};
 use axum::http::StatusCode;
@@ -12,13 +13,11 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use nida_sip::guard::{Connections, GuardConfig};
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use nida_sip::guard::GuardConfig;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
-use tracing::{debug, warn};
+use tracing::debug;
 
 /// Time for a request's header section to arrive.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -56,53 +55,16 @@ pub async fn bounded_body(req: Request, next: Next) -> Response {
     }
 }
 
-/// A connection's place in the count, given back when it closes.
-struct Slot {
-    table: Arc<Mutex<Connections>>,
-    peer: SocketAddr,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        if let Ok(mut t) = self.table.lock() {
-            t.close(self.peer.ip());
-        }
-    }
-}
-
 /// Serves `router` on `listener` until the process ends; `limits` gives
 /// the source networks' prefixes and the trusted networks.
 pub async fn serve(listener: TcpListener, router: Router, limits: &GuardConfig) {
-    let table = Arc::new(Mutex::new(Connections::new(GuardConfig {
+    let admission = Admission::new(GuardConfig {
         max_connections: MAX_CONNECTIONS,
         max_connections_per_source: MAX_CONNECTIONS_PER_SOURCE,
         ..limits.clone()
-    })));
-    let mut backoff = Duration::from_millis(10);
+    });
     loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(c) => {
-                backoff = Duration::from_millis(10);
-                c
-            }
-            Err(e) => {
-                // EMFILE and the like: wait for connections to close.
-                warn!(error = %e, pause_ms = backoff.as_millis() as u64, "HTTP accept failed");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-                continue;
-            }
-        };
-        let admitted = table.lock().map(|mut t| t.open(peer.ip())).unwrap_or(false);
-        if !admitted {
-            debug!(%peer, "HTTP connection refused: too many open");
-            drop(stream);
-            continue;
-        }
-        let slot = Slot {
-            table: table.clone(),
-            peer,
-        };
+        let (stream, peer, slot) = admission.accept(&listener, "HTTP").await;
         let router = router.clone();
         tokio::spawn(async move {
             let _slot = slot;

@@ -16,6 +16,7 @@ mod features;
 mod flowcmd;
 mod http;
 mod httpc;
+mod listen;
 mod live;
 mod lookup;
 mod metrics;
