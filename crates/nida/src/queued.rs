@@ -383,30 +383,30 @@ impl CentreCall {
             priority: 0,
         };
         self.enqueue(s, session, &q, rtp).await;
-        let Some(number) = self.callback_number(s) else {
-            // The caller stays on the line in the queue instead.
-            info!("call-back refused: the caller's number is not proven");
-            return;
-        };
-        let Some(booking) = self.book(s, &number) else {
-            return;
-        };
-        if Box::pin(self.start_callback(s, number, booking)).await {
+        // Not booked: the caller stays on the line in the queue instead.
+        if self.request_callback(s).await {
             rtp.stop_playback();
             self.music = false;
         }
     }
 
-    /// A place among the pending call-backs for `number`; `None` (logged)
-    /// when it has one already or too many wait: the caller stays in line.
-    fn book(&self, s: &CallSetup, number: &str) -> Option<crate::bookings::Booking> {
-        match s.centre.bookings.book(number) {
-            Ok(b) => Some(b),
+    /// Books a call-back for the caller: true once it is on disk. False
+    /// (logged) when the caller proved no number, a call-back to it waits
+    /// already or too many do, or the store did not take it.
+    async fn request_callback(&mut self, s: &CallSetup) -> bool {
+        let Some(number) = self.callback_number(s) else {
+            info!("call-back refused: the caller's number is not proven");
+            return false;
+        };
+        let booking = match s.centre.bookings.book(&number) {
+            Ok(b) => b,
             Err(why) => {
                 info!(?why, "call-back not booked");
-                None
+                return false;
             }
-        }
+        };
+        // Boxed: the call's future need not carry this one's state.
+        Box::pin(self.start_callback(s, number, booking)).await
     }
 
     /// The number a call-back may dial: one the caller proved, never the
@@ -441,17 +441,10 @@ impl CentreCall {
         if !self.def.callback_digit.starts_with(d) {
             return false;
         }
-        let Some(number) = self.callback_number(s) else {
-            info!("call-back refused: the caller's number is not proven");
-            return false;
-        };
-        let Some(booking) = self.book(s, &number) else {
-            return false;
-        };
-        info!("caller asked for a call-back, keeping the place in line");
-        if !Box::pin(self.start_callback(s, number, booking)).await {
+        if !self.request_callback(s).await {
             return false;
         }
+        info!("caller asked for a call-back, keeping the place in line");
         self.close_with(s, rtp, "callback_thanks");
         true
     }
@@ -862,20 +855,10 @@ impl CentreCall {
                         // ahead of callers who have not waited that long.
                         let priority = self.priority;
                         self.priority = priority.saturating_add(1);
-                        let booked = match self
-                            .callback_number(s)
-                            .and_then(|n| Some((self.book(s, &n)?, n)))
-                        {
-                            Some((booking, number)) => {
-                                Box::pin(self.start_callback(s, number, booking)).await
-                            }
-                            None => false,
-                        };
-                        if booked {
+                        if self.request_callback(s).await {
                             self.close_with(s, rtp, "callback_thanks");
                             self.join_queue(s).await;
                         } else {
-                            info!("no call-back for this caller");
                             self.priority = priority;
                             self.outcome = "callback_unavailable";
                             self.close_with(s, rtp, "goodbye");
