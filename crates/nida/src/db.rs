@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, oneshot};
 use tracing::warn;
 
@@ -81,6 +81,9 @@ struct Writer {
     /// so the order holds.
     retry: VecDeque<Job>,
     pause: Duration,
+    /// When what waits is tried next (new jobs do not bring it forward:
+    /// a failing disk is not hammered once per call).
+    due: Instant,
 }
 
 impl Writer {
@@ -146,14 +149,20 @@ impl Writer {
                 return;
             }
         };
+        if self.retry.is_empty() {
+            self.due = Instant::now() + self.pause;
+        }
         if self.retry.len() >= MAX_UNWRITTEN {
             self.retry.pop_front();
             self.health.lost.fetch_add(1, Ordering::Relaxed);
             tracing::error!("store failing for too long: the oldest unwritten record is given up");
         }
         self.retry.push_back(job);
-        if let Ok(mut last) = self.health.last_error.lock() {
-            *last = Some(e.to_string());
+        // `Unwritten` says only that older writes wait: keep their cause.
+        if !matches!(e, StoreError::Unwritten) {
+            if let Ok(mut last) = self.health.last_error.lock() {
+                *last = Some(e.to_string());
+            }
         }
     }
 
@@ -167,6 +176,7 @@ impl Writer {
                     *last = Some(e.to_string());
                 }
                 self.pause = (self.pause * 2).min(Duration::from_secs(30));
+                self.due = Instant::now() + self.pause;
                 return;
             }
         }
@@ -178,7 +188,7 @@ impl Writer {
 
     /// A new job: after what waits, so the order holds.
     fn handle(&mut self, job: Job) {
-        if !self.retry.is_empty() {
+        if !self.retry.is_empty() && Instant::now() >= self.due {
             self.retry();
         }
         if self.retry.is_empty() {
@@ -204,7 +214,7 @@ impl Writer {
             let next = if self.retry.is_empty() {
                 rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
             } else {
-                rx.recv_timeout(self.pause)
+                rx.recv_timeout(self.due.saturating_duration_since(Instant::now()))
             };
             match next {
                 Ok(job) => self.handle(job),
@@ -245,6 +255,7 @@ impl StoreHandle {
             health: health.clone(),
             retry: VecDeque::new(),
             pause: Duration::from_secs(1),
+            due: Instant::now(),
         };
         std::thread::Builder::new()
             .name("nida-store".into())
