@@ -218,7 +218,7 @@ pub struct CentreHandle {
     /// The routing core's statistics, per queue in the order of `queues`.
     pub stats: nida_acd::shell::SnapshotReader,
     /// The numbers with a call-back pending.
-    pub bookings: crate::bookings::Bookings,
+    pub bookings: nida_call::bookings::Bookings,
 }
 
 /// Starts the centre: the routing core thread and the task that serves it.

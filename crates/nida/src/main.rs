@@ -5,7 +5,7 @@
 mod access;
 mod agentcmd;
 mod api;
-mod bookings;
+
 mod call;
 mod caller;
 mod centre;

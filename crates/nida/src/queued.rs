@@ -172,7 +172,7 @@ struct Callback {
     number: String,
     /// Its place among the pending call-backs, held (never read) until
     /// the call-back is dropped.
-    _booking: Option<crate::bookings::Booking>,
+    _booking: Option<nida_call::bookings::Booking>,
 }
 
 /// The call to the caller, placed when the agent is on the line.
@@ -456,7 +456,7 @@ impl CentreCall {
         &mut self,
         s: &CallSetup,
         number: String,
-        booking: crate::bookings::Booking,
+        booking: nida_call::bookings::Booking,
     ) -> bool {
         let requested_at = unix_now() as i64;
         let row = self.callback_row(s, &number, requested_at, "requested", 0);

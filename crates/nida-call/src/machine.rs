@@ -1,0 +1,872 @@
+//! The call machine: its state, how it starts, its inputs, and the loop
+//! that settles it after each input. The contact-centre rules live in the
+//! sibling modules (`queue`, `callback`, `transfer`, `media`), each an
+//! `impl Call` block over the same state.
+
+use crate::io::{
+    CallEvent, CallInfo, HangupCause, LegEvent, NotBooked, Outcome, Output, Recording, Stored,
+    Transmit,
+};
+use crate::leg::{Leg, LegId, LegState, Role};
+use crate::rules::{CallConfig, QueueRules, Shared};
+use crate::timer::{Timer, TimerTable};
+use nida_acd::{AgentId, TaskId};
+use nida_ivr::{Action, LookupResult, Session};
+use nida_media::{MediaEvent, RtpSession};
+use nida_sip::rng::Rng;
+use nida_sip::sdp::Negotiated;
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// How an answered call begins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Start {
+    /// Run this flow; when it does not exist, play the welcome prompt.
+    Flow {
+        /// The flow.
+        flow: String,
+        /// The welcome prompt (in the default language).
+        welcome: String,
+    },
+    /// Play the welcome prompt (no flow for the number).
+    Welcome(String),
+    /// A feature code's confirmation: this prompt, then hang up.
+    Confirm {
+        /// Language.
+        lang: String,
+        /// Prompt.
+        name: String,
+    },
+}
+
+/// A call-back the caller asked for: the task stays in line without the
+/// caller; when an agent takes it, nida dials the caller and bridges.
+pub(crate) struct Callback {
+    /// Tries so far to reach the caller.
+    pub attempts: u32,
+    /// The leg dialling the caller, while it rings.
+    pub dial: Option<LegId>,
+    /// No more tries.
+    pub done: bool,
+    /// When the caller asked (Unix seconds).
+    pub requested_at: i64,
+    /// The number to call: one the caller proved.
+    pub number: String,
+    /// Its place among the pending call-backs, held until the call ends.
+    pub _booking: Option<crate::bookings::Booking>,
+}
+
+/// Why a call-back request waits for the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BookingFor {
+    /// The caller pressed the call-back digit while waiting.
+    Digit,
+    /// The queue's longest wait ran out (exit `callback`); the priority
+    /// before the raise it got.
+    Exit(u8),
+    /// The flow's `callback_offer`.
+    FlowOffer,
+}
+
+/// A request the store has not yet answered.
+pub(crate) struct PendingBooking {
+    pub why: BookingFor,
+    pub number: String,
+    pub requested_at: i64,
+    pub booking: crate::bookings::Booking,
+}
+
+/// The caller and whoever they talk to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Bridge {
+    /// The other leg.
+    pub leg: LegId,
+    /// The agent on it (`None`: a transfer's far end).
+    pub agent: Option<AgentId>,
+}
+
+/// The stereo recording being made: what each side sent since the last
+/// frame.
+#[derive(Default)]
+pub(crate) struct Tape {
+    pub left: VecDeque<i16>,
+    pub right: VecDeque<i16>,
+}
+
+/// One call's whole life with the contact centre, sans-IO.
+pub struct Call {
+    pub(crate) shared: Shared,
+    pub(crate) cfg: CallConfig,
+    pub(crate) rng: Rng,
+    start: Instant,
+    start_unix: i64,
+    pub(crate) legs: Vec<Leg>,
+    next_leg: u32,
+    /// The caller's leg while the caller is on the line.
+    pub(crate) caller: Option<LegId>,
+    pub(crate) ivr: Option<Session>,
+    confirm: bool,
+    pub(crate) timers: TimerTable,
+    pub(crate) outputs: VecDeque<Output>,
+    pub(crate) hang_up: Option<HangupCause>,
+    pub(crate) next_flow: Option<String>,
+    digits: String,
+    over: bool,
+    // The centre's part.
+    pub(crate) task: Option<TaskId>,
+    pub(crate) language: String,
+    pub(crate) path: Vec<String>,
+    pub(crate) rules: QueueRules,
+    pub(crate) info: CallInfo,
+    pub(crate) skills: BTreeMap<String, u8>,
+    pub(crate) priority: u8,
+    pub(crate) music: bool,
+    pub(crate) announcing: bool,
+    pub(crate) closing: bool,
+    pub(crate) in_survey: bool,
+    pub(crate) queued_at: Option<Instant>,
+    pub(crate) queued_unix: Option<i64>,
+    pub(crate) answered_at: Option<Instant>,
+    pub(crate) talk_ended: Option<Instant>,
+    pub(crate) agent: Option<AgentId>,
+    rating: Option<u8>,
+    pub(crate) outcome: Outcome,
+    pub(crate) callback: Option<Callback>,
+    pub(crate) pending_booking: Option<PendingBooking>,
+    pub(crate) transfers: Vec<String>,
+    pub(crate) bridge: Option<Bridge>,
+    /// Who hears whom: (from, to).
+    pub(crate) links: Vec<(LegId, LegId)>,
+    pub(crate) tape: Option<Tape>,
+    pub(crate) recording_name: Option<String>,
+    pub(crate) recorded: Option<String>,
+}
+
+impl Call {
+    fn empty(now: Instant, unix: i64, shared: Shared, cfg: CallConfig, rng: Rng) -> Call {
+        Call {
+            language: cfg.language.clone(),
+            shared,
+            cfg,
+            rng,
+            start: now,
+            start_unix: unix,
+            legs: Vec::new(),
+            next_leg: 1,
+            caller: None,
+            ivr: None,
+            confirm: false,
+            timers: TimerTable::default(),
+            outputs: VecDeque::new(),
+            hang_up: None,
+            next_flow: None,
+            digits: String::new(),
+            over: false,
+            task: None,
+            path: Vec::new(),
+            rules: QueueRules::default(),
+            info: CallInfo::default(),
+            skills: BTreeMap::new(),
+            priority: 0,
+            music: false,
+            announcing: false,
+            closing: false,
+            in_survey: false,
+            queued_at: None,
+            queued_unix: None,
+            answered_at: None,
+            talk_ended: None,
+            agent: None,
+            rating: None,
+            outcome: Outcome::Ivr,
+            callback: None,
+            pending_booking: None,
+            transfers: Vec::new(),
+            bridge: None,
+            links: Vec::new(),
+            tape: None,
+            recording_name: None,
+            recorded: None,
+        }
+    }
+
+    /// A call the caller's dialog just confirmed (the ACK): `caller` is
+    /// the audio agreed with them, `srtp` nida's key when it is SRTP.
+    /// `unix` is the wall clock at `now`, in seconds.
+    #[allow(clippy::too_many_arguments)]
+    pub fn answered(
+        now: Instant,
+        unix: i64,
+        shared: Shared,
+        cfg: CallConfig,
+        rng: Rng,
+        caller: Negotiated,
+        srtp: Option<[u8; 30]>,
+        start: Start,
+    ) -> Call {
+        let mut call = Call::empty(now, unix, shared, cfg, rng);
+        let mut leg = Leg::placing(LegId::CALLER, Role::Caller);
+        leg.state = LegState::Up;
+        leg.rtp = Some(call.leg_rtp(now, LegId::CALLER, &caller, srtp));
+        call.legs.push(leg);
+        call.caller = Some(LegId::CALLER);
+        call.timers
+            .set(Timer::MaxDuration, now + call.cfg.call_duration);
+        let welcome = match start {
+            Start::Flow { flow, welcome } => {
+                let mut vars = nida_ivr::expr::Vars::new();
+                vars.insert(
+                    "caller".into(),
+                    nida_ivr::Value::Str(call.cfg.caller.clone()),
+                );
+                vars.insert(
+                    "called".into(),
+                    nida_ivr::Value::Str(call.cfg.called.clone()),
+                );
+                call.ivr = Session::new(now, call.shared.flows.clone(), &flow, vars);
+                match call.ivr {
+                    Some(_) => {
+                        call.event(CallEvent::FlowStarted(flow));
+                        None
+                    }
+                    None => Some((call.cfg.language.clone(), welcome)),
+                }
+            }
+            Start::Welcome(name) => Some((call.cfg.language.clone(), name)),
+            Start::Confirm { lang, name } => {
+                call.confirm = true;
+                Some((lang, name))
+            }
+        };
+        if let Some((lang, name)) = welcome {
+            if call.play(&lang, &[name]) == 0 && call.confirm {
+                call.hang_up = Some(HangupCause::Done);
+            }
+        }
+        call.settle(now);
+        call
+    }
+
+    /// A call-back stored before a restart: back in its queue without the
+    /// caller, its tries so far counted.
+    pub fn restored(
+        now: Instant,
+        unix: i64,
+        shared: Shared,
+        cfg: CallConfig,
+        rng: Rng,
+        row: &nida_store::CallbackRow,
+    ) -> Call {
+        let mut c = Call::empty(now, unix, shared, cfg, rng);
+        c.language = row.language.clone();
+        c.skills = row.skills.clone();
+        c.priority = row.priority;
+        c.path = row.path.clone();
+        c.rules = c.rules_of(&row.queue);
+        c.info = CallInfo {
+            call_id: row.call_id.clone(),
+            queue: row.queue.clone(),
+            language: row.language.clone(),
+            path: row.path.clone(),
+            vars: row.vars.clone(),
+        };
+        // The wait counts from the request, not from the restart.
+        let waited = Duration::from_secs((unix - row.requested_at).max(0) as u64);
+        c.queued_at = Some(now.checked_sub(waited).unwrap_or(now));
+        c.queued_unix = Some(row.requested_at);
+        c.outcome = Outcome::CallbackWaiting;
+        c.callback = Some(Callback {
+            attempts: row.attempts,
+            dial: None,
+            done: false,
+            requested_at: row.requested_at,
+            number: row.number.clone(),
+            _booking: c.shared.bookings.book(&row.number).ok(),
+        });
+        c.event(CallEvent::CallbackRestored {
+            queue: row.queue.clone(),
+            attempts: row.attempts,
+        });
+        c.join_queue(now);
+        c.settle(now);
+        c
+    }
+
+    /// The caller's leg, while the caller is on the line.
+    pub fn caller_leg(&self) -> Option<LegId> {
+        self.caller
+    }
+
+    /// Whether the call is over (its record, if any, is among the
+    /// outputs).
+    pub fn is_over(&self) -> bool {
+        self.over
+    }
+
+    /// The caller's outcome so far.
+    pub fn outcome(&self) -> Outcome {
+        self.outcome
+    }
+
+    /// The routing core's task while the call waits or talks.
+    pub fn task(&self) -> Option<TaskId> {
+        self.task
+    }
+
+    /// The legs and their roles and states.
+    pub fn legs(&self) -> impl Iterator<Item = (LegId, Role, LegState)> + '_ {
+        self.legs.iter().map(|l| (l.id, l.role, l.state))
+    }
+
+    /// The RTP session of a leg, to read its counters.
+    pub fn rtp(&self, leg: LegId) -> Option<&RtpSession> {
+        self.leg(leg).and_then(|l| l.rtp.as_ref())
+    }
+
+    /// The name the shell gave the recording it started (the record links
+    /// it).
+    pub fn set_recording_name(&mut self, name: String) {
+        self.recording_name = Some(name);
+    }
+
+    // ---- inputs ----
+
+    /// A datagram arrived on a leg's RTP port.
+    pub fn handle_rtp(&mut self, now: Instant, leg: LegId, from: SocketAddr, data: &[u8]) {
+        let Some(rtp) = self.leg_mut(leg).and_then(|l| l.rtp.as_mut()) else {
+            return;
+        };
+        rtp.handle_packet(now, from, data);
+        self.relay_from(leg);
+        self.settle(now);
+    }
+
+    /// Time passed: fires what is due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for l in &mut self.legs {
+            if let Some(rtp) = l.rtp.as_mut() {
+                rtp.handle_timeout(now);
+            }
+        }
+        if let Some(s) = self.ivr.as_mut() {
+            s.handle_timeout(now);
+        }
+        for t in self.timers.expired(now) {
+            self.on_timer(now, t);
+        }
+        self.settle(now);
+    }
+
+    /// A backend answered a lookup.
+    pub fn handle_lookup(&mut self, now: Instant, id: u64, result: LookupResult) {
+        if let Some(s) = self.ivr.as_mut() {
+            s.handle_lookup(now, id, result);
+        }
+        self.settle(now);
+    }
+
+    /// The store answered an [`Output::BookCallback`].
+    pub fn handle_stored(&mut self, now: Instant, stored: Stored) {
+        self.booking_stored(now, stored);
+        self.settle(now);
+    }
+
+    /// The routing core's word.
+    pub fn handle_centre(&mut self, now: Instant, m: crate::io::FromCentre) {
+        self.centre_message(now, m);
+        self.settle(now);
+    }
+
+    /// Something happened on a leg's SIP side.
+    pub fn handle_leg(&mut self, now: Instant, leg: LegId, ev: LegEvent) {
+        if self.leg(leg).is_none() {
+            // A leg already gone (nida hung it up): nothing left to do,
+            // but a REFER still gets its answer.
+            if let LegEvent::Refer(target) = ev {
+                self.transfer_declined(leg, target);
+            }
+            return;
+        }
+        if Some(leg) == self.caller {
+            match ev {
+                LegEvent::Ended(_) => self.caller_gone(now, None),
+                LegEvent::Refer(target) => self.transfer_declined(leg, target),
+                _ => {}
+            }
+        } else {
+            self.other_leg_event(now, leg, ev);
+        }
+        self.settle(now);
+    }
+
+    // ---- outputs ----
+
+    /// The next thing for the shell to do.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// The next RTP datagram due at `now`, written into `buf` (at least
+    /// 1500 bytes). Call until `None`.
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        for i in 0..self.legs.len() {
+            let id = self.legs[i].id;
+            let Some(rtp) = self.legs[i].rtp.as_mut() else {
+                continue;
+            };
+            if let Some((len, dest)) = rtp.poll_transmit(now, buf) {
+                if Some(id) == self.caller {
+                    self.tick_tape();
+                }
+                return Some(Transmit { leg: id, len, dest });
+            }
+        }
+        // Sending may have finished a prompt.
+        self.settle(now);
+        None
+    }
+
+    /// When the machine next needs [`Call::handle_timeout`].
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let media = self
+            .legs
+            .iter()
+            .filter_map(|l| l.rtp.as_ref())
+            .map(|r| r.poll_timeout());
+        let ivr = self.ivr.as_ref().and_then(Session::poll_timeout);
+        media.chain(ivr).chain(self.timers.next()).min()
+    }
+
+    // ---- the loop ----
+
+    /// Carries every consequence of the last input through: the IVR's
+    /// actions, media events, a flow to start, a hang-up, the end.
+    fn settle(&mut self, now: Instant) {
+        loop {
+            let mut moved = false;
+            while let Some(a) = self.ivr.as_mut().and_then(Session::poll_action) {
+                self.ivr_action(now, a);
+                moved = true;
+            }
+            let mut i = 0;
+            while i < self.legs.len() {
+                let id = self.legs[i].id;
+                while let Some(ev) = self
+                    .leg_mut(id)
+                    .and_then(|l| l.rtp.as_mut())
+                    .and_then(RtpSession::poll_event)
+                {
+                    self.media_event(now, id, ev);
+                    moved = true;
+                }
+                i += 1;
+            }
+            if let Some(flow) = self.next_flow.take() {
+                self.start_flow(now, flow);
+                moved = true;
+            }
+            if let Some(cause) = self.hang_up.take() {
+                if let Some(leg) = self.caller {
+                    self.event(CallEvent::HangingUp(cause));
+                    self.outputs.push_back(Output::Hangup(leg));
+                    self.caller_gone(now, Some(cause));
+                }
+                moved = true;
+            }
+            if self.caller.is_none() && !self.parked() && !self.over {
+                self.finish(now);
+                moved = true;
+            }
+            if !moved {
+                break;
+            }
+        }
+    }
+
+    fn ivr_action(&mut self, now: Instant, a: Action) {
+        match a {
+            Action::Play(refs) => {
+                self.stop_playback();
+                let mut queued = 0;
+                for r in &refs {
+                    queued += self.play(&r.lang, std::slice::from_ref(&r.name));
+                }
+                self.event(CallEvent::Playing(
+                    refs.into_iter().map(|r| r.name).collect(),
+                ));
+                if queued == 0 {
+                    if let Some(s) = self.ivr.as_mut() {
+                        s.handle_playback_done(now);
+                    }
+                }
+            }
+            Action::StopPlayback => self.stop_playback(),
+            Action::Lookup {
+                id,
+                service,
+                params,
+            } => self.outputs.push_back(Output::Lookup {
+                id,
+                service,
+                params,
+            }),
+            Action::Callback { queue } => {
+                self.event(CallEvent::CallbackAsked(queue.clone()));
+                self.enqueue_callback(now, &queue);
+            }
+            Action::Queue(q) => {
+                self.event(CallEvent::QueuedByFlow {
+                    queue: q.queue.clone(),
+                    language: q.language.clone(),
+                    priority: q.priority,
+                });
+                self.enqueue(now, &q);
+            }
+            Action::Hangup => {
+                self.hang_up.get_or_insert(HangupCause::Done);
+            }
+        }
+    }
+
+    fn media_event(&mut self, now: Instant, leg: LegId, ev: MediaEvent) {
+        let caller = Some(leg) == self.caller;
+        match ev {
+            MediaEvent::Dtmf(d) if caller => {
+                self.digits.push(d);
+                self.event(CallEvent::Digit {
+                    digit: d,
+                    digits: self.digits.clone(),
+                });
+                if !self.queue_digit(now, d) {
+                    if let Some(s) = self.ivr.as_mut() {
+                        s.handle_digit(now, d);
+                    }
+                }
+            }
+            MediaEvent::Dtmf(_) => {}
+            MediaEvent::Timeout if caller => {
+                self.hang_up = Some(HangupCause::NoMedia);
+            }
+            MediaEvent::Timeout => {
+                if self.bridge.is_some_and(|b| b.leg == leg) {
+                    self.event(CallEvent::AgentSilent(self.bridge.and_then(|b| b.agent)));
+                    // The leg's end comes back from the SIP side.
+                    self.outputs.push_back(Output::Hangup(leg));
+                }
+            }
+            MediaEvent::PlaybackFinished if caller => self.playback_finished(now),
+            MediaEvent::PlaybackFinished => {}
+            MediaEvent::Latched(addr) => self.event(CallEvent::Latched { leg, addr }),
+        }
+    }
+
+    fn playback_finished(&mut self, now: Instant) {
+        if self.closing {
+            self.hang_up.get_or_insert(HangupCause::Done);
+        } else if self.waiting() && (self.music || self.announcing) {
+            // After an announcement, or at the end of the loop: music.
+            self.announcing = false;
+            self.start_music();
+        } else if self.confirm {
+            self.hang_up.get_or_insert(HangupCause::Done);
+        } else if let Some(s) = self.ivr.as_mut() {
+            s.handle_playback_done(now);
+        }
+    }
+
+    fn start_flow(&mut self, now: Instant, flow: String) {
+        if let Some(s) = self.ivr.take() {
+            self.flow_ended(s);
+        }
+        let mut vars = nida_ivr::expr::Vars::new();
+        vars.insert(
+            "caller".into(),
+            nida_ivr::Value::Str(self.cfg.caller.clone()),
+        );
+        vars.insert(
+            "language".into(),
+            nida_ivr::Value::Str(self.language.clone()),
+        );
+        self.ivr = Session::new(now, self.shared.flows.clone(), &flow, vars);
+        if self.ivr.is_some() {
+            self.event(CallEvent::FlowStarted(flow));
+        } else {
+            self.event(CallEvent::FlowMissing(flow));
+            self.hang_up.get_or_insert(HangupCause::Done);
+        }
+    }
+
+    fn flow_ended(&mut self, s: Session) {
+        if self.in_survey {
+            self.rating = s
+                .vars()
+                .get("rating")
+                .and_then(|v| v.to_string().parse().ok())
+                .filter(|r| (1..=5).contains(r));
+        }
+        self.event(CallEvent::FlowEnded {
+            path: s.path().to_vec(),
+            outcome: s.outcome().clone(),
+        });
+    }
+
+    fn on_timer(&mut self, now: Instant, t: Timer) {
+        match t {
+            Timer::Announce => self.announce_due(now),
+            Timer::CallbackRetry => {
+                self.event(CallEvent::CallbackRetry);
+                self.join_queue(now);
+            }
+            Timer::MaxDuration => {
+                self.hang_up.get_or_insert(HangupCause::MaxDuration);
+            }
+        }
+    }
+
+    /// The caller's line is gone (they hung up, or nida did: `cause`). A
+    /// call-back keeps the call in line without them; else the call ends.
+    fn caller_gone(&mut self, now: Instant, _cause: Option<HangupCause>) {
+        let Some(leg) = self.caller.take() else {
+            return;
+        };
+        self.links.retain(|(a, b)| *a != leg && *b != leg);
+        self.close_leg(leg);
+        self.music = false;
+        self.announcing = false;
+        if self.parked() {
+            self.event(CallEvent::Parked);
+        } else {
+            self.caller_left(now);
+        }
+    }
+
+    /// The caller left for good: the core and the other legs learn it.
+    fn caller_left(&mut self, now: Instant) {
+        let others: Vec<LegId> = self.legs.iter().map(|l| l.id).collect();
+        let bridged = self.bridge.take();
+        for leg in others {
+            self.outputs.push_back(Output::Hangup(leg));
+            self.close_leg(leg);
+        }
+        self.links.clear();
+        if bridged.is_some() {
+            self.talk_ended = Some(now);
+            self.event(CallEvent::CallerLeft);
+        }
+        if let Some(task) = self.task.take() {
+            if bridged.is_some() {
+                self.centre(crate::io::ToCentre::Complete(task));
+            } else {
+                self.event(CallEvent::Abandoned);
+                self.outcome = Outcome::Abandoned;
+                self.centre(crate::io::ToCentre::Abandon(task));
+            }
+        }
+        self.end_recording();
+    }
+
+    /// Writes the record (when the call had anything to do with the
+    /// centre) and ends.
+    fn finish(&mut self, now: Instant) {
+        self.caller_left(now);
+        if let Some(s) = self.ivr.take() {
+            self.flow_ended(s);
+        }
+        self.over = true;
+        self.timers = TimerTable::default();
+        if self.queued_at.is_some() {
+            let record = self.record(now);
+            self.outputs.push_back(Output::Record(record));
+        }
+        self.event(CallEvent::Ended {
+            outcome: self.outcome,
+            rating: self.rating,
+        });
+    }
+
+    fn record(&self, now: Instant) -> nida_store::CallRecord {
+        let secs = |a: Option<Instant>, b: Option<Instant>| match (a, b) {
+            (Some(a), Some(b)) => Some(b.saturating_duration_since(a).as_secs_f64()),
+            _ => None,
+        };
+        nida_store::CallRecord {
+            id: 0,
+            call_id: self.cfg.call_id.clone(),
+            caller: self.cfg.caller.clone(),
+            called: self.cfg.called.clone(),
+            queued_at: self.queued_unix,
+            ended_at: self.unix(now),
+            queue: self.info.queue.clone(),
+            language: self.language.clone(),
+            outcome: self.outcome.as_str().to_string(),
+            agent: self.agent.map(|a| a.0),
+            wait_seconds: secs(self.queued_at, self.answered_at),
+            talk_seconds: secs(self.answered_at, self.talk_ended),
+            service_level_seconds: self.rules.service_level.as_secs() as u32,
+            rating: self.rating,
+            recording: self.recorded.clone(),
+            callback: self.callback.is_some(),
+            callback_attempts: self.callback.as_ref().map(|c| c.attempts),
+            path: self.path.clone(),
+            vars: self.info.vars.clone(),
+            transfers: self.transfers.clone(),
+        }
+    }
+
+    // ---- helpers shared by the rule modules ----
+
+    /// The wall clock at `now`, in Unix seconds.
+    pub(crate) fn unix(&self, now: Instant) -> i64 {
+        self.start_unix + now.saturating_duration_since(self.start).as_secs() as i64
+    }
+
+    pub(crate) fn event(&mut self, e: CallEvent) {
+        self.outputs.push_back(Output::Event(e));
+    }
+
+    pub(crate) fn centre(&mut self, m: crate::io::ToCentre) {
+        self.outputs.push_back(Output::Centre(m));
+    }
+
+    pub(crate) fn leg(&self, id: LegId) -> Option<&Leg> {
+        self.legs.iter().find(|l| l.id == id)
+    }
+
+    pub(crate) fn leg_mut(&mut self, id: LegId) -> Option<&mut Leg> {
+        self.legs.iter_mut().find(|l| l.id == id)
+    }
+
+    /// A new leg nida places: the shell is asked to dial it.
+    pub(crate) fn new_leg(
+        &mut self,
+        role: Role,
+        dial: crate::Dial,
+        from_user: String,
+        number: Option<(crate::Purpose, String)>,
+    ) -> LegId {
+        let id = LegId(self.next_leg);
+        self.next_leg += 1;
+        self.legs.push(Leg::placing(id, role));
+        self.outputs.push_back(Output::Dial {
+            leg: id,
+            dial,
+            from_user,
+            number,
+        });
+        id
+    }
+
+    /// Removes a leg: its media counters are reported, its socket and
+    /// port go back.
+    pub(crate) fn close_leg(&mut self, id: LegId) {
+        let Some(i) = self.legs.iter().position(|l| l.id == id) else {
+            return;
+        };
+        let leg = self.legs.remove(i);
+        if let Some(rtp) = leg.rtp {
+            self.event(CallEvent::MediaClosed {
+                leg: id,
+                stats: rtp.stats(),
+            });
+        }
+        self.outputs.push_back(Output::Release(id));
+    }
+
+    /// Hangs up a leg and forgets it.
+    pub(crate) fn drop_leg(&mut self, id: LegId) {
+        self.outputs.push_back(Output::Hangup(id));
+        self.close_leg(id);
+    }
+
+    pub(crate) fn rules_of(&self, queue: &str) -> QueueRules {
+        self.shared.queues.get(queue).cloned().unwrap_or_default()
+    }
+
+    /// The call waits in line without the caller, for its call-back.
+    pub(crate) fn parked(&self) -> bool {
+        self.callback.as_ref().is_some_and(|c| !c.done)
+            || self
+                .pending_booking
+                .as_ref()
+                .is_some_and(|p| p.why == BookingFor::FlowOffer)
+    }
+
+    /// Waiting for an agent (not talking).
+    pub(crate) fn waiting(&self) -> bool {
+        self.task.is_some() && self.bridge.is_none()
+    }
+
+    pub(crate) fn caller_rtp(&mut self) -> Option<&mut RtpSession> {
+        let id = self.caller?;
+        self.leg_mut(id).and_then(|l| l.rtp.as_mut())
+    }
+
+    pub(crate) fn stop_playback(&mut self) {
+        if let Some(rtp) = self.caller_rtp() {
+            rtp.stop_playback();
+        }
+    }
+
+    /// Queues prompts on the caller's leg; returns how many were found.
+    pub(crate) fn play(&mut self, lang: &str, names: &[String]) -> usize {
+        let mut n = 0;
+        for name in names {
+            match self.shared.prompts.get(lang, name) {
+                Some(p) => {
+                    if let Some(rtp) = self.caller_rtp() {
+                        rtp.play(p);
+                        n += 1;
+                    }
+                }
+                None => self.event(CallEvent::PromptMissing {
+                    lang: lang.to_string(),
+                    name: name.clone(),
+                }),
+            }
+        }
+        n
+    }
+
+    /// Plays prompts in the caller's language now; how many were found.
+    pub(crate) fn say(&mut self, names: &[String]) -> usize {
+        self.stop_playback();
+        let lang = self.language.clone();
+        self.play(&lang, names)
+    }
+
+    pub(crate) fn start_music(&mut self) {
+        self.stop_playback();
+        let music = self.rules.music.clone();
+        self.music = self.say(&[music]) > 0;
+    }
+
+    /// Plays a last prompt, then hangs up.
+    pub(crate) fn close_with(&mut self, prompt: &str) {
+        self.music = false;
+        self.announcing = false;
+        self.closing = true;
+        if self.say(&[prompt.to_string()]) == 0 {
+            self.hang_up.get_or_insert(HangupCause::Done);
+        }
+    }
+
+    pub(crate) fn end_recording(&mut self) {
+        if self.tape.take().is_some() {
+            self.outputs.push_back(Output::Recording(Recording::Finish));
+            self.recorded = self.recording_name.take();
+        }
+    }
+
+    pub(crate) fn discard_recording(&mut self) {
+        if self.tape.take().is_some() {
+            self.outputs
+                .push_back(Output::Recording(Recording::Discard));
+            self.recording_name = None;
+        }
+    }
+
+    pub(crate) fn not_booked(&mut self, why: NotBooked) {
+        self.event(CallEvent::CallbackNotBooked(why));
+    }
+}

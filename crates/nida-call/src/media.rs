@@ -1,0 +1,170 @@
+//! The media relations between legs: who hears whom (the bridge relays
+//! the payload, transcoding between µ-law and A-law), the stereo tape of a
+//! recorded call, and each leg's RTP session as negotiated.
+
+use crate::io::{CallEvent, Recording};
+use crate::leg::{LegId, LegState};
+use crate::machine::{Bridge, Call};
+use nida_media::srtp::{SrtpContext, Suite};
+use nida_media::{Law, RtpSession, SessionConfig};
+use nida_sip::sdp::{self, Codec, Negotiated, SessionDescription};
+use std::time::Instant;
+
+/// The G.711 law of a codec.
+pub fn law_of(c: Codec) -> Law {
+    match c {
+        Codec::Pcmu => Law::Mu,
+        Codec::Pcma => Law::A,
+    }
+}
+
+impl Call {
+    /// The RTP session of a leg as negotiated, its SSRC, first sequence
+    /// number and timestamp drawn from the call's generator; SRTP when
+    /// the peer gave its key and nida has its own (`srtp`).
+    pub(crate) fn leg_rtp(
+        &mut self,
+        now: Instant,
+        leg: LegId,
+        n: &Negotiated,
+        srtp: Option<[u8; 30]>,
+    ) -> RtpSession {
+        let seed = self.rng.next_u64();
+        let mut rtp = RtpSession::new(
+            now,
+            SessionConfig {
+                law: law_of(n.codec),
+                telephone_event: n.telephone_event,
+                ssrc: (seed >> 32) as u32,
+                initial_seq: (seed >> 8) as u16,
+                initial_ts: seed as u32,
+                remote: n.remote,
+                rtp_timeout: self.cfg.rtp_timeout,
+                keep_audio: false,
+            },
+        );
+        if let (Some(mine), Some(peer)) = (srtp, n.srtp) {
+            let suite = match peer.suite {
+                sdp::CryptoSuite::AesCm128HmacSha1_80 => Suite::AesCm128HmacSha1_80,
+                sdp::CryptoSuite::AesCm128HmacSha1_32 => Suite::AesCm128HmacSha1_32,
+            };
+            rtp.set_srtp(
+                SrtpContext::new(suite, &mine),
+                SrtpContext::new(suite, &peer.master),
+            );
+            self.event(CallEvent::MediaSecured {
+                leg,
+                suite: peer.suite.name(),
+            });
+        }
+        rtp
+    }
+
+    /// The audio a leg nida placed agreed to in its answer; when nida
+    /// offered SRTP the answer must be SRTP too: a phone that answers
+    /// plain RTP to it (breaking RFC 3264) gets no call.
+    pub(crate) fn leg_answer(
+        &self,
+        leg: LegId,
+        answer: Option<&SessionDescription>,
+    ) -> Option<Negotiated> {
+        let srtp = self.leg(leg).and_then(|l| l.srtp);
+        let n = sdp::negotiate(answer?, &self.cfg.codecs, srtp.is_some())?;
+        (srtp.is_none() || n.srtp.is_some()).then_some(n)
+    }
+
+    /// Bridges the caller (when on the line) to an answered leg.
+    pub(crate) fn start_bridge(
+        &mut self,
+        now: Instant,
+        leg: LegId,
+        agent: Option<nida_acd::AgentId>,
+    ) {
+        let Some((n, srtp)) = self
+            .leg_mut(leg)
+            .and_then(|l| l.answer.take().map(|n| (n, l.srtp)))
+        else {
+            return;
+        };
+        let mut rtp = self.leg_rtp(now, leg, &n, srtp);
+        rtp.set_relay(true);
+        if let Some(l) = self.leg_mut(leg) {
+            l.state = LegState::Up;
+            l.rtp = Some(rtp);
+        }
+        self.stop_playback();
+        let caller_codec = match self.caller_rtp() {
+            Some(c) => {
+                c.set_relay(true);
+                match c.law() {
+                    Law::Mu => "PCMU",
+                    Law::A => "PCMA",
+                }
+            }
+            None => "none",
+        };
+        self.music = false;
+        self.announcing = false;
+        self.bridge = Some(Bridge { leg, agent });
+        self.links = match self.caller {
+            Some(c) => vec![(c, leg), (leg, c)],
+            None => Vec::new(),
+        };
+        self.event(CallEvent::Bridged {
+            agent,
+            caller_codec,
+            other_codec: n.codec.name(),
+        });
+    }
+
+    /// A leg's received audio goes to every leg that hears it, and onto
+    /// the tape.
+    pub(crate) fn relay_from(&mut self, from: LegId) {
+        if !self.links.iter().any(|(a, _)| *a == from) {
+            return;
+        }
+        let Some(src) = self.leg_mut(from).and_then(|l| l.rtp.as_mut()) else {
+            return;
+        };
+        let law = src.law();
+        let data = src.take_received();
+        if data.is_empty() {
+            return;
+        }
+        for i in 0..self.links.len() {
+            let (a, to) = self.links[i];
+            if a != from {
+                continue;
+            }
+            if let Some(dst) = self.leg_mut(to).and_then(|l| l.rtp.as_mut()) {
+                dst.push_audio(law, &data);
+            }
+        }
+        let caller = Some(from) == self.caller;
+        if let Some(t) = self.tape.as_mut() {
+            let side = if caller { &mut t.left } else { &mut t.right };
+            side.extend(law.decode(&data));
+        }
+    }
+
+    /// One caller frame went out: one recorded frame, from what each side
+    /// sent (silence for a side that sent less).
+    pub(crate) fn tick_tape(&mut self) {
+        let Some(t) = self.tape.as_mut() else {
+            return;
+        };
+        const FRAME: usize = nida_media::rtp::FRAME;
+        let mut frame = Vec::with_capacity(2 * FRAME);
+        for _ in 0..FRAME {
+            frame.push(t.left.pop_front().unwrap_or(0));
+            frame.push(t.right.pop_front().unwrap_or(0));
+        }
+        // A side far ahead (clock drift) is cut back to eight frames.
+        for q in [&mut t.left, &mut t.right] {
+            let excess = q.len().saturating_sub(8 * FRAME);
+            q.drain(..excess);
+        }
+        self.outputs
+            .push_back(crate::Output::Recording(Recording::Frame(frame)));
+    }
+}

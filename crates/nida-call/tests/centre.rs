@@ -1,0 +1,507 @@
+//! The contact centre's rules, in process and in virtual time: callers,
+//! call machines, the routing core and agents' phones through an emulated
+//! network that delays, reorders and drops RTP (see `common`). Each test
+//! asserts on the machines' events, the legs they place and hang up, the
+//! store's rows and what each phone heard.
+
+mod common;
+
+use common::{heard_once, hears, prompt_hz, Answer, World, AGENT_HZ, CALLER_HZ};
+use nida_acd::{AgentId, Exit};
+use nida_call::{CallEvent, HangupCause, LegId, NotBooked, Output, QueueRules, Recording};
+use std::time::Duration;
+
+const S: fn(u64) -> Duration = Duration::from_secs;
+
+fn quiet() -> QueueRules {
+    QueueRules {
+        announce: Duration::ZERO,
+        ..QueueRules::default()
+    }
+}
+
+fn bridged_to(agent: Option<u32>) -> impl Fn(&CallEvent) -> bool {
+    move |e| matches!(e, CallEvent::Bridged { agent: a, .. } if a.map(|a| a.0) == agent)
+}
+
+fn ended(w: &World, call: usize) -> bool {
+    w.calls[call].call.is_over()
+}
+
+#[test]
+fn a_caller_queues_talks_to_the_agent_both_ways_then_rates_the_call() {
+    let mut w = World::visa(quiet());
+    w.agent(1, Answer::After(S(2)));
+    let c = w.call_in("line", "0501234567", Answer::Never);
+    w.run_until(S(10), |w| w.saw(c, bridged_to(Some(1))));
+    assert!(w.saw(
+        c,
+        |e| matches!(e, CallEvent::Waiting { queue, .. } if queue == "visa")
+    ));
+    assert!(w.saw(
+        c,
+        |e| matches!(e, CallEvent::Ringing { agent, .. } if *agent == AgentId(1))
+    ));
+    let answered = w.elapsed();
+    w.run_for(S(4));
+    let agent = w.agents[&1];
+    let caller = w.calls[c].caller;
+    let heard_by_caller = w.phones[caller].all_heard();
+    let tail = &heard_by_caller[heard_by_caller.len() - 8000 * 3..];
+    assert!(hears(tail, AGENT_HZ), "the caller hears the agent");
+    assert!(
+        !heard_once(tail, prompt_hz("moh")),
+        "no music while talking"
+    );
+    assert!(
+        hears(&w.phones[agent].all_heard(), CALLER_HZ),
+        "the agent hears the caller"
+    );
+    w.agent_hangs_up(1);
+    w.run_until(S(2), |w| {
+        w.saw(c, |e| *e == CallEvent::FlowStarted("survey".into()))
+    });
+    w.run_for(Duration::from_millis(600));
+    w.press(c, '4');
+    w.run_until(S(15), |w| ended(w, c));
+    let r = w.record(c).expect("the record is written");
+    assert_eq!(r.outcome, "answered");
+    assert_eq!(r.agent, Some(1));
+    assert_eq!(r.rating, Some(4));
+    assert_eq!(r.queue, "visa");
+    assert_eq!(r.path, vec!["line/hello", "line/wait"]);
+    let wait = r.wait_seconds.unwrap();
+    assert!((2.0..3.0).contains(&wait), "{wait}");
+    let talk = r.talk_seconds.unwrap();
+    assert!((4.0..4.5).contains(&talk), "{talk}");
+    assert!(answered >= S(2));
+    // Every leg nida placed was given back.
+    let placed = w.calls[c]
+        .sip
+        .iter()
+        .filter(|o| matches!(o, Output::Dial { .. }))
+        .count();
+    let released = w.calls[c]
+        .sip
+        .iter()
+        .filter(|o| matches!(o, Output::Release(l) if *l != LegId::CALLER))
+        .count();
+    assert_eq!(placed, released);
+}
+
+#[test]
+fn an_agent_who_never_answers_is_withdrawn_and_the_next_agent_takes_the_call() {
+    let mut w = World::visa(quiet());
+    w.agent(1, Answer::Never);
+    w.agent(2, Answer::After(S(1)));
+    let c = w.call_in("line", "0501", Answer::Never);
+    w.run_until(S(30), |w| w.saw(c, bridged_to(Some(2))));
+    if w.saw(
+        c,
+        |e| matches!(e, CallEvent::Ringing { agent, .. } if *agent == AgentId(1)),
+    ) {
+        let rang = w
+            .when(
+                c,
+                |e| matches!(e, CallEvent::Ringing { agent, .. } if *agent == AgentId(1)),
+            )
+            .unwrap();
+        let withdrawn = w
+            .when(c, |e| *e == CallEvent::OfferWithdrawn(AgentId(1)))
+            .expect("withdrawn");
+        assert_eq!(withdrawn - rang, S(10), "after the offer timeout");
+        assert!(
+            w.phones[w.agents[&1]].leg.is_none(),
+            "agent 1's phone stopped ringing"
+        );
+    }
+}
+
+#[test]
+fn a_busy_agent_is_passed_over_at_once() {
+    let mut w = World::visa(quiet());
+    w.agent(1, Answer::Busy);
+    w.agent(2, Answer::Busy);
+    w.agent(3, Answer::After(S(1)));
+    let c = w.call_in("line", "0501", Answer::Never);
+    w.run_until(S(5), |w| w.saw(c, bridged_to(Some(3))));
+    let missed = w.calls[c]
+        .events
+        .iter()
+        .filter(|(_, e)| matches!(e, CallEvent::AgentMissed { .. }))
+        .count();
+    assert!(missed <= 2);
+    assert!(w.elapsed() < S(5), "no ring time lost on refusals");
+}
+
+#[test]
+fn a_caller_who_hangs_up_while_the_agent_rings_cancels_the_ring() {
+    let mut w = World::visa(quiet());
+    w.agent(1, Answer::Never);
+    let c = w.call_in("line", "0501", Answer::Never);
+    w.run_until(S(5), |w| {
+        w.saw(c, |e| matches!(e, CallEvent::Ringing { .. }))
+    });
+    w.caller_hangs_up(c);
+    assert!(w.saw(c, |e| *e == CallEvent::Abandoned));
+    let hung_up: Vec<_> = w.calls[c]
+        .sip
+        .iter()
+        .filter(|o| matches!(o, Output::Hangup(l) if *l != LegId::CALLER))
+        .collect();
+    assert_eq!(hung_up.len(), 1, "the ringing leg is cancelled");
+    assert!(w.phones[w.agents[&1]].leg.is_none());
+    assert_eq!(w.record(c).unwrap().outcome, "abandoned");
+    // The agent is free for the next caller at once.
+    w.phones[w.agents[&1]].answer = Answer::After(S(1));
+    let next = w.call_in("line", "0502", Answer::Never);
+    w.run_until(S(5), |w| w.saw(next, bridged_to(Some(1))));
+}
+
+#[test]
+fn a_waiting_caller_hears_music_then_the_place_in_line() {
+    let mut w = World::visa(QueueRules {
+        announce: S(5),
+        ..QueueRules::default()
+    });
+    let c = w.call_in("line", "0501", Answer::Never);
+    w.run_until(S(8), |w| {
+        w.saw(c, |e| matches!(e, CallEvent::Announced { .. }))
+    });
+    assert!(w.saw(c, |e| matches!(e, CallEvent::Announced { place: 1, .. })));
+    let at = w
+        .when(c, |e| matches!(e, CallEvent::Announced { .. }))
+        .unwrap();
+    let queued = w
+        .when(c, |e| matches!(e, CallEvent::Waiting { .. }))
+        .unwrap();
+    assert_eq!(at - queued, S(5));
+    w.run_for(S(3));
+    let heard = w.phones[w.calls[c].caller].all_heard();
+    assert!(heard_once(&heard, prompt_hz("moh")), "music on hold");
+    assert!(
+        heard_once(&heard, prompt_hz("queue_position")),
+        "the announcement"
+    );
+}
+
+#[test]
+fn the_call_back_digit_keeps_the_place_and_the_agent_calls_the_caller_back() {
+    let mut w = World::visa(quiet());
+    let first = w.call_in("line", "0501111111", Answer::After(S(1)));
+    w.run_until(S(3), |w| {
+        w.saw(first, |e| matches!(e, CallEvent::Waiting { .. }))
+    });
+    w.run_for(S(1));
+    w.press(first, '1');
+    w.run_until(S(5), |w| w.saw(first, |e| *e == CallEvent::Parked));
+    assert!(w.saw(first, |e| *e == CallEvent::CallbackBooked));
+    assert!(w.saw(first, |e| *e == CallEvent::HangingUp(HangupCause::Done)));
+    assert!(
+        heard_once(
+            &w.phones[w.calls[first].caller].all_heard(),
+            prompt_hz("callback_thanks")
+        ),
+        "thanked once booked"
+    );
+    assert_eq!(w.callbacks[0].status, "requested");
+    assert_eq!(w.callbacks[0].number, "0501111111");
+    // A second caller queues behind; the first keeps the place.
+    let second = w.call_in("line", "0502222222", Answer::Never);
+    w.run_until(S(3), |w| {
+        w.saw(second, |e| matches!(e, CallEvent::Waiting { .. }))
+    });
+    w.agent(1, Answer::After(S(1)));
+    w.run_until(S(10), |w| {
+        w.saw(first, |e| matches!(e, CallEvent::CallbackAnswered { .. }))
+    });
+    assert!(!w.saw(second, |e| matches!(e, CallEvent::Ringing { .. })));
+    // nida dialled the caller back at the address the call came from.
+    let dial = w.calls[first].sip.iter().find_map(|o| match o {
+        Output::Dial {
+            dial: nida_call::Dial::Target(t),
+            from_user,
+            ..
+        } if t.uri.starts_with("sip:0501111111@") => Some(from_user.clone()),
+        _ => None,
+    });
+    assert_eq!(dial.as_deref(), Some("800"), "shown as the centre's number");
+    w.run_for(S(3));
+    let caller = w.calls[first].caller;
+    let heard = w.phones[caller].all_heard();
+    assert!(
+        hears(&heard[heard.len() - 16000..], AGENT_HZ),
+        "the called-back caller hears the agent"
+    );
+    w.caller_hangs_up(first);
+    w.run_until(S(2), |w| ended(w, first));
+    let r = w.record(first).unwrap();
+    assert_eq!(r.outcome, "answered");
+    assert!(r.callback);
+    assert_eq!(r.callback_attempts, Some(0));
+    assert_eq!(w.callbacks.last().unwrap().status, "answered");
+    assert_eq!(w.callbacks.last().unwrap().attempts, 1);
+}
+
+#[test]
+fn a_busy_call_back_is_tried_again_after_the_retry_time_then_given_up() {
+    let mut w = World::visa(QueueRules {
+        callback_attempts: 2,
+        callback_retry: S(60),
+        record: true,
+        ..quiet()
+    });
+    let c = w.call_in("line", "0501", Answer::Busy);
+    w.run_until(S(3), |w| {
+        w.saw(c, |e| matches!(e, CallEvent::Waiting { .. }))
+    });
+    w.run_for(S(1));
+    w.press(c, '1');
+    w.run_until(S(5), |w| w.saw(c, |e| *e == CallEvent::Parked));
+    w.agent(1, Answer::After(S(1)));
+    w.run_until(S(5), |w| {
+        w.saw(c, |e| {
+            matches!(e, CallEvent::CallbackMissed { attempts: 1, .. })
+        })
+    });
+    let missed = w.elapsed();
+    assert_eq!(w.callbacks.last().unwrap().status, "not_answered");
+    assert!(
+        w.calls[c].recordings.contains(&Recording::Discard),
+        "no half recording kept"
+    );
+    w.run_until(S(120), |w| w.saw(c, |e| *e == CallEvent::CallbackRetry));
+    assert!(w.elapsed() - missed >= S(60));
+    w.run_until(S(30), |w| ended(w, c));
+    let r = w.record(c).unwrap();
+    assert_eq!(r.outcome, "callback_failed");
+    assert_eq!(r.callback_attempts, Some(2));
+    assert_eq!(r.recording, None);
+    let statuses: Vec<&str> = w.callbacks.iter().map(|r| r.status.as_str()).collect();
+    assert_eq!(statuses, ["requested", "not_answered", "failed"]);
+}
+
+#[test]
+fn a_call_back_is_not_promised_when_the_store_cannot_keep_it() {
+    let mut w = World::visa(quiet());
+    w.store_works = false;
+    let c = w.call_in("line", "0501", Answer::Never);
+    w.run_until(S(3), |w| {
+        w.saw(c, |e| matches!(e, CallEvent::Waiting { .. }))
+    });
+    w.run_for(S(1));
+    w.press(c, '1');
+    w.run_until(S(3), |w| {
+        w.saw(c, |e| {
+            *e == CallEvent::CallbackNotBooked(NotBooked::StoreFailed)
+        })
+    });
+    w.run_for(S(2));
+    assert!(!w.saw(c, |e| *e == CallEvent::CallbackBooked));
+    assert!(!heard_once(
+        &w.phones[w.calls[c].caller].all_heard(),
+        prompt_hz("callback_thanks")
+    ));
+    w.agent(1, Answer::After(S(1)));
+    w.run_until(S(5), |w| w.saw(c, bridged_to(Some(1))));
+}
+
+#[test]
+fn an_unproven_number_gets_no_call_back_through_the_carrier() {
+    let mut w = World::visa(quiet());
+    w.call_config().outbound_trunk = Some("carrier".into());
+    let c = w.call_in("line", "+88299999", Answer::Never);
+    w.run_until(S(3), |w| {
+        w.saw(c, |e| matches!(e, CallEvent::Waiting { .. }))
+    });
+    w.run_for(S(1));
+    w.press(c, '1');
+    w.run_until(S(2), |w| {
+        w.saw(c, |e| {
+            *e == CallEvent::CallbackNotBooked(NotBooked::NotProven)
+        })
+    });
+    assert!(w.callbacks.is_empty());
+}
+
+#[test]
+fn an_agent_transfers_the_caller_to_another_queue() {
+    let mut q2 = common::queue("residency");
+    q2.name = "residency".into();
+    let mut w = World::new(vec![(common::queue("visa"), quiet()), (q2, quiet())]);
+    w.agent(1, Answer::After(S(1)));
+    let c = w.call_in("line", "0501", Answer::Never);
+    w.run_until(S(5), |w| w.saw(c, bridged_to(Some(1))));
+    w.agent(2, Answer::After(S(1)));
+    w.run_for(S(1));
+    w.refer(1, "sip:residency@10.0.0.1:5060");
+    assert!(w.calls[c]
+        .sip
+        .iter()
+        .any(|o| matches!(o, Output::NotifyRefer { status: 200, .. })));
+    assert!(w.saw(c, |e| matches!(
+        e,
+        CallEvent::Transferred { queue: true, .. }
+    )));
+    w.run_until(S(10), |w| w.saw(c, bridged_to(Some(2))));
+    assert!(w.saw(
+        c,
+        |e| matches!(e, CallEvent::Waiting { queue, .. } if queue == "residency")
+    ));
+    w.run_for(S(2));
+    let heard = w.phones[w.agents[&2]].all_heard();
+    assert!(
+        hears(&heard, CALLER_HZ),
+        "the second agent hears the caller"
+    );
+    w.caller_hangs_up(c);
+    let r = w.record(c).unwrap();
+    assert_eq!(r.transfers, vec!["residency"]);
+    assert_eq!(r.queue, "residency");
+    assert_eq!(r.agent, Some(2));
+}
+
+#[test]
+fn an_agent_transfers_the_caller_to_a_number() {
+    let mut w = World::visa(quiet());
+    w.call_config().outbound_uri = Some("sip:{number}@10.0.3.1:5060".into());
+    let far = w.far_end([10, 0, 3, 1], Answer::After(S(2)));
+    w.agent(1, Answer::After(S(1)));
+    let c = w.call_in("line", "0501", Answer::Never);
+    w.run_until(S(5), |w| w.saw(c, bridged_to(Some(1))));
+    w.refer(1, "sip:5550100@10.0.0.1:5060");
+    assert!(w.saw(
+        c,
+        |e| matches!(e, CallEvent::Transferred { queue: false, to, .. } if to == "5550100")
+    ));
+    w.run_until(S(5), |w| w.saw(c, bridged_to(None)));
+    w.run_for(S(2));
+    let heard = w.phones[w.calls[c].caller].all_heard();
+    assert!(
+        hears(&heard[heard.len() - 12000..], 1400.0),
+        "the caller hears the far end"
+    );
+    w.phone_hangs_up(far);
+    w.run_until(S(2), |w| ended(w, c));
+    assert!(w.saw(c, |e| *e
+        == CallEvent::HangingUp(HangupCause::TransferEnded)));
+    let r = w.record(c).unwrap();
+    assert_eq!(r.outcome, "transferred");
+    assert_eq!(r.transfers, vec!["5550100"]);
+}
+
+#[test]
+fn a_transfer_asked_by_no_bridged_agent_is_declined() {
+    let mut w = World::visa(quiet());
+    w.agent(1, Answer::Never);
+    let c = w.call_in("line", "0501", Answer::Never);
+    w.run_until(S(5), |w| {
+        w.saw(c, |e| matches!(e, CallEvent::Ringing { .. }))
+    });
+    w.refer(1, "sip:5550100@10.0.0.1:5060");
+    assert!(w.calls[c]
+        .sip
+        .iter()
+        .any(|o| matches!(o, Output::NotifyRefer { status: 603, .. })));
+    assert!(!w.saw(c, |e| matches!(e, CallEvent::Transferred { .. })));
+}
+
+fn with_max_wait(exit: Exit) -> World {
+    let mut q = common::queue("visa");
+    q.max_wait = Some((S(20), exit));
+    World::new(vec![(q, quiet())])
+}
+
+#[test]
+fn past_the_longest_wait_the_caller_is_called_back_ahead_of_others() {
+    let mut w = with_max_wait(Exit::Callback);
+    let c = w.call_in("line", "0501", Answer::After(S(1)));
+    w.run_until(S(30), |w| {
+        w.saw(c, |e| *e == CallEvent::Exited(Exit::Callback))
+    });
+    w.run_until(S(5), |w| w.saw(c, |e| *e == CallEvent::Parked));
+    assert_eq!(
+        w.callbacks[0].priority, 1,
+        "raised above callers who waited less"
+    );
+    // In line without the caller, whatever the queue's longest wait.
+    w.run_for(S(60));
+    assert!(!w.calls[c].call.is_over());
+    w.agent(1, Answer::After(S(1)));
+    w.run_until(S(10), |w| {
+        w.saw(c, |e| matches!(e, CallEvent::CallbackAnswered { .. }))
+    });
+}
+
+#[test]
+fn past_the_longest_wait_the_caller_goes_on_in_the_exit_flow() {
+    let mut w = with_max_wait(Exit::Flow("then".into()));
+    let c = w.call_in("line", "0501", Answer::Never);
+    w.run_until(S(30), |w| {
+        w.saw(c, |e| *e == CallEvent::FlowStarted("then".into()))
+    });
+    w.run_until(S(5), |w| ended(w, c));
+    assert!(heard_once(
+        &w.phones[w.calls[c].caller].all_heard(),
+        prompt_hz("exit_message")
+    ));
+    assert_eq!(w.record(c).unwrap().outcome, "exit_flow");
+}
+
+#[test]
+fn a_recorded_call_is_taped_frame_by_frame_and_named_in_the_record() {
+    let mut w = World::visa(QueueRules {
+        record: true,
+        survey_flow: None,
+        ..quiet()
+    });
+    w.agent(1, Answer::After(S(1)));
+    let c = w.call_in("line", "0501", Answer::Never);
+    w.run_until(S(5), |w| w.saw(c, bridged_to(Some(1))));
+    w.run_for(S(4));
+    w.agent_hangs_up(1);
+    w.run_until(S(2), |w| ended(w, c));
+    let frames = w.calls[c].frames;
+    assert!(
+        (195..=205).contains(&frames),
+        "{frames} frames of 20 ms in 4 s"
+    );
+    assert_eq!(w.calls[c].recordings, vec![Recording::Finish]);
+    assert_eq!(w.record(c).unwrap().recording.as_deref(), Some("rec-0.wav"));
+    assert_eq!(w.record(c).unwrap().rating, None, "no survey in this queue");
+}
+
+#[test]
+fn a_caller_whose_media_stops_is_hung_up_and_the_agent_released() {
+    let mut w = World::visa(quiet());
+    w.call_config().rtp_timeout = S(5);
+    w.agent(1, Answer::After(S(1)));
+    let c = w.call_in("line", "0501", Answer::Never);
+    w.run_until(S(5), |w| w.saw(c, bridged_to(Some(1))));
+    // The caller's phone goes silent without a BYE.
+    let p = w.calls[c].caller;
+    w.phones[p].rtp = None;
+    w.run_until(S(10), |w| ended(w, c));
+    assert!(w.saw(c, |e| *e == CallEvent::HangingUp(HangupCause::NoMedia)));
+    assert!(
+        w.phones[w.agents[&1]].leg.is_none(),
+        "the agent's leg is hung up"
+    );
+    assert_eq!(w.record(c).unwrap().outcome, "answered");
+}
+
+#[test]
+fn priorities_from_the_flow_go_first() {
+    let mut w = World::visa(quiet());
+    let low = w.call_in("line", "0501", Answer::Never);
+    w.run_until(S(3), |w| {
+        w.saw(low, |e| matches!(e, CallEvent::Waiting { .. }))
+    });
+    let high = w.call_in("urgent", "0502", Answer::Never);
+    w.run_until(S(3), |w| {
+        w.saw(high, |e| matches!(e, CallEvent::Waiting { .. }))
+    });
+    w.agent(1, Answer::After(S(1)));
+    w.run_until(S(5), |w| w.saw(high, bridged_to(Some(1))));
+    assert!(!w.saw(low, |e| matches!(e, CallEvent::Ringing { .. })));
+}
