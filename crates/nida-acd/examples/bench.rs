@@ -5,7 +5,7 @@
 //!
 //! Run: `cargo run --release -p nida-acd --example bench`
 
-use nida_acd::shell::{Command, Shell};
+use nida_acd::writer::{Command, Publisher};
 use nida_acd::*;
 use std::time::{Duration, Instant};
 
@@ -191,12 +191,29 @@ fn main() {
     // Commands through the single writer with two producers.
     let mut q = QueueConfig::new("q");
     q.join_when_empty = true;
-    let shell = Shell::start(Router::new(vec![q], 1), 65_536, 1);
+    // The writer: a thread of this example owning the router, fed by a
+    // bounded lock-free queue (as the daemon's centre task is).
+    let (tx, rx) = crossbeam_channel::bounded::<Command>(65_536);
+    let writer = std::thread::spawn(move || {
+        let mut r = Router::new(vec![q], 1);
+        let (mut publisher, _reader) = Publisher::new(1);
+        let mut applied = 0u64;
+        for c in rx.iter() {
+            let _ = r.apply(Instant::now(), c);
+            applied += 1;
+            while r.poll_output().is_some() {}
+            if applied.is_multiple_of(4096) {
+                publisher.applied(4096);
+                publisher.publish(&r);
+            }
+        }
+        applied
+    });
     let per = 500_000u64;
     let start = Instant::now();
     let producers: Vec<_> = (0..2u64)
         .map(|p| {
-            let tx = shell.commands.clone();
+            let tx = tx.clone();
             std::thread::spawn(move || {
                 for i in 0..per {
                     let id = p * per + i;
@@ -220,9 +237,9 @@ fn main() {
     for p in producers {
         p.join().unwrap();
     }
-    while shell.snapshot().commands < 2 * per {
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    drop(tx);
+    let applied = writer.join().unwrap();
+    assert_eq!(applied, 2 * per, "every command applied");
     let secs = start.elapsed().as_secs_f64();
     println!(
         "single writer: {} commands from 2 producer threads in {:.3} s = {:.0} commands/s",
@@ -230,5 +247,4 @@ fn main() {
         secs,
         (2 * per) as f64 / secs
     );
-    shell.stop();
 }

@@ -4,9 +4,9 @@
 //! - [`model`]: agents, tasks, queues, strategies, escalation, outputs;
 //! - [`router`]: the sans-IO core, fed `&mut self` commands with `now`,
 //!   drained with `poll_output`, timers fired by `handle_timeout`;
-//! - [`shell`]: the single writer on its own thread, fed through a
-//!   multi-producer queue, publishing statistics as snapshots readers take
-//!   without locks.
+//! - [`writer`]: what the single writer (the shell's task that owns the
+//!   router) applies, and the statistics it publishes as snapshots readers
+//!   take without locks. No thread and no clock here.
 //!
 //! The core needs nothing from SIP: tasks may be calls, chats or e-mails.
 
@@ -15,7 +15,7 @@
 
 pub mod model;
 pub mod router;
-pub mod shell;
+pub mod writer;
 
 pub use model::*;
 pub use router::{AcdError, QueueStats, Router};

@@ -1,6 +1,6 @@
 //! One behaviour per test, in virtual time: each strategy, each escalation
 //! rule, the offer lifecycle, queue limits, position and estimated wait,
-//! and the single-writer thread.
+//! and the single writer's command queue.
 
 use nida_acd::{
     AgentConfig, AgentId, AgentState, Channel, EndReason, Escalation, Exit, LangId, NotReady,
@@ -494,27 +494,21 @@ fn estimated_wait_from_handle_times_and_staffing() {
 }
 
 #[test]
-fn the_single_writer_thread_takes_commands_from_two_producers() {
+fn the_single_writer_applies_commands_from_two_producers_in_order() {
+    use nida_acd::writer::{Command, Publisher};
     let t0 = Instant::now();
-    let r = Router::new(vec![QueueConfig::new("q")], 1);
-    let shell = nida_acd::shell::Shell::start(r, 1024, 1);
-    let tx = shell.commands.clone();
-    tx.send(nida_acd::shell::Command::AddAgent(agent(1, 3, &[AR])))
-        .unwrap();
-    tx.send(nida_acd::shell::Command::Login(AgentId(1)))
-        .unwrap();
+    let mut r = Router::new(vec![QueueConfig::new("q")], 1);
+    let (mut publisher, reader) = Publisher::new(1);
+    let (tx, rx) = crossbeam_channel::bounded::<Command>(4096);
+    tx.send(Command::AddAgent(agent(1, 3, &[AR]))).unwrap();
+    tx.send(Command::Login(AgentId(1))).unwrap();
     let producers: Vec<_> = (0..2u64)
         .map(|p| {
-            let tx = shell.commands.clone();
+            let tx = tx.clone();
             std::thread::spawn(move || {
                 for i in 0..500 {
-                    tx.send(nida_acd::shell::Command::Enqueue(task(
-                        p * 1000 + i,
-                        1,
-                        AR,
-                        0,
-                    )))
-                    .unwrap();
+                    tx.send(Command::Enqueue(task(p * 1000 + i, 1, AR, 0)))
+                        .unwrap();
                 }
             })
         })
@@ -522,35 +516,30 @@ fn the_single_writer_thread_takes_commands_from_two_producers() {
     for p in producers {
         p.join().unwrap();
     }
-    tx.send(nida_acd::shell::Command::Ready(AgentId(1)))
-        .unwrap();
-    // The first offer comes out; the snapshot shows the line, read without locks.
-    let first = shell.outputs.recv_timeout(Duration::from_secs(5)).unwrap();
-    let offer = std::iter::once(first)
-        .chain(std::iter::from_fn(|| {
-            shell.outputs.recv_timeout(Duration::from_secs(1)).ok()
-        }))
-        .find(|o| matches!(o, Output::Offer { .. }));
-    assert!(
-        matches!(
-            offer,
-            Some(Output::Offer {
-                agent: AgentId(1),
-                ..
-            })
-        ),
-        "{offer:?}"
-    );
-    let mut snap = shell.snapshot();
-    while snap.commands < 1003 && t0.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(10));
-        snap = shell.snapshot();
+    tx.send(Command::Ready(AgentId(1))).unwrap();
+    drop(tx);
+    // The writer: one consumer applying everything queued, in order.
+    for c in rx.iter() {
+        r.apply(t0, c).unwrap();
+        publisher.applied(1);
     }
+    publisher.publish(&r);
+    let offers: Vec<Output> = std::iter::from_fn(|| r.poll_output())
+        .filter(|o| matches!(o, Output::Offer { .. }))
+        .collect();
+    assert_eq!(offers.len(), 1, "{offers:?}");
+    assert!(matches!(
+        offers[0],
+        Output::Offer {
+            agent: AgentId(1),
+            ..
+        }
+    ));
+    let snap = reader.load();
     assert_eq!(snap.commands, 1003);
     assert_eq!(snap.queues[0].offered, 1000);
     assert_eq!(
         snap.queues[0].waiting, 1000,
         "one is ringing, still in line"
     );
-    shell.stop();
 }

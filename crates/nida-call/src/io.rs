@@ -13,7 +13,7 @@ use std::time::Duration;
 
 /// What a waiting call tells about itself (the agent's screen pop, the
 /// live board and the call record).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct CallInfo {
     /// SIP Call-ID.
     pub call_id: String,
@@ -410,6 +410,8 @@ pub enum CallEvent {
     },
     /// nida hangs up the caller.
     HangingUp(HangupCause),
+    /// A prompt (or a loop of music) played to its end on the caller's leg.
+    PromptFinished,
     /// A leg's media is SRTP.
     MediaSecured {
         /// The leg.
@@ -421,6 +423,8 @@ pub enum CallEvent {
     MediaClosed {
         /// The leg.
         leg: LegId,
+        /// Who was on it.
+        role: crate::leg::Role,
         /// Its counters.
         stats: nida_media::RtpStats,
     },

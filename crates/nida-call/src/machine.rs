@@ -555,7 +555,10 @@ impl Call {
                     self.outputs.push_back(Output::Hangup(leg));
                 }
             }
-            MediaEvent::PlaybackFinished if caller => self.playback_finished(now),
+            MediaEvent::PlaybackFinished if caller => {
+                self.event(CallEvent::PromptFinished);
+                self.playback_finished(now)
+            }
             MediaEvent::PlaybackFinished => {}
             MediaEvent::Latched(addr) => self.event(CallEvent::Latched { leg, addr }),
         }
@@ -767,6 +770,7 @@ impl Call {
         if let Some(rtp) = leg.rtp {
             self.event(CallEvent::MediaClosed {
                 leg: id,
+                role: leg.role,
                 stats: rtp.stats(),
             });
         }

@@ -578,7 +578,7 @@ async fn stats(State(api): State<Api>, Query(q): Query<RecordQuery>) -> Response
         Err(r) => return r.into_response(),
     };
     if q.from.is_none() {
-        let now = crate::queued::unix_now() as i64;
+        let now = crate::clock::unix_now() as i64;
         q.from = Some(now - now.rem_euclid(86_400));
     }
     q.limit = None;

@@ -1,54 +1,29 @@
 //! The contact centre: joins calls, agents' phones and the routing core.
 //!
 //! Calls waiting for an agent, registrations and agent commands come in as
-//! [`ToCentre`] messages; they become commands for the routing core, which
-//! runs as the single writer on its own thread. What the core decides
-//! (offer, withdraw, connected, position, exit) goes back to the call it
-//! concerns. The centre holds no call media: each call's task rings its
-//! agents and bridges them.
+//! [`ToCentre`] messages on one queue; the centre's task owns the routing
+//! core and is its single writer: it applies them in order, fires the
+//! core's timers, and sends what the core decides (offer, withdraw,
+//! connected, position, exit) straight to the call it concerns, whose task
+//! places the agent's INVITE: two messages from a decision to the wire.
+//! Readers (the API, metrics) load published snapshots. The centre holds
+//! no call media.
 
 use crate::call::ToCall;
 use crate::config::{AgentDef, Config, QueueDef};
-use nida_acd::shell::{Command, Shell};
+use nida_acd::writer::{Command, Publisher};
 use nida_acd::{
     AgentConfig, AgentId, Channel, EndReason, Exit, LangId, Output, QueueConfig, QueueId, Router,
     SkillId, Strategy, TaskId, TaskSpec,
 };
+use nida_call::FromCentre;
+pub use nida_call::{static_target, CallInfo, Target};
 use nida_sip::registrar::Binding;
-use nida_sip::Transport;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, mpsc};
 use tracing::{info, warn};
-
-/// Where to ring an agent.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
-    /// Request-URI.
-    pub uri: String,
-    /// Where the INVITE goes.
-    pub dest: SocketAddr,
-    /// Over what.
-    pub transport: Transport,
-}
-
-/// What a waiting call tells about itself (for the agent's screen pop and
-/// the call record).
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct CallInfo {
-    /// SIP Call-ID.
-    pub call_id: String,
-    /// Queue name.
-    pub queue: String,
-    /// The caller's language.
-    pub language: String,
-    /// The IVR nodes the caller went through.
-    pub path: Vec<String>,
-    /// Variables collected in the IVR (application number, ...).
-    pub vars: BTreeMap<String, String>,
-}
 
 /// Messages to the centre.
 #[derive(Debug)]
@@ -57,29 +32,14 @@ pub enum ToCentre {
     Registered(Binding),
     /// A registration ended.
     Unregistered(String),
-    /// A call asks for an agent.
-    Enqueue {
-        /// Its task id.
-        task: TaskId,
-        /// Where to reach the call.
+    /// A call's request (join, abandon, accept, reject, complete,
+    /// position); `call` is where the core's word about it goes.
+    Call {
+        /// The call's channel.
         call: mpsc::Sender<ToCall>,
-        /// Skills by name and minimum level.
-        skills: BTreeMap<String, u8>,
-        /// Priority.
-        priority: u8,
-        /// What the agent sees.
-        info: CallInfo,
+        /// The request.
+        m: nida_call::ToCentre,
     },
-    /// The caller left before an agent took the call.
-    Abandon(TaskId),
-    /// The agent answered.
-    Accept(AgentId, TaskId),
-    /// The agent declined, was busy or did not answer.
-    Reject(AgentId, TaskId),
-    /// The call with the agent is over.
-    Complete(TaskId),
-    /// Place in line, please.
-    Position(TaskId),
     /// An agent's state, by the agent (feature code) or a supervisor.
     Agent(AgentId, AgentCommand),
 }
@@ -211,12 +171,14 @@ pub struct CentreHandle {
     pub events: broadcast::Sender<CentreEvent>,
     /// Queue settings by name.
     pub queues: Arc<BTreeMap<String, QueueDef>>,
+    /// The same queues' rules as calls follow them.
+    pub rules: Arc<BTreeMap<String, nida_call::QueueRules>>,
     /// Agent id by SIP user.
     pub agents_by_user: Arc<HashMap<String, u32>>,
     /// The live board (calls and agents).
     pub live: tokio::sync::watch::Receiver<Arc<crate::live::LiveView>>,
     /// The routing core's statistics, per queue in the order of `queues`.
-    pub stats: nida_acd::shell::SnapshotReader,
+    pub stats: nida_acd::writer::SnapshotReader,
     /// The numbers with a call-back pending.
     pub bookings: nida_call::bookings::Bookings,
 }
@@ -253,29 +215,18 @@ pub fn start(
         }
     }
     let n = queues.len();
-    let shell = Shell::start(Router::new(queues, cfg.seed.unwrap_or(1)), 65_536, n);
+    let mut router = Router::new(queues, cfg.seed.unwrap_or(1));
+    let (publisher, stats) = Publisher::new(n);
+    let now = Instant::now();
     let mut agents = HashMap::new();
     let mut by_user = HashMap::new();
     for a in &cfg.agents {
-        let _ = shell
-            .commands
-            .send(Command::AddAgent(agent_config(&mut dir, a)));
+        router.add_agent(now, agent_config(&mut dir, a));
         by_user.insert(a.user.clone(), a.id);
         agents.insert(a.id, a.clone());
     }
     let (tx, rx) = mpsc::channel(65_536);
     let (events, _) = broadcast::channel(4096);
-    // The core's outputs arrive on a blocking channel: one thread moves
-    // them to the centre's task.
-    let (otx, orx) = mpsc::channel(65_536);
-    let outputs = shell.outputs.clone();
-    std::thread::spawn(move || {
-        for o in outputs.iter() {
-            if otx.blocking_send(o).is_err() {
-                break;
-            }
-        }
-    });
     let by_user = Arc::new(by_user);
     let (board, live) = crate::live::Board::new(
         cfg.agents
@@ -288,16 +239,17 @@ pub fn start(
                 skills: a.skills.clone(),
                 state: "logged_out",
                 reason: None,
-                since: crate::queued::unix_now(),
+                since: crate::clock::unix_now(),
                 task: None,
             })
             .collect(),
         flow_queues,
     );
-    let stats = shell.snapshots();
+    let rules = defs.iter().map(|(n, d)| (n.clone(), d.rules())).collect();
     let centre = Centre {
         board,
-        shell,
+        router,
+        publisher,
         dir,
         agents,
         by_user: by_user.clone(),
@@ -311,11 +263,12 @@ pub fn start(
         .iter()
         .filter_map(|a| a.contact.as_ref().map(|c| (a.id, static_target(c))))
         .collect();
-    tokio::spawn(centre.run(rx, orx, statics));
+    tokio::spawn(centre.run(rx, statics));
     CentreHandle {
         tx,
         events,
         queues: Arc::new(defs),
+        rules: Arc::new(rules),
         agents_by_user: by_user,
         live,
         stats,
@@ -333,30 +286,19 @@ fn agent_config(dir: &mut Directory, a: &AgentDef) -> AgentConfig {
     }
 }
 
-/// A fixed contact `sip:user@host:port`: reached over UDP at host:port
-/// (over TCP or TLS with `;transport=tcp` or `tls`).
-pub fn static_target(uri: &str) -> Option<Target> {
-    let u = nida_sip::headers::SipUri::parse(uri)?;
-    let ip: std::net::IpAddr = u.host.parse().ok()?;
-    Some(Target {
-        uri: uri.to_string(),
-        dest: SocketAddr::new(ip, u.port.unwrap_or(5060)),
-        transport: match u.params.value("transport") {
-            Some(t) if t.eq_ignore_ascii_case("tcp") => Transport::Tcp,
-            Some(t) if t.eq_ignore_ascii_case("tls") => Transport::Tls,
-            _ => Transport::Udp,
-        },
-    })
-}
-
 struct Waiting {
     call: mpsc::Sender<ToCall>,
     info: CallInfo,
 }
 
+/// Messages applied before the snapshot is published and the core's
+/// outputs go out.
+const BATCH: usize = 4096;
+
 struct Centre {
     board: crate::live::Board,
-    shell: Shell,
+    router: Router,
+    publisher: Publisher,
     dir: Directory,
     agents: HashMap<u32, AgentDef>,
     by_user: Arc<HashMap<String, u32>>,
@@ -366,12 +308,9 @@ struct Centre {
 }
 
 impl Centre {
-    async fn run(
-        mut self,
-        mut rx: mpsc::Receiver<ToCentre>,
-        mut outputs: mpsc::Receiver<Output>,
-        statics: Vec<(u32, Option<Target>)>,
-    ) {
+    /// The single writer: messages in order, the core's timers, its
+    /// decisions out, the snapshot published after each batch.
+    async fn run(mut self, mut rx: mpsc::Receiver<ToCentre>, statics: Vec<(u32, Option<Target>)>) {
         for (id, target) in statics {
             match target {
                 Some(t) => {
@@ -383,23 +322,36 @@ impl Centre {
             }
         }
         let mut publish = tokio::time::interval(Duration::from_millis(200));
+        let mut batch = Vec::with_capacity(BATCH);
         loop {
+            self.outputs().await;
+            self.publisher.publish(&self.router);
+            let wake = self
+                .router
+                .poll_timeout()
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             tokio::select! {
-                m = rx.recv() => match m {
-                    Some(m) => self.handle(m),
-                    None => break,
-                },
-                Some(o) = outputs.recv() => self.output(o).await,
+                n = rx.recv_many(&mut batch, BATCH) => {
+                    if n == 0 {
+                        break;
+                    }
+                    for m in batch.drain(..) {
+                        self.handle(m);
+                    }
+                }
+                _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {
+                    self.router.handle_timeout(Instant::now());
+                }
                 _ = publish.tick() => self.board.publish(),
             }
         }
-        self.shell.stop();
     }
 
-    fn command(&self, c: Command) {
-        if self.shell.commands.send(c).is_err() {
-            warn!("routing core stopped");
-        }
+    fn command(&mut self, c: Command) {
+        self.publisher.applied(1);
+        // A command about a task or agent the core no longer knows (the
+        // call left meanwhile) changes nothing.
+        let _ = self.router.apply(Instant::now(), c);
     }
 
     fn handle(&mut self, m: ToCentre) {
@@ -432,16 +384,28 @@ impl Centre {
                     self.command(Command::Logout(AgentId(id)));
                 }
             }
-            ToCentre::Enqueue {
+            ToCentre::Call { call, m } => self.call_request(call, m),
+            ToCentre::Agent(a, c) => self.command(match c {
+                AgentCommand::Login => Command::Login(a),
+                AgentCommand::Ready => Command::Ready(a),
+                AgentCommand::NotReady(why) => Command::NotReady(a, why),
+                AgentCommand::Logout => Command::Logout(a),
+            }),
+        }
+    }
+
+    fn call_request(&mut self, call: mpsc::Sender<ToCall>, m: nida_call::ToCentre) {
+        use nida_call::ToCentre as R;
+        match m {
+            R::Enqueue {
                 task,
-                call,
                 skills,
                 priority,
                 info,
             } => {
                 let Some(queue) = self.dir.queues.get(&info.queue).copied() else {
                     warn!(queue = %info.queue, "no such queue");
-                    let _ = call.try_send(ToCall::Refused);
+                    let _ = call.try_send(ToCall::Centre(FromCentre::Refused));
                     return;
                 };
                 let spec = TaskSpec {
@@ -460,28 +424,29 @@ impl Centre {
                     info: info.clone(),
                 });
                 self.board
-                    .queued(task.0, info.clone(), &skills, crate::queued::unix_now());
+                    .queued(task.0, info.clone(), &skills, crate::clock::unix_now());
                 self.calls.insert(task, Waiting { call, info });
                 self.command(Command::Enqueue(spec));
             }
-            ToCentre::Abandon(t) => self.command(Command::Abandon(t)),
-            ToCentre::Accept(a, t) => self.command(Command::Accept(a, t)),
-            ToCentre::Reject(a, t) => self.command(Command::Reject(a, t)),
-            ToCentre::Complete(t) => self.command(Command::Complete(t)),
-            ToCentre::Position(t) => self.command(Command::Position(t)),
-            ToCentre::Agent(a, c) => self.command(match c {
-                AgentCommand::Login => Command::Login(a),
-                AgentCommand::Ready => Command::Ready(a),
-                AgentCommand::NotReady(why) => Command::NotReady(a, why),
-                AgentCommand::Logout => Command::Logout(a),
-            }),
+            R::Abandon(t) => self.command(Command::Abandon(t)),
+            R::Accept(a, t) => self.command(Command::Accept(a, t)),
+            R::Reject(a, t) => self.command(Command::Reject(a, t)),
+            R::Complete(t) => self.command(Command::Complete(t)),
+            R::Position(t) => self.command(Command::Position(t)),
         }
     }
 
-    async fn send_to(&self, task: TaskId, m: ToCall) -> bool {
+    async fn send_to(&self, task: TaskId, m: FromCentre) -> bool {
         match self.calls.get(&task) {
-            Some(w) => w.call.send(m).await.is_ok(),
+            Some(w) => w.call.send(ToCall::Centre(m)).await.is_ok(),
             None => false,
+        }
+    }
+
+    /// Sends the core's decisions where they go.
+    async fn outputs(&mut self) {
+        while let Some(o) = self.router.poll_output() {
+            self.output(o).await;
         }
     }
 
@@ -509,23 +474,18 @@ impl Centre {
                     .get(&agent.0)
                     .map(|a| a.name.clone())
                     .unwrap_or_default();
-                if !self
-                    .send_to(
-                        task,
-                        ToCall::Offer {
-                            agent,
-                            target,
-                            name,
-                        },
-                    )
-                    .await
-                {
+                let offer = FromCentre::Offer {
+                    agent,
+                    target,
+                    name,
+                };
+                if !self.send_to(task, offer).await {
                     // The call is gone: its abandon is on the way.
                     self.command(Command::Reject(agent, task));
                 }
             }
             Output::Withdraw { task, agent } => {
-                self.send_to(task, ToCall::Withdraw(agent)).await;
+                self.send_to(task, FromCentre::Withdraw(agent)).await;
             }
             Output::Connected { task, agent } => {
                 self.board.call_state(task.0, "talking", Some(agent.0));
@@ -533,12 +493,13 @@ impl Centre {
                     agent: agent.0,
                     task: task.0,
                 });
-                if !self.send_to(task, ToCall::Connected(agent)).await {
+                if !self.send_to(task, FromCentre::Connected(agent)).await {
                     self.command(Command::Complete(task));
                 }
             }
             Output::Position { task, place, wait } => {
-                self.send_to(task, ToCall::Position { place, wait }).await;
+                self.send_to(task, FromCentre::Position { place, wait })
+                    .await;
             }
             Output::Ended { task, reason } => {
                 let _ = self.events.send(CentreEvent::Ended {
@@ -547,10 +508,10 @@ impl Centre {
                 });
                 match reason {
                     EndReason::Exited(exit) => {
-                        self.send_to(task, ToCall::Exit(exit)).await;
+                        self.send_to(task, FromCentre::Exit(exit)).await;
                     }
                     EndReason::Refused(_) => {
-                        self.send_to(task, ToCall::Refused).await;
+                        self.send_to(task, FromCentre::Refused).await;
                     }
                     EndReason::Completed | EndReason::Abandoned => {}
                 }
@@ -559,7 +520,7 @@ impl Centre {
             }
             Output::AgentState { agent, state } => {
                 info!(agent = agent.0, ?state, "agent state");
-                self.board.agent(agent.0, &state, crate::queued::unix_now());
+                self.board.agent(agent.0, &state, crate::clock::unix_now());
                 let _ = self.events.send(CentreEvent::AgentState {
                     agent: agent.0,
                     state: format!("{state:?}"),

@@ -277,6 +277,22 @@ pub struct QueueDef {
     pub callback_retry_seconds: u64,
 }
 
+impl QueueDef {
+    /// The rules a waiting call follows.
+    pub fn rules(&self) -> nida_call::QueueRules {
+        nida_call::QueueRules {
+            announce: Duration::from_secs(self.announce_seconds),
+            music: self.music.clone(),
+            record: self.record,
+            survey_flow: self.survey_flow.clone(),
+            service_level: Duration::from_secs(self.service_level_seconds),
+            callback_digit: self.callback_digit.clone(),
+            callback_attempts: self.callback_attempts,
+            callback_retry: Duration::from_secs(self.callback_retry_seconds),
+        }
+    }
+}
+
 impl Default for QueueDef {
     fn default() -> Self {
         QueueDef {

@@ -7,6 +7,7 @@ use crate::call::{self, CallSetup, ToCall};
 use crate::config::Config;
 use crate::features::FeatureCodes;
 use crate::redact::Redacted;
+use nida_call::LegEvent;
 use nida_media::PromptStore;
 use nida_sip::framing::StreamFramer;
 use nida_sip::guard::{Admit, Guard, GuardEvent};
@@ -64,20 +65,7 @@ pub enum ToDriver {
     },
 }
 
-/// Where nida places a call.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Dial {
-    /// A fixed SIP URI and address.
-    Target(crate::centre::Target),
-    /// A number through a carrier trunk (the driver picks the address
-    /// that answers its health checks).
-    Trunk {
-        /// The trunk's name.
-        trunk: String,
-        /// The number, in nida's format (the trunk rewrites it).
-        number: String,
-    },
-}
+pub use nida_call::Dial;
 
 /// A call nida placed (to an agent), as its owner gets it.
 #[derive(Debug)]
@@ -412,7 +400,7 @@ pub async fn run(
     counters.trunks.send_replace(Arc::new(crate::trunks::views(
         &trunks.status(),
         Instant::now(),
-        crate::queued::unix_now(),
+        crate::clock::unix_now(),
     )));
     let mut guard = Guard::new(cfg.protection.clone());
     let mut outbound = crate::outbound::Outbound::new(cfg.outbound.clone());
@@ -539,7 +527,7 @@ pub async fn run(
                         if let Some((purpose, number)) = number {
                             let verdict = outbound.check(now, &number);
                             shared.store.outbound(nida_store::OutboundRow {
-                                at: crate::queued::unix_now() as i64,
+                                at: crate::clock::unix_now() as i64,
                                 call_id,
                                 purpose: purpose.as_str().into(),
                                 number: number.clone(),
@@ -560,7 +548,7 @@ pub async fn run(
                             Dial::Target(t) => (t, None),
                             Dial::Trunk { trunk, number } => match trunks.route(&trunk, &number) {
                                 Some(r) => (
-                                    crate::centre::Target { uri: r.uri, dest: r.dest, transport: r.transport },
+                                    nida_call::Target { uri: r.uri, dest: r.dest, transport: r.transport },
                                     r.credentials,
                                 ),
                                 None => {
@@ -737,15 +725,12 @@ pub async fn run(
                     }
                     Event::Progress { call, status } => {
                         if let Some(c) = legs.get(&call) {
-                            let _ = c.try_send(ToCall::AgentProgress {
-                                handle: call,
-                                status,
-                            });
+                            let _ = c.try_send(ToCall::Sip(call, LegEvent::Progress(status)));
                         }
                     }
                     Event::Answered { call, sdp } => match legs.get(&call) {
                         Some(c) => {
-                            if c.try_send(ToCall::AgentAnswered { handle: call, sdp })
+                            if c.try_send(ToCall::Sip(call, LegEvent::Answered(sdp)))
                                 .is_err()
                             {
                                 ep.hangup(now, call);
@@ -755,10 +740,7 @@ pub async fn run(
                     },
                     Event::Refer { call, target } => match legs.get(&call) {
                         Some(c) => {
-                            let m = ToCall::Transfer {
-                                handle: call,
-                                target,
-                            };
+                            let m = ToCall::Sip(call, LegEvent::Refer(target));
                             if c.try_send(m).is_err() {
                                 ep.notify_refer(now, call, 503, "Service Unavailable");
                             }
@@ -782,13 +764,7 @@ pub async fn run(
                     }
                     Event::Ended { call, reason } if legs.contains_key(&call) => {
                         if let Some(c) = legs.remove(&call) {
-                            deliver(
-                                c,
-                                ToCall::AgentEnded {
-                                    handle: call,
-                                    reason,
-                                },
-                            );
+                            deliver(c, ToCall::Sip(call, LegEvent::Ended(reason)));
                         }
                     }
                     Event::Response {
@@ -811,7 +787,7 @@ pub async fn run(
                         if let Some(c) = calls.remove(&call) {
                             counters.calls.fetch_sub(1, Ordering::Relaxed);
                             info!(?reason, "call ended");
-                            deliver(c, ToCall::Ended(reason));
+                            deliver(c, ToCall::Sip(call, LegEvent::Ended(reason)));
                         }
                     }
                 }
@@ -856,7 +832,7 @@ pub async fn run(
         }
         if trunk_news {
             let views =
-                crate::trunks::views(&trunks.status(), Instant::now(), crate::queued::unix_now());
+                crate::trunks::views(&trunks.status(), Instant::now(), crate::clock::unix_now());
             counters.trunks.send_replace(Arc::new(views));
         }
         if let Some(d) = &drain {

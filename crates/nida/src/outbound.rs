@@ -59,24 +59,7 @@ impl OutboundConfig {
     }
 }
 
-/// What a call out to a number is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Purpose {
-    /// Calling a caller back.
-    Callback,
-    /// A transfer to a number.
-    Transfer,
-}
-
-impl Purpose {
-    /// As stored.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Purpose::Callback => "callback",
-            Purpose::Transfer => "transfer",
-        }
-    }
-}
+pub use nida_call::Purpose;
 
 /// Why a number may not be dialled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

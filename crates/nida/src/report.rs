@@ -75,7 +75,7 @@ fn opt(v: Option<f64>) -> String {
 
 /// ISO 8601 (UTC) of a period's start.
 fn stamp(unix: i64, bucket: Bucket) -> String {
-    let day = crate::queued::civil_date(unix.max(0) as u64);
+    let day = crate::clock::civil_date(unix.max(0) as u64);
     match bucket {
         Bucket::Day => day,
         Bucket::Hour => format!("{day}T{:02}:00Z", unix.rem_euclid(86_400) / 3600),

@@ -93,7 +93,7 @@ mod tests {
         assert_eq!(day_number("2000-02-29"), Some(951_782_400 / 86_400));
         assert_eq!(day_number("2026-11-22"), Some(1_795_305_600 / 86_400));
         for unix_day in [0i64, 11_016, 20_000, 20_414] {
-            let name = crate::queued::civil_date(unix_day as u64 * 86_400);
+            let name = crate::clock::civil_date(unix_day as u64 * 86_400);
             assert_eq!(day_number(&name), Some(unix_day), "{name}");
         }
         assert_eq!(day_number("2026-13-01"), None);

@@ -34,7 +34,7 @@ pub struct Hook {
 /// Turns the centre's events into webhook events; `calls` remembers each
 /// waiting task's Call-ID and queue for the `answered` event.
 pub fn from_centre(ev: &CentreEvent, calls: &mut HashMap<u64, (String, String)>) -> Option<Hook> {
-    let at = crate::queued::unix_now();
+    let at = crate::clock::unix_now();
     match ev {
         CentreEvent::Queued { task, info } => {
             calls.insert(*task, (info.call_id.clone(), info.queue.clone()));

@@ -1,0 +1,561 @@
+//! One task per call around the sans-IO [`nida_call::Call`] machine. The
+//! task answers the caller's INVITE (media offer, ring, answer, the ACK),
+//! then only shuttles: RTP datagrams, SIP events, the routing core's
+//! word, lookup and store answers and timer expiries go in; what the
+//! machine asks (send RTP, place or hang up a leg, tell the centre, store
+//! a call-back or the record, write the recording) goes out. It decides
+//! nothing about the call itself.
+
+mod log;
+mod media;
+mod recorder;
+
+use crate::config::Config;
+use crate::driver::{Counters, Dial, LegSetup, ToDriver};
+use media::MediaPorts;
+use nida_call::{Call, CallConfig, FromCentre, LegEvent, LegId, Output, Recording, Start, Stored};
+use nida_ivr::LookupResult;
+use nida_media::PromptStore;
+use nida_sip::sdp::{self, Negotiated, SessionDescription};
+use nida_sip::CallHandle;
+use recorder::Recorder;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, info_span, warn, Instrument};
+
+/// Messages to a call: from the SIP driver about its legs, and from the
+/// contact centre.
+#[derive(Debug)]
+pub enum ToCall {
+    /// The caller's ACK arrived (with the SDP answer of a late offer).
+    Confirmed(Option<SessionDescription>),
+    /// Something happened on one of the call's dialogs.
+    Sip(CallHandle, LegEvent),
+    /// The routing core's word.
+    Centre(FromCentre),
+}
+
+/// Everything a call task starts with.
+pub struct CallSetup {
+    /// The endpoint's handle of the caller's dialog.
+    pub handle: CallHandle,
+    /// SIP Call-ID, for the log span.
+    pub call_id: String,
+    /// The caller's offer, if the INVITE had one.
+    pub offer: Option<SessionDescription>,
+    /// The RTP port reserved for the call.
+    pub port: u16,
+    /// The RTP socket, bound to `port` (taken when the call starts).
+    pub socket: Option<std::net::UdpSocket>,
+    /// The caller's number (user part of From).
+    pub caller: String,
+    /// Where the INVITE came from (call-backs go there by default).
+    pub source: SocketAddr,
+    /// The number dialled.
+    pub called: String,
+    /// The flows as they were when the call came in.
+    pub flows: Arc<nida_ivr::FlowSet>,
+    /// Lookup backends.
+    pub backends: Arc<crate::lookup::Backends>,
+    /// Settings.
+    pub cfg: Arc<Config>,
+    /// Prompts.
+    pub prompts: Arc<PromptStore>,
+    /// Channel to the SIP driver.
+    pub driver: mpsc::Sender<ToDriver>,
+    /// Channel from the SIP driver and the centre.
+    pub rx: mpsc::Receiver<ToCall>,
+    /// The generator the call's own generator is forked from (keyed from
+    /// the OS; shared by all calls).
+    pub rng: Arc<std::sync::Mutex<nida_sip::rng::Rng>>,
+    /// Shared counters.
+    pub counters: Arc<Counters>,
+    /// The contact centre.
+    pub centre: crate::centre::CentreHandle,
+    /// Where records go.
+    pub store: crate::db::StoreHandle,
+    /// This call's own channel (given to agent legs and the centre).
+    pub tx: mpsc::Sender<ToCall>,
+    /// A feature-code call: play this prompt (name, language), then hang up.
+    pub confirm: Option<(String, String)>,
+    /// The INVITE came over TLS: an SRTP offer (SDES) may be answered.
+    pub secure: bool,
+    /// The caller's number as a trusted trunk asserted it (or as stored
+    /// with a call-back).
+    pub proven_number: Option<String>,
+}
+
+impl CallSetup {
+    /// A generator of the call's own, forked from the shared one.
+    fn fork_rng(&self) -> nida_sip::rng::Rng {
+        // A poisoned lock still holds a usable generator.
+        let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+        rng.fork()
+    }
+
+    fn call_config(&self) -> CallConfig {
+        let c = &self.cfg;
+        CallConfig {
+            call_id: self.call_id.clone(),
+            caller: self.caller.clone(),
+            called: self.called.clone(),
+            source: self.source,
+            proven_number: self.proven_number.clone(),
+            language: c.language.clone(),
+            codecs: c.codecs.clone(),
+            rtp_timeout: c.rtp_timeout,
+            call_duration: c.call_duration,
+            outbound_trunk: c.outbound_trunk.clone(),
+            outbound_uri: c.outbound_uri.clone(),
+            sip_addr: c.sip_addr,
+        }
+    }
+
+    fn shared(&self) -> nida_call::Shared {
+        nida_call::Shared {
+            flows: self.flows.clone(),
+            prompts: self.prompts.clone(),
+            queues: self.centre.rules.clone(),
+            bookings: self.centre.bookings.clone(),
+        }
+    }
+
+    async fn send(&self, m: ToDriver) {
+        let _ = self.driver.send(m).await;
+    }
+}
+
+/// Gives an RTP port back when dropped, whatever the path.
+pub(crate) struct PortGuard {
+    pub(crate) port: u16,
+    pub(crate) driver: mpsc::Sender<ToDriver>,
+}
+
+impl Drop for PortGuard {
+    fn drop(&mut self) {
+        let driver = self.driver.clone();
+        let port = self.port;
+        if driver.try_send(ToDriver::PortFree(port)).is_err() {
+            tokio::spawn(async move {
+                let _ = driver.send(ToDriver::PortFree(port)).await;
+            });
+        }
+    }
+}
+
+/// Runs an incoming call to its end.
+pub async fn run(setup: CallSetup) {
+    let span = info_span!("call", call_id = %setup.call_id);
+    async move {
+        let mut s = setup;
+        let guard = PortGuard {
+            port: s.port,
+            driver: s.driver.clone(),
+        };
+        let Some((negotiated, srtp, sock)) = answer(&mut s).await else {
+            return;
+        };
+        let start = match &s.confirm {
+            Some((name, lang)) => Start::Confirm {
+                lang: lang.clone(),
+                name: name.clone(),
+            },
+            None => match s.cfg.flow_for(&s.called) {
+                Some(f) => Start::Flow {
+                    flow: f.to_string(),
+                    welcome: s.cfg.welcome_prompt.clone(),
+                },
+                None => Start::Welcome(s.cfg.welcome_prompt.clone()),
+            },
+        };
+        info!(codec = negotiated.codec.name(), remote = %negotiated.remote, "answered");
+        let call = Call::answered(
+            Instant::now(),
+            crate::clock::unix_now() as i64,
+            s.shared(),
+            s.call_config(),
+            s.fork_rng(),
+            negotiated,
+            srtp,
+            start,
+        );
+        let mut shell = Shell::new(s);
+        shell.media.insert(LegId::CALLER, sock, guard);
+        shell.handles.insert(shell.s.handle, LegId::CALLER);
+        shell.run(call).await;
+    }
+    .instrument(span)
+    .await
+}
+
+/// Restores a call-back stored before a restart: the call joins its queue
+/// again without the caller, and goes on like any call-back.
+pub async fn restore(setup: CallSetup, row: nida_store::CallbackRow) {
+    let span = info_span!("call", call_id = %setup.call_id);
+    async move {
+        let call = Call::restored(
+            Instant::now(),
+            crate::clock::unix_now() as i64,
+            setup.shared(),
+            setup.call_config(),
+            setup.fork_rng(),
+            &row,
+        );
+        Shell::new(setup).run(call).await;
+    }
+    .instrument(span)
+    .await
+}
+
+/// Answers the caller's INVITE: the audio agreed (488 when none), 180,
+/// the configured ring time, 200, then the ACK (with the answer to a
+/// late offer). No RTP before the ACK: an INVITE from a forged source
+/// names whatever media address it likes.
+async fn answer(s: &mut CallSetup) -> Option<(Negotiated, Option<[u8; 30]>, UdpSocket)> {
+    let handle = s.handle;
+    let negotiated = match &s.offer {
+        Some(offer) => match sdp::negotiate(offer, &s.cfg.codecs, s.secure) {
+            Some(n) => Some(n),
+            None => {
+                let savp = offer
+                    .media
+                    .iter()
+                    .any(|m| m.proto.eq_ignore_ascii_case("RTP/SAVP"));
+                if savp && !s.secure {
+                    info!("SRTP offered without TLS (its keys would travel in clear): 488");
+                } else {
+                    info!("no common codec: 488");
+                }
+                s.send(ToDriver::Reject(handle, 488, "Not Acceptable Here"))
+                    .await;
+                return None;
+            }
+        },
+        None => None,
+    };
+    // An SRTP offer (over TLS) gets nida's own key in the answer.
+    let srtp = negotiated
+        .as_ref()
+        .and_then(|n| n.srtp)
+        .map(|_| crate::tls::srtp_key());
+    let local = SocketAddr::new(s.cfg.media_ip, s.port);
+    let sock = match s.socket.take().map(UdpSocket::from_std) {
+        Some(Ok(sock)) => sock,
+        Some(Err(e)) => {
+            warn!(%local, error = %e, "cannot use the RTP socket: 503");
+            s.send(ToDriver::Reject(handle, 503, "Service Unavailable"))
+                .await;
+            return None;
+        }
+        None => return None,
+    };
+    let session_id = s.fork_rng().next_u64() >> 16;
+    let media = sdp::LocalMedia {
+        addr: local,
+        session_id,
+        version: 1,
+        srtp,
+    };
+    let body = match (&s.offer, &negotiated) {
+        (Some(offer), Some(n)) => sdp::answer(offer, n, &media),
+        _ => sdp::offer(&s.cfg.codecs, &media),
+    };
+    s.send(ToDriver::Ring(handle)).await;
+    if !s.cfg.ring.is_zero() {
+        tokio::select! {
+            _ = tokio::time::sleep(s.cfg.ring) => {}
+            m = s.rx.recv() => {
+                debug!(?m, "ended while ringing");
+                return None;
+            }
+        }
+    }
+    s.send(ToDriver::Answer(handle, body)).await;
+    let ack_sdp = match s.rx.recv().await {
+        Some(ToCall::Confirmed(sdp)) => sdp,
+        Some(ToCall::Sip(_, LegEvent::Ended(_))) | None => return None,
+        Some(other) => {
+            warn!(?other, "unexpected before the ACK: hanging up");
+            s.send(ToDriver::Hangup(handle)).await;
+            return None;
+        }
+    };
+    let negotiated = match (negotiated, ack_sdp) {
+        (Some(n), _) => n,
+        // nida's offer was plain RTP/AVP.
+        (None, Some(answer)) => match sdp::negotiate(&answer, &s.cfg.codecs, false) {
+            Some(n) => n,
+            None => {
+                warn!("late-offer answer has no usable audio: hanging up");
+                s.send(ToDriver::Hangup(handle)).await;
+                return None;
+            }
+        },
+        (None, None) => {
+            warn!("ACK without the SDP answer to our offer: hanging up");
+            s.send(ToDriver::Hangup(handle)).await;
+            return None;
+        }
+    };
+    Some((negotiated, srtp, sock))
+}
+
+/// Both ends of a channel the task gives to the tasks it spawns.
+type Channel<T> = (mpsc::Sender<T>, mpsc::Receiver<T>);
+
+/// The I/O around one call machine.
+struct Shell {
+    s: CallSetup,
+    media: MediaPorts,
+    /// The SIP dialog of each leg.
+    handles: HashMap<CallHandle, LegId>,
+    recorder: Option<Recorder>,
+    lookups: Channel<(u64, LookupResult)>,
+    stored: Channel<Stored>,
+}
+
+impl Shell {
+    fn new(s: CallSetup) -> Shell {
+        Shell {
+            s,
+            media: MediaPorts::default(),
+            handles: HashMap::new(),
+            recorder: None,
+            lookups: mpsc::channel(4),
+            stored: mpsc::channel(4),
+        }
+    }
+
+    fn handle_of(&self, leg: LegId) -> Option<CallHandle> {
+        self.handles
+            .iter()
+            .find(|(_, l)| **l == leg)
+            .map(|(h, _)| *h)
+    }
+
+    /// Shuttles until the machine says the call is over.
+    async fn run(mut self, mut call: Call) {
+        let mut inbuf = vec![0u8; 2048];
+        let mut outbuf = [0u8; 1500];
+        loop {
+            let now = Instant::now();
+            while let Some(t) = call.poll_transmit(now, &mut outbuf) {
+                self.media.send(t.leg, &outbuf[..t.len], t.dest).await;
+            }
+            while let Some(o) = call.poll_output() {
+                self.carry_out(&mut call, o).await;
+            }
+            if call.is_over() {
+                break;
+            }
+            let wake = call
+                .poll_timeout()
+                .unwrap_or_else(|| now + std::time::Duration::from_secs(3600));
+            tokio::select! {
+                (leg, n, from) = self.media.recv(&mut inbuf) => {
+                    call.handle_rtp(Instant::now(), leg, from, &inbuf[..n]);
+                }
+                m = self.s.rx.recv() => match m {
+                    Some(m) => self.message(&mut call, m).await,
+                    None => break,
+                },
+                Some((id, result)) = self.lookups.1.recv() => {
+                    call.handle_lookup(Instant::now(), id, result);
+                }
+                Some(stored) = self.stored.1.recv() => {
+                    call.handle_stored(Instant::now(), stored);
+                }
+                _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {
+                    call.handle_timeout(Instant::now());
+                }
+            }
+        }
+        if let Some(r) = self.recorder.take() {
+            r.finished().await;
+        }
+    }
+
+    /// A message from the driver or the centre, for the machine.
+    async fn message(&mut self, call: &mut Call, m: ToCall) {
+        let now = Instant::now();
+        match m {
+            ToCall::Confirmed(_) => {}
+            ToCall::Centre(m) => call.handle_centre(now, m),
+            ToCall::Sip(handle, ev) => match self.handles.get(&handle) {
+                Some(&leg) => call.handle_leg(now, leg, ev),
+                None => match ev {
+                    // A leg nida no longer wants.
+                    LegEvent::Answered(_) => self.s.send(ToDriver::Hangup(handle)).await,
+                    LegEvent::Refer(_) => {
+                        self.s
+                            .send(ToDriver::NotifyRefer(handle, 603, "Declined"))
+                            .await
+                    }
+                    _ => {}
+                },
+            },
+        }
+    }
+
+    /// Does what the machine asks.
+    async fn carry_out(&mut self, call: &mut Call, o: Output) {
+        let s = &self.s;
+        match o {
+            Output::Event(e) => log::event(
+                &e,
+                &s.called,
+                s.cfg.log_caller_numbers,
+                s.cfg.rtp_timeout,
+                &s.counters,
+            ),
+            Output::Centre(m) => {
+                let m = crate::centre::ToCentre::Call {
+                    call: s.tx.clone(),
+                    m,
+                };
+                if s.centre.tx.send(m).await.is_err() {
+                    warn!("contact centre stopped");
+                }
+            }
+            Output::Dial {
+                leg,
+                dial,
+                from_user,
+                number,
+            } => {
+                let ev = match self.place(dial, from_user, number).await {
+                    Some((handle, sock, guard, srtp)) => {
+                        self.handles.insert(handle, leg);
+                        self.media.insert(leg, sock, guard);
+                        LegEvent::Placed { srtp }
+                    }
+                    None => LegEvent::PlaceFailed,
+                };
+                call.handle_leg(Instant::now(), leg, ev);
+            }
+            Output::Hangup(leg) => {
+                if let Some(h) = self.handle_of(leg) {
+                    self.s.send(ToDriver::Hangup(h)).await;
+                }
+            }
+            Output::Release(leg) => {
+                self.media.release(leg);
+                if let Some(h) = self.handle_of(leg) {
+                    self.handles.remove(&h);
+                }
+            }
+            Output::NotifyRefer {
+                leg,
+                status,
+                reason,
+            } => {
+                if let Some(h) = self.handle_of(leg) {
+                    self.s.send(ToDriver::NotifyRefer(h, status, reason)).await;
+                }
+            }
+            Output::Lookup {
+                id,
+                service,
+                params,
+            } => {
+                let backend = s.backends.get(&service).cloned();
+                let tx = self.lookups.0.clone();
+                tokio::spawn(async move {
+                    let result = match backend {
+                        Some(b) => {
+                            crate::lookup::lookup(&b, &params, std::time::Duration::from_secs(10))
+                                .await
+                        }
+                        None => LookupResult::Error(format!("no lookup backend `{service}`")),
+                    };
+                    let _ = tx.send((id, result)).await;
+                });
+            }
+            Output::BookCallback(row) => {
+                let store = s.store.clone();
+                let tx = self.stored.0.clone();
+                tokio::spawn(async move {
+                    let ok = store.book_callback(row).await;
+                    let _ = tx.send(if ok { Stored::Yes } else { Stored::Failed }).await;
+                });
+            }
+            Output::StoreCallback(row) => s.store.callback(row),
+            Output::Record(record) => {
+                // The recording it names is complete before the record.
+                if let Some(r) = self.recorder.take() {
+                    r.finished().await;
+                }
+                let (outcome, rating) = (record.outcome.clone(), record.rating);
+                s.store.call(record).await;
+                info!(%outcome, ?rating, "call record written");
+            }
+            Output::Recording(r) => self.recording(call, r).await,
+        }
+    }
+
+    async fn recording(&mut self, call: &mut Call, r: Recording) {
+        match r {
+            Recording::Start => {
+                if let Some(old) = self.recorder.take() {
+                    old.finished().await;
+                }
+                let rec = Recorder::start(&self.s.cfg.data_dir);
+                call.set_recording_name(rec.path.display().to_string());
+                self.recorder = Some(rec);
+            }
+            Recording::Frame(_) => {
+                if let Some(rec) = &self.recorder {
+                    rec.send(r);
+                }
+            }
+            Recording::Finish | Recording::Discard => {
+                // Kept until the record, which waits for the file.
+                if let Some(rec) = &self.recorder {
+                    rec.send(r);
+                }
+            }
+        }
+    }
+
+    /// Places a call for a leg; `None` when the driver has no RTP port,
+    /// refuses the number, or is gone.
+    async fn place(
+        &self,
+        dial: Dial,
+        from_user: String,
+        number: Option<(nida_call::Purpose, String)>,
+    ) -> Option<(CallHandle, UdpSocket, PortGuard, Option<[u8; 30]>)> {
+        let (reply, rx) = oneshot::channel();
+        let m = ToDriver::Invite {
+            target: dial,
+            from_user,
+            number,
+            call_id: self.s.call_id.clone(),
+            owner: self.s.tx.clone(),
+            reply,
+        };
+        self.s.driver.send(m).await.ok()?;
+        let LegSetup {
+            handle,
+            port,
+            socket,
+            srtp,
+        } = rx.await.ok().flatten()?;
+        let guard = PortGuard {
+            port,
+            driver: self.s.driver.clone(),
+        };
+        match UdpSocket::from_std(socket) {
+            Ok(sock) => Some((handle, sock, guard, srtp)),
+            Err(e) => {
+                warn!(error = %e, "cannot use the leg's RTP socket");
+                self.s.send(ToDriver::Hangup(handle)).await;
+                None
+            }
+        }
+    }
+}
