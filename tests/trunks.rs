@@ -25,7 +25,7 @@ fn carrier_registrar(port: u16) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("sipp starts");
-    std::thread::sleep(Duration::from_millis(300));
+    common::wait_udp_bound(port);
     registrar
 }
 

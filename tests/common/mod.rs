@@ -255,6 +255,25 @@ pub fn wait(timeout: Duration, mut ok: impl FnMut() -> bool) -> bool {
     false
 }
 
+/// Waits until a peer started by the test has bound UDP `port` (read from
+/// the kernel's socket table, without touching the port); panics after
+/// 10 s.
+pub fn wait_udp_bound(port: u16) {
+    let needle = format!(":{port:04X} ");
+    let bound = wait(Duration::from_secs(10), || {
+        ["/proc/net/udp", "/proc/net/udp6"].iter().any(|t| {
+            std::fs::read_to_string(t).is_ok_and(|table| {
+                table.lines().skip(1).any(|l| {
+                    l.split_whitespace()
+                        .nth(1)
+                        .is_some_and(|a| format!("{a} ").ends_with(&needle))
+                })
+            })
+        })
+    });
+    assert!(bound, "nothing listens on UDP port {port}");
+}
+
 /// The result of one sipp run.
 pub struct SippRun {
     pub ok: bool,
