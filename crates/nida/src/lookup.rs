@@ -150,7 +150,7 @@ async fn http(url: &str, post: bool, params: &BTreeMap<String, String>) -> Looku
     let method = if post { "POST" } else { "GET" };
     let (status, body) = match crate::httpc::request(method, &url, None, body.as_deref()).await {
         Ok(r) => r,
-        Err(e) => return LookupResult::Error(e),
+        Err(e) => return LookupResult::Error(e.to_string()),
     };
     match status {
         200 => match serde_json::from_str::<serde_json::Value>(&body)

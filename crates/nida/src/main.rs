@@ -355,6 +355,10 @@ async fn serve(
             return ExitCode::from(2);
         }
     };
+    if let Err(e) = httpc::init(cfg.tls.as_ref().and_then(|t| t.ca.as_deref())) {
+        eprintln!("nida: {e}");
+        return ExitCode::from(2);
+    }
     let tls = match &cfg.tls {
         None => None,
         Some(t) => {
