@@ -14,7 +14,7 @@ use std::path::Path;
 pub fn parse_time(s: &str) -> Option<i64> {
     s.parse()
         .ok()
-        .or_else(|| crate::retention::day_number(s).map(|d| d * 86_400))
+        .or_else(|| crate::clock::day_number(s).map(|d| d * 86_400))
 }
 
 /// What to report.

@@ -6,26 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 use tracing::{info, warn};
 
-/// Days since 1970-01-01 of a `YYYY-MM-DD` name (proleptic Gregorian,
-/// after H. Hinnant's published algorithm), or `None` for other names.
-pub fn day_number(name: &str) -> Option<i64> {
-    let mut parts = name.split('-');
-    let (y, m, d) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() || y.len() != 4 || m.len() != 2 || d.len() != 2 {
-        return None;
-    }
-    let (y, m, d): (i64, i64, i64) = (y.parse().ok()?, m.parse().ok()?, d.parse().ok()?);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
-        return None;
-    }
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    Some(era * 146_097 + doe - 719_468)
-}
+use crate::clock::day_number;
 
 /// The day folders among `names` that are more than `days` days older
 /// than `today` (a day number). Names that are not dates are left alone.
@@ -86,20 +67,6 @@ pub async fn run(data_dir: PathBuf, days: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn day_numbers_match_the_civil_dates() {
-        assert_eq!(day_number("1970-01-01"), Some(0));
-        assert_eq!(day_number("2000-02-29"), Some(951_782_400 / 86_400));
-        assert_eq!(day_number("2026-11-22"), Some(1_795_305_600 / 86_400));
-        for unix_day in [0i64, 11_016, 20_000, 20_414] {
-            let name = crate::clock::civil_date(unix_day as u64 * 86_400);
-            assert_eq!(day_number(&name), Some(unix_day), "{name}");
-        }
-        assert_eq!(day_number("2026-13-01"), None);
-        assert_eq!(day_number("notes"), None);
-        assert_eq!(day_number("2026-1-01"), None);
-    }
 
     #[test]
     fn only_dates_past_the_retention_expire() {
