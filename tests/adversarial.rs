@@ -15,14 +15,12 @@
 //!
 //! Each attack here succeeded against earlier versions of nida.
 
-mod common;
+use crate::common;
 
 use common::Nida;
 use std::net::{SocketAddr, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-const BASE: u16 = 2000;
 
 /// Reads one datagram as text, or `None` after `timeout`.
 fn recv(sock: &UdpSocket, timeout: Duration) -> Option<(String, SocketAddr)> {
@@ -108,7 +106,7 @@ fn splitmix_next_after(output: u64) -> u64 {
 
 #[test]
 fn the_next_tag_cannot_be_predicted_from_the_last() {
-    let nida = Nida::start(BASE, "UNSEEDED\n");
+    let nida = Nida::start("UNSEEDED\n");
     let sock = UdpSocket::bind("127.0.0.9:0").unwrap();
     let first = options_tag(&sock, nida.sip, 1);
     let second = options_tag(&sock, nida.sip, 2);
@@ -146,8 +144,8 @@ fn a_test_seed_never_makes_nonces_another_instance_accepts() {
     // a nonce key made from it could be made by anyone who knows the seed,
     // and one instance's nonces would be good at the other. Credentials
     // answering A's challenge are refused by B.
-    let a = Nida::start(BASE, AGENT);
-    let b = Nida::start(BASE, AGENT);
+    let a = Nida::start(AGENT);
+    let b = Nida::start(AGENT);
     let sock = UdpSocket::bind("127.0.0.9:0").unwrap();
     let resp = register(&sock, a.sip, 1, None);
     assert!(resp.starts_with("SIP/2.0 401"), "{resp}");
@@ -166,12 +164,14 @@ fn a_test_seed_never_makes_nonces_another_instance_accepts() {
 }
 
 /// `nida call` dialling the main flow from `from`, pressing `digits`
-/// (the flow's menus, then the queue's keys), hanging up after `seconds`.
+/// (the flow's menus, then the queue's keys), hanging up 5 s after the
+/// last keys or after `seconds` in all.
 fn nida_call(nida: &Nida, from: &str, digits: &str, seconds: u32) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_nida"));
     c.args(["call", &format!("sip:8005@{}", nida.sip)])
         .args(["--from", from, "--digits", digits])
         .args(["--barge-in-ms", "1500", "--gap-ms", "700"])
+        .args(["--hang-up-after-ms", "5000"])
         .args(["--max-seconds", &seconds.to_string()]);
     c
 }
@@ -189,9 +189,7 @@ fn caller(nida: &Nida, seconds: u32) -> Child {
 /// contact, ready from the start), serving the visa queue.
 fn centre_with_phone(phone: &UdpSocket, extra: &str) -> Nida {
     let port = phone.local_addr().unwrap().port();
-    Nida::start(
-        BASE,
-        &format!(
+    Nida::start(&format!(
             "[[agents]]\nid = 2\nuser = \"1002\"\npassword = \"x\"\nname = \"Omar\"\n\
              skills = {{ visa = 5 }}\nlanguages = [\"en\"]\ncontact = \"sip:1002@127.0.0.1:{port}\"\n\
              [queues.visa_general]\nannounce_seconds = 0\nwrap_up_seconds = 0\noffer_timeout_seconds = 30\n{extra}"
@@ -327,7 +325,7 @@ fn an_invite_that_is_never_acknowledged_sends_no_media() {
     // A forged source sends one INVITE whose SDP names a victim; it never
     // sees the 200, so it never ACKs. nida must not play its prompt at the
     // victim meanwhile.
-    let nida = Nida::start(BASE, "");
+    let nida = Nida::start("");
     let sock = UdpSocket::bind("127.0.0.7:0").unwrap();
     let victim = UdpSocket::bind("127.0.0.8:0").unwrap();
     let req = invite(&sock, nida.sip, victim.local_addr().unwrap(), "noack1");
@@ -351,7 +349,7 @@ fn an_invite_that_is_never_acknowledged_sends_no_media() {
 
 #[test]
 fn rtp_sprayed_at_a_call_does_not_take_its_audio() {
-    let nida = Nida::start(BASE, "");
+    let nida = Nida::start("");
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     let media = UdpSocket::bind("127.0.0.1:0").unwrap();
     let attacker = UdpSocket::bind("127.0.0.6:0").unwrap();
@@ -404,7 +402,7 @@ fn a_forged_caller_number_cannot_book_a_call_back_through_the_carrier() {
     // an untrusted source with the number it wants nida to dial (a premium
     // number abroad) in From, and presses the call-back digit.
     let carrier = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let nida = Nida::start_with(BASE, |dir| {
+    let nida = Nida::start_with(|dir| {
         format!(
             "data_dir = \"{}\"\noutbound_uri = \"sip:{{number}}@{}\"\n\
              [queues.visa_general]\nannounce_seconds = 0\n",
@@ -464,10 +462,7 @@ fn closed_by_peer(s: &mut std::net::TcpStream, within: Duration) -> bool {
 #[test]
 fn sip_connections_are_bounded_in_number_size_and_idle_time() {
     use std::io::Write;
-    let nida = Nida::start(
-        BASE,
-        "[protection]\nmax_connections_per_source = 4\ntcp_idle_seconds = 1\n",
-    );
+    let nida = Nida::start("[protection]\nmax_connections_per_source = 4\ntcp_idle_seconds = 1\n");
     // A message promising a 1 MiB body is refused at its header.
     let mut big = std::net::TcpStream::connect(nida.sip).unwrap();
     big.write_all(
@@ -500,7 +495,7 @@ fn sip_connections_are_bounded_in_number_size_and_idle_time() {
 #[test]
 fn http_bodies_over_the_limit_are_refused_at_the_header() {
     use std::io::Write;
-    let nida = Nida::start(BASE, "");
+    let nida = Nida::start("");
     let mut s = std::net::TcpStream::connect(nida.http).unwrap();
     s.write_all(
         b"POST /api/agent-login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
@@ -516,7 +511,7 @@ fn http_bodies_over_the_limit_are_refused_at_the_header() {
 
 #[test]
 fn http_connections_per_source_are_bounded() {
-    let nida = Nida::start(BASE, "");
+    let nida = Nida::start("");
     let _held: Vec<_> = (0..256)
         .map(|_| std::net::TcpStream::connect(nida.http).unwrap())
         .collect();
@@ -531,7 +526,7 @@ fn http_connections_per_source_are_bounded() {
 fn invites_never_acknowledged_hold_only_a_share_of_the_rtp_ports() {
     // 50 RTP ports, a quarter of them (12.5) for calls waiting for their
     // ACK: 13 are answered, the next is refused.
-    let nida = Nida::start(BASE, "");
+    let nida = Nida::start("");
     let sock = UdpSocket::bind("127.0.0.11:0").unwrap();
     let media: SocketAddr = "127.0.0.12:4000".parse().unwrap();
     for i in 0..13 {
@@ -558,7 +553,7 @@ fn invites_never_acknowledged_hold_only_a_share_of_the_rtp_ports() {
 
 #[test]
 fn a_parked_call_back_holds_no_port_and_a_second_request_merges() {
-    let nida = Nida::start_with(BASE, |dir| {
+    let nida = Nida::start_with(|dir| {
         format!(
             "data_dir = \"{}\"\n[queues.visa_general]\nannounce_seconds = 0\n",
             dir.join("data").display()
@@ -600,7 +595,7 @@ fn a_parked_call_back_holds_no_port_and_a_second_request_merges() {
 
 #[test]
 fn a_captured_register_replayed_from_another_address_is_refused() {
-    let nida = Nida::start(BASE, AGENT);
+    let nida = Nida::start(AGENT);
     let phone = UdpSocket::bind("127.0.0.9:0").unwrap();
     let resp = register(&phone, nida.sip, 1, None);
     let challenge = header(&resp, "WWW-Authenticate").to_string();
@@ -641,7 +636,7 @@ fn http(nida: &Nida, method: &str, path: &str, token: Option<&str>, body: &str) 
 
 #[test]
 fn agent_page_log_ins_are_throttled_and_sessions_end_at_log_out() {
-    let nida = Nida::start(BASE, AGENT);
+    let nida = Nida::start(AGENT);
     let login = |pw: &str| {
         http(
             &nida,
@@ -680,7 +675,7 @@ fn agent_page_log_ins_are_throttled_and_sessions_end_at_log_out() {
 
 #[test]
 fn the_admin_token_is_taken_from_the_header_only() {
-    let nida = Nida::start(BASE, "");
+    let nida = Nida::start("");
     let path = format!("/api/status?token={}", common::TOKEN);
     assert_eq!(http(&nida, "GET", &path, None, "").0, 401);
     assert_eq!(
@@ -711,9 +706,7 @@ fn a_feature_code_from_an_agents_address_without_its_password_is_challenged() {
 #[test]
 fn the_store_is_readable_by_its_owner_only() {
     use std::os::unix::fs::PermissionsExt;
-    let nida = Nida::start_with(BASE, |dir| {
-        format!("data_dir = \"{}\"\n", dir.join("data").display())
-    });
+    let nida = Nida::start_with(|dir| format!("data_dir = \"{}\"\n", dir.join("data").display()));
     let db = nida.dir.join("data/nida.db");
     let mode = std::fs::metadata(&db).unwrap().permissions().mode();
     assert_eq!(mode & 0o077, 0, "nida.db is {mode:o}");
@@ -749,7 +742,7 @@ impl Drop for Tmpfs {
 /// (no admin token: nida makes its own), for tests that start nida by
 /// hand to see how it starts.
 fn bare_config(cfg: &std::path::Path, data: &std::path::Path) {
-    let p = common::ports(BASE, 110);
+    let p = common::ports(110);
     std::fs::write(
         cfg,
         format!(
@@ -800,13 +793,10 @@ fn health(nida: &Nida) -> (u16, String) {
 fn a_full_disk_books_no_call_back_and_keeps_the_record_until_it_has_room() {
     let data = std::env::temp_dir().join(format!("nida-full-{}", std::process::id()));
     let _fs = Tmpfs::mount(&data, "size=2m");
-    let nida = Nida::start(
-        BASE,
-        &format!(
-            "data_dir = \"{}\"\n[queues.visa_general]\nannounce_seconds = 0\n",
-            data.display()
-        ),
-    );
+    let nida = Nida::start(&format!(
+        "data_dir = \"{}\"\n[queues.visa_general]\nannounce_seconds = 0\n",
+        data.display()
+    ));
     assert_eq!(health(&nida).0, 200);
     // Fill the disk.
     let filler = data.join("filler");
@@ -854,7 +844,7 @@ fn a_full_disk_books_no_call_back_and_keeps_the_record_until_it_has_room() {
 
 #[test]
 fn keyed_digits_and_caller_numbers_stay_out_of_the_log() {
-    let nida = Nida::start(BASE, "");
+    let nida = Nida::start("");
     let out = nida_call(&nida, "0509876543", "7,1,20240002,1", 20)
         .output()
         .unwrap();
@@ -874,7 +864,7 @@ fn keyed_digits_and_caller_numbers_stay_out_of_the_log() {
 
 #[test]
 fn a_header_with_a_nul_gets_400_and_nida_keeps_serving() {
-    let nida = Nida::start(BASE, "");
+    let nida = Nida::start("");
     let sock = UdpSocket::bind("127.0.0.13:0").unwrap();
     let media: SocketAddr = "127.0.0.13:4000".parse().unwrap();
     let bad = invite(&sock, nida.sip, media, "nul1")
@@ -887,7 +877,7 @@ fn a_header_with_a_nul_gets_400_and_nida_keeps_serving() {
 
 #[test]
 fn a_reload_naming_a_queue_the_centre_does_not_run_is_refused_with_its_place() {
-    let nida = Nida::start_with(BASE, |dir| {
+    let nida = Nida::start_with(|dir| {
         let flows = dir.join("flows");
         std::fs::create_dir_all(&flows).unwrap();
         for f in std::fs::read_dir(common::repo().join("ivr-flows"))
@@ -913,7 +903,7 @@ fn a_reload_naming_a_queue_the_centre_does_not_run_is_refused_with_its_place() {
 
 #[test]
 fn a_password_an_older_nida_stored_in_clear_is_hashed_at_start() {
-    let nida = Nida::start_with(BASE, |dir| {
+    let nida = Nida::start_with(|dir| {
         let data = dir.join("data");
         let mut store = nida_store::Store::open_dir(&data).unwrap();
         store
@@ -979,9 +969,7 @@ fn an_admin_token_file_left_readable_is_made_owner_only() {
 
 #[test]
 fn a_recording_cut_off_by_a_crash_is_not_listed() {
-    let nida = Nida::start_with(BASE, |dir| {
-        format!("data_dir = \"{}\"\n", dir.join("data").display())
-    });
+    let nida = Nida::start_with(|dir| format!("data_dir = \"{}\"\n", dir.join("data").display()));
     let day = nida.dir.join("data/recordings/2026-12-04");
     std::fs::create_dir_all(&day).unwrap();
     std::fs::write(day.join("a1b2.wav"), b"RIFF").unwrap();

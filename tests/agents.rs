@@ -11,7 +11,7 @@
 //! virtual time by `crates/nida-call/tests/centre.rs`; this file keeps one
 //! proof on the wire per feature.
 
-mod common;
+use crate::common;
 
 use common::{wait, Nida, TOKEN};
 use std::io::{BufRead, BufReader, Write};
@@ -20,8 +20,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-const BASE: u16 = 20000;
 
 struct Baresip {
     child: Child,
@@ -61,8 +59,7 @@ impl Baresip {
         register: bool,
     ) -> Baresip {
         common::require("baresip", "baresip-core");
-        // Away from the nidas' blocks (BASE and up), in this binary's range.
-        let p = common::ports(BASE + 2000, 10);
+        let p = common::ports(10);
         let dir = std::env::temp_dir().join(format!("nida-baresip-{}-{p}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let (transports, secure, account) = if tls {
@@ -252,9 +249,7 @@ fn sipp_phone(scenario: &str, port: u16, calls: u32, timeout: u32, echo: bool) -
 /// nida with `extra` config lines, `DATA` in them standing for its data
 /// folder.
 fn start_centre(extra: &str) -> Nida {
-    Nida::start_with(BASE, |dir| {
-        extra.replace("DATA", &dir.join("data").display().to_string())
-    })
+    Nida::start_with(|dir| extra.replace("DATA", &dir.join("data").display().to_string()))
 }
 
 /// baresip as agent 1001, registered (digest) with nida.
@@ -759,7 +754,7 @@ fn caller_asks_for_a_call_back_and_is_called_back_when_an_agent_is_free() {
     common::which_sipp();
     // The citizen's phone for the call-back is sipp speaking PCMA only
     // and echoing what it hears; baresip (the agent) speaks PCMU.
-    let sp = common::ports(BASE + 2000, 10);
+    let sp = common::ports(10);
     let agent = AGENT_1001.replace("languages", "ready_on_register = false\nlanguages");
     let extra = format!(
         "data_dir = \"DATA\"\noutbound_uri = \"sip:{{number}}@127.0.0.1:{sp}\"\n{}{TRUSTED_CALLER}",
@@ -860,8 +855,8 @@ fn sigkill_loses_no_record_and_a_stored_call_back_is_made_after_the_restart() {
     common::which_sipp();
     // sipp plays the citizen's phone (echo) and agent 2 at a fixed
     // contact, who answers and hangs up after five seconds.
-    let citizen = common::ports(BASE + 2000, 10);
-    let agent_port = common::ports(BASE + 2000, 10);
+    let citizen = common::ports(10);
+    let agent_port = common::ports(10);
     let extra = format!(
         "data_dir = \"DATA\"\noutbound_uri = \"sip:{{number}}@127.0.0.1:{citizen}\"\n{TRUSTED_CALLER}\
          [[agents]]\nid = 2\nuser = \"1002\"\npassword = \"x\"\nname = \"Omar\"\n\
@@ -959,7 +954,7 @@ fn sigkill_loses_no_record_and_a_stored_call_back_is_made_after_the_restart() {
 fn agent_transfers_the_caller_to_a_number() {
     common::which_sipp();
     // The number is a phone (sipp, PCMA, echoing) outside nida.
-    let sp = common::ports(BASE + 2000, 10);
+    let sp = common::ports(10);
     // The number transferred to is masked in the log unless asked for.
     let extra = format!(
         "data_dir = \"DATA\"\nlog_caller_numbers = true\n{}",
@@ -1010,7 +1005,7 @@ fn agent_transfers_the_caller_to_a_number() {
 
 #[test]
 fn recordings_past_their_retention_are_removed_at_start() {
-    let nida = Nida::start_with(BASE, |dir| {
+    let nida = Nida::start_with(|dir| {
         let rec = dir.join("data/recordings");
         for day in ["2001-01-01", &civil_today()] {
             std::fs::create_dir_all(rec.join(day)).unwrap();
@@ -1046,9 +1041,9 @@ fn a_call_back_goes_through_the_trunk_to_the_address_that_answers() {
     // The trunk has two addresses: the first is dead (nothing listens),
     // the second is the carrier (sipp), which answers the health checks,
     // challenges the INVITE and checks the rewritten number.
-    let dead = common::ports(BASE + 2000, 10);
-    let carrier = common::ports(BASE + 2000, 10);
-    let agent_port = common::ports(BASE + 2000, 10);
+    let dead = common::ports(10);
+    let carrier = common::ports(10);
+    let agent_port = common::ports(10);
     let extra = format!(
         "data_dir = \"DATA\"\noutbound_trunk = \"carrier\"\n\
          [[trunks]]\nname = \"carrier\"\n\

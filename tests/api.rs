@@ -6,7 +6,7 @@
 //! file's line and column while the old flows keep serving; agents added
 //! with `nida agent` served after a restart.
 
-mod common;
+use crate::common;
 
 use common::{wait, Nida, TOKEN};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -14,8 +14,6 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-const BASE: u16 = 32000;
 
 /// One HTTP request; returns the status and the body.
 fn request(
@@ -114,8 +112,8 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 #[test]
 fn the_admin_api_serves_live_state_records_metrics_events_and_webhooks() {
     let (hook_port, hooks) = receiver();
-    let nobody = common::ports(BASE + 2000, 2);
-    let nida = Nida::start_with(BASE, |dir| {
+    let nobody = common::ports(2);
+    let nida = Nida::start_with(|dir| {
         copy_dir(&common::repo().join("ivr-flows"), &dir.join("flows"));
         format!(
             "data_dir = \"{data}\"\nflows_dir = \"{flows}\"\n\
@@ -605,9 +603,7 @@ fn nida_report_reads_the_store_as_csv_and_html() {
 
 #[test]
 fn an_agent_added_with_nida_agent_is_served_after_a_restart() {
-    let nida = Nida::start_with(BASE, |dir| {
-        format!("data_dir = \"{}\"\n", dir.join("data").display())
-    });
+    let nida = Nida::start_with(|dir| format!("data_dir = \"{}\"\n", dir.join("data").display()));
     let cfg = nida.dir.join("nida.toml");
     let agent = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_nida"))

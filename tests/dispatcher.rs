@@ -4,7 +4,7 @@
 //! one instance is killed (or starts to stop), new calls all go to the
 //! other and none fails.
 
-mod common;
+use crate::common;
 
 use common::{sipp, Nida};
 use std::net::SocketAddr;
@@ -13,8 +13,6 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-const BASE: u16 = 40000;
 
 /// Kamailio with `deploy/kamailio/kamailio.cfg`, its dispatcher set made
 /// of the given nida instances, probing them every second.
@@ -39,7 +37,7 @@ fn sbin(program: &str) -> String {
 
 impl Kamailio {
     fn start(instances: &[&Nida]) -> Kamailio {
-        let port = common::ports(BASE, 10);
+        let port = common::ports(10);
         let sip: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let dir = std::env::temp_dir().join(format!("nida-kamailio-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -133,7 +131,7 @@ impl Kamailio {
     /// `n` calls through the dispatcher, three a second, each 300 ms long:
     /// all must succeed.
     fn calls(&self, n: usize, who: &[&Nida]) {
-        let rtp = common::media_ports(BASE);
+        let rtp = common::media_ports();
         let n = n.to_string();
         let run = sipp(
             self.sip,
@@ -171,8 +169,8 @@ fn answered(nida: &Nida) -> u64 {
 #[test]
 fn calls_spread_over_two_instances_and_move_to_the_survivor() {
     common::which_sipp();
-    let a = Nida::start(BASE, "");
-    let mut b = Nida::start(BASE, "");
+    let a = Nida::start("");
+    let mut b = Nida::start("");
     let kamailio = Kamailio::start(&[&a, &b]);
 
     kamailio.calls(10, &[&a, &b]);
@@ -208,13 +206,13 @@ fn calls_spread_over_two_instances_and_move_to_the_survivor() {
 #[test]
 fn an_instance_that_starts_to_stop_gets_no_new_calls() {
     common::which_sipp();
-    let stopping = Nida::start(BASE, "shutdown_grace_seconds = 30");
-    let other = Nida::start(BASE, "");
+    let stopping = Nida::start("shutdown_grace_seconds = 30");
+    let other = Nida::start("");
     let kamailio = Kamailio::start(&[&stopping, &other]);
 
     // A call straight to the instance keeps it draining after SIGTERM.
     let sip = stopping.sip;
-    let rtp = common::media_ports(BASE);
+    let rtp = common::media_ports();
     let live = std::thread::spawn(move || sipp(sip, "uac_basic.xml", rtp, &["-d", "6000"]));
     stopping.wait_for_a_call();
     stopping.terminate();

@@ -3,13 +3,11 @@
 //! key presses and confirms it; the audio it recorded must contain, sample
 //! for sample, the prompts that say that application's status and date.
 
-mod common;
+use crate::common;
 
 use common::Nida;
 use nida_media::{Law, Prompt};
 use std::process::Command;
-
-const BASE: u16 = 28000;
 
 /// The prompts in a row, as heard through PCMU.
 fn expected(names: &[&str]) -> Vec<i16> {
@@ -29,7 +27,7 @@ fn find(haystack: &[i16], needle: &[i16]) -> Option<usize> {
 #[test]
 fn caller_picks_french_enters_a_number_by_dtmf_and_hears_its_status() {
     // Keyed digits are masked in the log unless asked for.
-    let nida = Nida::start(BASE, "log_caller_numbers = true\n");
+    let nida = Nida::start("log_caller_numbers = true\n");
     let wav = std::env::temp_dir().join(format!("nida-call-{}.wav", std::process::id()));
     let out = Command::new(env!("CARGO_BIN_EXE_nida"))
         .args(["call", &format!("sip:8005@{}", nida.sip)])

@@ -3,14 +3,12 @@
 //! broken flows, lookups against a real local HTTP server, and hot reload
 //! while calls are in progress (sipp calls the running daemon).
 
-mod common;
+use crate::common;
 
 use common::{sipp, Nida};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
-
-const BASE: u16 = 24000;
 
 fn nida(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_nida"))
@@ -196,7 +194,7 @@ fn nida_refuses_to_start_on_invalid_flows() {
         &cfg,
         format!(
             "sip_addr = \"127.0.0.1:{}\"\nflows_dir = \"{}\"\n",
-            common::ports(BASE, 2),
+            common::ports(2),
             dir.display()
         ),
     )
@@ -260,7 +258,7 @@ fn lookups_go_to_a_real_http_server_by_get_and_post() {
         r#"{"status": "ready_for_collection", "updated": "2026-11-20", "office": "Al Jafiliya"}"#,
     )
     .unwrap();
-    let port = common::ports(BASE, 2);
+    let port = common::ports(2);
     let mut server = http_backend(port, &dir);
     let status = common::repo()
         .join("ivr-flows/status.yaml")
@@ -343,10 +341,10 @@ fn lookups_go_to_a_real_http_server_by_get_and_post() {
 #[test]
 fn hot_reload_serves_new_calls_and_keeps_calls_in_progress_on_their_version() {
     let dir = copy_flows("reload");
-    let nida = Nida::start(BASE, &format!("flows_dir = \"{}\"", dir.display()));
+    let nida = Nida::start(&format!("flows_dir = \"{}\"", dir.display()));
     // Call A on the old version, held for four seconds.
     let sip = nida.sip;
-    let rtp_a = common::media_ports(BASE);
+    let rtp_a = common::media_ports();
     let a = std::thread::spawn(move || sipp(sip, "uac_basic.xml", rtp_a, &["-d", "4000"]));
     assert!(
         nida.wait_log("running flow", Duration::from_secs(5)),
@@ -392,7 +390,7 @@ fn hot_reload_serves_new_calls_and_keeps_calls_in_progress_on_their_version() {
     let run = sipp(
         nida.sip,
         "uac_basic.xml",
-        common::media_ports(BASE),
+        common::media_ports(),
         &["-d", "500"],
     );
     assert!(run.ok, "{}", run.output);

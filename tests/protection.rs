@@ -6,15 +6,13 @@
 //! answering a call all the while; a source may not hold more calls than
 //! its limit. Every peer is on loopback.
 
-mod common;
+use crate::common;
 
 use common::{sipp, Nida, TOKEN};
 use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};
 use std::process::Command;
 use std::time::Duration;
-
-const BASE: u16 = 4000;
 
 fn metrics(nida: &Nida) -> String {
     let mut s = TcpStream::connect(nida.http).unwrap();
@@ -53,12 +51,11 @@ fn options(nida: &Nida, from: &UdpSocket, n: usize, branch: usize) -> String {
 fn svcrack_is_blocked_after_five_failures_and_never_finds_the_password() {
     common::require("svcrack", "sipvicious");
     let nida = Nida::start(
-        BASE,
         "[[agents]]\nid = 1\nuser = \"1001\"\npassword = \"4711\"\nlanguages = [\"en\"]\n\
          [protection]\nauth_failures = 5\n",
     );
     // svcrack sends from 127.0.0.1 (its -b is not applied on loopback).
-    let local = common::ports(BASE, 2);
+    let local = common::ports(2);
     let out = Command::new("timeout")
         .args(["60", "svcrack", "-u", "1001", "-r", "4700-4720"])
         .args(["-P", &local.to_string()])
@@ -119,10 +116,8 @@ fn svcrack_is_blocked_after_five_failures_and_never_finds_the_password() {
 
 #[test]
 fn a_flood_is_cut_to_its_rate_and_calls_go_on() {
-    let nida = Nida::start(
-        BASE,
-        "[protection]\nrate_per_second = 20\nburst = 20\nmax_message_bytes = 4096\n",
-    );
+    let nida =
+        Nida::start("[protection]\nrate_per_second = 20\nburst = 20\nmax_message_bytes = 4096\n");
     let flood = UdpSocket::bind("127.0.0.3:0").unwrap();
     // 400 requests in about 0.2 s (in bursts the socket buffers hold).
     for n in 0..400 {
@@ -142,7 +137,7 @@ fn a_flood_is_cut_to_its_rate_and_calls_go_on() {
         ),
     );
     flood.send_to(big.as_bytes(), nida.sip).unwrap();
-    let run = sipp(nida.sip, "uac_basic.xml", common::media_ports(BASE), &[]);
+    let run = sipp(nida.sip, "uac_basic.xml", common::media_ports(), &[]);
     assert!(run.ok, "{}\n{}", run.output, nida.log());
     let m = metrics(&nida);
     let cut = value(&m, "nida_protection_dropped_total{reason=\"rate\"}");
@@ -167,12 +162,12 @@ fn a_flood_is_cut_to_its_rate_and_calls_go_on() {
 
 #[test]
 fn a_source_may_not_hold_more_calls_than_its_limit() {
-    let nida = Nida::start(BASE, "[protection]\nmax_calls_per_source = 1\n");
-    let held = common::hold_a_call_and_get_503(&nida, BASE);
+    let nida = Nida::start("[protection]\nmax_calls_per_source = 1\n");
+    let held = common::hold_a_call_and_get_503(&nida);
     assert!(nida.log().contains("too many calls from this source"));
     assert!(held.join().unwrap().ok);
     // With the first call over, the source may call again.
-    let again = sipp(nida.sip, "uac_basic.xml", common::media_ports(BASE), &[]);
+    let again = sipp(nida.sip, "uac_basic.xml", common::media_ports(), &[]);
     assert!(again.ok, "{}\n{}", again.output, nida.log());
     let m = metrics(&nida);
     assert_eq!(value(&m, "nida_protection_calls_refused_total"), 1.0, "{m}");

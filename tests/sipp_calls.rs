@@ -2,7 +2,7 @@
 //! RTP from nida is received by the test itself on the port the scenario's
 //! SDP offers, so pacing, headers and audio are checked packet by packet.
 
-mod common;
+use crate::common;
 
 use common::{sipp, Nida};
 use nida_media::{Law, Prompt};
@@ -11,8 +11,6 @@ use std::net::UdpSocket;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// This binary's port range.
-const BASE: u16 = 12000;
 
 /// The first prompt the calls hear: sipp dials 901, which the default dial
 /// plan sends to the police flow, whose first language is Arabic.
@@ -22,8 +20,8 @@ fn welcome() -> Prompt {
 
 #[test]
 fn basic_call_gets_paced_prompt_audio_and_symmetric_rtp() {
-    let nida = Nida::start(BASE, "");
-    let rtp_port = common::media_ports(BASE);
+    let nida = Nida::start("");
+    let rtp_port = common::media_ports();
     let sock = UdpSocket::bind(("127.0.0.1", rtp_port)).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
     let sip = nida.sip;
@@ -122,8 +120,8 @@ fn basic_call_gets_paced_prompt_audio_and_symmetric_rtp() {
 #[test]
 fn dtmf_from_sipp_pcaps_is_heard_once_per_key() {
     // Keyed digits are masked in the log unless asked for.
-    let nida = Nida::start(BASE, "log_caller_numbers = true\n");
-    let run = sipp(nida.sip, "uac_dtmf.xml", common::media_ports(BASE), &[]);
+    let nida = Nida::start("log_caller_numbers = true\n");
+    let run = sipp(nida.sip, "uac_dtmf.xml", common::media_ports(), &[]);
     assert!(run.ok, "{}\n{}", run.output, nida.log());
     assert!(
         nida.wait_log("digits=19#", Duration::from_secs(2)),
@@ -139,8 +137,8 @@ fn dtmf_from_sipp_pcaps_is_heard_once_per_key() {
 
 #[test]
 fn cancel_before_answer_gets_487() {
-    let nida = Nida::start(BASE, "ring_ms = 3000");
-    let run = sipp(nida.sip, "uac_cancel.xml", common::media_ports(BASE), &[]);
+    let nida = Nida::start("ring_ms = 3000");
+    let run = sipp(nida.sip, "uac_cancel.xml", common::media_ports(), &[]);
     assert!(run.ok, "{}\n{}", run.output, nida.log());
     assert!(
         nida.wait_log("reason=Cancelled", Duration::from_secs(2)),
@@ -153,11 +151,11 @@ fn cancel_before_answer_gets_487() {
 
 #[test]
 fn call_over_tcp() {
-    let nida = Nida::start(BASE, "");
+    let nida = Nida::start("");
     let run = sipp(
         nida.sip,
         "uac_basic.xml",
-        common::media_ports(BASE),
+        common::media_ports(),
         &["-t", "t1", "-d", "1000"],
     );
     assert!(run.ok, "{}\n{}", run.output, nida.log());
@@ -167,11 +165,11 @@ fn call_over_tcp() {
 
 #[test]
 fn late_offer_is_answered_in_the_ack() {
-    let nida = Nida::start(BASE, "");
+    let nida = Nida::start("");
     let run = sipp(
         nida.sip,
         "uac_late_offer.xml",
-        common::media_ports(BASE),
+        common::media_ports(),
         &["-d", "500"],
     );
     assert!(run.ok, "{}\n{}", run.output, nida.log());
@@ -184,12 +182,12 @@ fn late_offer_is_answered_in_the_ack() {
 
 #[test]
 fn no_common_codec_gets_488() {
-    let nida = Nida::start(BASE, "");
+    let nida = Nida::start("");
     let g722 = ["-key", "proto", "RTP/AVP", "-key", "fmt", "9"];
     let run = sipp(
         nida.sip,
         "uac_488.xml",
-        common::media_ports(BASE),
+        common::media_ports(),
         &[&g722[..], &["-key", "attr", "rtpmap:9 G722/8000"]].concat(),
     );
     assert!(run.ok, "{}\n{}", run.output, nida.log());
@@ -204,12 +202,12 @@ fn no_common_codec_gets_488() {
 #[test]
 fn srtp_offered_over_udp_gets_488() {
     // SDES keys in clear text protect nothing: SRTP only over TLS.
-    let nida = Nida::start(BASE, "");
+    let nida = Nida::start("");
     let crypto = "crypto:1 AES_CM_128_HMAC_SHA1_80 inline:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd";
     let run = sipp(
         nida.sip,
         "uac_488.xml",
-        common::media_ports(BASE),
+        common::media_ports(),
         &[
             "-key", "proto", "RTP/SAVP", "-key", "fmt", "0", "-key", "attr", crypto,
         ],
@@ -224,9 +222,9 @@ fn srtp_offered_over_udp_gets_488() {
 
 #[test]
 fn nida_hangs_up_after_the_configured_call_time() {
-    let nida = Nida::start(BASE, "call_seconds = 2");
+    let nida = Nida::start("call_seconds = 2");
     let t0 = Instant::now();
-    let run = sipp(nida.sip, "uac_wait_bye.xml", common::media_ports(BASE), &[]);
+    let run = sipp(nida.sip, "uac_wait_bye.xml", common::media_ports(), &[]);
     let took = t0.elapsed();
     assert!(run.ok, "{}\n{}", run.output, nida.log());
     assert!(
@@ -239,8 +237,8 @@ fn nida_hangs_up_after_the_configured_call_time() {
 
 #[test]
 fn silent_rtp_is_hung_up_after_the_timeout() {
-    let nida = Nida::start(BASE, "rtp_timeout_seconds = 2");
-    let run = sipp(nida.sip, "uac_wait_bye.xml", common::media_ports(BASE), &[]);
+    let nida = Nida::start("rtp_timeout_seconds = 2");
+    let run = sipp(nida.sip, "uac_wait_bye.xml", common::media_ports(), &[]);
     assert!(run.ok, "{}\n{}", run.output, nida.log());
     assert!(nida.log().contains("no RTP: hanging up"), "{}", nida.log());
     assert!(nida.wait_log("reason=LocalBye", Duration::from_secs(2)));
@@ -248,8 +246,8 @@ fn silent_rtp_is_hung_up_after_the_timeout() {
 
 #[test]
 fn over_capacity_gets_503_with_retry_after() {
-    let nida = Nida::start(BASE, "max_calls = 1");
-    let held = common::hold_a_call_and_get_503(&nida, BASE);
+    let nida = Nida::start("max_calls = 1");
+    let held = common::hold_a_call_and_get_503(&nida);
     assert_eq!(nida.status("overload_rejects"), 1);
     let first = held.join().unwrap();
     assert!(
@@ -302,8 +300,8 @@ fn exit_code(nida: &mut Nida, timeout: Duration) -> Option<i32> {
 
 #[test]
 fn sigterm_refuses_new_calls_and_lets_a_live_call_finish() {
-    let mut nida = Nida::start(BASE, "shutdown_grace_seconds = 20");
-    let rtp = common::media_ports(BASE);
+    let mut nida = Nida::start("shutdown_grace_seconds = 20");
+    let rtp = common::media_ports();
     let sip = nida.sip;
     // A call that hangs up by itself after 3 seconds.
     let live = std::thread::spawn(move || sipp(sip, "uac_basic.xml", rtp, &["-d", "3000"]));
@@ -311,7 +309,7 @@ fn sigterm_refuses_new_calls_and_lets_a_live_call_finish() {
     nida.wait_for_a_call();
     nida.terminate();
     assert!(nida.wait_log("stopping: new calls get 503", Duration::from_secs(2)));
-    let refused = sipp(nida.sip, "uac_503.xml", common::media_ports(BASE), &[]);
+    let refused = sipp(nida.sip, "uac_503.xml", common::media_ports(), &[]);
     assert!(refused.ok, "{}\n{}", refused.output, nida.log());
     let first = live.join().unwrap();
     assert!(first.ok, "the live call is not cut: {}", first.output);
@@ -329,8 +327,8 @@ fn sigterm_refuses_new_calls_and_lets_a_live_call_finish() {
 
 #[test]
 fn sigterm_hangs_up_calls_still_live_at_the_deadline() {
-    let mut nida = Nida::start(BASE, "shutdown_grace_seconds = 2");
-    let rtp = common::media_ports(BASE);
+    let mut nida = Nida::start("shutdown_grace_seconds = 2");
+    let rtp = common::media_ports();
     let sip = nida.sip;
     // A call that waits for nida's BYE.
     let live = std::thread::spawn(move || sipp(sip, "uac_wait_bye.xml", rtp, &[]));
@@ -359,7 +357,7 @@ fn sigterm_hangs_up_calls_still_live_at_the_deadline() {
 
 #[test]
 fn sigterm_with_no_call_stops_at_once() {
-    let mut nida = Nida::start(BASE, "");
+    let mut nida = Nida::start("");
     let t0 = Instant::now();
     nida.terminate();
     assert_eq!(

@@ -4,13 +4,11 @@
 //! normal call with sipp. The messages are written for nida's tests in the
 //! spirit of each RFC 4475 case named beside it.
 
-mod common;
+use crate::common;
 
 use common::{sipp, Nida};
 use std::net::UdpSocket;
 use std::time::Duration;
-
-const BASE: u16 = 16000;
 
 /// What nida must do with a message.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -255,7 +253,7 @@ fn status_of(reply: &[u8]) -> u16 {
 
 #[test]
 fn torture_messages_then_a_normal_call() {
-    let mut nida = Nida::start(BASE, "");
+    let mut nida = Nida::start("");
     let mut failures = Vec::new();
     for (name, msg, expect) in cases() {
         // A socket per case: retransmitted error responses to an earlier
@@ -291,7 +289,7 @@ fn torture_messages_then_a_normal_call() {
     let run = sipp(
         nida.sip,
         "uac_basic.xml",
-        common::media_ports(BASE),
+        common::media_ports(),
         &["-d", "500"],
     );
     assert!(

@@ -5,13 +5,11 @@
 //! calls from anywhere else are refused 403. (A call-back through a trunk,
 //! with failover and a challenged INVITE, is in `agents.rs`.)
 
-mod common;
+use crate::common;
 
 use common::{sipp, Nida};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-
-const BASE: u16 = 8000;
 
 /// The carrier's registrar: sipp at `port`, one registration dialog
 /// (`carrier_registrar.xml`), 20 s at most.
@@ -42,12 +40,13 @@ fn registering_trunk(port: u16, password: &str, extra: &str) -> String {
 #[test]
 fn nida_registers_to_the_carrier_and_refreshes_in_time() {
     common::which_sipp();
-    let carrier = common::ports(BASE, 10);
+    let carrier = common::ports(10);
     let registrar = carrier_registrar(carrier);
-    let nida = Nida::start(
-        BASE,
-        &registering_trunk(carrier, "trunk-pass", "register_expires_seconds = 60"),
-    );
+    let nida = Nida::start(&registering_trunk(
+        carrier,
+        "trunk-pass",
+        "register_expires_seconds = 60",
+    ));
     let out = registrar.wait_with_output().unwrap();
     assert!(
         out.status.success(),
@@ -86,12 +85,9 @@ fn nida_registers_to_the_carrier_and_refreshes_in_time() {
 #[test]
 fn a_wrong_trunk_password_is_reported_in_the_log_api_and_metrics() {
     common::which_sipp();
-    let carrier = common::ports(BASE, 10);
+    let carrier = common::ports(10);
     let registrar = carrier_registrar(carrier);
-    let nida = Nida::start(
-        BASE,
-        &registering_trunk(carrier, "not-it", "retry_seconds = 60"),
-    );
+    let nida = Nida::start(&registering_trunk(carrier, "not-it", "retry_seconds = 60"));
     let out = registrar.wait_with_output().unwrap();
     assert!(!out.status.success(), "the registrar refused the answer");
     assert!(
@@ -116,13 +112,12 @@ fn calls_from_the_trunk_network_are_taken_and_others_refused() {
     // The carrier's network is 127.0.0.2; its calls name the number in
     // international form, the dial plan knows the national one.
     let nida = Nida::start(
-        BASE,
         "[dial_plan]\n\"0901\" = \"police\"\n\
          [[trunks]]\nname = \"carrier\"\naddresses = [\"127.0.0.2:5060\"]\n\
          options_interval_seconds = 0\ninbound = [\"127.0.0.2/32\"]\n\
          rewrite_in = [{ prefix = \"+44\", replace = \"0\" }]\n",
     );
-    let rtp = common::media_ports(BASE);
+    let rtp = common::media_ports();
     let ok = sipp(
         nida.sip,
         "uac_basic.xml",
@@ -140,7 +135,7 @@ fn calls_from_the_trunk_network_are_taken_and_others_refused() {
         "{log}"
     );
     // From any other address: 403, nothing answered.
-    let rtp = common::media_ports(BASE);
+    let rtp = common::media_ports();
     let refused = sipp(nida.sip, "uac_403.xml", rtp, &["-s", "+44901"]);
     assert!(refused.ok, "{}\n{}", refused.output, nida.log());
     assert!(

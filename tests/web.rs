@@ -8,7 +8,7 @@
 //! phone: it answers and hangs up after five seconds), and the chart of
 //! the day shows the call once it has ended.
 
-mod common;
+use crate::common;
 
 use common::{Nida, TOKEN};
 use serde_json::{json, Value};
@@ -16,8 +16,6 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-const BASE: u16 = 36000;
 
 /// A WebDriver session on a chromedriver of its own.
 struct Browser {
@@ -71,7 +69,7 @@ fn http_json(port: u16, method: &str, path: &str, body: &Value) -> Value {
 
 impl Browser {
     fn start() -> Browser {
-        let port = common::ports(BASE + 3000, 1);
+        let port = common::ports(1);
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
@@ -170,7 +168,7 @@ fn post(nida: &Nida, path: &str) {
 #[test]
 fn wallboard_and_agent_page_follow_a_real_call_in_chromium() {
     common::which_sipp();
-    let agent_port = common::ports(BASE + 2000, 10);
+    let agent_port = common::ports(10);
     let phone = Command::new("sipp")
         .args(["-sf", &common::scenario("callback_answer.xml")])
         .args(["-i", "127.0.0.1", "-p", &agent_port.to_string()])
@@ -181,7 +179,7 @@ fn wallboard_and_agent_page_follow_a_real_call_in_chromium() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("sipp starts");
-    let nida = Nida::start_with(BASE, |dir| {
+    let nida = Nida::start_with(|dir| {
         format!(
             "data_dir = \"{}\"\n[[agents]]\nid = 1\nuser = \"1001\"\npassword = \"pw-one\"\nname = \"Amina\"\n\
              skills = {{ visa = 5 }}\nlanguages = [\"en\", \"ar\"]\ncontact = \"sip:1001@127.0.0.1:{agent_port}\"\n\

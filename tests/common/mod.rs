@@ -12,9 +12,12 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Ports handed out to this test binary; `base` differs per binary so the
-/// binaries cargo runs one after another never share a port.
+/// Ports handed out so far, from [`FIRST_PORT`] up.
 static NEXT: AtomicU16 = AtomicU16::new(0);
+/// The first port the tests use; they stay below Linux's ephemeral range
+/// (32768 and up), so no outgoing socket takes them.
+const FIRST_PORT: u16 = 2000;
+const LAST_PORT: u16 = 32767;
 
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -24,16 +27,20 @@ pub fn scenario(name: &str) -> String {
     repo().join("tests/sipp").join(name).display().to_string()
 }
 
-/// A block of `n` consecutive ports in this binary's range (kept below
-/// Linux's ephemeral range, 32768 and up, so no outgoing socket takes them).
-pub fn ports(base: u16, n: u16) -> u16 {
-    base + NEXT.fetch_add(n, Ordering::SeqCst)
+/// A block of `n` consecutive ports no other test of this run has.
+pub fn ports(n: u16) -> u16 {
+    let first = FIRST_PORT + NEXT.fetch_add(n, Ordering::SeqCst);
+    assert!(
+        u32::from(first) + u32::from(n) <= u32::from(LAST_PORT),
+        "the tests ran out of ports"
+    );
+    first
 }
 
 /// Ports for one sipp run: its media port (and the +2 it also binds) and
 /// its SIP port at +4.
-pub fn media_ports(base: u16) -> u16 {
-    ports(base, 6)
+pub fn media_ports() -> u16 {
+    ports(6)
 }
 
 /// The admin token every test nida gets.
@@ -48,16 +55,15 @@ pub struct Nida {
 }
 
 impl Nida {
-    /// Starts nida with `extra` TOML lines; SIP, HTTP and RTP ports come
-    /// from `base`.
-    pub fn start(base: u16, extra: &str) -> Nida {
-        Nida::start_with(base, |_| extra.to_string())
+    /// Starts nida with `extra` TOML lines on ports of its own.
+    pub fn start(extra: &str) -> Nida {
+        Nida::start_with(|_| extra.to_string())
     }
 
     /// Like `start`, with the extra TOML made from nida's own folder
     /// (for paths inside it).
-    pub fn start_with(base: u16, extra: impl FnOnce(&Path) -> String) -> Nida {
-        let p = ports(base, 110);
+    pub fn start_with(extra: impl FnOnce(&Path) -> String) -> Nida {
+        let p = ports(110);
         let sip: SocketAddr = format!("127.0.0.1:{p}").parse().unwrap();
         let http: SocketAddr = format!("127.0.0.1:{}", p + 1).parse().unwrap();
         let dir = std::env::temp_dir().join(format!("nida-test-{}-{p}", std::process::id()));
@@ -233,12 +239,12 @@ pub fn collect_lines(log: &Arc<Mutex<String>>, from: impl Read + Send + 'static)
 
 /// Holds one call for 3 s and places a second one, which must get 503
 /// (`uac_503.xml`); gives back the held call's run.
-pub fn hold_a_call_and_get_503(nida: &Nida, base: u16) -> std::thread::JoinHandle<SippRun> {
-    let rtp = media_ports(base);
+pub fn hold_a_call_and_get_503(nida: &Nida) -> std::thread::JoinHandle<SippRun> {
+    let rtp = media_ports();
     let sip = nida.sip;
     let held = std::thread::spawn(move || sipp(sip, "uac_basic.xml", rtp, &["-d", "3000"]));
     nida.wait_for_a_call();
-    let run = sipp(nida.sip, "uac_503.xml", media_ports(base), &[]);
+    let run = sipp(nida.sip, "uac_503.xml", media_ports(), &[]);
     assert!(run.ok, "{}\n{}", run.output, nida.log());
     held
 }

@@ -2,34 +2,19 @@
 //! the prompts, binds the sockets, and starts the SIP driver and the status
 //! endpoint on a tokio runtime.
 
-mod access;
-mod agentcmd;
-mod api;
-
 mod call;
-mod caller;
 mod centre;
+mod cli;
 mod clock;
 mod config;
-mod db;
-mod driver;
-mod features;
-mod flowcmd;
-mod http;
-mod httpc;
-mod listen;
-mod live;
-mod lookup;
-mod metrics;
-mod outbound;
+mod ops;
 mod redact;
-mod reload;
-mod report;
-mod retention;
-mod tls;
-mod trunks;
-mod web;
-mod webhooks;
+mod sip;
+
+use call::lookup;
+use cli::{agentcmd, caller, flowcmd, report};
+use ops::{api, db, httpc, reload, retention, webhooks};
+use sip::{driver, tls};
 
 use clap::Parser;
 use config::{Config, PortRange};
@@ -90,6 +75,10 @@ enum Command {
         /// The caller's number (user part of From).
         #[arg(long, default_value = "nida-call")]
         from: String,
+        /// Hang up this many milliseconds after the last key group was
+        /// pressed (instead of waiting for the next prompt to end).
+        #[arg(long)]
+        hang_up_after_ms: Option<u64>,
     },
     /// Key figures from the call records: per queue and hour or day, and
     /// each agent's ratings.
@@ -198,6 +187,7 @@ fn main() -> ExitCode {
         barge_in_ms,
         say,
         from,
+        hang_up_after_ms,
     }) = cli.command
     {
         return caller::run(caller::CallArgs {
@@ -207,6 +197,7 @@ fn main() -> ExitCode {
             gap: std::time::Duration::from_millis(gap_ms),
             barge_in: barge_in_ms.map(std::time::Duration::from_millis),
             max: std::time::Duration::from_secs(max_seconds),
+            hang_up_after: hang_up_after_ms.map(std::time::Duration::from_millis),
             say,
             from,
         });
@@ -387,7 +378,8 @@ async fn serve(
         }
     };
     // The store is open and its agents known before nida says it listens.
-    let store = match db::StoreHandle::start(&cfg.data_dir) {
+    // Opening, migrating and reading the database block: off the workers.
+    let store = match tokio::task::block_in_place(|| db::StoreHandle::start(&cfg.data_dir)) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("nida: {e}");
@@ -395,7 +387,7 @@ async fn serve(
         }
     };
     let mut cfg = cfg;
-    if let Err(e) = add_stored_agents(&mut cfg, &store) {
+    if let Err(e) = tokio::task::block_in_place(|| add_stored_agents(&mut cfg, &store)) {
         eprintln!("nida: {e}");
         return ExitCode::from(2);
     }

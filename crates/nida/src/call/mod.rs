@@ -7,11 +7,12 @@
 //! nothing about the call itself.
 
 mod log;
+pub mod lookup;
 mod media;
 mod recorder;
 
 use crate::config::Config;
-use crate::driver::{Counters, Dial, LegSetup, ToDriver};
+use crate::sip::driver::{Counters, Dial, LegSetup, ToDriver};
 use media::MediaPorts;
 use nida_call::{Call, CallConfig, FromCentre, LegEvent, LegId, Output, Recording, Start, Stored};
 use nida_ivr::LookupResult;
@@ -60,7 +61,7 @@ pub struct CallSetup {
     /// The flows as they were when the call came in.
     pub flows: Arc<nida_ivr::FlowSet>,
     /// Lookup backends.
-    pub backends: Arc<crate::lookup::Backends>,
+    pub backends: Arc<crate::call::lookup::Backends>,
     /// Settings.
     pub cfg: Arc<Config>,
     /// Prompts.
@@ -77,7 +78,7 @@ pub struct CallSetup {
     /// The contact centre.
     pub centre: crate::centre::CentreHandle,
     /// Where records go.
-    pub store: crate::db::StoreHandle,
+    pub store: crate::ops::db::StoreHandle,
     /// This call's own channel (given to agent legs and the centre).
     pub tx: mpsc::Sender<ToCall>,
     /// A feature-code call: play this prompt (name, language), then hang up.
@@ -241,7 +242,7 @@ async fn answer(s: &mut CallSetup) -> Option<(Negotiated, Option<[u8; 30]>, UdpS
     let srtp = negotiated
         .as_ref()
         .and_then(|n| n.srtp)
-        .map(|_| crate::tls::srtp_key());
+        .map(|_| crate::sip::tls::srtp_key());
     let local = SocketAddr::new(s.cfg.media_ip, s.port);
     let sock = match s.socket.take().map(UdpSocket::from_std) {
         Some(Ok(sock)) => sock,
@@ -467,8 +468,12 @@ impl Shell {
                 tokio::spawn(async move {
                     let result = match backend {
                         Some(b) => {
-                            crate::lookup::lookup(&b, &params, std::time::Duration::from_secs(10))
-                                .await
+                            crate::call::lookup::lookup(
+                                &b,
+                                &params,
+                                std::time::Duration::from_secs(10),
+                            )
+                            .await
                         }
                         None => LookupResult::Error(format!("no lookup backend `{service}`")),
                     };

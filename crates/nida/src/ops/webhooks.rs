@@ -9,7 +9,7 @@
 
 use crate::centre::{CentreEvent, CentreHandle};
 use crate::config::WebhookDef;
-use crate::db::{StoreHandle, Stored};
+use crate::ops::db::{StoreHandle, Stored};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -157,7 +157,8 @@ async fn deliver(h: WebhookDef, mut rx: mpsc::Receiver<Hook>) {
         loop {
             tries += 1;
             // The client bounds the request's time (connect and total).
-            let sent = crate::httpc::request("POST", &h.url, h.token.as_deref(), Some(&body)).await;
+            let sent =
+                crate::ops::httpc::request("POST", &h.url, h.token.as_deref(), Some(&body)).await;
             match sent {
                 Ok((status, _)) if (200..300).contains(&status) => {
                     debug!(url = %h.url, event = hook.event, tries, "webhook delivered");

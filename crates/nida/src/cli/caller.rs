@@ -30,6 +30,10 @@ pub struct CallArgs {
     pub barge_in: Option<Duration>,
     /// Longest call.
     pub max: Duration,
+    /// Hang up this long after the last key group was pressed (e.g. a
+    /// caller who asks for a call-back, or gives up in the queue, while
+    /// music plays and no prompt ever ends).
+    pub hang_up_after: Option<Duration>,
     /// The caller's voice, looped.
     pub say: Option<PathBuf>,
     /// The caller's number.
@@ -150,7 +154,7 @@ async fn call(args: CallArgs) -> Result<bool, String> {
         offer,
     );
     tl.say(format!("INVITE {} from {local}", args.uri));
-    let deadline = Instant::now() + args.max;
+    let mut deadline = Instant::now() + args.max;
     let mut rtp: Option<RtpSession> = None;
     let mut keys: VecDeque<(Instant, char)> = VecDeque::new();
     let mut heard = false;
@@ -234,6 +238,11 @@ async fn call(args: CallArgs) -> Result<bool, String> {
             while keys.front().is_some_and(|(at, _)| *at <= now) {
                 if let Some((_, k)) = keys.pop_front() {
                     r.send_dtmf(k, TONE);
+                    if let (true, true, Some(after)) =
+                        (keys.is_empty(), groups.is_empty(), args.hang_up_after)
+                    {
+                        deadline = deadline.min(now + TONE + after);
+                    }
                     if keys.is_empty() {
                         // What counts as the next prompt is what comes after
                         // the last key of this group.
@@ -292,7 +301,13 @@ async fn call(args: CallArgs) -> Result<bool, String> {
             }
         }
         if now >= deadline && !hung_up {
-            tl.say("longest call time reached: hanging up");
+            tl.say(
+                if args.hang_up_after.is_some() && groups.is_empty() && keys.is_empty() {
+                    "done after the last keys: hanging up"
+                } else {
+                    "longest call time reached: hanging up"
+                },
+            );
             ep.hangup(now, handle);
             hung_up = true;
         }

@@ -3,12 +3,12 @@
 //! binary from `crates/nida/web/`.
 
 /// The supervisors' wallboard.
-pub const WALLBOARD: &str = include_str!("../web/wallboard.html");
+pub const WALLBOARD: &str = include_str!("../../web/wallboard.html");
 /// The agent page.
-pub const AGENT: &str = include_str!("../web/agent.html");
+pub const AGENT: &str = include_str!("../../web/agent.html");
 /// Both pages' script.
-pub const SCRIPT: &str = include_str!("../web/nida.js");
+pub const SCRIPT: &str = include_str!("../../web/nida.js");
 /// Both pages' style.
-pub const STYLE: &str = include_str!("../web/nida.css");
+pub const STYLE: &str = include_str!("../../web/nida.css");
 /// The OpenAPI 3.1 description of the admin API.
-pub const OPENAPI: &str = include_str!("../web/openapi.json");
+pub const OPENAPI: &str = include_str!("../../web/openapi.json");

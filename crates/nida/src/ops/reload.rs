@@ -50,7 +50,7 @@ pub fn reload(
     tx: &watch::Sender<Arc<FlowSet>>,
     why: &str,
 ) -> Result<usize, String> {
-    match crate::flowcmd::load(&cfg.flows_dir, &cfg.prompts_dir) {
+    match crate::cli::flowcmd::load(&cfg.flows_dir, &cfg.prompts_dir) {
         Ok(set) => {
             let unknown: Vec<String> = set
                 .queue_uses()
@@ -94,14 +94,24 @@ pub fn reload(
     }
 }
 
-/// Watches for SIGHUP and file changes until the process ends.
+/// [`fingerprint`] off the tokio workers (it reads the folder).
+async fn fingerprint_blocking(cfg: &Arc<Config>) -> Vec<(String, Option<SystemTime>, u64)> {
+    let cfg = cfg.clone();
+    tokio::task::spawn_blocking(move || fingerprint(&cfg.flows_dir))
+        .await
+        .unwrap_or_default()
+}
+
+/// Watches for SIGHUP and file changes until the process ends. Reading
+/// the folder and checking the flows run on the blocking pool, never on a
+/// tokio worker.
 pub async fn watch(
     cfg: Arc<Config>,
     queues: Arc<BTreeSet<String>>,
     tx: Arc<watch::Sender<Arc<FlowSet>>>,
 ) {
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-    let mut last = fingerprint(&cfg.flows_dir);
+    let mut last = fingerprint_blocking(&cfg).await;
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
         let why = tokio::select! {
@@ -112,14 +122,15 @@ pub async fn watch(
                 }
             } => "SIGHUP",
             _ = tick.tick() => {
-                let now = fingerprint(&cfg.flows_dir);
+                let now = fingerprint_blocking(&cfg).await;
                 if now == last {
                     continue;
                 }
                 "file change"
             }
         };
-        last = fingerprint(&cfg.flows_dir);
-        let _ = reload(&cfg, &queues, &tx, why);
+        last = fingerprint_blocking(&cfg).await;
+        let (cfg, queues, tx) = (cfg.clone(), queues.clone(), tx.clone());
+        let _ = tokio::task::spawn_blocking(move || reload(&cfg, &queues, &tx, why)).await;
     }
 }

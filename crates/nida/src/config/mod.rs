@@ -102,14 +102,14 @@ pub struct FileConfig {
     data_dir: Option<PathBuf>,
     agents: Option<Vec<AgentDef>>,
     queues: Option<std::collections::BTreeMap<String, QueueDef>>,
-    feature_codes: Option<crate::features::FeatureCodes>,
+    feature_codes: Option<crate::sip::features::FeatureCodes>,
     outbound_uri: Option<String>,
     recording_retention_days: Option<u64>,
     admin_token: Option<String>,
     webhooks: Option<Vec<WebhookDef>>,
     protection: Option<ProtectionDef>,
-    outbound: Option<crate::outbound::OutboundConfig>,
-    trunks: Option<Vec<crate::trunks::TrunkDef>>,
+    outbound: Option<crate::sip::outbound::OutboundConfig>,
+    trunks: Option<Vec<crate::sip::trunks::TrunkDef>>,
     outbound_trunk: Option<String>,
     tls: Option<TlsDef>,
 }
@@ -392,7 +392,7 @@ pub struct Config {
     /// Queues by name (queues named in flows and not here get defaults).
     pub queues: std::collections::BTreeMap<String, QueueDef>,
     /// Codes agents dial to change their state.
-    pub feature_codes: crate::features::FeatureCodes,
+    pub feature_codes: crate::sip::features::FeatureCodes,
     /// Where nida dials numbers (call-backs, transfers to a number): a SIP
     /// URI with `{number}` (`sip:{number}@192.0.2.1:5060`); none: a
     /// call-back goes back to the address the call came from, and only
@@ -408,7 +408,7 @@ pub struct Config {
     /// Limits per source address.
     pub protection: nida_sip::guard::GuardConfig,
     /// Which numbers nida may call out to, and how often.
-    pub outbound: crate::outbound::OutboundConfig,
+    pub outbound: crate::sip::outbound::OutboundConfig,
     /// A TCP or TLS connection silent this long between messages closes
     /// (longer than the longest registration granted, 3600 s, so a phone
     /// that only re-registers keeps its connection).

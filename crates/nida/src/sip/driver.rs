@@ -5,8 +5,8 @@
 
 use crate::call::{self, CallSetup, ToCall};
 use crate::config::Config;
-use crate::features::FeatureCodes;
 use crate::redact::Redacted;
+use crate::sip::features::FeatureCodes;
 use nida_call::LegEvent;
 use nida_media::PromptStore;
 use nida_sip::framing::StreamFramer;
@@ -55,7 +55,7 @@ pub enum ToDriver {
         /// For a call to a number (a call-back, a transfer to a number):
         /// what for, and the number, which must pass `[outbound]`; every
         /// such call is audited in the store.
-        number: Option<(crate::outbound::Purpose, String)>,
+        number: Option<(crate::sip::outbound::Purpose, String)>,
         /// The call it is for (the audit names it).
         call_id: String,
         /// The call that owns the leg: its events go there.
@@ -129,7 +129,7 @@ pub struct Counters {
     /// What the per-source protection did (a copy of its counters).
     pub protection: ProtectionCounters,
     /// The trunks' state, as last published by the driver.
-    pub trunks: tokio::sync::watch::Sender<Arc<Vec<crate::trunks::TrunkView>>>,
+    pub trunks: tokio::sync::watch::Sender<Arc<Vec<crate::sip::trunks::TrunkView>>>,
 }
 
 /// The guard's counters, as atomics the metrics read.
@@ -261,11 +261,11 @@ pub struct Shared {
     /// The flows now; each call takes the version current when it starts.
     pub flows: tokio::sync::watch::Receiver<Arc<nida_ivr::FlowSet>>,
     /// Lookup backends.
-    pub backends: Arc<crate::lookup::Backends>,
+    pub backends: Arc<crate::call::lookup::Backends>,
     /// The contact centre (queues and agents).
     pub centre: crate::centre::CentreHandle,
     /// The store.
-    pub store: crate::db::StoreHandle,
+    pub store: crate::ops::db::StoreHandle,
 }
 
 /// A call's own part of its setup; the rest is what every call shares.
@@ -348,7 +348,7 @@ pub async fn run(
     let (tx, mut rx) = mpsc::channel::<ToDriver>(65536);
     let Listeners { udp, tcp, tls } = listeners;
     let streams = StreamLimits {
-        admission: crate::listen::Admission::new(cfg.protection.clone()),
+        admission: crate::sip::listen::Admission::new(cfg.protection.clone()),
         max_message: cfg.protection.max_message,
         idle: cfg.tcp_idle,
     };
@@ -397,13 +397,15 @@ pub async fn run(
         cfg.seed.map(|s| s ^ 0x7a11),
         Instant::now(),
     );
-    counters.trunks.send_replace(Arc::new(crate::trunks::views(
-        &trunks.status(),
-        Instant::now(),
-        crate::clock::unix_now(),
-    )));
+    counters
+        .trunks
+        .send_replace(Arc::new(crate::sip::trunks::views(
+            &trunks.status(),
+            Instant::now(),
+            crate::clock::unix_now(),
+        )));
     let mut guard = Guard::new(cfg.protection.clone());
-    let mut outbound = crate::outbound::Outbound::new(cfg.outbound.clone());
+    let mut outbound = crate::sip::outbound::Outbound::new(cfg.outbound.clone());
     let mut last_prune = Instant::now();
     // The source of each call counted against its source's limit.
     let mut call_sources: HashMap<CallHandle, std::net::IpAddr> = HashMap::new();
@@ -423,14 +425,12 @@ pub async fn run(
     )));
     let mut buf = vec![0u8; 65536];
     // Call-backs stored before a restart wait in line again.
-    let pending = shared
-        .store
-        .reader()
-        .and_then(|st| st.callbacks(true))
-        .unwrap_or_else(|e| {
-            warn!(error = %e, "cannot read the stored call-backs");
-            Vec::new()
-        });
+    let pending =
+        tokio::task::block_in_place(|| shared.store.reader().and_then(|st| st.callbacks(true)))
+            .unwrap_or_else(|e| {
+                warn!(error = %e, "cannot read the stored call-backs");
+                Vec::new()
+            });
     for row in pending {
         let setup = shared.call_setup(
             &cfg,
@@ -564,7 +564,7 @@ pub async fn run(
                             continue;
                         };
                         // Over TLS the leg's audio is SRTP too.
-                        let srtp = target.transport.secure().then(crate::tls::srtp_key);
+                        let srtp = target.transport.secure().then(crate::sip::tls::srtp_key);
                         let media = nida_sip::sdp::LocalMedia {
                             addr: SocketAddr::new(cfg.media_ip, port),
                             session_id: media_rng.lock().unwrap_or_else(|e| e.into_inner()).next_u64() >> 16,
@@ -831,8 +831,11 @@ pub async fn run(
             log_trunk_event(ev);
         }
         if trunk_news {
-            let views =
-                crate::trunks::views(&trunks.status(), Instant::now(), crate::clock::unix_now());
+            let views = crate::sip::trunks::views(
+                &trunks.status(),
+                Instant::now(),
+                crate::clock::unix_now(),
+            );
             counters.trunks.send_replace(Arc::new(views));
         }
         if let Some(d) = &drain {
@@ -1060,7 +1063,7 @@ impl Conns {
 #[derive(Clone)]
 struct StreamLimits {
     /// Open connections, in total and per source network.
-    admission: crate::listen::Admission,
+    admission: crate::sip::listen::Admission,
     /// Largest message, refused at its header.
     max_message: usize,
     /// A connection silent this long between messages is closed.

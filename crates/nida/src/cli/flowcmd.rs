@@ -1,8 +1,8 @@
 //! `nida flow check|simulate|graph`: the ops engineer's tools for flow
 //! files, and the loader the daemon shares with them.
 
+use crate::call::lookup::{self, Backends};
 use crate::config::Config;
-use crate::lookup::{self, Backends};
 use nida_ivr::check::{FlowSet, Node};
 use nida_ivr::expr::Vars;
 use nida_ivr::flow::Kind;

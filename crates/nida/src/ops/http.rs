@@ -3,9 +3,9 @@
 //! total and per source network (the SIP guard's connection limits), a
 //! request's header must arrive within [`HEADER_TIMEOUT`], its body within
 //! [`BODY_TIMEOUT`] and [`MAX_BODY`] bytes, and a failing `accept` (out of
-//! file descriptors) backs off instead of spinning (see [`crate::listen`]).
+//! file descriptors) backs off instead of spinning (see [`crate::sip::listen`]).
 
-use crate::listen::Admission;
+use crate::sip::listen::Admission;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request};
 use axum::http::StatusCode;

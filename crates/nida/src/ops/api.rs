@@ -7,17 +7,17 @@
 //! Everything under `/api` and `/metrics` needs the admin token in the
 //! header (`Authorization: Bearer TOKEN`; never in a URL, where logs and
 //! histories keep it), except the agent page's own calls: an agent logs in
-//! with their SIP user and password (throttled, see [`crate::access`]) and
+//! with their SIP user and password (throttled, see [`crate::ops::access`]) and
 //! gets a session token that reaches only their own state and events and
 //! ends at log-out or when idle. A browser's event stream opens with a
 //! ticket (`POST /api/events/ticket`, then `/api/events?ticket=T`), good
 //! once for 30 seconds.
 
-use crate::access::{Access, Who};
 use crate::centre::{AgentCommand, CentreEvent, CentreHandle, ToCentre};
 use crate::config::AgentDef;
-use crate::db::StoreHandle;
-use crate::driver::Counters;
+use crate::ops::access::{Access, Who};
+use crate::ops::db::StoreHandle;
+use crate::sip::driver::Counters;
 use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;
@@ -30,7 +30,6 @@ use serde_json::json;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use tokio::sync::watch;
 
 /// Reloads the flows now: the number of flows, or the diagnostics.
 pub type Reload = Arc<dyn Fn() -> Result<usize, String> + Send + Sync>;
@@ -52,8 +51,8 @@ pub struct Api {
     pub agents: Arc<Vec<AgentDef>>,
     /// Flow reload.
     pub reload: Reload,
-    /// Totals of the records written since start (metrics).
-    pub totals: watch::Receiver<Arc<crate::metrics::RecordTotals>>,
+    /// The metrics registry (`/metrics`).
+    pub metrics: Arc<prometheus_client::registry::Registry>,
     /// Agent page sessions, event-stream tickets, the log-in throttle.
     access: Arc<Mutex<Access>>,
     /// The digest realm (agents' stored secrets are HA1s for it).
@@ -87,7 +86,15 @@ impl Api {
         reload: Reload,
         realm: &str,
     ) -> Api {
-        let totals = crate::metrics::follow(&store.notices);
+        let times = crate::ops::metrics::Times::default();
+        let totals = crate::ops::metrics::follow(&store.notices, times.clone());
+        let live = crate::ops::metrics::Live {
+            counters: counters.clone(),
+            centre: centre.clone(),
+            totals,
+            health: store.health.clone(),
+        };
+        let metrics = Arc::new(crate::ops::metrics::registry(&times, live));
         Api {
             counters,
             centre,
@@ -96,7 +103,7 @@ impl Api {
             token: token.into(),
             agents: Arc::new(agents),
             reload,
-            totals,
+            metrics,
             access: Arc::new(Mutex::new(Access::new())),
             realm: realm.into(),
         }
@@ -180,12 +187,12 @@ pub fn router(api: Api) -> Router {
             "/",
             get(|| async { axum::response::Redirect::to("/wallboard") }),
         )
-        .route("/wallboard", get(|| page(crate::web::WALLBOARD)))
-        .route("/agent", get(|| page(crate::web::AGENT)))
+        .route("/wallboard", get(|| page(crate::ops::web::WALLBOARD)))
+        .route("/agent", get(|| page(crate::ops::web::AGENT)))
         .route("/nida.js", get(script))
         .route("/nida.css", get(style))
         .merge(protected)
-        .layer(axum::middleware::from_fn(crate::http::bounded_body))
+        .layer(axum::middleware::from_fn(crate::ops::http::bounded_body))
         .with_state(api)
 }
 
@@ -196,7 +203,7 @@ pub async fn serve(
     api: Api,
     limits: nida_sip::guard::GuardConfig,
 ) {
-    crate::http::serve(listener, router(api), &limits).await;
+    crate::ops::http::serve(listener, router(api), &limits).await;
 }
 
 async fn page(html: &'static str) -> Response {
@@ -206,7 +213,7 @@ async fn page(html: &'static str) -> Response {
 async fn script() -> Response {
     (
         [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-        crate::web::SCRIPT,
+        crate::ops::web::SCRIPT,
     )
         .into_response()
 }
@@ -214,7 +221,7 @@ async fn script() -> Response {
 async fn style() -> Response {
     (
         [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
-        crate::web::STYLE,
+        crate::ops::web::STYLE,
     )
         .into_response()
 }
@@ -222,7 +229,7 @@ async fn style() -> Response {
 async fn openapi() -> Response {
     (
         [(header::CONTENT_TYPE, "application/json")],
-        crate::web::OPENAPI,
+        crate::ops::web::OPENAPI,
     )
         .into_response()
 }
@@ -410,7 +417,7 @@ async fn events_ticket(
             a.issue_ticket(std::time::Instant::now(), who, ticket.clone());
             Json(json!({
                 "ticket": ticket,
-                "expires_seconds": crate::access::TICKET_LIFETIME.as_secs()
+                "expires_seconds": crate::ops::access::TICKET_LIFETIME.as_secs()
             }))
             .into_response()
         }
@@ -507,7 +514,7 @@ fn store_query(q: &RecordQuery) -> Result<nida_store::Query, ApiError> {
     let time = |v: &Option<String>| -> Result<Option<i64>, ApiError> {
         v.as_deref()
             .map(|s| {
-                crate::report::parse_time(s).ok_or_else(|| {
+                crate::cli::report::parse_time(s).ok_or_else(|| {
                     ApiError(
                         StatusCode::BAD_REQUEST,
                         format!("{s:?} is neither Unix seconds nor YYYY-MM-DD"),
@@ -645,14 +652,9 @@ async fn events(
 }
 
 async fn metrics(State(api): State<Api>) -> Response {
-    let totals = api.totals.borrow().clone();
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        format!(
-            "{}{}",
-            crate::metrics::render(&api.counters, &api.centre, &totals),
-            crate::metrics::store_health(&api.store.health)
-        ),
+        [(header::CONTENT_TYPE, crate::ops::metrics::CONTENT_TYPE)],
+        crate::ops::metrics::render(&api.metrics),
     )
         .into_response()
 }

@@ -9,6 +9,8 @@
 //! Readers (the API, metrics) load published snapshots. The centre holds
 //! no call media.
 
+pub mod live;
+
 use crate::call::ToCall;
 use crate::config::{AgentDef, Config, QueueDef};
 use nida_acd::writer::{Command, Publisher};
@@ -176,7 +178,7 @@ pub struct CentreHandle {
     /// Agent id by SIP user.
     pub agents_by_user: Arc<HashMap<String, u32>>,
     /// The live board (calls and agents).
-    pub live: tokio::sync::watch::Receiver<Arc<crate::live::LiveView>>,
+    pub live: tokio::sync::watch::Receiver<Arc<crate::centre::live::LiveView>>,
     /// The routing core's statistics, per queue in the order of `queues`.
     pub stats: nida_acd::writer::SnapshotReader,
     /// The numbers with a call-back pending.
@@ -188,7 +190,7 @@ pub struct CentreHandle {
 /// not list get the defaults).
 pub fn start(
     cfg: &Config,
-    flow_queues: BTreeMap<String, BTreeSet<crate::live::Skills>>,
+    flow_queues: BTreeMap<String, BTreeSet<crate::centre::live::Skills>>,
 ) -> CentreHandle {
     let mut defs: BTreeMap<String, QueueDef> = cfg.queues.clone();
     for q in flow_queues.keys() {
@@ -228,10 +230,10 @@ pub fn start(
     let (tx, rx) = mpsc::channel(65_536);
     let (events, _) = broadcast::channel(4096);
     let by_user = Arc::new(by_user);
-    let (board, live) = crate::live::Board::new(
+    let (board, live) = crate::centre::live::Board::new(
         cfg.agents
             .iter()
-            .map(|a| crate::live::LiveAgent {
+            .map(|a| crate::centre::live::LiveAgent {
                 id: a.id,
                 user: a.user.clone(),
                 name: a.name.clone(),
@@ -296,7 +298,7 @@ struct Waiting {
 const BATCH: usize = 4096;
 
 struct Centre {
-    board: crate::live::Board,
+    board: crate::centre::live::Board,
     router: Router,
     publisher: Publisher,
     dir: Directory,
