@@ -11,7 +11,6 @@ use std::net::UdpSocket;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-
 /// The first prompt the calls hear: sipp dials 901, which the default dial
 /// plan sends to the police flow, whose first language is Arabic.
 fn welcome() -> Prompt {

@@ -2,6 +2,7 @@
 //! the prompts, binds the sockets, and starts the SIP driver and the status
 //! endpoint on a tokio runtime.
 
+mod base;
 mod call;
 mod centre;
 mod cli;
@@ -11,10 +12,11 @@ mod ops;
 mod redact;
 mod sip;
 
+use base::{db, httpc, tls};
 use call::lookup;
 use cli::{agentcmd, caller, flowcmd, report};
-use ops::{api, db, httpc, reload, retention, webhooks};
-use sip::{driver, tls};
+use ops::{api, reload, retention, webhooks};
+use sip::driver;
 
 use clap::Parser;
 use config::{Config, PortRange};
@@ -414,7 +416,7 @@ async fn serve(
             return ExitCode::from(2);
         }
     };
-    let counters = Arc::new(driver::Counters::default());
+    let counters = Arc::new(base::bus::Counters::default());
     let cfg = Arc::new(cfg);
     let centre = centre::start(&cfg, flows.queue_skills());
     // The queues the centre runs: a reload may not name others.

@@ -2,8 +2,8 @@
 //! carries the Call-ID), with caller numbers and keyed digits masked
 //! unless `log_caller_numbers` is set, and the counters they move.
 
+use crate::base::bus::Counters;
 use crate::redact::Redacted;
-use crate::sip::driver::Counters;
 use nida_call::{CallEvent, HangupCause, NotBooked, Role};
 use std::sync::atomic::Ordering;
 use std::time::Duration;

@@ -148,11 +148,11 @@ async fn http(url: &str, post: bool, params: &BTreeMap<String, String>) -> Looku
     }
     let body = post.then(|| serde_json::to_string(params).unwrap_or_default());
     let method = if post { "POST" } else { "GET" };
-    let (status, body) = match crate::ops::httpc::request(method, &url, None, body.as_deref()).await
-    {
-        Ok(r) => r,
-        Err(e) => return LookupResult::Error(e.to_string()),
-    };
+    let (status, body) =
+        match crate::base::httpc::request(method, &url, None, body.as_deref()).await {
+            Ok(r) => r,
+            Err(e) => return LookupResult::Error(e.to_string()),
+        };
     match status {
         200 => match serde_json::from_str::<serde_json::Value>(&body)
             .ok()

@@ -11,10 +11,10 @@ pub mod lookup;
 mod media;
 mod recorder;
 
+use crate::base::bus::{Counters, Dial, LegSetup, ToCall, ToDriver};
 use crate::config::Config;
-use crate::sip::driver::{Counters, Dial, LegSetup, ToDriver};
 use media::MediaPorts;
-use nida_call::{Call, CallConfig, FromCentre, LegEvent, LegId, Output, Recording, Start, Stored};
+use nida_call::{Call, CallConfig, LegEvent, LegId, Output, Recording, Start, Stored};
 use nida_ivr::LookupResult;
 use nida_media::PromptStore;
 use nida_sip::sdp::{self, Negotiated, SessionDescription};
@@ -27,18 +27,6 @@ use std::time::Instant;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, info_span, warn, Instrument};
-
-/// Messages to a call: from the SIP driver about its legs, and from the
-/// contact centre.
-#[derive(Debug)]
-pub enum ToCall {
-    /// The caller's ACK arrived (with the SDP answer of a late offer).
-    Confirmed(Option<SessionDescription>),
-    /// Something happened on one of the call's dialogs.
-    Sip(CallHandle, LegEvent),
-    /// The routing core's word.
-    Centre(FromCentre),
-}
 
 /// Everything a call task starts with.
 pub struct CallSetup {
@@ -78,7 +66,7 @@ pub struct CallSetup {
     /// The contact centre.
     pub centre: crate::centre::CentreHandle,
     /// Where records go.
-    pub store: crate::ops::db::StoreHandle,
+    pub store: crate::base::db::StoreHandle,
     /// This call's own channel (given to agent legs and the centre).
     pub tx: mpsc::Sender<ToCall>,
     /// A feature-code call: play this prompt (name, language), then hang up.
@@ -242,7 +230,7 @@ async fn answer(s: &mut CallSetup) -> Option<(Negotiated, Option<[u8; 30]>, UdpS
     let srtp = negotiated
         .as_ref()
         .and_then(|n| n.srtp)
-        .map(|_| crate::sip::tls::srtp_key());
+        .map(|_| crate::base::tls::srtp_key());
     let local = SocketAddr::new(s.cfg.media_ip, s.port);
     let sock = match s.socket.take().map(UdpSocket::from_std) {
         Some(Ok(sock)) => sock,

@@ -11,12 +11,13 @@
 
 pub mod live;
 
-use crate::call::ToCall;
-use crate::config::{AgentDef, Config, QueueDef};
+use crate::base::bus::ToCall;
+use crate::config::features::AgentCommand;
+use crate::config::{queue_config, AgentDef, Config, QueueDef};
 use nida_acd::writer::{Command, Publisher};
 use nida_acd::{
-    AgentConfig, AgentId, Channel, EndReason, Exit, LangId, Output, QueueConfig, QueueId, Router,
-    SkillId, Strategy, TaskId, TaskSpec,
+    AgentConfig, AgentId, Channel, EndReason, Exit, LangId, Output, QueueId, Router, SkillId,
+    TaskId, TaskSpec,
 };
 use nida_call::FromCentre;
 pub use nida_call::{static_target, CallInfo, Target};
@@ -44,61 +45,6 @@ pub enum ToCentre {
     },
     /// An agent's state, by the agent (feature code) or a supervisor.
     Agent(AgentId, AgentCommand),
-}
-
-/// Agent state changes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AgentCommand {
-    /// Log in (not ready until `Ready`).
-    Login,
-    /// Ready for calls.
-    Ready,
-    /// Not ready, with a reason.
-    NotReady(String),
-    /// Log out.
-    Logout,
-}
-
-/// A queue's rules for the routing core, from the configuration.
-pub fn queue_config(name: &str, d: &QueueDef) -> Result<QueueConfig, String> {
-    let mut q = QueueConfig::new(name);
-    q.strategy = match d.strategy.as_str() {
-        "longest_idle" => Strategy::LongestIdle,
-        "best_skill" => Strategy::BestSkill,
-        "round_robin" => Strategy::RoundRobin,
-        "fewest_calls" => Strategy::FewestCalls,
-        "ring_all" => Strategy::RingAll,
-        "weighted_random" => Strategy::WeightedRandom,
-        other => return Err(format!("queue {name}: unknown strategy {other:?}")),
-    };
-    if d.offer_timeout_seconds == 0 {
-        return Err(format!(
-            "queue {name}: offer_timeout_seconds must be more than 0"
-        ));
-    }
-    q.offer_timeout = Duration::from_secs(d.offer_timeout_seconds);
-    q.wrap_up = Duration::from_secs(d.wrap_up_seconds);
-    q.max_missed = d.max_missed;
-    q.max_len = d.max_len;
-    q.service_level = Duration::from_secs(d.service_level_seconds);
-    // A caller whose agent rang out goes back to the head of the line and
-    // the next agent is tried at once; the one who missed it is skipped
-    // for a ring time.
-    q.reoffer_after = q.offer_timeout;
-    if let Some(secs) = d.max_wait_seconds {
-        let exit = match d.exit.as_deref().unwrap_or("callback") {
-            "callback" => Exit::Callback,
-            "voicemail" => Exit::Voicemail,
-            other => match other.split_once(':') {
-                Some(("flow", f)) => Exit::Flow(f.to_string()),
-                // Resolved to an id once all queues are known.
-                Some(("queue", _)) => Exit::Callback,
-                _ => return Err(format!("queue {name}: unknown exit {other:?}")),
-            },
-        };
-        q.max_wait = Some((Duration::from_secs(secs), exit));
-    }
-    Ok(q)
 }
 
 /// Names to the core's numbers: queues, skills, languages.

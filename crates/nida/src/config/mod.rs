@@ -1,6 +1,12 @@
 //! nida's configuration: embedded defaults, an optional TOML file, then
 //! command-line overrides, checked once at start with clear errors.
 
+pub mod features;
+pub mod outbound;
+mod queue;
+pub mod trunks;
+
+pub use queue::queue_config;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -102,14 +108,14 @@ pub struct FileConfig {
     data_dir: Option<PathBuf>,
     agents: Option<Vec<AgentDef>>,
     queues: Option<std::collections::BTreeMap<String, QueueDef>>,
-    feature_codes: Option<crate::sip::features::FeatureCodes>,
+    feature_codes: Option<crate::config::features::FeatureCodes>,
     outbound_uri: Option<String>,
     recording_retention_days: Option<u64>,
     admin_token: Option<String>,
     webhooks: Option<Vec<WebhookDef>>,
     protection: Option<ProtectionDef>,
-    outbound: Option<crate::sip::outbound::OutboundConfig>,
-    trunks: Option<Vec<crate::sip::trunks::TrunkDef>>,
+    outbound: Option<crate::config::outbound::OutboundConfig>,
+    trunks: Option<Vec<crate::config::trunks::TrunkDef>>,
     outbound_trunk: Option<String>,
     tls: Option<TlsDef>,
 }
@@ -392,7 +398,7 @@ pub struct Config {
     /// Queues by name (queues named in flows and not here get defaults).
     pub queues: std::collections::BTreeMap<String, QueueDef>,
     /// Codes agents dial to change their state.
-    pub feature_codes: crate::sip::features::FeatureCodes,
+    pub feature_codes: crate::config::features::FeatureCodes,
     /// Where nida dials numbers (call-backs, transfers to a number): a SIP
     /// URI with `{number}` (`sip:{number}@192.0.2.1:5060`); none: a
     /// call-back goes back to the address the call came from, and only
@@ -408,7 +414,7 @@ pub struct Config {
     /// Limits per source address.
     pub protection: nida_sip::guard::GuardConfig,
     /// Which numbers nida may call out to, and how often.
-    pub outbound: crate::sip::outbound::OutboundConfig,
+    pub outbound: crate::config::outbound::OutboundConfig,
     /// A TCP or TLS connection silent this long between messages closes
     /// (longer than the longest registration granted, 3600 s, so a phone
     /// that only re-registers keeps its connection).
@@ -663,7 +669,7 @@ impl Config {
                         message: format!("queue {name}: callback_digit must be one key or empty"),
                     });
                 }
-                crate::centre::queue_config(name, q).map_err(|message| ConfigError::Value {
+                crate::config::queue_config(name, q).map_err(|message| ConfigError::Value {
                     key: "queues",
                     message,
                 })?;
@@ -672,7 +678,7 @@ impl Config {
         }
         if let Some(v) = f.outbound_uri {
             let probe = v.replace("{number}", "1");
-            if crate::centre::static_target(&probe).is_none() {
+            if nida_call::static_target(&probe).is_none() {
                 return Err(ConfigError::Value {
                     key: "outbound_uri",
                     message: format!("{v:?} is not sip:{{number}}@ip:port"),
@@ -941,7 +947,7 @@ mod tests {
         let q = &c.queues["visa_general"];
         assert!(q.record);
         assert_eq!(q.offer_timeout_seconds, 20, "defaults fill the rest");
-        let rc = crate::centre::queue_config("visa_general", q).unwrap();
+        let rc = crate::config::queue_config("visa_general", q).unwrap();
         assert_eq!(rc.strategy, nida_acd::Strategy::RingAll);
         assert_eq!(
             rc.max_wait,

@@ -13,11 +13,12 @@
 //! ticket (`POST /api/events/ticket`, then `/api/events?ticket=T`), good
 //! once for 30 seconds.
 
-use crate::centre::{AgentCommand, CentreEvent, CentreHandle, ToCentre};
+use crate::base::bus::Counters;
+use crate::base::db::StoreHandle;
+use crate::centre::{CentreEvent, CentreHandle, ToCentre};
+use crate::config::features::AgentCommand;
 use crate::config::AgentDef;
 use crate::ops::access::{Access, Who};
-use crate::ops::db::StoreHandle;
-use crate::sip::driver::Counters;
 use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;

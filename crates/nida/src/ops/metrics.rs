@@ -7,9 +7,9 @@
 //! board, trunks, RTP loss and jitter, protection, the store's backlog and
 //! SIP responses by code.
 
+use crate::base::bus::Counters;
+use crate::base::db::{Notices, StoreHealth, Stored};
 use crate::centre::CentreHandle;
-use crate::ops::db::{Notices, StoreHealth, Stored};
-use crate::sip::driver::Counters;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -193,48 +193,25 @@ fn family(
     help: &str,
     samples: Samples,
 ) -> Result<(), std::fmt::Error> {
-    fn each<M: EncodeMetric>(
+    fn each<V, M: EncodeMetric>(
         enc: &mut DescriptorEncoder,
         name: &str,
         help: &str,
-        samples: Vec<(Queue, M)>,
+        samples: Vec<(Queue, V)>,
+        make: fn(V) -> M,
         kind: prometheus_client::metrics::MetricType,
     ) -> Result<(), std::fmt::Error> {
         let mut m = enc.encode_descriptor(name, help, None, kind)?;
         for (labels, v) in samples {
-            v.encode(m.encode_family(&labels)?)?;
+            make(v).encode(m.encode_family(&labels)?)?;
         }
         Ok(())
     }
     use prometheus_client::metrics::MetricType;
     match samples {
-        Samples::Gauge(s) => each(
-            enc,
-            name,
-            help,
-            s.into_iter()
-                .map(|(l, v)| (l, ConstGauge::new(v)))
-                .collect(),
-            MetricType::Gauge,
-        ),
-        Samples::Ratio(s) => each(
-            enc,
-            name,
-            help,
-            s.into_iter()
-                .map(|(l, v)| (l, ConstGauge::new(v)))
-                .collect(),
-            MetricType::Gauge,
-        ),
-        Samples::Counter(s) => each(
-            enc,
-            name,
-            help,
-            s.into_iter()
-                .map(|(l, v)| (l, ConstCounter::new(v)))
-                .collect(),
-            MetricType::Counter,
-        ),
+        Samples::Gauge(s) => each(enc, name, help, s, ConstGauge::new, MetricType::Gauge),
+        Samples::Ratio(s) => each(enc, name, help, s, ConstGauge::new, MetricType::Gauge),
+        Samples::Counter(s) => each(enc, name, help, s, ConstCounter::new, MetricType::Counter),
     }
 }
 
@@ -532,18 +509,17 @@ impl Live {
             "Mean interarrival jitter of finished call legs.",
             Samples::Ratio(vec![(none(), jitter)]),
         )?;
-        let codes =
-            |s: &crate::sip::driver::StatusCounts, dir: &'static str| -> Vec<(Queue, u64)> {
-                s.seen()
-                    .into_iter()
-                    .map(|(code, n)| {
-                        (
-                            vec![("code", code.to_string()), ("direction", dir.to_string())],
-                            n,
-                        )
-                    })
-                    .collect()
-            };
+        let codes = |s: &crate::base::bus::StatusCounts, dir: &'static str| -> Vec<(Queue, u64)> {
+            s.seen()
+                .into_iter()
+                .map(|(code, n)| {
+                    (
+                        vec![("code", code.to_string()), ("direction", dir.to_string())],
+                        n,
+                    )
+                })
+                .collect()
+        };
         let mut sip = codes(&c.responses_sent, "sent");
         sip.extend(codes(&c.responses_received, "received"));
         family(

@@ -7,9 +7,9 @@
 //! logged). A failed POST (no connection, or a status other than 2xx) is
 //! retried with a doubling back-off up to the webhook's `attempts`.
 
+use crate::base::db::{StoreHandle, Stored};
 use crate::centre::{CentreEvent, CentreHandle};
 use crate::config::WebhookDef;
-use crate::ops::db::{StoreHandle, Stored};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -158,7 +158,7 @@ async fn deliver(h: WebhookDef, mut rx: mpsc::Receiver<Hook>) {
             tries += 1;
             // The client bounds the request's time (connect and total).
             let sent =
-                crate::ops::httpc::request("POST", &h.url, h.token.as_deref(), Some(&body)).await;
+                crate::base::httpc::request("POST", &h.url, h.token.as_deref(), Some(&body)).await;
             match sent {
                 Ok((status, _)) if (200..300).contains(&status) => {
                     debug!(url = %h.url, event = hook.event, tries, "webhook delivered");

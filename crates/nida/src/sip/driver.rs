@@ -3,10 +3,11 @@
 //! through. It is the only writer of SIP state; call tasks talk to it
 //! through a channel.
 
-use crate::call::{self, CallSetup, ToCall};
+use crate::base::bus::{Counters, Dial, LegSetup, ToCall, ToDriver};
+use crate::call::{self, CallSetup};
+use crate::config::features::FeatureCodes;
 use crate::config::Config;
 use crate::redact::Redacted;
-use crate::sip::features::FeatureCodes;
 use nida_call::LegEvent;
 use nida_media::PromptStore;
 use nida_sip::framing::StreamFramer;
@@ -15,7 +16,7 @@ use nida_sip::trunk::{TrunkEvent, Trunks};
 use nida_sip::{CallHandle, Endpoint, EndpointConfig, Event, Transport};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -23,62 +24,6 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tracing::{debug, info, warn};
-
-/// Messages to the driver.
-#[derive(Debug)]
-pub enum ToDriver {
-    /// A framed SIP message from a TCP or TLS connection.
-    StreamMessage(Transport, SocketAddr, Vec<u8>),
-    /// A TCP or TLS connection is up; send to it through this channel.
-    StreamOpen(Transport, SocketAddr, mpsc::Sender<Vec<u8>>),
-    /// A TCP or TLS connection closed.
-    StreamClosed(Transport, SocketAddr),
-    /// Send 180 Ringing.
-    Ring(CallHandle),
-    /// Answer with this SDP.
-    Answer(CallHandle, Vec<u8>),
-    /// Reject with a status.
-    Reject(CallHandle, u16, &'static str),
-    /// Hang up.
-    Hangup(CallHandle),
-    /// Tell the peer of a leg how the transfer it asked for went.
-    NotifyRefer(CallHandle, u16, &'static str),
-    /// A call task finished and released its RTP port.
-    PortFree(u16),
-    /// Ring an agent for a waiting call, or dial a caller; the reply
-    /// carries the new leg.
-    Invite {
-        /// Where.
-        target: Dial,
-        /// Shown to the agent as the caller.
-        from_user: String,
-        /// For a call to a number (a call-back, a transfer to a number):
-        /// what for, and the number, which must pass `[outbound]`; every
-        /// such call is audited in the store.
-        number: Option<(crate::sip::outbound::Purpose, String)>,
-        /// The call it is for (the audit names it).
-        call_id: String,
-        /// The call that owns the leg: its events go there.
-        owner: mpsc::Sender<ToCall>,
-        /// The leg, or `None` when no RTP port is free.
-        reply: tokio::sync::oneshot::Sender<Option<LegSetup>>,
-    },
-}
-
-pub use nida_call::Dial;
-
-/// A call nida placed (to an agent), as its owner gets it.
-#[derive(Debug)]
-pub struct LegSetup {
-    /// The endpoint's handle.
-    pub handle: CallHandle,
-    /// The leg's RTP port.
-    pub port: u16,
-    /// Its socket.
-    pub socket: std::net::UdpSocket,
-    /// nida's SRTP key, offered with RTP/SAVP when the leg goes over TLS.
-    pub srtp: Option<[u8; 30]>,
-}
 
 /// The sockets the driver serves SIP on.
 pub struct Listeners {
@@ -89,128 +34,6 @@ pub struct Listeners {
     /// TLS, when configured: its listener, its server side, and the client
     /// side for connections nida opens.
     pub tls: Option<(TcpListener, TlsAcceptor, TlsConnector)>,
-}
-
-/// Live counters shared with the admin API and the metrics (plain
-/// atomics: readers never block the driver or the calls).
-#[derive(Debug, Default)]
-pub struct Counters {
-    /// Calls in progress.
-    pub calls: AtomicU64,
-    /// RTP ports held by calls and legs now.
-    pub rtp_ports_in_use: AtomicU64,
-    /// Calls answered since start.
-    pub answered: AtomicU64,
-    /// Calls refused with 503.
-    pub overload_rejects: AtomicU64,
-    /// SIP messages received.
-    pub sip_received: AtomicU64,
-    /// SIP messages that failed to parse or validate.
-    pub sip_malformed: AtomicU64,
-    /// SIP responses dropped for coming from another address than their
-    /// request went to.
-    pub sip_foreign_responses: AtomicU64,
-    /// DTMF digits received.
-    pub dtmf: AtomicU64,
-    /// SIP responses nida sent, by status code.
-    pub responses_sent: StatusCounts,
-    /// SIP responses nida received (from agents' phones, carriers), by code.
-    pub responses_received: StatusCounts,
-    /// RTP packets received on finished call legs.
-    pub rtp_received: AtomicU64,
-    /// RTP packets lost on finished call legs.
-    pub rtp_lost: AtomicU64,
-    /// RTP packets from another source than the peer, on finished legs.
-    pub rtp_foreign: AtomicU64,
-    /// Sum of the legs' last interarrival jitter, in microseconds.
-    pub rtp_jitter_us: AtomicU64,
-    /// Legs counted in `rtp_jitter_us`.
-    pub rtp_legs: AtomicU64,
-    /// What the per-source protection did (a copy of its counters).
-    pub protection: ProtectionCounters,
-    /// The trunks' state, as last published by the driver.
-    pub trunks: tokio::sync::watch::Sender<Arc<Vec<crate::sip::trunks::TrunkView>>>,
-}
-
-/// The guard's counters, as atomics the metrics read.
-#[derive(Debug, Default)]
-pub struct ProtectionCounters([AtomicU64; 5]);
-
-impl ProtectionCounters {
-    fn store(&self, s: &nida_sip::guard::GuardStats) {
-        let v = [
-            s.blocked,
-            s.too_fast,
-            s.too_large,
-            s.dialogs_refused,
-            s.blocks,
-        ];
-        for (a, v) in self.0.iter().zip(v) {
-            a.store(v, Ordering::Relaxed);
-        }
-    }
-
-    /// The counters now.
-    pub fn load(&self) -> nida_sip::guard::GuardStats {
-        let [blocked, too_fast, too_large, dialogs_refused, blocks] =
-            std::array::from_fn(|i| self.0[i].load(Ordering::Relaxed));
-        nida_sip::guard::GuardStats {
-            blocked,
-            too_fast,
-            too_large,
-            dialogs_refused,
-            blocks,
-        }
-    }
-}
-
-impl Counters {
-    /// Counts a finished leg's RTP statistics (jitter in 8 kHz units).
-    pub fn rtp_leg(&self, st: &nida_media::rtp::RtpStats) {
-        self.rtp_received.fetch_add(st.received, Ordering::Relaxed);
-        self.rtp_lost.fetch_add(st.lost, Ordering::Relaxed);
-        self.rtp_foreign.fetch_add(st.foreign, Ordering::Relaxed);
-        let us = (st.jitter / 8000.0 * 1e6).max(0.0) as u64;
-        self.rtp_jitter_us.fetch_add(us, Ordering::Relaxed);
-        self.rtp_legs.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-/// Counts of SIP status codes 100 to 699.
-#[derive(Debug)]
-pub struct StatusCounts(Box<[AtomicU64]>);
-
-impl Default for StatusCounts {
-    fn default() -> Self {
-        StatusCounts((100..700).map(|_| AtomicU64::new(0)).collect())
-    }
-}
-
-impl StatusCounts {
-    /// Counts the message if it is a response (`SIP/2.0 NNN ...`).
-    pub fn count(&self, message: &[u8]) {
-        let Some(code) = message
-            .strip_prefix(b"SIP/2.0 ")
-            .and_then(|r| r.get(..3))
-            .and_then(|c| std::str::from_utf8(c).ok())
-            .and_then(|c| c.parse::<usize>().ok())
-        else {
-            return;
-        };
-        if let Some(n) = code.checked_sub(100).and_then(|i| self.0.get(i)) {
-            n.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// The codes seen, with their counts.
-    pub fn seen(&self) -> Vec<(u16, u64)> {
-        self.0
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (i as u16 + 100, n.load(Ordering::Relaxed)))
-            .filter(|(_, n)| *n > 0)
-            .collect()
-    }
 }
 
 /// Allocates and binds RTP ports; only the driver touches it.
@@ -265,7 +88,7 @@ pub struct Shared {
     /// The contact centre (queues and agents).
     pub centre: crate::centre::CentreHandle,
     /// The store.
-    pub store: crate::ops::db::StoreHandle,
+    pub store: crate::base::db::StoreHandle,
 }
 
 /// A call's own part of its setup; the rest is what every call shares.
@@ -399,13 +222,13 @@ pub async fn run(
     );
     counters
         .trunks
-        .send_replace(Arc::new(crate::sip::trunks::views(
+        .send_replace(Arc::new(crate::config::trunks::views(
             &trunks.status(),
             Instant::now(),
             crate::clock::unix_now(),
         )));
     let mut guard = Guard::new(cfg.protection.clone());
-    let mut outbound = crate::sip::outbound::Outbound::new(cfg.outbound.clone());
+    let mut outbound = crate::config::outbound::Outbound::new(cfg.outbound.clone());
     let mut last_prune = Instant::now();
     // The source of each call counted against its source's limit.
     let mut call_sources: HashMap<CallHandle, std::net::IpAddr> = HashMap::new();
@@ -564,7 +387,7 @@ pub async fn run(
                             continue;
                         };
                         // Over TLS the leg's audio is SRTP too.
-                        let srtp = target.transport.secure().then(crate::sip::tls::srtp_key);
+                        let srtp = target.transport.secure().then(crate::base::tls::srtp_key);
                         let media = nida_sip::sdp::LocalMedia {
                             addr: SocketAddr::new(cfg.media_ip, port),
                             session_id: media_rng.lock().unwrap_or_else(|e| e.into_inner()).next_u64() >> 16,
@@ -831,7 +654,7 @@ pub async fn run(
             log_trunk_event(ev);
         }
         if trunk_news {
-            let views = crate::sip::trunks::views(
+            let views = crate::config::trunks::views(
                 &trunks.status(),
                 Instant::now(),
                 crate::clock::unix_now(),
@@ -890,7 +713,7 @@ fn known_source(
         || cfg.agents.iter().any(|a| {
             a.contact
                 .as_deref()
-                .and_then(crate::centre::static_target)
+                .and_then(nida_call::static_target)
                 .is_some_and(|t| t.dest.ip() == source.ip())
         })
 }
@@ -953,9 +776,9 @@ fn feature_call(
     info!(agent = id, code = %called, command = ?feature.command, "feature code");
     let agent = nida_acd::AgentId(id);
     let mut commands = vec![feature.command];
-    if commands[0] == crate::centre::AgentCommand::Ready {
+    if commands[0] == crate::config::features::AgentCommand::Ready {
         // Ready from the phone also logs in: the agent meant to take calls.
-        commands.insert(0, crate::centre::AgentCommand::Login);
+        commands.insert(0, crate::config::features::AgentCommand::Login);
     }
     for c in commands {
         if centre

@@ -59,8 +59,6 @@ impl OutboundConfig {
     }
 }
 
-pub use nida_call::Purpose;
-
 /// Why a number may not be dialled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {

@@ -2,9 +2,21 @@
 //! ready, take a break (with a reason code) or log out. Parsing is pure;
 //! the driver recognises the agent by the address the call comes from.
 
-use crate::centre::AgentCommand;
 use serde::Deserialize;
 use std::collections::BTreeMap;
+
+/// Agent state changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentCommand {
+    /// Log in (not ready until `Ready`).
+    Login,
+    /// Ready for calls.
+    Ready,
+    /// Not ready, with a reason.
+    NotReady(String),
+    /// Log out.
+    Logout,
+}
 
 /// The codes, from the `[feature_codes]` table of the configuration.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]

@@ -25,7 +25,7 @@ static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
 pub enum HttpError {
     /// The TLS trust roots could not be loaded.
     #[error("{0}")]
-    Tls(#[from] crate::sip::tls::TlsError),
+    Tls(#[from] crate::base::tls::TlsError),
     /// The client could not be built.
     #[error("HTTP client: {0}")]
     Build(reqwest::Error),
@@ -41,7 +41,7 @@ pub enum HttpError {
 }
 
 fn build(ca: Option<&Path>) -> Result<reqwest::Client, HttpError> {
-    let tls = crate::sip::tls::client_config(ca)?;
+    let tls = crate::base::tls::client_config(ca)?;
     reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
         .connect_timeout(CONNECT_TIMEOUT)
@@ -168,7 +168,7 @@ mod tests {
             key: repo("tests/tls/nida-test.key"),
             ca: Some(repo("tests/tls/test-ca.crt")),
         };
-        let acceptor = crate::sip::tls::acceptor(&cfg).unwrap();
+        let acceptor = crate::base::tls::acceptor(&cfg).unwrap();
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = l.local_addr().unwrap().port();
         tokio::spawn(async move {
