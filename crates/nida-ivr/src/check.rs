@@ -3,7 +3,10 @@
 //! files is accepted only when it has none.
 
 use crate::expr::{self, Expr, Template};
-use crate::flow::{FlowFile, Kind, NodeDef, PromptItem, Prompts, S};
+use crate::flow::{
+    BranchArm, CallbackDef, CollectDef, FlowFile, HangupDef, Kind, LookupDef, MenuDef, NodeDef,
+    PromptItem, Prompts, QueueDef, S,
+};
 use crate::say;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
@@ -92,6 +95,110 @@ impl<F: Fn(&str, &str) -> bool> PromptCatalog for F {
     }
 }
 
+/// What a checked node does, with everything it needs: the checker has
+/// made sure each part is there, so the interpreter matches on this and
+/// never looks a part up at run time.
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// Play prompts, then go on.
+    Play {
+        /// The prompts.
+        prompts: Prompts,
+        /// Where to go after.
+        next: String,
+    },
+    /// A menu.
+    Menu(MenuDef),
+    /// Collect digits, then go on.
+    Collect {
+        /// How.
+        collect: CollectDef,
+        /// Where to go after.
+        next: String,
+    },
+    /// Switch the call's language, then go on.
+    SetLanguage {
+        /// The language.
+        lang: String,
+        /// Where to go after.
+        next: String,
+    },
+    /// Assign variables (templates), then go on.
+    Set {
+        /// Variable to template.
+        vars: BTreeMap<String, S<String>>,
+        /// Where to go after.
+        next: String,
+    },
+    /// Ask a backend, then go on.
+    Lookup {
+        /// What to ask.
+        lookup: LookupDef,
+        /// Where to go after.
+        next: String,
+    },
+    /// Go to the first arm whose condition holds.
+    Branch(Vec<BranchArm>),
+    /// Queue for an agent.
+    Queue(QueueDef),
+    /// Offer a call-back.
+    CallbackOffer(CallbackDef),
+    /// End the call.
+    Hangup(HangupDef),
+    /// Jump.
+    Goto(String),
+    /// Run a sub-flow, then go on.
+    Call {
+        /// The sub-flow.
+        flow: String,
+        /// Where to go when it returns.
+        next: String,
+    },
+    /// Return from a sub-flow.
+    Return,
+}
+
+impl Step {
+    /// The step of a node of `kind`, or `None` when a part it needs is
+    /// missing (the checker reports that node).
+    fn of(kind: Kind, def: &NodeDef) -> Option<Step> {
+        let next = || def.next.as_ref().map(|n| n.value.clone());
+        Some(match kind {
+            Kind::Play => Step::Play {
+                prompts: def.play.as_ref()?.value.clone(),
+                next: next()?,
+            },
+            Kind::Menu => Step::Menu(def.menu.as_ref()?.value.clone()),
+            Kind::Collect => Step::Collect {
+                collect: def.collect.as_ref()?.value.clone(),
+                next: next()?,
+            },
+            Kind::SetLanguage => Step::SetLanguage {
+                lang: def.set_language.as_ref()?.value.clone(),
+                next: next()?,
+            },
+            Kind::Set => Step::Set {
+                vars: def.set.as_ref()?.value.clone(),
+                next: next()?,
+            },
+            Kind::Lookup => Step::Lookup {
+                lookup: def.lookup.as_ref()?.value.clone(),
+                next: next()?,
+            },
+            Kind::Branch => Step::Branch(def.branch.as_ref()?.value.clone()),
+            Kind::Queue => Step::Queue(def.queue.as_ref()?.value.clone()),
+            Kind::CallbackOffer => Step::CallbackOffer(def.callback_offer.as_ref()?.value.clone()),
+            Kind::Hangup => Step::Hangup(def.hangup.as_ref()?.value.clone()),
+            Kind::Goto => Step::Goto(def.goto.as_ref()?.value.clone()),
+            Kind::Call => Step::Call {
+                flow: def.call.as_ref()?.value.flow.value.clone(),
+                next: next()?,
+            },
+            Kind::Return => Step::Return,
+        })
+    }
+}
+
 /// A checked node, ready for the interpreter.
 #[derive(Debug, Clone)]
 pub struct Node {
@@ -99,12 +206,61 @@ pub struct Node {
     pub name: String,
     /// Its kind.
     pub kind: Kind,
+    /// What it does.
+    pub step: Step,
     /// The node as written.
     pub def: NodeDef,
     /// Compiled `branch` conditions, in order (`None` is else).
     pub conditions: Vec<Option<Expr>>,
     /// Compiled `collect` pattern.
     pub pattern: Option<regex_lite::Regex>,
+}
+
+impl Node {
+    /// The menu, if this is a menu node.
+    pub fn menu(&self) -> Option<&MenuDef> {
+        match &self.step {
+            Step::Menu(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// The collection, if this is a collect node.
+    pub fn collect(&self) -> Option<&CollectDef> {
+        match &self.step {
+            Step::Collect { collect, .. } => Some(collect),
+            _ => None,
+        }
+    }
+
+    /// The offer, if this is a call-back offer node.
+    pub fn callback_offer(&self) -> Option<&CallbackDef> {
+        match &self.step {
+            Step::CallbackOffer(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// The lookup, if this is a lookup node.
+    pub fn lookup(&self) -> Option<&LookupDef> {
+        match &self.step {
+            Step::Lookup { lookup, .. } => Some(lookup),
+            _ => None,
+        }
+    }
+
+    /// Where the node goes on, for the kinds that do.
+    pub fn next(&self) -> Option<&str> {
+        match &self.step {
+            Step::Play { next, .. }
+            | Step::Collect { next, .. }
+            | Step::SetLanguage { next, .. }
+            | Step::Set { next, .. }
+            | Step::Lookup { next, .. }
+            | Step::Call { next, .. } => Some(next),
+            _ => None,
+        }
+    }
 }
 
 /// A checked flow.
@@ -591,9 +747,11 @@ impl Checker<'_> {
                 );
             }
         }
+        let step = Step::of(kind, def)?;
         Some(Node {
             name: name.to_string(),
             kind,
+            step,
             def: def.clone(),
             conditions,
             pattern,

@@ -6,9 +6,9 @@
 //! `now` comes with every input and [`Session::poll_timeout`] says when to
 //! wake it.
 
-use crate::check::{Flow, FlowSet, Node};
+use crate::check::{Flow, FlowSet, Node, Step};
 use crate::expr::{Template, Value, Vars};
-use crate::flow::{Kind, PromptItem, Prompts};
+use crate::flow::{PromptItem, Prompts};
 use crate::say;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -256,6 +256,12 @@ impl Session {
         self.actions.push_back(Action::Play(refs));
     }
 
+    /// The wait state names a node kind the current node is not: cannot
+    /// happen with a checked flow; the call fails cleanly rather than stall.
+    fn mismatch(&mut self) {
+        self.fail("the node does not match what the call waits for".into());
+    }
+
     fn fail(&mut self, why: String) {
         self.outcome = Outcome::Failed(format!("{}/{}: {why}", self.flow.name, self.node));
         self.wait = Wait::Done;
@@ -300,18 +306,16 @@ impl Session {
 
     fn enter(&mut self, now: Instant) {
         let node = self.node();
-        let def = &node.def;
-        let next = def.next.as_ref().map(|n| n.value.clone());
-        match node.kind {
-            Kind::Play => {
-                let list = &def.play.as_ref().expect("kind play").value;
-                self.play(&[list]);
+        match &node.step {
+            Step::Play { prompts, next } => {
+                self.play(&[prompts]);
                 if self.wait != Wait::Done {
-                    self.wait = Wait::Play { then: next };
+                    self.wait = Wait::Play {
+                        then: Some(next.clone()),
+                    };
                 }
             }
-            Kind::Menu => {
-                let m = &def.menu.as_ref().expect("kind menu").value;
+            Step::Menu(m) => {
                 self.play(&[&m.prompt]);
                 if self.wait != Wait::Done {
                     self.wait = Wait::Menu {
@@ -320,8 +324,7 @@ impl Session {
                     };
                 }
             }
-            Kind::Collect => {
-                let c = &def.collect.as_ref().expect("kind collect").value;
+            Step::Collect { collect: c, .. } => {
                 self.play(&[&c.prompt]);
                 if self.wait != Wait::Done {
                     self.wait = Wait::Collect {
@@ -331,23 +334,22 @@ impl Session {
                     };
                 }
             }
-            Kind::SetLanguage => {
-                self.lang = def.set_language.as_ref().expect("kind").value.clone();
+            Step::SetLanguage { lang, next } => {
+                self.lang = lang.clone();
                 self.vars
                     .insert("language".into(), Value::Str(self.lang.clone()));
-                self.goto(&next.expect("checked: next"));
+                self.goto(next);
             }
-            Kind::Set => {
-                for (k, v) in &def.set.as_ref().expect("kind").value {
+            Step::Set { vars, next } => {
+                for (k, v) in vars {
                     let val = Template::parse(&v.value)
                         .map(|t| t.render(&self.vars))
                         .unwrap_or_default();
                     self.vars.insert(k.clone(), Value::Str(val));
                 }
-                self.goto(&next.expect("checked: next"));
+                self.goto(next);
             }
-            Kind::Lookup => {
-                let l = &def.lookup.as_ref().expect("kind").value;
+            Step::Lookup { lookup: l, .. } => {
                 let params = l
                     .params
                     .iter()
@@ -368,8 +370,7 @@ impl Session {
                 self.wait = Wait::Lookup { id };
                 self.deadline = Some(now + Duration::from_millis(l.timeout_ms));
             }
-            Kind::Branch => {
-                let arms = &def.branch.as_ref().expect("kind").value;
+            Step::Branch(arms) => {
                 let hit = node
                     .conditions
                     .iter()
@@ -381,8 +382,7 @@ impl Session {
                     None => self.fail("no branch arm matched".into()),
                 }
             }
-            Kind::Queue => {
-                let q = &def.queue.as_ref().expect("kind").value;
+            Step::Queue(q) => {
                 let req = QueueRequest {
                     queue: q.name.value.clone(),
                     skills: q.skills.iter().map(|(k, v)| (k.clone(), v.value)).collect(),
@@ -393,15 +393,13 @@ impl Session {
                 self.outcome = Outcome::Queued(req);
                 self.wait = Wait::Done;
             }
-            Kind::CallbackOffer => {
-                let c = &def.callback_offer.as_ref().expect("kind").value;
+            Step::CallbackOffer(c) => {
                 self.play(&[&c.prompt]);
                 if self.wait != Wait::Done {
                     self.wait = Wait::Callback { playing: true };
                 }
             }
-            Kind::Hangup => {
-                let h = &def.hangup.as_ref().expect("kind").value;
+            Step::Hangup(h) => {
                 if h.prompt.is_empty() {
                     self.hang_up();
                 } else {
@@ -411,20 +409,18 @@ impl Session {
                     }
                 }
             }
-            Kind::Goto => self.goto(&def.goto.as_ref().expect("kind").value.clone()),
-            Kind::Call => {
-                let name = &def.call.as_ref().expect("kind").value.flow.value;
+            Step::Goto(target) => self.goto(target),
+            Step::Call { flow: name, next } => {
                 let Some(sub) = self.flows.get(name).cloned() else {
                     self.fail(format!("flow `{name}` is not loaded"));
                     return;
                 };
-                self.stack
-                    .push((self.flow.clone(), next.expect("checked: next")));
+                self.stack.push((self.flow.clone(), next.clone()));
                 self.flow = sub;
                 let start = self.flow.start.clone();
                 self.goto(&start);
             }
-            Kind::Return => match self.stack.pop() {
+            Step::Return => match self.stack.pop() {
                 Some((flow, target)) => {
                     self.flow = flow;
                     self.goto(&target);
@@ -455,11 +451,9 @@ impl Session {
             Wait::Menu { playing, .. } | Wait::Callback { playing } => {
                 *playing = false;
                 let ms = node
-                    .def
-                    .menu
-                    .as_ref()
-                    .map(|m| m.value.timeout_ms)
-                    .or(node.def.callback_offer.as_ref().map(|c| c.value.timeout_ms))
+                    .menu()
+                    .map(|m| m.timeout_ms)
+                    .or(node.callback_offer().map(|c| c.timeout_ms))
                     .unwrap_or(5000);
                 self.deadline = Some(now + Duration::from_millis(ms));
             }
@@ -467,7 +461,9 @@ impl Session {
                 playing, digits, ..
             } => {
                 *playing = false;
-                let c = &node.def.collect.as_ref().expect("collect").value;
+                let Some(c) = node.collect() else {
+                    return self.mismatch();
+                };
                 let ms = if digits.is_empty() {
                     c.timeout_ms
                 } else {
@@ -477,7 +473,9 @@ impl Session {
             }
             Wait::Confirm { playing, .. } => {
                 *playing = false;
-                let c = &node.def.collect.as_ref().expect("collect").value;
+                let Some(c) = node.collect() else {
+                    return self.mismatch();
+                };
                 self.deadline = Some(now + Duration::from_millis(c.timeout_ms));
             }
             _ => {}
@@ -497,7 +495,9 @@ impl Session {
                 if playing {
                     self.actions.push_back(Action::StopPlayback);
                 }
-                let m = &node.def.menu.as_ref().expect("menu").value;
+                let Some(m) = node.menu() else {
+                    return self.mismatch();
+                };
                 match m.choices.get(&digit.to_string()) {
                     Some(t) => {
                         self.vars
@@ -516,7 +516,9 @@ impl Session {
                 if playing {
                     self.actions.push_back(Action::StopPlayback);
                 }
-                let c = node.def.collect.as_ref().expect("collect").value.clone();
+                let Some(c) = node.collect().cloned() else {
+                    return self.mismatch();
+                };
                 if c.terminator.starts_with(digit) {
                     self.finish_collect(now, tries, digits);
                     return;
@@ -541,7 +543,9 @@ impl Session {
                 if playing {
                     self.actions.push_back(Action::StopPlayback);
                 }
-                let c = node.def.collect.as_ref().expect("collect").value.clone();
+                let Some(c) = node.collect().cloned() else {
+                    return self.mismatch();
+                };
                 match digit {
                     '1' => self.accept_collect(now, &c.var.value, digits),
                     '2' => self.retry_collect(now, tries, &Vec::new()),
@@ -552,13 +556,9 @@ impl Session {
                 if playing {
                     self.actions.push_back(Action::StopPlayback);
                 }
-                let c = node
-                    .def
-                    .callback_offer
-                    .as_ref()
-                    .expect("callback")
-                    .value
-                    .clone();
+                let Some(c) = node.callback_offer().cloned() else {
+                    return self.mismatch();
+                };
                 if c.accept.starts_with(digit) {
                     self.actions.push_back(Action::Callback {
                         queue: c.queue.value.clone(),
@@ -583,7 +583,9 @@ impl Session {
 
     fn retry_menu(&mut self, now: Instant, tries: u32, extra: &Prompts) {
         let node = self.node();
-        let m = &node.def.menu.as_ref().expect("menu").value;
+        let Some(m) = node.menu() else {
+            return self.mismatch();
+        };
         if tries >= m.retries {
             self.goto(&m.on_failure.value);
             self.run(now);
@@ -601,7 +603,9 @@ impl Session {
 
     fn finish_collect(&mut self, now: Instant, tries: u32, digits: String) {
         let node = self.node();
-        let c = node.def.collect.as_ref().expect("collect").value.clone();
+        let Some(c) = node.collect().cloned() else {
+            return self.mismatch();
+        };
         let long_enough = digits.len() as u32 >= c.min_digits;
         let matches = node.pattern.as_ref().is_none_or(|p| p.is_match(&digits));
         if digits.is_empty() || !long_enough || !matches {
@@ -643,20 +647,18 @@ impl Session {
 
     fn accept_collect(&mut self, now: Instant, var: &str, digits: String) {
         self.vars.insert(var.to_string(), Value::Str(digits));
-        let next = self
-            .node()
-            .def
-            .next
-            .as_ref()
-            .map(|n| n.value.clone())
-            .expect("checked: next");
+        let Some(next) = self.node().next().map(str::to_string) else {
+            return self.mismatch();
+        };
         self.goto(&next);
         self.run(now);
     }
 
     fn retry_collect(&mut self, now: Instant, tries: u32, extra: &Prompts) {
         let node = self.node();
-        let c = &node.def.collect.as_ref().expect("collect").value;
+        let Some(c) = node.collect() else {
+            return self.mismatch();
+        };
         if tries >= c.retries {
             self.goto(&c.on_failure.value);
             self.run(now);
@@ -679,13 +681,9 @@ impl Session {
             return;
         }
         let node = self.node();
-        let l = &node.def.lookup.as_ref().expect("lookup").value;
-        let next = node
-            .def
-            .next
-            .as_ref()
-            .map(|n| n.value.clone())
-            .expect("checked: next");
+        let (Some(l), Some(next)) = (node.lookup(), node.next().map(str::to_string)) else {
+            return self.mismatch();
+        };
         match result {
             LookupResult::Found(fields) => {
                 for (var, field) in &l.result {
@@ -715,7 +713,9 @@ impl Session {
         let node = self.node();
         match self.wait.clone() {
             Wait::Menu { tries, .. } => {
-                let m = &node.def.menu.as_ref().expect("menu").value;
+                let Some(m) = node.menu() else {
+                    return self.mismatch();
+                };
                 self.retry_menu(now, tries, &m.no_input.clone());
             }
             Wait::Collect { tries, digits, .. } => self.finish_collect(now, tries, digits),
@@ -724,7 +724,9 @@ impl Session {
                 self.handle_lookup(now, id, LookupResult::Error("timeout".into()))
             }
             Wait::Callback { .. } => {
-                let c = &node.def.callback_offer.as_ref().expect("callback").value;
+                let Some(c) = node.callback_offer() else {
+                    return self.mismatch();
+                };
                 self.goto(&c.on_decline.value.clone());
                 self.run(now);
             }
