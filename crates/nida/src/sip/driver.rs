@@ -158,6 +158,38 @@ struct Drain {
 /// `shutdown_grace`, then nida hangs up the rest (BYE, CANCEL) and returns
 /// once their tasks have finished (their records are on disk) or 5
 /// seconds later.
+/// The SIP shell's state: the one endpoint, the trunks, the guard, the
+/// RTP ports, and which call owns each dialog. [`run`] feeds it one input
+/// at a time (a datagram, a message from a task, a timer, the stop
+/// signal) and then lets it write what the endpoint queued.
+struct Driver {
+    cfg: Arc<Config>,
+    shared: Shared,
+    counters: Arc<Counters>,
+    /// The driver's own mailbox (given to call tasks and connections).
+    tx: mpsc::Sender<ToDriver>,
+    ep: Endpoint,
+    ports: Ports,
+    trunks: Trunks,
+    guard: Guard,
+    outbound: crate::config::outbound::Outbound,
+    last_prune: Instant,
+    /// The source of each call counted against its source's limit.
+    call_sources: HashMap<CallHandle, std::net::IpAddr>,
+    /// Calls nida placed (agent legs), to the call that owns each.
+    legs: HashMap<CallHandle, mpsc::Sender<ToCall>>,
+    calls: HashMap<CallHandle, mpsc::Sender<ToCall>>,
+    /// Incoming calls answered or ringing whose ACK has not come.
+    half_open: std::collections::HashSet<CallHandle>,
+    conns: Conns,
+    media_rng: Arc<std::sync::Mutex<nida_sip::rng::Rng>>,
+    drain: Option<Drain>,
+    /// One clone per live call task: the count says when all have ended.
+    alive: Arc<()>,
+}
+
+/// Runs the SIP shell until it has stopped (after `stop`, once the calls
+/// have ended or the grace period is over).
 pub async fn run(
     cfg: Arc<Config>,
     shared: Shared,
@@ -165,470 +197,619 @@ pub async fn run(
     counters: Arc<Counters>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    // One clone per live call task: the count says when all have ended.
-    let alive = Arc::new(());
-    let mut drain: Option<Drain> = None;
-    let (tx, mut rx) = mpsc::channel::<ToDriver>(65536);
     let Listeners { udp, tcp, tls } = listeners;
-    let streams = StreamLimits {
-        admission: crate::sip::listen::Admission::new(cfg.protection.clone()),
-        max_message: cfg.protection.max_message,
-        idle: cfg.tcp_idle,
-    };
-    tokio::spawn(accept_loop(tcp, None, tx.clone(), streams.clone()));
-    let mut ep = Endpoint::new(EndpointConfig {
-        local_addr: cfg.sip_addr,
-        timers: Default::default(),
-        user_agent: format!("nida/{}", env!("CARGO_PKG_VERSION")),
-        seed: cfg.seed,
-    });
-    let connector = match tls {
-        Some((listener, acceptor, connector)) => {
-            if let Ok(addr) = listener.local_addr() {
-                ep.set_tls_addr(addr);
-            }
-            tokio::spawn(accept_loop(
-                listener,
-                Some(acceptor),
-                tx.clone(),
-                streams.clone(),
-            ));
-            Some(connector)
-        }
-        None => None,
-    };
-    if !cfg.agents.is_empty() {
-        // The nonce key comes from the OS whatever `seed` says: a test
-        // seed must never make nonces predictable.
-        let secret = format!("{}{}", nida_sip::rng::os_token(), nida_sip::rng::os_token());
-        let auth = nida_sip::auth::Authenticator::new(
-            &cfg.realm,
-            &secret,
-            Instant::now(),
-            std::time::Duration::from_secs(300),
-        )
-        .with_algorithms(cfg.digest_algorithms.clone());
-        ep.set_registrar(nida_sip::registrar::Registrar::new(
-            auth,
-            cfg.agents.iter().map(|a| (a.user.clone(), a.secret())),
-        ));
-    }
-    let mut ports = Ports::new(&cfg);
-    let mut trunks = Trunks::new(
-        cfg.trunks.clone(),
-        cfg.sip_addr,
-        cfg.seed.map(|s| s ^ 0x7a11),
-        Instant::now(),
-    );
-    counters
-        .trunks
-        .send_replace(Arc::new(crate::config::trunks::views(
-            &trunks.status(),
-            Instant::now(),
-            crate::clock::unix_now(),
-        )));
-    let mut guard = Guard::new(cfg.protection.clone());
-    let mut outbound = crate::config::outbound::Outbound::new(cfg.outbound.clone());
-    let mut last_prune = Instant::now();
-    // The source of each call counted against its source's limit.
-    let mut call_sources: HashMap<CallHandle, std::net::IpAddr> = HashMap::new();
-    // Calls nida placed (agent legs), to the call that owns each.
-    let mut legs: HashMap<CallHandle, mpsc::Sender<ToCall>> = HashMap::new();
-    let mut calls: HashMap<CallHandle, mpsc::Sender<ToCall>> = HashMap::new();
-    // Incoming calls answered or ringing whose ACK has not come.
-    let mut half_open: std::collections::HashSet<CallHandle> = Default::default();
-    let mut conns = Conns {
-        open: HashMap::new(),
-        connector,
-        driver: tx.clone(),
-        limits: streams.clone(),
-    };
-    let media_rng = Arc::new(std::sync::Mutex::new(nida_sip::rng::Rng::new(
-        cfg.seed.map(|s| s ^ 0x5eed),
-    )));
+    let (mut d, mut rx) = Driver::new(cfg, shared, tcp, tls, counters);
+    d.restore_callbacks();
     let mut buf = vec![0u8; 65536];
-    // Call-backs stored before a restart wait in line again.
-    let pending =
-        tokio::task::block_in_place(|| shared.store.reader().and_then(|st| st.callbacks(true)))
-            .unwrap_or_else(|e| {
-                warn!(error = %e, "cannot read the stored call-backs");
-                Vec::new()
-            });
-    for row in pending {
-        let setup = shared.call_setup(
-            &cfg,
-            &counters,
-            &tx,
-            NewCall {
-                handle: CallHandle(u64::MAX),
-                call_id: row.call_id.clone(),
-                offer: None,
-                port: 0,
-                socket: None,
-                caller: row.number.clone(),
-                source: row
-                    .source
-                    .parse()
-                    .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
-                called: row.called.clone(),
-                rng: media_rng.clone(),
-                confirm: None,
-                secure: false,
-                // Proven when the call-back was booked.
-                proven_number: Some(row.number.clone()),
-            },
-        );
-        tokio::spawn(call::restore(setup, row));
-    }
     loop {
-        let deadline = [ep.poll_timeout(), trunks.poll_timeout()]
+        let deadline = [d.ep.poll_timeout(), d.trunks.poll_timeout()]
             .into_iter()
             .flatten()
             .min()
             .map(tokio::time::Instant::from_std)
             .unwrap_or_else(|| tokio::time::Instant::now() + std::time::Duration::from_secs(3600));
-        let drain_tick = drain.as_ref().map(|d| {
+        let drain_tick = d.drain.as_ref().map(|dr| {
             let soon = tokio::time::Instant::now() + std::time::Duration::from_millis(100);
-            soon.min(d.hard_stop.unwrap_or(d.deadline))
+            soon.min(dr.hard_stop.unwrap_or(dr.deadline))
         });
         tokio::select! {
-            Ok(()) = stop.changed(), if drain.is_none() => {
-                let grace = cfg.shutdown_grace;
-                info!(calls = calls.len(), grace_seconds = grace.as_secs(), "stopping: new calls get 503, live calls may finish");
-                // Carriers stop sending calls here (best effort: nida may
-                // be gone before a challenge to it is answered).
-                trunks.unregister_all();
-                // A dispatcher in front sees 503 to its OPTIONS probes.
-                ep.set_draining();
-                drain = Some(Drain {
-                    deadline: tokio::time::Instant::now() + grace,
-                    hard_stop: None,
-                });
-            }
-            _ = tokio::time::sleep_until(drain_tick.unwrap_or(deadline)), if drain_tick.is_some() => {
-                let now = tokio::time::Instant::now();
-                let d = drain.as_mut().expect("ticks only while draining");
-                if d.hard_stop.is_none() && now >= d.deadline {
-                    info!(calls = calls.len(), legs = legs.len(), "stopping: hanging up the calls left");
-                    for h in calls.keys().chain(legs.keys()).copied().collect::<Vec<_>>() {
-                        ep.hangup(Instant::now(), h);
-                    }
-                    d.hard_stop = Some(now + std::time::Duration::from_secs(5));
-                }
-            }
+            Ok(()) = stop.changed(), if d.drain.is_none() => d.on_stop(),
+            _ = tokio::time::sleep_until(drain_tick.unwrap_or(deadline)), if drain_tick.is_some() => d.on_drain_tick(),
             r = udp.recv_from(&mut buf) => match r {
-                Ok((n, from)) => {
-                    let now = Instant::now();
-                    if admit(&mut guard, now, from, n) {
-                        counters.responses_received.count(&buf[..n]);
-                        ep.handle_message(now, Transport::Udp, from, &buf[..n])
-                    }
-                }
+                Ok((n, from)) => d.on_datagram(Transport::Udp, from, &buf[..n]),
                 Err(e) => warn!(error = %e, "UDP receive failed"),
             },
-            Some(msg) = rx.recv() => {
-                let now = Instant::now();
-                match msg {
-                    ToDriver::StreamMessage(transport, from, data) => {
-                        if admit(&mut guard, now, from, data.len()) {
-                            counters.responses_received.count(&data);
-                            ep.handle_message(now, transport, from, &data)
-                        }
-                    }
-                    ToDriver::StreamOpen(transport, peer, sender) => { conns.open.insert((transport, peer), sender); }
-                    ToDriver::StreamClosed(transport, peer) => { conns.open.remove(&(transport, peer)); }
-                    ToDriver::Ring(h) => ep.ringing(now, h),
-                    ToDriver::Answer(h, sdp) => {
-                        ep.answer(now, h, sdp);
-                        counters.answered.fetch_add(1, Ordering::Relaxed);
-                    }
-                    ToDriver::Reject(h, status, reason) => ep.reject(now, h, status, reason, &[]),
-                    ToDriver::Hangup(h) => ep.hangup(now, h),
-                    ToDriver::PortFree(p) => ports.free.push_back(p),
-                    ToDriver::NotifyRefer(h, status, reason) => ep.notify_refer(now, h, status, reason),
-                    ToDriver::Invite { target, from_user, number, call_id, owner, reply } => {
-                        if let Some((purpose, number)) = number {
-                            let verdict = outbound.check(now, &number);
-                            shared.store.outbound(nida_store::OutboundRow {
-                                at: crate::clock::unix_now() as i64,
-                                call_id,
-                                purpose: purpose.as_str().into(),
-                                number: number.clone(),
-                                verdict: verdict.map_or_else(|r| r.as_str(), |()| "allowed").into(),
-                            });
-                            if let Err(r) = verdict {
-                                warn!(
-                                    number = %Redacted::new(&number, cfg.log_caller_numbers),
-                                    refusal = r.as_str(),
-                                    purpose = purpose.as_str(),
-                                    "call out refused by the outbound policy"
-                                );
-                                let _ = reply.send(None);
-                                continue;
-                            }
-                        }
-                        let (target, credentials) = match target {
-                            Dial::Target(t) => (t, None),
-                            Dial::Trunk { trunk, number } => match trunks.route(&trunk, &number) {
-                                Some(r) => (
-                                    nida_call::Target { uri: r.uri, dest: r.dest, transport: r.transport },
-                                    r.credentials,
-                                ),
-                                None => {
-                                    warn!(%trunk, "no address of the trunk answers: cannot dial");
-                                    let _ = reply.send(None);
-                                    continue;
-                                }
-                            },
-                        };
-                        let Some((port, socket)) = ports.bind(cfg.media_ip) else {
-                            warn!("no RTP port free to ring an agent");
-                            let _ = reply.send(None);
-                            continue;
-                        };
-                        // Over TLS the leg's audio is SRTP too.
-                        let srtp = target.transport.secure().then(crate::base::tls::srtp_key);
-                        let media = nida_sip::sdp::LocalMedia {
-                            addr: SocketAddr::new(cfg.media_ip, port),
-                            session_id: media_rng.lock().unwrap_or_else(|e| e.into_inner()).next_u64() >> 16,
-                            version: 1,
-                            srtp,
-                        };
-                        let sdp = nida_sip::sdp::offer(&cfg.codecs, &media);
-                        let handle = ep.invite(now, &target.uri, target.dest, target.transport, &from_user, sdp);
-                        if let Some((user, password)) = credentials {
-                            ep.set_credentials(handle, &user, &password);
-                        }
-                        legs.insert(handle, owner);
-                        if let Err(Some(leg)) = reply.send(Some(LegSetup { handle, port, socket, srtp })) {
-                            // The call ended meanwhile.
-                            ep.hangup(now, leg.handle);
-                            ports.free.push_back(leg.port);
-                        }
-                    }
-                }
-            }
+            Some(msg) = rx.recv() => d.on_message(msg),
             _ = tokio::time::sleep_until(deadline) => {
-                ep.handle_timeout(Instant::now());
-                trunks.handle_timeout(Instant::now());
+                d.ep.handle_timeout(Instant::now());
+                d.trunks.handle_timeout(Instant::now());
             }
         }
-        // Drain until quiet: answering an event can queue more output.
+        d.flush(&udp).await;
+        d.publish();
+        if d.stopped() {
+            return;
+        }
+    }
+}
+
+impl Driver {
+    fn new(
+        cfg: Arc<Config>,
+        shared: Shared,
+        tcp: TcpListener,
+        tls: Option<(TcpListener, TlsAcceptor, TlsConnector)>,
+        counters: Arc<Counters>,
+    ) -> (Driver, mpsc::Receiver<ToDriver>) {
+        let (tx, rx) = mpsc::channel::<ToDriver>(65536);
+        let streams = StreamLimits {
+            admission: crate::sip::listen::Admission::new(cfg.protection.clone()),
+            max_message: cfg.protection.max_message,
+            idle: cfg.tcp_idle,
+        };
+        tokio::spawn(accept_loop(tcp, None, tx.clone(), streams.clone()));
+        let mut ep = Endpoint::new(EndpointConfig {
+            local_addr: cfg.sip_addr,
+            timers: Default::default(),
+            user_agent: format!("nida/{}", env!("CARGO_PKG_VERSION")),
+            seed: cfg.seed,
+        });
+        let connector = match tls {
+            Some((listener, acceptor, connector)) => {
+                if let Ok(addr) = listener.local_addr() {
+                    ep.set_tls_addr(addr);
+                }
+                tokio::spawn(accept_loop(
+                    listener,
+                    Some(acceptor),
+                    tx.clone(),
+                    streams.clone(),
+                ));
+                Some(connector)
+            }
+            None => None,
+        };
+        if !cfg.agents.is_empty() {
+            // The nonce key comes from the OS whatever `seed` says: a test
+            // seed must never make nonces predictable.
+            let secret = format!("{}{}", nida_sip::rng::os_token(), nida_sip::rng::os_token());
+            let auth = nida_sip::auth::Authenticator::new(
+                &cfg.realm,
+                &secret,
+                Instant::now(),
+                std::time::Duration::from_secs(300),
+            )
+            .with_algorithms(cfg.digest_algorithms.clone());
+            ep.set_registrar(nida_sip::registrar::Registrar::new(
+                auth,
+                cfg.agents.iter().map(|a| (a.user.clone(), a.secret())),
+            ));
+        }
+        let ports = Ports::new(&cfg);
+        let trunks = Trunks::new(
+            cfg.trunks.clone(),
+            cfg.sip_addr,
+            cfg.seed.map(|s| s ^ 0x7a11),
+            Instant::now(),
+        );
+        counters
+            .trunks
+            .send_replace(Arc::new(crate::config::trunks::views(
+                &trunks.status(),
+                Instant::now(),
+                crate::clock::unix_now(),
+            )));
+        let guard = Guard::new(cfg.protection.clone());
+        let outbound = crate::config::outbound::Outbound::new(cfg.outbound.clone());
+        let last_prune = Instant::now();
+        // The source of each call counted against its source's limit.
+        let call_sources: HashMap<CallHandle, std::net::IpAddr> = HashMap::new();
+        // Calls nida placed (agent legs), to the call that owns each.
+        let legs: HashMap<CallHandle, mpsc::Sender<ToCall>> = HashMap::new();
+        let calls: HashMap<CallHandle, mpsc::Sender<ToCall>> = HashMap::new();
+        // Incoming calls answered or ringing whose ACK has not come.
+        let half_open: std::collections::HashSet<CallHandle> = Default::default();
+        let conns = Conns {
+            open: HashMap::new(),
+            connector,
+            driver: tx.clone(),
+            limits: streams.clone(),
+        };
+        let media_rng = Arc::new(std::sync::Mutex::new(nida_sip::rng::Rng::new(
+            cfg.seed.map(|s| s ^ 0x5eed),
+        )));
+        let driver = Driver {
+            cfg,
+            shared,
+            counters,
+            tx,
+            ep,
+            ports,
+            trunks,
+            guard,
+            outbound,
+            last_prune,
+            call_sources,
+            legs,
+            calls,
+            half_open,
+            conns,
+            media_rng,
+            drain: None,
+            alive: Arc::new(()),
+        };
+        (driver, rx)
+    }
+
+    /// Call-backs stored before a restart wait in line again.
+    fn restore_callbacks(&self) {
+        let pending = tokio::task::block_in_place(|| {
+            self.shared.store.reader().and_then(|st| st.callbacks(true))
+        })
+        .unwrap_or_else(|e| {
+            warn!(error = %e, "cannot read the stored call-backs");
+            Vec::new()
+        });
+        for row in pending {
+            let setup = self.shared.call_setup(
+                &self.cfg,
+                &self.counters,
+                &self.tx,
+                NewCall {
+                    handle: CallHandle(u64::MAX),
+                    call_id: row.call_id.clone(),
+                    offer: None,
+                    port: 0,
+                    socket: None,
+                    caller: row.number.clone(),
+                    source: row
+                        .source
+                        .parse()
+                        .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
+                    called: row.called.clone(),
+                    rng: self.media_rng.clone(),
+                    confirm: None,
+                    secure: false,
+                    // Proven when the call-back was booked.
+                    proven_number: Some(row.number.clone()),
+                },
+            );
+            tokio::spawn(call::restore(setup, row));
+        }
+    }
+
+    /// Stop asked: new calls get 503, live calls may finish.
+    fn on_stop(&mut self) {
+        let grace = self.cfg.shutdown_grace;
+        info!(
+            calls = self.calls.len(),
+            grace_seconds = grace.as_secs(),
+            "stopping: new calls get 503, live calls may finish"
+        );
+        // Carriers stop sending calls here (best effort: nida may
+        // be gone before a challenge to it is answered).
+        self.trunks.unregister_all();
+        // A dispatcher in front sees 503 to its OPTIONS probes.
+        self.ep.set_draining();
+        self.drain = Some(Drain {
+            deadline: tokio::time::Instant::now() + grace,
+            hard_stop: None,
+        });
+    }
+
+    /// While draining: past the grace period, hang up what is left.
+    fn on_drain_tick(&mut self) {
+        let now = tokio::time::Instant::now();
+        let d = self.drain.as_mut().expect("ticks only while draining");
+        if d.hard_stop.is_none() && now >= d.deadline {
+            info!(
+                calls = self.calls.len(),
+                legs = self.legs.len(),
+                "stopping: hanging up the calls left"
+            );
+            for h in self
+                .calls
+                .keys()
+                .chain(self.legs.keys())
+                .copied()
+                .collect::<Vec<_>>()
+            {
+                self.ep.hangup(Instant::now(), h);
+            }
+            d.hard_stop = Some(now + std::time::Duration::from_secs(5));
+        }
+    }
+
+    /// A SIP message from the network, if the guard admits its source.
+    fn on_datagram(&mut self, transport: Transport, from: SocketAddr, data: &[u8]) {
+        let now = Instant::now();
+        if admit(&mut self.guard, now, from, data.len()) {
+            self.counters.responses_received.count(data);
+            self.ep.handle_message(now, transport, from, data)
+        }
+    }
+
+    /// A message from a call task, a connection or the centre.
+    fn on_message(&mut self, msg: ToDriver) {
+        let now = Instant::now();
+        match msg {
+            ToDriver::StreamMessage(transport, from, data) => {
+                if admit(&mut self.guard, now, from, data.len()) {
+                    self.counters.responses_received.count(&data);
+                    self.ep.handle_message(now, transport, from, &data)
+                }
+            }
+            ToDriver::StreamOpen(transport, peer, sender) => {
+                self.conns.open.insert((transport, peer), sender);
+            }
+            ToDriver::StreamClosed(transport, peer) => {
+                self.conns.open.remove(&(transport, peer));
+            }
+            ToDriver::Ring(h) => self.ep.ringing(now, h),
+            ToDriver::Answer(h, sdp) => {
+                self.ep.answer(now, h, sdp);
+                self.counters.answered.fetch_add(1, Ordering::Relaxed);
+            }
+            ToDriver::Reject(h, status, reason) => self.ep.reject(now, h, status, reason, &[]),
+            ToDriver::Hangup(h) => self.ep.hangup(now, h),
+            ToDriver::PortFree(p) => self.ports.free.push_back(p),
+            ToDriver::NotifyRefer(h, status, reason) => {
+                self.ep.notify_refer(now, h, status, reason)
+            }
+            ToDriver::Invite {
+                target,
+                from_user,
+                number,
+                call_id,
+                owner,
+                reply,
+            } => self.place_leg(now, target, from_user, number, call_id, owner, reply),
+        }
+    }
+
+    /// Places a leg for a call (an agent's phone, a caller called back, a
+    /// transfer target) if the outbound policy allows the number; the
+    /// reply carries the leg, or `None`.
+    #[allow(clippy::too_many_arguments)]
+    fn place_leg(
+        &mut self,
+        now: Instant,
+        target: Dial,
+        from_user: String,
+        number: Option<(nida_call::Purpose, String)>,
+        call_id: String,
+        owner: mpsc::Sender<ToCall>,
+        reply: tokio::sync::oneshot::Sender<Option<LegSetup>>,
+    ) {
+        if let Some((purpose, number)) = number {
+            let verdict = self.outbound.check(now, &number);
+            self.shared.store.outbound(nida_store::OutboundRow {
+                at: crate::clock::unix_now() as i64,
+                call_id,
+                purpose: purpose.as_str().into(),
+                number: number.clone(),
+                verdict: verdict.map_or_else(|r| r.as_str(), |()| "allowed").into(),
+            });
+            if let Err(r) = verdict {
+                warn!(
+                    number = %Redacted::new(&number, self.cfg.log_caller_numbers),
+                    refusal = r.as_str(),
+                    purpose = purpose.as_str(),
+                    "call out refused by the outbound policy"
+                );
+                let _ = reply.send(None);
+                return;
+            }
+        }
+        let (target, credentials) = match target {
+            Dial::Target(t) => (t, None),
+            Dial::Trunk { trunk, number } => match self.trunks.route(&trunk, &number) {
+                Some(r) => (
+                    nida_call::Target {
+                        uri: r.uri,
+                        dest: r.dest,
+                        transport: r.transport,
+                    },
+                    r.credentials,
+                ),
+                None => {
+                    warn!(%trunk, "no address of the trunk answers: cannot dial");
+                    let _ = reply.send(None);
+                    return;
+                }
+            },
+        };
+        let Some((port, socket)) = self.ports.bind(self.cfg.media_ip) else {
+            warn!("no RTP port free to ring an agent");
+            let _ = reply.send(None);
+            return;
+        };
+        // Over TLS the leg's audio is SRTP too.
+        let srtp = target.transport.secure().then(crate::base::tls::srtp_key);
+        let media = nida_sip::sdp::LocalMedia {
+            addr: SocketAddr::new(self.cfg.media_ip, port),
+            session_id: self
+                .media_rng
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .next_u64()
+                >> 16,
+            version: 1,
+            srtp,
+        };
+        let sdp = nida_sip::sdp::offer(&self.cfg.codecs, &media);
+        let handle = self.ep.invite(
+            now,
+            &target.uri,
+            target.dest,
+            target.transport,
+            &from_user,
+            sdp,
+        );
+        if let Some((user, password)) = credentials {
+            self.ep.set_credentials(handle, &user, &password);
+        }
+        self.legs.insert(handle, owner);
+        if let Err(Some(leg)) = reply.send(Some(LegSetup {
+            handle,
+            port,
+            socket,
+            srtp,
+        })) {
+            // The call ended meanwhile.
+            self.ep.hangup(now, leg.handle);
+            self.ports.free.push_back(leg.port);
+        }
+    }
+
+    /// Writes what the endpoint queued and hands out its events, until
+    /// quiet (answering an event can queue more output).
+    async fn flush(&mut self, udp: &UdpSocket) {
         loop {
             let mut busy = false;
-            while let Some(r) = trunks.poll_request() {
-                ep.request(Instant::now(), r);
+            while let Some(r) = self.trunks.poll_request() {
+                self.ep.request(Instant::now(), r);
             }
-            while let Some(t) = ep.poll_transmit() {
+            while let Some(t) = self.ep.poll_transmit() {
                 busy = true;
-                counters.responses_sent.count(&t.data);
+                self.counters.responses_sent.count(&t.data);
                 match t.transport {
                     Transport::Udp => {
                         if let Err(e) = udp.send_to(&t.data, t.dest).await {
                             debug!(error = %e, dest = %t.dest, "UDP send failed");
                         }
                     }
-                    Transport::Tcp | Transport::Tls => conns.send(t.transport, t.dest, t.data),
+                    Transport::Tcp | Transport::Tls => self.conns.send(t.transport, t.dest, t.data),
                 }
             }
-            while let Some(ev) = ep.poll_event() {
+            while let Some(ev) = self.ep.poll_event() {
                 busy = true;
                 let now = Instant::now();
-                match ev {
-                    Event::Incoming(inc) => {
-                        let mut called = called_number(&inc.request_uri);
-                        let trunk = trunks.identify(inc.source.ip()).map(str::to_string);
-                        if let Some(t) = &trunk {
-                            called = trunks.called_number(t, &called);
-                        }
-                        let mut confirm = None;
-                        if FeatureCodes::is_feature(&called) {
-                            match feature_call(&mut ep, &cfg, &shared.centre, &inc, &called, now) {
-                                Ok(Some(c)) => confirm = Some(c),
-                                Ok(None) => continue,
-                                Err((status, reason)) => {
-                                    ep.reject(now, inc.call, status, reason, &[]);
-                                    continue;
-                                }
-                            }
-                        }
-                        if confirm.is_none()
-                            && trunk.is_none()
-                            && trunks.restricts_inbound()
-                            && !known_source(&ep, &cfg, &guard, inc.source, now)
-                        {
-                            warn!(call_id = %inc.call_id, source = %inc.source.ip(), "call from no trunk, agent or trusted network: 403");
-                            ep.reject(now, inc.call, 403, "Forbidden", &[]);
-                            continue;
-                        }
-                        if drain.is_some() {
-                            counters.overload_rejects.fetch_add(1, Ordering::Relaxed);
-                            info!(call_id = %inc.call_id, "stopping: 503");
-                            unavailable(&mut ep, now, inc.call, "30");
-                            continue;
-                        }
-                        if !guard.dialog_start(now, inc.source.ip()) {
-                            warn!(call_id = %inc.call_id, source = %inc.source.ip(), "too many calls from this source: 503");
-                            unavailable(&mut ep, now, inc.call, "30");
-                            continue;
-                        }
-                        // Calls not yet confirmed by their ACK (spoofed
-                        // INVITEs never will be) hold a bounded share of
-                        // the ports, so they cannot starve real callers.
-                        let half_open_full =
-                            half_open.len() as f64 >= cfg.max_half_open_share * ports.total as f64;
-                        if half_open_full {
-                            warn!(call_id = %inc.call_id, half_open = half_open.len(), "too many calls waiting for their ACK: 503");
-                        }
-                        let media = if calls.len() >= cfg.max_calls || half_open_full {
-                            None
-                        } else {
-                            ports.bind(cfg.media_ip)
-                        };
-                        let Some((port, socket)) = media else {
-                            guard.dialog_end(inc.source.ip());
-                            counters.overload_rejects.fetch_add(1, Ordering::Relaxed);
-                            warn!(call_id = %inc.call_id, "at capacity: 503");
-                            unavailable(&mut ep, now, inc.call, "5");
-                            continue;
-                        };
-                        let from_user = user_of(&inc.from.uri);
-                        // Only a trunk's or a trusted network tells nida who
-                        // calls: its P-Asserted-Identity, else its From.
-                        let vouched = trunk.is_some() || guard.is_trusted(inc.source.ip());
-                        let proven_number = vouched.then(|| {
-                            inc.asserted
-                                .as_ref()
-                                .map_or_else(|| from_user.clone(), |a| user_of(&a.uri))
-                        });
-                        info!(
-                            call_id = %inc.call_id,
-                            from = %Redacted::new(&from_user, cfg.log_caller_numbers),
-                            to = %inc.request_uri,
-                            called = %called,
-                            trunk = trunk.as_deref().unwrap_or("-"),
-                            transport = ?inc.transport,
-                            "incoming call"
-                        );
-                        let setup = shared.call_setup(
-                            &cfg,
-                            &counters,
-                            &tx,
-                            NewCall {
-                                handle: inc.call,
-                                call_id: inc.call_id.clone(),
-                                offer: inc.offer,
-                                port,
-                                socket: Some(socket),
-                                caller: from_user,
-                                source: inc.source,
-                                called,
-                                rng: media_rng.clone(),
-                                confirm,
-                                secure: inc.transport.secure(),
-                                proven_number,
-                            },
-                        );
-                        calls.insert(inc.call, setup.tx.clone());
-                        half_open.insert(inc.call);
-                        call_sources.insert(inc.call, inc.source.ip());
-                        counters.calls.fetch_add(1, Ordering::Relaxed);
-                        let task_alive = alive.clone();
-                        let call = call::run(setup);
-                        tokio::spawn(async move {
-                            call.await;
-                            drop(task_alive);
-                        });
-                    }
-                    Event::Confirmed { call, sdp } => {
-                        half_open.remove(&call);
-                        if let Some(c) = calls.get(&call) {
-                            let _ = c.try_send(ToCall::Confirmed(sdp));
-                        }
-                    }
-                    Event::Progress { call, status } => {
-                        if let Some(c) = legs.get(&call) {
-                            let _ = c.try_send(ToCall::Sip(call, LegEvent::Progress(status)));
-                        }
-                    }
-                    Event::Answered { call, sdp } => match legs.get(&call) {
-                        Some(c) => {
-                            if c.try_send(ToCall::Sip(call, LegEvent::Answered(sdp)))
-                                .is_err()
-                            {
-                                ep.hangup(now, call);
-                            }
-                        }
-                        None => ep.hangup(now, call),
-                    },
-                    Event::Refer { call, target } => match legs.get(&call) {
-                        Some(c) => {
-                            let m = ToCall::Sip(call, LegEvent::Refer(target));
-                            if c.try_send(m).is_err() {
-                                ep.notify_refer(now, call, 503, "Service Unavailable");
-                            }
-                        }
-                        None => {
-                            info!(target = %Redacted::new(&target, cfg.log_caller_numbers), "transfer asked by a caller: declined");
-                            ep.notify_refer(now, call, 603, "Declined");
-                        }
-                    },
-                    Event::Registered(b) => {
-                        let _ = shared
-                            .centre
-                            .tx
-                            .try_send(crate::centre::ToCentre::Registered(b));
-                    }
-                    Event::Unregistered { user } => {
-                        let _ = shared
-                            .centre
-                            .tx
-                            .try_send(crate::centre::ToCentre::Unregistered(user));
-                    }
-                    Event::Ended { call, reason } if legs.contains_key(&call) => {
-                        if let Some(c) = legs.remove(&call) {
-                            deliver(c, ToCall::Sip(call, LegEvent::Ended(reason)));
-                        }
-                    }
-                    Event::Response {
-                        tag,
-                        status,
-                        headers,
-                    } => {
-                        trunks.handle_response(now, tag, status, &headers);
-                    }
-                    Event::AuthFailed { source } => {
-                        guard.handle_auth_failure(now, source.ip());
-                    }
-                    // A success resets no count: failures leave the window by time only.
-                    Event::AuthSucceeded { .. } => {}
-                    Event::Ended { call, reason } => {
-                        half_open.remove(&call);
-                        if let Some(ip) = call_sources.remove(&call) {
-                            guard.dialog_end(ip);
-                        }
-                        if let Some(c) = calls.remove(&call) {
-                            counters.calls.fetch_sub(1, Ordering::Relaxed);
-                            info!(?reason, "call ended");
-                            deliver(c, ToCall::Sip(call, LegEvent::Ended(reason)));
-                        }
-                    }
-                }
+                self.on_event(now, ev);
             }
             if !busy {
                 break;
             }
         }
-        counters
-            .rtp_ports_in_use
-            .store((ports.total - ports.free.len()) as u64, Ordering::Relaxed);
-        let s = ep.stats();
-        counters.sip_received.store(s.received, Ordering::Relaxed);
-        counters.sip_malformed.store(s.malformed, Ordering::Relaxed);
-        counters
+    }
+
+    /// One event of the endpoint.
+    fn on_event(&mut self, now: Instant, ev: Event) {
+        match ev {
+            Event::Incoming(inc) => self.on_incoming(now, inc),
+            Event::Confirmed { call, sdp } => {
+                self.half_open.remove(&call);
+                if let Some(c) = self.calls.get(&call) {
+                    let _ = c.try_send(ToCall::Confirmed(sdp));
+                }
+            }
+            Event::Progress { call, status } => {
+                if let Some(c) = self.legs.get(&call) {
+                    let _ = c.try_send(ToCall::Sip(call, LegEvent::Progress(status)));
+                }
+            }
+            Event::Answered { call, sdp } => match self.legs.get(&call) {
+                Some(c) => {
+                    if c.try_send(ToCall::Sip(call, LegEvent::Answered(sdp)))
+                        .is_err()
+                    {
+                        self.ep.hangup(now, call);
+                    }
+                }
+                None => self.ep.hangup(now, call),
+            },
+            Event::Refer { call, target } => match self.legs.get(&call) {
+                Some(c) => {
+                    let m = ToCall::Sip(call, LegEvent::Refer(target));
+                    if c.try_send(m).is_err() {
+                        self.ep.notify_refer(now, call, 503, "Service Unavailable");
+                    }
+                }
+                None => {
+                    info!(target = %Redacted::new(&target, self.cfg.log_caller_numbers), "transfer asked by a caller: declined");
+                    self.ep.notify_refer(now, call, 603, "Declined");
+                }
+            },
+            Event::Registered(b) => {
+                let _ = self
+                    .shared
+                    .centre
+                    .tx
+                    .try_send(crate::centre::ToCentre::Registered(b));
+            }
+            Event::Unregistered { user } => {
+                let _ = self
+                    .shared
+                    .centre
+                    .tx
+                    .try_send(crate::centre::ToCentre::Unregistered(user));
+            }
+            Event::Ended { call, reason } if self.legs.contains_key(&call) => {
+                if let Some(c) = self.legs.remove(&call) {
+                    deliver(c, ToCall::Sip(call, LegEvent::Ended(reason)));
+                }
+            }
+            Event::Response {
+                tag,
+                status,
+                headers,
+            } => {
+                self.trunks.handle_response(now, tag, status, &headers);
+            }
+            Event::AuthFailed { source } => {
+                self.guard.handle_auth_failure(now, source.ip());
+            }
+            // A success resets no count: failures leave the window by time only.
+            Event::AuthSucceeded { .. } => {}
+            Event::Ended { call, reason } => {
+                self.half_open.remove(&call);
+                if let Some(ip) = self.call_sources.remove(&call) {
+                    self.guard.dialog_end(ip);
+                }
+                if let Some(c) = self.calls.remove(&call) {
+                    self.counters.calls.fetch_sub(1, Ordering::Relaxed);
+                    info!(?reason, "call ended");
+                    deliver(c, ToCall::Sip(call, LegEvent::Ended(reason)));
+                }
+            }
+        }
+    }
+
+    /// A new INVITE: feature code, admission, capacity, then a call task.
+    fn on_incoming(&mut self, now: Instant, inc: Box<nida_sip::endpoint::IncomingCall>) {
+        let mut called = called_number(&inc.request_uri);
+        let trunk = self.trunks.identify(inc.source.ip()).map(str::to_string);
+        if let Some(t) = &trunk {
+            called = self.trunks.called_number(t, &called);
+        }
+        let mut confirm = None;
+        if FeatureCodes::is_feature(&called) {
+            match feature_call(
+                &mut self.ep,
+                &self.cfg,
+                &self.shared.centre,
+                &inc,
+                &called,
+                now,
+            ) {
+                Ok(Some(c)) => confirm = Some(c),
+                Ok(None) => return,
+                Err((status, reason)) => {
+                    self.ep.reject(now, inc.call, status, reason, &[]);
+                    return;
+                }
+            }
+        }
+        if confirm.is_none()
+            && trunk.is_none()
+            && self.trunks.restricts_inbound()
+            && !known_source(&self.ep, &self.cfg, &self.guard, inc.source, now)
+        {
+            warn!(call_id = %inc.call_id, source = %inc.source.ip(), "call from no trunk, agent or trusted network: 403");
+            self.ep.reject(now, inc.call, 403, "Forbidden", &[]);
+            return;
+        }
+        if self.drain.is_some() {
+            self.counters
+                .overload_rejects
+                .fetch_add(1, Ordering::Relaxed);
+            info!(call_id = %inc.call_id, "stopping: 503");
+            unavailable(&mut self.ep, now, inc.call, "30");
+            return;
+        }
+        if !self.guard.dialog_start(now, inc.source.ip()) {
+            warn!(call_id = %inc.call_id, source = %inc.source.ip(), "too many calls from this source: 503");
+            unavailable(&mut self.ep, now, inc.call, "30");
+            return;
+        }
+        // Calls not yet confirmed by their ACK (spoofed
+        // INVITEs never will be) hold a bounded share of
+        // the ports, so they cannot starve real callers.
+        let half_open_full =
+            self.half_open.len() as f64 >= self.cfg.max_half_open_share * self.ports.total as f64;
+        if half_open_full {
+            warn!(call_id = %inc.call_id, half_open = self.half_open.len(), "too many calls waiting for their ACK: 503");
+        }
+        let media = if self.calls.len() >= self.cfg.max_calls || half_open_full {
+            None
+        } else {
+            self.ports.bind(self.cfg.media_ip)
+        };
+        let Some((port, socket)) = media else {
+            self.guard.dialog_end(inc.source.ip());
+            self.counters
+                .overload_rejects
+                .fetch_add(1, Ordering::Relaxed);
+            warn!(call_id = %inc.call_id, "at capacity: 503");
+            unavailable(&mut self.ep, now, inc.call, "5");
+            return;
+        };
+        let from_user = user_of(&inc.from.uri);
+        // Only a trunk's or a trusted network tells nida who
+        // calls: its P-Asserted-Identity, else its From.
+        let vouched = trunk.is_some() || self.guard.is_trusted(inc.source.ip());
+        let proven_number = vouched.then(|| {
+            inc.asserted
+                .as_ref()
+                .map_or_else(|| from_user.clone(), |a| user_of(&a.uri))
+        });
+        info!(
+            call_id = %inc.call_id,
+            from = %Redacted::new(&from_user, self.cfg.log_caller_numbers),
+            to = %inc.request_uri,
+            called = %called,
+            trunk = trunk.as_deref().unwrap_or("-"),
+            transport = ?inc.transport,
+            "incoming call"
+        );
+        let setup = self.shared.call_setup(
+            &self.cfg,
+            &self.counters,
+            &self.tx,
+            NewCall {
+                handle: inc.call,
+                call_id: inc.call_id.clone(),
+                offer: inc.offer,
+                port,
+                socket: Some(socket),
+                caller: from_user,
+                source: inc.source,
+                called,
+                rng: self.media_rng.clone(),
+                confirm,
+                secure: inc.transport.secure(),
+                proven_number,
+            },
+        );
+        self.calls.insert(inc.call, setup.tx.clone());
+        self.half_open.insert(inc.call);
+        self.call_sources.insert(inc.call, inc.source.ip());
+        self.counters.calls.fetch_add(1, Ordering::Relaxed);
+        let task_alive = self.alive.clone();
+        let call = call::run(setup);
+        tokio::spawn(async move {
+            call.await;
+            drop(task_alive);
+        });
+    }
+
+    /// Publishes counters, guard and trunk news.
+    fn publish(&mut self) {
+        self.counters.rtp_ports_in_use.store(
+            (self.ports.total - self.ports.free.len()) as u64,
+            Ordering::Relaxed,
+        );
+        let s = self.ep.stats();
+        self.counters
+            .sip_received
+            .store(s.received, Ordering::Relaxed);
+        self.counters
+            .sip_malformed
+            .store(s.malformed, Ordering::Relaxed);
+        self.counters
             .sip_foreign_responses
             .store(s.foreign_responses, Ordering::Relaxed);
-        while let Some(ev) = guard.poll_event() {
+        while let Some(ev) = self.guard.poll_event() {
             match ev {
                 GuardEvent::Blocked {
                     ip,
@@ -643,35 +824,40 @@ pub async fn run(
                 GuardEvent::Unblocked { ip } => info!(source = %ip, "source unblocked"),
             }
         }
-        if last_prune.elapsed() >= std::time::Duration::from_secs(10) {
-            guard.forget_idle(Instant::now());
-            last_prune = Instant::now();
+        if self.last_prune.elapsed() >= std::time::Duration::from_secs(10) {
+            self.guard.forget_idle(Instant::now());
+            self.last_prune = Instant::now();
         }
-        counters.protection.store(&guard.stats());
+        self.counters.protection.store(&self.guard.stats());
         let mut trunk_news = false;
-        while let Some(ev) = trunks.poll_event() {
+        while let Some(ev) = self.trunks.poll_event() {
             trunk_news = true;
             log_trunk_event(ev);
         }
         if trunk_news {
             let views = crate::config::trunks::views(
-                &trunks.status(),
+                &self.trunks.status(),
                 Instant::now(),
                 crate::clock::unix_now(),
             );
-            counters.trunks.send_replace(Arc::new(views));
+            self.counters.trunks.send_replace(Arc::new(views));
         }
-        if let Some(d) = &drain {
-            let tasks = Arc::strong_count(&alive) - 1;
-            let done = calls.is_empty() && legs.is_empty() && tasks == 0;
+    }
+
+    /// Whether a stop has finished: nothing left, or past the hard stop.
+    fn stopped(&self) -> bool {
+        if let Some(d) = &self.drain {
+            let tasks = Arc::strong_count(&self.alive) - 1;
+            let done = self.calls.is_empty() && self.legs.is_empty() && tasks == 0;
             let late = d
                 .hard_stop
                 .is_some_and(|h| tokio::time::Instant::now() >= h);
             if done || late {
-                info!(calls = calls.len(), tasks, "stopped");
-                return;
+                info!(calls = self.calls.len(), tasks, "stopped");
+                return true;
             }
         }
+        false
     }
 }
 
@@ -687,7 +873,7 @@ fn unavailable(ep: &mut Endpoint, now: Instant, call: CallHandle, retry_after: &
 }
 
 /// The user part of a `sip:` URI, the number of a `tel:` one (as
-/// [`called_number`] reads them), else the URI itself.
+/// [`called_number`] reads them), else the URI it
 fn user_of(uri: &str) -> String {
     let user = called_number(uri);
     if user.is_empty() {
