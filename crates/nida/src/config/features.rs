@@ -64,6 +64,23 @@ pub struct Feature {
     pub prompt: &'static str,
 }
 
+/// Why a dialled number is no feature, or a feature code set is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FeatureError {
+    /// A not-ready code with a reason code the configuration lacks.
+    #[error("no not-ready reason {0:?}")]
+    NoReason(String),
+    /// Not one of the codes.
+    #[error("{0:?} is not a feature code")]
+    Unknown(String),
+    /// A code that is not `*` and digits.
+    #[error("feature code {0:?} must be `*` and digits")]
+    BadCode(String),
+    /// One code is a prefix of another.
+    #[error("feature codes {0:?} and {1:?} overlap")]
+    Overlap(String, String),
+}
+
 impl FeatureCodes {
     /// Whether `dialled` is meant as a feature code (it starts with `*`).
     pub fn is_feature(dialled: &str) -> bool {
@@ -71,7 +88,7 @@ impl FeatureCodes {
     }
 
     /// The feature a dialled number asks for, or why it is not one.
-    pub fn parse(&self, dialled: &str) -> Result<Feature, String> {
+    pub fn parse(&self, dialled: &str) -> Result<Feature, FeatureError> {
         let f = |command, prompt| Ok(Feature { command, prompt });
         if dialled == self.login {
             return f(AgentCommand::Login, "agent_logged_in");
@@ -88,24 +105,24 @@ impl FeatureCodes {
             } else {
                 match self.reasons.get(code) {
                     Some(r) => r.clone(),
-                    None => return Err(format!("no not-ready reason {code:?}")),
+                    None => return Err(FeatureError::NoReason(code.to_string())),
                 }
             };
             return f(AgentCommand::NotReady(reason), "agent_not_ready");
         }
-        Err(format!("{dialled:?} is not a feature code"))
+        Err(FeatureError::Unknown(dialled.to_string()))
     }
 
     /// Checks that no code is empty or a prefix of another.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), FeatureError> {
         let codes = [&self.login, &self.ready, &self.not_ready, &self.logout];
         for (i, a) in codes.iter().enumerate() {
             if !Self::is_feature(a) || a.len() < 2 {
-                return Err(format!("feature code {a:?} must be `*` and digits"));
+                return Err(FeatureError::BadCode(a.to_string()));
             }
             for b in &codes[i + 1..] {
                 if a.starts_with(b.as_str()) || b.starts_with(a.as_str()) {
-                    return Err(format!("feature codes {a:?} and {b:?} overlap"));
+                    return Err(FeatureError::Overlap(a.to_string(), b.to_string()));
                 }
             }
         }
@@ -130,8 +147,14 @@ mod tests {
         let lunch = c.parse("*232").unwrap();
         assert_eq!(lunch.command, AgentCommand::NotReady("lunch".into()));
         assert_eq!(lunch.prompt, "agent_not_ready");
-        assert!(c.parse("*239").unwrap_err().contains("reason"));
-        assert!(c.parse("*99").is_err());
+        assert_eq!(
+            c.parse("*239").unwrap_err(),
+            FeatureError::NoReason("9".into())
+        );
+        assert_eq!(
+            c.parse("*99").unwrap_err(),
+            FeatureError::Unknown("*99".into())
+        );
         assert!(c.parse("*2").is_err());
         assert!(FeatureCodes::is_feature("*21"));
         assert!(!FeatureCodes::is_feature("901"));
@@ -144,11 +167,11 @@ mod tests {
             ready: "*2".into(),
             ..FeatureCodes::default()
         };
-        assert!(c.check().unwrap_err().contains("overlap"));
+        assert!(matches!(c.check(), Err(FeatureError::Overlap(..))));
         let c = FeatureCodes {
             login: "21".into(),
             ..FeatureCodes::default()
         };
-        assert!(c.check().is_err());
+        assert_eq!(c.check(), Err(FeatureError::BadCode("21".into())));
     }
 }

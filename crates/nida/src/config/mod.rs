@@ -669,9 +669,9 @@ impl Config {
                         message: format!("queue {name}: callback_digit must be one key or empty"),
                     });
                 }
-                crate::config::queue_config(name, q).map_err(|message| ConfigError::Value {
+                crate::config::queue_config(name, q).map_err(|e| ConfigError::Value {
                     key: "queues",
-                    message,
+                    message: e.to_string(),
                 })?;
             }
             self.queues = v;
@@ -729,9 +729,9 @@ impl Config {
             self.webhooks = hooks;
         }
         if let Some(o) = f.outbound {
-            o.validate().map_err(|message| ConfigError::Value {
+            o.validate().map_err(|e| ConfigError::Value {
                 key: "outbound",
-                message,
+                message: e.to_string(),
             })?;
             self.outbound = o;
         }
@@ -816,9 +816,9 @@ impl Config {
         if let Some(defs) = f.trunks {
             let mut trunks = Vec::new();
             for d in &defs {
-                let t = d.to_config().map_err(|message| ConfigError::Value {
+                let t = d.to_config().map_err(|e| ConfigError::Value {
                     key: "trunks",
-                    message,
+                    message: e.to_string(),
                 })?;
                 if trunks
                     .iter()
@@ -862,9 +862,9 @@ impl Config {
             });
         }
         if let Some(v) = f.feature_codes {
-            v.check().map_err(|message| ConfigError::Value {
+            v.check().map_err(|e| ConfigError::Value {
                 key: "feature_codes",
-                message,
+                message: e.to_string(),
             })?;
             self.feature_codes = v;
         }

@@ -37,9 +37,20 @@ impl Default for OutboundConfig {
     }
 }
 
+/// What is wrong with the `[outbound]` section.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OutboundError {
+    /// An allow-list entry that is not a number pattern.
+    #[error("allow: {0:?} is not a number pattern (digits, +, *, #, X, Z, N, a final .)")]
+    BadPattern(String),
+    /// A cap of zero would forbid every call.
+    #[error("max_per_hour and max_per_number_per_hour must be above 0")]
+    ZeroCap,
+}
+
 impl OutboundConfig {
     /// Checks the patterns and caps; the message names what is wrong.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), OutboundError> {
         for p in &self.allow {
             let body = p.strip_suffix('.').unwrap_or(p);
             if body.is_empty()
@@ -47,13 +58,11 @@ impl OutboundConfig {
                     .chars()
                     .all(|c| c.is_ascii_digit() || "+*#XZN".contains(c))
             {
-                return Err(format!(
-                    "allow: {p:?} is not a number pattern (digits, +, *, #, X, Z, N, a final .)"
-                ));
+                return Err(OutboundError::BadPattern(p.clone()));
             }
         }
         if self.max_per_hour == 0 || self.max_per_number_per_hour == 0 {
-            return Err("max_per_hour and max_per_number_per_hour must be above 0".into());
+            return Err(OutboundError::ZeroCap);
         }
         Ok(())
     }
@@ -181,7 +190,10 @@ mod tests {
             allow: vec!["0[1-9].*".into()],
             ..OutboundConfig::default()
         };
-        assert!(bad.validate().is_err());
+        assert_eq!(
+            bad.validate(),
+            Err(OutboundError::BadPattern("0[1-9].*".into()))
+        );
     }
 
     #[test]

@@ -48,57 +48,97 @@ struct RewriteDef {
     replace: String,
 }
 
+/// What is wrong with a `[[trunks]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TrunkError {
+    /// No name.
+    #[error("a trunk needs a name")]
+    NoName,
+    /// No address to reach the carrier.
+    #[error("trunk {0:?} needs at least one address")]
+    NoAddress(String),
+    /// TLS trunks are not served yet.
+    #[error("trunk {0:?}: transport \"tls\" is not supported for trunks yet (udp, tcp)")]
+    TlsTransport(String),
+    /// A transport nida does not have.
+    #[error("trunk {trunk:?}: unknown transport {transport:?} (udp, tcp)")]
+    UnknownTransport {
+        /// The trunk.
+        trunk: String,
+        /// What was written.
+        transport: String,
+    },
+    /// Registering needs a username.
+    #[error("trunk {0:?}: register needs a username")]
+    RegisterWithoutUser(String),
+    /// A username needs its password.
+    #[error("trunk {0:?}: username without password")]
+    UserWithoutPassword(String),
+    /// A registration that would expire at once.
+    #[error("trunk {0:?}: register_expires_seconds must be above 0")]
+    ZeroExpires(String),
+    /// An inbound network that does not parse.
+    #[error("trunk {trunk:?}: inbound {network:?} is not an address or ADDR/BITS")]
+    BadInbound {
+        /// The trunk.
+        trunk: String,
+        /// What was written.
+        network: String,
+    },
+    /// A rewrite rule without a prefix.
+    #[error("trunk {0:?}: a rewrite rule needs a prefix")]
+    EmptyPrefix(String),
+}
+
 impl TrunkDef {
     /// The trunk's settings, or what is wrong with them.
-    pub fn to_config(&self) -> Result<TrunkConfig, String> {
+    pub fn to_config(&self) -> Result<TrunkConfig, TrunkError> {
         let name = &self.name;
         if name.is_empty() {
-            return Err("a trunk needs a name".into());
+            return Err(TrunkError::NoName);
         }
         let Some(first) = self.addresses.first() else {
-            return Err(format!("trunk {name:?} needs at least one address"));
+            return Err(TrunkError::NoAddress(name.clone()));
         };
         let transport = match self.transport.as_deref().unwrap_or("udp") {
             t if t.eq_ignore_ascii_case("udp") => Transport::Udp,
             t if t.eq_ignore_ascii_case("tcp") => Transport::Tcp,
             t if t.eq_ignore_ascii_case("tls") => {
-                return Err(format!(
-                    "trunk {name:?}: transport \"tls\" is not supported for trunks yet (udp, tcp)"
-                ))
+                return Err(TrunkError::TlsTransport(name.clone()))
             }
             t => {
-                return Err(format!(
-                    "trunk {name:?}: unknown transport {t:?} (udp, tcp)"
-                ))
+                return Err(TrunkError::UnknownTransport {
+                    trunk: name.clone(),
+                    transport: t.to_string(),
+                })
             }
         };
         let register = self.register.unwrap_or(self.username.is_some());
         if register && self.username.is_none() {
-            return Err(format!("trunk {name:?}: register needs a username"));
+            return Err(TrunkError::RegisterWithoutUser(name.clone()));
         }
         if self.username.is_some() && self.password.is_none() {
-            return Err(format!("trunk {name:?}: username without password"));
+            return Err(TrunkError::UserWithoutPassword(name.clone()));
         }
         let expires = self.register_expires_seconds.unwrap_or(3600);
         if expires == 0 {
-            return Err(format!(
-                "trunk {name:?}: register_expires_seconds must be above 0"
-            ));
+            return Err(TrunkError::ZeroExpires(name.clone()));
         }
         let inbound = self
             .inbound
             .iter()
             .map(|c| {
-                Cidr::parse(c).ok_or_else(|| {
-                    format!("trunk {name:?}: inbound {c:?} is not an address or ADDR/BITS")
+                Cidr::parse(c).ok_or_else(|| TrunkError::BadInbound {
+                    trunk: name.clone(),
+                    network: c.clone(),
                 })
             })
             .collect::<Result<_, _>>()?;
-        let rules = |defs: &[RewriteDef]| -> Result<Vec<Rewrite>, String> {
+        let rules = |defs: &[RewriteDef]| -> Result<Vec<Rewrite>, TrunkError> {
             defs.iter()
                 .map(|r| {
                     if r.prefix.is_empty() {
-                        return Err(format!("trunk {name:?}: a rewrite rule needs a prefix"));
+                        return Err(TrunkError::EmptyPrefix(name.clone()));
                     }
                     Ok(Rewrite {
                         prefix: r.prefix.clone(),
@@ -203,6 +243,7 @@ mod tests {
         toml::from_str::<TrunkDef>(text)
             .map_err(|e| e.to_string())?
             .to_config()
+            .map_err(|e| e.to_string())
     }
 
     #[test]
