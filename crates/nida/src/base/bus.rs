@@ -34,22 +34,26 @@ pub enum ToDriver {
     PortFree(u16),
     /// Ring an agent for a waiting call, or dial a caller; the reply
     /// carries the new leg.
-    Invite {
-        /// Where.
-        target: Dial,
-        /// Shown to the agent as the caller.
-        from_user: String,
-        /// For a call to a number (a call-back, a transfer to a number):
-        /// what for, and the number, which must pass `[outbound]`; every
-        /// such call is audited in the store.
-        number: Option<(nida_call::Purpose, String)>,
-        /// The call it is for (the audit names it).
-        call_id: String,
-        /// The call that owns the leg: its events go there.
-        owner: mpsc::Sender<ToCall>,
-        /// The leg, or `None` when no RTP port is free.
-        reply: tokio::sync::oneshot::Sender<Option<LegSetup>>,
-    },
+    Invite(LegRequest),
+}
+
+/// A leg a call asks the driver to place.
+#[derive(Debug)]
+pub struct LegRequest {
+    /// Where.
+    pub target: Dial,
+    /// Shown to the agent as the caller.
+    pub from_user: String,
+    /// For a call to a number (a call-back, a transfer to a number):
+    /// what for, and the number, which must pass `[outbound]`; every
+    /// such call is audited in the store.
+    pub number: Option<(nida_call::Purpose, String)>,
+    /// The call it is for (the audit names it).
+    pub call_id: String,
+    /// The call that owns the leg: its events go there.
+    pub owner: mpsc::Sender<ToCall>,
+    /// The leg, or `None` when no RTP port is free.
+    pub reply: tokio::sync::oneshot::Sender<Option<LegSetup>>,
 }
 
 pub use nida_call::Dial;

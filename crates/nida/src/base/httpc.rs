@@ -52,9 +52,9 @@ fn build(ca: Option<&Path>) -> Result<reqwest::Client, HttpError> {
         .map_err(HttpError::Build)
 }
 
-/// Sets up the shared client, trusting `ca` (the TLS section's CA file)
-/// besides nothing else when given, else the system's roots. Called once
-/// at start; later calls keep the first client.
+/// Sets up the shared client, trusting only `ca` (the TLS section's CA
+/// file) when given, else the system's roots. Called once at start; later
+/// calls keep the first client.
 pub fn init(ca: Option<&Path>) -> Result<(), HttpError> {
     let client = build(ca)?;
     let _ = CLIENT.set(client);

@@ -11,7 +11,7 @@ pub mod lookup;
 mod media;
 mod recorder;
 
-use crate::base::bus::{Counters, Dial, LegSetup, ToCall, ToDriver};
+use crate::base::bus::{Counters, Dial, LegRequest, LegSetup, ToCall, ToDriver};
 use crate::config::Config;
 use media::MediaPorts;
 use nida_call::{Call, CallConfig, LegEvent, LegId, Output, Recording, Start, Stored};
@@ -523,14 +523,14 @@ impl Shell {
         number: Option<(nida_call::Purpose, String)>,
     ) -> Option<(CallHandle, UdpSocket, PortGuard, Option<[u8; 30]>)> {
         let (reply, rx) = oneshot::channel();
-        let m = ToDriver::Invite {
+        let m = ToDriver::Invite(LegRequest {
             target: dial,
             from_user,
             number,
             call_id: self.s.call_id.clone(),
             owner: self.s.tx.clone(),
             reply,
-        };
+        });
         self.s.driver.send(m).await.ok()?;
         let LegSetup {
             handle,

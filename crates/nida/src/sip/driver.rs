@@ -3,7 +3,7 @@
 //! through. It is the only writer of SIP state; call tasks talk to it
 //! through a channel.
 
-use crate::base::bus::{Counters, Dial, LegSetup, ToCall, ToDriver};
+use crate::base::bus::{Counters, Dial, LegRequest, LegSetup, ToCall, ToDriver};
 use crate::call::{self, CallSetup};
 use crate::config::features::FeatureCodes;
 use crate::config::Config;
@@ -456,31 +456,22 @@ impl Driver {
             ToDriver::NotifyRefer(h, status, reason) => {
                 self.ep.notify_refer(now, h, status, reason)
             }
-            ToDriver::Invite {
-                target,
-                from_user,
-                number,
-                call_id,
-                owner,
-                reply,
-            } => self.place_leg(now, target, from_user, number, call_id, owner, reply),
+            ToDriver::Invite(req) => self.place_leg(now, req),
         }
     }
 
     /// Places a leg for a call (an agent's phone, a caller called back, a
     /// transfer target) if the outbound policy allows the number; the
     /// reply carries the leg, or `None`.
-    #[allow(clippy::too_many_arguments)]
-    fn place_leg(
-        &mut self,
-        now: Instant,
-        target: Dial,
-        from_user: String,
-        number: Option<(nida_call::Purpose, String)>,
-        call_id: String,
-        owner: mpsc::Sender<ToCall>,
-        reply: tokio::sync::oneshot::Sender<Option<LegSetup>>,
-    ) {
+    fn place_leg(&mut self, now: Instant, req: LegRequest) {
+        let LegRequest {
+            target,
+            from_user,
+            number,
+            call_id,
+            owner,
+            reply,
+        } = req;
         if let Some((purpose, number)) = number {
             let verdict = self.outbound.check(now, &number);
             self.shared.store.outbound(nida_store::OutboundRow {
