@@ -161,7 +161,7 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let mut cfg = match &cli.config {
-        Some(path) => match Config::from_file(path) {
+        Some(path) => match Config::read(path) {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("nida: {e}");
@@ -172,13 +172,17 @@ fn main() -> ExitCode {
     };
     if let Some(a) = cli.sip_addr {
         cfg.sip_addr = a;
-        cfg.media_ip = a.ip();
+        cfg.media_addr = Some(a.ip());
     }
     if let Some(a) = cli.http_addr {
         cfg.http_addr = a;
     }
     if let Some(r) = cli.rtp_ports {
         cfg.rtp_ports = r;
+    }
+    if let Err(e) = cfg.validate() {
+        eprintln!("nida: {e}");
+        return ExitCode::from(2);
     }
     if let Some(Command::Call {
         uri,
@@ -363,10 +367,11 @@ async fn serve(
                     return ExitCode::from(2);
                 }
             };
-            match tokio::net::TcpListener::bind(t.addr).await {
+            let addr = cfg.tls_addr().unwrap_or(cfg.sip_addr);
+            match tokio::net::TcpListener::bind(addr).await {
                 Ok(l) => Some((l, acceptor, connector)),
                 Err(e) => {
-                    eprintln!("nida: cannot listen on SIP TLS {}: {e}", t.addr);
+                    eprintln!("nida: cannot listen on SIP TLS {addr}: {e}");
                     return ExitCode::from(2);
                 }
             }
@@ -397,11 +402,10 @@ async fn serve(
         "nida {} listening: SIP udp+tcp {}{}, RTP {}:{}-{}, HTTP http://{}/wallboard; {} prompts from {}; {} flows",
         env!("CARGO_PKG_VERSION"),
         cfg.sip_addr,
-        cfg.tls
-            .as_ref()
-            .map(|t| format!(", tls {}", t.addr))
+        cfg.tls_addr()
+            .map(|a| format!(", tls {a}"))
             .unwrap_or_default(),
-        cfg.media_ip,
+        cfg.media_ip(),
         cfg.rtp_ports.first,
         cfg.rtp_ports.last,
         cfg.http_addr,
@@ -441,7 +445,7 @@ async fn serve(
             reload_now,
             &cfg.realm,
         ),
-        cfg.protection.clone(),
+        cfg.protection.guard(),
     ));
     webhooks::start(&cfg.webhooks, &centre, &store);
     tokio::spawn(reload::watch(cfg.clone(), queues, flows_tx));

@@ -163,7 +163,7 @@ mod tests {
     #[tokio::test]
     async fn an_https_backend_is_verified_against_the_configured_ca() {
         let cfg = crate::config::TlsConfig {
-            addr: "127.0.0.1:0".parse().unwrap(),
+            addr: None,
             certificate: repo("tests/tls/nida-test.crt"),
             key: repo("tests/tls/nida-test.key"),
             ca: Some(repo("tests/tls/test-ca.crt")),

@@ -132,7 +132,7 @@ mod tests {
 
     fn cfg(cert: &str, key: &str) -> TlsConfig {
         TlsConfig {
-            addr: "127.0.0.1:5061".parse().unwrap(),
+            addr: Some("127.0.0.1:5061".parse().unwrap()),
             certificate: repo(cert),
             key: repo(key),
             ca: Some(repo("tests/tls/test-ca.crt")),

@@ -231,7 +231,7 @@ async fn answer(s: &mut CallSetup) -> Option<(Negotiated, Option<[u8; 30]>, UdpS
         .as_ref()
         .and_then(|n| n.srtp)
         .map(|_| crate::base::tls::srtp_key());
-    let local = SocketAddr::new(s.cfg.media_ip, s.port);
+    let local = SocketAddr::new(s.cfg.media_ip(), s.port);
     let sock = match s.socket.take().map(UdpSocket::from_std) {
         Some(Ok(sock)) => sock,
         Some(Err(e)) => {

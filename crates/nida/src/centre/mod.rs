@@ -150,10 +150,9 @@ pub fn start(
     }
     // Exits into another queue, now that every queue has its id.
     for (q, (name, d)) in queues.iter_mut().zip(&defs) {
-        if let (Some(secs), Some(("queue", other))) = (
-            d.max_wait_seconds,
-            d.exit.as_deref().and_then(|e| e.split_once(':')),
-        ) {
+        if let (Some(secs), Some(crate::config::QueueExit::Queue(other))) =
+            (d.max_wait_seconds, &d.exit)
+        {
             match dir.queues.get(other) {
                 Some(id) => q.max_wait = Some((Duration::from_secs(secs), Exit::Queue(*id))),
                 None => {

@@ -1,14 +1,17 @@
-//! nida's configuration: embedded defaults, an optional TOML file, then
-//! command-line overrides, checked once at start with clear errors.
+//! nida's configuration: embedded defaults, an optional TOML file read
+//! straight into the typed settings (every key optional, its default from
+//! [`Config::default`]), then command-line overrides, and one
+//! [`Config::validate`] for the rules that span values.
 
+mod de;
 pub mod features;
 pub mod outbound;
-mod queue;
+pub mod queue;
 pub mod trunks;
 
-pub use queue::queue_config;
+pub use queue::{queue_config, QueueExit};
 use serde::Deserialize;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -28,7 +31,8 @@ pub enum ConfigError {
         /// The cause.
         source: std::io::Error,
     },
-    /// The file is not valid TOML or has unknown keys or wrong types.
+    /// The file is not valid TOML or has unknown keys, wrong types or
+    /// values a key cannot take.
     #[error("invalid config file {path}: {message}")]
     Parse {
         /// The file.
@@ -36,7 +40,7 @@ pub enum ConfigError {
         /// What the TOML reader said, with line and column.
         message: String,
     },
-    /// A value is out of its range.
+    /// A value is out of its range, or values do not fit together.
     #[error("invalid value for {key}: {message}")]
     Value {
         /// The setting.
@@ -80,61 +84,14 @@ impl<'de> Deserialize<'de> for PortRange {
     }
 }
 
-/// The settings file, every key optional.
-#[derive(Debug, Default, Deserialize)]
+/// `[tls]`: SIP over TLS, where it listens and the files it needs.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    sip_addr: Option<SocketAddr>,
-    http_addr: Option<SocketAddr>,
-    rtp_ports: Option<PortRange>,
-    media_ip: Option<std::net::IpAddr>,
-    prompts_dir: Option<PathBuf>,
-    flows_dir: Option<PathBuf>,
-    max_calls: Option<usize>,
-    ring_ms: Option<u64>,
-    call_seconds: Option<u64>,
-    rtp_timeout_seconds: Option<u64>,
-    shutdown_grace_seconds: Option<u64>,
-    welcome_prompt: Option<String>,
-    language: Option<String>,
-    codecs: Option<Vec<String>>,
-    log_caller_numbers: Option<bool>,
-    seed: Option<u64>,
-    default_flow: Option<String>,
-    dial_plan: Option<std::collections::BTreeMap<String, String>>,
-    lookups: Option<std::collections::BTreeMap<String, LookupConfig>>,
-    realm: Option<String>,
-    digest_algorithms: Option<Vec<String>>,
-    data_dir: Option<PathBuf>,
-    agents: Option<Vec<AgentDef>>,
-    queues: Option<std::collections::BTreeMap<String, QueueDef>>,
-    feature_codes: Option<crate::config::features::FeatureCodes>,
-    outbound_uri: Option<String>,
-    recording_retention_days: Option<u64>,
-    admin_token: Option<String>,
-    webhooks: Option<Vec<WebhookDef>>,
-    protection: Option<ProtectionDef>,
-    outbound: Option<crate::config::outbound::OutboundConfig>,
-    trunks: Option<Vec<crate::config::trunks::TrunkDef>>,
-    outbound_trunk: Option<String>,
-    tls: Option<TlsDef>,
-}
-
-/// `[tls]`: SIP over TLS.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TlsDef {
-    addr: Option<SocketAddr>,
-    certificate: PathBuf,
-    key: PathBuf,
-    ca: Option<PathBuf>,
-}
-
-/// SIP over TLS: where it listens and the files it needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsConfig {
-    /// TLS listening address (default: the SIP address, port + 1).
-    pub addr: SocketAddr,
+    /// TLS listening address; none: the SIP address, port + 1 (see
+    /// [`Config::tls_addr`]).
+    #[serde(default)]
+    pub addr: Option<SocketAddr>,
     /// PEM certificate chain presented to peers.
     pub certificate: PathBuf,
     /// PEM private key of the certificate.
@@ -142,27 +99,142 @@ pub struct TlsConfig {
     /// PEM trust roots for the connections nida opens itself (to trunks,
     /// to agents whose connection dropped); none: the system's
     /// (`/etc/ssl/certs/ca-certificates.crt`).
+    #[serde(default)]
     pub ca: Option<PathBuf>,
 }
 
-/// `[protection]`: limits per source address.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ProtectionDef {
-    rate_per_second: Option<f64>,
-    burst: Option<f64>,
-    max_message_bytes: Option<usize>,
-    max_calls_per_source: Option<usize>,
-    auth_failures: Option<u32>,
-    failure_window_seconds: Option<u64>,
-    block_seconds: Option<u64>,
-    trusted: Option<Vec<String>>,
-    ipv4_prefix: Option<u8>,
-    ipv6_prefix: Option<u8>,
-    max_connections: Option<usize>,
-    max_connections_per_source: Option<usize>,
-    tcp_idle_seconds: Option<u64>,
-    max_half_open_share: Option<f64>,
+/// `[protection]`: limits per source address and on connections.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Protection {
+    /// Messages per second a source may send, on average.
+    #[serde(rename = "rate_per_second")]
+    pub rate: f64,
+    /// Messages a source may send at once above the rate.
+    pub burst: f64,
+    /// Largest message accepted, in bytes.
+    #[serde(rename = "max_message_bytes")]
+    pub max_message: usize,
+    /// Calls a source may have at once.
+    #[serde(rename = "max_calls_per_source")]
+    pub max_dialogs: usize,
+    /// Authentication failures within `failure_window` that block a source.
+    #[serde(rename = "auth_failures")]
+    pub max_auth_failures: u32,
+    /// The window in which failures count.
+    #[serde(rename = "failure_window_seconds", deserialize_with = "de::secs")]
+    pub failure_window: Duration,
+    /// How long a blocked source is ignored.
+    #[serde(rename = "block_seconds", deserialize_with = "de::secs")]
+    pub block_for: Duration,
+    /// Sources no limit applies to.
+    #[serde(deserialize_with = "de::networks")]
+    pub trusted: Vec<nida_sip::guard::Cidr>,
+    /// IPv4 addresses sharing their first this many bits are one source.
+    pub ipv4_prefix: u8,
+    /// IPv6 addresses sharing their first this many bits are one source.
+    pub ipv6_prefix: u8,
+    /// TCP and TLS connections open at once, from everyone.
+    pub max_connections: usize,
+    /// TCP and TLS connections open at once from one source.
+    pub max_connections_per_source: usize,
+    /// A TCP or TLS connection silent this long between messages closes
+    /// (longer than the longest registration granted, 3600 s, so a phone
+    /// that only re-registers keeps its connection).
+    #[serde(rename = "tcp_idle_seconds", deserialize_with = "de::secs")]
+    pub tcp_idle: Duration,
+    /// The share of RTP ports that calls not yet confirmed by their ACK
+    /// may hold (past it new calls get 503).
+    pub max_half_open_share: f64,
+}
+
+impl Default for Protection {
+    fn default() -> Self {
+        let g = nida_sip::guard::GuardConfig::default();
+        Protection {
+            rate: g.rate,
+            burst: g.burst,
+            max_message: g.max_message,
+            max_dialogs: g.max_dialogs,
+            max_auth_failures: g.max_auth_failures,
+            failure_window: g.failure_window,
+            block_for: g.block_for,
+            trusted: g.trusted,
+            ipv4_prefix: g.ipv4_prefix,
+            ipv6_prefix: g.ipv6_prefix,
+            max_connections: g.max_connections,
+            max_connections_per_source: g.max_connections_per_source,
+            tcp_idle: Duration::from_secs(3900),
+            max_half_open_share: 0.25,
+        }
+    }
+}
+
+impl Protection {
+    /// The SIP guard's limits.
+    pub fn guard(&self) -> nida_sip::guard::GuardConfig {
+        nida_sip::guard::GuardConfig {
+            rate: self.rate,
+            burst: self.burst,
+            max_message: self.max_message,
+            max_dialogs: self.max_dialogs,
+            max_auth_failures: self.max_auth_failures,
+            failure_window: self.failure_window,
+            block_for: self.block_for,
+            trusted: self.trusted.clone(),
+            ipv4_prefix: self.ipv4_prefix,
+            ipv6_prefix: self.ipv6_prefix,
+            max_connections: self.max_connections,
+            max_connections_per_source: self.max_connections_per_source,
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let rules: [(bool, &str); 11] = [
+            (self.rate > 0.0, "rate_per_second must be above 0"),
+            (self.burst >= 1.0, "burst must be 1 or more"),
+            (
+                self.max_message >= 1024,
+                "max_message_bytes must be 1024 or more",
+            ),
+            (
+                self.max_dialogs > 0,
+                "max_calls_per_source must be more than 0",
+            ),
+            (
+                self.max_auth_failures > 0,
+                "auth_failures must be more than 0",
+            ),
+            (
+                !self.failure_window.is_zero(),
+                "failure_window_seconds must be more than 0",
+            ),
+            (
+                (1..=32).contains(&self.ipv4_prefix),
+                "ipv4_prefix must be 1 to 32",
+            ),
+            (
+                (1..=128).contains(&self.ipv6_prefix),
+                "ipv6_prefix must be 1 to 128",
+            ),
+            (
+                self.max_connections > 0 && self.max_connections_per_source > 0,
+                "max_connections and max_connections_per_source must be more than 0",
+            ),
+            (
+                !self.tcp_idle.is_zero(),
+                "tcp_idle_seconds must be more than 0",
+            ),
+            (
+                self.max_half_open_share > 0.0 && self.max_half_open_share <= 1.0,
+                "max_half_open_share must be above 0 and at most 1",
+            ),
+        ];
+        match rules.iter().find(|(ok, _)| !ok) {
+            Some((_, why)) => Err(why.to_string()),
+            None => Ok(()),
+        }
+    }
 }
 
 /// A web service told about the centre's events.
@@ -250,7 +322,8 @@ fn yes() -> bool {
 pub struct QueueDef {
     /// `longest_idle`, `best_skill`, `round_robin`, `fewest_calls`,
     /// `ring_all` or `weighted_random`.
-    pub strategy: String,
+    #[serde(deserialize_with = "de::strategy")]
+    pub strategy: nida_acd::Strategy,
     /// How long an agent's phone rings before the offer counts as missed.
     pub offer_timeout_seconds: u64,
     /// Wrap-up after each call.
@@ -261,7 +334,7 @@ pub struct QueueDef {
     pub max_wait_seconds: Option<u64>,
     /// Exit after the longest wait: `callback`, `voicemail`,
     /// `queue:<name>` or `flow:<name>` (default: a call-back).
-    pub exit: Option<String>,
+    pub exit: Option<QueueExit>,
     /// Most callers waiting.
     pub max_len: Option<usize>,
     /// Position and estimated wait announced this often (0: never).
@@ -302,7 +375,7 @@ impl QueueDef {
 impl Default for QueueDef {
     fn default() -> Self {
         QueueDef {
-            strategy: "longest_idle".into(),
+            strategy: nida_acd::Strategy::LongestIdle,
             offer_timeout_seconds: 20,
             wrap_up_seconds: 10,
             max_missed: 3,
@@ -346,8 +419,9 @@ fn default_method() -> String {
     "GET".into()
 }
 
-/// The settings nida runs with.
-#[derive(Debug, Clone)]
+/// The settings nida runs with: the file's keys, each with its default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// SIP listening address, UDP and TCP.
     pub sip_addr: SocketAddr,
@@ -355,8 +429,10 @@ pub struct Config {
     pub http_addr: SocketAddr,
     /// RTP ports.
     pub rtp_ports: PortRange,
-    /// Address RTP sockets bind to and SDP advertises.
-    pub media_ip: std::net::IpAddr,
+    /// Address RTP sockets bind to and SDP advertises; none: the SIP
+    /// address's (see [`Config::media_ip`]).
+    #[serde(rename = "media_ip")]
+    pub media_addr: Option<IpAddr>,
     /// Prompt folder (`<lang>/<name>.wav`).
     pub prompts_dir: PathBuf,
     /// IVR flow folder.
@@ -364,24 +440,31 @@ pub struct Config {
     /// Calls at once before new ones get 503.
     pub max_calls: usize,
     /// Time between 180 Ringing and 200 OK.
+    #[serde(rename = "ring_ms", deserialize_with = "de::millis")]
     pub ring: Duration,
     /// Longest call: nida hangs up an answered call after this long.
+    #[serde(rename = "call_seconds", deserialize_with = "de::secs")]
     pub call_duration: Duration,
     /// nida hangs up when no RTP arrives for this long.
+    #[serde(rename = "rtp_timeout_seconds", deserialize_with = "de::secs")]
     pub rtp_timeout: Duration,
     /// After SIGTERM, how long live calls may go on before nida hangs up.
+    #[serde(rename = "shutdown_grace_seconds", deserialize_with = "de::secs")]
     pub shutdown_grace: Duration,
     /// Prompt played on answer.
     pub welcome_prompt: String,
     /// Language of the welcome prompt.
     pub language: String,
     /// Codecs in nida's order of preference.
+    #[serde(deserialize_with = "de::codecs")]
     pub codecs: Vec<nida_sip::sdp::Codec>,
     /// Write caller numbers in full in the log.
     pub log_caller_numbers: bool,
     /// Seed for identifiers; random when absent.
     pub seed: Option<u64>,
-    /// Flow for numbers not in the dial plan (none: play the welcome prompt).
+    /// Flow for numbers not in the dial plan (none, or empty in the file:
+    /// play the welcome prompt).
+    #[serde(deserialize_with = "de::non_empty")]
     pub default_flow: Option<String>,
     /// Called number to flow.
     pub dial_plan: std::collections::BTreeMap<String, String>,
@@ -390,6 +473,7 @@ pub struct Config {
     /// Digest realm for registrations.
     pub realm: String,
     /// Digest challenges offered, in order (`MD5`, `SHA-256`).
+    #[serde(deserialize_with = "de::algorithms")]
     pub digest_algorithms: Vec<nida_sip::auth::Algorithm>,
     /// Folder for call records, call-backs and recordings.
     pub data_dir: PathBuf,
@@ -411,18 +495,12 @@ pub struct Config {
     pub admin_token: Option<String>,
     /// Webhooks.
     pub webhooks: Vec<WebhookDef>,
-    /// Limits per source address.
-    pub protection: nida_sip::guard::GuardConfig,
+    /// Limits per source address and on connections.
+    pub protection: Protection,
     /// Which numbers nida may call out to, and how often.
     pub outbound: crate::config::outbound::OutboundConfig,
-    /// A TCP or TLS connection silent this long between messages closes
-    /// (longer than the longest registration granted, 3600 s, so a phone
-    /// that only re-registers keeps its connection).
-    pub tcp_idle: Duration,
-    /// The share of RTP ports that calls not yet confirmed by their ACK
-    /// may hold (past it new calls get 503).
-    pub max_half_open_share: f64,
     /// Carrier trunks.
+    #[serde(deserialize_with = "de::trunks")]
     pub trunks: Vec<nida_sip::trunk::TrunkConfig>,
     /// The trunk call-backs and transfers to numbers go through (before
     /// `outbound_uri`).
@@ -440,7 +518,7 @@ impl Default for Config {
                 first: 20000,
                 last: 39999,
             },
-            media_ip: "127.0.0.1".parse().expect("literal address"),
+            media_addr: None,
             prompts_dir: Path::new(REPO).join("prompts"),
             flows_dir: Path::new(REPO).join("ivr-flows"),
             max_calls: 10_000,
@@ -481,10 +559,8 @@ impl Default for Config {
             recording_retention_days: 90,
             admin_token: None,
             webhooks: Vec::new(),
-            protection: nida_sip::guard::GuardConfig::default(),
+            protection: Protection::default(),
             outbound: Default::default(),
-            tcp_idle: Duration::from_secs(3900),
-            max_half_open_share: 0.25,
             trunks: Vec::new(),
             outbound_trunk: None,
             tls: None,
@@ -493,380 +569,174 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Defaults overlaid with a TOML file.
-    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+    /// Defaults overlaid with a TOML file, each value typed; the rules
+    /// that span values are [`Config::validate`]'s, after the command
+    /// line's overrides.
+    pub fn read(path: &Path) -> Result<Config, ConfigError> {
         let shown = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: shown.clone(),
             source,
         })?;
-        let file: FileConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
             path: shown,
             message: e.to_string(),
-        })?;
-        let mut cfg = Config::default();
-        cfg.apply(file)?;
-        Ok(cfg)
+        })
     }
 
-    fn apply(&mut self, f: FileConfig) -> Result<(), ConfigError> {
-        let positive = |key: &'static str, v: u64| {
-            if v == 0 {
-                Err(ConfigError::Value {
-                    key,
-                    message: "must be more than 0".into(),
-                })
-            } else {
-                Ok(v)
-            }
+    /// Address RTP sockets bind to and SDP advertises.
+    pub fn media_ip(&self) -> IpAddr {
+        self.media_addr.unwrap_or(self.sip_addr.ip())
+    }
+
+    /// Where SIP over TLS listens, when configured.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls.as_ref().map(|t| {
+            t.addr.unwrap_or_else(|| {
+                SocketAddr::new(self.sip_addr.ip(), self.sip_addr.port().wrapping_add(1))
+            })
+        })
+    }
+
+    /// The rules no single value can break alone: ranges, names that must
+    /// be unique or must exist, sections that need each other.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let value = |key: &'static str| move |message: String| ConfigError::Value { key, message };
+        let positive = |key: &'static str, zero: bool| match zero {
+            true => Err(value(key)("must be more than 0".into())),
+            false => Ok(()),
         };
-        if let Some(v) = f.sip_addr {
-            self.sip_addr = v;
-            self.media_ip = v.ip();
+        positive("max_calls", self.max_calls == 0)?;
+        positive("call_seconds", self.call_duration.is_zero())?;
+        positive("rtp_timeout_seconds", self.rtp_timeout.is_zero())?;
+        if self.codecs.is_empty() {
+            return Err(value("codecs")("list at least one codec".into()));
         }
-        if let Some(v) = f.http_addr {
-            self.http_addr = v;
+        if self.digest_algorithms.is_empty() {
+            return Err(value("digest_algorithms")("list at least one".into()));
         }
-        if let Some(v) = f.rtp_ports {
-            self.rtp_ports = v;
+        for (name, l) in &self.lookups {
+            l.validate(name).map_err(value("lookups"))?;
         }
-        if let Some(v) = f.media_ip {
-            self.media_ip = v;
+        let mut ids = std::collections::BTreeSet::new();
+        for a in &self.agents {
+            if !ids.insert(a.id) {
+                return Err(value("agents")(format!("agent id {} appears twice", a.id)));
+            }
+            a.validate().map_err(value("agents"))?;
         }
-        if let Some(v) = f.prompts_dir {
-            self.prompts_dir = v;
+        for (name, q) in &self.queues {
+            q.validate(name).map_err(value("queues"))?;
         }
-        if let Some(v) = f.flows_dir {
-            self.flows_dir = v;
-        }
-        if let Some(v) = f.max_calls {
-            self.max_calls = positive("max_calls", v as u64)? as usize;
-        }
-        if let Some(v) = f.ring_ms {
-            self.ring = Duration::from_millis(v);
-        }
-        if let Some(v) = f.call_seconds {
-            self.call_duration = Duration::from_secs(positive("call_seconds", v)?);
-        }
-        if let Some(v) = f.rtp_timeout_seconds {
-            self.rtp_timeout = Duration::from_secs(positive("rtp_timeout_seconds", v)?);
-        }
-        if let Some(v) = f.shutdown_grace_seconds {
-            self.shutdown_grace = Duration::from_secs(v);
-        }
-        if let Some(v) = f.welcome_prompt {
-            self.welcome_prompt = v;
-        }
-        if let Some(v) = f.language {
-            self.language = v;
-        }
-        if let Some(v) = f.codecs {
-            self.codecs = v
-                .iter()
-                .map(|c| match c.to_ascii_uppercase().as_str() {
-                    "PCMU" => Ok(nida_sip::sdp::Codec::Pcmu),
-                    "PCMA" => Ok(nida_sip::sdp::Codec::Pcma),
-                    other => Err(ConfigError::Value {
-                        key: "codecs",
-                        message: format!("{other:?} is not PCMU or PCMA"),
-                    }),
-                })
-                .collect::<Result<_, _>>()?;
-            if self.codecs.is_empty() {
-                return Err(ConfigError::Value {
-                    key: "codecs",
-                    message: "list at least one codec".into(),
-                });
+        if let Some(v) = &self.outbound_uri {
+            if nida_call::static_target(&v.replace("{number}", "1")).is_none() {
+                return Err(value("outbound_uri")(format!(
+                    "{v:?} is not sip:{{number}}@ip:port"
+                )));
             }
         }
-        if let Some(v) = f.log_caller_numbers {
-            self.log_caller_numbers = v;
+        if self.admin_token.as_ref().is_some_and(|t| t.len() < 12) {
+            return Err(value("admin_token")(
+                "must be at least 12 characters".into(),
+            ));
         }
-        if f.seed.is_some() {
-            self.seed = f.seed;
+        for h in &self.webhooks {
+            h.validate().map_err(value("webhooks"))?;
         }
-        if let Some(v) = f.default_flow {
-            self.default_flow = (!v.is_empty()).then_some(v);
-        }
-        if let Some(v) = f.dial_plan {
-            self.dial_plan = v;
-        }
-        if let Some(v) = f.lookups {
-            for (name, l) in &v {
-                if l.file.is_some() == l.url.is_some() {
-                    return Err(ConfigError::Value {
-                        key: "lookups",
-                        message: format!("lookup `{name}` needs exactly one of `file` or `url`"),
-                    });
-                }
-                if !["GET", "POST"].contains(&l.method.as_str()) {
-                    return Err(ConfigError::Value {
-                        key: "lookups",
-                        message: format!("lookup `{name}`: method must be GET or POST"),
-                    });
-                }
+        self.outbound
+            .validate()
+            .map_err(|e| value("outbound")(e.to_string()))?;
+        self.protection.validate().map_err(value("protection"))?;
+        for (i, t) in self.trunks.iter().enumerate() {
+            if self.trunks[..i].iter().any(|o| o.name == t.name) {
+                return Err(value("trunks")(format!(
+                    "two trunks are named {:?}",
+                    t.name
+                )));
             }
-            self.lookups = v;
-        }
-        if let Some(v) = f.realm {
-            self.realm = v;
-        }
-        if let Some(v) = f.digest_algorithms {
-            self.digest_algorithms = v
-                .iter()
-                .map(|a| {
-                    nida_sip::auth::Authenticator::algorithm(a).ok_or_else(|| ConfigError::Value {
-                        key: "digest_algorithms",
-                        message: format!("{a:?} is not MD5 or SHA-256"),
-                    })
-                })
-                .collect::<Result<_, _>>()?;
-            if self.digest_algorithms.is_empty() {
-                return Err(ConfigError::Value {
-                    key: "digest_algorithms",
-                    message: "list at least one".into(),
-                });
-            }
-        }
-        if let Some(v) = f.data_dir {
-            self.data_dir = v;
-        }
-        if let Some(v) = f.agents {
-            let mut ids = std::collections::BTreeSet::new();
-            for a in &v {
-                let bad = |message: String| ConfigError::Value {
-                    key: "agents",
-                    message,
-                };
-                if !ids.insert(a.id) {
-                    return Err(bad(format!("agent id {} appears twice", a.id)));
-                }
-                if let Some((s, l)) = a.skills.iter().find(|(_, l)| !(1..=10).contains(*l)) {
-                    return Err(bad(format!(
-                        "agent {}: skill {s} level {l} is not 1 to 10",
-                        a.id
-                    )));
-                }
-                if a.languages.is_empty() {
-                    return Err(bad(format!("agent {}: list at least one language", a.id)));
-                }
-                if a.password.is_empty() || a.user.is_empty() {
-                    return Err(bad(format!(
-                        "agent {}: the user and the password may not be empty",
-                        a.id
-                    )));
-                }
-            }
-            self.agents = v;
-        }
-        if let Some(v) = f.queues {
-            for (name, q) in &v {
-                if q.callback_digit.chars().count() > 1
-                    || !q.callback_digit.chars().all(|c| "0123456789*#".contains(c))
-                {
-                    return Err(ConfigError::Value {
-                        key: "queues",
-                        message: format!("queue {name}: callback_digit must be one key or empty"),
-                    });
-                }
-                crate::config::queue_config(name, q).map_err(|e| ConfigError::Value {
-                    key: "queues",
-                    message: e.to_string(),
-                })?;
-            }
-            self.queues = v;
-        }
-        if let Some(v) = f.outbound_uri {
-            let probe = v.replace("{number}", "1");
-            if nida_call::static_target(&probe).is_none() {
-                return Err(ConfigError::Value {
-                    key: "outbound_uri",
-                    message: format!("{v:?} is not sip:{{number}}@ip:port"),
-                });
-            }
-            self.outbound_uri = Some(v);
-        }
-        if let Some(v) = f.recording_retention_days {
-            self.recording_retention_days = v;
-        }
-        if let Some(t) = f.admin_token {
-            if t.len() < 12 {
-                return Err(ConfigError::Value {
-                    key: "admin_token",
-                    message: "must be at least 12 characters".into(),
-                });
-            }
-            self.admin_token = Some(t);
-        }
-        if let Some(hooks) = f.webhooks {
-            for h in &hooks {
-                if !h.url.starts_with("http://") {
-                    return Err(ConfigError::Value {
-                        key: "webhooks",
-                        message: format!("{}: only http:// URLs are supported", h.url),
-                    });
-                }
-                if let Some(e) = h
-                    .events
-                    .iter()
-                    .find(|e| !WEBHOOK_EVENTS.contains(&e.as_str()))
-                {
-                    return Err(ConfigError::Value {
-                        key: "webhooks",
-                        message: format!(
-                            "unknown event {e:?} (known: {})",
-                            WEBHOOK_EVENTS.join(", ")
-                        ),
-                    });
-                }
-                if h.attempts == 0 {
-                    return Err(ConfigError::Value {
-                        key: "webhooks",
-                        message: "attempts must be more than 0".into(),
-                    });
-                }
-            }
-            self.webhooks = hooks;
-        }
-        if let Some(o) = f.outbound {
-            o.validate().map_err(|e| ConfigError::Value {
-                key: "outbound",
-                message: e.to_string(),
-            })?;
-            self.outbound = o;
-        }
-        if let Some(p) = f.protection {
-            let bad = |message: String| ConfigError::Value {
-                key: "protection",
-                message,
-            };
-            let g = &mut self.protection;
-            if let Some(v) = p.rate_per_second {
-                if v.is_nan() || v <= 0.0 {
-                    return Err(bad("rate_per_second must be above 0".into()));
-                }
-                g.rate = v;
-            }
-            if let Some(v) = p.burst {
-                if v.is_nan() || v < 1.0 {
-                    return Err(bad("burst must be 1 or more".into()));
-                }
-                g.burst = v;
-            }
-            if let Some(v) = p.max_message_bytes {
-                if v < 1024 {
-                    return Err(bad("max_message_bytes must be 1024 or more".into()));
-                }
-                g.max_message = v;
-            }
-            if let Some(v) = p.max_calls_per_source {
-                g.max_dialogs = positive("protection.max_calls_per_source", v as u64)? as usize;
-            }
-            if let Some(v) = p.auth_failures {
-                g.max_auth_failures = positive("protection.auth_failures", u64::from(v))? as u32;
-            }
-            if let Some(v) = p.failure_window_seconds {
-                g.failure_window =
-                    Duration::from_secs(positive("protection.failure_window_seconds", v)?);
-            }
-            if let Some(v) = p.block_seconds {
-                g.block_for = Duration::from_secs(v);
-            }
-            if let Some(v) = p.ipv4_prefix {
-                if !(1..=32).contains(&v) {
-                    return Err(bad("ipv4_prefix must be 1 to 32".into()));
-                }
-                g.ipv4_prefix = v;
-            }
-            if let Some(v) = p.ipv6_prefix {
-                if !(1..=128).contains(&v) {
-                    return Err(bad("ipv6_prefix must be 1 to 128".into()));
-                }
-                g.ipv6_prefix = v;
-            }
-            if let Some(v) = p.max_connections {
-                g.max_connections = positive("protection.max_connections", v as u64)? as usize;
-            }
-            if let Some(v) = p.max_connections_per_source {
-                g.max_connections_per_source =
-                    positive("protection.max_connections_per_source", v as u64)? as usize;
-            }
-            if let Some(v) = p.tcp_idle_seconds {
-                self.tcp_idle = Duration::from_secs(positive("protection.tcp_idle_seconds", v)?);
-            }
-            if let Some(v) = p.max_half_open_share {
-                if !(v > 0.0 && v <= 1.0) {
-                    return Err(bad(
-                        "max_half_open_share must be above 0 and at most 1".into()
-                    ));
-                }
-                self.max_half_open_share = v;
-            }
-            if let Some(v) = p.trusted {
-                g.trusted = v
-                    .iter()
-                    .map(|c| {
-                        nida_sip::guard::Cidr::parse(c).ok_or_else(|| {
-                            bad(format!("trusted: {c:?} is not an address or ADDR/BITS"))
-                        })
-                    })
-                    .collect::<Result<_, _>>()?;
-            }
-        }
-        if let Some(defs) = f.trunks {
-            let mut trunks = Vec::new();
-            for d in &defs {
-                let t = d.to_config().map_err(|e| ConfigError::Value {
-                    key: "trunks",
-                    message: e.to_string(),
-                })?;
-                if trunks
-                    .iter()
-                    .any(|o: &nida_sip::trunk::TrunkConfig| o.name == t.name)
-                {
-                    return Err(ConfigError::Value {
-                        key: "trunks",
-                        message: format!("two trunks are named {:?}", t.name),
-                    });
-                }
-                trunks.push(t);
-            }
-            self.trunks = trunks;
-        }
-        if let Some(v) = f.outbound_trunk {
-            self.outbound_trunk = Some(v);
         }
         if let Some(t) = &self.outbound_trunk {
             if !self.trunks.iter().any(|c| &c.name == t) {
-                return Err(ConfigError::Value {
-                    key: "outbound_trunk",
-                    message: format!("no trunk is named {t:?}"),
-                });
+                return Err(value("outbound_trunk")(format!("no trunk is named {t:?}")));
             }
         }
-        if let Some(t) = f.tls {
-            let addr = t.addr.unwrap_or_else(|| {
-                SocketAddr::new(self.sip_addr.ip(), self.sip_addr.port().wrapping_add(1))
-            });
-            if addr == self.sip_addr {
-                return Err(ConfigError::Value {
-                    key: "tls",
-                    message: "addr must differ from sip_addr (TCP listens there)".into(),
-                });
-            }
-            self.tls = Some(TlsConfig {
-                addr,
-                certificate: t.certificate,
-                key: t.key,
-                ca: t.ca,
-            });
+        if self.tls_addr() == Some(self.sip_addr) {
+            return Err(value("tls")(
+                "addr must differ from sip_addr (TCP listens there)".into(),
+            ));
         }
-        if let Some(v) = f.feature_codes {
-            v.check().map_err(|e| ConfigError::Value {
-                key: "feature_codes",
-                message: e.to_string(),
-            })?;
-            self.feature_codes = v;
+        self.feature_codes
+            .check()
+            .map_err(|e| value("feature_codes")(e.to_string()))
+    }
+}
+
+impl WebhookDef {
+    fn validate(&self) -> Result<(), String> {
+        if !self.url.starts_with("http://") {
+            return Err(format!("{}: only http:// URLs are supported", self.url));
+        }
+        if let Some(e) = self
+            .events
+            .iter()
+            .find(|e| !WEBHOOK_EVENTS.contains(&e.as_str()))
+        {
+            return Err(format!(
+                "unknown event {e:?} (known: {})",
+                WEBHOOK_EVENTS.join(", ")
+            ));
+        }
+        if self.attempts == 0 {
+            return Err("attempts must be more than 0".into());
+        }
+        Ok(())
+    }
+}
+
+impl AgentDef {
+    fn validate(&self) -> Result<(), String> {
+        if let Some((s, l)) = self.skills.iter().find(|(_, l)| !(1..=10).contains(*l)) {
+            return Err(format!(
+                "agent {}: skill {s} level {l} is not 1 to 10",
+                self.id
+            ));
+        }
+        if self.languages.is_empty() {
+            return Err(format!("agent {}: list at least one language", self.id));
+        }
+        if self.password.is_empty() || self.user.is_empty() {
+            return Err(format!(
+                "agent {}: the user and the password may not be empty",
+                self.id
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl QueueDef {
+    fn validate(&self, name: &str) -> Result<(), String> {
+        let d = &self.callback_digit;
+        if d.chars().count() > 1 || !d.chars().all(|c| "0123456789*#".contains(c)) {
+            return Err(format!(
+                "queue {name}: callback_digit must be one key or empty"
+            ));
+        }
+        queue_config(name, self)
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl LookupConfig {
+    fn validate(&self, name: &str) -> Result<(), String> {
+        if self.file.is_some() == self.url.is_some() {
+            return Err(format!(
+                "lookup `{name}` needs exactly one of `file` or `url`"
+            ));
+        }
+        if !["GET", "POST"].contains(&self.method.as_str()) {
+            return Err(format!("lookup `{name}`: method must be GET or POST"));
         }
         Ok(())
     }
@@ -886,6 +756,15 @@ impl Config {
 mod tests {
     use super::*;
 
+    impl Config {
+        /// Read and checked, as `nida --config` does with no overrides.
+        fn from_file(path: &Path) -> Result<Config, ConfigError> {
+            let cfg = Config::read(path)?;
+            cfg.validate()?;
+            Ok(cfg)
+        }
+    }
+
     fn write(text: &str) -> PathBuf {
         let p = std::env::temp_dir().join(format!(
             "nida-config-{}-{}.toml",
@@ -901,7 +780,7 @@ mod tests {
         let p = write("sip_addr = \"127.0.0.2:5070\"\nrtp_ports = \"30000-30099\"\ncodecs = [\"pcma\"]\nring_ms = 1500\n");
         let c = Config::from_file(&p).unwrap();
         assert_eq!(c.sip_addr.port(), 5070);
-        assert_eq!(c.media_ip.to_string(), "127.0.0.2");
+        assert_eq!(c.media_ip().to_string(), "127.0.0.2");
         assert_eq!(
             c.rtp_ports,
             PortRange {
@@ -956,6 +835,40 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_file_is_the_defaults() {
+        let c = Config::from_file(&write("\n")).unwrap();
+        let d = Config::default();
+        assert_eq!((c.sip_addr, c.media_ip()), (d.sip_addr, d.sip_addr.ip()));
+        assert_eq!(
+            c.protection.guard(),
+            nida_sip::guard::GuardConfig::default()
+        );
+        assert_eq!(c.default_flow.as_deref(), Some("main"));
+        assert_eq!(c.lookups, d.lookups);
+        assert_eq!(c.tls_addr(), None);
+        // An empty default flow is none; an explicit media address wins.
+        let c = Config::from_file(&write(
+            "default_flow = \"\"\nmedia_ip = \"127.0.0.9\"\nshutdown_grace_seconds = 0\n",
+        ))
+        .unwrap();
+        assert_eq!(c.default_flow, None);
+        assert_eq!(c.media_ip().to_string(), "127.0.0.9");
+        assert_eq!(c.shutdown_grace, Duration::ZERO);
+    }
+
+    #[test]
+    fn queue_exits_are_typed() {
+        let c = Config::from_file(&write(concat!(
+            "[queues.a]\nexit = \"queue:b\"\nmax_wait_seconds = 60\n",
+            "[queues.b]\nexit = \"voicemail\"\n",
+        )))
+        .unwrap();
+        assert_eq!(c.queues["a"].exit, Some(QueueExit::Queue("b".into())));
+        assert_eq!(c.queues["b"].exit, Some(QueueExit::Voicemail));
+        assert_eq!(c.queues["b"].strategy, nida_acd::Strategy::LongestIdle);
+    }
+
+    #[test]
     fn bad_values_are_clear_errors() {
         let cases = [
             ("unknown_key = 1\n", "unknown field"),
@@ -975,6 +888,23 @@ mod tests {
             ),
             ("[queues.q]\nstrategy = \"random\"\n", "unknown strategy"),
             ("[queues.q]\nmax_wait_seconds = 5\nexit = \"sms\"\n", "unknown exit"),
+            ("[queues.q]\nexit = \"queue:\"\n", "unknown exit"),
+            ("[queues.q]\noffer_timeout_seconds = 0\n", "offer_timeout_seconds"),
+            ("[queues.q]\ncallback_digit = \"12\"\n", "callback_digit"),
+            ("[protection]\ntcp_idle_seconds = 0\n", "tcp_idle_seconds"),
+            ("[protection]\nmax_half_open_share = 1.5\n", "max_half_open_share"),
+            ("[protection]\nipv4_prefix = 33\n", "ipv4_prefix"),
+            ("[[webhooks]]\nurl = \"ftp://x\"\n", "only http://"),
+            ("[[webhooks]]\nurl = \"http://x/\"\nevents = [\"nope\"]\n", "unknown event"),
+            ("admin_token = \"short\"\n", "at least 12"),
+            ("outbound_uri = \"tel:{number}\"\n", "outbound_uri"),
+            ("rtp_timeout_seconds = 0\n", "rtp_timeout_seconds"),
+            ("codecs = []\n", "at least one codec"),
+            ("[lookups.x]\nkey = \"n\"\n", "exactly one of"),
+            (
+                "[[agents]]\nid = 1\nuser = \"a\"\npassword = \"b\"\nlanguages = [\"en\"]\n[[agents]]\nid = 1\nuser = \"c\"\npassword = \"d\"\nlanguages = [\"en\"]\n",
+                "appears twice",
+            ),
             ("[protection]\ntrusted = [\"10.0.0.0/40\"]\n", "10.0.0.0/40"),
             ("[protection]\nrate_per_second = 0\n", "rate_per_second"),
             ("[protection]\nmax_message_bytes = 10\n", "max_message_bytes"),
@@ -1008,13 +938,12 @@ mod tests {
         assert_eq!(ok.block_for, Duration::from_secs(60));
         assert!(ok.trusted[0].contains("192.0.2.77".parse().unwrap()));
         // TLS listens next to SIP unless told otherwise.
-        let tls = Config::from_file(&write(
+        let c = Config::from_file(&write(
             "sip_addr = \"127.0.0.1:5070\"\n[tls]\ncertificate = \"c.pem\"\nkey = \"k.pem\"\n",
         ))
-        .unwrap()
-        .tls
         .unwrap();
-        assert_eq!(tls.addr, "127.0.0.1:5071".parse().unwrap());
+        assert_eq!(c.tls_addr(), Some("127.0.0.1:5071".parse().unwrap()));
+        let tls = c.tls.unwrap();
         assert_eq!((tls.certificate.to_str(), tls.ca), (Some("c.pem"), None));
         let err = Config::from_file(Path::new("/nonexistent/nida.toml")).unwrap_err();
         assert!(err.to_string().contains("/nonexistent/nida.toml"));

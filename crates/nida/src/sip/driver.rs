@@ -243,9 +243,9 @@ impl Driver {
     ) -> (Driver, mpsc::Receiver<ToDriver>) {
         let (tx, rx) = mpsc::channel::<ToDriver>(65536);
         let streams = StreamLimits {
-            admission: crate::sip::listen::Admission::new(cfg.protection.clone()),
+            admission: crate::sip::listen::Admission::new(cfg.protection.guard()),
             max_message: cfg.protection.max_message,
-            idle: cfg.tcp_idle,
+            idle: cfg.protection.tcp_idle,
         };
         tokio::spawn(accept_loop(tcp, None, tx.clone(), streams.clone()));
         let mut ep = Endpoint::new(EndpointConfig {
@@ -299,7 +299,7 @@ impl Driver {
                 Instant::now(),
                 crate::clock::unix_now(),
             )));
-        let guard = Guard::new(cfg.protection.clone());
+        let guard = Guard::new(cfg.protection.guard());
         let outbound = crate::config::outbound::Outbound::new(cfg.outbound.clone());
         let last_prune = Instant::now();
         // The source of each call counted against its source's limit.
@@ -510,7 +510,7 @@ impl Driver {
                 }
             },
         };
-        let Some((port, socket)) = self.ports.bind(self.cfg.media_ip) else {
+        let Some((port, socket)) = self.ports.bind(self.cfg.media_ip()) else {
             warn!("no RTP port free to ring an agent");
             let _ = reply.send(None);
             return;
@@ -518,7 +518,7 @@ impl Driver {
         // Over TLS the leg's audio is SRTP too.
         let srtp = target.transport.secure().then(crate::base::tls::srtp_key);
         let media = nida_sip::sdp::LocalMedia {
-            addr: SocketAddr::new(self.cfg.media_ip, port),
+            addr: SocketAddr::new(self.cfg.media_ip(), port),
             session_id: self
                 .media_rng
                 .lock()
@@ -716,15 +716,15 @@ impl Driver {
         // Calls not yet confirmed by their ACK (spoofed
         // INVITEs never will be) hold a bounded share of
         // the ports, so they cannot starve real callers.
-        let half_open_full =
-            self.half_open.len() as f64 >= self.cfg.max_half_open_share * self.ports.total as f64;
+        let half_open_full = self.half_open.len() as f64
+            >= self.cfg.protection.max_half_open_share * self.ports.total as f64;
         if half_open_full {
             warn!(call_id = %inc.call_id, half_open = self.half_open.len(), "too many calls waiting for their ACK: 503");
         }
         let media = if self.calls.len() >= self.cfg.max_calls || half_open_full {
             None
         } else {
-            self.ports.bind(self.cfg.media_ip)
+            self.ports.bind(self.cfg.media_ip())
         };
         let Some((port, socket)) = media else {
             self.guard.dialog_end(inc.source.ip());
