@@ -31,6 +31,11 @@ pub enum AcdError {
     NotOffered(TaskId, AgentId),
 }
 
+/// A rule of the core found broken by [`Router::check`]: what and where.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("routing core rule broken: {0}")]
+pub struct Violation(pub String);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum TaskState {
     Waiting,
@@ -707,19 +712,19 @@ impl Router {
     }
 
     /// Checks the core's rules; returns the first broken one.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), Violation> {
         for (id, a) in &self.agents {
             for c in 0..3 {
                 if a.active[c] > a.cfg.capacity[c] {
-                    return Err(format!("{id:?} over capacity on channel {c}"));
+                    return Err(Violation(format!("{id:?} over capacity on channel {c}")));
                 }
             }
             let listed = self.available.contains(&(a.idle_since, *id));
             if listed != (a.state == AgentState::Available) {
-                return Err(format!(
+                return Err(Violation(format!(
                     "{id:?} availability index disagrees with {:?}",
                     a.state
-                ));
+                )));
             }
             if let AgentState::Offered(t) = a.state {
                 let ok = self
@@ -727,7 +732,7 @@ impl Router {
                     .get(&t)
                     .is_some_and(|t| t.state == TaskState::Offered && t.offered_to.contains(id));
                 if !ok {
-                    return Err(format!("{id:?} stuck offered {t:?}"));
+                    return Err(Violation(format!("{id:?} stuck offered {t:?}")));
                 }
             }
         }
@@ -735,10 +740,10 @@ impl Router {
             for l in 0..LEVELS {
                 let first = b.parts[..=l].iter().filter_map(|p| p.first()).min();
                 if first != b.first(l as u8).as_ref() {
-                    return Err(format!(
+                    return Err(Violation(format!(
                         "index cache {:?} is not the first in line",
                         b.upto[l]
-                    ));
+                    )));
                 }
             }
         }
@@ -755,9 +760,9 @@ impl Router {
             .map(|t| Self::index_keys(t).len())
             .sum();
         if indexed != expected {
-            return Err(format!(
+            return Err(Violation(format!(
                 "index holds {indexed} entries, waiting tasks need {expected}"
-            ));
+            )));
         }
         let mut connected: HashMap<AgentId, [u8; 3]> = HashMap::new();
         for (id, t) in &self.tasks {
@@ -767,23 +772,23 @@ impl Router {
                 == Some(id);
             match t.state {
                 TaskState::Waiting | TaskState::Offered if !in_line => {
-                    return Err(format!("{id:?} lost its place in line"))
+                    return Err(Violation(format!("{id:?} lost its place in line")))
                 }
                 TaskState::Connected(_) if in_line => {
-                    return Err(format!("{id:?} connected but in line"))
+                    return Err(Violation(format!("{id:?} connected but in line")))
                 }
                 TaskState::Offered => {
                     let strategy = self.queues[t.queue.0 as usize].cfg.strategy;
                     if t.offered_to.is_empty()
                         || (t.offered_to.len() > 1 && strategy != Strategy::RingAll)
                     {
-                        return Err(format!("{id:?} offered to {:?}", t.offered_to));
+                        return Err(Violation(format!("{id:?} offered to {:?}", t.offered_to)));
                     }
                     for a in &t.offered_to {
                         if self.agents.get(a).map(|a| &a.state) != Some(&AgentState::Offered(*id)) {
-                            return Err(format!(
+                            return Err(Violation(format!(
                                 "{id:?} offered to {a:?} who is not ringing for it"
-                            ));
+                            )));
                         }
                     }
                 }
@@ -795,9 +800,9 @@ impl Router {
                     for (_, a) in &self.available {
                         let declined = t.declined.iter().any(|(d, _)| d == a);
                         if !declined && Self::matches(&self.agents[a], t) {
-                            return Err(format!(
+                            return Err(Violation(format!(
                                 "{a:?} is available while {id:?}, which it can take, waits"
-                            ));
+                            )));
                         }
                     }
                 }
@@ -805,10 +810,10 @@ impl Router {
         }
         for (id, a) in &self.agents {
             if connected.get(id).copied().unwrap_or_default() != a.active {
-                return Err(format!(
+                return Err(Violation(format!(
                     "{id:?} active {:?} but connected tasks disagree",
                     a.active
-                ));
+                )));
             }
         }
         Ok(())

@@ -365,6 +365,14 @@ pub struct Report {
     sources: HashMap<PathBuf, String>,
 }
 
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.render())
+    }
+}
+
+impl std::error::Error for Report {}
+
 impl Report {
     /// All diagnostics rendered, followed by a count.
     pub fn render(&self) -> String {

@@ -516,7 +516,7 @@ fn add_stored_agents(
 
 /// The admin token: the configured one, or a random one written (owner
 /// only) to `data_dir/admin-token` for the supervisor to read.
-fn admin_token(cfg: &Config) -> Result<String, String> {
+fn admin_token(cfg: &Config) -> Result<String, cli::CliError> {
     if let Some(t) = &cfg.admin_token {
         return Ok(t.clone());
     }
@@ -541,10 +541,10 @@ fn admin_token(cfg: &Config) -> Result<String, String> {
             println!("admin token written to {}", path.display());
             Ok(token)
         }
-        Err(e) => Err(format!(
-            "cannot write the admin token to {}: {e}",
+        Err(e) => Err(cli::CliError::io(format!(
+            "cannot write the admin token to {}",
             path.display()
-        )),
+        ))(e)),
     }
 }
 

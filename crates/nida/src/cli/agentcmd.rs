@@ -2,6 +2,7 @@
 //! beside those of the configuration file. nida reads them at start (the
 //! configured agent wins when both have the same id or user).
 
+use crate::cli::CliError;
 use crate::config::Config;
 use nida_store::{AgentRow, Store};
 use std::collections::BTreeMap;
@@ -61,8 +62,8 @@ pub fn run(cfg: &Config, command: AgentCommand) -> ExitCode {
     }
 }
 
-fn apply(cfg: &Config, command: AgentCommand) -> Result<String, String> {
-    let mut store = Store::open_dir(&cfg.data_dir).map_err(|e| e.to_string())?;
+fn apply(cfg: &Config, command: AgentCommand) -> Result<String, CliError> {
+    let mut store = Store::open_dir(&cfg.data_dir)?;
     match command {
         AgentCommand::Add {
             id,
@@ -75,7 +76,11 @@ fn apply(cfg: &Config, command: AgentCommand) -> Result<String, String> {
             not_ready_on_register,
         } => {
             if password.is_empty() {
-                return Err("the password may not be empty".into());
+                return Err(CliError::Option {
+                    option: "--password",
+                    value: String::new(),
+                    hint: "the password may not be empty",
+                });
             }
             // The store keeps the HA1s, never the password.
             let ha1 = hashed(&user, &cfg.realm, &password);
@@ -92,17 +97,16 @@ fn apply(cfg: &Config, command: AgentCommand) -> Result<String, String> {
             };
             check(&row)?;
             if let Some(other) = store
-                .agents()
-                .map_err(|e| e.to_string())?
+                .agents()?
                 .iter()
                 .find(|a| a.user == row.user && a.id != row.id)
             {
-                return Err(format!(
+                return Err(CliError::Conflict(format!(
                     "user {} already belongs to agent {}",
                     row.user, other.id
-                ));
+                )));
             }
-            store.put_agent(&row).map_err(|e| e.to_string())?;
+            store.put_agent(&row)?;
             let shadowed = cfg
                 .agents
                 .iter()
@@ -118,15 +122,15 @@ fn apply(cfg: &Config, command: AgentCommand) -> Result<String, String> {
             ))
         }
         AgentCommand::Remove { id } => {
-            if store.remove_agent(id).map_err(|e| e.to_string())? {
+            if store.remove_agent(id)? {
                 Ok(format!("agent {id} removed\n"))
             } else {
-                Err(format!("no stored agent {id}"))
+                Err(CliError::NotFound(format!("no stored agent {id}")))
             }
         }
         AgentCommand::List => {
             let mut out = String::from("id\tuser\tname\tskills\tlanguages\tcontact\n");
-            for a in store.agents().map_err(|e| e.to_string())? {
+            for a in store.agents()? {
                 let skills: Vec<String> =
                     a.skills.iter().map(|(s, l)| format!("{s}={l}")).collect();
                 out.push_str(&format!(
@@ -145,16 +149,21 @@ fn apply(cfg: &Config, command: AgentCommand) -> Result<String, String> {
 }
 
 /// `visa=5` pairs into skills and levels.
-fn parse_skills(items: &[String]) -> Result<BTreeMap<String, u8>, String> {
+fn parse_skills(items: &[String]) -> Result<BTreeMap<String, u8>, CliError> {
     items
         .iter()
         .map(|item| {
+            let bad = |hint| CliError::Option {
+                option: "--skill",
+                value: item.clone(),
+                hint,
+            };
             let (name, level) = item
                 .split_once('=')
-                .ok_or_else(|| format!("--skill {item:?}: write NAME=LEVEL, e.g. visa=5"))?;
+                .ok_or_else(|| bad("write NAME=LEVEL, e.g. visa=5"))?;
             let level: u8 = level
                 .parse()
-                .map_err(|_| format!("--skill {item:?}: the level is a number from 1 to 10"))?;
+                .map_err(|_| bad("the level is a number from 1 to 10"))?;
             Ok((name.trim().to_string(), level))
         })
         .collect()
@@ -172,22 +181,33 @@ pub fn hashed(user: &str, realm: &str, password: &str) -> nida_store::AgentHa1 {
 }
 
 /// The rules the configuration applies to its agents.
-fn check(a: &AgentRow) -> Result<(), String> {
+fn check(a: &AgentRow) -> Result<(), CliError> {
+    let bad = |option, value: String, hint| CliError::Option {
+        option,
+        value,
+        hint,
+    };
     if a.user.is_empty() || (a.password.is_empty() && a.ha1.is_none()) {
-        return Err("the user and the password may not be empty".into());
+        return Err(bad(
+            "--user",
+            a.user.clone(),
+            "the user and the password may not be empty",
+        ));
     }
     if let Some((s, l)) = a.skills.iter().find(|(_, l)| !(1..=10).contains(*l)) {
-        return Err(format!("skill {s} level {l} is not 1 to 10"));
+        return Err(bad(
+            "--skill",
+            format!("{s}={l}"),
+            "the level is not 1 to 10",
+        ));
     }
     if a.skills.keys().any(|s| s.is_empty()) {
-        return Err("a skill needs a name".into());
+        return Err(bad("--skill", String::new(), "a skill needs a name"));
     }
-    if let Some(c) = &a.contact {
-        if !c.starts_with("sip:") {
-            return Err(format!("--contact {c:?}: give a sip: URI"));
-        }
+    match &a.contact {
+        Some(c) if !c.starts_with("sip:") => Err(bad("--contact", c.clone(), "give a sip: URI")),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -201,12 +221,18 @@ mod tests {
             s,
             BTreeMap::from([("visa".into(), 5), ("police".into(), 10)])
         );
-        assert!(parse_skills(&["visa".into()])
-            .unwrap_err()
-            .contains("NAME=LEVEL"));
-        assert!(parse_skills(&["visa=x".into()])
-            .unwrap_err()
-            .contains("1 to 10"));
+        let option = |e: CliError| match e {
+            CliError::Option { option, value, .. } => (option, value),
+            other => panic!("{other}"),
+        };
+        assert_eq!(
+            option(parse_skills(&["visa".into()]).unwrap_err()),
+            ("--skill", "visa".into())
+        );
+        assert_eq!(
+            option(parse_skills(&["visa=x".into()]).unwrap_err()),
+            ("--skill", "visa=x".into())
+        );
     }
 
     #[test]
@@ -224,11 +250,20 @@ mod tests {
             skills: BTreeMap::from([("visa".into(), 11)]),
             ..ok.clone()
         };
-        assert!(check(&high).unwrap_err().contains("not 1 to 10"));
+        assert!(matches!(
+            check(&high),
+            Err(CliError::Option { option: "--skill", value, .. }) if value == "visa=11"
+        ));
         let contact = AgentRow {
             contact: Some("1001@host".into()),
             ..ok
         };
-        assert!(check(&contact).unwrap_err().contains("sip:"));
+        assert!(matches!(
+            check(&contact),
+            Err(CliError::Option {
+                option: "--contact",
+                ..
+            })
+        ));
     }
 }

@@ -3,6 +3,7 @@
 //! the keys of each group as RFC 4733 events with realistic gaps, records
 //! what it hears to WAV and prints the timeline.
 
+use crate::cli::CliError;
 use nida_media::{Law, MediaEvent, RtpSession, SessionConfig};
 use nida_sip::sdp::{self, Codec, LocalMedia};
 use nida_sip::{EndReason, Endpoint, EndpointConfig, Event, Transport};
@@ -80,10 +81,12 @@ pub fn run(args: CallArgs) -> ExitCode {
     }
 }
 
-fn destination(uri: &str) -> Result<SocketAddr, String> {
-    let rest = uri
-        .strip_prefix("sip:")
-        .ok_or_else(|| format!("{uri:?} is not a sip: URI"))?;
+fn destination(uri: &str) -> Result<SocketAddr, CliError> {
+    let rest = uri.strip_prefix("sip:").ok_or_else(|| CliError::Option {
+        option: "URI",
+        value: uri.into(),
+        hint: "give a sip: URI",
+    })?;
     let hostport = rest.rsplit('@').next().unwrap_or(rest);
     let hostport = hostport.split(';').next().unwrap_or(hostport);
     let with_port = if hostport.contains(':') && !hostport.ends_with(']') {
@@ -93,25 +96,25 @@ fn destination(uri: &str) -> Result<SocketAddr, String> {
     };
     with_port
         .to_socket_addrs()
-        .map_err(|e| format!("{with_port}: {e}"))?
+        .map_err(CliError::io(&with_port))?
         .next()
-        .ok_or_else(|| format!("{with_port}: no address"))
+        .ok_or_else(|| CliError::NotFound(format!("{with_port}: no address")))
 }
 
-async fn call(args: CallArgs) -> Result<bool, String> {
+async fn call(args: CallArgs) -> Result<bool, CliError> {
     let dest = destination(&args.uri)?;
     let any = if dest.is_ipv4() {
         "0.0.0.0:0"
     } else {
         "[::]:0"
     };
-    let sip = UdpSocket::bind(any).await.map_err(|e| e.to_string())?;
-    sip.connect(dest).await.map_err(|e| e.to_string())?;
-    let local = sip.local_addr().map_err(|e| e.to_string())?;
+    let sip = UdpSocket::bind(any).await.map_err(CliError::io(any))?;
+    sip.connect(dest).await.map_err(CliError::io(dest))?;
+    let local = sip.local_addr().map_err(CliError::io(dest))?;
     let rtp_sock = UdpSocket::bind(SocketAddr::new(local.ip(), 0))
         .await
-        .map_err(|e| e.to_string())?;
-    let rtp_addr = rtp_sock.local_addr().map_err(|e| e.to_string())?;
+        .map_err(CliError::io(local.ip()))?;
+    let rtp_addr = rtp_sock.local_addr().map_err(CliError::io(local.ip()))?;
     // SDP session id, SSRC, first sequence number and timestamp.
     let seed = nida_sip::rng::Rng::from_os().next_u64();
     let mut ep = Endpoint::new(EndpointConfig {
@@ -132,7 +135,7 @@ async fn call(args: CallArgs) -> Result<bool, String> {
     );
     let voice = match &args.say {
         Some(p) => Some(std::sync::Arc::new(
-            nida_media::Prompt::load(p).map_err(|e| format!("{}: {e}", p.display()))?,
+            nida_media::Prompt::load(p).map_err(|e| CliError::audio(p)(e.to_string()))?,
         )),
         None => None,
     };
@@ -375,12 +378,12 @@ async fn call(args: CallArgs) -> Result<bool, String> {
             bits_per_sample: 16,
             sample_format: hound::SampleFormat::Int,
         };
-        let mut w =
-            hound::WavWriter::create(path, spec).map_err(|e| format!("{}: {e}", path.display()))?;
+        let wav = |e: hound::Error| CliError::audio(path)(e.to_string());
+        let mut w = hound::WavWriter::create(path, spec).map_err(wav)?;
         for s in r.received_audio() {
-            w.write_sample(*s).map_err(|e| e.to_string())?;
+            w.write_sample(*s).map_err(wav)?;
         }
-        w.finalize().map_err(|e| e.to_string())?;
+        w.finalize().map_err(wav)?;
         tl.say(format!("recorded to {}", path.display()));
     }
     Ok(answered && matches!(ended, Some(EndReason::LocalBye | EndReason::RemoteBye)))

@@ -45,7 +45,7 @@ pub fn prompt_index(dir: &Path) -> HashSet<(String, String)> {
 
 /// Loads and checks the flows under `path` against the prompts on disk;
 /// a file is checked with the other flows of its folder (its sub-flows).
-pub fn load(path: &Path, prompts_dir: &Path) -> Result<FlowSet, String> {
+pub fn load(path: &Path, prompts_dir: &Path) -> Result<FlowSet, nida_ivr::Report> {
     let index = prompt_index(prompts_dir);
     let catalog = |lang: &str, name: &str| index.contains(&(lang.to_string(), name.to_string()));
     let folder = if path.is_file() {
@@ -53,7 +53,7 @@ pub fn load(path: &Path, prompts_dir: &Path) -> Result<FlowSet, String> {
     } else {
         path.to_path_buf()
     };
-    nida_ivr::load_path(&folder, &catalog).map_err(|r| r.render())
+    nida_ivr::load_path(&folder, &catalog)
 }
 
 /// `nida flow check PATH`.

@@ -4,6 +4,7 @@
 //! satisfaction), and each agent's ratings; as CSV for spreadsheets or as
 //! a self-contained HTML page with plots.
 
+use crate::cli::CliError;
 use nida_store::kpi::{self, AgentRatings, Bucket, Kpi};
 use nida_store::{CallRecord, Query, Store};
 use std::collections::BTreeMap;
@@ -36,36 +37,49 @@ pub fn run(
     data_dir: &Path,
     names: &BTreeMap<u32, String>,
     a: &ReportArgs,
-) -> Result<String, String> {
-    let from = parse_time(&a.from)
-        .ok_or_else(|| format!("--from {:?}: use YYYY-MM-DD or Unix seconds", a.from))?;
-    let to = parse_time(&a.to)
-        .ok_or_else(|| format!("--to {:?}: use YYYY-MM-DD or Unix seconds", a.to))?;
+) -> Result<String, CliError> {
+    let time = |option, value: &String| {
+        parse_time(value).ok_or_else(|| CliError::Option {
+            option,
+            value: value.clone(),
+            hint: "use YYYY-MM-DD or Unix seconds",
+        })
+    };
+    let from = time("--from", &a.from)?;
+    let to = time("--to", &a.to)?;
     if to <= from {
-        return Err("--to must be after --from".into());
+        return Err(CliError::Conflict("--to must be after --from".into()));
     }
     let bucket = match a.by.as_str() {
         "hour" => Bucket::Hour,
         "day" => Bucket::Day,
-        other => return Err(format!("--by {other:?}: use hour or day")),
+        other => {
+            return Err(CliError::Option {
+                option: "--by",
+                value: other.into(),
+                hint: "use hour or day",
+            })
+        }
     };
     let db = nida_store::db_path(data_dir);
     if !db.exists() {
-        return Err(format!("no database at {}", db.display()));
+        return Err(CliError::no_database(db));
     }
-    let store = Store::open(&db).map_err(|e| e.to_string())?;
-    let records = store
-        .calls(&Query {
-            from: Some(from),
-            to: Some(to),
-            queue: a.queue.clone(),
-            limit: None,
-        })
-        .map_err(|e| e.to_string())?;
+    let store = Store::open(&db)?;
+    let records = store.calls(&Query {
+        from: Some(from),
+        to: Some(to),
+        queue: a.queue.clone(),
+        limit: None,
+    })?;
     match a.format.as_str() {
         "csv" => Ok(csv(&records, bucket, names)),
         "html" => Ok(html(&records, bucket, names, &a.from, &a.to)),
-        other => Err(format!("--format {other:?}: use csv or html")),
+        other => Err(CliError::Option {
+            option: "--format",
+            value: other.into(),
+            hint: "use csv or html",
+        }),
     }
 }
 

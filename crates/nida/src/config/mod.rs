@@ -189,7 +189,7 @@ impl Protection {
         }
     }
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), ConfigError> {
         let rules: [(bool, &str); 11] = [
             (self.rate > 0.0, "rate_per_second must be above 0"),
             (self.burst >= 1.0, "burst must be 1 or more"),
@@ -231,7 +231,10 @@ impl Protection {
             ),
         ];
         match rules.iter().find(|(ok, _)| !ok) {
-            Some((_, why)) => Err(why.to_string()),
+            Some((_, why)) => Err(ConfigError::Value {
+                key: "protection",
+                message: why.to_string(),
+            }),
             None => Ok(()),
         }
     }
@@ -616,17 +619,17 @@ impl Config {
             return Err(value("digest_algorithms")("list at least one".into()));
         }
         for (name, l) in &self.lookups {
-            l.validate(name).map_err(value("lookups"))?;
+            l.validate(name)?;
         }
         let mut ids = std::collections::BTreeSet::new();
         for a in &self.agents {
             if !ids.insert(a.id) {
                 return Err(value("agents")(format!("agent id {} appears twice", a.id)));
             }
-            a.validate().map_err(value("agents"))?;
+            a.validate()?;
         }
         for (name, q) in &self.queues {
-            q.validate(name).map_err(value("queues"))?;
+            q.validate(name)?;
         }
         if let Some(v) = &self.outbound_uri {
             if nida_call::static_target(&v.replace("{number}", "1")).is_none() {
@@ -641,12 +644,12 @@ impl Config {
             ));
         }
         for h in &self.webhooks {
-            h.validate().map_err(value("webhooks"))?;
+            h.validate()?;
         }
         self.outbound
             .validate()
             .map_err(|e| value("outbound")(e.to_string()))?;
-        self.protection.validate().map_err(value("protection"))?;
+        self.protection.validate()?;
         for (i, t) in self.trunks.iter().enumerate() {
             if self.trunks[..i].iter().any(|o| o.name == t.name) {
                 return Err(value("trunks")(format!(
@@ -672,71 +675,93 @@ impl Config {
 }
 
 impl WebhookDef {
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |message: String| ConfigError::Value {
+            key: "webhooks",
+            message,
+        };
         if !self.url.starts_with("http://") {
-            return Err(format!("{}: only http:// URLs are supported", self.url));
+            return Err(bad(format!(
+                "{}: only http:// URLs are supported",
+                self.url
+            )));
         }
         if let Some(e) = self
             .events
             .iter()
             .find(|e| !WEBHOOK_EVENTS.contains(&e.as_str()))
         {
-            return Err(format!(
+            return Err(bad(format!(
                 "unknown event {e:?} (known: {})",
                 WEBHOOK_EVENTS.join(", ")
-            ));
+            )));
         }
         if self.attempts == 0 {
-            return Err("attempts must be more than 0".into());
+            return Err(bad("attempts must be more than 0".into()));
         }
         Ok(())
     }
 }
 
 impl AgentDef {
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |message: String| ConfigError::Value {
+            key: "agents",
+            message,
+        };
         if let Some((s, l)) = self.skills.iter().find(|(_, l)| !(1..=10).contains(*l)) {
-            return Err(format!(
+            return Err(bad(format!(
                 "agent {}: skill {s} level {l} is not 1 to 10",
                 self.id
-            ));
+            )));
         }
         if self.languages.is_empty() {
-            return Err(format!("agent {}: list at least one language", self.id));
+            return Err(bad(format!(
+                "agent {}: list at least one language",
+                self.id
+            )));
         }
         if self.password.is_empty() || self.user.is_empty() {
-            return Err(format!(
+            return Err(bad(format!(
                 "agent {}: the user and the password may not be empty",
                 self.id
-            ));
+            )));
         }
         Ok(())
     }
 }
 
 impl QueueDef {
-    fn validate(&self, name: &str) -> Result<(), String> {
+    fn validate(&self, name: &str) -> Result<(), ConfigError> {
+        let bad = |message: String| ConfigError::Value {
+            key: "queues",
+            message,
+        };
         let d = &self.callback_digit;
         if d.chars().count() > 1 || !d.chars().all(|c| "0123456789*#".contains(c)) {
-            return Err(format!(
+            return Err(bad(format!(
                 "queue {name}: callback_digit must be one key or empty"
-            ));
+            )));
         }
         queue_config(name, self)
             .map(drop)
-            .map_err(|e| e.to_string())
+            .map_err(|e| bad(e.to_string()))
     }
 }
 
 impl LookupConfig {
-    fn validate(&self, name: &str) -> Result<(), String> {
+    fn validate(&self, name: &str) -> Result<(), ConfigError> {
+        let bad = |message: String| ConfigError::Value {
+            key: "lookups",
+            message,
+        };
         if self.file.is_some() == self.url.is_some() {
-            return Err(format!(
+            return Err(bad(format!(
                 "lookup `{name}` needs exactly one of `file` or `url`"
-            ));
+            )));
         }
         if !["GET", "POST"].contains(&self.method.as_str()) {
-            return Err(format!("lookup `{name}`: method must be GET or POST"));
+            return Err(bad(format!("lookup `{name}`: method must be GET or POST")));
         }
         Ok(())
     }

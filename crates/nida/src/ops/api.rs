@@ -33,7 +33,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 /// Reloads the flows now: the number of flows, or the diagnostics.
-pub type Reload = Arc<dyn Fn() -> Result<usize, String> + Send + Sync>;
+pub type Reload = Arc<dyn Fn() -> Result<usize, crate::ops::reload::ReloadError> + Send + Sync>;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -437,7 +437,7 @@ async fn reload(State(api): State<Api>) -> Response {
         Ok(Ok(n)) => Json(json!({ "ok": true, "flows": n })).into_response(),
         Ok(Err(report)) => (
             StatusCode::UNPROCESSABLE_ENTITY,
-            Json(json!({ "ok": false, "diagnostics": report })),
+            Json(json!({ "ok": false, "diagnostics": report.to_string() })),
         )
             .into_response(),
         Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "reload failed"),

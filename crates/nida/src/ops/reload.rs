@@ -39,6 +39,20 @@ fn fingerprint(dir: &Path) -> Vec<(String, Option<SystemTime>, u64)> {
     v
 }
 
+/// Why a reload was refused (the old flows keep serving).
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The flows do not pass the checker.
+    #[error("{0}")]
+    Invalid(#[from] nida_ivr::Report),
+    /// Flows name queues the centre does not run (queues are set at start).
+    #[error("{}", .0.join("\n"))]
+    UnknownQueues(Vec<String>),
+    /// The dial plan or the default flow names flows that are gone.
+    #[error("the dial plan names flows that are gone: {}", .0.join(", "))]
+    MissingFlows(Vec<String>),
+}
+
 /// Loads and checks the flows again; publishes them when valid. Returns
 /// how many flows serve now, or why the old ones keep serving.
 ///
@@ -49,49 +63,49 @@ pub fn reload(
     queues: &BTreeSet<String>,
     tx: &watch::Sender<Arc<FlowSet>>,
     why: &str,
-) -> Result<usize, String> {
-    match crate::cli::flowcmd::load(&cfg.flows_dir, &cfg.prompts_dir) {
+) -> Result<usize, ReloadError> {
+    let checked = check(cfg, queues);
+    match &checked {
         Ok(set) => {
-            let unknown: Vec<String> = set
-                .queue_uses()
-                .into_iter()
-                .filter(|(q, ..)| !queues.contains(q))
-                .map(|(q, file, line, column)| {
-                    format!(
-                        "{}:{line}:{column}: queue {q} is not one the centre runs (queues are set at start: restart nida to add one)",
-                        file.display()
-                    )
-                })
-                .collect();
-            if !unknown.is_empty() {
-                let report = unknown.join("\n");
-                error!(%why, "reload refused; the old flows keep serving:\n{report}");
-                return Err(report);
-            }
-            let missing: Vec<String> = cfg
-                .dial_plan
-                .values()
-                .chain(cfg.default_flow.iter())
-                .filter(|f| set.get(f).is_none())
-                .cloned()
-                .collect();
-            if !missing.is_empty() {
-                error!(%why, flows = ?missing, "reload refused: the dial plan names flows that are gone; the old flows keep serving");
-                return Err(format!(
-                    "the dial plan names flows that are gone: {}",
-                    missing.join(", ")
-                ));
-            }
-            let n = set.flows.len();
-            info!(%why, flows = n, "flows reloaded");
-            tx.send_replace(Arc::new(set));
-            Ok(n)
+            info!(%why, flows = set.flows.len(), "flows reloaded");
         }
-        Err(report) => {
-            error!(%why, "reload refused; the old flows keep serving:\n{report}");
-            Err(report.to_string())
-        }
+        Err(e) => error!(%why, "reload refused; the old flows keep serving:\n{e}"),
     }
+    let set = checked?;
+    let n = set.flows.len();
+    tx.send_replace(Arc::new(set));
+    Ok(n)
+}
+
+/// The flows of the folder, when they pass the checker and fit the
+/// centre's queues and the dial plan.
+fn check(cfg: &Config, queues: &BTreeSet<String>) -> Result<FlowSet, ReloadError> {
+    let set = crate::cli::flowcmd::load(&cfg.flows_dir, &cfg.prompts_dir)?;
+    let unknown: Vec<String> = set
+        .queue_uses()
+        .into_iter()
+        .filter(|(q, ..)| !queues.contains(q))
+        .map(|(q, file, line, column)| {
+            format!(
+                "{}:{line}:{column}: queue {q} is not one the centre runs (queues are set at start: restart nida to add one)",
+                file.display()
+            )
+        })
+        .collect();
+    if !unknown.is_empty() {
+        return Err(ReloadError::UnknownQueues(unknown));
+    }
+    let missing: Vec<String> = cfg
+        .dial_plan
+        .values()
+        .chain(cfg.default_flow.iter())
+        .filter(|f| set.get(f).is_none())
+        .cloned()
+        .collect();
+    if !missing.is_empty() {
+        return Err(ReloadError::MissingFlows(missing));
+    }
+    Ok(set)
 }
 
 /// [`fingerprint`] off the tokio workers (it reads the folder).
