@@ -611,27 +611,7 @@ fn a_captured_register_replayed_from_another_address_is_refused() {
 
 /// One HTTP request with an optional bearer token; the status code and body.
 fn http(nida: &Nida, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(nida.http).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut text = String::new();
-    let _ = s.read_to_string(&mut text);
-    let code = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (code, text)
+    common::http(nida.http, method, path, token, body)
 }
 
 #[test]
@@ -665,12 +645,20 @@ fn agent_page_log_ins_are_throttled_and_sessions_end_at_log_out() {
     for _ in 0..5 {
         assert_eq!(login("guess").0, 401);
     }
-    let (code, text) = login("s3cret");
-    assert_eq!(code, 429, "{text}");
-    assert!(
-        text.contains("retry-after") || text.contains("Retry-After"),
-        "{text}"
+    let r = common::response(
+        nida.http,
+        "POST",
+        "/api/agent-login",
+        None,
+        "{\"user\":\"1001\",\"password\":\"s3cret\"}",
     );
+    assert_eq!(r.status().as_u16(), 429, "{r:?}");
+    let wait: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(wait > 0, "{r:?}");
 }
 
 #[test]
@@ -759,9 +747,10 @@ fn bare_config(cfg: &std::path::Path, data: &std::path::Path) {
 
 #[test]
 fn nida_refuses_to_start_on_a_read_only_data_folder() {
-    let dir = std::env::temp_dir().join(format!("nida-ro-{}", std::process::id()));
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ro");
     let _fs = Tmpfs::mount(&dir, "size=1m,ro");
-    let cfg = std::env::temp_dir().join(format!("nida-ro-{}.toml", std::process::id()));
+    let cfg = tmp.path().join("nida.toml");
     bare_config(&cfg, &dir);
     let mut child = Command::new(env!("CARGO_BIN_EXE_nida"))
         .arg("--config")
@@ -781,7 +770,6 @@ fn nida_refuses_to_start_on_a_read_only_data_folder() {
     assert!(exited, "nida ran on a read-only data folder");
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains(&dir.display().to_string()), "{err}");
-    let _ = std::fs::remove_file(&cfg);
 }
 
 /// `/health` as (status, body).
@@ -791,7 +779,8 @@ fn health(nida: &Nida) -> (u16, String) {
 
 #[test]
 fn a_full_disk_books_no_call_back_and_keeps_the_record_until_it_has_room() {
-    let data = std::env::temp_dir().join(format!("nida-full-{}", std::process::id()));
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("full");
     let _fs = Tmpfs::mount(&data, "size=2m");
     let nida = Nida::start(&format!(
         "data_dir = \"{}\"\n[queues.visa_general]\nannounce_seconds = 0\n",
@@ -937,7 +926,8 @@ fn a_password_an_older_nida_stored_in_clear_is_hashed_at_start() {
 #[test]
 fn an_admin_token_file_left_readable_is_made_owner_only() {
     use std::os::unix::fs::PermissionsExt;
-    let dir = std::env::temp_dir().join(format!("nida-token-{}", std::process::id()));
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
     let data = dir.join("data");
     std::fs::create_dir_all(&data).unwrap();
     let token = data.join("admin-token");
@@ -964,7 +954,6 @@ fn an_admin_token_file_left_readable_is_made_owner_only() {
     let mode = std::fs::metadata(&token).unwrap().permissions().mode();
     assert_eq!(mode & 0o077, 0, "admin-token is {mode:o}");
     assert_ne!(std::fs::read_to_string(&token).unwrap(), "old\n");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -14,7 +14,7 @@
 use crate::common;
 
 use common::{wait, Nida, TOKEN};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -28,6 +28,7 @@ struct Baresip {
     ctrl: SocketAddr,
     log: Arc<Mutex<String>>,
     dir: PathBuf,
+    _tmp: tempfile::TempDir,
 }
 
 impl Baresip {
@@ -60,8 +61,11 @@ impl Baresip {
     ) -> Baresip {
         common::require("baresip", "baresip-core");
         let p = common::ports(10);
-        let dir = std::env::temp_dir().join(format!("nida-baresip-{}-{p}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!("nida-baresip-{p}-"))
+            .tempdir()
+            .unwrap();
+        let dir = tmp.path().to_path_buf();
         let (transports, secure, account) = if tls {
             // baresip wants a certificate of its own to speak TLS at all.
             let pem: String = ["nida-test.crt", "nida-test.key"]
@@ -139,6 +143,7 @@ impl Baresip {
             ctrl: format!("127.0.0.1:{}", p + 5).parse().unwrap(),
             log,
             dir,
+            _tmp: tmp,
         }
     }
 
@@ -178,7 +183,6 @@ impl Drop for Baresip {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -315,46 +319,14 @@ fn caller_from(
         .expect("nida call starts")
 }
 
-/// Sends an HTTP request to nida's API; returns the status line.
-fn http(nida: &Nida, method: &str, path: &str) -> String {
-    let mut s = TcpStream::connect(nida.http).expect("HTTP endpoint");
-    s.write_all(
-        format!("{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: 0\r\n\r\n")
-            .as_bytes(),
-    )
-    .unwrap();
-    let mut r = BufReader::new(s);
-    let mut line = String::new();
-    r.read_line(&mut line).unwrap();
-    line.trim().to_string()
+/// Sends an HTTP request to nida's API; returns the status code.
+fn http(nida: &Nida, method: &str, path: &str) -> u16 {
+    common::http(nida.http, method, path, Some(TOKEN), "").0
 }
 
 /// Collects the server-sent events of `/api/events` in the background.
 fn event_stream(nida: &Nida) -> Arc<Mutex<Vec<serde_json::Value>>> {
-    let mut s = TcpStream::connect(nida.http).expect("HTTP endpoint");
-    s.write_all(
-        format!("GET /api/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\r\n")
-            .as_bytes(),
-    )
-    .unwrap();
-    // The stream is subscribed once its headers arrive.
-    let mut reader = BufReader::new(s);
-    let mut line = String::new();
-    while reader.read_line(&mut line).unwrap() > 2 {
-        line.clear();
-    }
-    let events = Arc::new(Mutex::new(Vec::new()));
-    let sink = events.clone();
-    std::thread::spawn(move || {
-        for line in reader.lines().map_while(Result::ok) {
-            if let Some(json) = line.strip_prefix("data: ") {
-                sink.lock()
-                    .unwrap()
-                    .push(serde_json::from_str(json).unwrap());
-            }
-        }
-    });
-    events
+    common::events(nida.http, "/api/events", Some(TOKEN))
 }
 
 fn finish(child: Child) -> (bool, String) {
@@ -615,19 +587,21 @@ fn caller_hangs_up_while_the_agent_rings() {
     let phone = registered_phone(&nida, false);
     assert!(nida.wait_log("state=Available", Duration::from_secs(5)));
     // A break through the API, then ready again.
-    assert!(http(
-        &nida,
-        "POST",
-        "/api/agents/1/not_ready?reason=lunch%20break"
-    )
-    .contains("202"));
+    assert_eq!(
+        http(
+            &nida,
+            "POST",
+            "/api/agents/1/not_ready?reason=lunch%20break"
+        ),
+        202
+    );
     assert!(
         nida.wait_log("Reason(\"lunch break\")", Duration::from_secs(5)),
         "{}",
         nida.log()
     );
-    assert!(http(&nida, "POST", "/api/agents/9/ready").contains("404"));
-    assert!(http(&nida, "POST", "/api/agents/1/ready").contains("202"));
+    assert!(http(&nida, "POST", "/api/agents/9/ready") == 404);
+    assert!(http(&nida, "POST", "/api/agents/1/ready") == 202);
     assert!(wait(Duration::from_secs(5), || nida
         .log()
         .matches("state=Available")
@@ -784,8 +758,8 @@ fn caller_asks_for_a_call_back_and_is_called_back_when_an_agent_is_free() {
 
     // The citizen's phone, then an agent becomes ready.
     let mut sipp = sipp_phone("answer_until_bye.xml", sp, 1, 60, true);
-    assert!(http(&nida, "POST", "/api/agents/1/login").contains("202"));
-    assert!(http(&nida, "POST", "/api/agents/1/ready").contains("202"));
+    assert!(http(&nida, "POST", "/api/agents/1/login") == 202);
+    assert!(http(&nida, "POST", "/api/agents/1/ready") == 202);
     assert!(
         nida.wait_log("call-back answered", Duration::from_secs(20)),
         "{}\n{}",
@@ -864,7 +838,7 @@ fn sigkill_loses_no_record_and_a_stored_call_back_is_made_after_the_restart() {
          [queues.visa_general]\nannounce_seconds = 0\nwrap_up_seconds = 0\n"
     );
     let nida = start_centre(&extra);
-    assert!(http(&nida, "POST", "/api/agents/2/not_ready?reason=later").contains("202"));
+    assert!(http(&nida, "POST", "/api/agents/2/not_ready?reason=later") == 202);
     let voice = caller_voice(&nida.dir);
     let heard = nida.dir.join("caller-heard.wav");
     // A caller who gives up while waiting: a finished call.
@@ -1065,7 +1039,7 @@ fn a_call_back_goes_through_the_trunk_to_the_address_that_answers() {
         .spawn()
         .expect("sipp starts");
     let nida = start_centre(&extra);
-    assert!(http(&nida, "POST", "/api/agents/2/not_ready?reason=later").contains("202"));
+    assert!(http(&nida, "POST", "/api/agents/2/not_ready?reason=later") == 202);
     let voice = caller_voice(&nida.dir);
     let heard = nida.dir.join("caller-heard.wav");
     let call = caller_from(&nida, "07700900123", "2,w0,1", 40, &voice, &heard);
@@ -1097,7 +1071,7 @@ fn a_call_back_goes_through_the_trunk_to_the_address_that_answers() {
         "{metrics}"
     );
     let agent = sipp_phone("answer_until_bye.xml", agent_port, 1, 60, true);
-    assert!(http(&nida, "POST", "/api/agents/2/ready").contains("202"));
+    assert!(http(&nida, "POST", "/api/agents/2/ready") == 202);
     assert!(
         nida.wait_log("call-back answered", Duration::from_secs(20)),
         "{}",

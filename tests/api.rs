@@ -10,7 +10,7 @@ use crate::common;
 
 use common::{wait, Nida, TOKEN};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -23,26 +23,7 @@ fn request(
     token: Option<&str>,
     body: &str,
 ) -> (u16, String) {
-    let mut s = TcpStream::connect(nida.http).expect("HTTP endpoint");
-    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_string();
-    (status, body)
+    common::http(nida.http, method, path, token, body)
 }
 
 fn get(nida: &Nida, path: &str) -> serde_json::Value {
@@ -258,31 +239,7 @@ fn the_admin_api_serves_live_state_records_metrics_events_and_webhooks() {
         .as_str()
         .unwrap()
         .to_string();
-    let events = Arc::new(Mutex::new(Vec::<serde_json::Value>::new()));
-    {
-        let mut s = TcpStream::connect(nida.http).unwrap();
-        write!(
-            s,
-            "GET /api/events?ticket={ticket} HTTP/1.1\r\nHost: x\r\n\r\n"
-        )
-        .unwrap();
-        // The stream is subscribed once its headers arrive.
-        let mut reader = BufReader::new(s);
-        let mut line = String::new();
-        while reader.read_line(&mut line).unwrap() > 2 {
-            line.clear();
-        }
-        let sink = events.clone();
-        std::thread::spawn(move || {
-            for line in reader.lines().map_while(Result::ok) {
-                if let Some(json) = line.strip_prefix("data: ") {
-                    sink.lock()
-                        .unwrap()
-                        .push(serde_json::from_str(json).unwrap());
-                }
-            }
-        });
-    }
+    let events = common::events(nida.http, &format!("/api/events?ticket={ticket}"), None);
 
     // A caller asks for an agent (English, then 0) and gives up waiting.
     let caller = Command::new(env!("CARGO_BIN_EXE_nida"))
@@ -474,8 +431,8 @@ fn the_admin_api_serves_live_state_records_metrics_events_and_webhooks() {
 
 #[test]
 fn nida_report_reads_the_store_as_csv_and_html() {
-    let dir = std::env::temp_dir().join(format!("nida-report-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let data = dir.join("data");
     let mut store = nida_store::Store::open_dir(&data).unwrap();
     let day = 1_795_305_600; // 2026-11-22
@@ -598,7 +555,6 @@ fn nida_report_reads_the_store_as_csv_and_html() {
         assert_eq!(out.status.code(), Some(2), "{bad:?}");
         assert!(String::from_utf8_lossy(&out.stderr).starts_with("nida report: "));
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -9,7 +9,6 @@ use crate::common;
 use common::{sipp, Nida};
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,7 +19,7 @@ struct Kamailio {
     child: Child,
     sip: SocketAddr,
     ctl: String,
-    dir: PathBuf,
+    _tmp: tempfile::TempDir,
     log: Arc<Mutex<String>>,
 }
 
@@ -39,8 +38,11 @@ impl Kamailio {
     fn start(instances: &[&Nida]) -> Kamailio {
         let port = common::ports(10);
         let sip: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let dir = std::env::temp_dir().join(format!("nida-kamailio-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!("nida-kamailio-{port}-"))
+            .tempdir()
+            .unwrap();
+        let dir = tmp.path().to_path_buf();
         let list = dir.join("dispatcher.list");
         let lines: String = instances
             .iter()
@@ -76,7 +78,7 @@ impl Kamailio {
             child,
             sip,
             ctl,
-            dir,
+            _tmp: tmp,
             log,
         };
         // Up once every instance has been probed and found answering.
@@ -157,7 +159,6 @@ impl Drop for Kamailio {
         let group = format!("-{}", self.child.id());
         let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

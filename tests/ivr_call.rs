@@ -28,7 +28,8 @@ fn find(haystack: &[i16], needle: &[i16]) -> Option<usize> {
 fn caller_picks_french_enters_a_number_by_dtmf_and_hears_its_status() {
     // Keyed digits are masked in the log unless asked for.
     let nida = Nida::start("log_caller_numbers = true\n");
-    let wav = std::env::temp_dir().join(format!("nida-call-{}.wav", std::process::id()));
+    let tmp = tempfile::tempdir().unwrap();
+    let wav = tmp.path().join("call.wav");
     let out = Command::new(env!("CARGO_BIN_EXE_nida"))
         .args(["call", &format!("sip:8005@{}", nida.sip)])
         .args([
@@ -67,7 +68,6 @@ fn caller_picks_french_enters_a_number_by_dtmf_and_hears_its_status() {
         .samples::<i16>()
         .map(Result::unwrap)
         .collect();
-    std::fs::remove_file(&wav).unwrap();
     // Sample 20240002 is "in review", updated 2026-11-15.
     let status = expected(&[
         "fr/status_is",

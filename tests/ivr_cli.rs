@@ -6,7 +6,7 @@
 use crate::common;
 
 use common::{sipp, Nida};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
@@ -28,13 +28,15 @@ fn flows() -> String {
     common::repo().join("ivr-flows").display().to_string()
 }
 
-/// A private copy of the demo flows to break or change.
-fn copy_flows(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("nida-flows-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+/// A private copy of the demo flows to break or change (removed when
+/// dropped).
+fn copy_flows(tag: &str) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("nida-flows-{tag}-"))
+        .tempdir()
+        .unwrap();
     for f in ["main.yaml", "status.yaml", "faq.yaml", "police.yaml"] {
-        std::fs::copy(common::repo().join("ivr-flows").join(f), dir.join(f)).unwrap();
+        std::fs::copy(common::repo().join("ivr-flows").join(f), dir.path().join(f)).unwrap();
     }
     dir
 }
@@ -55,7 +57,8 @@ fn check_accepts_the_demo_flows_and_rejects_a_typo_with_its_position() {
         "{out}"
     );
 
-    let dir = copy_flows("typo");
+    let tmp = copy_flows("typo");
+    let dir = tmp.path();
     edit(
         &dir.join("status.yaml"),
         "    next: say_status",
@@ -73,7 +76,6 @@ fn check_accepts_the_demo_flows_and_rejects_a_typo_with_its_position() {
         err.contains("30 |     next: say_statsu\n   |           ^^^^^^^^^^"),
         "{err}"
     );
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
@@ -91,7 +93,8 @@ fn simulate_runs_the_status_path_and_prints_the_final_action() {
         "{out}"
     );
     // --lang starts in a language; a fixture answers the lookups.
-    let fixture = std::env::temp_dir().join(format!("nida-fixture-{}.json", std::process::id()));
+    let tmp = tempfile::tempdir().unwrap();
+    let fixture = tmp.path().join("fixture.json");
     std::fs::write(
         &fixture,
         r#"{"11112222": {"status": "approved", "updated": "2026-01-01"}}"#,
@@ -118,7 +121,6 @@ fn simulate_runs_the_status_path_and_prints_the_final_action() {
         out.contains("result: hangup"),
         "return from the top flow ends the call: {out}"
     );
-    std::fs::remove_file(fixture).unwrap();
 }
 
 #[test]
@@ -183,7 +185,8 @@ fn graph_draws_mermaid_and_dot() {
 
 #[test]
 fn nida_refuses_to_start_on_invalid_flows() {
-    let dir = copy_flows("refuse");
+    let tmp = copy_flows("refuse");
+    let dir = tmp.path();
     edit(
         &dir.join("faq.yaml"),
         "play: [tourist_info]",
@@ -207,7 +210,6 @@ fn nida_refuses_to_start_on_invalid_flows() {
         "{err}"
     );
     assert!(err.contains("invalid: not starting"), "{err}");
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 /// A real HTTP server on loopback: GET serves `applications/<n>.json` files,
@@ -251,7 +253,8 @@ http.server.ThreadingHTTPServer(('127.0.0.1', int(sys.argv[1])), H).serve_foreve
 
 #[test]
 fn lookups_go_to_a_real_http_server_by_get_and_post() {
-    let dir = std::env::temp_dir().join(format!("nida-http-{}", std::process::id()));
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     std::fs::create_dir_all(dir.join("applications")).unwrap();
     std::fs::write(
         dir.join("applications/30300303.json"),
@@ -259,7 +262,7 @@ fn lookups_go_to_a_real_http_server_by_get_and_post() {
     )
     .unwrap();
     let port = common::ports(2);
-    let mut server = http_backend(port, &dir);
+    let mut server = http_backend(port, dir);
     let status = common::repo()
         .join("ivr-flows/status.yaml")
         .display()
@@ -335,12 +338,12 @@ fn lookups_go_to_a_real_http_server_by_get_and_post() {
     let (out, _) = text(&o);
     assert!(out.contains("-> Error("), "{out}");
     assert!(out.contains("▶ ar/lookup_failed"), "{out}");
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
 fn hot_reload_serves_new_calls_and_keeps_calls_in_progress_on_their_version() {
-    let dir = copy_flows("reload");
+    let tmp = copy_flows("reload");
+    let dir = tmp.path();
     let nida = Nida::start(&format!("flows_dir = \"{}\"", dir.display()));
     // Call A on the old version, held for four seconds.
     let sip = nida.sip;
@@ -420,5 +423,4 @@ fn hot_reload_serves_new_calls_and_keeps_calls_in_progress_on_their_version() {
         "{}",
         nida.log()
     );
-    std::fs::remove_dir_all(dir).unwrap();
 }

@@ -8,23 +8,13 @@
 
 use crate::common;
 
-use common::{sipp, Nida, TOKEN};
-use std::io::{Read, Write};
-use std::net::{TcpStream, UdpSocket};
+use common::{sipp, Nida};
+use std::net::UdpSocket;
 use std::process::Command;
 use std::time::Duration;
 
 fn metrics(nida: &Nida) -> String {
-    let mut s = TcpStream::connect(nida.http).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut body = String::new();
-    s.read_to_string(&mut body).unwrap();
-    body
+    nida.get("/metrics")
 }
 
 fn value(metrics: &str, name: &str) -> f64 {

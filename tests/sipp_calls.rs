@@ -268,7 +268,8 @@ fn command_line_errors_are_clear() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a range"));
-    let cfg = std::env::temp_dir().join(format!("nida-bad-{}.toml", std::process::id()));
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("bad.toml");
     std::fs::write(&cfg, "max_calls = \"many\"\n").unwrap();
     let out = Command::new(bin)
         .arg("--config")

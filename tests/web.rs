@@ -12,59 +12,16 @@ use crate::common;
 
 use common::{Nida, TOKEN};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A WebDriver session on a chromedriver of its own.
+/// A WebDriver session (fantoccini) on a chromedriver of its own.
 struct Browser {
     driver: Child,
-    port: u16,
-    session: String,
-    _profile: tempdir::Dir,
-}
-
-mod tempdir {
-    /// A folder removed on drop.
-    pub struct Dir(pub std::path::PathBuf);
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-fn http_json(port: u16, method: &str, path: &str, body: &Value) -> Value {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("chromedriver");
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let body = body.to_string();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    // chromedriver says `Connection: close` but keeps the socket open:
-    // read the head, then exactly Content-Length bytes.
-    let mut r = BufReader::new(s);
-    let mut length = 0;
-    loop {
-        let mut line = String::new();
-        r.read_line(&mut line).expect("chromedriver answers");
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':') {
-            if name.eq_ignore_ascii_case("content-length") {
-                length = value.trim().parse().unwrap_or(0);
-            }
-        }
-    }
-    let mut body = vec![0; length];
-    r.read_exact(&mut body).expect("chromedriver's answer");
-    serde_json::from_slice(&body).unwrap_or(Value::Null)
+    rt: tokio::runtime::Runtime,
+    client: Option<fantoccini::Client>,
+    _profile: tempfile::TempDir,
 }
 
 impl Browser {
@@ -81,9 +38,11 @@ impl Browser {
             assert!(Instant::now() < end, "chromedriver did not listen");
             std::thread::sleep(Duration::from_millis(100));
         }
-        let profile =
-            std::env::temp_dir().join(format!("nida-chromium-{}-{port}", std::process::id()));
-        let caps = json!({"capabilities": {"alwaysMatch": {
+        let profile = tempfile::Builder::new()
+            .prefix("nida-chromium-")
+            .tempdir()
+            .unwrap();
+        let caps = json!({
             "browserName": "chrome",
             "goog:chromeOptions": {
                 "binary": "/usr/bin/chromium",
@@ -91,40 +50,45 @@ impl Browser {
                          "--no-first-run", "--disable-background-networking",
                          "--disable-component-update", "--disable-sync",
                          "--disable-dev-shm-usage", "--window-size=1280,900",
-                         format!("--user-data-dir={}", profile.display())]
+                         format!("--user-data-dir={}", profile.path().display())]
             }
-        }}});
-        let r = http_json(port, "POST", "/session", &caps);
-        let session = r["value"]["sessionId"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no WebDriver session: {r}"))
-            .to_string();
+        });
+        let Value::Object(caps) = caps else {
+            unreachable!("a JSON object literal")
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let client = rt
+            .block_on(
+                fantoccini::ClientBuilder::new(connector)
+                    .capabilities(caps)
+                    .connect(&format!("http://127.0.0.1:{port}")),
+            )
+            .unwrap_or_else(|e| panic!("no WebDriver session: {e}"));
         Browser {
             driver,
-            port,
-            session,
-            _profile: tempdir::Dir(profile),
+            rt,
+            client: Some(client),
+            _profile: profile,
         }
     }
 
+    fn client(&self) -> &fantoccini::Client {
+        self.client.as_ref().expect("open until drop")
+    }
+
     fn open(&self, url: &str) {
-        http_json(
-            self.port,
-            "POST",
-            &format!("/session/{}/url", self.session),
-            &json!({ "url": url }),
-        );
+        self.rt.block_on(self.client().goto(url)).unwrap();
     }
 
     /// Runs a script in the page; returns its value.
     fn js(&self, script: &str) -> Value {
-        let r = http_json(
-            self.port,
-            "POST",
-            &format!("/session/{}/execute/sync", self.session),
-            &json!({ "script": script, "args": [] }),
-        );
-        r["value"].clone()
+        self.rt
+            .block_on(self.client().execute(script, Vec::new()))
+            .unwrap_or_else(|e| panic!("{script}: {e}"))
     }
 
     /// Waits until the script returns true.
@@ -142,27 +106,21 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        http_json(
-            self.port,
-            "DELETE",
-            &format!("/session/{}", self.session),
-            &json!({}),
-        );
+        if let Some(c) = self.client.take() {
+            let _ = self.rt.block_on(c.close());
+        }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
 }
 
 fn post(nida: &Nida, path: &str) {
-    let mut s = TcpStream::connect(nida.http).unwrap();
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut r = String::new();
-    s.read_to_string(&mut r).unwrap();
-    assert!(r.starts_with("HTTP/1.1 202"), "{path}: {r}");
+    let r = reqwest::blocking::Client::new()
+        .post(format!("http://{}{path}", nida.http))
+        .bearer_auth(TOKEN)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202, "{path}: {:?}", r.text());
 }
 
 #[test]

@@ -4,8 +4,8 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU16, Ordering};
@@ -51,7 +51,11 @@ pub struct Nida {
     pub sip: SocketAddr,
     pub http: SocketAddr,
     pub log: Arc<Mutex<String>>,
+    /// nida's own folder: its configuration, and its data unless the
+    /// test names another `data_dir`.
     pub dir: PathBuf,
+    /// Removes `dir` when the test is over.
+    tmp: Option<tempfile::TempDir>,
 }
 
 impl Nida {
@@ -66,8 +70,11 @@ impl Nida {
         let p = ports(110);
         let sip: SocketAddr = format!("127.0.0.1:{p}").parse().unwrap();
         let http: SocketAddr = format!("127.0.0.1:{}", p + 1).parse().unwrap();
-        let dir = std::env::temp_dir().join(format!("nida-test-{}-{p}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!("nida-test-{p}-"))
+            .tempdir()
+            .unwrap();
+        let dir = tmp.path().to_path_buf();
         let cfg = dir.join("nida.toml");
         // `TLS` in the extra lines stands for a `[tls]` table with the test
         // certificate, trusting the test CA, listening at the SIP port + 2.
@@ -86,7 +93,11 @@ impl Nida {
         } else {
             "seed = 7\n"
         };
-        let extra = extra.replace("UNSEEDED\n", "");
+        let mut extra = extra.replace("UNSEEDED\n", "");
+        // Each nida keeps its records apart from the other tests'.
+        if !extra.contains("data_dir") {
+            extra = format!("data_dir = \"{}\"\n{extra}", dir.join("data").display());
+        }
         std::fs::write(
             &cfg,
             format!(
@@ -96,7 +107,7 @@ impl Nida {
             ),
         )
         .unwrap();
-        Nida::spawn(&cfg, sip, http, dir)
+        Nida::spawn(&cfg, sip, http, tmp)
     }
 
     /// Kills nida with SIGKILL (no chance to tidy up) and starts it again
@@ -107,11 +118,11 @@ impl Nida {
         let (sip, http) = (self.sip, self.http);
         // The folder goes to the new process (dropping `self` would
         // delete it).
-        let dir = std::mem::take(&mut self.dir);
-        Nida::spawn(&dir.join("nida.toml"), sip, http, dir)
+        let tmp = self.tmp.take().expect("a folder of its own");
+        Nida::spawn(&tmp.path().join("nida.toml"), sip, http, tmp)
     }
 
-    fn spawn(cfg: &Path, sip: SocketAddr, http: SocketAddr, dir: PathBuf) -> Nida {
+    fn spawn(cfg: &Path, sip: SocketAddr, http: SocketAddr, tmp: tempfile::TempDir) -> Nida {
         let mut child = Command::new(env!("CARGO_BIN_EXE_nida"))
             .arg("--config")
             .arg(cfg)
@@ -136,7 +147,8 @@ impl Nida {
             sip,
             http,
             log,
-            dir,
+            dir: tmp.path().to_path_buf(),
+            tmp: Some(tmp),
         }
     }
 
@@ -165,19 +177,10 @@ impl Nida {
             .unwrap()
     }
 
-    /// GET `path` from the admin API with the token: the whole response,
-    /// head and body.
+    /// GET `path` from the admin API with the token: the body of a 200.
     pub fn get(&self, path: &str) -> String {
-        let mut s = TcpStream::connect(self.http).expect("admin API");
-        // A stuck server fails the test instead of hanging it.
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        s.write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
-        )
-        .unwrap();
-        let mut body = String::new();
-        s.read_to_string(&mut body).unwrap();
+        let (status, body) = http(self.http, "GET", path, Some(TOKEN), "");
+        assert_eq!(status, 200, "GET {path}: {body}");
         body
     }
 
@@ -218,10 +221,92 @@ impl Drop for Nida {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        if !self.dir.as_os_str().is_empty() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
     }
+}
+
+/// The tests' one HTTP client (reqwest, blocking): a 10 s timeout, so a
+/// stuck server fails the test instead of hanging it.
+pub fn client() -> &'static reqwest::blocking::Client {
+    static CLIENT: std::sync::OnceLock<reqwest::blocking::Client> = std::sync::OnceLock::new();
+    CLIENT.get_or_init(|| {
+        builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("HTTP client")
+    })
+}
+
+fn builder() -> reqwest::blocking::ClientBuilder {
+    // nida builds reqwest without a default TLS provider; the tests speak
+    // plain HTTP, but the builder needs one all the same.
+    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+    reqwest::blocking::Client::builder()
+}
+
+/// One request to `addr` with an optional bearer token and a JSON body:
+/// the status code and the body.
+pub fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (u16, String) {
+    let r = response(addr, method, path, token, body);
+    let status = r.status().as_u16();
+    (status, r.text().unwrap_or_default())
+}
+
+/// One request as [`http`] does; the whole response (for its headers).
+pub fn response(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> reqwest::blocking::Response {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("an HTTP method");
+    let mut req = client()
+        .request(method, format!("http://{addr}{path}"))
+        .header("Content-Type", "application/json")
+        .body(body.to_string());
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    req.send().unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The server-sent events of `path` (a JSON object per `data:` line),
+/// collected in the background; subscribed once this returns (the
+/// response's headers have arrived).
+pub fn events(
+    addr: SocketAddr,
+    path: &str,
+    token: Option<&str>,
+) -> Arc<Mutex<Vec<serde_json::Value>>> {
+    // The stream stays open: no overall timeout on this one.
+    let mut req = builder()
+        .timeout(None)
+        .build()
+        .expect("HTTP client")
+        .get(format!("http://{addr}{path}"));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let r = req.send().unwrap_or_else(|e| panic!("{path}: {e}"));
+    assert_eq!(r.status().as_u16(), 200, "{path}");
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = events.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(r).lines().map_while(Result::ok) {
+            if let Some(json) = line.strip_prefix("data: ") {
+                sink.lock()
+                    .unwrap()
+                    .push(serde_json::from_str(json).unwrap());
+            }
+        }
+    });
+    events
 }
 
 /// Appends the lines `from` writes to `log`, in the background (bytes

@@ -32,6 +32,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod answering;
 pub mod bookings;
 mod callback;
 pub mod io;

@@ -52,7 +52,8 @@ fn decodes_flac_ogg_and_mp3_of_other_rates_and_channels() {
 
 #[test]
 fn decodes_a_48k_stereo_wav_and_a_store_folder() {
-    let dir = std::env::temp_dir().join(format!("nida-prompts-{}", std::process::id()));
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let en = dir.join("en");
     std::fs::create_dir_all(&en).unwrap();
     let spec = hound::WavSpec {
@@ -69,15 +70,14 @@ fn decodes_a_48k_stereo_wav_and_a_store_folder() {
     }
     w.finalize().unwrap();
     std::fs::write(en.join("notes.txt"), "not audio").unwrap();
-    let store = PromptStore::load_dir(&dir).unwrap();
+    let store = PromptStore::load_dir(dir).unwrap();
     assert_eq!(store.len(), 1, "only audio files are prompts");
     check(&store.get("en", "welcome").unwrap(), "wav");
     assert!(store.get("ar", "welcome").is_none());
 
     std::fs::write(en.join("broken.wav"), b"RIFF....WAVEfmt garbage").unwrap();
-    let err = PromptStore::load_dir(&dir).unwrap_err();
+    let err = PromptStore::load_dir(dir).unwrap_err();
     assert!(err.to_string().contains("broken.wav"), "{err}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

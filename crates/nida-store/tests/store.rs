@@ -4,12 +4,12 @@
 
 use nida_store::kpi::{self, Bucket};
 use nida_store::{migrate, AgentRow, CallRecord, CallbackRow, Query, Store, StoreError};
-use std::path::PathBuf;
-
-fn fresh_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("nida-store-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+/// A new empty folder, removed when dropped.
+fn fresh_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("nida-store-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
 fn record(queue: &str, queued_at: i64, wait: Option<f64>, outcome: &str) -> CallRecord {
@@ -34,7 +34,8 @@ fn record(queue: &str, queued_at: i64, wait: Option<f64>, outcome: &str) -> Call
 
 #[test]
 fn records_and_surveys_are_written_and_read_back() {
-    let dir = fresh_dir("records");
+    let tmp = fresh_dir("records");
+    let dir = tmp.path().join("data");
     let mut s = Store::open_dir(&dir).unwrap();
     let mut a = record("visa", 1_000, Some(5.0), "answered");
     a.rating = Some(2);
@@ -82,7 +83,8 @@ fn records_and_surveys_are_written_and_read_back() {
 
 #[test]
 fn callbacks_keep_their_state_and_history() {
-    let dir = fresh_dir("callbacks");
+    let tmp = fresh_dir("callbacks");
+    let dir = tmp.path().join("data");
     let mut s = Store::open_dir(&dir).unwrap();
     let mut cb = CallbackRow {
         call_id: "cb1".into(),
@@ -147,7 +149,8 @@ fn callbacks_keep_their_state_and_history() {
 
 #[test]
 fn agents_are_added_replaced_and_removed() {
-    let dir = fresh_dir("agents");
+    let tmp = fresh_dir("agents");
+    let dir = tmp.path().join("data");
     let mut s = Store::open_dir(&dir).unwrap();
     let mut a = AgentRow {
         id: 3,
@@ -176,7 +179,8 @@ fn agents_are_added_replaced_and_removed() {
 
 #[test]
 fn an_older_file_is_migrated_and_keeps_its_records() {
-    let dir = fresh_dir("migrate");
+    let tmp = fresh_dir("migrate");
+    let dir = tmp.path().join("data");
     std::fs::create_dir_all(&dir).unwrap();
     let path = nida_store::db_path(&dir);
     {
@@ -205,7 +209,8 @@ fn an_older_file_is_migrated_and_keeps_its_records() {
 
 #[test]
 fn a_file_from_a_newer_nida_is_refused() {
-    let dir = fresh_dir("newer");
+    let tmp = fresh_dir("newer");
+    let dir = tmp.path().join("data");
     std::fs::create_dir_all(&dir).unwrap();
     let path = nida_store::db_path(&dir);
     {
@@ -270,7 +275,8 @@ fn key_figures_per_queue_and_hour() {
 fn processes_opening_a_new_file_at_once_migrate_it_once() {
     // The daemon and `nida agent` may open a new data folder together.
     for round in 0..20 {
-        let dir = fresh_dir(&format!("race-{round}"));
+        let tmp = fresh_dir(&format!("race-{round}"));
+        let dir = tmp.path().join("data");
         let openers: Vec<_> = (0..4)
             .map(|_| {
                 let dir = dir.clone();
@@ -284,6 +290,5 @@ fn processes_opening_a_new_file_at_once_migrate_it_once() {
         }
         let store = Store::open_dir(&dir).unwrap();
         assert!(store.agents().unwrap().is_empty());
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

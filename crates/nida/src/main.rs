@@ -160,14 +160,42 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    let cfg = match configure(&cli) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if let Some(command) = cli.command {
+        return run_command(cfg, command);
+    }
+    let (flows, backends, prompts) = match load(&cfg) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build();
+    match or_exit(runtime, "cannot start the runtime: ".into(), 1) {
+        Ok(r) => r.block_on(serve(cfg, prompts, flows, backends)),
+        Err(code) => code,
+    }
+}
+
+/// `Ok`, or the error printed after `what` and nida's exit code.
+fn or_exit<T, E: std::fmt::Display>(
+    r: Result<T, E>,
+    what: String,
+    code: u8,
+) -> Result<T, ExitCode> {
+    r.map_err(|e| {
+        eprintln!("nida: {what}{e}");
+        ExitCode::from(code)
+    })
+}
+
+/// The configuration file with the command line's overrides, checked.
+fn configure(cli: &Cli) -> Result<Config, ExitCode> {
     let mut cfg = match &cli.config {
-        Some(path) => match Config::read(path) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("nida: {e}");
-                return ExitCode::from(2);
-            }
-        },
+        Some(path) => or_exit(Config::read(path), String::new(), 2)?,
         None => Config::default(),
     };
     if let Some(a) = cli.sip_addr {
@@ -180,23 +208,24 @@ fn main() -> ExitCode {
     if let Some(r) = cli.rtp_ports {
         cfg.rtp_ports = r;
     }
-    if let Err(e) = cfg.validate() {
-        eprintln!("nida: {e}");
-        return ExitCode::from(2);
-    }
-    if let Some(Command::Call {
-        uri,
-        digits,
-        record,
-        gap_ms,
-        max_seconds,
-        barge_in_ms,
-        say,
-        from,
-        hang_up_after_ms,
-    }) = cli.command
-    {
-        return caller::run(caller::CallArgs {
+    or_exit(cfg.validate(), String::new(), 2)?;
+    Ok(cfg)
+}
+
+/// The tools besides the daemon.
+fn run_command(cfg: Config, command: Command) -> ExitCode {
+    match command {
+        Command::Call {
+            uri,
+            digits,
+            record,
+            gap_ms,
+            max_seconds,
+            barge_in_ms,
+            say,
+            from,
+            hang_up_after_ms,
+        } => caller::run(caller::CallArgs {
             uri,
             digits,
             record,
@@ -206,49 +235,26 @@ fn main() -> ExitCode {
             hang_up_after: hang_up_after_ms.map(std::time::Duration::from_millis),
             say,
             from,
-        });
-    }
-    if let Some(Command::Report {
-        from,
-        to,
-        queue,
-        format,
-        by,
-        output,
-    }) = cli.command
-    {
-        let names = cfg.agents.iter().map(|a| (a.id, a.name.clone())).collect();
-        let args = report::ReportArgs {
+        }),
+        Command::Report {
             from,
             to,
             queue,
             format,
             by,
-        };
-        let text = match report::run(&cfg.data_dir, &names, &args) {
-            Ok(t) => t,
-            Err(e) => {
-                eprintln!("nida report: {e}");
-                return ExitCode::from(2);
-            }
-        };
-        let written = match &output {
-            Some(p) => std::fs::write(p, text),
-            None => std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes()),
-        };
-        return match written {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("nida report: {e}");
-                ExitCode::FAILURE
-            }
-        };
-    }
-    if let Some(Command::Agent { command }) = cli.command {
-        return agentcmd::run(&cfg, command);
-    }
-    if let Some(Command::Flow { command }) = cli.command {
-        return match command {
+            output,
+        } => {
+            let args = report::ReportArgs {
+                from,
+                to,
+                queue,
+                format,
+                by,
+            };
+            report_command(&cfg, &args, output.as_deref())
+        }
+        Command::Agent { command } => agentcmd::run(&cfg, command),
+        Command::Flow { command } => match command {
             FlowCommand::Check { path } => flowcmd::check(&cfg, &path),
             FlowCommand::Simulate {
                 file,
@@ -269,9 +275,42 @@ fn main() -> ExitCode {
                 print!("{}", nida_ivr::schema());
                 ExitCode::SUCCESS
             }
-        };
+        },
     }
-    // nida refuses to start on invalid flows, saying why.
+}
+
+/// `nida report`, to standard output or a file.
+fn report_command(
+    cfg: &Config,
+    args: &report::ReportArgs,
+    output: Option<&std::path::Path>,
+) -> ExitCode {
+    let names = cfg.agents.iter().map(|a| (a.id, a.name.clone())).collect();
+    let text = match report::run(&cfg.data_dir, &names, args) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("nida report: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let written = match output {
+        Some(p) => std::fs::write(p, text),
+        None => std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes()),
+    };
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("nida report: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// What the daemon reads before it starts: the flows (nida refuses to
+/// start on invalid ones, saying why), the lookup backends and the prompts.
+fn load(
+    cfg: &Config,
+) -> Result<(nida_ivr::FlowSet, lookup::Backends, nida_media::PromptStore), ExitCode> {
     let flows = match flowcmd::load(&cfg.flows_dir, &cfg.prompts_dir) {
         Ok(f) => f,
         Err(report) => {
@@ -280,7 +319,7 @@ fn main() -> ExitCode {
                 "nida: the flows in {} are invalid: not starting",
                 cfg.flows_dir.display()
             );
-            return ExitCode::from(2);
+            return Err(ExitCode::from(2));
         }
     };
     for (number, flow) in cfg
@@ -294,34 +333,45 @@ fn main() -> ExitCode {
                 "nida: dial plan: {number} goes to flow `{flow}`, which is not in {}",
                 cfg.flows_dir.display()
             );
-            return ExitCode::from(2);
+            return Err(ExitCode::from(2));
         }
     }
-    let backends = match lookup::load(&cfg.lookups) {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("nida: {e}");
-            return ExitCode::from(2);
+    let backends = or_exit(lookup::load(&cfg.lookups), String::new(), 2)?;
+    let prompts = or_exit(
+        nida_media::PromptStore::load_dir(&cfg.prompts_dir),
+        String::new(),
+        2,
+    )?;
+    Ok((flows, backends, prompts))
+}
+
+/// The SIP listeners (UDP, TCP, TLS when configured) and the HTTP one,
+/// bound; the HTTP client set up with the TLS trust roots.
+async fn bind(cfg: &Config) -> Result<(driver::Listeners, tokio::net::TcpListener), ExitCode> {
+    let sip = cfg.sip_addr;
+    let udp = tokio::net::UdpSocket::bind(sip).await;
+    let udp = or_exit(udp, format!("cannot listen on SIP UDP {sip}: "), 2)?;
+    let tcp = tokio::net::TcpListener::bind(sip).await;
+    let tcp = or_exit(tcp, format!("cannot listen on SIP TCP {sip}: "), 2)?;
+    let ca = cfg.tls.as_ref().and_then(|t| t.ca.as_deref());
+    or_exit(httpc::init(ca), String::new(), 2)?;
+    let tls = match (&cfg.tls, cfg.tls_addr()) {
+        (Some(t), Some(addr)) => {
+            let sides = tls::acceptor(t).and_then(|a| Ok((a, tls::connector(t)?)));
+            let (acceptor, connector) = or_exit(sides, "TLS: ".into(), 2)?;
+            let l = tokio::net::TcpListener::bind(addr).await;
+            let l = or_exit(l, format!("cannot listen on SIP TLS {addr}: "), 2)?;
+            Some((l, acceptor, connector))
         }
+        _ => None,
     };
-    let prompts = match nida_media::PromptStore::load_dir(&cfg.prompts_dir) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("nida: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("nida: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(serve(cfg, prompts, flows, backends))
+    let http = tokio::net::TcpListener::bind(cfg.http_addr).await;
+    let http = or_exit(
+        http,
+        format!("cannot listen on HTTP {}: ", cfg.http_addr),
+        2,
+    )?;
+    Ok((driver::Listeners { udp, tcp, tls }, http))
 }
 
 async fn serve(
@@ -331,72 +381,25 @@ async fn serve(
     backends: lookup::Backends,
 ) -> ExitCode {
     // Signals are caught from before nida says it listens.
-    let mut signals = match Signals::new() {
+    let mut signals = match or_exit(Signals::new(), "cannot catch signals: ".into(), 1) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("nida: cannot catch signals: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
-    let udp = match tokio::net::UdpSocket::bind(cfg.sip_addr).await {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("nida: cannot listen on SIP UDP {}: {e}", cfg.sip_addr);
-            return ExitCode::from(2);
-        }
-    };
-    let tcp = match tokio::net::TcpListener::bind(cfg.sip_addr).await {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("nida: cannot listen on SIP TCP {}: {e}", cfg.sip_addr);
-            return ExitCode::from(2);
-        }
-    };
-    if let Err(e) = httpc::init(cfg.tls.as_ref().and_then(|t| t.ca.as_deref())) {
-        eprintln!("nida: {e}");
-        return ExitCode::from(2);
-    }
-    let tls = match &cfg.tls {
-        None => None,
-        Some(t) => {
-            let sides = tls::acceptor(t).and_then(|a| Ok((a, tls::connector(t)?)));
-            let (acceptor, connector) = match sides {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("nida: TLS: {e}");
-                    return ExitCode::from(2);
-                }
-            };
-            let addr = cfg.tls_addr().unwrap_or(cfg.sip_addr);
-            match tokio::net::TcpListener::bind(addr).await {
-                Ok(l) => Some((l, acceptor, connector)),
-                Err(e) => {
-                    eprintln!("nida: cannot listen on SIP TLS {addr}: {e}");
-                    return ExitCode::from(2);
-                }
-            }
-        }
-    };
-    let http = match tokio::net::TcpListener::bind(cfg.http_addr).await {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("nida: cannot listen on HTTP {}: {e}", cfg.http_addr);
-            return ExitCode::from(2);
-        }
+    let (listeners, http) = match bind(&cfg).await {
+        Ok(l) => l,
+        Err(code) => return code,
     };
     // The store is open and its agents known before nida says it listens.
     // Opening, migrating and reading the database block: off the workers.
-    let store = match tokio::task::block_in_place(|| db::StoreHandle::start(&cfg.data_dir)) {
+    let store = tokio::task::block_in_place(|| db::StoreHandle::start(&cfg.data_dir));
+    let store = match or_exit(store, String::new(), 2) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("nida: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let mut cfg = cfg;
-    if let Err(e) = tokio::task::block_in_place(|| add_stored_agents(&mut cfg, &store)) {
-        eprintln!("nida: {e}");
-        return ExitCode::from(2);
+    let added = tokio::task::block_in_place(|| add_stored_agents(&mut cfg, &store));
+    if let Err(code) = or_exit(added, String::new(), 2) {
+        return code;
     }
     println!(
         "nida {} listening: SIP udp+tcp {}{}, RTP {}:{}-{}, HTTP http://{}/wallboard; {} prompts from {}; {} flows",
@@ -413,12 +416,9 @@ async fn serve(
         cfg.prompts_dir.display(),
         flows.flows.len()
     );
-    let token = match admin_token(&cfg) {
+    let token = match or_exit(admin_token(&cfg), String::new(), 2) {
         Ok(t) => t,
-        Err(e) => {
-            eprintln!("nida: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let counters = Arc::new(base::bus::Counters::default());
     let cfg = Arc::new(cfg);
@@ -471,7 +471,6 @@ async fn serve(
         std::process::exit(1);
     });
     let store = shared.store.clone();
-    let listeners = driver::Listeners { udp, tcp, tls };
     driver::run(cfg, shared, listeners, counters, stop_rx).await;
     store.flush().await;
     ExitCode::SUCCESS

@@ -321,21 +321,16 @@ impl World {
     /// A centre with these queues (router rules, call rules).
     pub fn new(queues: Vec<(QueueConfig, QueueRules)>) -> World {
         let t0 = Instant::now();
-        let dir = std::env::temp_dir().join(format!(
-            "nida-call-flows-{}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
         std::fs::write(dir.join("line.yaml"), FLOWS).unwrap();
         std::fs::write(dir.join("urgent.yaml"), URGENT).unwrap();
         std::fs::write(dir.join("then.yaml"), THEN).unwrap();
         let survey =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../ivr-flows/survey.yaml");
         std::fs::copy(survey, dir.join("survey.yaml")).unwrap();
-        let flows = nida_ivr::load_path(&dir, &nida_ivr::AnyPrompt)
+        let flows = nida_ivr::load_path(dir, &nida_ivr::AnyPrompt)
             .unwrap_or_else(|r| panic!("{}", r.render()));
-        let _ = std::fs::remove_dir_all(&dir);
         let mut prompts = PromptStore::default();
         for (i, name) in PROMPTS.iter().enumerate() {
             let ms = if *name == "moh" { 3000 } else { 400 };
@@ -895,8 +890,6 @@ impl World {
         }
     }
 }
-
-static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// The prompts the centre has (each a tone of its own).
 const PROMPTS: &[&str] = &[

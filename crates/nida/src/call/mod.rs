@@ -14,7 +14,7 @@ mod recorder;
 use crate::base::bus::{Counters, Dial, LegRequest, LegSetup, ToCall, ToDriver};
 use crate::config::Config;
 use media::MediaPorts;
-use nida_call::{Call, CallConfig, LegEvent, LegId, Output, Recording, Start, Stored};
+use nida_call::{answering, Call, CallConfig, LegEvent, LegId, Output, Recording, Start, Stored};
 use nida_ivr::LookupResult;
 use nida_media::PromptStore;
 use nida_sip::sdp::{self, Negotiated, SessionDescription};
@@ -206,25 +206,15 @@ pub async fn restore(setup: CallSetup, row: nida_store::CallbackRow) {
 /// names whatever media address it likes.
 async fn answer(s: &mut CallSetup) -> Option<(Negotiated, Option<[u8; 30]>, UdpSocket)> {
     let handle = s.handle;
-    let negotiated = match &s.offer {
-        Some(offer) => match sdp::negotiate(offer, &s.cfg.codecs, s.secure) {
-            Some(n) => Some(n),
-            None => {
-                let savp = offer
-                    .media
-                    .iter()
-                    .any(|m| m.proto.eq_ignore_ascii_case("RTP/SAVP"));
-                if savp && !s.secure {
-                    info!("SRTP offered without TLS (its keys would travel in clear): 488");
-                } else {
-                    info!("no common codec: 488");
-                }
-                s.send(ToDriver::Reject(handle, 488, "Not Acceptable Here"))
-                    .await;
-                return None;
+    let negotiated = match answering::take_offer(s.offer.as_ref(), &s.cfg.codecs, s.secure) {
+        Ok(n) => n,
+        Err(why) => {
+            if let Some((code, reason)) = why.status() {
+                info!("{why}: {code}");
+                s.send(ToDriver::Reject(handle, code, reason)).await;
             }
-        },
-        None => None,
+            return None;
+        }
     };
     // An SRTP offer (over TLS) gets nida's own key in the answer.
     let srtp = negotiated
@@ -273,19 +263,10 @@ async fn answer(s: &mut CallSetup) -> Option<(Negotiated, Option<[u8; 30]>, UdpS
             return None;
         }
     };
-    let negotiated = match (negotiated, ack_sdp) {
-        (Some(n), _) => n,
-        // nida's offer was plain RTP/AVP.
-        (None, Some(answer)) => match sdp::negotiate(&answer, &s.cfg.codecs, false) {
-            Some(n) => n,
-            None => {
-                warn!("late-offer answer has no usable audio: hanging up");
-                s.send(ToDriver::Hangup(handle)).await;
-                return None;
-            }
-        },
-        (None, None) => {
-            warn!("ACK without the SDP answer to our offer: hanging up");
+    let negotiated = match answering::confirm(negotiated, ack_sdp.as_ref(), &s.cfg.codecs) {
+        Ok(n) => n,
+        Err(why) => {
+            warn!("{why}: hanging up");
             s.send(ToDriver::Hangup(handle)).await;
             return None;
         }

@@ -124,7 +124,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_recording_has_a_random_name_and_its_final_one_only_when_complete() {
-        let dir = std::env::temp_dir().join(format!("nida-rec-{}", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
         let r = Recorder::start(&dir);
         let path = r.path.clone();
         let name = path.file_name().unwrap().to_string_lossy().to_string();
@@ -146,6 +147,5 @@ mod tests {
         d.send(Recording::Discard);
         d.finished().await;
         assert!(!gone.exists() && !gone.with_extension("wav.part").exists());
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

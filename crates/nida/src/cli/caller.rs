@@ -101,6 +101,261 @@ fn destination(uri: &str) -> Result<SocketAddr, CliError> {
         .ok_or_else(|| CliError::NotFound(format!("{with_port}: no address")))
 }
 
+/// The keys still to press and what the caller has heard since the last
+/// group: a prompt is over when the far end has been quiet for `gap`.
+#[derive(Default)]
+struct Keypad {
+    groups: VecDeque<String>,
+    keys: VecDeque<(Instant, char)>,
+    heard: bool,
+    heard_at: Option<Instant>,
+    quiet_since: Option<Instant>,
+}
+
+impl Keypad {
+    fn new(digits: Option<&str>) -> Keypad {
+        Keypad {
+            groups: digits
+                .unwrap_or_default()
+                .split(',')
+                .map(|g| g.trim().to_string())
+                .filter(|g| !g.is_empty())
+                .collect(),
+            ..Keypad::default()
+        }
+    }
+
+    /// What comes next counts as a new prompt.
+    fn listen_again(&mut self) {
+        self.heard = false;
+        self.heard_at = None;
+        self.quiet_since = None;
+    }
+
+    /// A frame of received audio.
+    fn on_audio(&mut self, now: Instant, frame: &[i16]) {
+        if frame.is_empty() {
+            return;
+        }
+        if frame.iter().any(|v| v.unsigned_abs() >= QUIET as u16) {
+            self.heard = true;
+            self.heard_at.get_or_insert(now);
+            self.quiet_since = None;
+        } else if self.heard && self.quiet_since.is_none() {
+            self.quiet_since = Some(now);
+        }
+    }
+
+    fn done(&self) -> bool {
+        self.groups.is_empty() && self.keys.is_empty()
+    }
+}
+
+/// The call in progress: the SIP endpoint, the media once answered, and
+/// the caller's keys.
+struct Caller {
+    args: CallArgs,
+    tl: Timeline,
+    ep: Endpoint,
+    handle: nida_sip::CallHandle,
+    codecs: [Codec; 2],
+    seed: u64,
+    voice: Option<std::sync::Arc<nida_media::Prompt>>,
+    rtp: Option<RtpSession>,
+    keypad: Keypad,
+    deadline: Instant,
+    answered: bool,
+    ended: Option<EndReason>,
+    hung_up: bool,
+}
+
+impl Caller {
+    fn hang_up(&mut self, now: Instant, why: &str) {
+        if !self.hung_up {
+            self.tl.say(why);
+            self.ep.hangup(now, self.handle);
+            self.hung_up = true;
+        }
+    }
+
+    /// The call was answered with this SDP: start the media.
+    fn on_answer(&mut self, now: Instant, sd: &sdp::SessionDescription) {
+        let Some(n) = sdp::negotiate(sd, &self.codecs, false) else {
+            self.tl.say("answered without usable audio: hanging up");
+            self.ep.hangup(now, self.handle);
+            return;
+        };
+        self.tl
+            .say(format!("answered: {} to {}", n.codec.name(), n.remote));
+        let law = if n.codec == Codec::Pcma {
+            Law::A
+        } else {
+            Law::Mu
+        };
+        self.answered = true;
+        let seed = self.seed;
+        let mut session = RtpSession::new(
+            now,
+            SessionConfig {
+                law,
+                telephone_event: n.telephone_event.or(Some(101)),
+                ssrc: (seed >> 32) as u32,
+                initial_seq: seed as u16,
+                initial_ts: (seed >> 16) as u32,
+                remote: n.remote,
+                rtp_timeout: Duration::from_secs(3600),
+                keep_audio: true,
+            },
+        );
+        if let Some(v) = &self.voice {
+            session.play(v.clone());
+        }
+        self.rtp = Some(session);
+    }
+
+    fn on_event(&mut self, now: Instant, ev: Event) {
+        match ev {
+            Event::Progress { status, .. } => self.tl.say(format!("{status} (ringing)")),
+            Event::Answered { sdp: Some(sd), .. } => self.on_answer(now, &sd),
+            Event::Answered { sdp: None, .. } => {
+                self.tl.say("answered without SDP: hanging up");
+                self.ep.hangup(now, self.handle);
+            }
+            Event::Ended { reason, .. } => {
+                self.tl.say(format!("ended: {reason:?}"));
+                self.ended = Some(reason);
+            }
+            Event::Refer { call, .. } => {
+                self.tl.say("asked to transfer: declined");
+                self.ep.notify_refer(now, call, 603, "Declined");
+            }
+            Event::Incoming(_)
+            | Event::Confirmed { .. }
+            | Event::Registered(_)
+            | Event::Unregistered { .. }
+            | Event::AuthFailed { .. }
+            | Event::AuthSucceeded { .. }
+            | Event::Response { .. } => {}
+        }
+    }
+
+    /// Presses the keys that are due, and starts the next group when the
+    /// prompt is over (or when barging in).
+    fn press_keys(&mut self, now: Instant) {
+        let Some(r) = self.rtp.as_mut() else { return };
+        let kp = &mut self.keypad;
+        while kp.keys.front().is_some_and(|(at, _)| *at <= now) {
+            let Some((_, k)) = kp.keys.pop_front() else {
+                break;
+            };
+            r.send_dtmf(k, TONE);
+            if let (true, Some(after)) = (kp.done(), self.args.hang_up_after) {
+                self.deadline = self.deadline.min(now + TONE + after);
+            }
+            if kp.keys.is_empty() {
+                // What counts as the next prompt is what comes after the
+                // last key of this group.
+                kp.listen_again();
+            }
+        }
+        let quiet_for = kp.quiet_since.map(|q| now - q).unwrap_or_default();
+        let prompt_over = quiet_for >= self.args.gap;
+        let waits = kp.groups.front().is_some_and(|g| g.starts_with('w'));
+        let barge = match (
+            self.args.barge_in,
+            kp.heard_at,
+            kp.groups.is_empty() || waits,
+        ) {
+            (Some(b), Some(at), false) => now - at >= b,
+            _ => false,
+        };
+        if !(kp.heard && kp.keys.is_empty() && (prompt_over || barge)) {
+            return;
+        }
+        match kp.groups.pop_front() {
+            Some(g) => {
+                let g = g.trim_start_matches('w').to_string();
+                let why = if prompt_over {
+                    "prompt over"
+                } else {
+                    "barging in"
+                };
+                self.tl.say(format!("{why}; pressing {g}"));
+                for (i, k) in g.chars().enumerate() {
+                    kp.keys
+                        .push_back((now + (TONE + BETWEEN_KEYS) * i as u32, k));
+                }
+                kp.listen_again();
+            }
+            None => self.hang_up(now, "nothing more to press: hanging up"),
+        }
+    }
+
+    /// The voice loops for the whole call.
+    fn media_events(&mut self) {
+        let Some(r) = self.rtp.as_mut() else { return };
+        while let Some(ev) = r.poll_event() {
+            match ev {
+                MediaEvent::Latched(a) => self.tl.say(format!("RTP from {a}")),
+                MediaEvent::PlaybackFinished => {
+                    if let Some(v) = &self.voice {
+                        r.play(v.clone());
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn on_deadline(&mut self, now: Instant) {
+        if now >= self.deadline {
+            let why = if self.args.hang_up_after.is_some() && self.keypad.done() {
+                "done after the last keys: hanging up"
+            } else {
+                "longest call time reached: hanging up"
+            };
+            self.hang_up(now, why);
+        }
+    }
+
+    /// When something is next due.
+    fn wake(&mut self, now: Instant) -> Instant {
+        let mut wake = self.deadline.max(now + Duration::from_millis(1));
+        if let Some(t) = self.ep.poll_timeout() {
+            wake = wake.min(t);
+        }
+        if let Some(r) = &self.rtp {
+            wake = wake.min(r.poll_timeout());
+        }
+        if let Some((at, _)) = self.keypad.keys.front() {
+            wake = wake.min(*at);
+        }
+        if self.keypad.quiet_since.is_some() {
+            wake = wake.min(now + Duration::from_millis(20));
+        }
+        wake
+    }
+
+    /// Writes what was heard as 8 kHz mono WAV.
+    fn record(&self, path: &std::path::Path) -> Result<(), CliError> {
+        let Some(r) = &self.rtp else { return Ok(()) };
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 8000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let wav = |e: hound::Error| CliError::audio(path)(e.to_string());
+        let mut w = hound::WavWriter::create(path, spec).map_err(wav)?;
+        for s in r.received_audio() {
+            w.write_sample(*s).map_err(wav)?;
+        }
+        w.finalize().map_err(wav)?;
+        self.tl.say(format!("recorded to {}", path.display()));
+        Ok(())
+    }
+}
+
 async fn call(args: CallArgs) -> Result<bool, CliError> {
     let dest = destination(&args.uri)?;
     let any = if dest.is_ipv4() {
@@ -140,14 +395,6 @@ async fn call(args: CallArgs) -> Result<bool, CliError> {
         None => None,
     };
     let tl = Timeline(Instant::now());
-    let mut groups: VecDeque<String> = args
-        .digits
-        .as_deref()
-        .unwrap_or_default()
-        .split(',')
-        .map(|g| g.trim().to_string())
-        .filter(|g| !g.is_empty())
-        .collect();
     let handle = ep.invite(
         Instant::now(),
         &args.uri,
@@ -157,234 +404,84 @@ async fn call(args: CallArgs) -> Result<bool, CliError> {
         offer,
     );
     tl.say(format!("INVITE {} from {local}", args.uri));
-    let mut deadline = Instant::now() + args.max;
-    let mut rtp: Option<RtpSession> = None;
-    let mut keys: VecDeque<(Instant, char)> = VecDeque::new();
-    let mut heard = false;
-    let mut heard_at: Option<Instant> = None;
-    let mut quiet_since: Option<Instant> = None;
-    let mut answered = false;
-    let mut ended: Option<EndReason> = None;
-    let mut hung_up = false;
+    let mut c = Caller {
+        keypad: Keypad::new(args.digits.as_deref()),
+        deadline: Instant::now() + args.max,
+        args,
+        tl,
+        ep,
+        handle,
+        codecs,
+        seed,
+        voice,
+        rtp: None,
+        answered: false,
+        ended: None,
+        hung_up: false,
+    };
     let mut buf = vec![0u8; 65536];
     let mut rtp_buf = vec![0u8; 2048];
     let mut out = [0u8; 1500];
-    while ended.is_none() {
+    while c.ended.is_none() {
         let now = Instant::now();
-        // Drain the SIP endpoint.
-        while let Some(t) = ep.poll_transmit() {
+        while let Some(t) = c.ep.poll_transmit() {
             let _ = sip.send(&t.data).await;
         }
-        while let Some(ev) = ep.poll_event() {
-            match ev {
-                Event::Progress { status, .. } => tl.say(format!("{status} (ringing)")),
-                Event::Answered { sdp: Some(sd), .. } => {
-                    match sdp::negotiate(&sd, &codecs, false) {
-                        Some(n) => {
-                            tl.say(format!("answered: {} to {}", n.codec.name(), n.remote));
-                            let law = if n.codec == Codec::Pcma {
-                                Law::A
-                            } else {
-                                Law::Mu
-                            };
-                            answered = true;
-                            let mut session = RtpSession::new(
-                                now,
-                                SessionConfig {
-                                    law,
-                                    telephone_event: n.telephone_event.or(Some(101)),
-                                    ssrc: (seed >> 32) as u32,
-                                    initial_seq: seed as u16,
-                                    initial_ts: (seed >> 16) as u32,
-                                    remote: n.remote,
-                                    rtp_timeout: Duration::from_secs(3600),
-                                    keep_audio: true,
-                                },
-                            );
-                            if let Some(v) = &voice {
-                                session.play(v.clone());
-                            }
-                            rtp = Some(session);
-                        }
-                        None => {
-                            tl.say("answered without usable audio: hanging up");
-                            ep.hangup(now, handle);
-                        }
-                    }
-                }
-                Event::Answered { sdp: None, .. } => {
-                    tl.say("answered without SDP: hanging up");
-                    ep.hangup(now, handle);
-                }
-                Event::Ended { reason, .. } => {
-                    tl.say(format!("ended: {reason:?}"));
-                    ended = Some(reason);
-                }
-                Event::Refer { call, .. } => {
-                    tl.say("asked to transfer: declined");
-                    ep.notify_refer(now, call, 603, "Declined");
-                }
-                Event::Incoming(_)
-                | Event::Confirmed { .. }
-                | Event::Registered(_)
-                | Event::Unregistered { .. }
-                | Event::AuthFailed { .. }
-                | Event::AuthSucceeded { .. }
-                | Event::Response { .. } => {}
-            }
+        while let Some(ev) = c.ep.poll_event() {
+            c.on_event(now, ev);
         }
-        if ended.is_some() {
+        if c.ended.is_some() {
             break;
         }
-        // Media: send what is due, press keys when the prompt has finished.
-        if let Some(r) = rtp.as_mut() {
-            while keys.front().is_some_and(|(at, _)| *at <= now) {
-                if let Some((_, k)) = keys.pop_front() {
-                    r.send_dtmf(k, TONE);
-                    if let (true, true, Some(after)) =
-                        (keys.is_empty(), groups.is_empty(), args.hang_up_after)
-                    {
-                        deadline = deadline.min(now + TONE + after);
-                    }
-                    if keys.is_empty() {
-                        // What counts as the next prompt is what comes after
-                        // the last key of this group.
-                        heard = false;
-                        heard_at = None;
-                        quiet_since = None;
-                    }
-                }
-            }
-            let quiet_for = quiet_since.map(|q| now - q).unwrap_or_default();
-            let prompt_over = quiet_for >= args.gap;
-            let waits = groups.front().is_some_and(|g| g.starts_with('w'));
-            let barge = match (args.barge_in, heard_at, groups.is_empty() || waits) {
-                (Some(b), Some(at), false) => now - at >= b,
-                _ => false,
-            };
-            if heard && keys.is_empty() && (prompt_over || barge) {
-                match groups.pop_front() {
-                    Some(g) => {
-                        let g = g.trim_start_matches('w').to_string();
-                        let why = if prompt_over {
-                            "prompt over"
-                        } else {
-                            "barging in"
-                        };
-                        tl.say(format!("{why}; pressing {g}"));
-                        for (i, k) in g.chars().enumerate() {
-                            keys.push_back((now + (TONE + BETWEEN_KEYS) * i as u32, k));
-                        }
-                        heard = false;
-                        heard_at = None;
-                        quiet_since = None;
-                    }
-                    None if !hung_up => {
-                        tl.say("nothing more to press: hanging up");
-                        ep.hangup(now, handle);
-                        hung_up = true;
-                    }
-                    None => {}
-                }
-            }
+        c.press_keys(now);
+        if let Some(r) = c.rtp.as_mut() {
             while let Some((n, to)) = r.poll_transmit(now, &mut out) {
                 let _ = rtp_sock.send_to(&out[..n], to).await;
             }
-            while let Some(ev) = r.poll_event() {
-                match ev {
-                    MediaEvent::Latched(a) => tl.say(format!("RTP from {a}")),
-                    // The voice loops for the whole call.
-                    MediaEvent::PlaybackFinished => {
-                        if let Some(v) = &voice {
-                            r.play(v.clone());
-                        }
-                    }
-                    _ => {}
-                }
-            }
         }
-        if now >= deadline && !hung_up {
-            tl.say(
-                if args.hang_up_after.is_some() && groups.is_empty() && keys.is_empty() {
-                    "done after the last keys: hanging up"
-                } else {
-                    "longest call time reached: hanging up"
-                },
-            );
-            ep.hangup(now, handle);
-            hung_up = true;
-        }
-        let mut wake = deadline.max(now + Duration::from_millis(1));
-        if let Some(t) = ep.poll_timeout() {
-            wake = wake.min(t);
-        }
-        if let Some(r) = &rtp {
-            wake = wake.min(r.poll_timeout());
-        }
-        if let Some((at, _)) = keys.front() {
-            wake = wake.min(*at);
-        }
-        if quiet_since.is_some() {
-            wake = wake.min(now + Duration::from_millis(20));
-        }
+        c.media_events();
+        c.on_deadline(now);
+        let wake = c.wake(now);
         tokio::select! {
             r = sip.recv(&mut buf) => {
                 if let Ok(n) = r {
-                    ep.handle_message(Instant::now(), Transport::Udp, dest, &buf[..n]);
+                    c.ep.handle_message(Instant::now(), Transport::Udp, dest, &buf[..n]);
                 }
             }
             r = rtp_sock.recv_from(&mut rtp_buf) => {
-                if let (Ok((n, from)), Some(s)) = (r, rtp.as_mut()) {
+                if let (Ok((n, from)), Some(s)) = (r, c.rtp.as_mut()) {
                     let before = s.received_audio().len();
                     s.handle_packet(Instant::now(), from, &rtp_buf[..n]);
-                    let frame = &s.received_audio()[before..];
-                    if !frame.is_empty() {
-                        let loud = frame.iter().any(|v| v.unsigned_abs() >= QUIET as u16);
-                        if loud {
-                            heard = true;
-                            heard_at.get_or_insert_with(Instant::now);
-                            quiet_since = None;
-                        } else if heard && quiet_since.is_none() {
-                            quiet_since = Some(Instant::now());
-                        }
-                    }
+                    c.keypad.on_audio(Instant::now(), &s.received_audio()[before..]);
                 }
             }
             _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {
                 let now = Instant::now();
-                ep.handle_timeout(now);
-                if let Some(r) = rtp.as_mut() { r.handle_timeout(now); }
+                c.ep.handle_timeout(now);
+                if let Some(r) = c.rtp.as_mut() { r.handle_timeout(now); }
             }
         }
     }
     // Let the last transactions (the 200 for a BYE) go out.
-    while let Some(t) = ep.poll_transmit() {
+    while let Some(t) = c.ep.poll_transmit() {
         let _ = sip.send(&t.data).await;
     }
-    let heard_samples = rtp.as_ref().map(|r| r.received_audio().len()).unwrap_or(0);
-    tl.say(format!(
+    let heard_samples = c
+        .rtp
+        .as_ref()
+        .map(|r| r.received_audio().len())
+        .unwrap_or(0);
+    c.tl.say(format!(
         "heard {:.2}s of audio{}",
         heard_samples as f64 / 8000.0,
-        if groups.is_empty() {
+        if c.keypad.groups.is_empty() {
             ""
         } else {
             "; some keys were never pressed"
         }
     ));
-    if let (Some(path), Some(r)) = (&args.record, &rtp) {
-        let spec = hound::WavSpec {
-            channels: 1,
-            sample_rate: 8000,
-            bits_per_sample: 16,
-            sample_format: hound::SampleFormat::Int,
-        };
-        let wav = |e: hound::Error| CliError::audio(path)(e.to_string());
-        let mut w = hound::WavWriter::create(path, spec).map_err(wav)?;
-        for s in r.received_audio() {
-            w.write_sample(*s).map_err(wav)?;
-        }
-        w.finalize().map_err(wav)?;
-        tl.say(format!("recorded to {}", path.display()));
+    if let Some(path) = c.args.record.clone() {
+        c.record(&path)?;
     }
-    Ok(answered && matches!(ended, Some(EndReason::LocalBye | EndReason::RemoteBye)))
+    Ok(c.answered && matches!(c.ended, Some(EndReason::LocalBye | EndReason::RemoteBye)))
 }

@@ -790,14 +790,11 @@ mod tests {
         }
     }
 
-    fn write(text: &str) -> PathBuf {
-        let p = std::env::temp_dir().join(format!(
-            "nida-config-{}-{}.toml",
-            std::process::id(),
-            text.len()
-        ));
-        std::fs::write(&p, text).unwrap();
-        p
+    /// The text as a config file, removed when dropped.
+    fn write(text: &str) -> tempfile::TempPath {
+        let f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+        std::fs::write(f.path(), text).unwrap();
+        f.into_temp_path()
     }
 
     #[test]

@@ -84,18 +84,18 @@ mod tests {
 
     #[test]
     fn sweep_removes_old_day_folders_only() {
-        let dir = std::env::temp_dir().join(format!("nida-retention-{}", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
         let rec = dir.join("recordings");
         for d in ["2000-01-01", "2026-11-20", "keep-me"] {
             std::fs::create_dir_all(rec.join(d)).unwrap();
             std::fs::write(rec.join(d).join("a.wav"), b"RIFF").unwrap();
         }
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_392_000); // 2026-11-23
-        let removed = sweep(&dir, 30, now);
+        let removed = sweep(dir, 30, now);
         assert_eq!(removed, vec![rec.join("2000-01-01")]);
         assert!(!rec.join("2000-01-01").exists());
         assert!(rec.join("2026-11-20/a.wav").exists());
         assert!(rec.join("keep-me/a.wav").exists());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
