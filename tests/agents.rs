@@ -524,7 +524,11 @@ fn nida_opens_a_tls_connection_to_an_agent_phone_trusting_the_configured_ca() {
         nida.log(),
         phone.log()
     );
-    assert!(nida.log().contains("media is SRTP"), "{}", nida.log());
+    assert!(
+        nida.wait_log("media is SRTP", Duration::from_secs(5)),
+        "{}",
+        nida.log()
+    );
     std::thread::sleep(Duration::from_secs(3));
     phone.hangup();
     let (ok, timeline) = finish(call);
@@ -553,8 +557,16 @@ fn a_caller_over_tls_with_srtp_hears_the_flow_and_is_heard() {
         nida.log(),
         phone.log()
     );
-    assert!(nida.log().contains("transport=Tls"), "{}", nida.log());
-    assert!(nida.log().contains("media is SRTP"), "{}", nida.log());
+    assert!(
+        nida.wait_log("transport=Tls", Duration::from_secs(5)),
+        "{}",
+        nida.log()
+    );
+    assert!(
+        nida.wait_log("media is SRTP", Duration::from_secs(5)),
+        "{}",
+        nida.log()
+    );
     // Four seconds of the welcome, then baresip hangs up.
     std::thread::sleep(Duration::from_secs(4));
     phone.hangup();

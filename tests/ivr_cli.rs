@@ -366,7 +366,7 @@ fn hot_reload_serves_new_calls_and_keeps_calls_in_progress_on_their_version() {
         "{}",
         nida.log()
     );
-    assert!(nida.log().contains("target `nowhere` does not exist"));
+    assert!(nida.wait_log("target `nowhere` does not exist", Duration::from_secs(5)));
     // A valid change (the welcome node renamed) is taken within a second.
     edit(
         &dir.join("police.yaml"),

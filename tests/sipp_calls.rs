@@ -158,7 +158,11 @@ fn call_over_tcp() {
         &["-t", "t1", "-d", "1000"],
     );
     assert!(run.ok, "{}\n{}", run.output, nida.log());
-    assert!(nida.log().contains("transport=Tcp"), "{}", nida.log());
+    assert!(
+        nida.wait_log("transport=Tcp", Duration::from_secs(5)),
+        "{}",
+        nida.log()
+    );
     assert!(nida.wait_log("reason=RemoteBye", Duration::from_secs(2)));
 }
 
@@ -195,7 +199,7 @@ fn no_common_codec_gets_488() {
         "{}",
         nida.log()
     );
-    assert!(nida.log().contains("no common codec: 488"));
+    assert!(nida.wait_log("no common codec: 488", Duration::from_secs(5)));
 }
 
 #[test]
@@ -230,7 +234,7 @@ fn nida_hangs_up_after_the_configured_call_time() {
         took >= Duration::from_millis(1900) && took < Duration::from_secs(6),
         "{took:?}"
     );
-    assert!(nida.log().contains("hanging up"));
+    assert!(nida.wait_log("hanging up", Duration::from_secs(5)));
     assert!(!nida.log().contains("no RTP"));
 }
 
@@ -239,7 +243,11 @@ fn silent_rtp_is_hung_up_after_the_timeout() {
     let nida = Nida::start("rtp_timeout_seconds = 2");
     let run = sipp(nida.sip, "uac_wait_bye.xml", common::media_ports(), &[]);
     assert!(run.ok, "{}\n{}", run.output, nida.log());
-    assert!(nida.log().contains("no RTP: hanging up"), "{}", nida.log());
+    assert!(
+        nida.wait_log("no RTP: hanging up", Duration::from_secs(5)),
+        "{}",
+        nida.log()
+    );
     assert!(nida.wait_log("reason=LocalBye", Duration::from_secs(2)));
 }
 
@@ -321,7 +329,7 @@ fn sigterm_refuses_new_calls_and_lets_a_live_call_finish() {
         nida.log()
     );
     assert!(t0.elapsed() < Duration::from_secs(15));
-    assert!(nida.log().contains("reason=RemoteBye"));
+    assert!(nida.wait_log("reason=RemoteBye", Duration::from_secs(5)));
     assert!(!nida.log().contains("hanging up the calls left"));
 }
 

@@ -95,7 +95,11 @@ fn a_wrong_trunk_password_is_reported_in_the_log_api_and_metrics() {
         "{}",
         nida.log()
     );
-    assert!(nida.log().contains("status=403"), "{}", nida.log());
+    assert!(
+        nida.wait_log("status=403", Duration::from_secs(5)),
+        "{}",
+        nida.log()
+    );
     let trunks = nida.get("/api/trunks");
     assert!(trunks.contains("\"registration\":\"failed\""), "{trunks}");
     assert!(trunks.contains("\"last_status\":403"), "{trunks}");
