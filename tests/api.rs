@@ -390,7 +390,7 @@ fn the_admin_api_serves_live_state_records_metrics_events_and_webhooks() {
     let ended = got.iter().find(|h| h["event"] == "ended").unwrap();
     assert_eq!(ended["record"]["outcome"], "abandoned");
     assert!(
-        nida.log().contains("webhook failed: retrying"),
+        nida.wait_log("webhook failed: retrying", Duration::from_secs(5)),
         "{}",
         nida.log()
     );
