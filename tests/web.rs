@@ -16,11 +16,11 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A WebDriver session (fantoccini) on a chromedriver of its own.
+/// A WebDriver session (thirtyfour) on a chromedriver of its own.
 struct Browser {
     driver: Child,
     rt: tokio::runtime::Runtime,
-    client: Option<fantoccini::Client>,
+    client: Option<thirtyfour::WebDriver>,
     _profile: tempfile::TempDir,
 }
 
@@ -60,13 +60,14 @@ impl Browser {
             .enable_all()
             .build()
             .unwrap();
-        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        // reqwest is built without a default TLS provider in this
+        // workspace; the driver is plain HTTP, the builder needs one still.
+        common::client();
         let client = rt
-            .block_on(
-                fantoccini::ClientBuilder::new(connector)
-                    .capabilities(caps)
-                    .connect(&format!("http://127.0.0.1:{port}")),
-            )
+            .block_on(thirtyfour::WebDriver::new(
+                format!("http://127.0.0.1:{port}"),
+                caps,
+            ))
             .unwrap_or_else(|e| panic!("no WebDriver session: {e}"));
         Browser {
             driver,
@@ -76,7 +77,7 @@ impl Browser {
         }
     }
 
-    fn client(&self) -> &fantoccini::Client {
+    fn client(&self) -> &thirtyfour::WebDriver {
         self.client.as_ref().expect("open until drop")
     }
 
@@ -89,6 +90,8 @@ impl Browser {
         self.rt
             .block_on(self.client().execute(script, Vec::new()))
             .unwrap_or_else(|e| panic!("{script}: {e}"))
+            .json()
+            .clone()
     }
 
     /// Waits until the script returns true.
@@ -107,7 +110,7 @@ impl Browser {
 impl Drop for Browser {
     fn drop(&mut self) {
         if let Some(c) = self.client.take() {
-            let _ = self.rt.block_on(c.close());
+            let _ = self.rt.block_on(c.quit());
         }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
@@ -115,12 +118,8 @@ impl Drop for Browser {
 }
 
 fn post(nida: &Nida, path: &str) {
-    let r = reqwest::blocking::Client::new()
-        .post(format!("http://{}{path}", nida.http))
-        .bearer_auth(TOKEN)
-        .send()
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 202, "{path}: {:?}", r.text());
+    let (status, body) = common::http(nida.http, "POST", path, Some(TOKEN), "");
+    assert_eq!(status, 202, "{path}: {body}");
 }
 
 #[test]

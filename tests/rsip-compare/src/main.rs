@@ -2,7 +2,7 @@
 //! features RFC 4475 exercises to rsip 0.4 and to nida's parser, prints
 //! which each accepts, and times both on a typical INVITE.
 //!
-//! Run: `cargo run --release -p nida-sip --example rsip_compare`
+//! Run: `cargo run --release --manifest-path tests/rsip-compare/Cargo.toml`
 
 use std::time::Instant;
 
