@@ -36,9 +36,27 @@ pub mod say;
 /// editors (committed as `ivr-flows/flow.schema.json`).
 pub fn schema() -> String {
     let schema = schemars::schema_for!(flow::FlowFile);
-    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    let value = sorted(serde_json::to_value(&schema).unwrap_or_default());
+    let mut text = serde_json::to_string_pretty(&value).unwrap_or_default();
     text.push('\n');
     text
+}
+
+/// The value with every object's keys in order, whether or not a crate in
+/// the build turned on serde_json's `preserve_order` (feature unification
+/// differs between `cargo run` and `cargo test --workspace`): the schema is
+/// the same bytes in every build.
+fn sorted(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Object(map) => {
+            let mut pairs: Vec<(String, Value)> = map.into_iter().collect();
+            pairs.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(pairs.into_iter().map(|(k, v)| (k, sorted(v))).collect())
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(sorted).collect()),
+        other => other,
+    }
 }
 
 pub use check::{load_path, AnyPrompt, Diagnostic, Flow, FlowSet, PromptCatalog, Report};
