@@ -479,8 +479,10 @@ fn an_agent_over_tls_talks_to_the_caller_in_srtp() {
         phone.log()
     );
     assert!(
-        nida.log()
-            .contains("media is SRTP suite=\"AES_CM_128_HMAC_SHA1_80\""),
+        nida.wait_log(
+            "media is SRTP suite=\"AES_CM_128_HMAC_SHA1_80\"",
+            Duration::from_secs(5)
+        ),
         "{}",
         nida.log()
     );
@@ -715,7 +717,8 @@ fn agent_changes_state_with_feature_codes_from_the_softphone() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(text.contains("401"), "{text}");
-    assert_eq!(nida.log().matches("feature code agent=").count(), 4);
+    let four = || nida.log().matches("feature code agent=").count() == 4;
+    assert!(wait(Duration::from_secs(5), four), "{}", nida.log());
 }
 
 /// Every change of every call-back in the database, in order: the
@@ -797,8 +800,10 @@ fn caller_asks_for_a_call_back_and_is_called_back_when_an_agent_is_free() {
     // The agent's tone went to the citizen (PCMU to PCMA) and came back
     // through sipp's echo (PCMA to PCMU): both directions, transcoded.
     assert!(
-        nida.log()
-            .contains("call-back answered: caller and agent bridged caller_codec=\"PCMA\""),
+        nida.wait_log(
+            "call-back answered: caller and agent bridged caller_codec=\"PCMA\"",
+            Duration::from_secs(5)
+        ),
         "{}",
         nida.log()
     );
@@ -1121,7 +1126,10 @@ fn a_call_back_goes_through_the_trunk_to_the_address_that_answers() {
     assert!(r["talk_seconds"].as_f64().unwrap() >= 4.0, "{r}");
     let log = nida.log();
     assert!(
-        log.contains("call-back: dialling the caller through the trunk trunk=carrier"),
+        nida.wait_log(
+            "call-back: dialling the caller through the trunk trunk=carrier",
+            Duration::from_secs(5)
+        ),
         "{log}"
     );
     // The carrier's challenge was met once: one 401, and no 403.

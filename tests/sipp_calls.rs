@@ -358,9 +358,13 @@ fn sigterm_hangs_up_calls_still_live_at_the_deadline() {
         "{}",
         nida.log()
     );
-    let log = nida.log();
-    assert!(log.contains("hanging up the calls left"), "{log}");
-    assert!(log.contains("reason=LocalBye"), "{log}");
+    for line in ["hanging up the calls left", "reason=LocalBye"] {
+        assert!(
+            nida.wait_log(line, Duration::from_secs(5)),
+            "{}",
+            nida.log()
+        );
+    }
 }
 
 #[test]

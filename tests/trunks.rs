@@ -129,22 +129,28 @@ fn calls_from_the_trunk_network_are_taken_and_others_refused() {
         &["-i", "127.0.0.2", "-s", "+44901"],
     );
     assert!(ok.ok, "{}\n{}", ok.output, nida.log());
-    let log = nida.log();
     assert!(
-        log.contains("called=0901 trunk=\"carrier\""),
-        "the number is rewritten and the trunk named: {log}"
+        nida.wait_log("called=0901 trunk=\"carrier\"", Duration::from_secs(5)),
+        "the number is rewritten and the trunk named: {}",
+        nida.log()
     );
     assert!(
-        log.contains("running flow flow=police called=0901"),
-        "{log}"
+        nida.wait_log(
+            "running flow flow=police called=0901",
+            Duration::from_secs(5)
+        ),
+        "{}",
+        nida.log()
     );
     // From any other address: 403, nothing answered.
     let rtp = common::media_ports();
     let refused = sipp(nida.sip, "uac_403.xml", rtp, &["-s", "+44901"]);
     assert!(refused.ok, "{}\n{}", refused.output, nida.log());
     assert!(
-        nida.log()
-            .contains("call from no trunk, agent or trusted network: 403"),
+        nida.wait_log(
+            "call from no trunk, agent or trusted network: 403",
+            Duration::from_secs(5)
+        ),
         "{}",
         nida.log()
     );
