@@ -300,3 +300,58 @@ fn torture_messages_then_a_normal_call() {
     );
     assert!(nida.alive());
 }
+
+#[test]
+fn crlf_keep_alives_get_a_pong_on_tcp_and_are_not_malformed_on_udp() {
+    use std::io::{Read, Write};
+    let nida = Nida::start("");
+    // TCP (RFC 5626 3.5.1): a double CRLF ping is answered with one CRLF,
+    // even when it arrives in two pieces, and the connection still serves.
+    let mut tcp = std::net::TcpStream::connect(nida.sip).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    tcp.write_all(b"\r\n").unwrap();
+    tcp.flush().unwrap();
+    tcp.write_all(b"\r\n").unwrap();
+    let mut pong = [0u8; 2];
+    tcp.read_exact(&mut pong).expect("a pong");
+    assert_eq!(&pong, b"\r\n");
+    let ping_then_options = format!(
+        "\r\n\r\n{}",
+        options("ka1", "").replace("SIP/2.0/UDP", "SIP/2.0/TCP")
+    );
+    tcp.write_all(ping_then_options.as_bytes()).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    // The pong, then the answer's header section (its body is empty).
+    while !String::from_utf8_lossy(&got)
+        .split_once("SIP/2.0")
+        .is_some_and(|(_, rest)| rest.contains("\r\n\r\n"))
+    {
+        let n = tcp.read(&mut buf).expect("the pong and the answer");
+        assert!(n > 0, "nida closed the connection");
+        got.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("\r\nSIP/2.0 200"), "{text:?}");
+    // UDP: keep-alives are ignored, neither answered nor malformed.
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for _ in 0..3 {
+        sock.send_to(b"\r\n\r\n", nida.sip).unwrap();
+    }
+    assert!(
+        common::wait(Duration::from_secs(5), || nida.status("sip_keepalives")
+            >= 5),
+        "{}",
+        nida.get("/api/status")
+    );
+    assert_eq!(nida.status("sip_malformed"), 0);
+    let metrics = nida.get("/metrics");
+    assert!(
+        metrics.contains("nida_sip_keepalives_total{transport=\"udp\"} 3"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("nida_sip_keepalives_total{transport=\"stream\"} 2"),
+        "{metrics}"
+    );
+}

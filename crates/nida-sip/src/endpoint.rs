@@ -261,6 +261,9 @@ pub struct Stats {
     pub foreign_responses: u64,
     /// Calls live now.
     pub calls: u64,
+    /// CRLF keep-alives received over UDP (RFC 5626 3.5.1; ignored, and
+    /// not malformed).
+    pub keepalives: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -583,6 +586,12 @@ impl Endpoint {
         source: SocketAddr,
         data: &[u8],
     ) {
+        if !data.is_empty() && data.iter().all(|b| *b == b'\r' || *b == b'\n') {
+            // A keep-alive (phones send CRLF CRLF every 30 s or so): no
+            // message, nothing to answer over UDP.
+            self.stats.keepalives += 1;
+            return;
+        }
         self.stats.received += 1;
         match message::parse(data) {
             Ok(Message::Request(req)) => {

@@ -11,20 +11,21 @@ pub const MAX_HEAD: usize = 64 * 1024;
 /// Largest body accepted on a stream.
 pub const MAX_BODY: usize = 1024 * 1024;
 
-/// Accumulates stream bytes and yields whole messages.
+/// Accumulates stream bytes and yields whole messages, and counts the
+/// keep-alive pings between them (RFC 5626 3.5.1: a double CRLF is a ping,
+/// to be answered with one CRLF, the pong; a lone CRLF is a pong).
 #[derive(Debug)]
 pub struct StreamFramer {
     buf: Vec<u8>,
     /// Largest message (header section and body) accepted.
     max: usize,
+    /// Pings seen and not yet taken.
+    pings: usize,
 }
 
 impl Default for StreamFramer {
     fn default() -> Self {
-        StreamFramer {
-            buf: Vec::new(),
-            max: MAX_HEAD + MAX_BODY,
-        }
+        StreamFramer::with_limit(MAX_HEAD + MAX_BODY)
     }
 }
 
@@ -37,7 +38,14 @@ impl StreamFramer {
         StreamFramer {
             buf: Vec::new(),
             max: max.min(MAX_HEAD + MAX_BODY),
+            pings: 0,
         }
+    }
+
+    /// Keep-alive pings received since the last call; each wants a pong
+    /// (`\r\n`) back on the connection.
+    pub fn take_pings(&mut self) -> usize {
+        std::mem::take(&mut self.pings)
     }
 
     /// Whether part of a message has arrived (not just keep-alives).
@@ -53,13 +61,22 @@ impl StreamFramer {
     /// The next complete message, `Ok(None)` when more bytes are needed.
     /// An error means the stream cannot be resynchronised and should close.
     pub fn next_message(&mut self) -> Result<Option<Vec<u8>>, Error> {
-        // CRLF keep-alives between messages (RFC 5626 4.4.1).
-        let skip = self
+        // CRLF keep-alives between messages (RFC 5626 3.5.1). A run that
+        // reaches the end of what has arrived and holds no whole ping may
+        // be the first half of one: it waits for the rest.
+        let run = self
             .buf
             .iter()
             .position(|b| *b != b'\r' && *b != b'\n')
             .unwrap_or(self.buf.len());
-        self.buf.drain(..skip);
+        let pings = count_pings(&self.buf[..run]);
+        if pings > 0 || run < self.buf.len() || run > 4 {
+            self.pings += pings;
+            self.buf.drain(..run);
+        }
+        if !self.pending() {
+            return Ok(None);
+        }
         let Some(head_end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") else {
             if self.buf.len() > MAX_HEAD.min(self.max) {
                 return Err(Error::Framing("header section too large".into()));
@@ -78,6 +95,21 @@ impl StreamFramer {
         let rest = self.buf.split_off(total);
         Ok(Some(std::mem::replace(&mut self.buf, rest)))
     }
+}
+
+/// Double CRLFs in a run of CR and LF bytes.
+fn count_pings(run: &[u8]) -> usize {
+    let mut n = 0;
+    let mut i = 0;
+    while i + 4 <= run.len() {
+        if &run[i..i + 4] == b"\r\n\r\n" {
+            n += 1;
+            i += 4;
+        } else {
+            i += 1;
+        }
+    }
+    n
 }
 
 fn content_length(head: &str) -> Result<usize, Error> {
@@ -121,6 +153,29 @@ mod tests {
         assert_eq!(f.next_message().unwrap().as_deref(), Some(MSG));
         assert_eq!(f.next_message().unwrap().as_deref(), Some(MSG));
         assert_eq!(f.next_message().unwrap(), None);
+    }
+
+    #[test]
+    fn double_crlfs_are_pings_and_single_ones_pongs() {
+        let mut f = StreamFramer::default();
+        // A ping in two reads is still one ping.
+        f.push(b"\r\n");
+        assert_eq!(f.next_message().unwrap(), None);
+        assert_eq!(f.take_pings(), 0);
+        f.push(b"\r\n");
+        assert_eq!(f.next_message().unwrap(), None);
+        assert_eq!(f.take_pings(), 1);
+        assert_eq!(f.take_pings(), 0, "taken once");
+        // A pong before a message is skipped; two pings before it count.
+        f.push(b"\r\n");
+        f.push(MSG);
+        assert_eq!(f.next_message().unwrap().as_deref(), Some(MSG));
+        assert_eq!(f.take_pings(), 0);
+        f.push(b"\r\n\r\n\r\n\r\n");
+        f.push(MSG);
+        assert_eq!(f.next_message().unwrap().as_deref(), Some(MSG));
+        assert_eq!(f.take_pings(), 2);
+        assert!(!f.pending());
     }
 
     #[test]

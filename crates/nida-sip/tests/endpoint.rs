@@ -383,6 +383,20 @@ fn malformed_requests_get_400_and_garbage_is_dropped() {
 }
 
 #[test]
+fn crlf_keep_alives_over_udp_are_neither_answered_nor_malformed() {
+    let t0 = Instant::now();
+    let mut ep = endpoint();
+    feed(&mut ep, t0, "\r\n\r\n");
+    feed(&mut ep, t0, "\r\n");
+    assert!(sent(&mut ep).is_empty());
+    let s = ep.stats();
+    assert_eq!((s.keepalives, s.malformed, s.dropped), (2, 0, 0));
+    // A message that is not only line ends is still read as one.
+    feed(&mut ep, t0, "\r\nx\r\n");
+    assert_eq!(ep.stats().malformed, 1);
+}
+
+#[test]
 fn a_control_character_in_a_header_gets_400_and_is_not_echoed() {
     let t0 = Instant::now();
     let mut ep = endpoint();

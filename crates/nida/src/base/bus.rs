@@ -99,6 +99,11 @@ pub struct Counters {
     pub sip_received: AtomicU64,
     /// SIP messages that failed to parse or validate.
     pub sip_malformed: AtomicU64,
+    /// CRLF keep-alives received over UDP (ignored).
+    pub sip_keepalives: AtomicU64,
+    /// Double-CRLF pings received over TCP and TLS (each answered with a
+    /// CRLF pong).
+    pub sip_pings: AtomicU64,
     /// SIP responses dropped for coming from another address than their
     /// request went to.
     pub sip_foreign_responses: AtomicU64,

@@ -246,6 +246,7 @@ async fn status(State(api): State<Api>) -> Json<serde_json::Value> {
         "overload_rejects": l(&c.overload_rejects),
         "sip_received": l(&c.sip_received),
         "sip_malformed": l(&c.sip_malformed),
+        "sip_keepalives": l(&c.sip_keepalives) + l(&c.sip_pings),
         "sip_foreign_responses": l(&c.sip_foreign_responses),
         "dtmf": l(&c.dtmf),
     }))

@@ -536,6 +536,15 @@ impl Live {
         )?;
         family(
             enc,
+            "nida_sip_keepalives",
+            "CRLF keep-alives received (RFC 5626): over UDP ignored, over TCP and TLS answered with a pong.",
+            Samples::Counter(vec![
+                (one("transport", "udp"), load(&c.sip_keepalives)),
+                (one("transport", "stream"), load(&c.sip_pings)),
+            ]),
+        )?;
+        family(
+            enc,
             "nida_sip_responses_foreign",
             "SIP responses dropped: they came from another address or connection than their request went to.",
             Samples::Counter(vec![(none(), load(&c.sip_foreign_responses))]),

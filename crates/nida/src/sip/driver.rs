@@ -246,6 +246,7 @@ impl Driver {
             admission: crate::sip::listen::Admission::new(cfg.protection.guard()),
             max_message: cfg.protection.max_message,
             idle: cfg.protection.tcp_idle,
+            counters: counters.clone(),
         };
         tokio::spawn(accept_loop(tcp, None, tx.clone(), streams.clone()));
         let mut ep = Endpoint::new(EndpointConfig {
@@ -798,6 +799,9 @@ impl Driver {
             .sip_malformed
             .store(s.malformed, Ordering::Relaxed);
         self.counters
+            .sip_keepalives
+            .store(s.keepalives, Ordering::Relaxed);
+        self.counters
             .sip_foreign_responses
             .store(s.foreign_responses, Ordering::Relaxed);
         while let Some(ev) = self.guard.poll_event() {
@@ -1068,6 +1072,8 @@ struct StreamLimits {
     max_message: usize,
     /// A connection silent this long between messages is closed.
     idle: std::time::Duration,
+    /// Where the keep-alive pings are counted.
+    counters: Arc<Counters>,
 }
 
 /// Time for a message that has begun to arrive whole, and for a TLS
@@ -1131,6 +1137,7 @@ async fn serve_connection<S>(
 ) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
+    let pong = wtx.clone();
     if driver
         .send(ToDriver::StreamOpen(transport, peer, wtx))
         .await
@@ -1164,7 +1171,19 @@ async fn serve_connection<S>(
         };
         framer.push(&buf[..n]);
         loop {
-            match framer.next_message() {
+            let message = framer.next_message();
+            // RFC 5626 3.5.1: a double-CRLF ping gets a CRLF pong.
+            let pings = framer.take_pings();
+            if pings > 0 {
+                limits
+                    .counters
+                    .sip_pings
+                    .fetch_add(pings as u64, Ordering::Relaxed);
+                if pong.send(b"\r\n".to_vec()).await.is_err() {
+                    break 'read;
+                }
+            }
+            match message {
                 Ok(Some(msg)) => {
                     let m = ToDriver::StreamMessage(transport, peer, msg);
                     if driver.send(m).await.is_err() {
