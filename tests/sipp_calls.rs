@@ -135,6 +135,23 @@ fn dtmf_from_sipp_pcaps_is_heard_once_per_key() {
 }
 
 #[test]
+fn dtmf_by_sip_info_reaches_the_call_and_other_info_gets_415() {
+    let nida = Nida::start("log_caller_numbers = true\n");
+    let run = sipp(nida.sip, "uac_info_dtmf.xml", common::media_ports(), &[]);
+    assert!(run.ok, "{}\n{}", run.output, nida.log());
+    assert!(
+        common::wait(Duration::from_secs(5), || nida.status("dtmf") == 3),
+        "{}",
+        nida.log()
+    );
+    assert!(
+        nida.wait_log("digits=19#", Duration::from_secs(2)),
+        "{}",
+        nida.log()
+    );
+}
+
+#[test]
 fn cancel_before_answer_gets_487() {
     let nida = Nida::start("ring_ms = 3000");
     let run = sipp(nida.sip, "uac_cancel.xml", common::media_ports(), &[]);

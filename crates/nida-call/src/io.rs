@@ -100,6 +100,9 @@ pub enum LegEvent {
     Answered(Option<SessionDescription>),
     /// The peer asked to transfer the call (REFER) to this URI.
     Refer(String),
+    /// A key the peer sent by SIP INFO (not in the media): taken like an
+    /// RFC 4733 key from the same leg.
+    Dtmf(char),
     /// The leg is over on the SIP side.
     Ended(EndReason),
 }

@@ -392,6 +392,7 @@ impl Call {
             match ev {
                 LegEvent::Ended(_) => self.caller_gone(now, None),
                 LegEvent::Refer(target) => self.transfer_declined(leg, target),
+                LegEvent::Dtmf(d) => self.caller_digit(now, d),
                 _ => {}
             }
         } else {
@@ -529,21 +530,25 @@ impl Call {
         }
     }
 
+    /// A key from the caller, by RFC 4733 or by SIP INFO: the queue's
+    /// call-back digit, else the IVR's.
+    fn caller_digit(&mut self, now: Instant, d: char) {
+        self.digits.push(d);
+        self.event(CallEvent::Digit {
+            digit: d,
+            digits: self.digits.clone(),
+        });
+        if !self.queue_digit(now, d) {
+            if let Some(s) = self.ivr.as_mut() {
+                s.handle_digit(now, d);
+            }
+        }
+    }
+
     fn media_event(&mut self, now: Instant, leg: LegId, ev: MediaEvent) {
         let caller = Some(leg) == self.caller;
         match ev {
-            MediaEvent::Dtmf(d) if caller => {
-                self.digits.push(d);
-                self.event(CallEvent::Digit {
-                    digit: d,
-                    digits: self.digits.clone(),
-                });
-                if !self.queue_digit(now, d) {
-                    if let Some(s) = self.ivr.as_mut() {
-                        s.handle_digit(now, d);
-                    }
-                }
-            }
+            MediaEvent::Dtmf(d) if caller => self.caller_digit(now, d),
             MediaEvent::Dtmf(_) => {}
             MediaEvent::Timeout if caller => {
                 self.hang_up = Some(HangupCause::NoMedia);

@@ -303,6 +303,8 @@ impl Call {
             }
             LegEvent::Progress(status) => self.event(CallEvent::Progress { leg, status }),
             LegEvent::Refer(target) => self.transfer(now, leg, target),
+            // Keys count from the caller only, as RFC 4733 ones do.
+            LegEvent::Dtmf(_) => {}
             LegEvent::PlaceFailed => {
                 self.close_leg(leg);
                 self.leg_failed(now, role, None);

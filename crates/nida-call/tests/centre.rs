@@ -8,7 +8,9 @@ mod common;
 
 use common::{heard_once, hears, prompt_hz, Answer, World, AGENT_HZ, CALLER_HZ};
 use nida_acd::{AgentId, Exit};
-use nida_call::{CallEvent, HangupCause, LegId, NotBooked, Output, QueueRules, Recording};
+use nida_call::{
+    CallEvent, HangupCause, LegEvent, LegId, NotBooked, Output, QueueRules, Recording,
+};
 use std::time::Duration;
 
 const S: fn(u64) -> Duration = Duration::from_secs;
@@ -241,6 +243,43 @@ fn the_call_back_digit_keeps_the_place_and_the_agent_calls_the_caller_back() {
     assert_eq!(r.callback_attempts, Some(0));
     assert_eq!(w.callbacks.last().unwrap().status, "answered");
     assert_eq!(w.callbacks.last().unwrap().attempts, 1);
+}
+
+#[test]
+fn keys_sent_by_sip_info_work_like_keys_in_the_media() {
+    // A carrier that sends keys by INFO: the call-back digit while
+    // waiting, then (on the agent's call back) the survey's rating.
+    let mut w = World::visa(quiet());
+    let c = w.call_in("line", "0501111111", Answer::After(S(1)));
+    w.run_until(S(3), |w| {
+        w.saw(c, |e| matches!(e, CallEvent::Waiting { .. }))
+    });
+    w.press_by_info(c, '1');
+    w.run_until(S(5), |w| w.saw(c, |e| *e == CallEvent::Parked));
+    assert!(w.saw(c, |e| *e == CallEvent::CallbackBooked));
+    assert!(w.saw(
+        c,
+        |e| matches!(e, CallEvent::Digit { digit: '1', digits } if digits == "1")
+    ));
+    // An agent's key by INFO is not the caller's.
+    let mut w = World::visa(quiet());
+    w.agent(1, Answer::After(S(1)));
+    let c = w.call_in("line", "0502222222", Answer::Never);
+    w.run_until(S(10), |w| w.saw(c, bridged_to(Some(1))));
+    let agent_leg = w.phones[w.agents[&1]].leg.map(|(_, l)| l).expect("bridged");
+    w.calls[c]
+        .call
+        .handle_leg(w.now, agent_leg, LegEvent::Dtmf('9'));
+    w.drain(c);
+    assert!(!w.saw(c, |e| matches!(e, CallEvent::Digit { .. })));
+    w.agent_hangs_up(1);
+    w.run_until(S(2), |w| {
+        w.saw(c, |e| *e == CallEvent::FlowStarted("survey".into()))
+    });
+    w.run_for(Duration::from_millis(600));
+    w.press_by_info(c, '5');
+    w.run_until(S(15), |w| ended(w, c));
+    assert_eq!(w.record(c).expect("the record").rating, Some(5));
 }
 
 #[test]

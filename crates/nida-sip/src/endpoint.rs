@@ -210,6 +210,14 @@ pub enum Event {
         /// of the header).
         target: String,
     },
+    /// The peer sent a key by SIP INFO (`application/dtmf-relay` or
+    /// `application/dtmf`), already answered 200.
+    Dtmf {
+        /// Which call.
+        call: CallHandle,
+        /// `0`-`9`, `*`, `#`, `A`-`D`.
+        digit: char,
+    },
     /// A user registered a contact (or moved to another).
     Registered(Binding),
     /// A user's registration was removed or lapsed.
@@ -846,17 +854,39 @@ impl Endpoint {
                 let extra = [("Allow", ALLOW), ("Accept", "application/sdp")];
                 self.reply(now, &ctx, 200, "OK", &extra);
             }
-            Method::Info => {
-                if self.dialog_of(&ctx.req).is_some() {
-                    self.reply(now, &ctx, 200, "OK", &[]);
-                } else {
-                    self.reply(now, &ctx, 481, "Call/Transaction Does Not Exist", &[]);
-                }
-            }
+            Method::Info => self.handle_info(now, &ctx),
             Method::Refer => self.handle_refer(now, &ctx),
             Method::Register if self.registrar.is_some() => self.handle_register(now, &ctx),
             Method::Other(_) => self.reply(now, &ctx, 501, "Not Implemented", &[("Allow", ALLOW)]),
             _ => self.reply(now, &ctx, 405, "Method Not Allowed", &[("Allow", ALLOW)]),
+        }
+    }
+
+    /// INFO in a dialog: a key by `application/dtmf-relay` or
+    /// `application/dtmf` becomes [`Event::Dtmf`]; an empty INFO (a
+    /// carrier probing the dialog) is answered 200; other bodies 415.
+    fn handle_info(&mut self, now: Instant, ctx: &RequestCtx) {
+        let Some(call) = self.dialog_of(&ctx.req) else {
+            self.reply(now, ctx, 481, "Call/Transaction Does Not Exist", &[]);
+            return;
+        };
+        if ctx.req.body.is_empty() {
+            self.reply(now, ctx, 200, "OK", &[]);
+            return;
+        }
+        let kind = ctx.req.headers.get("Content-Type").unwrap_or("");
+        match crate::dtmf::info_digit(kind, &ctx.req.body) {
+            Ok(digit) => {
+                self.reply(now, ctx, 200, "OK", &[]);
+                self.events.push_back(Event::Dtmf { call, digit });
+            }
+            Err(crate::dtmf::InfoError::Unsupported) => {
+                let accept = ("Accept", crate::dtmf::INFO_TYPES);
+                self.reply(now, ctx, 415, "Unsupported Media Type", &[accept]);
+            }
+            Err(crate::dtmf::InfoError::Unreadable) => {
+                self.reply(now, ctx, 400, "Bad DTMF Body", &[]);
+            }
         }
     }
 

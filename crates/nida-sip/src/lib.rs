@@ -19,6 +19,7 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod dtmf;
 pub mod endpoint;
 mod error;
 pub mod framing;

@@ -593,3 +593,69 @@ fn refer_in_a_call_is_accepted_and_answered_with_a_notify() {
     assert_eq!(statuses(&sent(&mut ep)), vec![481]);
     assert!(ep.poll_event().is_none());
 }
+
+/// An INFO in the call's dialog with this body.
+fn info(branch: &str, tag: &str, cseq: u32, content_type: &str, body: &str) -> String {
+    in_dialog("INFO", branch, tag, cseq).replace(
+        "Content-Length: 0\r\n\r\n",
+        &format!(
+            "Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+}
+
+#[test]
+fn keys_by_info_become_events_and_other_bodies_are_refused() {
+    let t0 = Instant::now();
+    let mut ep = endpoint();
+    let (call, tag) = answered_call(&mut ep, t0);
+    feed(&mut ep, t0, &in_dialog("ACK", "z9hG4bKack", &tag, 1));
+    let relay = info(
+        "z9hG4bKi1",
+        &tag,
+        2,
+        "application/dtmf-relay",
+        "Signal=5\r\nDuration=160\r\n",
+    );
+    feed(&mut ep, t0, &relay);
+    assert_eq!(statuses(&sent(&mut ep)), vec![200]);
+    feed(
+        &mut ep,
+        t0,
+        &info("z9hG4bKi2", &tag, 3, "application/dtmf", "#"),
+    );
+    assert_eq!(statuses(&sent(&mut ep)), vec![200]);
+    let keys: Vec<char> = std::iter::from_fn(|| ep.poll_event())
+        .filter_map(|e| match e {
+            Event::Dtmf { call: c, digit } if c == call => Some(digit),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(keys, vec!['5', '#']);
+    // An empty INFO probes the dialog; other bodies are not keys.
+    feed(&mut ep, t0, &in_dialog("INFO", "z9hG4bKi3", &tag, 4));
+    assert_eq!(statuses(&sent(&mut ep)), vec![200]);
+    feed(
+        &mut ep,
+        t0,
+        &info("z9hG4bKi4", &tag, 5, "application/xml", "<a/>"),
+    );
+    let msgs = sent(&mut ep);
+    assert_eq!(statuses(&msgs), vec![415]);
+    assert!(response(&msgs, 415).headers.get("Accept").is_some());
+    feed(
+        &mut ep,
+        t0,
+        &info("z9hG4bKi5", &tag, 6, "application/dtmf", "x"),
+    );
+    assert_eq!(statuses(&sent(&mut ep)), vec![400]);
+    // Outside any dialog: 481.
+    feed(
+        &mut ep,
+        t0,
+        &info("z9hG4bKi6", "nope", 1, "application/dtmf", "1"),
+    );
+    assert_eq!(statuses(&sent(&mut ep)), vec![481]);
+    assert!(std::iter::from_fn(|| ep.poll_event()).all(|e| !matches!(e, Event::Dtmf { .. })));
+}

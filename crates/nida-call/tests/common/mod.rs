@@ -509,6 +509,14 @@ impl World {
         assert!(rtp.send_dtmf(digit, Duration::from_millis(100)));
     }
 
+    /// The caller of `call` sends `digit` by SIP INFO (not in the media).
+    pub fn press_by_info(&mut self, call: usize, digit: char) {
+        self.calls[call]
+            .call
+            .handle_leg(self.now, LegId::CALLER, LegEvent::Dtmf(digit));
+        self.drain(call);
+    }
+
     /// The caller of `call` hangs up.
     pub fn caller_hangs_up(&mut self, call: usize) {
         let p = self.calls[call].caller;

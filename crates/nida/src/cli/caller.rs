@@ -230,6 +230,7 @@ impl Caller {
                 self.ep.notify_refer(now, call, 603, "Declined");
             }
             Event::Incoming(_)
+            | Event::Dtmf { .. }
             | Event::Confirmed { .. }
             | Event::Registered(_)
             | Event::Unregistered { .. }

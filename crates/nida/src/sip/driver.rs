@@ -610,6 +610,13 @@ impl Driver {
                 }
                 None => self.ep.hangup(now, call),
             },
+            Event::Dtmf { call, digit } => {
+                // The caller's own call, or a leg nida placed.
+                if let Some(c) = self.calls.get(&call).or_else(|| self.legs.get(&call)) {
+                    // A key lost to a full channel is what RTP loss does too.
+                    let _ = c.try_send(ToCall::Sip(call, LegEvent::Dtmf(digit)));
+                }
+            }
             Event::Refer { call, target } => match self.legs.get(&call) {
                 Some(c) => {
                     let m = ToCall::Sip(call, LegEvent::Refer(target));
