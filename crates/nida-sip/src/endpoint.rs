@@ -1885,7 +1885,6 @@ impl Endpoint {
         );
         let mut resp = self.response(&invite, &via, peer, 200, "OK", Some(&tag));
         self.add_contact(&mut resp.headers, transport);
-        resp.headers.push("Supported", "replaces");
         for rr in invite.headers.all("Record-Route") {
             resp.headers.push("Record-Route", rr);
         }

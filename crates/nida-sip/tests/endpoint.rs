@@ -137,6 +137,12 @@ fn answered_call(ep: &mut Endpoint, t0: Instant) -> (CallHandle, String) {
     );
     assert!(ok.headers.get("Contact").is_some());
     assert_eq!(ok.headers.get("Content-Type"), Some("application/sdp"));
+    // Replaces (RFC 3891) is not served yet, so it is not advertised: a
+    // peer must not build an attended transfer on it.
+    assert!(
+        ok.headers.all("Supported").all(|s| !s.contains("replaces")),
+        "{ok:?}"
+    );
     (call, to_tag(&ok))
 }
 
@@ -514,6 +520,12 @@ fn reject_with_retry_after_and_bad_body_types() {
     feed(&mut ep, t0, &unk);
     let r = response(&sent(&mut ep), 420);
     assert_eq!(r.headers.get("Unsupported"), Some("nothing-known"));
+    let replaces = invite("z9hG4bK421", true)
+        .replace("Max-Forwards", "Require: replaces\r\nMax-Forwards")
+        .replace("call-1@", "call-421@");
+    feed(&mut ep, t0, &replaces);
+    let r = response(&sent(&mut ep), 420);
+    assert_eq!(r.headers.get("Unsupported"), Some("replaces"));
     let tel = invite("z9hG4bK416", true)
         .replace("INVITE sip:901@127.0.0.1", "INVITE mailto:x@y")
         .replace("call-1@", "call-416@");
