@@ -60,9 +60,7 @@ impl Browser {
             .enable_all()
             .build()
             .unwrap();
-        // reqwest is built without a default TLS provider in this
-        // workspace; the driver is plain HTTP, the builder needs one still.
-        common::client();
+        common::install_tls_provider();
         let client = rt
             .block_on(thirtyfour::WebDriver::new(
                 format!("http://127.0.0.1:{port}"),

@@ -237,10 +237,15 @@ pub fn client() -> &'static reqwest::blocking::Client {
 }
 
 fn builder() -> reqwest::blocking::ClientBuilder {
-    // nida builds reqwest without a default TLS provider; the tests speak
-    // plain HTTP, but the builder needs one all the same.
-    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+    install_tls_provider();
     reqwest::blocking::Client::builder()
+}
+
+/// nida builds reqwest without a default TLS provider; every reqwest
+/// client the tests build (theirs, thirtyfour's) speaks plain HTTP but
+/// needs one all the same.
+pub fn install_tls_provider() {
+    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
 }
 
 /// One request to `addr` with an optional bearer token and a JSON body:

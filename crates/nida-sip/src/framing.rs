@@ -69,12 +69,13 @@ impl StreamFramer {
             .iter()
             .position(|b| *b != b'\r' && *b != b'\n')
             .unwrap_or(self.buf.len());
+        let begun = run < self.buf.len();
         let pings = count_pings(&self.buf[..run]);
-        if pings > 0 || run < self.buf.len() || run > 4 {
+        if pings > 0 || begun || run > 4 {
             self.pings += pings;
             self.buf.drain(..run);
         }
-        if !self.pending() {
+        if !begun {
             return Ok(None);
         }
         let Some(head_end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") else {

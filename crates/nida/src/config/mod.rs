@@ -50,6 +50,16 @@ pub enum ConfigError {
     },
 }
 
+impl ConfigError {
+    /// A value out of its range, or values that do not fit together.
+    fn value(key: &'static str, message: impl Into<String>) -> ConfigError {
+        ConfigError::Value {
+            key,
+            message: message.into(),
+        }
+    }
+}
+
 /// An inclusive range of UDP ports for RTP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PortRange {
@@ -231,10 +241,7 @@ impl Protection {
             ),
         ];
         match rules.iter().find(|(ok, _)| !ok) {
-            Some((_, why)) => Err(ConfigError::Value {
-                key: "protection",
-                message: why.to_string(),
-            }),
+            Some((_, why)) => Err(ConfigError::value("protection", *why)),
             None => Ok(()),
         }
     }
@@ -604,19 +611,20 @@ impl Config {
     /// The rules no single value can break alone: ranges, names that must
     /// be unique or must exist, sections that need each other.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let value = |key: &'static str| move |message: String| ConfigError::Value { key, message };
-        let positive = |key: &'static str, zero: bool| match zero {
-            true => Err(value(key)("must be more than 0".into())),
-            false => Ok(()),
-        };
-        positive("max_calls", self.max_calls == 0)?;
-        positive("call_seconds", self.call_duration.is_zero())?;
-        positive("rtp_timeout_seconds", self.rtp_timeout.is_zero())?;
+        for (key, zero) in [
+            ("max_calls", self.max_calls == 0),
+            ("call_seconds", self.call_duration.is_zero()),
+            ("rtp_timeout_seconds", self.rtp_timeout.is_zero()),
+        ] {
+            if zero {
+                return Err(ConfigError::value(key, "must be more than 0"));
+            }
+        }
         if self.codecs.is_empty() {
-            return Err(value("codecs")("list at least one codec".into()));
+            return Err(ConfigError::value("codecs", "list at least one codec"));
         }
         if self.digest_algorithms.is_empty() {
-            return Err(value("digest_algorithms")("list at least one".into()));
+            return Err(ConfigError::value("digest_algorithms", "list at least one"));
         }
         for (name, l) in &self.lookups {
             l.validate(name)?;
@@ -624,7 +632,10 @@ impl Config {
         let mut ids = std::collections::BTreeSet::new();
         for a in &self.agents {
             if !ids.insert(a.id) {
-                return Err(value("agents")(format!("agent id {} appears twice", a.id)));
+                return Err(ConfigError::value(
+                    "agents",
+                    format!("agent id {} appears twice", a.id),
+                ));
             }
             a.validate()?;
         }
@@ -633,14 +644,16 @@ impl Config {
         }
         if let Some(v) = &self.outbound_uri {
             if nida_call::static_target(&v.replace("{number}", "1")).is_none() {
-                return Err(value("outbound_uri")(format!(
-                    "{v:?} is not sip:{{number}}@ip:port"
-                )));
+                return Err(ConfigError::value(
+                    "outbound_uri",
+                    format!("{v:?} is not sip:{{number}}@ip:port"),
+                ));
             }
         }
         if self.admin_token.as_ref().is_some_and(|t| t.len() < 12) {
-            return Err(value("admin_token")(
-                "must be at least 12 characters".into(),
+            return Err(ConfigError::value(
+                "admin_token",
+                "must be at least 12 characters",
             ));
         }
         for h in &self.webhooks {
@@ -648,56 +661,59 @@ impl Config {
         }
         self.outbound
             .validate()
-            .map_err(|e| value("outbound")(e.to_string()))?;
+            .map_err(|e| ConfigError::value("outbound", e.to_string()))?;
         self.protection.validate()?;
         for (i, t) in self.trunks.iter().enumerate() {
             if self.trunks[..i].iter().any(|o| o.name == t.name) {
-                return Err(value("trunks")(format!(
-                    "two trunks are named {:?}",
-                    t.name
-                )));
+                return Err(ConfigError::value(
+                    "trunks",
+                    format!("two trunks are named {:?}", t.name),
+                ));
             }
         }
         if let Some(t) = &self.outbound_trunk {
             if !self.trunks.iter().any(|c| &c.name == t) {
-                return Err(value("outbound_trunk")(format!("no trunk is named {t:?}")));
+                return Err(ConfigError::value(
+                    "outbound_trunk",
+                    format!("no trunk is named {t:?}"),
+                ));
             }
         }
         if self.tls_addr() == Some(self.sip_addr) {
-            return Err(value("tls")(
-                "addr must differ from sip_addr (TCP listens there)".into(),
+            return Err(ConfigError::value(
+                "tls",
+                "addr must differ from sip_addr (TCP listens there)",
             ));
         }
         self.feature_codes
             .check()
-            .map_err(|e| value("feature_codes")(e.to_string()))
+            .map_err(|e| ConfigError::value("feature_codes", e.to_string()))
     }
 }
 
 impl WebhookDef {
     fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |message: String| ConfigError::Value {
-            key: "webhooks",
-            message,
-        };
         if !self.url.starts_with("http://") {
-            return Err(bad(format!(
-                "{}: only http:// URLs are supported",
-                self.url
-            )));
+            return Err(ConfigError::value(
+                "webhooks",
+                format!("{}: only http:// URLs are supported", self.url),
+            ));
         }
         if let Some(e) = self
             .events
             .iter()
             .find(|e| !WEBHOOK_EVENTS.contains(&e.as_str()))
         {
-            return Err(bad(format!(
-                "unknown event {e:?} (known: {})",
-                WEBHOOK_EVENTS.join(", ")
-            )));
+            return Err(ConfigError::value(
+                "webhooks",
+                format!("unknown event {e:?} (known: {})", WEBHOOK_EVENTS.join(", ")),
+            ));
         }
         if self.attempts == 0 {
-            return Err(bad("attempts must be more than 0".into()));
+            return Err(ConfigError::value(
+                "webhooks",
+                "attempts must be more than 0",
+            ));
         }
         Ok(())
     }
@@ -705,27 +721,26 @@ impl WebhookDef {
 
 impl AgentDef {
     fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |message: String| ConfigError::Value {
-            key: "agents",
-            message,
-        };
         if let Some((s, l)) = self.skills.iter().find(|(_, l)| !(1..=10).contains(*l)) {
-            return Err(bad(format!(
-                "agent {}: skill {s} level {l} is not 1 to 10",
-                self.id
-            )));
+            return Err(ConfigError::value(
+                "agents",
+                format!("agent {}: skill {s} level {l} is not 1 to 10", self.id),
+            ));
         }
         if self.languages.is_empty() {
-            return Err(bad(format!(
-                "agent {}: list at least one language",
-                self.id
-            )));
+            return Err(ConfigError::value(
+                "agents",
+                format!("agent {}: list at least one language", self.id),
+            ));
         }
         if self.password.is_empty() || self.user.is_empty() {
-            return Err(bad(format!(
-                "agent {}: the user and the password may not be empty",
-                self.id
-            )));
+            return Err(ConfigError::value(
+                "agents",
+                format!(
+                    "agent {}: the user and the password may not be empty",
+                    self.id
+                ),
+            ));
         }
         Ok(())
     }
@@ -733,35 +748,32 @@ impl AgentDef {
 
 impl QueueDef {
     fn validate(&self, name: &str) -> Result<(), ConfigError> {
-        let bad = |message: String| ConfigError::Value {
-            key: "queues",
-            message,
-        };
         let d = &self.callback_digit;
         if d.chars().count() > 1 || !d.chars().all(|c| "0123456789*#".contains(c)) {
-            return Err(bad(format!(
-                "queue {name}: callback_digit must be one key or empty"
-            )));
+            return Err(ConfigError::value(
+                "queues",
+                format!("queue {name}: callback_digit must be one key or empty"),
+            ));
         }
         queue_config(name, self)
             .map(drop)
-            .map_err(|e| bad(e.to_string()))
+            .map_err(|e| ConfigError::value("queues", e.to_string()))
     }
 }
 
 impl LookupConfig {
     fn validate(&self, name: &str) -> Result<(), ConfigError> {
-        let bad = |message: String| ConfigError::Value {
-            key: "lookups",
-            message,
-        };
         if self.file.is_some() == self.url.is_some() {
-            return Err(bad(format!(
-                "lookup `{name}` needs exactly one of `file` or `url`"
-            )));
+            return Err(ConfigError::value(
+                "lookups",
+                format!("lookup `{name}` needs exactly one of `file` or `url`"),
+            ));
         }
         if !["GET", "POST"].contains(&self.method.as_str()) {
-            return Err(bad(format!("lookup `{name}`: method must be GET or POST")));
+            return Err(ConfigError::value(
+                "lookups",
+                format!("lookup `{name}`: method must be GET or POST"),
+            ));
         }
         Ok(())
     }
