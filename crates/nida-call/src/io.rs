@@ -5,7 +5,7 @@
 use crate::leg::LegId;
 use crate::target::{Dial, Purpose, Target};
 use nida_acd::{AgentId, Exit, TaskId};
-use nida_sip::sdp::SessionDescription;
+use nida_sip::sdp::{Direction, Negotiated, SessionDescription};
 use nida_sip::EndReason;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -103,6 +103,10 @@ pub enum LegEvent {
     /// A key the peer sent by SIP INFO (not in the media): taken like an
     /// RFC 4733 key from the same leg.
     Dtmf(char),
+    /// An offer and answer inside the leg's dialog (re-INVITE, UPDATE)
+    /// changed its media: where to send, the codec, the direction (hold,
+    /// resume), the packet time, the peer's SRTP key.
+    Media(Negotiated),
     /// The leg is over on the SIP side.
     Ended(EndReason),
 }
@@ -415,6 +419,17 @@ pub enum CallEvent {
     HangingUp(HangupCause),
     /// A prompt (or a loop of music) played to its end on the caller's leg.
     PromptFinished,
+    /// A leg's media changed in its dialog (see [`LegEvent::Media`]).
+    MediaChanged {
+        /// The leg.
+        leg: LegId,
+        /// Where nida sends now.
+        remote: SocketAddr,
+        /// The codec now.
+        codec: &'static str,
+        /// The direction seen from nida (`RecvOnly`: the peer holds).
+        direction: Direction,
+    },
     /// A leg's media is SRTP.
     MediaSecured {
         /// The leg.

@@ -57,6 +57,8 @@ pub struct Leg {
     pub answer: Option<Negotiated>,
     /// Its media, once up.
     pub rtp: Option<RtpSession>,
+    /// The media agreed last, once up (a later offer is compared with it).
+    pub media: Option<Negotiated>,
 }
 
 impl Leg {
@@ -69,6 +71,7 @@ impl Leg {
             srtp: None,
             answer: None,
             rtp: None,
+            media: None,
         }
     }
 

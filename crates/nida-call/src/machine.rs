@@ -208,7 +208,9 @@ impl Call {
         let mut call = Call::empty(now, unix, shared, cfg, rng);
         let mut leg = Leg::placing(LegId::CALLER, Role::Caller);
         leg.state = LegState::Up;
+        leg.srtp = srtp;
         leg.rtp = Some(call.leg_rtp(now, LegId::CALLER, &caller, srtp));
+        leg.media = Some(caller);
         call.legs.push(leg);
         call.caller = Some(LegId::CALLER);
         call.timers
@@ -393,6 +395,7 @@ impl Call {
                 LegEvent::Ended(_) => self.caller_gone(now, None),
                 LegEvent::Refer(target) => self.transfer_declined(leg, target),
                 LegEvent::Dtmf(d) => self.caller_digit(now, d),
+                LegEvent::Media(n) => self.media_changed(now, leg, n),
                 _ => {}
             }
         } else {
@@ -413,14 +416,22 @@ impl Call {
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
         for i in 0..self.legs.len() {
             let id = self.legs[i].id;
-            let Some(rtp) = self.legs[i].rtp.as_mut() else {
-                continue;
-            };
-            if let Some((len, dest)) = rtp.poll_transmit(now, buf) {
+            while let Some(o) = self.legs[i]
+                .rtp
+                .as_mut()
+                .and_then(|r| r.poll_transmit(now, buf))
+            {
                 if Some(id) == self.caller {
-                    self.tick_tape();
+                    self.tick_tape(o.samples);
                 }
-                return Some(Transmit { leg: id, len, dest });
+                if o.len > 0 {
+                    return Some(Transmit {
+                        leg: id,
+                        len: o.len,
+                        dest: o.dest,
+                    });
+                }
+                // A packet time passed unsent (the peer holds): go on.
             }
         }
         // Sending may have finished a prompt.

@@ -18,6 +18,14 @@ pub fn law_of(c: Codec) -> Law {
     }
 }
 
+/// The SRTP suite of an SDES crypto line.
+fn suite_of(s: sdp::CryptoSuite) -> Suite {
+    match s {
+        sdp::CryptoSuite::AesCm128HmacSha1_80 => Suite::AesCm128HmacSha1_80,
+        sdp::CryptoSuite::AesCm128HmacSha1_32 => Suite::AesCm128HmacSha1_32,
+    }
+}
+
 impl Call {
     /// The RTP session of a leg as negotiated, its SSRC, first sequence
     /// number and timestamp drawn from the call's generator; SRTP when
@@ -43,11 +51,9 @@ impl Call {
                 keep_audio: false,
             },
         );
+        Self::apply_media(now, &mut rtp, n);
         if let (Some(mine), Some(peer)) = (srtp, n.srtp) {
-            let suite = match peer.suite {
-                sdp::CryptoSuite::AesCm128HmacSha1_80 => Suite::AesCm128HmacSha1_80,
-                sdp::CryptoSuite::AesCm128HmacSha1_32 => Suite::AesCm128HmacSha1_32,
-            };
+            let suite = suite_of(peer.suite);
             rtp.set_srtp(
                 SrtpContext::new(suite, &mine),
                 SrtpContext::new(suite, &peer.master),
@@ -58,6 +64,57 @@ impl Call {
             });
         }
         rtp
+    }
+
+    /// What the agreed media says about sending: the packet time, the
+    /// direction (no sending while the peer holds, no RTP timeout unless
+    /// media flows both ways), in-band key detection when the peer has no
+    /// telephone-event.
+    fn apply_media(now: Instant, rtp: &mut RtpSession, n: &Negotiated) {
+        rtp.set_ptime(std::time::Duration::from_millis(u64::from(n.ptime)));
+        rtp.set_direction(
+            now,
+            n.direction.sends(),
+            n.direction == sdp::Direction::SendRecv,
+        );
+        rtp.set_inband_dtmf(n.telephone_event.is_none());
+    }
+
+    /// An offer and answer in a leg's dialog changed its media: the RTP
+    /// session follows (address, codec, packet time, direction, the
+    /// peer's SRTP key); a leg not yet up keeps it for when it is.
+    pub(crate) fn media_changed(&mut self, now: Instant, leg: LegId, n: Negotiated) {
+        let Some(l) = self.leg_mut(leg) else {
+            return;
+        };
+        if l.rtp.is_none() {
+            if l.answer.is_some() {
+                l.answer = Some(n);
+            }
+            return;
+        }
+        let before = l.media.replace(n);
+        let rekey = before.is_some_and(|b| b.srtp != n.srtp);
+        let mine = l.srtp;
+        let Some(rtp) = l.rtp.as_mut() else {
+            return;
+        };
+        rtp.set_remote(now, n.remote);
+        rtp.set_codec(law_of(n.codec), n.telephone_event);
+        Self::apply_media(now, rtp, &n);
+        if let (true, Some(mine), Some(peer)) = (rekey, mine, n.srtp) {
+            let suite = suite_of(peer.suite);
+            rtp.set_srtp(
+                SrtpContext::new(suite, &mine),
+                SrtpContext::new(suite, &peer.master),
+            );
+        }
+        self.event(CallEvent::MediaChanged {
+            leg,
+            remote: n.remote,
+            codec: n.codec.name(),
+            direction: n.direction,
+        });
     }
 
     /// The audio a leg nida placed agreed to in its answer; when nida
@@ -91,6 +148,7 @@ impl Call {
         if let Some(l) = self.leg_mut(leg) {
             l.state = LegState::Up;
             l.rtp = Some(rtp);
+            l.media = Some(n);
         }
         self.stop_playback();
         let caller_codec = match self.caller_rtp() {
@@ -147,15 +205,16 @@ impl Call {
         }
     }
 
-    /// One caller frame went out: one recorded frame, from what each side
-    /// sent (silence for a side that sent less).
-    pub(crate) fn tick_tape(&mut self) {
+    /// One caller packet time passed (`samples` of audio): one recorded
+    /// frame, from what each side sent (silence for a side that sent
+    /// less).
+    pub(crate) fn tick_tape(&mut self, samples: usize) {
         let Some(t) = self.tape.as_mut() else {
             return;
         };
         const FRAME: usize = nida_media::rtp::FRAME;
-        let mut frame = Vec::with_capacity(2 * FRAME);
-        for _ in 0..FRAME {
+        let mut frame = Vec::with_capacity(2 * samples);
+        for _ in 0..samples {
             frame.push(t.left.pop_front().unwrap_or(0));
             frame.push(t.right.pop_front().unwrap_or(0));
         }

@@ -305,6 +305,7 @@ impl Call {
             LegEvent::Refer(target) => self.transfer(now, leg, target),
             // Keys count from the caller only, as RFC 4733 ones do.
             LegEvent::Dtmf(_) => {}
+            LegEvent::Media(n) => self.media_changed(now, leg, n),
             LegEvent::PlaceFailed => {
                 self.close_leg(leg);
                 self.leg_failed(now, role, None);

@@ -544,3 +544,43 @@ fn priorities_from_the_flow_go_first() {
     w.run_until(S(5), |w| w.saw(high, bridged_to(Some(1))));
     assert!(!w.saw(low, |e| matches!(e, CallEvent::Ringing { .. })));
 }
+
+#[test]
+fn a_held_caller_stays_up_past_the_rtp_timeout_and_is_heard_again_after_a_move() {
+    use nida_sip::sdp::Direction;
+    let mut w = World::visa(quiet());
+    w.call_config().rtp_timeout = S(5);
+    w.agent(1, Answer::After(S(1)));
+    let c = w.call_in("line", "0501", Answer::Never);
+    w.run_until(S(5), |w| w.saw(c, bridged_to(Some(1))));
+    w.run_for(S(1));
+    let p = w.calls[c].caller;
+    let at = w.phones[p].media;
+    // The caller holds and falls silent (linphone's pause: sendonly, but
+    // nothing sent): nida stops sending and does not hang up.
+    w.caller_media(c, at, Direction::Inactive);
+    let heard = w.phones[p].all_heard().len();
+    w.run_for(S(20));
+    assert!(!ended(&w, c), "held, not hung up for silence");
+    assert!(!w.saw(c, |e| *e == CallEvent::HangingUp(HangupCause::NoMedia)));
+    assert!(
+        w.phones[p].all_heard().len() <= heard + 160,
+        "nothing sent to a caller who holds"
+    );
+    // Resume from another port: nida sends there, and each side hears
+    // the other again.
+    let moved = std::net::SocketAddr::new(at.ip(), at.port() + 100);
+    w.caller_media(c, moved, Direction::SendRecv);
+    assert!(w.saw(c, |e| matches!(e, CallEvent::MediaChanged { remote, direction: Direction::SendRecv, .. } if *remote == moved)));
+    let agent = w.agents[&1];
+    let agent_before = w.phones[agent].all_heard().len();
+    w.run_for(S(3));
+    let heard_now = w.phones[p].all_heard();
+    assert!(hears(&heard_now[heard_now.len() - 8000 * 2..], AGENT_HZ));
+    let agent_heard = w.phones[agent].all_heard();
+    assert!(hears(&agent_heard[agent_before..], CALLER_HZ));
+    // Media flows both ways again: silence now times out.
+    w.phones[p].rtp = None;
+    w.run_until(S(10), |w| ended(w, c));
+    assert!(w.saw(c, |e| *e == CallEvent::HangingUp(HangupCause::NoMedia)));
+}

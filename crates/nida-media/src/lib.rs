@@ -3,6 +3,7 @@
 //! - [`rtp`]: one call's RTP stream: paced sending, receiving, symmetric
 //!   RTP, loss and jitter, inactivity timeout;
 //! - [`dtmf`]: RFC 4733 telephone-events, both directions;
+//! - [`inband`]: DTMF tones in the audio (Goertzel);
 //! - [`g711`]: µ-law and A-law;
 //! - [`prompt`]: audio files decoded, resampled and encoded once at start;
 //! - [`srtp`]: SRTP (RFC 3711) with keys from SDES.
@@ -15,6 +16,7 @@
 pub mod dtmf;
 mod error;
 pub mod g711;
+pub mod inband;
 pub mod prompt;
 pub mod rtp;
 pub mod srtp;
@@ -22,4 +24,4 @@ pub mod srtp;
 pub use error::Error;
 pub use g711::Law;
 pub use prompt::{Prompt, PromptStore};
-pub use rtp::{MediaEvent, RtpSession, RtpStats, SessionConfig};
+pub use rtp::{MediaEvent, Outgoing, RtpSession, RtpStats, SessionConfig};

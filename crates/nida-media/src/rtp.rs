@@ -1,10 +1,13 @@
 //! One call's RTP stream (RFC 3550, RFC 3551, RFC 4733), sans-IO.
 //!
-//! Sending: one packet every 20 ms on an absolute schedule (no drift), from
-//! the prompt queue, a telephone-event in progress, or silence. Receiving:
+//! Sending: one packet every packet time (20 ms, or the peer's `ptime`
+//! from 10 to 60 ms) on an absolute schedule (no drift), from the prompt
+//! queue, a telephone-event in progress, or silence; nothing while the
+//! peer holds (the timestamp still follows real time). Receiving:
 //! audio and telephone-events, sequence and loss accounting with wrapping
 //! 16-bit arithmetic, interarrival jitter, symmetric RTP, and an inactivity
-//! timeout. The shell calls `handle_packet`, `poll_transmit(now)` until
+//! timeout while media flows both ways, and in-band DTMF (a Goertzel
+//! detector) for a peer that sends no telephone-events. The shell calls `handle_packet`, `poll_transmit(now)` until
 //! `None`, and sleeps until `poll_timeout`. It makes a session only once
 //! the leg's dialog is confirmed (the ACK, or the 200 to nida's INVITE), so
 //! nothing is sent to an address a forged INVITE named.
@@ -29,8 +32,12 @@ use std::time::{Duration, Instant};
 
 /// Samples per 20 ms frame at 8 kHz.
 pub const FRAME: usize = 160;
-/// The packet interval.
+/// The packet interval unless the peer asks for another.
 pub const PTIME: Duration = Duration::from_millis(20);
+/// The packet times nida sends (RFC 3551 4.5: G.711 in 10 ms steps).
+pub const PTIME_RANGE: std::ops::RangeInclusive<u64> = 10..=60;
+/// The most samples one packet carries (60 ms).
+pub const MAX_SAMPLES: usize = 480;
 /// A sender this far behind its schedule skips ahead rather than bursting.
 const MAX_LAG: Duration = Duration::from_millis(200);
 /// Consecutive, well-sequenced packets with one SSRC a new source must
@@ -74,6 +81,18 @@ pub enum MediaEvent {
     /// Another source proved itself the peer (see the module doc): replies
     /// go there now.
     Latched(SocketAddr),
+}
+
+/// What one call of [`RtpSession::poll_transmit`] yields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outgoing {
+    /// Bytes of the packet written to the buffer; 0 when a packet time
+    /// passed without a packet (nida must not send: the peer holds).
+    pub len: usize,
+    /// Where it goes.
+    pub dest: SocketAddr,
+    /// Audio samples the packet time covered.
+    pub samples: usize,
 }
 
 /// Counters of one stream.
@@ -121,7 +140,17 @@ pub struct RtpSession {
     /// Another source working towards a latch.
     candidate: Option<Candidate>,
     seq: Seq,
-    frame_index: u64,
+    /// The timestamp of the next packet.
+    ts: u32,
+    /// The packet interval.
+    ptime: Duration,
+    /// nida sends (false while the peer holds, or nida holds with nothing
+    /// to play).
+    sending: bool,
+    /// Media flows both ways: the RTP timeout applies.
+    expecting: bool,
+    /// In-band key detection (peers without telephone-event).
+    inband: Option<crate::inband::Detector>,
     next_send: Instant,
     marker_pending: bool,
     queue: VecDeque<Arc<Prompt>>,
@@ -171,7 +200,11 @@ impl RtpSession {
             start: now,
             heard: None,
             candidate: None,
-            frame_index: 0,
+            ts: cfg.initial_ts,
+            ptime: PTIME,
+            sending: true,
+            expecting: true,
+            inband: None,
             next_send: now,
             marker_pending: true,
             queue: VecDeque::new(),
@@ -206,6 +239,78 @@ impl RtpSession {
         self.srtp.is_some()
     }
 
+    /// Sends packets of `ptime` (the peer's `a=ptime`), kept within 10 to
+    /// 60 ms in 10 ms steps; from the next packet on.
+    pub fn set_ptime(&mut self, ptime: Duration) {
+        let ms = (ptime.as_millis() as u64).clamp(*PTIME_RANGE.start(), *PTIME_RANGE.end());
+        self.ptime = Duration::from_millis(ms / 10 * 10);
+    }
+
+    /// The packet interval.
+    pub fn ptime(&self) -> Duration {
+        self.ptime
+    }
+
+    /// Samples per packet at 8 kHz.
+    fn samples(&self) -> usize {
+        self.ptime.as_millis() as usize * 8
+    }
+
+    /// Where to send, and what to expect, after an offer and answer in the
+    /// dialog moved the media: the new address is the peer from now on
+    /// (its packets count at once; the old one's no longer do), and a new
+    /// sequence numbering is expected.
+    pub fn set_remote(&mut self, now: Instant, remote: SocketAddr) {
+        if remote == self.remote {
+            return;
+        }
+        self.remote = remote;
+        self.cfg.remote = remote;
+        self.candidate = None;
+        self.heard = None;
+        self.rx = None;
+        self.last_rx = now;
+    }
+
+    /// The codec agreed anew (an offer and answer in the dialog): its law
+    /// and telephone-event type. In-band detection, when enabled, runs
+    /// only while no telephone-event is agreed.
+    pub fn set_codec(&mut self, law: Law, telephone_event: Option<u8>) {
+        if law != self.cfg.law {
+            self.live.clear();
+        }
+        self.cfg.law = law;
+        self.cfg.telephone_event = telephone_event;
+    }
+
+    /// The direction agreed: whether nida sends (`false` while the peer
+    /// holds: packet times pass silently) and whether RTP must keep
+    /// arriving (only while media flows both ways: a held call is not
+    /// hung up for silence). Turning the expectation on restarts the
+    /// timeout from `now`.
+    pub fn set_direction(&mut self, now: Instant, sending: bool, expecting: bool) {
+        if !self.sending && sending {
+            self.marker_pending = true;
+        }
+        self.sending = sending;
+        if expecting && !self.expecting {
+            self.last_rx = now;
+            self.timed_out = false;
+        }
+        self.expecting = expecting;
+    }
+
+    /// Whether nida sends packets now.
+    pub fn is_sending(&self) -> bool {
+        self.sending
+    }
+
+    /// Detects keys in the received audio (Goertzel, for peers that send
+    /// no RFC 4733 events) while no telephone-event type is agreed.
+    pub fn set_inband_dtmf(&mut self, on: bool) {
+        self.inband = on.then(crate::inband::Detector::default);
+    }
+
     /// Appends a prompt to the play queue.
     pub fn play(&mut self, prompt: Arc<Prompt>) {
         self.queue.push_back(prompt);
@@ -231,7 +336,7 @@ impl RtpSession {
         let samples = (length.as_millis() as u64 * 8).min(u16::MAX as u64) as u16;
         match (
             self.cfg.telephone_event,
-            EventSender::new(digit, samples, FRAME as u16),
+            EventSender::new(digit, samples, self.samples() as u16),
         ) {
             (Some(_), Some(s)) => {
                 self.dtmf_queue.push_back(s);
@@ -293,12 +398,6 @@ impl RtpSession {
         &self.audio
     }
 
-    fn timestamp_of(&self, frame: u64) -> u32 {
-        self.cfg
-            .initial_ts
-            .wrapping_add((frame as u32).wrapping_mul(FRAME as u32))
-    }
-
     /// Feeds one datagram that arrived on the RTP port.
     pub fn handle_packet(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
         let Some(mut srtp) = self.srtp.take() else {
@@ -344,6 +443,13 @@ impl RtpSession {
         } else {
             if self.cfg.keep_audio {
                 self.audio.extend(self.cfg.law.decode(pkt.payload()));
+            }
+            if self.cfg.telephone_event.is_none() {
+                if let Some(d) = self.inband.as_mut() {
+                    if let Some(key) = d.push(&self.cfg.law.decode(pkt.payload())) {
+                        self.events.push_back(MediaEvent::Dtmf(key));
+                    }
+                }
             }
             if let Some(r) = self.relay.as_mut() {
                 r.extend_from_slice(pkt.payload());
@@ -434,7 +540,7 @@ impl RtpSession {
 
     /// Checks the inactivity timeout.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if !self.timed_out && now >= self.last_rx + self.cfg.rtp_timeout {
+        if self.expecting && !self.timed_out && now >= self.last_rx + self.cfg.rtp_timeout {
             self.timed_out = true;
             self.events.push_back(MediaEvent::Timeout);
         }
@@ -447,28 +553,44 @@ impl RtpSession {
 
     /// The earlier of the next packet time and the inactivity deadline.
     pub fn poll_timeout(&self) -> Instant {
-        if self.timed_out {
+        if self.timed_out || !self.expecting {
             self.next_send
         } else {
             self.next_send.min(self.last_rx + self.cfg.rtp_timeout)
         }
     }
 
-    /// The next packet due at `now`, written into `buf` (at least 182
-    /// bytes); returns its length and destination. Call until `None`.
-    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<(usize, SocketAddr)> {
+    /// The next packet due at `now`, written into `buf` (at least 1500
+    /// bytes). Call until `None`; an [`Outgoing`] of length 0 is a packet
+    /// time that passed while nida must not send.
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Outgoing> {
         if now < self.next_send {
             return None;
         }
+        let samples = self.samples();
         if now - self.next_send > MAX_LAG {
-            // The shell stalled: skip the missed frames, keeping the
+            // The shell stalled: skip the missed packets, keeping the
             // timestamp in step with real time.
-            let behind = (now - self.next_send).as_micros() / PTIME.as_micros();
-            self.frame_index += behind as u64;
-            self.next_send += PTIME * behind as u32;
+            let behind = (now - self.next_send).as_micros() / self.ptime.as_micros();
+            self.ts = self
+                .ts
+                .wrapping_add((behind as u32).wrapping_mul(samples as u32));
+            self.next_send += self.ptime * behind as u32;
             self.marker_pending = true;
         }
-        let ts = self.timestamp_of(self.frame_index);
+        let ts = self.ts;
+        self.ts = ts.wrapping_add(samples as u32);
+        self.next_send += self.ptime;
+        let mut payload = [0u8; MAX_SAMPLES];
+        if !self.sending {
+            // The prompt and the bridged audio go on as if heard.
+            self.fill_audio(&mut payload[..samples]);
+            return Some(Outgoing {
+                len: 0,
+                dest: self.remote,
+                samples,
+            });
+        }
         if self.dtmf_out.is_none() {
             if self.dtmf_pause > 0 {
                 self.dtmf_pause -= 1;
@@ -476,7 +598,6 @@ impl RtpSession {
                 self.dtmf_out = Some((next, ts));
             }
         }
-        let mut payload = [0u8; FRAME];
         let (pt, marker, len, ts) = match self.dtmf_out.as_mut() {
             Some((sender, event_ts)) => match sender.next_payload() {
                 Some((p, first)) => {
@@ -487,10 +608,11 @@ impl RtpSession {
                 None => {
                     self.dtmf_out = None;
                     self.dtmf_pause = 2;
-                    (self.fill_audio(&mut payload), false, FRAME, ts)
+                    let pt = self.fill_audio(&mut payload[..samples]);
+                    (pt, false, samples, ts)
                 }
             },
-            None => (self.fill_audio(&mut payload), false, FRAME, ts),
+            None => (self.fill_audio(&mut payload[..samples]), false, samples, ts),
         };
         let marker = marker || std::mem::take(&mut self.marker_pending);
         let n = RtpPacketBuilder::new()
@@ -507,21 +629,24 @@ impl RtpSession {
             None => n,
         };
         self.seq = self.seq.next();
-        self.frame_index += 1;
-        self.next_send += PTIME;
         self.stats.sent += 1;
-        Some((n, self.remote))
+        Some(Outgoing {
+            len: n,
+            dest: self.remote,
+            samples,
+        })
     }
 
     /// Fills one frame from the prompt queue or with silence; returns the
     /// audio payload type.
-    fn fill_audio(&mut self, out: &mut [u8; FRAME]) -> u8 {
+    fn fill_audio(&mut self, out: &mut [u8]) -> u8 {
         let law = self.cfg.law;
+        let want = out.len();
         let mut filled = 0;
-        while filled < FRAME {
+        while filled < want {
             let Some(p) = self.queue.front() else { break };
             let data = p.encoded(law);
-            let take = (data.len() - self.position).min(FRAME - filled);
+            let take = (data.len() - self.position).min(want - filled);
             out[filled..filled + take].copy_from_slice(&data[self.position..self.position + take]);
             filled += take;
             self.position += take;
@@ -531,7 +656,7 @@ impl RtpSession {
             }
         }
         if self.queue.is_empty() {
-            let take = self.live.len().min(FRAME - filled);
+            let take = self.live.len().min(want - filled);
             for (o, b) in out[filled..filled + take]
                 .iter_mut()
                 .zip(self.live.drain(..take))
@@ -571,7 +696,7 @@ mod tests {
         let mut buf = [0u8; 1500];
         std::iter::from_fn(|| {
             s.poll_transmit(now, &mut buf)
-                .map(|(n, _)| buf[..n].to_vec())
+                .map(|o| buf[..o.len].to_vec())
         })
         .collect()
     }
@@ -750,14 +875,14 @@ mod tests {
         assert_eq!(s.stats().received, 0);
         let mut buf = [0u8; 200];
         assert_eq!(
-            s.poll_transmit(t0, &mut buf).unwrap().1,
+            s.poll_transmit(t0, &mut buf).unwrap().dest,
             "10.0.0.1:4000".parse().unwrap()
         );
         s.handle_packet(t0, real, &audio(100 + LATCH_RUN as u16 - 1, 9));
         assert_eq!(s.poll_event(), Some(MediaEvent::Latched(real)));
         assert_eq!(s.stats().received, 1);
         let later = t0 + PTIME;
-        assert_eq!(s.poll_transmit(later, &mut buf).unwrap().1, real);
+        assert_eq!(s.poll_transmit(later, &mut buf).unwrap().dest, real);
         s.handle_packet(t0, real, b"not rtp");
         assert_eq!(s.stats().rejected, 1);
     }
@@ -785,7 +910,7 @@ mod tests {
         }
         assert_eq!(s.poll_event(), None);
         let mut buf = [0u8; 200];
-        assert_eq!(s.poll_transmit(t0, &mut buf).unwrap().1, peer);
+        assert_eq!(s.poll_transmit(t0, &mut buf).unwrap().dest, peer);
         // Once the peer has been silent, the same run moves the media
         // (a NAT that rebound).
         let quiet = t0 + PTIME * 3 * LATCH_RUN + SILENT;
@@ -930,5 +1055,134 @@ mod tests {
         s.handle_timeout(t0 + Duration::from_secs(11));
         assert_eq!(s.poll_event(), Some(MediaEvent::Timeout));
         assert_eq!(s.poll_event(), None);
+    }
+
+    #[test]
+    fn ptime_sets_the_packet_size_and_interval_and_the_timestamp_follows() {
+        let t0 = Instant::now();
+        let mut s = RtpSession::new(t0, cfg("127.0.0.1:4000"));
+        s.set_ptime(Duration::from_millis(30));
+        let mut buf = [0u8; 1500];
+        let mut ts = Vec::new();
+        for i in 0..4u32 {
+            let now = t0 + Duration::from_millis(30) * i;
+            assert_eq!(s.poll_timeout(), now, "one packet every 30 ms");
+            let o = s.poll_transmit(now, &mut buf).unwrap();
+            assert_eq!((o.len, o.samples), (12 + 240, 240));
+            ts.push(RtpReader::new(&buf[..o.len]).unwrap().timestamp());
+            assert!(s.poll_transmit(now, &mut buf).is_none());
+        }
+        assert!(ts.windows(2).all(|w| w[1].wrapping_sub(w[0]) == 240));
+        // Out of range values are brought within 10 to 60 ms.
+        s.set_ptime(Duration::from_millis(250));
+        assert_eq!(s.ptime(), Duration::from_millis(60));
+        s.set_ptime(Duration::from_millis(5));
+        assert_eq!(s.ptime(), Duration::from_millis(10));
+    }
+
+    #[test]
+    fn while_the_peer_holds_nothing_is_sent_and_silence_is_no_timeout() {
+        let t0 = Instant::now();
+        let mut s = RtpSession::new(t0, cfg("127.0.0.1:4000"));
+        let mut buf = [0u8; 1500];
+        let first = s.poll_transmit(t0, &mut buf).unwrap();
+        let seq0 = u16::from(RtpReader::new(&buf[..first.len]).unwrap().sequence_number());
+        s.play(tone(800));
+        s.set_direction(t0, false, false);
+        // Five packet times pass unsent; the prompt goes on as if heard.
+        for i in 1..=5u32 {
+            let o = s.poll_transmit(t0 + PTIME * i, &mut buf).unwrap();
+            assert_eq!(o.len, 0);
+        }
+        assert_eq!(s.poll_event(), Some(MediaEvent::PlaybackFinished));
+        assert_eq!(s.stats().sent, 1);
+        // Held far past the RTP timeout: no timeout.
+        let late = t0 + Duration::from_secs(60);
+        s.handle_timeout(late);
+        assert_eq!(s.poll_event(), None);
+        assert!(s.poll_timeout() <= late);
+        // Resumed: sequence numbers go on from the last sent, marked, the
+        // timestamp follows real time, and the timeout counts from now.
+        s.set_direction(late, true, true);
+        let o = s.poll_transmit(late, &mut buf).unwrap();
+        let r = RtpReader::new(&buf[..o.len]).unwrap();
+        assert_eq!(u16::from(r.sequence_number()), seq0.wrapping_add(1));
+        assert!(r.mark());
+        assert_eq!(r.timestamp(), (u32::MAX - 200).wrapping_add(8000 * 60));
+        s.handle_timeout(late + Duration::from_secs(9));
+        assert_eq!(s.poll_event(), None);
+        s.handle_timeout(late + Duration::from_secs(10));
+        assert_eq!(s.poll_event(), Some(MediaEvent::Timeout));
+    }
+
+    #[test]
+    fn a_moved_peer_is_sent_to_and_heard_and_the_old_address_is_not() {
+        let t0 = Instant::now();
+        let old: SocketAddr = "192.0.2.10:4000".parse().unwrap();
+        let new: SocketAddr = "192.0.2.10:4100".parse().unwrap();
+        let mut s = RtpSession::new(t0, cfg(&old.to_string()));
+        s.handle_packet(t0, old, &audio(10, 7));
+        s.set_remote(t0, new);
+        let mut buf = [0u8; 1500];
+        assert_eq!(s.poll_transmit(t0, &mut buf).unwrap().dest, new);
+        s.handle_packet(t0, new, &audio(5000, 8));
+        s.handle_packet(t0, old, &audio(11, 7));
+        let st = s.stats();
+        assert_eq!((st.received, st.foreign, st.lost), (2, 1, 0));
+    }
+
+    #[test]
+    fn a_new_codec_changes_what_is_sent_and_what_is_taken() {
+        let t0 = Instant::now();
+        let mut s = RtpSession::new(t0, cfg("127.0.0.1:4000"));
+        s.set_codec(Law::A, None);
+        let mut buf = [0u8; 1500];
+        let o = s.poll_transmit(t0, &mut buf).unwrap();
+        assert_eq!(RtpReader::new(&buf[..o.len]).unwrap().payload_type(), 8);
+        assert!(
+            !s.send_dtmf('1', Duration::from_millis(100)),
+            "no telephone-event now"
+        );
+        let from: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        s.handle_packet(t0, from, &audio(1, 7));
+        assert_eq!(s.stats().rejected, 1, "PCMU is no longer agreed");
+    }
+
+    #[test]
+    fn in_band_keys_are_events_when_no_telephone_event_is_agreed() {
+        let t0 = Instant::now();
+        let mut s = RtpSession::new(
+            t0,
+            SessionConfig {
+                telephone_event: None,
+                ..cfg("127.0.0.1:4000")
+            },
+        );
+        s.set_inband_dtmf(true);
+        let from: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        // '9': 852 Hz and 1477 Hz for 100 ms, then silence.
+        let pcm: Vec<i16> = (0..1600)
+            .map(|n| {
+                if n >= 800 {
+                    return 0;
+                }
+                let t = n as f64 / 8000.0;
+                let w = |f: f64| (2.0 * std::f64::consts::PI * f * t).sin();
+                (5000.0 * (w(852.0) + w(1477.0))) as i16
+            })
+            .collect();
+        for (i, c) in pcm.chunks(FRAME).enumerate() {
+            let p = RtpPacketBuilder::new()
+                .payload_type(0)
+                .sequence(Seq::from(i as u16))
+                .timestamp(i as u32 * 160)
+                .ssrc(7)
+                .payload(&Law::Mu.encode(c))
+                .build()
+                .unwrap();
+            s.handle_packet(t0 + PTIME * i as u32, from, &p);
+        }
+        let events: Vec<_> = std::iter::from_fn(|| s.poll_event()).collect();
+        assert_eq!(events, vec![MediaEvent::Dtmf('9')]);
     }
 }

@@ -7,7 +7,9 @@
 //! - [`transaction`]: the RFC 3261 transaction machines and timers A to M;
 //! - [`endpoint`]: the user-agent server core with dialogs;
 //! - [`sdp`]: SDP and the offer/answer model;
+//! - [`offer_answer`]: one dialog's offers and answers (hold, moves);
 //! - [`auth`]: digest authentication (MD5, SHA-256);
+//! - [`session_timer`]: RFC 4028 session timers;
 //! - [`registrar`]: REGISTER bindings for softphones;
 //! - [`guard`]: limits per source address;
 //! - [`trunk`]: carrier trunks (registration, health checks, numbers).
@@ -26,14 +28,16 @@ pub mod framing;
 pub mod guard;
 pub mod headers;
 pub mod message;
+pub mod offer_answer;
 pub mod registrar;
 pub mod rng;
 pub mod sdp;
+pub mod session_timer;
 pub mod transaction;
 pub mod trunk;
 
 pub use endpoint::{
-    CallHandle, EndReason, Endpoint, EndpointConfig, Event, IncomingCall, OutRequest, Stats,
-    Transmit, Transport,
+    CallHandle, EndReason, Endpoint, EndpointConfig, Event, IncomingCall, Invite, OutRequest,
+    Stats, Transmit, Transport,
 };
 pub use error::Error;

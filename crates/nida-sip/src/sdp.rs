@@ -57,6 +57,26 @@ impl Direction {
         }
     }
 
+    /// Whether this side sends media.
+    pub fn sends(self) -> bool {
+        matches!(self, Direction::SendRecv | Direction::SendOnly)
+    }
+
+    /// Whether this side receives media.
+    pub fn receives(self) -> bool {
+        matches!(self, Direction::SendRecv | Direction::RecvOnly)
+    }
+
+    /// The direction that sends and receives as told.
+    pub fn from_flags(send: bool, receive: bool) -> Direction {
+        match (send, receive) {
+            (true, true) => Direction::SendRecv,
+            (true, false) => Direction::SendOnly,
+            (false, true) => Direction::RecvOnly,
+            (false, false) => Direction::Inactive,
+        }
+    }
+
     /// The direction an answerer uses for an offered one (RFC 3264 6.1).
     pub fn answer(self) -> Direction {
         match self {
@@ -317,6 +337,16 @@ pub struct Negotiated {
     /// For SRTP (RTP/SAVP), the peer's key: what it sends is protected
     /// with it.
     pub srtp: Option<SdesKey>,
+    /// The packet time nida sends, in ms: the peer's `a=ptime` brought
+    /// within what G.711 over RTP allows (10 to 60 ms in steps of 10), 20
+    /// when the peer names none.
+    pub ptime: u32,
+}
+
+/// The packet time nida sends for a peer's `a=ptime` (see
+/// [`Negotiated::ptime`]).
+pub fn sending_ptime(asked: Option<u32>) -> u32 {
+    asked.map_or(20, |p| p.clamp(10, 60) / 10 * 10)
 }
 
 /// Chooses the audio stream from a peer's offer or answer: the first audio
@@ -360,6 +390,7 @@ pub fn negotiate(sd: &SessionDescription, supported: &[Codec], secure: bool) -> 
             direction: m.direction.answer(),
             index,
             srtp,
+            ptime: sending_ptime(m.ptime),
         });
     }
     None
@@ -378,7 +409,7 @@ pub struct LocalMedia {
     pub srtp: Option<[u8; 30]>,
 }
 
-fn write_header(out: &mut String, local: &LocalMedia) {
+pub(crate) fn write_header(out: &mut String, local: &LocalMedia) {
     let family = if local.addr.is_ipv6() { "IP6" } else { "IP4" };
     let ip = local.addr.ip();
     let _ = write!(
@@ -389,14 +420,15 @@ fn write_header(out: &mut String, local: &LocalMedia) {
 }
 
 /// An `a=crypto` line to write: tag, suite and nida's key.
-type LocalCrypto<'a> = (u32, CryptoSuite, &'a [u8; 30]);
+pub(crate) type LocalCrypto<'a> = (u32, CryptoSuite, &'a [u8; 30]);
 
-fn write_audio(
+pub(crate) fn write_audio(
     out: &mut String,
     port: u16,
     codecs: &[Codec],
     te: Option<u8>,
     dir: Direction,
+    ptime: u32,
     crypto: Option<LocalCrypto<'_>>,
 ) {
     let proto = if crypto.is_some() {
@@ -421,7 +453,7 @@ fn write_audio(
             "a=rtpmap:{te} telephone-event/8000\r\na=fmtp:{te} 0-16\r\n"
         );
     }
-    let _ = write!(out, "a=ptime:20\r\na={}\r\n", dir.attr());
+    let _ = write!(out, "a=ptime:{ptime}\r\na={}\r\n", dir.attr());
     if let Some((tag, suite, key)) = crypto {
         use base64::Engine as _;
         let key = base64::engine::general_purpose::STANDARD.encode(key);
@@ -442,6 +474,7 @@ pub fn answer(offer: &SessionDescription, chosen: &Negotiated, local: &LocalMedi
                 &[chosen.codec],
                 chosen.telephone_event,
                 chosen.direction,
+                chosen.ptime,
                 chosen
                     .srtp
                     .zip(local.srtp.as_ref())
@@ -467,6 +500,7 @@ pub fn offer(codecs: &[Codec], local: &LocalMedia) -> Vec<u8> {
         codecs,
         Some(101),
         Direction::SendRecv,
+        20,
         local
             .srtp
             .as_ref()

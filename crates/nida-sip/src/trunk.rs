@@ -75,6 +75,9 @@ pub struct TrunkConfig {
     pub rewrite_in: Vec<Rewrite>,
     /// Rules from nida's numbers to the carrier's (call-backs).
     pub rewrite_out: Vec<Rewrite>,
+    /// Offer reliable provisional responses (`Supported: 100rel`, RFC
+    /// 3262) on the INVITEs sent to this carrier.
+    pub rel100: bool,
 }
 
 /// What nida knows of an address's health.
@@ -170,6 +173,8 @@ pub struct Route {
     pub transport: Transport,
     /// Credentials for the carrier's challenge, if any.
     pub credentials: Option<(String, String)>,
+    /// Offer 100rel on the INVITE.
+    pub rel100: bool,
 }
 
 #[derive(Debug)]
@@ -357,6 +362,7 @@ impl Trunks {
                 .username
                 .as_ref()
                 .map(|u| (u.clone(), t.cfg.password.clone())),
+            rel100: t.cfg.rel100,
         })
     }
 

@@ -2,6 +2,8 @@
 //! feeding messages to an [`Endpoint`] and reading what it sends.
 
 use nida_sip::message::{self, Message, Response};
+use nida_sip::offer_answer::OfferAnswer;
+use nida_sip::sdp::{Codec, LocalMedia, SessionDescription};
 use nida_sip::{CallHandle, EndReason, Endpoint, EndpointConfig, Event, Transport};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -14,7 +16,32 @@ fn endpoint() -> Endpoint {
         timers: Default::default(),
         user_agent: "nida-test".into(),
         seed: Some(42),
+        session_timer: Default::default(),
     })
+}
+
+/// nida's side of the audio, answering the SDP of [`invite`] (or
+/// offering, for a late offer).
+fn media(late: bool) -> OfferAnswer {
+    let mut m = OfferAnswer::new(
+        LocalMedia {
+            addr: "127.0.0.1:20000".parse().unwrap(),
+            session_id: 9,
+            version: 1,
+            srtp: None,
+        },
+        vec![Codec::Pcmu],
+        false,
+    );
+    if late {
+        m.offer();
+    } else {
+        let body = invite("z9hG4bKx", true);
+        let sdp = body.split("\r\n\r\n").nth(1).unwrap();
+        m.answer(&SessionDescription::parse(sdp.as_bytes()).unwrap())
+            .unwrap();
+    }
+    m
 }
 
 fn caller() -> SocketAddr {
@@ -126,7 +153,7 @@ fn answered_call(ep: &mut Endpoint, t0: Instant) -> (CallHandle, String) {
     assert_eq!(statuses(&msgs), vec![100]);
     let call = incoming(ep);
     ep.ringing(t0, call);
-    ep.answer(t0, call, b"v=0\r\n".to_vec());
+    ep.answer(t0, call, media(false));
     let msgs = sent(ep);
     assert_eq!(statuses(&msgs), vec![180, 200]);
     let ok = response(&msgs, 200);
@@ -243,7 +270,7 @@ fn retransmitted_invite_is_absorbed_or_answered_with_the_last_provisional() {
     feed(&mut ep, t0, &invite("z9hG4bKr", true));
     assert_eq!(statuses(&sent(&mut ep)), vec![180]);
     assert!(ep.poll_event().is_none(), "no second call");
-    ep.answer(t0, call, b"v=0\r\n".to_vec());
+    ep.answer(t0, call, media(false));
     sent(&mut ep);
     feed(&mut ep, t0, &invite("z9hG4bKr", true));
     assert!(sent(&mut ep).is_empty(), "absorbed in Accepted");
@@ -282,7 +309,7 @@ fn cancel_before_answer_gives_487_and_ends_the_call() {
     feed(&mut ep, t0 + Duration::from_millis(700), &ack);
     assert!(run_until(&mut ep, t0, Duration::from_secs(4)).is_empty());
     // The answer that comes too late is not sent.
-    ep.answer(t0, call, b"v=0\r\n".to_vec());
+    ep.answer(t0, call, media(false));
     assert!(sent(&mut ep).is_empty());
 }
 
@@ -467,7 +494,7 @@ fn late_offer_gets_the_answer_in_the_ack() {
     };
     assert!(c.offer.is_none());
     sent(&mut ep);
-    ep.answer(t0, c.call, b"v=0\r\n".to_vec());
+    ep.answer(t0, c.call, media(true));
     let tag = to_tag(&response(&sent(&mut ep), 200));
     let sdp = "v=0\r\nc=IN IP4 192.0.2.10\r\nm=audio 7000 RTP/AVP 8\r\n";
     let ack = in_dialog("ACK", "z9hG4bKloa", &tag, 1).replace(
@@ -670,4 +697,146 @@ fn keys_by_info_become_events_and_other_bodies_are_refused() {
     );
     assert_eq!(statuses(&sent(&mut ep)), vec![481]);
     assert!(std::iter::from_fn(|| ep.poll_event()).all(|e| !matches!(e, Event::Dtmf { .. })));
+}
+
+/// A request inside the call of [`answered_call`] carrying `sdp`.
+fn in_dialog_with_sdp(method: &str, branch: &str, tag: &str, cseq: u32, sdp: &str) -> String {
+    in_dialog(method, branch, tag, cseq).replace(
+        "Content-Length: 0\r\n\r\n",
+        &format!(
+            "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+            sdp.len()
+        ),
+    )
+}
+
+/// The caller's SDP, version `v`, media at `ip:port`, direction `dir`.
+fn caller_sdp(v: u32, ip: &str, port: u16, dir: &str) -> String {
+    format!(
+        "v=0\r\no=- 1 {v} IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
+         m=audio {port} RTP/AVP 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\na={dir}\r\n"
+    )
+}
+
+fn body_of(r: &Response) -> String {
+    String::from_utf8(r.body.clone()).unwrap()
+}
+
+fn version_of(r: &Response) -> u64 {
+    let b = body_of(r);
+    let o = b.lines().find(|l| l.starts_with("o=")).expect("o= line");
+    o.split_whitespace().nth(2).unwrap().parse().unwrap()
+}
+
+fn media_event(ep: &mut Endpoint) -> Option<nida_sip::sdp::Negotiated> {
+    std::iter::from_fn(|| ep.poll_event()).find_map(|e| match e {
+        Event::Media { media, .. } => Some(media),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_peer_holds_resumes_and_moves_by_reinvite_and_nida_answers_in_kind() {
+    use nida_sip::sdp::Direction;
+    let t0 = Instant::now();
+    let mut ep = endpoint();
+    let (_call, tag) = answered_call(&mut ep, t0);
+    feed(&mut ep, t0, &in_dialog("ACK", "z9hG4bKack1", &tag, 1));
+    let _ = std::iter::from_fn(|| ep.poll_event()).count();
+    // Hold (linphone's pause): sendonly.
+    let hold = caller_sdp(2, "192.0.2.10", 6000, "sendonly");
+    feed(
+        &mut ep,
+        t0,
+        &in_dialog_with_sdp("INVITE", "z9hG4bKh1", &tag, 2, &hold),
+    );
+    let ok = response(&sent(&mut ep), 200);
+    assert!(body_of(&ok).contains("a=recvonly\r\n"), "{}", body_of(&ok));
+    assert_eq!(version_of(&ok), 2, "the answer changed");
+    assert_eq!(ok.headers.get("Content-Type"), Some("application/sdp"));
+    let n = media_event(&mut ep).expect("the media changed");
+    assert_eq!(n.direction, Direction::RecvOnly);
+    feed(&mut ep, t0, &in_dialog("ACK", "z9hG4bKack2", &tag, 2));
+    // The same hold again (a refresh): same SDP, same version, no event.
+    feed(
+        &mut ep,
+        t0,
+        &in_dialog_with_sdp("INVITE", "z9hG4bKh2", &tag, 3, &hold),
+    );
+    let ok = response(&sent(&mut ep), 200);
+    assert_eq!(version_of(&ok), 2);
+    assert!(media_event(&mut ep).is_none());
+    feed(&mut ep, t0, &in_dialog("ACK", "z9hG4bKack3", &tag, 3));
+    // The old way to hold: c=0.0.0.0.
+    let zero = caller_sdp(3, "0.0.0.0", 6000, "sendrecv");
+    feed(
+        &mut ep,
+        t0,
+        &in_dialog_with_sdp("INVITE", "z9hG4bKh3", &tag, 4, &zero),
+    );
+    let ok = response(&sent(&mut ep), 200);
+    assert!(body_of(&ok).contains("a=recvonly\r\n"));
+    assert_eq!(version_of(&ok), 2, "the same answer as for sendonly");
+    assert!(media_event(&mut ep).is_none(), "still held, still there");
+    feed(&mut ep, t0, &in_dialog("ACK", "z9hG4bKack4", &tag, 4));
+    // Resume on another address and port, preferring PCMA now.
+    let moved = caller_sdp(4, "192.0.2.11", 7000, "sendrecv").replace("0 8 101", "8 0 101");
+    feed(
+        &mut ep,
+        t0,
+        &in_dialog_with_sdp("INVITE", "z9hG4bKh4", &tag, 5, &moved),
+    );
+    let ok = response(&sent(&mut ep), 200);
+    assert!(body_of(&ok).contains("a=sendrecv\r\n"));
+    assert_eq!(version_of(&ok), 3);
+    let n = media_event(&mut ep).expect("moved");
+    assert_eq!(n.remote, "192.0.2.11:7000".parse().unwrap());
+    assert_eq!(n.direction, Direction::SendRecv);
+    feed(&mut ep, t0, &in_dialog("ACK", "z9hG4bKack5", &tag, 5));
+    // Inactive by UPDATE (RFC 3311): answered at once, inactive.
+    let inactive = caller_sdp(5, "192.0.2.11", 7000, "inactive");
+    feed(
+        &mut ep,
+        t0,
+        &in_dialog_with_sdp("UPDATE", "z9hG4bKu1", &tag, 6, &inactive),
+    );
+    let ok = response(&sent(&mut ep), 200);
+    assert!(body_of(&ok).contains("a=inactive\r\n"));
+    assert_eq!(media_event(&mut ep).unwrap().direction, Direction::Inactive);
+    // An UPDATE without SDP: 200 without a body.
+    feed(&mut ep, t0, &in_dialog("UPDATE", "z9hG4bKu2", &tag, 7));
+    let ok = response(&sent(&mut ep), 200);
+    assert!(ok.body.is_empty());
+    // SDP nida cannot use: 488, and the media stays as it was.
+    let bad = caller_sdp(6, "192.0.2.11", 7000, "sendrecv").replace("0 8 101", "18");
+    feed(
+        &mut ep,
+        t0,
+        &in_dialog_with_sdp("INVITE", "z9hG4bKh5", &tag, 8, &bad),
+    );
+    assert_eq!(statuses(&sent(&mut ep)), vec![488]);
+    assert!(media_event(&mut ep).is_none());
+}
+
+#[test]
+fn a_reinvite_without_sdp_gets_nidas_offer_and_the_ack_answers_it() {
+    use nida_sip::sdp::Direction;
+    let t0 = Instant::now();
+    let mut ep = endpoint();
+    let (_call, tag) = answered_call(&mut ep, t0);
+    feed(&mut ep, t0, &in_dialog("ACK", "z9hG4bKack1", &tag, 1));
+    let _ = std::iter::from_fn(|| ep.poll_event()).count();
+    feed(&mut ep, t0, &in_dialog("INVITE", "z9hG4bKe1", &tag, 2));
+    let ok = response(&sent(&mut ep), 200);
+    assert!(body_of(&ok).contains("m=audio 20000 RTP/AVP"), "an offer");
+    assert!(body_of(&ok).contains("a=sendrecv\r\n"));
+    let answer = caller_sdp(2, "192.0.2.10", 6100, "recvonly");
+    feed(
+        &mut ep,
+        t0,
+        &in_dialog_with_sdp("ACK", "z9hG4bKack2", &tag, 2, &answer),
+    );
+    let n = media_event(&mut ep).expect("the ACK's answer moved the media");
+    assert_eq!(n.remote.port(), 6100);
+    assert_eq!(n.direction, Direction::SendOnly);
 }

@@ -17,6 +17,7 @@ fn endpoint(t0: Instant) -> Endpoint {
         timers: Default::default(),
         user_agent: "nida-test".into(),
         seed: Some(7),
+        session_timer: Default::default(),
     });
     let auth = Authenticator::new("nida", "test-secret", t0, Duration::from_secs(300));
     ep.set_registrar(Registrar::new(
@@ -235,6 +236,7 @@ fn without_a_registrar_register_is_not_allowed() {
         timers: Default::default(),
         user_agent: "nida-test".into(),
         seed: Some(7),
+        session_timer: Default::default(),
     });
     let r = exchange(&mut ep, Instant::now(), &register("g", "1001", 1, "", None));
     assert_eq!(r.status, 405);

@@ -23,6 +23,7 @@ fn ep(addr: &str, seed: u64) -> Endpoint {
         timers: Default::default(),
         user_agent: "test".into(),
         seed: Some(seed),
+        session_timer: Default::default(),
     })
 }
 
@@ -57,6 +58,7 @@ fn trunk(addresses: &[&str], probe: Option<u64>) -> TrunkConfig {
             prefix: "0".into(),
             replace: "+44".into(),
         }],
+        rel100: false,
     }
 }
 

@@ -1,7 +1,9 @@
 //! nida calling out: two endpoints, caller and callee, exchange messages
 //! in virtual time through a tiny network that can drop packets.
 
-use nida_sip::{CallHandle, EndReason, Endpoint, EndpointConfig, Event, Transport};
+use nida_sip::offer_answer::OfferAnswer;
+use nida_sip::sdp::{Codec, LocalMedia, SessionDescription};
+use nida_sip::{CallHandle, EndReason, Endpoint, EndpointConfig, Event, Invite, Transport};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -11,7 +13,36 @@ fn ep(addr: &str, seed: u64) -> Endpoint {
         timers: Default::default(),
         user_agent: "test".into(),
         seed: Some(seed),
+        session_timer: Default::default(),
     })
+}
+
+/// One side's audio on `port`.
+fn media(port: u16) -> OfferAnswer {
+    OfferAnswer::new(
+        LocalMedia {
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            session_id: u64::from(port),
+            version: 1,
+            srtp: None,
+        },
+        vec![Codec::Pcmu, Codec::Pcma],
+        false,
+    )
+}
+
+/// B's side, answering A's offer.
+fn answering(offer: Option<&SessionDescription>) -> OfferAnswer {
+    let mut m = media(4000);
+    match offer {
+        Some(o) => {
+            m.answer(o).expect("a usable offer");
+        }
+        None => {
+            m.offer();
+        }
+    }
+    m
 }
 
 const A: &str = "127.0.0.1:5070";
@@ -27,6 +58,8 @@ struct Pair {
     b_events: Vec<Event>,
     /// Every message A sent.
     a_sent: Vec<Vec<u8>>,
+    /// The offer of the last call B took.
+    b_offer: Option<SessionDescription>,
 }
 
 impl Pair {
@@ -39,6 +72,7 @@ impl Pair {
             a_events: Vec::new(),
             b_events: Vec::new(),
             a_sent: Vec::new(),
+            b_offer: None,
         }
     }
 
@@ -95,11 +129,14 @@ impl Pair {
         let now = self.now;
         let h = self.a.invite(
             now,
-            "sip:901@127.0.0.1:5060",
-            B.parse().unwrap(),
-            Transport::Udp,
-            "caller",
-            b"v=0\r\n".to_vec(),
+            Invite {
+                uri: "sip:901@127.0.0.1:5060".into(),
+                dest: B.parse().unwrap(),
+                transport: Transport::Udp,
+                from_user: "caller".into(),
+                media: media(5000),
+                rel100: false,
+            },
         );
         self.step();
         h
@@ -112,7 +149,10 @@ impl Pair {
             .position(|e| matches!(e, Event::Incoming(_)))
             .expect("B got the call");
         match self.b_events.remove(pos) {
-            Event::Incoming(c) => c.call,
+            Event::Incoming(c) => {
+                self.b_offer = c.offer.clone();
+                c.call
+            }
             _ => unreachable!(),
         }
     }
@@ -130,11 +170,8 @@ fn call_answer_ack_and_bye_from_the_caller() {
         p.a_events.as_slice(),
         [Event::Progress { status: 180, .. }]
     ));
-    p.b.answer(
-        now,
-        b,
-        b"v=0\r\nc=IN IP4 127.0.0.1\r\nm=audio 4000 RTP/AVP 0\r\n".to_vec(),
-    );
+    let m = answering(p.b_offer.as_ref());
+    p.b.answer(now, b, m);
     p.step();
     assert!(
         matches!(&p.a_events[1], Event::Answered { call, sdp: Some(sd) } if *call == a && sd.media[0].port == 4000)
@@ -172,7 +209,8 @@ fn callee_hangs_up_the_call_nida_placed() {
     let mut p = Pair::new();
     let a = p.call();
     let b = p.b_incoming();
-    p.b.answer(p.now, b, b"v=0\r\n".to_vec());
+    let m = answering(p.b_offer.as_ref());
+    p.b.answer(p.now, b, m);
     p.step();
     p.b.hangup(p.now, b);
     p.step();
@@ -249,7 +287,8 @@ fn lost_ack_is_sent_again_for_the_retransmitted_2xx() {
     let b = p.b_incoming();
     // The first 200 OK is lost.
     p.b_mute = true;
-    p.b.answer(p.now, b, b"v=0\r\n".to_vec());
+    let m = answering(p.b_offer.as_ref());
+    p.b.answer(p.now, b, m);
     p.step();
     p.b_mute = false;
     p.run(Duration::from_secs(1));

@@ -46,6 +46,7 @@ fuzz_target!(|data: &[u8]| {
         timers: Default::default(),
         user_agent: "fuzz".into(),
         seed: Some(1),
+        session_timer: Default::default(),
     });
     ep.set_registrar(Registrar::new(
         Authenticator::new("nida", "secret", t0, Duration::from_secs(300)),
@@ -70,7 +71,20 @@ fuzz_target!(|data: &[u8]| {
             match e {
                 Event::Incoming(c) => {
                     open += 1;
-                    ep.answer(now, c.call, b"v=0\r\n".to_vec());
+                    let mut m = nida_sip::offer_answer::OfferAnswer::new(
+                        nida_sip::sdp::LocalMedia {
+                            addr: "127.0.0.1:20000".parse().unwrap(),
+                            session_id: 1,
+                            version: 1,
+                            srtp: None,
+                        },
+                        vec![nida_sip::sdp::Codec::Pcmu],
+                        false,
+                    );
+                    if c.offer.as_ref().and_then(|o| m.answer(o)).is_none() {
+                        m.offer();
+                    }
+                    ep.answer(now, c.call, m);
                 }
                 Event::Ended { .. } => open -= 1,
                 _ => {}

@@ -468,6 +468,7 @@ impl World {
             direction: Direction::SendRecv,
             index: 0,
             srtp: None,
+            ptime: 20,
         };
         let mut cfg = self.cfg.clone();
         cfg.call_id = format!("call-{n}");
@@ -514,6 +515,31 @@ impl World {
         self.calls[call]
             .call
             .handle_leg(self.now, LegId::CALLER, LegEvent::Dtmf(digit));
+        self.drain(call);
+    }
+
+    /// An offer and answer in the caller's dialog of `call` (a re-INVITE
+    /// or UPDATE the SIP shell answered): the caller's phone now receives
+    /// on `at` and sends only if `direction` (seen from nida) receives.
+    pub fn caller_media(&mut self, call: usize, at: SocketAddr, direction: Direction) {
+        let p = self.calls[call].caller;
+        let phone = &mut self.phones[p];
+        phone.media = at;
+        if let Some(r) = phone.rtp.as_mut() {
+            r.set_direction(self.now, direction.receives(), false);
+        }
+        let n = Negotiated {
+            codec: Codec::Pcmu,
+            telephone_event: Some(101),
+            remote: at,
+            direction,
+            index: 0,
+            srtp: None,
+            ptime: 20,
+        };
+        self.calls[call]
+            .call
+            .handle_leg(self.now, LegId::CALLER, LegEvent::Media(n));
         self.drain(call);
     }
 
@@ -680,8 +706,10 @@ impl World {
         }
         for p in &mut self.phones {
             if let Some(r) = p.rtp.as_mut() {
-                while let Some((n, dest)) = r.poll_transmit(self.now, &mut buf) {
-                    self.net.send(self.now, p.media, dest, &buf[..n]);
+                while let Some(o) = r.poll_transmit(self.now, &mut buf) {
+                    if o.len > 0 {
+                        self.net.send(self.now, p.media, o.dest, &buf[..o.len]);
+                    }
                 }
             }
         }

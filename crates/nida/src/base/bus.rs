@@ -22,8 +22,9 @@ pub enum ToDriver {
     StreamClosed(Transport, SocketAddr),
     /// Send 180 Ringing.
     Ring(CallHandle),
-    /// Answer with this SDP.
-    Answer(CallHandle, Vec<u8>),
+    /// Answer with the SDP this negotiation wrote last; it answers the
+    /// dialog's later offers.
+    Answer(CallHandle, Box<nida_sip::offer_answer::OfferAnswer>),
     /// Reject with a status.
     Reject(CallHandle, u16, &'static str),
     /// Hang up.

@@ -134,6 +134,12 @@ pub fn event(
         }
         CallEvent::HangingUp(cause) => info!(?cause, "hanging up"),
         CallEvent::PromptFinished => debug!("prompt finished"),
+        CallEvent::MediaChanged {
+            leg,
+            remote,
+            codec,
+            direction,
+        } => info!(leg = leg.0, %remote, codec, ?direction, "media changed in the dialog"),
         CallEvent::MediaSecured { leg, suite } => info!(suite, leg = leg.0, "media is SRTP"),
         CallEvent::MediaClosed { leg, role, stats } => {
             if *role == Role::Caller {

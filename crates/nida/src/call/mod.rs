@@ -17,6 +17,7 @@ use media::MediaPorts;
 use nida_call::{answering, Call, CallConfig, LegEvent, LegId, Output, Recording, Start, Stored};
 use nida_ivr::LookupResult;
 use nida_media::PromptStore;
+use nida_sip::offer_answer::OfferAnswer;
 use nida_sip::sdp::{self, Negotiated, SessionDescription};
 use nida_sip::CallHandle;
 use recorder::Recorder;
@@ -233,15 +234,24 @@ async fn answer(s: &mut CallSetup) -> Option<(Negotiated, Option<[u8; 30]>, UdpS
         None => return None,
     };
     let session_id = s.fork_rng().next_u64() >> 16;
-    let media = sdp::LocalMedia {
-        addr: local,
-        session_id,
-        version: 1,
-        srtp,
-    };
-    let body = match (&s.offer, &negotiated) {
-        (Some(offer), Some(n)) => sdp::answer(offer, n, &media),
-        _ => sdp::offer(&s.cfg.codecs, &media),
+    let mut media = OfferAnswer::new(
+        sdp::LocalMedia {
+            addr: local,
+            session_id,
+            version: 1,
+            srtp,
+        },
+        s.cfg.codecs.clone(),
+        s.secure,
+    );
+    let negotiated = match (&s.offer, negotiated) {
+        // The answer as the dialog's negotiation writes it (the c=0.0.0.0
+        // hold of an initial offer included).
+        (Some(offer), Some(_)) => media.answer(offer).map(|(_, n)| n),
+        (_, n) => {
+            media.offer();
+            n
+        }
     };
     s.send(ToDriver::Ring(handle)).await;
     if !s.cfg.ring.is_zero() {
@@ -253,7 +263,7 @@ async fn answer(s: &mut CallSetup) -> Option<(Negotiated, Option<[u8; 30]>, UdpS
             }
         }
     }
-    s.send(ToDriver::Answer(handle, body)).await;
+    s.send(ToDriver::Answer(handle, Box::new(media))).await;
     let ack_sdp = match s.rx.recv().await {
         Some(ToCall::Confirmed(sdp)) => sdp,
         Some(ToCall::Sip(_, LegEvent::Ended(_))) | None => return None,

@@ -4,9 +4,11 @@
 //! what it hears to WAV and prints the timeline.
 
 use crate::cli::CliError;
-use nida_media::{Law, MediaEvent, RtpSession, SessionConfig};
+use nida_call::law_of;
+use nida_media::{MediaEvent, RtpSession, SessionConfig};
+use nida_sip::offer_answer::OfferAnswer;
 use nida_sip::sdp::{self, Codec, LocalMedia};
-use nida_sip::{EndReason, Endpoint, EndpointConfig, Event, Transport};
+use nida_sip::{EndReason, Endpoint, EndpointConfig, Event, Invite, Transport};
 use std::collections::VecDeque;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -187,11 +189,7 @@ impl Caller {
         };
         self.tl
             .say(format!("answered: {} to {}", n.codec.name(), n.remote));
-        let law = if n.codec == Codec::Pcma {
-            Law::A
-        } else {
-            Law::Mu
-        };
+        let law = law_of(n.codec);
         self.answered = true;
         let seed = self.seed;
         let mut session = RtpSession::new(
@@ -228,6 +226,20 @@ impl Caller {
             Event::Refer { call, .. } => {
                 self.tl.say("asked to transfer: declined");
                 self.ep.notify_refer(now, call, 603, "Declined");
+            }
+            Event::Media { media: n, .. } => {
+                self.tl.say(format!(
+                    "media now {} to {} ({:?})",
+                    n.codec.name(),
+                    n.remote,
+                    n.direction
+                ));
+                if let Some(r) = self.rtp.as_mut() {
+                    r.set_remote(now, n.remote);
+                    r.set_codec(law_of(n.codec), n.telephone_event.or(Some(101)));
+                    r.set_ptime(Duration::from_millis(u64::from(n.ptime)));
+                    r.set_direction(now, n.direction.sends(), false);
+                }
             }
             Event::Incoming(_)
             | Event::Dtmf { .. }
@@ -378,16 +390,18 @@ async fn call(args: CallArgs) -> Result<bool, CliError> {
         timers: Default::default(),
         user_agent: format!("nida-call/{}", env!("CARGO_PKG_VERSION")),
         seed: None,
+        session_timer: Default::default(),
     });
     let codecs = [Codec::Pcmu, Codec::Pcma];
-    let offer = sdp::offer(
-        &codecs,
-        &LocalMedia {
+    let media = OfferAnswer::new(
+        LocalMedia {
             addr: rtp_addr,
             session_id: seed >> 20,
             version: 1,
             srtp: None,
         },
+        codecs.to_vec(),
+        false,
     );
     let voice = match &args.say {
         Some(p) => Some(std::sync::Arc::new(
@@ -398,11 +412,14 @@ async fn call(args: CallArgs) -> Result<bool, CliError> {
     let tl = Timeline(Instant::now());
     let handle = ep.invite(
         Instant::now(),
-        &args.uri,
-        dest,
-        Transport::Udp,
-        &args.from,
-        offer,
+        Invite {
+            uri: args.uri.clone(),
+            dest,
+            transport: Transport::Udp,
+            from_user: args.from.clone(),
+            media,
+            rel100: false,
+        },
     );
     tl.say(format!("INVITE {} from {local}", args.uri));
     let mut c = Caller {
@@ -436,8 +453,10 @@ async fn call(args: CallArgs) -> Result<bool, CliError> {
         }
         c.press_keys(now);
         if let Some(r) = c.rtp.as_mut() {
-            while let Some((n, to)) = r.poll_transmit(now, &mut out) {
-                let _ = rtp_sock.send_to(&out[..n], to).await;
+            while let Some(o) = r.poll_transmit(now, &mut out) {
+                if o.len > 0 {
+                    let _ = rtp_sock.send_to(&out[..o.len], o.dest).await;
+                }
             }
         }
         c.media_events();

@@ -458,6 +458,13 @@ pub struct Config {
     /// nida hangs up when no RTP arrives for this long.
     #[serde(rename = "rtp_timeout_seconds", deserialize_with = "de::secs")]
     pub rtp_timeout: Duration,
+    /// Session interval nida asks for and proposes (RFC 4028); zero: nida
+    /// asks for none but takes a peer's.
+    #[serde(rename = "session_expires_seconds", deserialize_with = "de::secs")]
+    pub session_expires: Duration,
+    /// The shortest session interval nida accepts (at least 90 s).
+    #[serde(rename = "min_se_seconds", deserialize_with = "de::secs")]
+    pub min_se: Duration,
     /// After SIGTERM, how long live calls may go on before nida hangs up.
     #[serde(rename = "shutdown_grace_seconds", deserialize_with = "de::secs")]
     pub shutdown_grace: Duration,
@@ -535,6 +542,8 @@ impl Default for Config {
             ring: Duration::ZERO,
             call_duration: Duration::from_secs(3600),
             rtp_timeout: Duration::from_secs(30),
+            session_expires: Duration::from_secs(1800),
+            min_se: Duration::from_secs(90),
             shutdown_grace: Duration::from_secs(30),
             welcome_prompt: "welcome".into(),
             language: "en".into(),
@@ -599,6 +608,14 @@ impl Config {
         self.media_addr.unwrap_or(self.sip_addr.ip())
     }
 
+    /// The session timers nida asks for and accepts.
+    pub fn session_timer(&self) -> nida_sip::session_timer::TimerWish {
+        nida_sip::session_timer::TimerWish {
+            expires: (!self.session_expires.is_zero()).then_some(self.session_expires),
+            min_se: self.min_se,
+        }
+    }
+
     /// Where SIP over TLS listens, when configured.
     pub fn tls_addr(&self) -> Option<SocketAddr> {
         self.tls.as_ref().map(|t| {
@@ -622,6 +639,18 @@ impl Config {
         }
         if self.codecs.is_empty() {
             return Err(ConfigError::value("codecs", "list at least one codec"));
+        }
+        if self.min_se < nida_sip::session_timer::SMALLEST {
+            return Err(ConfigError::value(
+                "min_se_seconds",
+                "must be 90 or more (RFC 4028)",
+            ));
+        }
+        if !self.session_expires.is_zero() && self.session_expires < self.min_se {
+            return Err(ConfigError::value(
+                "session_expires_seconds",
+                "must be 0 (none) or at least min_se_seconds",
+            ));
         }
         if self.digest_algorithms.is_empty() {
             return Err(ConfigError::value("digest_algorithms", "list at least one"));

@@ -37,6 +37,8 @@ pub struct TrunkDef {
     rewrite_in: Vec<RewriteDef>,
     #[serde(default)]
     rewrite_out: Vec<RewriteDef>,
+    #[serde(default)]
+    reliable_provisionals: bool,
 }
 
 /// `{ prefix = "+44", replace = "0" }`.
@@ -164,6 +166,7 @@ impl TrunkDef {
             inbound,
             rewrite_in: rules(&self.rewrite_in)?,
             rewrite_out: rules(&self.rewrite_out)?,
+            rel100: self.reliable_provisionals,
         })
     }
 }

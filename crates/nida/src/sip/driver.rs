@@ -254,6 +254,7 @@ impl Driver {
             timers: Default::default(),
             user_agent: format!("nida/{}", env!("CARGO_PKG_VERSION")),
             seed: cfg.seed,
+            session_timer: cfg.session_timer(),
         });
         let connector = match tls {
             Some((listener, acceptor, connector)) => {
@@ -447,8 +448,8 @@ impl Driver {
                 self.conns.open.remove(&(transport, peer));
             }
             ToDriver::Ring(h) => self.ep.ringing(now, h),
-            ToDriver::Answer(h, sdp) => {
-                self.ep.answer(now, h, sdp);
+            ToDriver::Answer(h, media) => {
+                self.ep.answer(now, h, *media);
                 self.counters.answered.fetch_add(1, Ordering::Relaxed);
             }
             ToDriver::Reject(h, status, reason) => self.ep.reject(now, h, status, reason, &[]),
@@ -493,8 +494,8 @@ impl Driver {
                 return;
             }
         }
-        let (target, credentials) = match target {
-            Dial::Target(t) => (t, None),
+        let (target, credentials, rel100) = match target {
+            Dial::Target(t) => (t, None, false),
             Dial::Trunk { trunk, number } => match self.trunks.route(&trunk, &number) {
                 Some(r) => (
                     nida_call::Target {
@@ -503,6 +504,7 @@ impl Driver {
                         transport: r.transport,
                     },
                     r.credentials,
+                    r.rel100,
                 ),
                 None => {
                     warn!(%trunk, "no address of the trunk answers: cannot dial");
@@ -529,14 +531,21 @@ impl Driver {
             version: 1,
             srtp,
         };
-        let sdp = nida_sip::sdp::offer(&self.cfg.codecs, &media);
+        let media = nida_sip::offer_answer::OfferAnswer::new(
+            media,
+            self.cfg.codecs.clone(),
+            srtp.is_some(),
+        );
         let handle = self.ep.invite(
             now,
-            &target.uri,
-            target.dest,
-            target.transport,
-            &from_user,
-            sdp,
+            nida_sip::Invite {
+                uri: target.uri,
+                dest: target.dest,
+                transport: target.transport,
+                from_user,
+                media,
+                rel100,
+            },
         );
         if let Some((user, password)) = credentials {
             self.ep.set_credentials(handle, &user, &password);
@@ -610,6 +619,16 @@ impl Driver {
                 }
                 None => self.ep.hangup(now, call),
             },
+            Event::Media { call, media } => {
+                // The caller's own call, or a leg nida placed.
+                if let Some(c) = self.calls.get(&call).or_else(|| self.legs.get(&call)) {
+                    if c.try_send(ToCall::Sip(call, LegEvent::Media(media)))
+                        .is_err()
+                    {
+                        warn!("a call's channel is full: its media change is lost");
+                    }
+                }
+            }
             Event::Dtmf { call, digit } => {
                 // The caller's own call, or a leg nida placed.
                 if let Some(c) = self.calls.get(&call).or_else(|| self.legs.get(&call)) {

@@ -20,9 +20,11 @@
 
 use crate::headers::{NameAddr, SipUri, Via};
 use crate::message::{self, Headers, Message, Method, Request, Response};
+use crate::offer_answer::OfferAnswer;
 use crate::registrar::{Binding, Change, Registrar};
 use crate::rng::Rng;
-use crate::sdp::SessionDescription;
+use crate::sdp::{Negotiated, SessionDescription};
+use crate::session_timer::{SessionTimer, TimerWish};
 use crate::transaction::{
     ClientInvite, ClientNonInvite, ClientVerdict, ServerInvite, ServerNonInvite, Termination,
     TimerConfig, TxAction, TxState,
@@ -34,7 +36,13 @@ use std::time::{Duration, Instant};
 use tracing::{debug, warn};
 
 /// Methods nida accepts, for Allow headers.
-pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, REFER";
+pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, REFER, UPDATE, PRACK";
+
+/// Option tags nida serves (RFC 3262 reliable provisionals, RFC 4028
+/// session timers), for Supported headers and Require checks.
+pub const SUPPORTED: &str = "100rel, timer";
+
+mod dialog;
 
 /// RFC 3261 branch magic cookie.
 const COOKIE: &str = "z9hG4bK";
@@ -103,6 +111,26 @@ pub struct EndpointConfig {
     /// from the OS CSPRNG (`None`); a seed makes them repeat, for
     /// reproducible tests only.
     pub seed: Option<u64>,
+    /// Session timers (RFC 4028) nida asks for and accepts.
+    pub session_timer: TimerWish,
+}
+
+/// A call nida places (see [`Endpoint::invite`]).
+#[derive(Debug, Clone)]
+pub struct Invite {
+    /// Request-URI.
+    pub uri: String,
+    /// Where the INVITE goes.
+    pub dest: SocketAddr,
+    /// Over what.
+    pub transport: Transport,
+    /// The user part of From.
+    pub from_user: String,
+    /// The audio negotiation; its offer goes in the INVITE.
+    pub media: OfferAnswer,
+    /// Offer reliable provisional responses (`Supported: 100rel`, RFC
+    /// 3262), as some trunks ask.
+    pub rel100: bool,
 }
 
 /// A request outside any dialog that the application sends (REGISTER,
@@ -172,6 +200,9 @@ pub enum EndReason {
     Refused(u16),
     /// A call nida placed got no final answer (Timer B).
     NoAnswer,
+    /// The session timer ran out without a refresh (RFC 4028 10), or a
+    /// refresh failed; nida sent BYE.
+    SessionExpired,
 }
 
 /// What the endpoint reports to the application.
@@ -217,6 +248,14 @@ pub enum Event {
         call: CallHandle,
         /// `0`-`9`, `*`, `#`, `A`-`D`.
         digit: char,
+    },
+    /// An offer and answer inside the dialog changed the media: where to
+    /// send, the codec, the direction (hold, resume), the peer's SRTP key.
+    Media {
+        /// Which call.
+        call: CallHandle,
+        /// What the media runs on now.
+        media: Negotiated,
     },
     /// A user registered a contact (or moved to another).
     Registered(Binding),
@@ -310,10 +349,23 @@ struct Call {
     invite_dest: SocketAddr,
     local_cseq: u32,
     pending_2xx: Option<Pending2xx>,
+    /// For calls nida placed: the last RSeq acknowledged by PRACK.
+    pracked: u32,
     hangup_after_ack: bool,
-    /// The SDP nida sent in its 2xx; a session refresh gets it unchanged
-    /// (same o= version, RFC 3264 8).
-    local_sdp: Vec<u8>,
+    /// The dialog's offers and answers (what nida sent, what runs, hold).
+    media: Option<OfferAnswer>,
+    /// The session timer, once agreed (RFC 4028).
+    timer: Option<SessionTimer>,
+    /// The agreement made on the INVITE, started with the 2xx.
+    timer_agreed: Option<crate::session_timer::Agreement>,
+    /// A re-INVITE or UPDATE of nida's in progress.
+    out: Option<dialog::OutRequest>,
+    /// After a 491, when to send the offer again (RFC 3261 14.1).
+    retry_offer: Option<Instant>,
+    /// The peer listed UPDATE in Allow: refreshes go by UPDATE.
+    peer_update: bool,
+    /// Reliable provisional responses (RFC 3262) to send, or sent.
+    rel100: Option<dialog::Reliable>,
     /// For calls nida placed: the ACK of the 2xx, resent when the 2xx is.
     uac_ack: Option<Vec<u8>>,
     /// For calls nida placed: user and password to answer one digest
@@ -373,7 +425,15 @@ impl Call {
     }
 
     fn next_timer(&self) -> Option<Instant> {
-        self.pending_2xx.as_ref().map(|p| p.next.min(p.give_up))
+        [
+            self.pending_2xx.as_ref().map(|p| p.next.min(p.give_up)),
+            self.timer.map(|t| t.deadline()),
+            self.retry_offer,
+            self.rel100.as_ref().and_then(dialog::Reliable::next_timer),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 }
 
@@ -432,8 +492,10 @@ impl ClientTx {
 /// What a client transaction is for.
 #[derive(Debug, Clone, Copy)]
 enum TxStart {
-    /// The INVITE of this call.
+    /// An INVITE of this call (the first, or a re-INVITE).
     Invite(CallHandle),
+    /// A request inside this call's dialog (UPDATE, PRACK, BYE, NOTIFY).
+    InDialog(CallHandle),
     /// Another request; with a tag when the application sent it.
     NonInvite(Option<u64>),
 }
@@ -834,8 +896,20 @@ impl Endpoint {
                 return;
             }
             if ctx.req.method != Method::Cancel {
-                if let Some(tags) = ctx.req.headers.list("Require").next() {
-                    let tags = tags.to_string();
+                let unknown: Vec<&str> = ctx
+                    .req
+                    .headers
+                    .all("Require")
+                    .flat_map(message::split_list)
+                    .map(str::trim)
+                    .filter(|t| {
+                        !message::split_list(SUPPORTED)
+                            .iter()
+                            .any(|s| s.eq_ignore_ascii_case(t))
+                    })
+                    .collect();
+                if !unknown.is_empty() {
+                    let tags = unknown.join(", ");
                     self.reply(now, &ctx, 420, "Bad Extension", &[("Unsupported", &tags)]);
                     return;
                 }
@@ -851,11 +925,17 @@ impl Endpoint {
                 self.reply(now, &ctx, 503, "Service Unavailable", &extra);
             }
             Method::Options => {
-                let extra = [("Allow", ALLOW), ("Accept", "application/sdp")];
+                let extra = [
+                    ("Allow", ALLOW),
+                    ("Accept", "application/sdp"),
+                    ("Supported", SUPPORTED),
+                ];
                 self.reply(now, &ctx, 200, "OK", &extra);
             }
             Method::Info => self.handle_info(now, &ctx),
             Method::Refer => self.handle_refer(now, &ctx),
+            Method::Update => self.handle_update(now, &ctx),
+            Method::Prack => self.handle_prack(now, &ctx),
             Method::Register if self.registrar.is_some() => self.handle_register(now, &ctx),
             Method::Other(_) => self.reply(now, &ctx, 501, "Not Implemented", &[("Allow", ALLOW)]),
             _ => self.reply(now, &ctx, 405, "Method Not Allowed", &[("Allow", ALLOW)]),
@@ -1012,6 +1092,8 @@ impl Endpoint {
             Some((482, "Loop Detected"))
         } else if ctx.req.max_forwards() == 0 {
             Some((483, "Too Many Hops"))
+        } else if crate::session_timer::as_uas(&ctx.req.headers, self.cfg.session_timer).is_err() {
+            Some((422, "Session Interval Too Small"))
         } else if !ctx.req.body.is_empty()
             && !ctx
                 .req
@@ -1055,6 +1137,10 @@ impl Endpoint {
             if status == 415 {
                 resp.headers.push("Accept", "application/sdp");
             }
+            if status == 422 {
+                let min = self.cfg.session_timer.min_se.as_secs().to_string();
+                resp.headers.push("Min-SE", min);
+            }
             self.respond_in_tx(now, &key, status, resp.to_bytes());
             return;
         }
@@ -1087,7 +1173,16 @@ impl Endpoint {
             .collect();
         let mut local = ctx.req.headers.get("To").unwrap_or_default().to_string();
         local.push_str(&format!(";tag={local_tag}"));
-        let call = Call {
+        let h = &ctx.req.headers;
+        let rel100 = crate::session_timer::names(h, "Require", "100rel")
+            || crate::session_timer::names(h, "Supported", "100rel");
+        let timer_agreed = crate::session_timer::as_uas(h, self.cfg.session_timer)
+            .ok()
+            .flatten();
+        let peer_update = h
+            .list("Allow")
+            .any(|m| m.trim().eq_ignore_ascii_case("UPDATE"));
+        let mut call = Call {
             state: CallState::Early,
             call_id: ctx.req.call_id().to_string(),
             local_tag: local_tag.clone(),
@@ -1102,12 +1197,22 @@ impl Endpoint {
             invite_dest: ctx.dest,
             local_cseq: 0,
             pending_2xx: None,
+            pracked: 0,
             hangup_after_ack: false,
-            local_sdp: Vec::new(),
+            media: None,
+            timer: None,
+            timer_agreed: None,
+            out: None,
+            retry_offer: None,
+            peer_update: false,
+            rel100: None,
             uac_ack: None,
             credentials: None,
             scheduled: None,
         };
+        call.timer_agreed = timer_agreed;
+        call.peer_update = peer_update;
+        call.rel100 = rel100.then(dialog::Reliable::default);
         self.dialogs
             .insert((call.call_id.clone(), local_tag), handle);
         self.calls.insert(handle, call);
@@ -1129,56 +1234,19 @@ impl Endpoint {
             })));
     }
 
-    /// A re-INVITE inside a dialog (session refresh, hold): nida keeps its
-    /// media as it is and answers with its current SDP.
-    fn handle_reinvite(&mut self, now: Instant, ctx: RequestCtx) {
-        let key = tx_key(&ctx.req, &ctx.via, &Method::Invite);
-        self.new_server_tx(&key, true, &ctx);
-        let handle = self.dialog_of(&ctx.req);
-        let Some(call) = handle.and_then(|h| self.calls.get(&h)) else {
-            let resp = self.response(
-                &ctx.req,
-                &ctx.via,
-                ctx.source,
-                481,
-                "Call/Transaction Does Not Exist",
-                None,
-            );
-            self.respond_in_tx(now, &key, 481, resp.to_bytes());
-            return;
-        };
-        if call.state != CallState::Confirmed || call.pending_2xx.is_some() {
-            // RFC 3261 14.2: an INVITE while one is pending gets 491/500.
-            let mut resp = self.response(
-                &ctx.req,
-                &ctx.via,
-                ctx.source,
-                500,
-                "Server Internal Error",
-                None,
-            );
-            resp.headers.push("Retry-After", "1");
-            self.respond_in_tx(now, &key, 500, resp.to_bytes());
-            return;
-        }
-        let body = call.local_sdp.clone();
-        let mut resp = self.response(&ctx.req, &ctx.via, ctx.source, 200, "OK", None);
-        self.add_contact(&mut resp.headers, ctx.transport);
-        resp.headers.push("Content-Type", "application/sdp");
-        resp.body = body;
-        let bytes = resp.to_bytes();
-        self.respond_in_tx(now, &key, 200, bytes.clone());
-        let cseq = ctx.req.cseq().map(|c| c.0).unwrap_or(0);
-        if let Some(h) = handle {
-            self.start_2xx(now, h, bytes, cseq);
-        }
+    /// Contact, Allow and Supported of a response (every option tag
+    /// nida serves).
+    fn add_contact(&self, h: &mut Headers, transport: Transport) {
+        self.add_contact_with(h, transport, SUPPORTED);
     }
 
-    fn add_contact(&self, h: &mut Headers, transport: Transport) {
+    /// Contact, Allow and the option tags given as Supported.
+    fn add_contact_with(&self, h: &mut Headers, transport: Transport, supported: &str) {
         let addr = sent_by(self.cfg.local_addr, self.tls_addr, transport);
         let param = transport.uri_param();
         h.push("Contact", format!("<sip:nida@{addr}{param}>"));
         h.push("Allow", ALLOW);
+        h.push("Supported", supported);
     }
 
     fn start_2xx(&mut self, now: Instant, handle: CallHandle, bytes: Vec<u8>, cseq: u32) {
@@ -1208,14 +1276,28 @@ impl Endpoint {
             call.pending_2xx = None;
             let first = call.state == CallState::Answered;
             call.state = CallState::Confirmed;
-            if first {
-                let sdp = if ctx.req.body.is_empty() {
+            let sdp = if ctx.req.body.is_empty() {
+                None
+            } else {
+                SessionDescription::parse(&ctx.req.body).ok()
+            };
+            // The answer to an offer nida made in its 2xx.
+            let answered = match (call.media.as_mut(), &sdp) {
+                (Some(m), Some(sdp)) if m.offering() => m.take_answer(sdp),
+                (Some(m), _) => {
+                    m.withdraw();
                     None
-                } else {
-                    SessionDescription::parse(&ctx.req.body).ok()
-                };
+                }
+                _ => None,
+            };
+            if first {
                 self.events
                     .push_back(Event::Confirmed { call: handle, sdp });
+            } else if let Some(media) = answered {
+                self.events.push_back(Event::Media {
+                    call: handle,
+                    media,
+                });
             }
             if call.hangup_after_ack {
                 self.send_bye(now, handle, EndReason::LocalBye);
@@ -1281,17 +1363,15 @@ impl Endpoint {
     }
 
     /// Sends a request inside a call's dialog as a new client transaction;
-    /// `fill` adds its own headers and body.
+    /// `fill` adds its own headers and body. Returns the transaction's key.
     fn send_in_dialog(
         &mut self,
         now: Instant,
         handle: CallHandle,
         method: Method,
         fill: impl FnOnce(&mut Request),
-    ) {
-        let Some(call) = self.calls.get_mut(&handle) else {
-            return;
-        };
+    ) -> Option<String> {
+        let call = self.calls.get_mut(&handle)?;
         call.local_cseq += 1;
         let branch = format!("{COOKIE}{}", self.rng.hex());
         let dest = call.next_hop();
@@ -1302,7 +1382,14 @@ impl Endpoint {
         req.headers.push("User-Agent", self.cfg.user_agent.as_str());
         let bytes = req.to_bytes();
         let transport = call.transport;
-        self.start_client_tx(now, key, TxStart::NonInvite(None), (transport, dest), bytes);
+        self.start_client_tx(
+            now,
+            key.clone(),
+            TxStart::InDialog(handle),
+            (transport, dest),
+            bytes,
+        );
+        Some(key)
     }
 
     fn handle_bye(&mut self, now: Instant, ctx: &RequestCtx) {
@@ -1361,7 +1448,7 @@ impl Endpoint {
         };
         let (call, transport, dest, tag) = (tx.call, tx.transport, tx.dest, tx.tag);
         let next = tx.next_timer();
-        self.schedule(Owner::Client(key), next);
+        self.schedule(Owner::Client(key.clone()), next);
         if let Some(tag) = tag {
             if verdict == ClientVerdict::Deliver && resp.status >= 200 {
                 self.events.push_back(Event::Response {
@@ -1372,7 +1459,14 @@ impl Endpoint {
             }
             return;
         }
+        let ours = call
+            .and_then(|h| self.calls.get(&h))
+            .and_then(|c| c.out.as_ref())
+            .is_some_and(|o| o.key == key);
         match (&method, call) {
+            (_, Some(handle)) if ours => {
+                self.out_response(now, handle, &resp, verdict, (transport, dest));
+            }
             (Method::Invite, Some(handle)) => {
                 self.uac_response(now, handle, &resp, verdict, (transport, dest));
             }
@@ -1397,10 +1491,17 @@ impl Endpoint {
         };
         match resp.status {
             100 => {}
-            101..=199 => self.events.push_back(Event::Progress {
-                call: handle,
-                status: resp.status,
-            }),
+            101..=199 => {
+                if resp.headers.get("RSeq").is_some()
+                    && crate::session_timer::names(&resp.headers, "Require", "100rel")
+                {
+                    self.send_prack(now, handle, resp);
+                }
+                self.events.push_back(Event::Progress {
+                    call: handle,
+                    status: resp.status,
+                });
+            }
             200..=299 => {
                 if let Some(ack) = &call.uac_ack {
                     // A retransmitted 2xx: the ACK again.
@@ -1444,6 +1545,19 @@ impl Endpoint {
                 } else {
                     SessionDescription::parse(&resp.body).ok()
                 };
+                if let Some(call) = self.calls.get_mut(&handle) {
+                    call.peer_update = resp
+                        .headers
+                        .list("Allow")
+                        .any(|m| m.trim().eq_ignore_ascii_case("UPDATE"));
+                    if let (Some(m), Some(sdp)) = (call.media.as_mut(), &sdp) {
+                        m.take_answer(sdp);
+                    }
+                    call.timer = crate::session_timer::as_uac(&resp.headers)
+                        .map(|a| SessionTimer::start(now, &a));
+                    let next = call.next_timer();
+                    self.schedule(Owner::Call(handle), next);
+                }
                 self.events.push_back(Event::Answered { call: handle, sdp });
                 if cancelled {
                     // The CANCEL crossed the 2xx: end the call with a BYE.
@@ -1451,27 +1565,15 @@ impl Endpoint {
                 }
             }
             status => {
-                // The ACK of a non-2xx belongs to the transaction: the same
-                // branch and the To of the response (RFC 3261 17.1.1.3).
-                let cseq = call.invite.cseq().map(|c| c.0).unwrap_or(1);
-                let mut h = Headers::default();
-                h.push("Via", call.invite.headers.get("Via").unwrap_or_default());
-                h.push("Max-Forwards", "70");
-                h.push("From", call.local.as_str());
-                h.push("To", resp.headers.get("To").unwrap_or_default());
-                h.push("Call-ID", call.call_id.as_str());
-                h.push("CSeq", format!("{cseq} ACK"));
-                let ack = Request {
-                    method: Method::Ack,
-                    uri: call.invite.uri.clone(),
-                    headers: h,
-                    body: Vec::new(),
-                }
-                .to_bytes();
+                let ack = non2xx_ack(&call.invite, resp);
                 self.send(transport, dest, ack);
                 if verdict == ClientVerdict::Deliver {
-                    let challenged = matches!(status, 401 | 407);
-                    if !(challenged && self.retry_with_credentials(now, handle, resp)) {
+                    let retried = match status {
+                        401 | 407 => self.retry_with_credentials(now, handle, resp),
+                        422 => self.retry_with_interval(now, handle, resp),
+                        _ => false,
+                    };
+                    if !retried {
                         self.end_call(handle, EndReason::Refused(status));
                     }
                 }
@@ -1479,17 +1581,19 @@ impl Endpoint {
         }
     }
 
-    /// Places a call: sends an INVITE with `sdp` to `dest` for `uri`.
-    /// Progress, answer and end come as events.
-    pub fn invite(
-        &mut self,
-        now: Instant,
-        uri: &str,
-        dest: SocketAddr,
-        transport: Transport,
-        from_user: &str,
-        sdp: Vec<u8>,
-    ) -> CallHandle {
+    /// Places a call (see [`Invite`]): progress, answer and end come as
+    /// events.
+    pub fn invite(&mut self, now: Instant, inv: Invite) -> CallHandle {
+        let Invite {
+            uri,
+            dest,
+            transport,
+            from_user,
+            mut media,
+            rel100,
+        } = inv;
+        let uri = uri.as_str();
+        let sdp = media.offer();
         let handle = CallHandle(self.next_handle);
         self.next_handle += 1;
         let local_tag = self.rng.hex();
@@ -1503,7 +1607,12 @@ impl Endpoint {
         h.push("To", format!("<{uri}>"));
         h.push("Call-ID", call_id.as_str());
         h.push("CSeq", "1 INVITE");
-        self.add_contact(&mut h, transport);
+        // 100rel only where asked for: a peer that takes it may send its
+        // 18x reliably, which costs a PRACK each.
+        let supported = if rel100 { "100rel, timer" } else { "timer" };
+        self.add_contact_with(&mut h, transport, supported);
+        let wish = self.cfg.session_timer;
+        crate::session_timer::request_headers(&mut h, wish.expires, wish);
         h.push("User-Agent", self.cfg.user_agent.as_str());
         h.push("Content-Type", "application/sdp");
         let req = Request {
@@ -1531,8 +1640,15 @@ impl Endpoint {
                 invite_dest: dest,
                 local_cseq: 1,
                 pending_2xx: None,
+                pracked: 0,
                 hangup_after_ack: false,
-                local_sdp: Vec::new(),
+                media: Some(media),
+                timer: None,
+                timer_agreed: None,
+                out: None,
+                retry_offer: None,
+                peer_update: false,
+                rel100: None,
                 uac_ack: None,
                 credentials: None,
                 scheduled: None,
@@ -1620,12 +1736,43 @@ impl Endpoint {
             return false;
         };
         let mut req = call.invite.clone();
+        req.headers.set(answer_name, value);
+        self.resend_invite(now, handle, req)
+    }
+
+    /// Sends the INVITE of a call again asking for the session interval
+    /// a 422 named (RFC 4028 7.3), once.
+    fn retry_with_interval(&mut self, now: Instant, handle: CallHandle, resp: &Response) -> bool {
+        let wish = self.cfg.session_timer;
+        let Some(interval) = crate::session_timer::retry_interval(&resp.headers, wish) else {
+            return false;
+        };
+        let Some(call) = self.calls.get(&handle) else {
+            return false;
+        };
+        let asked = call.invite.headers.get("Session-Expires").unwrap_or("");
+        let secs = interval.as_secs().to_string();
+        if asked.split(';').next() == Some(secs.as_str()) {
+            return false;
+        }
+        let mut req = call.invite.clone();
+        req.headers
+            .set("Session-Expires", format!("{secs};refresher=uac"));
+        req.headers.set("Min-SE", secs);
+        self.resend_invite(now, handle, req)
+    }
+
+    /// Sends `req`, a call's INVITE as amended, on a new branch with the
+    /// next CSeq (same Call-ID and From tag).
+    fn resend_invite(&mut self, now: Instant, handle: CallHandle, mut req: Request) -> bool {
+        let Some(call) = self.calls.get(&handle) else {
+            return false;
+        };
         let cseq = req.cseq().map(|c| c.0).unwrap_or(1) + 1;
         let (transport, dest) = (call.transport, call.invite_dest);
         let (branch, via) = self.new_via(transport);
         req.headers.set("Via", via);
         req.headers.set("CSeq", format!("{cseq} INVITE"));
-        req.headers.set(answer_name, value);
         let bytes = req.to_bytes();
         let key = format!("{branch}|INVITE");
         let Some(call) = self.calls.get_mut(&handle) else {
@@ -1659,6 +1806,11 @@ impl Endpoint {
                 ClientKind::NonInvite(ClientNonInvite::new(now, t, reliable, bytes.clone())),
                 None,
                 tag,
+            ),
+            TxStart::InDialog(h) => (
+                ClientKind::NonInvite(ClientNonInvite::new(now, t, reliable, bytes.clone())),
+                Some(h),
+                None,
             ),
         };
         let tx = ClientTx {
@@ -1783,6 +1935,16 @@ impl Endpoint {
                                         headers: Headers::default(),
                                     });
                                 }
+                                // A re-INVITE or UPDATE of nida's got
+                                // nothing: the dialog is gone (RFC 3261
+                                // 12.2.1.2, RFC 4028 10).
+                                let ours = call
+                                    .and_then(|h| self.calls.get(&h))
+                                    .and_then(|c| c.out.as_ref())
+                                    .is_some_and(|o| o.key == key);
+                                if let (Termination::Timeout, true, Some(h)) = (why, ours, call) {
+                                    self.send_bye(now, h, EndReason::SessionExpired);
+                                }
                                 // Timer B: the callee never answered.
                                 let calling = call
                                     .and_then(|h| self.calls.get(&h))
@@ -1835,6 +1997,7 @@ impl Endpoint {
         if let Some((transport, dest, bytes)) = resend {
             self.send(transport, dest, bytes);
         }
+        self.dialog_timers(now, handle);
         let next = self.calls.get(&handle).and_then(Call::next_timer);
         self.schedule(Owner::Call(handle), next);
     }
@@ -1860,12 +2023,19 @@ impl Endpoint {
         let mut resp = resp;
         self.add_contact(&mut resp.headers, call.transport);
         let key = call.invite_tx.clone();
+        let reliable = call.rel100.is_some();
+        if reliable {
+            self.ring_reliably(now, handle, resp);
+            return;
+        }
         self.respond_in_tx(now, &key, 180, resp.to_bytes());
     }
 
-    /// Answers an early call with 200 OK carrying `sdp` (the answer, or an
-    /// offer when the INVITE had none). The 2xx is retransmitted until ACK.
-    pub fn answer(&mut self, now: Instant, handle: CallHandle, sdp: Vec<u8>) {
+    /// Answers an early call with 200 OK carrying the SDP `media` wrote
+    /// last (the answer, or an offer when the INVITE had none); `media`
+    /// then answers the dialog's later offers. The 2xx is retransmitted
+    /// until ACK; a session timer agreed on the INVITE starts.
+    pub fn answer(&mut self, now: Instant, handle: CallHandle, media: OfferAnswer) {
         let Some(call) = self.calls.get_mut(&handle) else {
             return;
         };
@@ -1889,9 +2059,17 @@ impl Endpoint {
             resp.headers.push("Record-Route", rr);
         }
         resp.headers.push("Content-Type", "application/sdp");
-        resp.body = sdp.clone();
+        resp.body = media.sdp().to_vec();
         if let Some(call) = self.calls.get_mut(&handle) {
-            call.local_sdp = sdp;
+            call.media = Some(media);
+            if let Some(a) = call.timer_agreed.take() {
+                crate::session_timer::response_headers(&mut resp.headers, &a);
+                call.timer = Some(SessionTimer::start(now, &a));
+            }
+            // A 2xx ends the reliable provisionals (none carried SDP).
+            if let Some(r) = call.rel100.as_mut() {
+                r.stop();
+            }
         }
         let bytes = resp.to_bytes();
         self.respond_in_tx(now, &key, 200, bytes.clone());
@@ -1985,6 +2163,27 @@ struct RequestCtx {
     source: SocketAddr,
     dest: SocketAddr,
     transport: Transport,
+}
+
+/// The ACK of a non-2xx final response to an INVITE belongs to the
+/// transaction: the INVITE's branch and the To of the response (RFC 3261
+/// 17.1.1.3).
+fn non2xx_ack(invite: &Request, resp: &Response) -> Vec<u8> {
+    let cseq = invite.cseq().map(|c| c.0).unwrap_or(1);
+    let mut h = Headers::default();
+    h.push("Via", invite.headers.get("Via").unwrap_or_default());
+    h.push("Max-Forwards", "70");
+    h.push("From", invite.headers.get("From").unwrap_or_default());
+    h.push("To", resp.headers.get("To").unwrap_or_default());
+    h.push("Call-ID", invite.call_id());
+    h.push("CSeq", format!("{cseq} ACK"));
+    Request {
+        method: Method::Ack,
+        uri: invite.uri.clone(),
+        headers: h,
+        body: Vec::new(),
+    }
+    .to_bytes()
 }
 
 fn is_supported_uri(uri: &str) -> bool {
