@@ -397,3 +397,114 @@ fn sigterm_with_no_call_stops_at_once() {
     );
     assert!(t0.elapsed() < Duration::from_secs(3));
 }
+
+/// RTP received on a socket until `stop` is set: (arrival, packet).
+fn collect_rtp(
+    sock: UdpSocket,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<Vec<Vec<u8>>> {
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    std::thread::spawn(move || {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 2048];
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            if let Ok(n) = sock.recv(&mut buf) {
+                got.push(buf[..n].to_vec());
+            }
+        }
+        got
+    })
+}
+
+#[test]
+fn reinvites_move_the_media_set_ptime_and_hold_past_the_rtp_timeout() {
+    // Held for 5 s with a 3 s RTP timeout; sipp sends no RTP at all.
+    let nida = Nida::start("rtp_timeout_seconds = 3");
+    let (a_port, b_port) = (common::media_ports(), common::media_ports());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let a = collect_rtp(
+        UdpSocket::bind(("127.0.0.1", a_port)).unwrap(),
+        stop.clone(),
+    );
+    let b = collect_rtp(
+        UdpSocket::bind(("127.0.0.1", b_port)).unwrap(),
+        stop.clone(),
+    );
+    let second = b_port.to_string();
+    let run = common::sipp_with(
+        nida.sip,
+        "uac_reinvite.xml",
+        a_port + 1,
+        a_port,
+        &["-key", "rtp_port2", &second],
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (a, b) = (a.join().unwrap(), b.join().unwrap());
+    assert!(run.ok, "{}\n{}", run.output, nida.log());
+    assert!(!nida.log().contains("no RTP"), "{}", nida.log());
+    let a: Vec<RtpReader<'_>> = a.iter().map(|p| RtpReader::new(p).unwrap()).collect();
+    let b: Vec<RtpReader<'_>> = b.iter().map(|p| RtpReader::new(p).unwrap()).collect();
+    assert!(
+        a.len() >= 30,
+        "a second at 20 ms before the move: {}",
+        a.len()
+    );
+    assert!(a.iter().all(|r| r.payload().len() == 160));
+    // After the move, only the new port gets packets: every sequence
+    // number on the new port follows the old port's.
+    let seq = |r: &RtpReader<'_>| u16::from(r.sequence_number());
+    let last_a = a.iter().map(seq).max().unwrap();
+    assert_eq!(
+        seq(&b[0]),
+        last_a.wrapping_add(1),
+        "no packet lost at the move"
+    );
+    assert!(
+        b.len() >= 45,
+        "1 s before the hold and 1 s after: {}",
+        b.len()
+    );
+    assert!(
+        b.iter().all(|r| r.payload().len() == 240),
+        "ptime 30: 240 samples a packet"
+    );
+    // Nothing while held: the sequence goes on by one, the timestamp
+    // jumps by the hold (5 s) and the first packet after it is marked.
+    let mut jumps = Vec::new();
+    for w in b.windows(2) {
+        assert_eq!(seq(&w[1]), seq(&w[0]).wrapping_add(1), "no sequence gap");
+        let dt = w[1].timestamp().wrapping_sub(w[0].timestamp());
+        if dt != 240 {
+            jumps.push((dt, w[1].mark()));
+        }
+    }
+    assert_eq!(jumps.len(), 1, "one pause, the hold: {jumps:?}");
+    let (dt, marked) = jumps[0];
+    assert!((8000 * 4..8000 * 7).contains(&dt), "held {} s", dt / 8000);
+    assert!(marked, "the talk spurt after the hold is marked");
+}
+
+#[test]
+fn reliable_ringing_session_timer_and_update_from_sipp() {
+    let nida = Nida::start("");
+    let (a_port, b_port) = (common::media_ports(), common::media_ports());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let b = collect_rtp(
+        UdpSocket::bind(("127.0.0.1", b_port)).unwrap(),
+        stop.clone(),
+    );
+    let second = b_port.to_string();
+    let run = common::sipp_with(
+        nida.sip,
+        "uac_100rel_update.xml",
+        a_port + 1,
+        a_port,
+        &["-key", "rtp_port2", &second],
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let b = b.join().unwrap();
+    assert!(run.ok, "{}\n{}", run.output, nida.log());
+    // The UPDATE's offer moved the media to the second port.
+    assert!(b.len() >= 25, "{} packets after the UPDATE", b.len());
+}

@@ -99,7 +99,12 @@ impl Call {
         let Some(rtp) = l.rtp.as_mut() else {
             return;
         };
-        rtp.set_remote(now, n.remote);
+        // Only a new address in the SDP moves the media: a peer behind NAT
+        // names the same private address in every re-INVITE, and the
+        // source latched from its packets must stay.
+        if before.map(|b| b.remote) != Some(n.remote) {
+            rtp.set_remote(now, n.remote);
+        }
         rtp.set_codec(law_of(n.codec), n.telephone_event);
         Self::apply_media(now, rtp, &n);
         if let (true, Some(mine), Some(peer)) = (rekey, mine, n.srtp) {

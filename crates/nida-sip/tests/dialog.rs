@@ -416,3 +416,34 @@ fn update_with_and_without_an_offer() {
     assert!(ok[0].ends_with("\r\n\r\n"), "no body");
     assert!(Pair::media_events(&p.b_events).is_empty());
 }
+
+#[test]
+fn an_answer_before_the_prack_waits_for_it_and_follows_it() {
+    let mut p = Pair::new(no_timer(), no_timer());
+    p.a_mute = true;
+    p.dial(true);
+    let invite = sent(&p.a_sent, "INVITE ")[0].clone();
+    p.b.handle_message(p.now, Transport::Udp, A.parse().unwrap(), invite.as_bytes());
+    p.step();
+    p.answer();
+    assert!(
+        sent(&p.b_sent, "SIP/2.0 200").is_empty(),
+        "the 2xx waits for the PRACK"
+    );
+    p.a_mute = false;
+    p.run(Duration::from_secs(2));
+    let finals: Vec<&str> = p
+        .b_sent
+        .iter()
+        .filter(|m| m.starts_with("SIP/2.0 200"))
+        .map(|m| {
+            let cseq = m.lines().find(|l| l.starts_with("CSeq:")).unwrap();
+            cseq.rsplit(' ').next().unwrap()
+        })
+        .collect();
+    assert_eq!(&finals[..2], ["PRACK", "INVITE"]);
+    assert!(p
+        .a_events
+        .iter()
+        .any(|e| matches!(e, Event::Answered { .. })));
+}

@@ -34,6 +34,8 @@ pub(super) struct Reliable {
     /// The last RSeq sent (0: none yet).
     rseq: u32,
     unacked: Option<Unacked>,
+    /// The 2xx (and its CSeq) waiting for the PRACK of `unacked`.
+    held_2xx: Option<(Vec<u8>, u32)>,
 }
 
 #[derive(Debug)]
@@ -58,6 +60,17 @@ impl Reliable {
     /// The final response went out: nothing more to retransmit.
     pub(super) fn stop(&mut self) {
         self.unacked = None;
+        self.held_2xx = None;
+    }
+
+    /// Keeps the 2xx until the reliable 18x out is acknowledged; false
+    /// when none is out (send it now).
+    pub(super) fn hold_2xx(&mut self, bytes: Vec<u8>, cseq: u32) -> bool {
+        if self.unacked.is_none() {
+            return false;
+        }
+        self.held_2xx = Some((bytes, cseq));
+        true
     }
 }
 
@@ -241,6 +254,7 @@ impl Endpoint {
             .take(2)
             .filter_map(|n| n.parse().ok())
             .collect();
+        let mut release = None;
         let matched = self.dialog_of(&ctx.req).is_some_and(|h| {
             let Some(call) = self.calls.get_mut(&h) else {
                 return false;
@@ -252,11 +266,15 @@ impl Endpoint {
             let hit = r.unacked.as_ref().is_some_and(|u| rack == [u.rseq, cseq]);
             if hit {
                 r.unacked = None;
+                release = r.held_2xx.take().map(|b| (h, b));
             }
             hit
         });
         if matched {
             self.reply(now, ctx, 200, "OK", &[]);
+            if let Some((h, (bytes, cseq))) = release {
+                self.send_2xx(now, h, bytes, cseq);
+            }
         } else {
             self.reply(now, ctx, 481, "Call/Transaction Does Not Exist", &[]);
         }
@@ -583,11 +601,16 @@ impl Endpoint {
             }
         }
         if give_up {
-            // No PRACK in 64*T1: the INVITE fails (RFC 3262 3).
+            let held = call.rel100.as_mut().and_then(|r| r.held_2xx.take());
             if let Some(r) = call.rel100.as_mut() {
                 r.stop();
             }
-            self.reject(now, handle, 504, "Server Time-out", &[]);
+            match held {
+                // Answered meanwhile: the 2xx goes out after all.
+                Some((bytes, cseq)) => self.send_2xx(now, handle, bytes, cseq),
+                // No PRACK in 64*T1: the INVITE fails (RFC 3262 3).
+                None => self.reject(now, handle, 504, "Server Time-out", &[]),
+            }
             return;
         }
         if let Some(bytes) = resend {

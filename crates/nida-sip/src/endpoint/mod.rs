@@ -2047,12 +2047,7 @@ impl Endpoint {
             return;
         };
         let tag = call.local_tag.clone();
-        let (invite, peer, transport, key) = (
-            call.invite.clone(),
-            call.peer,
-            call.transport,
-            call.invite_tx.clone(),
-        );
+        let (invite, peer, transport) = (call.invite.clone(), call.peer, call.transport);
         let mut resp = self.response(&invite, &via, peer, 200, "OK", Some(&tag));
         self.add_contact(&mut resp.headers, transport);
         for rr in invite.headers.all("Record-Route") {
@@ -2066,14 +2061,31 @@ impl Endpoint {
                 crate::session_timer::response_headers(&mut resp.headers, &a);
                 call.timer = Some(SessionTimer::start(now, &a));
             }
-            // A 2xx ends the reliable provisionals (none carried SDP).
-            if let Some(r) = call.rel100.as_mut() {
-                r.stop();
-            }
         }
         let bytes = resp.to_bytes();
-        self.respond_in_tx(now, &key, 200, bytes.clone());
         let cseq = invite.cseq().map(|c| c.0).unwrap_or(0);
+        // The 2xx waits for the PRACK of a reliable 18x still out, so the
+        // peer sees them in order (RFC 3262 3 allows sending it at once;
+        // waiting costs one round trip and spares the peer a race).
+        if let Some(r) = self.calls.get_mut(&handle).and_then(|c| c.rel100.as_mut()) {
+            if r.hold_2xx(bytes.clone(), cseq) {
+                return;
+            }
+        }
+        self.send_2xx(now, handle, bytes, cseq);
+    }
+
+    /// Sends the 2xx of an INVITE nida answers, retransmitted until ACK.
+    pub(super) fn send_2xx(&mut self, now: Instant, handle: CallHandle, bytes: Vec<u8>, cseq: u32) {
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        // A 2xx ends the reliable provisionals (none carried SDP).
+        if let Some(r) = call.rel100.as_mut() {
+            r.stop();
+        }
+        let key = call.invite_tx.clone();
+        self.respond_in_tx(now, &key, 200, bytes.clone());
         self.start_2xx(now, handle, bytes, cseq);
     }
 
