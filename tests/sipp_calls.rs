@@ -508,3 +508,52 @@ fn reliable_ringing_session_timer_and_update_from_sipp() {
     // The UPDATE's offer moved the media to the second port.
     assert!(b.len() >= 25, "{} packets after the UPDATE", b.len());
 }
+
+#[test]
+fn nida_sends_sender_reports_on_the_rtcp_port() {
+    let nida = Nida::start("");
+    // The test receives RTP on `rtp` and RTCP on `rtp + 1`; sipp's own
+    // media sockets sit in another block.
+    let (rtp, sipp_media) = (common::media_ports(), common::media_ports());
+    let rtp_sock = UdpSocket::bind(("127.0.0.1", rtp)).unwrap();
+    let rtcp_sock = UdpSocket::bind(("127.0.0.1", rtp + 1)).unwrap();
+    rtcp_sock
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    rtp_sock
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let sip = nida.sip;
+    let call = std::thread::spawn(move || {
+        common::sipp_with(sip, "uac_basic.xml", sipp_media, rtp, &["-d", "8000"])
+    });
+    let mut buf = [0u8; 2048];
+    let (n, _) = rtp_sock.recv_from(&mut buf).expect("RTP from nida");
+    let ssrc = RtpReader::new(&buf[..n]).unwrap().ssrc();
+    // Two reports: the first after about 1 to 3 s, the next 2 to 6 s on.
+    let mut reports = Vec::new();
+    while reports.len() < 2 {
+        let (n, from) = rtcp_sock
+            .recv_from(&mut buf)
+            .unwrap_or_else(|e| panic!("no RTCP from nida ({e}):\n{}", nida.log()));
+        assert_eq!(from.port() % 2, 1, "sent from nida's RTCP port (RTP + 1)");
+        reports.push(nida_media::rtcp::parse(&buf[..n]).expect("valid RTCP"));
+    }
+    for r in &reports {
+        match &r[0] {
+            nida_media::rtcp::Packet::Sender {
+                ssrc: s, packets, ..
+            } => {
+                assert_eq!(*s, ssrc, "the RTP stream's SSRC");
+                assert!(*packets > 0);
+            }
+            other => panic!("a sender report first: {other:?}"),
+        }
+        assert!(
+            r.contains(&nida_media::rtcp::Packet::Other(202)),
+            "SDES with the CNAME"
+        );
+    }
+    let run = call.join().unwrap();
+    assert!(run.ok, "{}\n{}", run.output, nida.log());
+}

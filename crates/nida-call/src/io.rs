@@ -408,6 +408,8 @@ pub enum CallEvent {
     TransferUnanswered(EndReason),
     /// The far end of a transfer hung up.
     TransferEnded(EndReason),
+    /// The peer of a leg said RTCP BYE: it left the media session.
+    PeerLeftMedia(LegId),
     /// A leg's media source moved (NAT).
     Latched {
         /// The leg.
@@ -445,6 +447,10 @@ pub enum CallEvent {
         role: crate::leg::Role,
         /// Its counters.
         stats: nida_media::RtpStats,
+        /// Its quality from both sides' figures (RTCP).
+        quality: nida_media::rtcp::Quality,
+        /// RTCP reports sent and received.
+        rtcp: (u64, u64),
     },
     /// The call is over.
     Ended {
@@ -517,4 +523,7 @@ pub struct Transmit {
     pub len: usize,
     /// Where to.
     pub dest: SocketAddr,
+    /// An RTCP report for the leg's RTCP port (RTP port + 1); false for
+    /// RTP, and for RTCP muxed on the RTP port.
+    pub rtcp: bool,
 }

@@ -99,8 +99,8 @@ pub struct Call {
     pub(crate) shared: Shared,
     pub(crate) cfg: CallConfig,
     pub(crate) rng: Rng,
-    start: Instant,
-    start_unix: i64,
+    pub(crate) start: Instant,
+    pub(crate) start_unix: i64,
     pub(crate) legs: Vec<Leg>,
     next_leg: u32,
     /// The caller's leg while the caller is on the line.
@@ -344,6 +344,14 @@ impl Call {
         self.settle(now);
     }
 
+    /// A datagram arrived on a leg's RTCP port.
+    pub fn handle_rtcp(&mut self, now: Instant, leg: LegId, from: SocketAddr, data: &[u8]) {
+        if let Some(rtp) = self.leg_mut(leg).and_then(|l| l.rtp.as_mut()) {
+            rtp.handle_rtcp(now, from, data);
+        }
+        self.settle(now);
+    }
+
     /// Time passed: fires what is due.
     pub fn handle_timeout(&mut self, now: Instant) {
         for l in &mut self.legs {
@@ -429,9 +437,23 @@ impl Call {
                         leg: id,
                         len: o.len,
                         dest: o.dest,
+                        rtcp: false,
                     });
                 }
                 // A packet time passed unsent (the peer holds): go on.
+            }
+            if let Some((len, dest)) = self.legs[i]
+                .rtp
+                .as_mut()
+                .and_then(|r| r.poll_rtcp(now, buf))
+            {
+                let mux = self.legs[i].media.is_some_and(|m| m.rtcp_mux);
+                return Some(Transmit {
+                    leg: id,
+                    len,
+                    dest,
+                    rtcp: !mux,
+                });
             }
         }
         // Sending may have finished a prompt.
@@ -577,6 +599,8 @@ impl Call {
             }
             MediaEvent::PlaybackFinished => {}
             MediaEvent::Latched(addr) => self.event(CallEvent::Latched { leg, addr }),
+            // The SIP side ends the call; RTCP alone ends nothing.
+            MediaEvent::PeerLeft => self.event(CallEvent::PeerLeftMedia(leg)),
         }
     }
 
@@ -788,6 +812,8 @@ impl Call {
                 leg: id,
                 role: leg.role,
                 stats: rtp.stats(),
+                quality: rtp.quality(),
+                rtcp: rtp.rtcp_counts(),
             });
         }
         self.outputs.push_back(Output::Release(id));

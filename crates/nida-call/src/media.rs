@@ -8,7 +8,7 @@ use crate::machine::{Bridge, Call};
 use nida_media::srtp::{SrtpContext, Suite};
 use nida_media::{Law, RtpSession, SessionConfig};
 use nida_sip::sdp::{self, Codec, Negotiated, SessionDescription};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The G.711 law of a codec.
 pub fn law_of(c: Codec) -> Law {
@@ -52,6 +52,9 @@ impl Call {
             },
         );
         Self::apply_media(now, &mut rtp, n);
+        let wall = Duration::from_secs(self.start_unix.max(0) as u64)
+            + now.saturating_duration_since(self.start);
+        rtp.enable_rtcp(now, n.rtcp, n.rtcp_mux, wall);
         if let (Some(mine), Some(peer)) = (srtp, n.srtp) {
             let suite = suite_of(peer.suite);
             rtp.set_srtp(
@@ -104,6 +107,7 @@ impl Call {
         // source latched from its packets must stay.
         if before.map(|b| b.remote) != Some(n.remote) {
             rtp.set_remote(now, n.remote);
+            rtp.set_rtcp_dest(n.rtcp, n.rtcp_mux);
         }
         rtp.set_codec(law_of(n.codec), n.telephone_event);
         Self::apply_media(now, rtp, &n);

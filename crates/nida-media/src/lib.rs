@@ -5,6 +5,7 @@
 //! - [`dtmf`]: RFC 4733 telephone-events, both directions;
 //! - [`inband`]: DTMF tones in the audio (Goertzel);
 //! - [`g711`]: µ-law and A-law;
+//! - [`rtcp`]: RTCP reports, round-trip time and an E-model MOS;
 //! - [`prompt`]: audio files decoded, resampled and encoded once at start;
 //! - [`srtp`]: SRTP (RFC 3711) with keys from SDES.
 //!
@@ -18,6 +19,7 @@ mod error;
 pub mod g711;
 pub mod inband;
 pub mod prompt;
+pub mod rtcp;
 pub mod rtp;
 pub mod srtp;
 

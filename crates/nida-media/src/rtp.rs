@@ -81,6 +81,8 @@ pub enum MediaEvent {
     /// Another source proved itself the peer (see the module doc): replies
     /// go there now.
     Latched(SocketAddr),
+    /// The peer said RTCP BYE: it has left the media session.
+    PeerLeft,
 }
 
 /// What one call of [`RtpSession::poll_transmit`] yields.
@@ -114,6 +116,8 @@ pub struct RtpStats {
 }
 
 struct Receiver {
+    /// The peer's SSRC.
+    ssrc: u32,
     base_seq: u32,
     max_seq: u16,
     cycles: u32,
@@ -176,6 +180,35 @@ pub struct RtpSession {
     /// SRTP: the context that protects what nida sends, the one that
     /// opens what arrives, and room to open it in.
     srtp: Option<Box<(SrtpContext, SrtpContext, Vec<u8>)>>,
+    /// RTCP, once enabled.
+    rtcp: Option<Box<RtcpState>>,
+    /// Payload octets sent (for the sender report).
+    octets: u32,
+}
+
+/// One stream's RTCP (see [`crate::rtcp`]).
+struct RtcpState {
+    /// Where reports go (the peer's RTCP port, or its RTP port muxed).
+    dest: SocketAddr,
+    /// RTCP shares the RTP port.
+    mux: bool,
+    /// The wall clock at the session's start, for NTP times.
+    ntp_base: Duration,
+    next: Instant,
+    /// A small generator for the interval's randomisation.
+    draw: u64,
+    /// The last SR from the peer: its NTP middle bits, when it came.
+    last_sr: Option<(u32, Instant)>,
+    /// The peer's last report about nida's stream, and its round trip.
+    peer: Option<crate::rtcp::ReportBlock>,
+    rtt: Option<Duration>,
+    /// Expected and received at the last report (fraction lost).
+    prior: (u64, u64),
+    /// Packets sent at the last report.
+    sent_at_last: u64,
+    reports_sent: u64,
+    reports_received: u64,
+    bye: bool,
 }
 
 /// A source that is not the peer, and how far its run has come.
@@ -185,6 +218,17 @@ struct Candidate {
     ssrc: u32,
     next_seq: u16,
     run: u32,
+}
+
+/// A uniform draw in [0, 1) from a xorshift generator (the report
+/// interval's jitter; nothing secret).
+fn next_unit(state: &mut u64) -> f64 {
+    let mut x = *state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    *state = x;
+    (x >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// Most bridged audio held for sending (160 ms): beyond it the oldest is
@@ -223,6 +267,8 @@ impl RtpSession {
             relay: None,
             stats: RtpStats::default(),
             srtp: None,
+            rtcp: None,
+            octets: 0,
             cfg,
         }
     }
@@ -309,6 +355,200 @@ impl RtpSession {
     /// no RFC 4733 events) while no telephone-event type is agreed.
     pub fn set_inband_dtmf(&mut self, on: bool) {
         self.inband = on.then(crate::inband::Detector::default);
+    }
+
+    /// Sends and reads RTCP reports (RFC 3550): to `dest` (the peer's
+    /// RTCP port), or on the RTP port when `mux`. `ntp_base` is the wall
+    /// clock at `now` (Unix time), for the NTP times of sender reports.
+    /// The first report goes out after half the minimum interval. Not on
+    /// SRTP streams (SRTCP is not served: their reports would go in
+    /// clear).
+    pub fn enable_rtcp(&mut self, now: Instant, dest: SocketAddr, mux: bool, ntp_base: Duration) {
+        if self.srtp.is_some() {
+            return;
+        }
+        let base = ntp_base.saturating_sub(now.saturating_duration_since(self.start));
+        let mut r = RtcpState {
+            dest,
+            mux,
+            ntp_base: base,
+            next: now,
+            draw: u64::from(self.cfg.ssrc) | 1,
+            last_sr: None,
+            peer: None,
+            rtt: None,
+            prior: (0, 0),
+            sent_at_last: 0,
+            reports_sent: 0,
+            reports_received: 0,
+            bye: false,
+        };
+        r.next = now + crate::rtcp::interval(true, next_unit(&mut r.draw));
+        self.rtcp = Some(Box::new(r));
+    }
+
+    /// Where RTCP goes now (after a move of the media, say).
+    pub fn set_rtcp_dest(&mut self, dest: SocketAddr, mux: bool) {
+        if let Some(r) = self.rtcp.as_mut() {
+            r.dest = dest;
+            r.mux = mux;
+        }
+    }
+
+    fn ntp_now(&self, now: Instant) -> u64 {
+        let base = self.rtcp.as_ref().map_or(Duration::ZERO, |r| r.ntp_base);
+        crate::rtcp::ntp_of(base + now.saturating_duration_since(self.start))
+    }
+
+    /// The report block about the peer's stream, updating the counts the
+    /// next one's fraction lost starts from.
+    fn report_block(&mut self, now: Instant) -> Option<crate::rtcp::ReportBlock> {
+        let rx = self.rx.as_ref()?;
+        let expected = (u64::from(rx.cycles) + u64::from(rx.max_seq) + 1)
+            .saturating_sub(u64::from(rx.base_seq));
+        let received = rx.received;
+        let (highest, ssrc, jitter) = (rx.cycles + u32::from(rx.max_seq), rx.ssrc, rx.jitter);
+        let r = self.rtcp.as_mut()?;
+        let exp_int = expected.saturating_sub(r.prior.0);
+        let rec_int = received.saturating_sub(r.prior.1);
+        let lost_int = exp_int.saturating_sub(rec_int);
+        r.prior = (expected, received);
+        let fraction_lost = (lost_int << 8)
+            .checked_div(exp_int)
+            .map_or(0, |f| f.min(255) as u8);
+        let (lsr, dlsr) = match r.last_sr {
+            Some((mid, at)) => {
+                let held = now.saturating_duration_since(at);
+                (mid, (held.as_secs_f64() * 65_536.0) as u32)
+            }
+            None => (0, 0),
+        };
+        Some(crate::rtcp::ReportBlock {
+            ssrc,
+            fraction_lost,
+            cumulative_lost: expected.saturating_sub(received).min(0x7f_ffff) as i32,
+            highest_seq: highest,
+            jitter: jitter as u32,
+            lsr,
+            dlsr,
+        })
+    }
+
+    /// The RTCP report due at `now`, written into `buf`; its length and
+    /// destination. Call until `None`.
+    pub fn poll_rtcp(&mut self, now: Instant, buf: &mut [u8]) -> Option<(usize, SocketAddr)> {
+        if self.rtcp.as_ref().is_none_or(|r| now < r.next || r.bye) {
+            return None;
+        }
+        let block = self.report_block(now);
+        let ntp = self.ntp_now(now);
+        let ahead = self.next_send.saturating_duration_since(now);
+        let rtp_ts = self.ts.wrapping_sub((ahead.as_secs_f64() * 8000.0) as u32);
+        let sent = self.stats.sent;
+        let octets = self.octets;
+        let ssrc = self.cfg.ssrc;
+        let r = self.rtcp.as_mut()?;
+        let report = crate::rtcp::Report {
+            ssrc,
+            ntp,
+            rtp_ts,
+            sent: (sent > r.sent_at_last).then_some((sent as u32, octets)),
+            block,
+        };
+        r.sent_at_last = sent;
+        r.next = now + crate::rtcp::interval(false, next_unit(&mut r.draw));
+        let cname = format!("nida-{ssrc:08x}");
+        let n = crate::rtcp::write(&report, &cname, false, buf)?;
+        r.reports_sent += 1;
+        let dest = if r.mux { self.remote } else { r.dest };
+        Some((n, dest))
+    }
+
+    /// An RTCP datagram: taken only from the peer's address (its RTP
+    /// source, or the port its SDP named for RTCP); reports about nida's
+    /// stream give the peer's view and the round-trip time.
+    pub fn handle_rtcp(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        let ntp = self.ntp_now(now);
+        let (ssrc, remote) = (self.cfg.ssrc, self.remote);
+        let peer_ssrc = self.rx.as_ref().map(|rx| rx.ssrc);
+        let Some(r) = self.rtcp.as_mut() else {
+            return;
+        };
+        if from != remote && from != r.dest {
+            self.stats.foreign += 1;
+            return;
+        }
+        let Ok(packets) = crate::rtcp::parse(data) else {
+            self.stats.rejected += 1;
+            return;
+        };
+        r.reports_received += 1;
+        for p in packets {
+            let reports = match p {
+                crate::rtcp::Packet::Sender {
+                    ssrc: from_ssrc,
+                    ntp: their,
+                    reports,
+                    ..
+                } => {
+                    if peer_ssrc.is_none_or(|s| s == from_ssrc) {
+                        r.last_sr = Some((crate::rtcp::middle(their), now));
+                    }
+                    reports
+                }
+                crate::rtcp::Packet::Receiver { reports, .. } => reports,
+                crate::rtcp::Packet::Bye(who) => {
+                    if peer_ssrc.is_none_or(|s| who.contains(&s)) {
+                        self.events.push_back(MediaEvent::PeerLeft);
+                    }
+                    continue;
+                }
+                crate::rtcp::Packet::Other(_) => continue,
+            };
+            for b in reports.into_iter().filter(|b| b.ssrc == ssrc) {
+                if let Some(rtt) = crate::rtcp::round_trip(ntp, &b) {
+                    r.rtt = Some(rtt);
+                }
+                r.peer = Some(b);
+            }
+        }
+    }
+
+    /// The leg's quality from both sides' figures (see
+    /// [`crate::rtcp::Quality`]).
+    pub fn quality(&self) -> crate::rtcp::Quality {
+        let st = self.stats();
+        let expected = st.received + st.lost;
+        let loss = if expected == 0 {
+            0.0
+        } else {
+            st.lost as f64 / expected as f64
+        };
+        let peer = self.rtcp.as_ref().and_then(|r| r.peer);
+        let rtt = self.rtcp.as_ref().and_then(|r| r.rtt);
+        let peer_loss = peer.map(|b| f64::from(b.fraction_lost) / 256.0);
+        let jitter_ms = st.jitter / 8.0;
+        let one_way = rtt.map_or(0.0, |d| d.as_secs_f64() * 500.0)
+            + 2.0 * jitter_ms
+            + self.ptime.as_secs_f64() * 1000.0;
+        let (r_factor, mos) = crate::rtcp::e_model(loss.max(peer_loss.unwrap_or(0.0)), one_way);
+        crate::rtcp::Quality {
+            lost: st.lost,
+            loss,
+            jitter_ms,
+            peer_loss,
+            peer_jitter_ms: peer.map(|b| f64::from(b.jitter) / 8.0),
+            rtt,
+            r_factor,
+            mos,
+        }
+    }
+
+    /// RTCP reports sent and received so far.
+    pub fn rtcp_counts(&self) -> (u64, u64) {
+        self.rtcp
+            .as_ref()
+            .map_or((0, 0), |r| (r.reports_sent, r.reports_received))
     }
 
     /// Appends a prompt to the play queue.
@@ -400,6 +640,10 @@ impl RtpSession {
 
     /// Feeds one datagram that arrived on the RTP port.
     pub fn handle_packet(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        if self.rtcp.as_ref().is_some_and(|r| r.mux) && crate::rtcp::is_rtcp(data) {
+            self.handle_rtcp(now, from, data);
+            return;
+        }
         let Some(mut srtp) = self.srtp.take() else {
             self.handle_rtp(now, from, data);
             return;
@@ -431,7 +675,8 @@ impl RtpSession {
         }
         self.heard = Some(now);
         self.last_rx = now;
-        if !self.account(now, u16::from(pkt.sequence_number()), pkt.timestamp()) {
+        let ssrc = pkt.ssrc();
+        if !self.account(now, ssrc, u16::from(pkt.sequence_number()), pkt.timestamp()) {
             self.stats.rejected += 1;
             return;
         }
@@ -495,9 +740,10 @@ impl RtpSession {
     /// packet to drop: a jump in sequence numbers too large to be loss,
     /// unless the next packet follows it (the source restarted its
     /// numbering), so one stray packet cannot count thousands as lost.
-    fn account(&mut self, now: Instant, seq: u16, ts: u32) -> bool {
+    fn account(&mut self, now: Instant, ssrc: u32, seq: u16, ts: u32) -> bool {
         let arrival = now.duration_since(self.start).as_secs_f64() * 8000.0;
         let fresh = |seq: u16| Receiver {
+            ssrc,
             base_seq: seq as u32,
             max_seq: seq,
             cycles: 0,
@@ -553,10 +799,14 @@ impl RtpSession {
 
     /// The earlier of the next packet time and the inactivity deadline.
     pub fn poll_timeout(&self) -> Instant {
-        if self.timed_out || !self.expecting {
+        let media = if self.timed_out || !self.expecting {
             self.next_send
         } else {
             self.next_send.min(self.last_rx + self.cfg.rtp_timeout)
+        };
+        match &self.rtcp {
+            Some(r) => media.min(r.next),
+            None => media,
         }
     }
 
@@ -630,6 +880,7 @@ impl RtpSession {
         };
         self.seq = self.seq.next();
         self.stats.sent += 1;
+        self.octets = self.octets.wrapping_add(len as u32);
         Some(Outgoing {
             len: n,
             dest: self.remote,

@@ -190,6 +190,10 @@ pub struct MediaSection {
     pub ptime: Option<u32>,
     /// The usable `a=crypto` lines, in the order written.
     pub crypto: Vec<SdesKey>,
+    /// `a=rtcp` (RFC 3605): the RTCP port when not the RTP port + 1.
+    pub rtcp: Option<u16>,
+    /// `a=rtcp-mux` (RFC 5761): RTCP on the RTP port.
+    pub rtcp_mux: bool,
 }
 
 impl MediaSection {
@@ -292,6 +296,8 @@ fn parse_media(value: &str, session_addr: Option<IpAddr>) -> Result<MediaSection
         direction: Direction::SendRecv,
         ptime: None,
         crypto: Vec::new(),
+        rtcp: None,
+        rtcp_mux: false,
     })
 }
 
@@ -311,6 +317,8 @@ fn parse_attribute(m: &mut MediaSection, value: &str) -> Result<(), Error> {
             }
         }
         "ptime" => m.ptime = arg.trim().parse().ok(),
+        "rtcp" => m.rtcp = arg.split_whitespace().next().and_then(|p| p.parse().ok()),
+        "rtcp-mux" => m.rtcp_mux = true,
         "crypto" => m.crypto.extend(parse_crypto(arg)),
         "sendrecv" => m.direction = Direction::SendRecv,
         "sendonly" => m.direction = Direction::SendOnly,
@@ -341,6 +349,10 @@ pub struct Negotiated {
     /// within what G.711 over RTP allows (10 to 60 ms in steps of 10), 20
     /// when the peer names none.
     pub ptime: u32,
+    /// Where the peer takes RTCP: `a=rtcp`'s port, else the RTP port + 1.
+    pub rtcp: SocketAddr,
+    /// RTCP goes on the RTP port (the peer offered `a=rtcp-mux`).
+    pub rtcp_mux: bool,
 }
 
 /// The packet time nida sends for a peer's `a=ptime` (see
@@ -391,6 +403,8 @@ pub fn negotiate(sd: &SessionDescription, supported: &[Codec], secure: bool) -> 
             index,
             srtp,
             ptime: sending_ptime(m.ptime),
+            rtcp: SocketAddr::new(addr, m.rtcp.unwrap_or(m.port.wrapping_add(1))),
+            rtcp_mux: m.rtcp_mux,
         });
     }
     None
@@ -480,6 +494,9 @@ pub fn answer(offer: &SessionDescription, chosen: &Negotiated, local: &LocalMedi
                     .zip(local.srtp.as_ref())
                     .map(|(peer, key)| (peer.tag, peer.suite, key)),
             );
+            if chosen.rtcp_mux {
+                out.push_str("a=rtcp-mux\r\n");
+            }
         } else {
             let fmt = m.formats.first().copied().unwrap_or(0);
             let _ = write!(out, "m={} 0 {} {fmt}\r\n", m.media, m.proto);

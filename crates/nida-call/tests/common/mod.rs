@@ -469,6 +469,8 @@ impl World {
             index: 0,
             srtp: None,
             ptime: 20,
+            rtcp: SocketAddr::new(phone.media.ip(), phone.media.port() + 1),
+            rtcp_mux: false,
         };
         let mut cfg = self.cfg.clone();
         cfg.call_id = format!("call-{n}");
@@ -536,6 +538,8 @@ impl World {
             index: 0,
             srtp: None,
             ptime: 20,
+            rtcp: SocketAddr::new(at.ip(), at.port() + 1),
+            rtcp_mux: false,
         };
         self.calls[call]
             .call

@@ -59,6 +59,26 @@ pub struct LegRequest {
 
 pub use nida_call::Dial;
 
+/// One leg's media sockets: RTP on an even port, RTCP on the next one
+/// (RFC 3550 11).
+#[derive(Debug)]
+pub struct MediaSocket {
+    /// RTP.
+    pub rtp: std::net::UdpSocket,
+    /// RTCP.
+    pub rtcp: std::net::UdpSocket,
+}
+
+impl MediaSocket {
+    /// Both as tokio sockets.
+    pub fn into_tokio(self) -> std::io::Result<(tokio::net::UdpSocket, tokio::net::UdpSocket)> {
+        Ok((
+            tokio::net::UdpSocket::from_std(self.rtp)?,
+            tokio::net::UdpSocket::from_std(self.rtcp)?,
+        ))
+    }
+}
+
 /// A call nida placed (to an agent), as its owner gets it.
 #[derive(Debug)]
 pub struct LegSetup {
@@ -66,8 +86,8 @@ pub struct LegSetup {
     pub handle: CallHandle,
     /// The leg's RTP port.
     pub port: u16,
-    /// Its socket.
-    pub socket: std::net::UdpSocket,
+    /// Its sockets.
+    pub socket: MediaSocket,
     /// nida's SRTP key, offered with RTP/SAVP when the leg goes over TLS.
     pub srtp: Option<[u8; 30]>,
 }

@@ -141,7 +141,14 @@ pub fn event(
             direction,
         } => info!(leg = leg.0, %remote, codec, ?direction, "media changed in the dialog"),
         CallEvent::MediaSecured { leg, suite } => info!(suite, leg = leg.0, "media is SRTP"),
-        CallEvent::MediaClosed { leg, role, stats } => {
+        CallEvent::PeerLeftMedia(leg) => info!(leg = leg.0, "RTCP BYE from the peer"),
+        CallEvent::MediaClosed {
+            leg,
+            role,
+            stats,
+            quality,
+            rtcp,
+        } => {
             if *role == Role::Caller {
                 counters.rtp_leg(stats);
             }
@@ -153,6 +160,11 @@ pub fn event(
                 jitter = stats.jitter,
                 rejected = stats.rejected,
                 foreign = stats.foreign,
+                rtcp_sent = rtcp.0,
+                rtcp_received = rtcp.1,
+                rtt_ms = quality.rtt.map(|d| d.as_secs_f64() * 1000.0),
+                peer_loss = quality.peer_loss,
+                mos = quality.mos,
                 "media closed"
             );
         }

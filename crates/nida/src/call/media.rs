@@ -1,5 +1,6 @@
-//! The call's RTP sockets behind a narrow interface: one socket (and its
-//! reserved port) per leg, receive from any, send on one, give one back.
+//! The call's RTP and RTCP sockets behind a narrow interface: a pair (and
+//! its reserved ports) per leg, receive from any, send on one, give one
+//! back.
 //! Nothing here looks into a packet; the call machine does. A batched
 //! media engine for many calls can later stand in for this type.
 
@@ -12,10 +13,11 @@ use tokio::io::ReadBuf;
 use tokio::net::UdpSocket;
 use tracing::debug;
 
-/// One leg's socket and port.
+/// One leg's sockets and port.
 struct Port {
     leg: LegId,
     sock: UdpSocket,
+    rtcp: UdpSocket,
     _guard: PortGuard,
 }
 
@@ -26,11 +28,13 @@ pub struct MediaPorts {
 }
 
 impl MediaPorts {
-    /// Adds a leg's socket; its port goes back when the leg is released.
-    pub fn insert(&mut self, leg: LegId, sock: UdpSocket, guard: PortGuard) {
+    /// Adds a leg's RTP and RTCP sockets; their ports go back when the
+    /// leg is released.
+    pub fn insert(&mut self, leg: LegId, (sock, rtcp): (UdpSocket, UdpSocket), guard: PortGuard) {
         self.ports.push(Port {
             leg,
             sock,
+            rtcp,
             _guard: guard,
         });
     }
@@ -40,26 +44,29 @@ impl MediaPorts {
         self.ports.retain(|p| p.leg != leg);
     }
 
-    /// Sends one datagram on a leg's socket.
-    pub async fn send(&self, leg: LegId, data: &[u8], dest: SocketAddr) {
+    /// Sends one datagram on a leg's RTP socket (or its RTCP one).
+    pub async fn send(&self, leg: LegId, data: &[u8], dest: SocketAddr, rtcp: bool) {
         let Some(p) = self.ports.iter().find(|p| p.leg == leg) else {
             return;
         };
-        if let Err(e) = p.sock.send_to(data, dest).await {
-            debug!(error = %e, %dest, "RTP send failed");
+        let sock = if rtcp { &p.rtcp } else { &p.sock };
+        if let Err(e) = sock.send_to(data, dest).await {
+            debug!(error = %e, %dest, rtcp, "media send failed");
         }
     }
 
-    /// The next datagram on any leg: its leg, length and source. Waits
-    /// forever when the call holds no socket.
-    pub async fn recv(&self, buf: &mut [u8]) -> (LegId, usize, SocketAddr) {
+    /// The next datagram on any leg: its leg, length, source and whether
+    /// it came on the RTCP port. Waits forever when the call holds no
+    /// socket.
+    pub async fn recv(&self, buf: &mut [u8]) -> (LegId, usize, SocketAddr, bool) {
         poll_fn(|cx| {
-            for p in &self.ports {
+            for (p, rtcp) in self.ports.iter().flat_map(|p| [(p, false), (p, true)]) {
+                let sock = if rtcp { &p.rtcp } else { &p.sock };
                 loop {
                     let mut rb = ReadBuf::new(buf);
-                    match p.sock.poll_recv_from(cx, &mut rb) {
+                    match sock.poll_recv_from(cx, &mut rb) {
                         Poll::Ready(Ok(from)) => {
-                            return Poll::Ready((p.leg, rb.filled().len(), from))
+                            return Poll::Ready((p.leg, rb.filled().len(), from, rtcp))
                         }
                         // An error (an ICMP report) is consumed by the
                         // read: poll again, which also registers the waker.

@@ -39,8 +39,9 @@ pub struct CallSetup {
     pub offer: Option<SessionDescription>,
     /// The RTP port reserved for the call.
     pub port: u16,
-    /// The RTP socket, bound to `port` (taken when the call starts).
-    pub socket: Option<std::net::UdpSocket>,
+    /// The RTP and RTCP sockets, bound to `port` and `port + 1` (taken
+    /// when the call starts).
+    pub socket: Option<crate::base::bus::MediaSocket>,
     /// The caller's number (user part of From).
     pub caller: String,
     /// Where the INVITE came from (call-backs go there by default).
@@ -205,7 +206,7 @@ pub async fn restore(setup: CallSetup, row: nida_store::CallbackRow) {
 /// the configured ring time, 200, then the ACK (with the answer to a
 /// late offer). No RTP before the ACK: an INVITE from a forged source
 /// names whatever media address it likes.
-async fn answer(s: &mut CallSetup) -> Option<(Negotiated, Option<[u8; 30]>, UdpSocket)> {
+async fn answer(s: &mut CallSetup) -> Option<(Negotiated, Option<[u8; 30]>, Sockets)> {
     let handle = s.handle;
     let negotiated = match answering::take_offer(s.offer.as_ref(), &s.cfg.codecs, s.secure) {
         Ok(n) => n,
@@ -223,7 +224,11 @@ async fn answer(s: &mut CallSetup) -> Option<(Negotiated, Option<[u8; 30]>, UdpS
         .and_then(|n| n.srtp)
         .map(|_| crate::base::tls::srtp_key());
     let local = SocketAddr::new(s.cfg.media_ip(), s.port);
-    let sock = match s.socket.take().map(UdpSocket::from_std) {
+    let sock = match s
+        .socket
+        .take()
+        .map(crate::base::bus::MediaSocket::into_tokio)
+    {
         Some(Ok(sock)) => sock,
         Some(Err(e)) => {
             warn!(%local, error = %e, "cannot use the RTP socket: 503");
@@ -284,6 +289,9 @@ async fn answer(s: &mut CallSetup) -> Option<(Negotiated, Option<[u8; 30]>, UdpS
     Some((negotiated, srtp, sock))
 }
 
+/// A leg's RTP and RTCP sockets.
+type Sockets = (UdpSocket, UdpSocket);
+
 /// Both ends of a channel the task gives to the tasks it spawns.
 type Channel<T> = (mpsc::Sender<T>, mpsc::Receiver<T>);
 
@@ -324,7 +332,9 @@ impl Shell {
         loop {
             let now = Instant::now();
             while let Some(t) = call.poll_transmit(now, &mut outbuf) {
-                self.media.send(t.leg, &outbuf[..t.len], t.dest).await;
+                self.media
+                    .send(t.leg, &outbuf[..t.len], t.dest, t.rtcp)
+                    .await;
             }
             while let Some(o) = call.poll_output() {
                 self.carry_out(&mut call, o).await;
@@ -336,8 +346,12 @@ impl Shell {
                 .poll_timeout()
                 .unwrap_or_else(|| now + std::time::Duration::from_secs(3600));
             tokio::select! {
-                (leg, n, from) = self.media.recv(&mut inbuf) => {
-                    call.handle_rtp(Instant::now(), leg, from, &inbuf[..n]);
+                (leg, n, from, rtcp) = self.media.recv(&mut inbuf) => {
+                    if rtcp {
+                        call.handle_rtcp(Instant::now(), leg, from, &inbuf[..n]);
+                    } else {
+                        call.handle_rtp(Instant::now(), leg, from, &inbuf[..n]);
+                    }
                 }
                 m = self.s.rx.recv() => match m {
                     Some(m) => self.message(&mut call, m).await,
@@ -512,7 +526,7 @@ impl Shell {
         dial: Dial,
         from_user: String,
         number: Option<(nida_call::Purpose, String)>,
-    ) -> Option<(CallHandle, UdpSocket, PortGuard, Option<[u8; 30]>)> {
+    ) -> Option<(CallHandle, Sockets, PortGuard, Option<[u8; 30]>)> {
         let (reply, rx) = oneshot::channel();
         let m = ToDriver::Invite(LegRequest {
             target: dial,
@@ -533,7 +547,7 @@ impl Shell {
             port,
             driver: self.s.driver.clone(),
         };
-        match UdpSocket::from_std(socket) {
+        match socket.into_tokio() {
             Ok(sock) => Some((handle, sock, guard, srtp)),
             Err(e) => {
                 warn!(error = %e, "cannot use the leg's RTP socket");

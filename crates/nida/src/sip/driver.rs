@@ -3,7 +3,7 @@
 //! through. It is the only writer of SIP state; call tasks talk to it
 //! through a channel.
 
-use crate::base::bus::{Counters, Dial, LegRequest, LegSetup, ToCall, ToDriver};
+use crate::base::bus::{Counters, Dial, LegRequest, LegSetup, MediaSocket, ToCall, ToDriver};
 use crate::call::{self, CallSetup};
 use crate::config::features::FeatureCodes;
 use crate::config::Config;
@@ -44,14 +44,20 @@ struct Ports {
 }
 
 impl Ports {
-    /// Binds the next free port; a port another program holds goes to the
-    /// back of the queue and the next one is tried (eight at most).
-    fn bind(&mut self, ip: std::net::IpAddr) -> Option<(u16, std::net::UdpSocket)> {
+    /// Binds the next free port and the one after it (RTCP); a port
+    /// another program holds goes to the back of the queue and the next
+    /// one is tried (eight at most).
+    fn bind(&mut self, ip: std::net::IpAddr) -> Option<(u16, MediaSocket)> {
+        let open = |port: u16| {
+            let sock = std::net::UdpSocket::bind((ip, port)).ok()?;
+            sock.set_nonblocking(true).ok()?;
+            Some(sock)
+        };
         for _ in 0..8 {
             let port = self.free.pop_front()?;
-            match std::net::UdpSocket::bind((ip, port)) {
-                Ok(sock) if sock.set_nonblocking(true).is_ok() => return Some((port, sock)),
-                Ok(_) | Err(_) => {
+            match (open(port), open(port + 1)) {
+                (Some(rtp), Some(rtcp)) => return Some((port, MediaSocket { rtp, rtcp })),
+                _ => {
                     warn!(port, "RTP port unavailable; trying the next");
                     self.free.push_back(port);
                 }
@@ -67,6 +73,7 @@ impl Ports {
         let own = [cfg.sip_addr.port(), cfg.http_addr.port()];
         let free: VecDeque<u16> = (first..=cfg.rtp_ports.last)
             .step_by(2)
+            .filter(|p| *p < cfg.rtp_ports.last)
             .filter(|p| !own.contains(p) && !own.contains(&(p + 1)))
             .collect();
         Ports {
@@ -97,7 +104,7 @@ struct NewCall {
     call_id: String,
     offer: Option<nida_sip::sdp::SessionDescription>,
     port: u16,
-    socket: Option<std::net::UdpSocket>,
+    socket: Option<MediaSocket>,
     caller: String,
     source: SocketAddr,
     called: String,

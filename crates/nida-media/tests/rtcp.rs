@@ -1,0 +1,173 @@
+//! RTCP between two streams in virtual time over a network that delays
+//! every packet by 40 ms and drops RTP on a fixed pattern: nida's figures
+//! (loss both ways, round trip, jitter) against the truth.
+
+use nida_media::{Law, RtpSession, SessionConfig};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+const A: &str = "192.0.2.1:20000";
+const B: &str = "192.0.2.2:30000";
+const DELAY: Duration = Duration::from_millis(40);
+
+fn session(t0: Instant, ssrc: u32, remote: &str) -> RtpSession {
+    let remote: SocketAddr = remote.parse().unwrap();
+    let mut s = RtpSession::new(
+        t0,
+        SessionConfig {
+            law: Law::Mu,
+            telephone_event: Some(101),
+            ssrc,
+            initial_seq: 65_000,
+            initial_ts: ssrc,
+            remote,
+            rtp_timeout: Duration::from_secs(60),
+            keep_audio: false,
+        },
+    );
+    let rtcp = SocketAddr::new(remote.ip(), remote.port() + 1);
+    s.enable_rtcp(t0, rtcp, false, Duration::from_secs(1_800_000_000));
+    s
+}
+
+/// A datagram on its way: (to A?, rtcp?, bytes).
+type Flight = (bool, bool, Vec<u8>);
+
+#[test]
+fn loss_jitter_and_round_trip_are_measured_within_ten_percent() {
+    let t0 = Instant::now();
+    let mut a = session(t0, 0xa, B);
+    let mut b = session(t0, 0xb, A);
+    let (from_a, from_b): (SocketAddr, SocketAddr) = (A.parse().unwrap(), B.parse().unwrap());
+    let (ra, rb) = (
+        SocketAddr::new(from_a.ip(), from_a.port() + 1),
+        SocketAddr::new(from_b.ip(), from_b.port() + 1),
+    );
+    let mut flights: BTreeMap<(Instant, u64), Flight> = BTreeMap::new();
+    let mut n = 0u64;
+    let (mut a_rtp, mut b_rtp) = (0u64, 0u64);
+    let (mut a_dropped, mut b_dropped) = (0u64, 0u64);
+    let mut buf = [0u8; 1500];
+    let mut now = t0;
+    let end = t0 + Duration::from_secs(60);
+    while now < end {
+        // Sending: A's packets lose every 20th (5 %), B's every 10th (10 %).
+        while let Some(o) = a.poll_transmit(now, &mut buf) {
+            a_rtp += 1;
+            if a_rtp % 20 == 0 {
+                a_dropped += 1;
+                continue;
+            }
+            n += 1;
+            flights.insert((now + DELAY, n), (false, false, buf[..o.len].to_vec()));
+        }
+        while let Some(o) = b.poll_transmit(now, &mut buf) {
+            b_rtp += 1;
+            if b_rtp % 10 == 3 {
+                b_dropped += 1;
+                continue;
+            }
+            n += 1;
+            flights.insert((now + DELAY, n), (true, false, buf[..o.len].to_vec()));
+        }
+        while let Some((len, dest)) = a.poll_rtcp(now, &mut buf) {
+            assert_eq!(dest, rb);
+            n += 1;
+            flights.insert((now + DELAY, n), (false, true, buf[..len].to_vec()));
+        }
+        while let Some((len, dest)) = b.poll_rtcp(now, &mut buf) {
+            assert_eq!(dest, ra);
+            n += 1;
+            flights.insert((now + DELAY, n), (true, true, buf[..len].to_vec()));
+        }
+        let next = [
+            Some(a.poll_timeout()),
+            Some(b.poll_timeout()),
+            flights.keys().next().map(|k| k.0),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap();
+        now = next.max(now);
+        while let Some(entry) = flights.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let (to_a, rtcp, data) = entry.remove();
+            match (to_a, rtcp) {
+                (true, false) => a.handle_packet(now, from_b, &data),
+                (true, true) => a.handle_rtcp(now, rb, &data),
+                (false, false) => b.handle_packet(now, from_a, &data),
+                (false, true) => b.handle_rtcp(now, ra, &data),
+            }
+        }
+        a.handle_timeout(now);
+        b.handle_timeout(now);
+    }
+    let q = a.quality();
+    let (sent, received) = a.rtcp_counts();
+    // 5 s on average, randomised and divided by e - 3/2 (RFC 3550 6.3.1).
+    assert!(
+        (10..=20).contains(&sent),
+        "a report every 4 s or so: {sent}"
+    );
+    assert!(received >= 8, "{received}");
+    // What A lost of B's stream.
+    let truth = b_dropped as f64 / b_rtp as f64;
+    assert!(
+        (q.loss - truth).abs() <= truth * 0.1,
+        "loss {} vs {truth}",
+        q.loss
+    );
+    assert!(
+        (q.lost as f64 - b_dropped as f64).abs() <= b_dropped as f64 * 0.1,
+        "{} lost of {b_dropped}",
+        q.lost
+    );
+    // What B reports losing of A's stream.
+    let truth = a_dropped as f64 / a_rtp as f64;
+    let peer = q.peer_loss.expect("B reported");
+    assert!(
+        (peer - truth).abs() <= truth * 0.1,
+        "peer loss {peer} vs {truth}"
+    );
+    // Round trip: 40 ms each way.
+    let rtt = q.rtt.expect("a round trip").as_secs_f64();
+    assert!((rtt - 0.080).abs() <= 0.008, "rtt {rtt}");
+    // No jitter on this network.
+    assert!(q.jitter_ms < 1.0, "{}", q.jitter_ms);
+    assert!(q.peer_jitter_ms.unwrap() < 1.0);
+    // 10 % loss is a poor call, far from a clean one.
+    assert!((2.5..4.0).contains(&q.mos), "mos {}", q.mos);
+    assert!(b.quality().mos > q.mos, "B lost less");
+}
+
+#[test]
+fn rtcp_from_another_address_is_ignored_and_bye_is_reported() {
+    let t0 = Instant::now();
+    let mut a = session(t0, 0xa, B);
+    let mut b = session(t0, 0xb, A);
+    let mut buf = [0u8; 1500];
+    let later = t0 + Duration::from_secs(10);
+    let (len, _) = b.poll_rtcp(later, &mut buf).expect("a report is due");
+    let stranger: SocketAddr = "198.51.100.7:9999".parse().unwrap();
+    a.handle_rtcp(later, stranger, &buf[..len]);
+    assert_eq!(a.rtcp_counts().1, 0);
+    assert_eq!(a.stats().foreign, 1);
+    // A BYE from the peer's RTCP port.
+    let bye = [
+        0x80, 201, 0, 1, 0, 0, 0, 0xb, // RR, no blocks
+        0x81, 203, 0, 1, 0, 0, 0, 0xb, // BYE 0xb
+    ];
+    a.handle_rtcp(later, "192.0.2.2:30001".parse().unwrap(), &bye);
+    assert_eq!(a.poll_event(), Some(nida_media::MediaEvent::PeerLeft));
+    // Garbage from the peer: counted, no panic.
+    a.handle_rtcp(
+        later,
+        "192.0.2.2:30001".parse().unwrap(),
+        &[0x80, 201, 0, 9],
+    );
+    assert_eq!(a.stats().rejected, 1);
+}
