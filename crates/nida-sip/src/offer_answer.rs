@@ -49,6 +49,7 @@ impl OfferAnswer {
             // peer will be; keep the last one (and no one else's).
             if let Some(c) = self.current {
                 n.remote = c.remote;
+                n.rtcp = c.rtcp;
             }
         }
         let send = n.direction.sends() && !unusable;
