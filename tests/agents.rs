@@ -211,7 +211,12 @@ fn has_tone(pcm: &[i16], rate: u32, hz: f64) -> bool {
 
 /// A WAV of a 1000 Hz tone: the caller's voice.
 fn caller_voice(dir: &Path) -> PathBuf {
-    let path = dir.join("caller-voice.wav");
+    caller_voice_for(dir, 2)
+}
+
+/// `seconds` of the caller's 1000 Hz voice.
+fn caller_voice_for(dir: &Path, seconds: u32) -> PathBuf {
+    let path = dir.join(format!("caller-voice-{seconds}.wav"));
     let spec = hound::WavSpec {
         channels: 1,
         sample_rate: 8000,
@@ -219,8 +224,8 @@ fn caller_voice(dir: &Path) -> PathBuf {
         sample_format: hound::SampleFormat::Int,
     };
     let mut w = hound::WavWriter::create(&path, spec).unwrap();
-    for i in 0..16_000 {
-        let v = (i as f64 * 2.0 * std::f64::consts::PI * 1000.0 / 8000.0).sin() * 8000.0;
+    for i in 0..8000 * seconds {
+        let v = (f64::from(i) * 2.0 * std::f64::consts::PI * 1000.0 / 8000.0).sin() * 8000.0;
         w.write_sample(v as i16).unwrap();
     }
     w.finalize().unwrap();
@@ -1146,24 +1151,6 @@ fn a_call_back_goes_through_the_trunk_to_the_address_that_answers() {
     let _ = carrier_sipp.wait();
 }
 
-/// A WAV of `seconds` of a 1000 Hz tone: a caller who talks throughout.
-fn long_voice(dir: &Path, seconds: u32) -> PathBuf {
-    let path = dir.join("caller-long-voice.wav");
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 8000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(&path, spec).unwrap();
-    for i in 0..8000 * seconds {
-        let v = (f64::from(i) * 2.0 * std::f64::consts::PI * 1000.0 / 8000.0).sin() * 8000.0;
-        w.write_sample(v as i16).unwrap();
-    }
-    w.finalize().unwrap();
-    path
-}
-
 #[test]
 fn an_agent_holds_past_the_rtp_timeout_and_both_hear_each_other_after_resume() {
     let extra = format!(
@@ -1172,7 +1159,7 @@ fn an_agent_holds_past_the_rtp_timeout_and_both_hear_each_other_after_resume() {
     );
     let nida = start_centre(&extra);
     let phone = registered_phone(&nida, true);
-    let voice = long_voice(&nida.dir, 40);
+    let voice = caller_voice_for(&nida.dir, 40);
     let heard = nida.dir.join("caller-heard.wav");
     let call = caller(&nida, "2,0,w5", 60, &voice, &heard);
     assert!(

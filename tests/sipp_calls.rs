@@ -398,49 +398,47 @@ fn sigterm_with_no_call_stops_at_once() {
     assert!(t0.elapsed() < Duration::from_secs(3));
 }
 
-/// RTP received on a socket until `stop` is set: (arrival, packet).
-fn collect_rtp(
-    sock: UdpSocket,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-) -> std::thread::JoinHandle<Vec<Vec<u8>>> {
-    sock.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    std::thread::spawn(move || {
-        let mut got = Vec::new();
-        let mut buf = [0u8; 2048];
-        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-            if let Ok(n) = sock.recv(&mut buf) {
-                got.push(buf[..n].to_vec());
+/// Runs a scenario whose SDP offers a first RTP port (`[rtp_port]`) and
+/// later a second (`[rtp_port2]`), receiving nida's RTP on both: sipp's
+/// result and the packets each port got.
+fn sipp_two_ports(nida: &Nida, scenario: &str) -> (common::SippRun, Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let (a_port, b_port) = (common::media_ports(), common::media_ports());
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let collect = |port: u16| {
+        let sock = UdpSocket::bind(("127.0.0.1", port)).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut got = Vec::new();
+            let mut buf = [0u8; 2048];
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok(n) = sock.recv(&mut buf) {
+                    got.push(buf[..n].to_vec());
+                }
             }
-        }
-        got
-    })
+            got
+        })
+    };
+    let (a, b) = (collect(a_port), collect(b_port));
+    let second = b_port.to_string();
+    let run = common::sipp_with(
+        nida.sip,
+        scenario,
+        a_port + 1,
+        a_port,
+        &["-key", "rtp_port2", &second],
+    );
+    stop.store(true, Ordering::Relaxed);
+    (run, a.join().unwrap(), b.join().unwrap())
 }
 
 #[test]
 fn reinvites_move_the_media_set_ptime_and_hold_past_the_rtp_timeout() {
     // Held for 5 s with a 3 s RTP timeout; sipp sends no RTP at all.
     let nida = Nida::start("rtp_timeout_seconds = 3");
-    let (a_port, b_port) = (common::media_ports(), common::media_ports());
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let a = collect_rtp(
-        UdpSocket::bind(("127.0.0.1", a_port)).unwrap(),
-        stop.clone(),
-    );
-    let b = collect_rtp(
-        UdpSocket::bind(("127.0.0.1", b_port)).unwrap(),
-        stop.clone(),
-    );
-    let second = b_port.to_string();
-    let run = common::sipp_with(
-        nida.sip,
-        "uac_reinvite.xml",
-        a_port + 1,
-        a_port,
-        &["-key", "rtp_port2", &second],
-    );
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let (a, b) = (a.join().unwrap(), b.join().unwrap());
+    let (run, a, b) = sipp_two_ports(&nida, "uac_reinvite.xml");
     assert!(run.ok, "{}\n{}", run.output, nida.log());
     assert!(!nida.log().contains("no RTP"), "{}", nida.log());
     let a: Vec<RtpReader<'_>> = a.iter().map(|p| RtpReader::new(p).unwrap()).collect();
@@ -488,22 +486,7 @@ fn reinvites_move_the_media_set_ptime_and_hold_past_the_rtp_timeout() {
 #[test]
 fn reliable_ringing_session_timer_and_update_from_sipp() {
     let nida = Nida::start("");
-    let (a_port, b_port) = (common::media_ports(), common::media_ports());
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let b = collect_rtp(
-        UdpSocket::bind(("127.0.0.1", b_port)).unwrap(),
-        stop.clone(),
-    );
-    let second = b_port.to_string();
-    let run = common::sipp_with(
-        nida.sip,
-        "uac_100rel_update.xml",
-        a_port + 1,
-        a_port,
-        &["-key", "rtp_port2", &second],
-    );
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let b = b.join().unwrap();
+    let (run, _, b) = sipp_two_ports(&nida, "uac_100rel_update.xml");
     assert!(run.ok, "{}\n{}", run.output, nida.log());
     // The UPDATE's offer moved the media to the second port.
     assert!(b.len() >= 25, "{} packets after the UPDATE", b.len());

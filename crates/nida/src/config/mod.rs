@@ -962,6 +962,11 @@ mod tests {
             ("admin_token = \"short\"\n", "at least 12"),
             ("outbound_uri = \"tel:{number}\"\n", "outbound_uri"),
             ("rtp_timeout_seconds = 0\n", "rtp_timeout_seconds"),
+            ("min_se_seconds = 30\n", "min_se_seconds"),
+            (
+                "session_expires_seconds = 100\nmin_se_seconds = 200\n",
+                "session_expires_seconds",
+            ),
             ("codecs = []\n", "at least one codec"),
             ("[lookups.x]\nkey = \"n\"\n", "exactly one of"),
             (
