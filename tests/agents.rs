@@ -1198,6 +1198,17 @@ fn an_agent_holds_past_the_rtp_timeout_and_both_hear_each_other_after_resume() {
     // 600 Hz; and the agent hears the caller's 1000 Hz.
     assert!(nida.wait_log("call record written", Duration::from_secs(5)));
     let recs = records(&nida);
+    // Each leg's media quality is in the record (the API's view of it).
+    let media = recs[0]["media"].as_array().expect("media quality").clone();
+    for role in ["caller", "agent"] {
+        let m = media
+            .iter()
+            .find(|m| m["role"] == role)
+            .unwrap_or_else(|| panic!("no {role} leg in {media:?}"));
+        let mos = m["mos"].as_f64().unwrap();
+        assert!((4.0..=4.5).contains(&mos), "a clean loopback call: {m}");
+        assert_eq!(m["lost"], 0, "{m}");
+    }
     let rec = PathBuf::from(recs[0]["recording"].as_str().expect("recorded"));
     let (right, rate) = read_wav(&rec, 1).unwrap();
     let tail = &right[right.len().saturating_sub(rate as usize * 2)..];

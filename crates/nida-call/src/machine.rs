@@ -141,6 +141,29 @@ pub struct Call {
     pub(crate) tape: Option<Tape>,
     pub(crate) recording_name: Option<String>,
     pub(crate) recorded: Option<String>,
+    /// The media quality of the legs closed so far, for the record.
+    pub(crate) media_quality: Vec<nida_store::LegQuality>,
+}
+
+/// A leg's media quality as the record keeps it.
+fn leg_quality(role: Role, rtp: &RtpSession) -> nida_store::LegQuality {
+    let q = rtp.quality();
+    nida_store::LegQuality {
+        role: match role {
+            Role::Caller => "caller",
+            Role::Agent(_) => "agent",
+            Role::CallbackCaller => "callback",
+            Role::Transfer => "transfer",
+        }
+        .into(),
+        lost: q.lost,
+        loss: q.loss,
+        jitter_ms: q.jitter_ms,
+        peer_loss: q.peer_loss,
+        rtt_ms: q.rtt.map(|d| d.as_secs_f64() * 1000.0),
+        r_factor: q.r_factor,
+        mos: q.mos,
+    }
 }
 
 impl Call {
@@ -188,6 +211,7 @@ impl Call {
             tape: None,
             recording_name: None,
             recorded: None,
+            media_quality: Vec::new(),
         }
     }
 
@@ -754,6 +778,16 @@ impl Call {
             path: self.path.clone(),
             vars: self.info.vars.clone(),
             transfers: self.transfers.clone(),
+            media: self
+                .media_quality
+                .iter()
+                .cloned()
+                .chain(
+                    self.legs
+                        .iter()
+                        .filter_map(|l| l.rtp.as_ref().map(|r| leg_quality(l.role, r))),
+                )
+                .collect(),
         }
     }
 
@@ -808,6 +842,7 @@ impl Call {
         };
         let leg = self.legs.remove(i);
         if let Some(rtp) = leg.rtp {
+            self.media_quality.push(leg_quality(leg.role, &rtp));
             self.event(CallEvent::MediaClosed {
                 leg: id,
                 role: leg.role,

@@ -4,7 +4,9 @@
 //!
 //! [`crate::RtpSession`] keeps one [`Reporter`] per stream: it asks it
 //! when the next report is due, hands it the counters to report, and gives
-//! it what the peer reported about nida's stream.
+//! it what the peer reported about nida's stream. Compounds are read
+//! leniently: one that does not start with SR or RR (baresip sends lone
+//! APP packets) is read all the same.
 
 use std::time::Duration;
 
@@ -75,9 +77,6 @@ pub enum RtcpError {
     /// Not version 2.
     #[error("RTCP version is not 2")]
     Version,
-    /// The first packet is neither SR nor RR (RFC 3550 6.1).
-    #[error("an RTCP compound starts with SR or RR")]
-    NotAReport,
 }
 
 fn be32(b: &[u8], at: usize) -> u32 {
@@ -124,9 +123,6 @@ pub fn parse(data: &[u8]) -> Result<Vec<Packet>, RtcpError> {
             return Err(RtcpError::Truncated);
         }
         let body = &rest[4..len];
-        if out.is_empty() && pt != SR && pt != RR {
-            return Err(RtcpError::NotAReport);
-        }
         let p = match pt {
             SR => {
                 if body.len() < 24 {
@@ -397,9 +393,10 @@ mod tests {
         let mut lying = buf[..n].to_vec();
         lying[0] = 0x80 | 31;
         assert_eq!(parse(&lying), Err(RtcpError::Truncated));
-        // SDES first.
-        let sdes = [0x81, SDES, 0, 1, 0, 0, 0, 1];
-        assert_eq!(parse(&sdes), Err(RtcpError::NotAReport));
+        // A lone APP packet (baresip's PINGPONG, against RFC 3550 6.1's
+        // SR or RR first) is read, not refused.
+        let app = [0x80, 204, 0, 2, 0, 0, 0, 1, b'P', b'I', b'N', b'G'];
+        assert_eq!(parse(&app), Ok(vec![Packet::Other(204)]));
         // Every byte flipped in turn: an answer, never a panic.
         for i in 0..n {
             let mut m = buf[..n].to_vec();

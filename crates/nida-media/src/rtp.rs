@@ -640,7 +640,10 @@ impl RtpSession {
 
     /// Feeds one datagram that arrived on the RTP port.
     pub fn handle_packet(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
-        if self.rtcp.as_ref().is_some_and(|r| r.mux) && crate::rtcp::is_rtcp(data) {
+        // RTCP on the RTP port is taken whether or not mux was agreed:
+        // some phones (baresip) mux anyway, and RTP payload types never
+        // fall in RTCP's range (RFC 5761 4).
+        if self.rtcp.is_some() && crate::rtcp::is_rtcp(data) {
             self.handle_rtcp(now, from, data);
             return;
         }
@@ -730,6 +733,10 @@ impl RtpSession {
         }
         self.candidate = None;
         self.remote = from;
+        // Its RTCP comes from behind the same NAT, next to its RTP.
+        if let Some(r) = self.rtcp.as_mut().filter(|r| !r.mux) {
+            r.dest = SocketAddr::new(from.ip(), from.port().wrapping_add(1));
+        }
         // The new source numbers its packets afresh.
         self.rx = None;
         self.events.push_back(MediaEvent::Latched(from));

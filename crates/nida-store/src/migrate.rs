@@ -93,6 +93,8 @@ pub const MIGRATIONS: &[&str] = &[
     "ALTER TABLE agents ADD COLUMN realm TEXT;
     ALTER TABLE agents ADD COLUMN ha1_md5 TEXT;
     ALTER TABLE agents ADD COLUMN ha1_sha256 TEXT;",
+    // 5: each leg's media quality (loss, jitter, round trip, MOS) as JSON.
+    "ALTER TABLE calls ADD COLUMN media TEXT;",
 ];
 
 /// The newest schema version.

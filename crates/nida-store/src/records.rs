@@ -52,6 +52,30 @@ pub struct CallRecord {
     pub vars: BTreeMap<String, String>,
     /// Transfers by the agent (queue names or numbers).
     pub transfers: Vec<String>,
+    /// The media quality of each leg, as RTP and RTCP measured it.
+    #[serde(default)]
+    pub media: Vec<LegQuality>,
+}
+
+/// One leg's media quality in a call record.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LegQuality {
+    /// Who was on it: `caller`, `agent`, `callback`, `transfer`.
+    pub role: String,
+    /// Packets lost on the way to nida.
+    pub lost: u64,
+    /// Share of the peer's packets lost on the way to nida.
+    pub loss: f64,
+    /// Interarrival jitter of what nida received, in ms.
+    pub jitter_ms: f64,
+    /// Share of nida's packets the peer reported lost (RTCP).
+    pub peer_loss: Option<f64>,
+    /// Round-trip time in ms (RTCP).
+    pub rtt_ms: Option<f64>,
+    /// The E-model's R factor.
+    pub r_factor: f64,
+    /// The estimated mean opinion score (1 to 4.5).
+    pub mos: f64,
 }
 
 impl CallRecord {
@@ -162,7 +186,7 @@ fn parse<T: for<'a> Deserialize<'a> + Default>(s: String) -> T {
 
 const CALL_COLUMNS: &str = "id, call_id, caller, called, queued_at, ended_at, queue, language, \
     outcome, agent, wait_seconds, talk_seconds, service_level_seconds, rating, recording, \
-    callback, callback_attempts, path, vars, transfers";
+    callback, callback_attempts, path, vars, transfers, media";
 
 fn call_row(r: &Row) -> rusqlite::Result<CallRecord> {
     Ok(CallRecord {
@@ -186,6 +210,10 @@ fn call_row(r: &Row) -> rusqlite::Result<CallRecord> {
         path: parse(r.get(17)?),
         vars: parse(r.get(18)?),
         transfers: parse(r.get(19)?),
+        media: r
+            .get::<_, Option<String>>(20)?
+            .map(parse)
+            .unwrap_or_default(),
     })
 }
 
@@ -240,7 +268,7 @@ impl Store {
         tx.execute(
             &format!(
                 "INSERT INTO calls ({}) VALUES (NULL, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, \
-                 ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+                 ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
                 CALL_COLUMNS
             ),
             params![
@@ -263,6 +291,7 @@ impl Store {
                 json(&c.path),
                 json(&c.vars),
                 json(&c.transfers),
+                json(&c.media),
             ],
         )
         .map_err(err)?;

@@ -40,6 +40,16 @@ fn records_and_surveys_are_written_and_read_back() {
     let mut a = record("visa", 1_000, Some(5.0), "answered");
     a.rating = Some(2);
     a.transfers = vec!["visa_urgent".into()];
+    a.media = vec![nida_store::LegQuality {
+        role: "caller".into(),
+        lost: 12,
+        loss: 0.02,
+        jitter_ms: 3.5,
+        peer_loss: Some(0.01),
+        rtt_ms: Some(82.0),
+        r_factor: 80.1,
+        mos: 4.02,
+    }];
     let b = record("police", 2_000, None, "abandoned");
     let c = record("visa", 3_000, Some(30.0), "answered");
     a.id = s.insert_call(&a).unwrap();

@@ -37,6 +37,12 @@ const HANDLE_BUCKETS: [f64; 10] = [
 
 /// A queue label.
 type Queue = Vec<(&'static str, String)>;
+/// Buckets of the estimated MOS (1 to 4.5).
+const MOS_BUCKETS: [f64; 8] = [1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.2, 4.4];
+/// Buckets of round-trip times, in seconds.
+const RTT_BUCKETS: [f64; 8] = [0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.4, 0.8];
+/// Buckets of packet loss, as a share.
+const LOSS_BUCKETS: [f64; 7] = [0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2];
 
 /// Sums over the call records written since start, per queue.
 #[derive(Debug, Clone, Default)]
@@ -58,6 +64,12 @@ pub struct Times {
     answer: Family<Queue, Histogram>,
     /// Time with the agent of answered calls.
     handle: Family<Queue, Histogram>,
+    /// Estimated MOS of each leg, by role.
+    mos: Family<Queue, Histogram>,
+    /// Round-trip time of each leg that measured one, by role.
+    rtt: Family<Queue, Histogram>,
+    /// Packet loss towards nida of each leg, by role.
+    loss: Family<Queue, Histogram>,
 }
 
 impl Default for Times {
@@ -72,6 +84,9 @@ impl Default for Times {
             wait: Family::new_with_constructor(wait as fn() -> Histogram),
             answer: Family::new_with_constructor(wait as fn() -> Histogram),
             handle: Family::new_with_constructor(handle as fn() -> Histogram),
+            mos: Family::new_with_constructor(|| Histogram::new(MOS_BUCKETS)),
+            rtt: Family::new_with_constructor(|| Histogram::new(RTT_BUCKETS)),
+            loss: Family::new_with_constructor(|| Histogram::new(LOSS_BUCKETS)),
         }
     }
 }
@@ -91,6 +106,14 @@ impl Times {
         }
         if let Some(t) = r.talk_seconds {
             self.handle.get_or_create(&q).observe(t);
+        }
+        for m in &r.media {
+            let role: Queue = vec![("role", m.role.clone())];
+            self.mos.get_or_create(&role).observe(m.mos);
+            self.loss.get_or_create(&role).observe(m.loss);
+            if let Some(rtt) = m.rtt_ms {
+                self.rtt.get_or_create(&role).observe(rtt / 1000.0);
+            }
         }
     }
 }
@@ -150,6 +173,21 @@ fn register_times(r: &mut Registry, times: &Times) {
         "nida_handle_seconds",
         "Time with the agent of answered calls, from the records written since start.",
         times.handle.clone(),
+    );
+    r.register(
+        "nida_media_mos",
+        "Estimated mean opinion score (E-model) of each call leg, by role, from the records written since start.",
+        times.mos.clone(),
+    );
+    r.register(
+        "nida_media_rtt_seconds",
+        "RTCP round-trip time of each call leg that measured one, by role.",
+        times.rtt.clone(),
+    );
+    r.register(
+        "nida_media_loss_ratio",
+        "Share of a call leg's packets lost on the way to nida, by role.",
+        times.loss.clone(),
     );
 }
 
@@ -597,6 +635,15 @@ mod tests {
         times.observe(&record("visa", "answered", Some(12.0), Some(200.0)));
         times.observe(&record("visa", "abandoned", None, None));
         times.observe(&record("residency", "answered", Some(3.0), Some(40.0)));
+        let mut with_media = record("police", "answered", Some(1.0), Some(10.0));
+        with_media.media = vec![nida_store::LegQuality {
+            role: "caller".into(),
+            loss: 0.03,
+            rtt_ms: Some(80.0),
+            mos: 3.9,
+            ..Default::default()
+        }];
+        times.observe(&with_media);
         let mut r = Registry::default();
         register_times(&mut r, &times);
         let text = render(&r);
@@ -624,6 +671,18 @@ mod tests {
         );
         assert!(
             text.contains("# TYPE nida_handle_seconds histogram"),
+            "{text}"
+        );
+        assert!(
+            text.contains("nida_media_mos_bucket{le=\"4.0\",role=\"caller\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("nida_media_rtt_seconds_bucket{le=\"0.05\",role=\"caller\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("nida_media_loss_ratio_bucket{le=\"0.05\",role=\"caller\"} 1"),
             "{text}"
         );
         assert!(text.ends_with("# EOF\n"));
