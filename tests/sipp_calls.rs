@@ -540,3 +540,25 @@ fn nida_sends_sender_reports_on_the_rtcp_port() {
     let run = call.join().unwrap();
     assert!(run.ok, "{}\n{}", run.output, nida.log());
 }
+
+#[test]
+fn a_session_never_refreshed_is_ended_by_nida_with_bye() {
+    // 90 s is the shortest interval RFC 4028 allows; the refresher (sipp)
+    // never refreshes, so nida sends BYE at 90 - 30 s.
+    let nida = Nida::start("rtp_timeout_seconds = 600");
+    let started = Instant::now();
+    let run = common::sipp_with(
+        nida.sip,
+        "uac_session_expiry.xml",
+        common::media_ports(),
+        common::media_ports(),
+        &["-timeout", "100s"],
+    );
+    let took = started.elapsed();
+    assert!(run.ok, "{}\n{}", run.output, nida.log());
+    assert!(
+        (Duration::from_secs(58)..Duration::from_secs(75)).contains(&took),
+        "BYE after {took:?}"
+    );
+    assert!(nida.wait_log("reason=SessionExpired", Duration::from_secs(5)));
+}
