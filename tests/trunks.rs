@@ -156,3 +156,80 @@ fn calls_from_the_trunk_network_are_taken_and_others_refused() {
     );
     assert_eq!(nida.status("calls"), 0);
 }
+
+/// dnsmasq on loopback `port` serving `carrier.test`: a NAPTR record to
+/// `_sip._udp.edge.carrier.test` (not the SRV name nida would guess, so
+/// only NAPTR leads there), whose SRV records name a dead carrier first
+/// (priority 10, port `dead`) and a live one after it (priority 20, port
+/// `live`), both at 127.0.0.1.
+fn dns_server(port: u16, dead: u16, live: u16) -> Child {
+    common::require("dnsmasq", "dnsmasq-base");
+    let dnsmasq = ["/usr/sbin/dnsmasq", "dnsmasq"]
+        .into_iter()
+        .find(|p| Command::new(p).arg("--version").output().is_ok())
+        .expect("dnsmasq");
+    let child = Command::new(dnsmasq)
+        .args([
+            "--keep-in-foreground",
+            "--no-daemon",
+            "--no-resolv",
+            "--no-hosts",
+        ])
+        .args([
+            "--listen-address=127.0.0.1",
+            "--bind-interfaces",
+            "--user=root",
+        ])
+        .arg(format!("--port={port}"))
+        .arg("--naptr-record=carrier.test,10,10,S,SIP+D2U,,_sip._udp.edge.carrier.test")
+        .arg(format!(
+            "--srv-host=_sip._udp.edge.carrier.test,dead.carrier.test,{dead},10,100"
+        ))
+        .arg(format!(
+            "--srv-host=_sip._udp.edge.carrier.test,live.carrier.test,{live},20,100"
+        ))
+        .arg("--host-record=dead.carrier.test,127.0.0.1")
+        .arg("--host-record=live.carrier.test,127.0.0.1")
+        .arg("--local-ttl=60")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("dnsmasq starts");
+    common::wait_udp_bound(port);
+    child
+}
+
+#[test]
+fn a_trunk_by_host_name_is_resolved_by_naptr_srv_and_a_and_fails_over() {
+    common::which_sipp();
+    let (dns, dead, live) = (common::ports(10), common::ports(10), common::ports(10));
+    let mut dnsmasq = dns_server(dns, dead, live);
+    let mut carrier = Command::new("sipp")
+        .args(["-sf", &common::scenario("carrier_options.xml")])
+        .args(["-i", "127.0.0.1", "-p", &live.to_string()])
+        .args(["-nostdin", "-timeout", "60s"])
+        .args(["-mp", &(live + 4).to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sipp starts");
+    let nida = Nida::start(&format!(
+        "dns_servers = [\"127.0.0.1:{dns}\"]\n\
+         [[trunks]]\nname = \"carrier\"\naddresses = [\"carrier.test\"]\n\
+         register = false\noptions_interval_seconds = 1\n"
+    ));
+    // Both SRV targets, in priority order; the dead one found down, the
+    // live one up, so calls go to the live one.
+    let expected_dead = format!("{{\"address\":\"127.0.0.1:{dead}\",\"health\":\"down\"}}");
+    let expected_live = format!("{{\"address\":\"127.0.0.1:{live}\",\"health\":\"up\"}}");
+    let mut trunks = String::new();
+    let found = common::wait(Duration::from_secs(15), || {
+        trunks = nida.get("/api/trunks");
+        trunks.contains(&format!("[{expected_dead},{expected_live}]"))
+    });
+    let _ = carrier.kill();
+    let _ = dnsmasq.kill();
+    let _ = (carrier.wait(), dnsmasq.wait());
+    assert!(found, "{trunks}\n{}", nida.log());
+    assert!(nida.log().contains("trunk resolved"), "{}", nida.log());
+}

@@ -12,6 +12,7 @@
 //! - [`session_timer`]: RFC 4028 session timers;
 //! - [`registrar`]: REGISTER bindings for softphones;
 //! - [`guard`]: limits per source address;
+//! - [`srv`]: RFC 3263 names and RFC 2782 order for trunks by host name;
 //! - [`trunk`]: carrier trunks (registration, health checks, numbers).
 //!
 //! No module reads the clock or a socket: time comes in as `now`, bytes come
@@ -33,6 +34,7 @@ pub mod registrar;
 pub mod rng;
 pub mod sdp;
 pub mod session_timer;
+pub mod srv;
 pub mod transaction;
 pub mod trunk;
 

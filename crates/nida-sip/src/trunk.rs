@@ -78,6 +78,10 @@ pub struct TrunkConfig {
     /// Offer reliable provisional responses (`Supported: 100rel`, RFC
     /// 3262) on the INVITEs sent to this carrier.
     pub rel100: bool,
+    /// The carrier's host name, with its port when one was written: the
+    /// shell resolves it (RFC 3263) and sets the addresses (see
+    /// [`Trunks::set_addresses`]); `addresses` start empty then.
+    pub resolve: Option<(String, Option<u16>)>,
 }
 
 /// What nida knows of an address's health.
@@ -314,6 +318,38 @@ impl Trunks {
             out: VecDeque::new(),
             events: VecDeque::new(),
         }
+    }
+
+    /// A trunk's addresses as DNS now gives them (RFC 3263), in the order
+    /// to try: an address still listed keeps its health; a new one is
+    /// checked at once. Health checks in flight to the old list are
+    /// forgotten (their answers are ignored). False for an unknown trunk.
+    pub fn set_addresses(&mut self, trunk: &str, addrs: Vec<SocketAddr>, now: Instant) -> bool {
+        let Some(ti) = self.trunks.iter().position(|t| t.cfg.name == trunk) else {
+            return false;
+        };
+        self.purposes
+            .retain(|_, p| !matches!(p, Purpose::Probe(t, _) if *t == ti));
+        let t = &mut self.trunks[ti];
+        let addresses = addrs
+            .iter()
+            .map(|&addr| {
+                let old = t.addresses.iter().find(|a| a.addr == addr);
+                Address {
+                    addr,
+                    health: old.map_or(Health::Unknown, |a| a.health),
+                    probe: None,
+                    next_probe: old.map_or(now, |a| a.next_probe.min(now + Duration::from_secs(1))),
+                }
+            })
+            .collect();
+        t.addresses = addresses;
+        t.cfg.addresses = addrs;
+        // A registration waiting for an address may go now.
+        if t.reg.state != RegState::Off && t.reg.at.is_none() && t.reg.pending.is_none() {
+            t.reg.next = Some(t.reg.next.map_or(now, |n| n.min(now)));
+        }
+        true
     }
 
     /// Whether there are no trunks.

@@ -59,6 +59,7 @@ fn trunk(addresses: &[&str], probe: Option<u64>) -> TrunkConfig {
             replace: "+44".into(),
         }],
         rel100: false,
+        resolve: None,
     }
 }
 

@@ -22,6 +22,8 @@ pub enum ToDriver {
     StreamClosed(Transport, SocketAddr),
     /// Send 180 Ringing.
     Ring(CallHandle),
+    /// A trunk's addresses as its host name resolves now (RFC 3263).
+    TrunkAddresses(String, Vec<SocketAddr>),
     /// Answer with the SDP this negotiation wrote last; it answers the
     /// dialog's later offers.
     Answer(CallHandle, Box<nida_sip::offer_answer::OfferAnswer>),

@@ -516,6 +516,9 @@ pub struct Config {
     pub protection: Protection,
     /// Which numbers nida may call out to, and how often.
     pub outbound: crate::config::outbound::OutboundConfig,
+    /// DNS servers for trunks given by host name (the system's when
+    /// empty).
+    pub dns_servers: Vec<SocketAddr>,
     /// Carrier trunks.
     #[serde(deserialize_with = "de::trunks")]
     pub trunks: Vec<nida_sip::trunk::TrunkConfig>,
@@ -581,6 +584,7 @@ impl Default for Config {
             protection: Protection::default(),
             outbound: Default::default(),
             trunks: Vec::new(),
+            dns_servers: Vec::new(),
             outbound_trunk: None,
             tls: None,
         }
@@ -983,6 +987,15 @@ mod tests {
                 "two trunks are named",
             ),
             ("[[trunks]]\nname = \"a\"\naddresses = []\n", "at least one address"),
+            (
+                "[[trunks]]\nname = \"a\"\naddresses = [\"not a host!\"]\n",
+                "neither IP:port nor a host name",
+            ),
+            (
+                "[[trunks]]\nname = \"a\"\naddresses = [\"sip.example\", \"192.0.2.1:5060\"]\n",
+                "only address",
+            ),
+            ("[[trunks]]\nname = \"a\"\naddresses = [\"sip.example:0\"]\n", "neither IP:port"),
             (
                 "sip_addr = \"127.0.0.1:5070\"\n[tls]\naddr = \"127.0.0.1:5070\"\ncertificate = \"c\"\nkey = \"k\"\n",
                 "addr must differ from sip_addr",

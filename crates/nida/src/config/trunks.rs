@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 #[serde(deny_unknown_fields)]
 pub struct TrunkDef {
     name: String,
-    addresses: Vec<SocketAddr>,
+    addresses: Vec<String>,
     #[serde(default)]
     transport: Option<String>,
     #[serde(default)]
@@ -59,6 +59,17 @@ pub enum TrunkError {
     /// No address to reach the carrier.
     #[error("trunk {0:?} needs at least one address")]
     NoAddress(String),
+    /// An address that is neither IP:port nor a host name.
+    #[error("trunk {trunk:?}: address {address:?} is neither IP:port nor a host name")]
+    BadAddress {
+        /// The trunk.
+        trunk: String,
+        /// What was written.
+        address: String,
+    },
+    /// A host name beside other addresses.
+    #[error("trunk {0:?}: a host name must be the trunk's only address (DNS gives the rest)")]
+    NameAmongAddresses(String),
     /// TLS trunks are not served yet.
     #[error("trunk {0:?}: transport \"tls\" is not supported for trunks yet (udp, tcp)")]
     TlsTransport(String),
@@ -99,8 +110,32 @@ impl TrunkDef {
         if name.is_empty() {
             return Err(TrunkError::NoName);
         }
-        let Some(first) = self.addresses.first() else {
+        if self.addresses.is_empty() {
             return Err(TrunkError::NoAddress(name.clone()));
+        }
+        let mut addresses = Vec::new();
+        let mut host = None;
+        for a in &self.addresses {
+            match a.parse::<SocketAddr>() {
+                Ok(addr) => addresses.push(addr),
+                Err(_) => match host_name(a) {
+                    Some(h) => host = Some(h),
+                    None => {
+                        return Err(TrunkError::BadAddress {
+                            trunk: name.clone(),
+                            address: a.clone(),
+                        })
+                    }
+                },
+            }
+        }
+        if host.is_some() && self.addresses.len() > 1 {
+            return Err(TrunkError::NameAmongAddresses(name.clone()));
+        }
+        let first = match (&host, addresses.first()) {
+            (Some((h, _)), _) => h.clone(),
+            (None, Some(a)) => a.to_string(),
+            (None, None) => return Err(TrunkError::NoAddress(name.clone())),
         };
         let transport = match self.transport.as_deref().unwrap_or("udp") {
             t if t.eq_ignore_ascii_case("udp") => Transport::Udp,
@@ -151,7 +186,7 @@ impl TrunkDef {
         };
         Ok(TrunkConfig {
             name: name.clone(),
-            addresses: self.addresses.clone(),
+            addresses,
             transport,
             domain: self.domain.clone().unwrap_or_else(|| first.to_string()),
             username: self.username.clone(),
@@ -167,8 +202,30 @@ impl TrunkDef {
             rewrite_in: rules(&self.rewrite_in)?,
             rewrite_out: rules(&self.rewrite_out)?,
             rel100: self.reliable_provisionals,
+            resolve: host,
         })
     }
+}
+
+/// `host` or `host:port` when `s` is a DNS name (letters, digits, `-`
+/// and dots; not an IP address).
+fn host_name(s: &str) -> Option<(String, Option<u16>)> {
+    let (host, port) = match s.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p.parse::<u16>().ok().filter(|p| *p > 0)?)),
+        None => (s, None),
+    };
+    let labels_ok = !host.is_empty()
+        && host.len() <= 253
+        && host.trim_end_matches('.').split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        });
+    let numeric = host.parse::<std::net::IpAddr>().is_ok()
+        || host.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    (labels_ok && !numeric).then(|| (host.to_ascii_lowercase(), port))
 }
 
 /// A trunk's state for the admin API.
@@ -271,10 +328,17 @@ mod tests {
             ("name = \"c\"\naddresses = [\"192.0.2.1:5060\"]\nusername = \"u\"\n", "without password"),
             ("name = \"c\"\naddresses = [\"192.0.2.1:5060\"]\ninbound = [\"10.0.0.0/33\"]\n", "10.0.0.0/33"),
             ("name = \"c\"\naddresses = [\"192.0.2.1:5060\"]\nrewrite_in = [{ prefix = \"\" }]\n", "needs a prefix"),
-            ("name = \"c\"\naddresses = [\"carrier.example:5060\"]\n", "invalid socket address"),
+            ("name = \"c\"\naddresses = [\"carrier..example\"]\n", "neither IP:port"),
+            ("name = \"c\"\naddresses = [\"10.1.2.3\"]\n", "neither IP:port"),
         ] {
             let err = def(text).unwrap_err();
             assert!(err.contains(needle), "{text:?} gave {err}");
         }
+        // A host name is resolved by the shell (RFC 3263); it is the domain
+        // unless one is given, and the addresses start empty.
+        let t = def("name = \"c\"\naddresses = [\"Carrier.Example:5070\"]\n").unwrap();
+        assert_eq!(t.resolve, Some(("carrier.example".into(), Some(5070))));
+        assert!(t.addresses.is_empty());
+        assert_eq!(t.domain, "carrier.example");
     }
 }

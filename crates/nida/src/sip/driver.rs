@@ -308,6 +308,17 @@ impl Driver {
                 Instant::now(),
                 crate::clock::unix_now(),
             )));
+        for t in cfg.trunks.iter().filter(|t| t.resolve.is_some()) {
+            if let Some(host) = t.resolve.clone() {
+                tokio::spawn(crate::sip::dns::follow(
+                    t.name.clone(),
+                    host,
+                    t.transport,
+                    cfg.dns_servers.clone(),
+                    tx.clone(),
+                ));
+            }
+        }
         let guard = Guard::new(cfg.protection.guard());
         let outbound = crate::config::outbound::Outbound::new(cfg.outbound.clone());
         let last_prune = Instant::now();
@@ -466,6 +477,16 @@ impl Driver {
                 self.ep.notify_refer(now, h, status, reason)
             }
             ToDriver::Invite(req) => self.place_leg(now, req),
+            ToDriver::TrunkAddresses(trunk, addrs) => {
+                self.trunks.set_addresses(&trunk, addrs, now);
+                self.counters
+                    .trunks
+                    .send_replace(Arc::new(crate::config::trunks::views(
+                        &self.trunks.status(),
+                        now,
+                        crate::clock::unix_now(),
+                    )));
+            }
         }
     }
 

@@ -1,5 +1,7 @@
 //! The SIP side of the shell: the driver (sockets, connections and the
-//! one sans-IO endpoint) and bounded accepting of connections.
+//! one sans-IO endpoint), bounded accepting of connections, and DNS for
+//! trunks given by host name.
 
+pub mod dns;
 pub mod driver;
 pub mod listen;
