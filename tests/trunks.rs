@@ -233,3 +233,113 @@ fn a_trunk_by_host_name_is_resolved_by_naptr_srv_and_a_and_fails_over() {
     assert!(found, "{trunks}\n{}", nida.log());
     assert!(nida.log().contains("trunk resolved"), "{}", nida.log());
 }
+
+/// A carrier over TLS at `port` (the test certificate, valid for
+/// `localhost` and 127.0.0.1): every connection's SNI goes to `names`,
+/// and each OPTIONS on it gets 200.
+fn tls_carrier(port: u16, names: std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{Read, Write};
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    common::install_tls_provider();
+    let dir = common::repo().join("tests/tls");
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(dir.join("nida-test.crt"))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+    let key = PrivateKeyDer::from_pem_file(dir.join("nida-test.key")).unwrap();
+    let config = std::sync::Arc::new(
+        rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap(),
+    );
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let (config, names) = (config.clone(), names.clone());
+            std::thread::spawn(move || {
+                let conn = rustls::ServerConnection::new(config).unwrap();
+                let mut tls = rustls::StreamOwned::new(conn, stream);
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Ok(n) = tls.read(&mut chunk) else { return };
+                    if n == 0 {
+                        return;
+                    }
+                    if let Some(sni) = tls.conn.server_name() {
+                        let mut v = names.lock().unwrap();
+                        if v.is_empty() {
+                            v.push(sni.to_string());
+                        }
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let msg = String::from_utf8_lossy(&buf[..end]).into_owned();
+                        buf.drain(..end + 4);
+                        if !msg.starts_with("OPTIONS ") {
+                            continue;
+                        }
+                        let mut reply = String::from("SIP/2.0 200 OK\r\n");
+                        for l in msg.lines() {
+                            let name = l.split(':').next().unwrap_or("").to_ascii_lowercase();
+                            if ["via", "from", "call-id", "cseq"].contains(&name.as_str()) {
+                                reply.push_str(l);
+                                reply.push_str("\r\n");
+                            } else if name == "to" {
+                                reply.push_str(l);
+                                reply.push_str(";tag=carrier\r\n");
+                            }
+                        }
+                        reply.push_str("Content-Length: 0\r\n\r\n");
+                        if tls.write_all(reply.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn a_tls_trunk_checks_the_carriers_certificate_by_its_name_and_sends_sni() {
+    let (good, bad) = (common::ports(10), common::ports(10));
+    let good_names = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let bad_names = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    tls_carrier(good, good_names.clone());
+    tls_carrier(bad, bad_names.clone());
+    // The same certificate (valid for localhost) behind two trunks: one
+    // names the carrier localhost, the other carrier.example.
+    let nida = Nida::start(&format!(
+        "TLS\n[[trunks]]\nname = \"good\"\naddresses = [\"127.0.0.1:{good}\"]\ntransport = \"tls\"\n\
+         domain = \"localhost\"\nregister = false\noptions_interval_seconds = 1\n\
+         [[trunks]]\nname = \"bad\"\naddresses = [\"127.0.0.1:{bad}\"]\ntransport = \"tls\"\n\
+         domain = \"carrier.example\"\nregister = false\noptions_interval_seconds = 1\n"
+    ));
+    let up = format!("{{\"address\":\"127.0.0.1:{good}\",\"health\":\"up\"}}");
+    let down = format!("{{\"address\":\"127.0.0.1:{bad}\",\"health\":\"down\"}}");
+    let mut trunks = String::new();
+    let ok = common::wait(Duration::from_secs(15), || {
+        trunks = nida.get("/api/trunks");
+        trunks.contains(&up) && trunks.contains(&down)
+    });
+    assert!(ok, "{trunks}\n{}", nida.log());
+    assert_eq!(*good_names.lock().unwrap(), ["localhost"], "SNI");
+    assert!(
+        bad_names
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|n| n == "carrier.example"),
+        "SNI is the trunk's domain"
+    );
+    assert!(
+        nida.log().contains("TLS handshake failed"),
+        "{}",
+        nida.log()
+    );
+}

@@ -641,6 +641,21 @@ impl Config {
                 return Err(ConfigError::value(key, "must be more than 0"));
             }
         }
+        if let Some(t) = self
+            .trunks
+            .iter()
+            .find(|t| t.transport == nida_sip::Transport::Tls)
+        {
+            if self.tls.is_none() {
+                return Err(ConfigError::value(
+                    "trunks",
+                    format!(
+                        "trunk {:?} uses TLS: configure [tls] (its ca checks the carrier)",
+                        t.name
+                    ),
+                ));
+            }
+        }
         if self.codecs.is_empty() {
             return Err(ConfigError::value("codecs", "list at least one codec"));
         }
@@ -1003,7 +1018,7 @@ mod tests {
             ("[tls]\ncertificate = \"c\"\n", "missing field `key`"),
             (
                 "[[trunks]]\nname = \"a\"\naddresses = [\"192.0.2.1:5061\"]\ntransport = \"tls\"\n",
-                "not supported for trunks",
+                "configure [tls]",
             ),
         ];
         for (text, needle) in cases {

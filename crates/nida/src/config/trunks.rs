@@ -70,11 +70,8 @@ pub enum TrunkError {
     /// A host name beside other addresses.
     #[error("trunk {0:?}: a host name must be the trunk's only address (DNS gives the rest)")]
     NameAmongAddresses(String),
-    /// TLS trunks are not served yet.
-    #[error("trunk {0:?}: transport \"tls\" is not supported for trunks yet (udp, tcp)")]
-    TlsTransport(String),
     /// A transport nida does not have.
-    #[error("trunk {trunk:?}: unknown transport {transport:?} (udp, tcp)")]
+    #[error("trunk {trunk:?}: unknown transport {transport:?} (udp, tcp, tls)")]
     UnknownTransport {
         /// The trunk.
         trunk: String,
@@ -140,9 +137,7 @@ impl TrunkDef {
         let transport = match self.transport.as_deref().unwrap_or("udp") {
             t if t.eq_ignore_ascii_case("udp") => Transport::Udp,
             t if t.eq_ignore_ascii_case("tcp") => Transport::Tcp,
-            t if t.eq_ignore_ascii_case("tls") => {
-                return Err(TrunkError::TlsTransport(name.clone()))
-            }
+            t if t.eq_ignore_ascii_case("tls") => Transport::Tls,
             t => {
                 return Err(TrunkError::UnknownTransport {
                     trunk: name.clone(),

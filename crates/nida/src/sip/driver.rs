@@ -332,13 +332,14 @@ impl Driver {
         let conns = Conns {
             open: HashMap::new(),
             connector,
+            names: HashMap::new(),
             driver: tx.clone(),
             limits: streams.clone(),
         };
         let media_rng = Arc::new(std::sync::Mutex::new(nida_sip::rng::Rng::new(
             cfg.seed.map(|s| s ^ 0x5eed),
         )));
-        let driver = Driver {
+        let mut driver = Driver {
             cfg,
             shared,
             counters,
@@ -358,6 +359,15 @@ impl Driver {
             drain: None,
             alive: Arc::new(()),
         };
+        let fixed: Vec<(String, Vec<SocketAddr>)> = driver
+            .cfg
+            .trunks
+            .iter()
+            .map(|t| (t.name.clone(), t.addresses.clone()))
+            .collect();
+        for (name, addrs) in fixed {
+            driver.name_tls_peers(&name, &addrs);
+        }
         (driver, rx)
     }
 
@@ -478,6 +488,7 @@ impl Driver {
             }
             ToDriver::Invite(req) => self.place_leg(now, req),
             ToDriver::TrunkAddresses(trunk, addrs) => {
+                self.name_tls_peers(&trunk, &addrs);
                 self.trunks.set_addresses(&trunk, addrs, now);
                 self.counters
                     .trunks
@@ -486,6 +497,19 @@ impl Driver {
                         now,
                         crate::clock::unix_now(),
                     )));
+            }
+        }
+    }
+
+    /// A TLS trunk's addresses are checked against (and greet with SNI)
+    /// the trunk's domain.
+    fn name_tls_peers(&mut self, trunk: &str, addrs: &[SocketAddr]) {
+        let Some(t) = self.cfg.trunks.iter().find(|t| t.name == trunk) else {
+            return;
+        };
+        if t.transport == Transport::Tls {
+            for a in addrs {
+                self.conns.names.insert(*a, t.domain.clone());
             }
         }
     }
@@ -1059,6 +1083,9 @@ fn called_number(uri: &str) -> String {
 struct Conns {
     open: HashMap<(Transport, SocketAddr), mpsc::Sender<Vec<u8>>>,
     connector: Option<TlsConnector>,
+    /// The host name a TLS peer's certificate must carry (and nida sends
+    /// as SNI): a carrier trunk's domain; other peers by their address.
+    names: HashMap<SocketAddr, String>,
     driver: mpsc::Sender<ToDriver>,
     /// Message size and idle time for the connections nida opens too.
     limits: StreamLimits,
@@ -1067,7 +1094,8 @@ struct Conns {
 impl Conns {
     /// Sends over the connection to `dest`, opening one if there is none
     /// (RFC 3261 18.2.2); over TLS the peer's certificate must be valid
-    /// for its address.
+    /// for its host name when it has one (a trunk's domain, sent as SNI),
+    /// else for its address.
     fn send(&mut self, transport: Transport, dest: SocketAddr, data: Vec<u8>) {
         if let Some(c) = self.open.get(&(transport, dest)) {
             if c.try_send(data).is_err() {
@@ -1077,6 +1105,7 @@ impl Conns {
         }
         let driver = self.driver.clone();
         let limits = self.limits.clone();
+        let host = self.names.get(&dest).cloned();
         let tls = match (transport, &self.connector) {
             (Transport::Tls, Some(c)) => Some(c.clone()),
             (Transport::Tls, None) => {
@@ -1102,8 +1131,11 @@ impl Conns {
                         .await
                 }
                 Some(connector) => {
-                    let name =
-                        tokio_rustls::rustls::pki_types::ServerName::IpAddress(dest.ip().into());
+                    use tokio_rustls::rustls::pki_types::ServerName;
+                    let name = match host.and_then(|h| ServerName::try_from(h).ok()) {
+                        Some(n) => n,
+                        None => ServerName::IpAddress(dest.ip().into()),
+                    };
                     match connector.connect(name, stream).await {
                         Ok(s) => {
                             serve_connection(s, Transport::Tls, dest, driver, (wtx, wrx), &limits)
