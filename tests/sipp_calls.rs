@@ -539,6 +539,17 @@ fn nida_sends_sender_reports_on_the_rtcp_port() {
     }
     let run = call.join().unwrap();
     assert!(run.ok, "{}\n{}", run.output, nida.log());
+    // The caller hung up: the leg's last report says BYE (RFC 3550 6.6).
+    let bye = loop {
+        let (n, _) = rtcp_sock
+            .recv_from(&mut buf)
+            .unwrap_or_else(|e| panic!("no RTCP BYE ({e}):\n{}", nida.log()));
+        let p = nida_media::rtcp::parse(&buf[..n]).expect("valid RTCP");
+        if let Some(nida_media::rtcp::Packet::Bye(who)) = p.last() {
+            break who.clone();
+        }
+    };
+    assert_eq!(bye, vec![ssrc]);
 }
 
 #[test]

@@ -143,6 +143,11 @@ pub struct Call {
     pub(crate) recorded: Option<String>,
     /// The media quality of the legs closed so far, for the record.
     pub(crate) media_quality: Vec<nida_store::LegQuality>,
+    /// RTCP BYEs of closed legs, sent before their sockets go.
+    final_rtcp: VecDeque<(Transmit, Vec<u8>)>,
+    /// The time of the input being handled (for what a rule does without
+    /// being handed the time, such as closing a leg).
+    now: Instant,
 }
 
 /// A leg's media quality as the record keeps it.
@@ -212,6 +217,8 @@ impl Call {
             recording_name: None,
             recorded: None,
             media_quality: Vec::new(),
+            final_rtcp: VecDeque::new(),
+            now,
         }
     }
 
@@ -360,6 +367,7 @@ impl Call {
 
     /// A datagram arrived on a leg's RTP port.
     pub fn handle_rtp(&mut self, now: Instant, leg: LegId, from: SocketAddr, data: &[u8]) {
+        self.now = now;
         let Some(rtp) = self.leg_mut(leg).and_then(|l| l.rtp.as_mut()) else {
             return;
         };
@@ -370,6 +378,7 @@ impl Call {
 
     /// A datagram arrived on a leg's RTCP port.
     pub fn handle_rtcp(&mut self, now: Instant, leg: LegId, from: SocketAddr, data: &[u8]) {
+        self.now = now;
         if let Some(rtp) = self.leg_mut(leg).and_then(|l| l.rtp.as_mut()) {
             rtp.handle_rtcp(now, from, data);
         }
@@ -378,6 +387,7 @@ impl Call {
 
     /// Time passed: fires what is due.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = now;
         for l in &mut self.legs {
             if let Some(rtp) = l.rtp.as_mut() {
                 rtp.handle_timeout(now);
@@ -394,6 +404,7 @@ impl Call {
 
     /// A backend answered a lookup.
     pub fn handle_lookup(&mut self, now: Instant, id: u64, result: LookupResult) {
+        self.now = now;
         if let Some(s) = self.ivr.as_mut() {
             s.handle_lookup(now, id, result);
         }
@@ -402,18 +413,21 @@ impl Call {
 
     /// The store answered an [`Output::BookCallback`].
     pub fn handle_stored(&mut self, now: Instant, stored: Stored) {
+        self.now = now;
         self.booking_stored(now, stored);
         self.settle(now);
     }
 
     /// The routing core's word.
     pub fn handle_centre(&mut self, now: Instant, m: crate::io::FromCentre) {
+        self.now = now;
         self.centre_message(now, m);
         self.settle(now);
     }
 
     /// Something happened on a leg's SIP side.
     pub fn handle_leg(&mut self, now: Instant, leg: LegId, ev: LegEvent) {
+        self.now = now;
         if self.leg(leg).is_none() {
             // A leg already gone (nida hung it up): nothing left to do,
             // but a REFER still gets its answer.
@@ -446,6 +460,10 @@ impl Call {
     /// The next RTP datagram due at `now`, written into `buf` (at least
     /// 1500 bytes). Call until `None`.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        if let Some((t, bytes)) = self.final_rtcp.pop_front() {
+            buf[..bytes.len()].copy_from_slice(&bytes);
+            return Some(t);
+        }
         for i in 0..self.legs.len() {
             let id = self.legs[i].id;
             while let Some(o) = self.legs[i]
@@ -501,6 +519,7 @@ impl Call {
     /// Carries every consequence of the last input through: the IVR's
     /// actions, media events, a flow to start, a hang-up, the end.
     fn settle(&mut self, now: Instant) {
+        self.now = now;
         loop {
             let mut moved = false;
             while let Some(a) = self.ivr.as_mut().and_then(Session::poll_action) {
@@ -840,7 +859,21 @@ impl Call {
         let Some(i) = self.legs.iter().position(|l| l.id == id) else {
             return;
         };
-        let leg = self.legs.remove(i);
+        let mut leg = self.legs.remove(i);
+        let mux = leg.media.is_some_and(|m| m.rtcp_mux);
+        if let Some(rtp) = leg.rtp.as_mut() {
+            let mut buf = vec![0u8; 1500];
+            if let Some((len, dest)) = rtp.rtcp_bye(self.now, &mut buf) {
+                buf.truncate(len);
+                let t = Transmit {
+                    leg: id,
+                    len,
+                    dest,
+                    rtcp: !mux,
+                };
+                self.final_rtcp.push_back((t, buf));
+            }
+        }
         if let Some(rtp) = leg.rtp {
             self.media_quality.push(leg_quality(leg.role, &rtp));
             self.event(CallEvent::MediaClosed {

@@ -464,6 +464,31 @@ impl RtpSession {
         Some((n, dest))
     }
 
+    /// The last report, with RTCP BYE (RFC 3550 6.6), for a leg that
+    /// ends; none once sent, or without RTCP. Nothing more goes out after
+    /// it.
+    pub fn rtcp_bye(&mut self, now: Instant, buf: &mut [u8]) -> Option<(usize, SocketAddr)> {
+        if self.rtcp.as_ref().is_none_or(|r| r.bye) {
+            return None;
+        }
+        let block = self.report_block(now);
+        let ntp = self.ntp_now(now);
+        let (sent, octets, ssrc, ts) = (self.stats.sent, self.octets, self.cfg.ssrc, self.ts);
+        let r = self.rtcp.as_mut()?;
+        r.bye = true;
+        let report = crate::rtcp::Report {
+            ssrc,
+            ntp,
+            rtp_ts: ts,
+            sent: (sent > r.sent_at_last).then_some((sent as u32, octets)),
+            block,
+        };
+        let n = crate::rtcp::write(&report, &format!("nida-{ssrc:08x}"), true, buf)?;
+        r.reports_sent += 1;
+        let dest = if r.mux { self.remote } else { r.dest };
+        Some((n, dest))
+    }
+
     /// An RTCP datagram: taken only from the peer's address (its RTP
     /// source, or the port its SDP named for RTCP); reports about nida's
     /// stream give the peer's view and the round-trip time.

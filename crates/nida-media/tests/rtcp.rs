@@ -171,3 +171,26 @@ fn rtcp_from_another_address_is_ignored_and_bye_is_reported() {
     );
     assert_eq!(a.stats().rejected, 1);
 }
+
+#[test]
+fn a_closing_stream_says_bye_once_and_reports_no_more() {
+    let t0 = Instant::now();
+    let mut a = session(t0, 0xa, B);
+    let mut buf = [0u8; 1500];
+    let _ = a.poll_transmit(t0, &mut buf);
+    let (n, dest) = a.rtcp_bye(t0, &mut buf).expect("a BYE");
+    assert_eq!(dest, "192.0.2.2:30001".parse().unwrap());
+    let packets = nida_media::rtcp::parse(&buf[..n]).unwrap();
+    assert!(matches!(
+        packets[0],
+        nida_media::rtcp::Packet::Sender { ssrc: 0xa, .. }
+    ));
+    assert_eq!(
+        packets.last(),
+        Some(&nida_media::rtcp::Packet::Bye(vec![0xa]))
+    );
+    assert!(a.rtcp_bye(t0, &mut buf).is_none(), "once");
+    assert!(a
+        .poll_rtcp(t0 + Duration::from_secs(30), &mut buf)
+        .is_none());
+}
