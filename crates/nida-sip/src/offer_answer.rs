@@ -19,6 +19,7 @@ pub struct OfferAnswer {
     hold: bool,
     sdp: Vec<u8>,
     offering: bool,
+    telephone_event: bool,
 }
 
 impl OfferAnswer {
@@ -34,7 +35,15 @@ impl OfferAnswer {
             hold: false,
             sdp: Vec::new(),
             offering: false,
+            telephone_event: true,
         }
+    }
+
+    /// Whether nida offers and accepts telephone-event (RFC 4733); true
+    /// unless told otherwise (a test caller sending keys in the audio).
+    pub fn with_telephone_event(mut self, on: bool) -> OfferAnswer {
+        self.telephone_event = on;
+        self
     }
 
     /// Answers a peer's offer: the SDP to send and the media agreed, or
@@ -43,6 +52,9 @@ impl OfferAnswer {
     /// nida must not send.
     pub fn answer(&mut self, offer: &SessionDescription) -> Option<(Vec<u8>, Negotiated)> {
         let mut n = sdp::negotiate(offer, &self.codecs, self.secure)?;
+        if !self.telephone_event {
+            n.telephone_event = None;
+        }
         let unusable = n.remote.ip().is_unspecified();
         if unusable {
             // Hold the old way: the address says nothing about where the
@@ -80,6 +92,7 @@ impl OfferAnswer {
         };
         let (local, codecs) = (self.local.clone(), self.codecs.clone());
         let ptime = self.current.map_or(20, |n| n.ptime);
+        let te = self.telephone_event.then_some(101);
         let body = self.render(|version| {
             let mut out = String::new();
             let media = LocalMedia {
@@ -91,7 +104,7 @@ impl OfferAnswer {
                 &mut out,
                 media.addr.port(),
                 &codecs,
-                Some(101),
+                te,
                 dir,
                 ptime,
                 media
@@ -315,5 +328,19 @@ mod tests {
             .take_answer(&offer("192.0.2.7", 4000, "0", "sendrecv"))
             .is_none());
         assert!(!oa.offering());
+    }
+
+    #[test]
+    fn without_telephone_event_nothing_offers_or_takes_it() {
+        let mut oa = session().with_telephone_event(false);
+        let body = text(&oa.offer());
+        assert!(body.contains("m=audio 20000 RTP/AVP 0 8\r\n"), "{body}");
+        assert!(!body.contains("telephone-event"));
+        let mut oa = session().with_telephone_event(false);
+        let (answer, n) = oa
+            .answer(&offer("192.0.2.7", 4000, "0 101", "sendrecv"))
+            .unwrap();
+        assert_eq!(n.telephone_event, None);
+        assert!(!text(&answer).contains("101"), "{}", text(&answer));
     }
 }

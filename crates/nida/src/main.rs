@@ -64,6 +64,10 @@ enum Command {
         /// caller's voice (silence when absent).
         #[arg(long, value_name = "FILE")]
         say: Option<PathBuf>,
+        /// Press keys as tones in the audio (no telephone-event offered),
+        /// as an old carrier's caller would.
+        #[arg(long)]
+        inband: bool,
         /// Silence that ends a prompt, in milliseconds.
         #[arg(long, default_value_t = 800)]
         gap_ms: u64,
@@ -223,6 +227,7 @@ fn run_command(cfg: Config, command: Command) -> ExitCode {
             max_seconds,
             barge_in_ms,
             say,
+            inband,
             from,
             hang_up_after_ms,
         } => caller::run(caller::CallArgs {
@@ -234,6 +239,7 @@ fn run_command(cfg: Config, command: Command) -> ExitCode {
             max: std::time::Duration::from_secs(max_seconds),
             hang_up_after: hang_up_after_ms.map(std::time::Duration::from_millis),
             say,
+            inband,
             from,
         }),
         Command::Report {

@@ -39,8 +39,30 @@ pub struct CallArgs {
     pub hang_up_after: Option<Duration>,
     /// The caller's voice, looped.
     pub say: Option<PathBuf>,
+    /// Keys as DTMF tones in the audio, with no telephone-event offered.
+    pub inband: bool,
     /// The caller's number.
     pub from: String,
+}
+
+/// A key's two tones (ITU-T Q.23) for `TONE`, for a caller whose keys go
+/// in the audio.
+fn dtmf_tone(key: char) -> nida_media::Prompt {
+    const ROWS: [f64; 4] = [697.0, 770.0, 852.0, 941.0];
+    const COLS: [f64; 4] = [1209.0, 1336.0, 1477.0, 1633.0];
+    let at = "123A456B789C*0#D"
+        .find(key.to_ascii_uppercase())
+        .unwrap_or(13);
+    let (row, col) = (ROWS[at / 4], COLS[at % 4]);
+    let n = (TONE.as_millis() * 8) as usize;
+    let pcm = (0..n)
+        .map(|i| {
+            let t = i as f64 / 8000.0;
+            let w = |f: f64| (2.0 * std::f64::consts::PI * f * t).sin();
+            (6000.0 * (w(row) + w(col))) as i16
+        })
+        .collect();
+    nida_media::Prompt::from_pcm("dtmf", pcm)
 }
 
 /// A frame whose loudest sample is below this is silence.
@@ -261,7 +283,11 @@ impl Caller {
             let Some((_, k)) = kp.keys.pop_front() else {
                 break;
             };
-            r.send_dtmf(k, TONE);
+            if self.args.inband {
+                r.play(std::sync::Arc::new(dtmf_tone(k)));
+            } else {
+                r.send_dtmf(k, TONE);
+            }
             if let (true, Some(after)) = (kp.done(), self.args.hang_up_after) {
                 self.deadline = self.deadline.min(now + TONE + after);
             }
@@ -402,7 +428,8 @@ async fn call(args: CallArgs) -> Result<bool, CliError> {
         },
         codecs.to_vec(),
         false,
-    );
+    )
+    .with_telephone_event(!args.inband);
     let voice = match &args.say {
         Some(p) => Some(std::sync::Arc::new(
             nida_media::Prompt::load(p).map_err(|e| CliError::audio(p)(e.to_string()))?,
