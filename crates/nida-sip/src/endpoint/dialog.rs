@@ -83,6 +83,28 @@ enum Offered {
 }
 
 impl super::Call {
+    /// What a response to nida's INVITE says of the dialog it makes (a
+    /// reliable 18x's early dialog, or the 2xx): the peer's To with its
+    /// tag, its Contact as the remote target, and the route set, the
+    /// Record-Route in reverse order (RFC 3261 12.1.2).
+    pub(super) fn learn_dialog(&mut self, resp: &Response) {
+        self.remote = resp.headers.get("To").unwrap_or_default().to_string();
+        if let Some(c) = resp
+            .headers
+            .list("Contact")
+            .next()
+            .and_then(|c| crate::headers::NameAddr::parse(c).ok())
+        {
+            self.remote_target = c.uri;
+        }
+        self.route_set = resp
+            .headers
+            .list("Record-Route")
+            .map(str::to_string)
+            .collect();
+        self.route_set.reverse();
+    }
+
     /// Whether an offer cannot go out now: the dialog is not confirmed,
     /// a 2xx waits for its ACK, or a request of nida's is unsettled.
     pub(super) fn busy(&self) -> bool {
@@ -329,21 +351,7 @@ impl Endpoint {
             return;
         }
         call.pracked = rseq;
-        call.remote = resp.headers.get("To").unwrap_or_default().to_string();
-        if let Some(c) = resp
-            .headers
-            .list("Contact")
-            .next()
-            .and_then(|c| crate::headers::NameAddr::parse(c).ok())
-        {
-            call.remote_target = c.uri;
-        }
-        call.route_set = resp
-            .headers
-            .list("Record-Route")
-            .map(str::to_string)
-            .collect();
-        call.route_set.reverse();
+        call.learn_dialog(resp);
         let invite_cseq = call.invite.cseq().map(|c| c.0).unwrap_or(1);
         let rack = format!("{rseq} {invite_cseq} INVITE");
         self.send_in_dialog(now, handle, Method::Prack, |req| {

@@ -1512,22 +1512,7 @@ impl Endpoint {
                 if verdict != ClientVerdict::Deliver || call.state != CallState::Calling {
                     return;
                 }
-                call.remote = resp.headers.get("To").unwrap_or_default().to_string();
-                if let Some(c) = resp
-                    .headers
-                    .list("Contact")
-                    .next()
-                    .and_then(|c| NameAddr::parse(c).ok())
-                {
-                    call.remote_target = c.uri;
-                }
-                // The UAC's route set is the Record-Route in reverse order.
-                call.route_set = resp
-                    .headers
-                    .list("Record-Route")
-                    .map(str::to_string)
-                    .collect();
-                call.route_set.reverse();
+                call.learn_dialog(resp);
                 call.state = CallState::Confirmed;
                 let cseq = call.invite.cseq().map(|c| c.0).unwrap_or(1);
                 let branch = format!("{COOKIE}{}", self.rng.hex());
