@@ -574,8 +574,15 @@ fn a_caller_over_tls_with_srtp_hears_the_flow_and_is_heard() {
         "{}",
         nida.log()
     );
-    // Four seconds of the welcome, then baresip hangs up.
-    std::thread::sleep(Duration::from_secs(4));
+    // baresip's first RTCP report (2.5 to 7.5 s in) carries the round
+    // trip of one of nida's SRTCP sender reports: both sides opened the
+    // other's SRTCP. Then baresip hangs up.
+    assert!(
+        nida.wait_log("first RTCP round trip", Duration::from_secs(15)),
+        "{}\n{}",
+        nida.log(),
+        phone.log()
+    );
     phone.hangup();
     assert!(
         nida.wait_log("media closed", Duration::from_secs(5)),
@@ -592,6 +599,10 @@ fn a_caller_over_tls_with_srtp_hears_the_flow_and_is_heard() {
     };
     assert!(field("received") > 100, "{closed}");
     assert_eq!(field("rejected"), 0, "{closed}");
+    // RTCP went both ways as SRTCP: nida opened baresip's compounds
+    // (a forged or undecryptable one counts as rejected) and sent its own.
+    assert!(field("rtcp_received") >= 1, "{closed}");
+    assert!(field("rtcp_sent") >= 1, "{closed}");
     // baresip opened nida's packets: it heard the welcome prompt (a packet
     // it could not open would leave silence).
     let (pcm, _) = phone.heard().expect("baresip's decoded dump");

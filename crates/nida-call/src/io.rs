@@ -410,6 +410,13 @@ pub enum CallEvent {
     TransferEnded(EndReason),
     /// The peer of a leg said RTCP BYE: it left the media session.
     PeerLeftMedia(LegId),
+    /// A leg's first round trip from RTCP: reports flow both ways.
+    RoundTrip {
+        /// The leg.
+        leg: LegId,
+        /// The round-trip time.
+        rtt: std::time::Duration,
+    },
     /// A leg's media source moved (NAT).
     Latched {
         /// The leg.

@@ -644,6 +644,7 @@ impl Call {
             MediaEvent::Latched(addr) => self.event(CallEvent::Latched { leg, addr }),
             // The SIP side ends the call; RTCP alone ends nothing.
             MediaEvent::PeerLeft => self.event(CallEvent::PeerLeftMedia(leg)),
+            MediaEvent::RoundTrip(rtt) => self.event(CallEvent::RoundTrip { leg, rtt }),
         }
     }
 

@@ -83,6 +83,9 @@ pub enum MediaEvent {
     Latched(SocketAddr),
     /// The peer said RTCP BYE: it has left the media session.
     PeerLeft,
+    /// The first round trip measured from the peer's reports (its
+    /// report about one of nida's sender reports): RTCP works both ways.
+    RoundTrip(Duration),
 }
 
 /// What one call of [`RtpSession::poll_transmit`] yields.
@@ -360,13 +363,11 @@ impl RtpSession {
     /// Sends and reads RTCP reports (RFC 3550): to `dest` (the peer's
     /// RTCP port), or on the RTP port when `mux`. `ntp_base` is the wall
     /// clock at `now` (Unix time), for the NTP times of sender reports.
-    /// The first report goes out after half the minimum interval. Not on
-    /// SRTP streams (SRTCP is not served: their reports would go in
-    /// clear).
+    /// The first report goes out after half the minimum interval. On an
+    /// SRTP stream (see [`RtpSession::set_srtp`], before or after) the
+    /// reports are SRTCP both ways: sent encrypted, and only authentic
+    /// ones taken.
     pub fn enable_rtcp(&mut self, now: Instant, dest: SocketAddr, mux: bool, ntp_base: Duration) {
-        if self.srtp.is_some() {
-            return;
-        }
         let base = ntp_base.saturating_sub(now.saturating_duration_since(self.start));
         let mut r = RtcpState {
             dest,
@@ -461,7 +462,16 @@ impl RtpSession {
         let n = crate::rtcp::write(&report, &cname, false, buf)?;
         r.reports_sent += 1;
         let dest = if r.mux { self.remote } else { r.dest };
-        Some((n, dest))
+        Some((self.seal_rtcp(buf, n)?, dest))
+    }
+
+    /// An RTCP compound of `n` bytes in `buf` made SRTCP on an SRTP
+    /// stream; its length.
+    fn seal_rtcp(&mut self, buf: &mut [u8], n: usize) -> Option<usize> {
+        match self.srtp.as_mut() {
+            Some(srtp) => srtp.0.protect_rtcp(buf, n),
+            None => Some(n),
+        }
     }
 
     /// The last report, with RTCP BYE (RFC 3550 6.6), for a leg that
@@ -486,23 +496,43 @@ impl RtpSession {
         let n = crate::rtcp::write(&report, &format!("nida-{ssrc:08x}"), true, buf)?;
         r.reports_sent += 1;
         let dest = if r.mux { self.remote } else { r.dest };
-        Some((n, dest))
+        Some((self.seal_rtcp(buf, n)?, dest))
     }
 
     /// An RTCP datagram: taken only from the peer's address (its RTP
     /// source, or the port its SDP named for RTCP); reports about nida's
-    /// stream give the peer's view and the round-trip time.
+    /// stream give the peer's view and the round-trip time. On an SRTP
+    /// stream only authentic SRTCP is taken.
     pub fn handle_rtcp(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        let Some(r) = self.rtcp.as_ref() else {
+            return;
+        };
+        if from != self.remote && from != r.dest {
+            self.stats.foreign += 1;
+            return;
+        }
+        let Some(mut srtp) = self.srtp.take() else {
+            self.handle_plain_rtcp(now, data);
+            return;
+        };
+        let (_, receive, plain) = &mut *srtp;
+        plain.clear();
+        plain.extend_from_slice(data);
+        match receive.unprotect_rtcp(plain) {
+            Ok(n) => self.handle_plain_rtcp(now, &plain[..n]),
+            Err(_) => self.stats.rejected += 1,
+        }
+        self.srtp = Some(srtp);
+    }
+
+    /// A compound from the peer, in clear.
+    fn handle_plain_rtcp(&mut self, now: Instant, data: &[u8]) {
         let ntp = self.ntp_now(now);
-        let (ssrc, remote) = (self.cfg.ssrc, self.remote);
+        let ssrc = self.cfg.ssrc;
         let peer_ssrc = self.rx.as_ref().map(|rx| rx.ssrc);
         let Some(r) = self.rtcp.as_mut() else {
             return;
         };
-        if from != remote && from != r.dest {
-            self.stats.foreign += 1;
-            return;
-        }
         let Ok(packets) = crate::rtcp::parse(data) else {
             self.stats.rejected += 1;
             return;
@@ -532,7 +562,9 @@ impl RtpSession {
             };
             for b in reports.into_iter().filter(|b| b.ssrc == ssrc) {
                 if let Some(rtt) = crate::rtcp::round_trip(ntp, &b) {
-                    r.rtt = Some(rtt);
+                    if r.rtt.replace(rtt).is_none() {
+                        self.events.push_back(MediaEvent::RoundTrip(rtt));
+                    }
                 }
                 r.peer = Some(b);
             }

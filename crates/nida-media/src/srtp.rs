@@ -2,7 +2,10 @@
 //! (RFC 4568): AES counter mode with a 128-bit key and HMAC-SHA1
 //! authentication, tags of 80 or 32 bits. One [`SrtpContext`] protects the
 //! packets one side sends; the other side's key gets its own context to
-//! check and decrypt what arrives. Key derivation rate 0, no MKI.
+//! check and decrypt what arrives. The same contexts protect RTCP
+//! (SRTCP, RFC 3711 3.4) with their own derived keys and an 80-bit tag
+//! whatever the RTP suite (RFC 3711 7.5 warns short tags off RTCP, and
+//! libsrtp-based phones use 80 bits). Key derivation rate 0, no MKI.
 
 use aes::cipher::{KeyIvInit, StreamCipher};
 use hmac::{Hmac, Mac};
@@ -51,6 +54,59 @@ pub enum SrtpError {
 /// Packets behind the highest one received that can still arrive.
 const REPLAY_WINDOW: u64 = 64;
 
+/// Bytes of SRTCP authentication tag (80 bits for every suite).
+pub const SRTCP_TAG_LEN: usize = 10;
+
+/// Bytes SRTCP adds to an RTCP compound: the E flag with the index, and
+/// the tag.
+pub const SRTCP_OVERHEAD: usize = 4 + SRTCP_TAG_LEN;
+
+/// A replay window over packet indexes (RFC 3711 3.3.2).
+#[derive(Debug, Default, Clone, Copy)]
+struct Replay {
+    /// Whether any packet was accepted yet.
+    started: bool,
+    /// Highest index accepted and the bitmap of the ones before it.
+    top: u64,
+    bits: u64,
+}
+
+impl Replay {
+    /// Whether `index` may still be accepted.
+    fn fresh(&self, index: u64) -> bool {
+        !self.started
+            || index > self.top
+            || (index + REPLAY_WINDOW > self.top && self.bits & (1 << (self.top - index)) == 0)
+    }
+
+    /// Marks `index` as accepted (after its tag was checked).
+    fn accept(&mut self, index: u64) {
+        if !self.started {
+            *self = Replay {
+                started: true,
+                top: index,
+                bits: 1,
+            };
+        } else if index > self.top {
+            let shift = index - self.top;
+            self.bits = if shift >= 64 { 0 } else { self.bits << shift } | 1;
+            self.top = index;
+        } else {
+            self.bits |= 1 << (self.top - index);
+        }
+    }
+}
+
+/// The SRTCP half of a context: its session keys, the index of the next
+/// compound sent and the window of the ones received.
+struct Srtcp {
+    key: [u8; 16],
+    salt: [u8; 14],
+    auth: HmacSha1,
+    next_index: u32,
+    replay: Replay,
+}
+
 /// One direction of an SRTP stream: session keys derived from a master key
 /// and salt, the rollover counter, and (for the receiving side) the replay
 /// window.
@@ -62,9 +118,9 @@ pub struct SrtpContext {
     /// Rollover counter and highest sequence number seen (sender: sent).
     roc: u32,
     last_seq: Option<u16>,
-    /// Highest packet index accepted and the bitmap of the ones before it.
-    replay_top: u64,
-    replay_bits: u64,
+    /// The packet indexes accepted (receiving side).
+    replay: Replay,
+    rtcp: Srtcp,
 }
 
 impl std::fmt::Debug for SrtpContext {
@@ -106,6 +162,12 @@ impl SrtpContext {
         derive(&mk, &ms, 0x00, &mut key);
         derive(&mk, &ms, 0x01, &mut auth);
         derive(&mk, &ms, 0x02, &mut salt);
+        let mut rtcp_key = [0u8; 16];
+        let mut rtcp_auth = [0u8; 20];
+        let mut rtcp_salt = [0u8; 14];
+        derive(&mk, &ms, 0x03, &mut rtcp_key);
+        derive(&mk, &ms, 0x04, &mut rtcp_auth);
+        derive(&mk, &ms, 0x05, &mut rtcp_salt);
         SrtpContext {
             suite,
             key,
@@ -113,22 +175,20 @@ impl SrtpContext {
             auth: HmacSha1::new_from_slice(&auth).expect("HMAC takes any key length"),
             roc: 0,
             last_seq: None,
-            replay_top: 0,
-            replay_bits: 0,
+            replay: Replay::default(),
+            rtcp: Srtcp {
+                key: rtcp_key,
+                salt: rtcp_salt,
+                auth: HmacSha1::new_from_slice(&rtcp_auth).expect("HMAC takes any key length"),
+                next_index: 0,
+                replay: Replay::default(),
+            },
         }
     }
 
     /// The counter-mode IV of packet `index` from `ssrc` (RFC 3711 4.1.1).
     fn iv(&self, ssrc: u32, index: u64) -> [u8; 16] {
-        let mut iv = [0u8; 16];
-        iv[..14].copy_from_slice(&self.salt);
-        for (i, b) in ssrc.to_be_bytes().iter().enumerate() {
-            iv[4 + i] ^= b;
-        }
-        for (i, b) in index.to_be_bytes()[2..].iter().enumerate() {
-            iv[8 + i] ^= b;
-        }
-        iv
+        counter_iv(&self.salt, ssrc, index)
     }
 
     fn tag(&self, authenticated: &[u8], roc: u32) -> [u8; 20] {
@@ -191,43 +251,90 @@ impl SrtpContext {
             }
         };
         let index = ((roc as u64) << 16) | seq as u64;
-        if self.last_seq.is_some() {
-            if index + REPLAY_WINDOW <= self.replay_top {
-                return Err(SrtpError::Replay);
-            }
-            if index <= self.replay_top && self.replay_bits & (1 << (self.replay_top - index)) != 0
-            {
-                return Err(SrtpError::Replay);
-            }
+        if !self.replay.fresh(index) {
+            return Err(SrtpError::Replay);
         }
         let expected = self.tag(&buf[..len], roc);
         if !constant_time_eq(&expected[..tag_len], &buf[len..]) {
             return Err(SrtpError::Auth);
         }
         // Authentic: now it may move the state.
-        match self.last_seq {
-            None => {
-                self.replay_top = index;
-                self.replay_bits = 1;
-                self.last_seq = Some(seq);
-            }
-            Some(_) if index > self.replay_top => {
-                let shift = index - self.replay_top;
-                self.replay_bits = if shift >= 64 {
-                    0
-                } else {
-                    self.replay_bits << shift
-                } | 1;
-                self.replay_top = index;
-                self.roc = roc;
-                self.last_seq = Some(seq);
-            }
-            Some(_) => self.replay_bits |= 1 << (self.replay_top - index),
+        if !self.replay.started || index > self.replay.top {
+            self.roc = roc;
+            self.last_seq = Some(seq);
         }
+        self.replay.accept(index);
         let iv = self.iv(ssrc, index);
         aes_cm(&self.key, &iv, &mut buf[header..len]);
         Ok(len)
     }
+}
+
+impl SrtpContext {
+    /// Encrypts the RTCP compound in `buf[..len]` in place (all but its
+    /// first header and sender SSRC), appends the E flag with the SRTCP
+    /// index and the tag; returns the new length, `None` when `buf` has
+    /// no room for [`SRTCP_OVERHEAD`] more bytes or `len` is too short.
+    pub fn protect_rtcp(&mut self, buf: &mut [u8], len: usize) -> Option<usize> {
+        if len < 8 || buf.len() < len + SRTCP_OVERHEAD {
+            return None;
+        }
+        let r = &mut self.rtcp;
+        let index = r.next_index;
+        r.next_index = (index + 1) & 0x7fff_ffff;
+        let ssrc = u32::from_be_bytes(buf[4..8].try_into().ok()?);
+        let iv = counter_iv(&r.salt, ssrc, u64::from(index));
+        aes_cm(&r.key, &iv, &mut buf[8..len]);
+        buf[len..len + 4].copy_from_slice(&(index | 0x8000_0000).to_be_bytes());
+        let mut mac = r.auth.clone();
+        mac.update(&buf[..len + 4]);
+        let tag: [u8; 20] = mac.finalize().into_bytes().into();
+        buf[len + 4..len + SRTCP_OVERHEAD].copy_from_slice(&tag[..SRTCP_TAG_LEN]);
+        Some(len + SRTCP_OVERHEAD)
+    }
+
+    /// Checks and decrypts the SRTCP compound in `buf` in place; returns
+    /// the length of the RTCP compound left at its start. A compound sent
+    /// unencrypted (E clear) is still authenticated.
+    pub fn unprotect_rtcp(&mut self, buf: &mut [u8]) -> Result<usize, SrtpError> {
+        if buf.len() < 8 + SRTCP_OVERHEAD || buf[0] >> 6 != 2 {
+            return Err(SrtpError::Malformed);
+        }
+        let len = buf.len() - SRTCP_OVERHEAD;
+        let word = u32::from_be_bytes(buf[len..len + 4].try_into().expect("4 bytes"));
+        let (encrypted, index) = (word & 0x8000_0000 != 0, u64::from(word & 0x7fff_ffff));
+        let r = &mut self.rtcp;
+        if !r.replay.fresh(index) {
+            return Err(SrtpError::Replay);
+        }
+        let mut mac = r.auth.clone();
+        mac.update(&buf[..len + 4]);
+        let tag: [u8; 20] = mac.finalize().into_bytes().into();
+        if !constant_time_eq(&tag[..SRTCP_TAG_LEN], &buf[len + 4..]) {
+            return Err(SrtpError::Auth);
+        }
+        r.replay.accept(index);
+        if encrypted {
+            let ssrc = u32::from_be_bytes(buf[4..8].try_into().expect("4 bytes"));
+            let iv = counter_iv(&r.salt, ssrc, index);
+            aes_cm(&r.key, &iv, &mut buf[8..len]);
+        }
+        Ok(len)
+    }
+}
+
+/// The counter-mode IV (RFC 3711 4.1.1): the session salt with the SSRC
+/// and the packet index XORed in.
+fn counter_iv(salt: &[u8; 14], ssrc: u32, index: u64) -> [u8; 16] {
+    let mut iv = [0u8; 16];
+    iv[..14].copy_from_slice(salt);
+    for (i, b) in ssrc.to_be_bytes().iter().enumerate() {
+        iv[4 + i] ^= b;
+    }
+    for (i, b) in index.to_be_bytes()[2..].iter().enumerate() {
+        iv[8 + i] ^= b;
+    }
+    iv
 }
 
 /// Header length, sequence number and SSRC of an RTP packet.
@@ -377,5 +484,87 @@ mod tests {
         assert_eq!(rx.unprotect(&mut old), Err(SrtpError::Replay), "too old");
         let mut short = vec![0x80; 8];
         assert_eq!(rx.unprotect(&mut short), Err(SrtpError::Malformed));
+    }
+
+    /// A receiver report with one block, from SSRC 0xCAFEBABE.
+    fn rtcp_rr() -> Vec<u8> {
+        let mut p = vec![0x81, 201, 0, 7];
+        p.extend(0xCAFE_BABEu32.to_be_bytes());
+        p.extend(0xDEAD_BEEFu32.to_be_bytes());
+        p.extend([3u8; 20]);
+        p
+    }
+
+    fn protect_rtcp(tx: &mut SrtpContext, pkt: &[u8]) -> Vec<u8> {
+        let mut buf = pkt.to_vec();
+        buf.resize(pkt.len() + SRTCP_OVERHEAD, 0);
+        let n = tx.protect_rtcp(&mut buf, pkt.len()).unwrap();
+        buf.truncate(n);
+        buf
+    }
+
+    #[test]
+    fn srtcp_hides_the_reports_and_refuses_forgery_and_replay() {
+        for suite in [Suite::AesCm128HmacSha1_80, Suite::AesCm128HmacSha1_32] {
+            let mut tx = SrtpContext::new(suite, &master(5));
+            let mut rx = SrtpContext::new(suite, &master(5));
+            let plain = rtcp_rr();
+            let sealed = protect_rtcp(&mut tx, &plain);
+            // The tag is 80 bits even with the 32-bit RTP suite.
+            assert_eq!(sealed.len(), plain.len() + 4 + 10);
+            assert_eq!(sealed[..8], plain[..8], "header and sender stay clear");
+            assert_ne!(sealed[8..plain.len()], plain[8..], "the blocks are hidden");
+            // E set, index 0, then 1.
+            assert_eq!(sealed[plain.len()..plain.len() + 4], [0x80, 0, 0, 0]);
+            let second = protect_rtcp(&mut tx, &plain);
+            assert_eq!(second[plain.len()..plain.len() + 4], [0x80, 0, 0, 1]);
+            assert_ne!(
+                second[8..plain.len()],
+                sealed[8..plain.len()],
+                "a new keystream"
+            );
+
+            let mut forged = sealed.clone();
+            forged[12] ^= 1;
+            assert_eq!(rx.unprotect_rtcp(&mut forged), Err(SrtpError::Auth));
+            // The index is authenticated too.
+            let mut moved = sealed.clone();
+            moved[plain.len() + 3] = 9;
+            assert_eq!(rx.unprotect_rtcp(&mut moved), Err(SrtpError::Auth));
+            let mut got = second.clone();
+            assert_eq!(rx.unprotect_rtcp(&mut got), Ok(plain.len()));
+            assert_eq!(&got[..plain.len()], &plain[..]);
+            // Late but new: taken; again: refused.
+            let mut got = sealed.clone();
+            assert_eq!(rx.unprotect_rtcp(&mut got), Ok(plain.len()));
+            assert_eq!(&got[..plain.len()], &plain[..]);
+            let mut again = sealed.clone();
+            assert_eq!(rx.unprotect_rtcp(&mut again), Err(SrtpError::Replay));
+            // A context of another master does not open it.
+            let mut other = SrtpContext::new(suite, &master(6));
+            let mut got = protect_rtcp(&mut tx, &plain);
+            assert_eq!(other.unprotect_rtcp(&mut got), Err(SrtpError::Auth));
+            let mut short = vec![0x80; 20];
+            assert_eq!(rx.unprotect_rtcp(&mut short), Err(SrtpError::Malformed));
+            let mut room = plain.clone();
+            assert_eq!(tx.protect_rtcp(&mut room, plain.len()), None, "no room");
+        }
+    }
+
+    #[test]
+    fn srtcp_compounds_sent_in_clear_are_still_authenticated() {
+        // RFC 3711 3.4: E clear means the sender chose not to encrypt.
+        let tx = SrtpContext::new(Suite::AesCm128HmacSha1_80, &master(7));
+        let mut rx = SrtpContext::new(Suite::AesCm128HmacSha1_80, &master(7));
+        let plain = rtcp_rr();
+        let mut sealed = plain.clone();
+        sealed.extend(5u32.to_be_bytes());
+        let mut mac = tx.rtcp.auth.clone();
+        mac.update(&sealed);
+        let tag: [u8; 20] = mac.finalize().into_bytes().into();
+        sealed.extend(&tag[..10]);
+        let mut got = sealed.clone();
+        assert_eq!(rx.unprotect_rtcp(&mut got), Ok(plain.len()));
+        assert_eq!(&got[..plain.len()], &plain[..]);
     }
 }

@@ -1,7 +1,9 @@
 //! RTCP between two streams in virtual time over a network that delays
 //! every packet by 40 ms and drops RTP on a fixed pattern: nida's figures
-//! (loss both ways, round trip, jitter) against the truth.
+//! (loss both ways, round trip, jitter) against the truth, in clear and
+//! as SRTP with SRTCP.
 
+use nida_media::srtp::{SrtpContext, Suite};
 use nida_media::{Law, RtpSession, SessionConfig};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -34,11 +36,35 @@ fn session(t0: Instant, ssrc: u32, remote: &str) -> RtpSession {
 /// A datagram on its way: (to A?, rtcp?, bytes).
 type Flight = (bool, bool, Vec<u8>);
 
+/// Makes `a` and `b` SRTP peers (the RTP suite with the 32-bit tag:
+/// SRTCP keeps its 80 bits).
+fn secure(a: &mut RtpSession, b: &mut RtpSession) {
+    let suite = Suite::AesCm128HmacSha1_32;
+    let (ka, kb) = ([0x11u8; 30], [0x22u8; 30]);
+    a.set_srtp(SrtpContext::new(suite, &ka), SrtpContext::new(suite, &kb));
+    b.set_srtp(SrtpContext::new(suite, &kb), SrtpContext::new(suite, &ka));
+}
+
 #[test]
 fn loss_jitter_and_round_trip_are_measured_within_ten_percent() {
+    measure(false);
+}
+
+#[test]
+fn srtcp_carries_the_same_figures_and_hides_them_on_the_wire() {
+    measure(true);
+}
+
+fn measure(srtp: bool) {
     let t0 = Instant::now();
     let mut a = session(t0, 0xa, B);
     let mut b = session(t0, 0xb, A);
+    if srtp {
+        secure(&mut a, &mut b);
+    }
+    // What an eavesdropper sees of the reports: A's CNAME in clear?
+    let cname = b"nida-0000000a";
+    let mut cname_seen = 0;
     let (from_a, from_b): (SocketAddr, SocketAddr) = (A.parse().unwrap(), B.parse().unwrap());
     let (ra, rb) = (
         SocketAddr::new(from_a.ip(), from_a.port() + 1),
@@ -73,6 +99,9 @@ fn loss_jitter_and_round_trip_are_measured_within_ten_percent() {
         }
         while let Some((len, dest)) = a.poll_rtcp(now, &mut buf) {
             assert_eq!(dest, rb);
+            if buf[..len].windows(cname.len()).any(|w| w == cname) {
+                cname_seen += 1;
+            }
             n += 1;
             flights.insert((now + DELAY, n), (false, true, buf[..len].to_vec()));
         }
@@ -106,6 +135,8 @@ fn loss_jitter_and_round_trip_are_measured_within_ten_percent() {
         a.handle_timeout(now);
         b.handle_timeout(now);
     }
+    assert_eq!(cname_seen > 0, !srtp, "reports in clear only without SRTP");
+    assert_eq!(a.stats().rejected + b.stats().rejected, 0);
     let q = a.quality();
     let (sent, received) = a.rtcp_counts();
     // 5 s on average, randomised and divided by e - 3/2 (RFC 3550 6.3.1).
@@ -133,8 +164,16 @@ fn loss_jitter_and_round_trip_are_measured_within_ten_percent() {
         (peer - truth).abs() <= truth * 0.1,
         "peer loss {peer} vs {truth}"
     );
-    // Round trip: 40 ms each way.
+    // Round trip: 40 ms each way, reported once as an event.
     let rtt = q.rtt.expect("a round trip").as_secs_f64();
+    let firsts: Vec<_> = std::iter::from_fn(|| a.poll_event())
+        .filter_map(|e| match e {
+            nida_media::MediaEvent::RoundTrip(d) => Some(d.as_secs_f64()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(firsts.len(), 1, "{firsts:?}");
+    assert!((firsts[0] - 0.080).abs() <= 0.008, "{firsts:?}");
     assert!((rtt - 0.080).abs() <= 0.008, "rtt {rtt}");
     // No jitter on this network.
     assert!(q.jitter_ms < 1.0, "{}", q.jitter_ms);
@@ -142,6 +181,41 @@ fn loss_jitter_and_round_trip_are_measured_within_ten_percent() {
     // 10 % loss is a poor call, far from a clean one.
     assert!((2.5..4.0).contains(&q.mos), "mos {}", q.mos);
     assert!(b.quality().mos > q.mos, "B lost less");
+}
+
+#[test]
+fn an_srtp_stream_takes_only_authentic_srtcp() {
+    let t0 = Instant::now();
+    let mut a = session(t0, 0xa, B);
+    let mut b = session(t0, 0xb, A);
+    secure(&mut a, &mut b);
+    let mut buf = [0u8; 1500];
+    let later = t0 + Duration::from_secs(10);
+    let peer_rtcp: SocketAddr = "192.0.2.2:30001".parse().unwrap();
+    let (len, _) = b.poll_rtcp(later, &mut buf).expect("a report is due");
+    let sealed = buf[..len].to_vec();
+    // Plain RTCP (a forged BYE) is refused, and so is a damaged report.
+    let bye = [
+        0x80, 201, 0, 1, 0, 0, 0, 0xb, // RR, no blocks
+        0x81, 203, 0, 1, 0, 0, 0, 0xb, // BYE 0xb
+    ];
+    a.handle_rtcp(later, peer_rtcp, &bye);
+    let mut damaged = sealed.clone();
+    damaged[10] ^= 0x40;
+    a.handle_rtcp(later, peer_rtcp, &damaged);
+    assert_eq!(a.poll_event(), None, "no BYE taken from a forger");
+    assert_eq!(a.rtcp_counts().1, 0);
+    assert_eq!(a.stats().rejected, 2);
+    // The real report opens, once; muxed on the RTP port too.
+    a.handle_packet(later, B.parse().unwrap(), &sealed);
+    assert_eq!(a.rtcp_counts().1, 1);
+    a.handle_rtcp(later, peer_rtcp, &sealed);
+    assert_eq!(a.rtcp_counts().1, 1, "a replay is refused");
+    assert_eq!(a.stats().rejected, 3);
+    // B's closing BYE, sealed, is taken.
+    let (len, _) = b.rtcp_bye(later, &mut buf).expect("a BYE");
+    a.handle_rtcp(later, peer_rtcp, &buf[..len]);
+    assert_eq!(a.poll_event(), Some(nida_media::MediaEvent::PeerLeft));
 }
 
 #[test]

@@ -142,6 +142,11 @@ pub fn event(
         } => info!(leg = leg.0, %remote, codec, ?direction, "media changed in the dialog"),
         CallEvent::MediaSecured { leg, suite } => info!(suite, leg = leg.0, "media is SRTP"),
         CallEvent::PeerLeftMedia(leg) => info!(leg = leg.0, "RTCP BYE from the peer"),
+        CallEvent::RoundTrip { leg, rtt } => debug!(
+            leg = leg.0,
+            rtt_ms = rtt.as_secs_f64() * 1000.0,
+            "first RTCP round trip"
+        ),
         CallEvent::MediaClosed {
             leg,
             role,
