@@ -274,9 +274,10 @@ impl SrtpContext {
     /// Encrypts the RTCP compound in `buf[..len]` in place (all but its
     /// first header and sender SSRC), appends the E flag with the SRTCP
     /// index and the tag; returns the new length, `None` when `buf` has
-    /// no room for [`SRTCP_OVERHEAD`] more bytes or `len` is too short.
+    /// no room for [`SRTCP_OVERHEAD`] more bytes, `len` is too short or
+    /// the compound is not RTP version 2.
     pub fn protect_rtcp(&mut self, buf: &mut [u8], len: usize) -> Option<usize> {
-        if len < 8 || buf.len() < len + SRTCP_OVERHEAD {
+        if len < 8 || buf.len() < len + SRTCP_OVERHEAD || buf[0] >> 6 != 2 {
             return None;
         }
         let r = &mut self.rtcp;

@@ -2,7 +2,8 @@
 //! fixed key must never panic nor be accepted (a forgery would need the
 //! key); each one, read as plain RTP and numbered as a sender numbers
 //! (forward, by steps of 1 to 64, across the 16-bit wrap), sealed with the
-//! key and opened again must come back unchanged, exactly once.
+//! key and opened again must come back unchanged, exactly once. The same
+//! for each one as an SRTCP compound.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -20,6 +21,17 @@ fuzz_target!(|data: &[u8]| {
     let mut stranger = SrtpContext::new(suite, &key);
     let mut seq: Option<u16> = None;
     for packet in data.split(|&b| b == 0xA5) {
+        let mut forged = packet.to_vec();
+        assert!(stranger.unprotect_rtcp(&mut forged).is_err(), "forged SRTCP accepted");
+        let mut buf = packet.to_vec();
+        buf.resize(packet.len() + nida_media::srtp::SRTCP_OVERHEAD, 0);
+        if let Some(n) = tx.protect_rtcp(&mut buf, packet.len()) {
+            buf.truncate(n);
+            let mut again = buf.clone();
+            let m = rx.unprotect_rtcp(&mut buf).expect("a sealed compound opens");
+            assert_eq!(&buf[..m], packet);
+            assert_eq!(rx.unprotect_rtcp(&mut again), Err(SrtpError::Replay));
+        }
         let mut forged = packet.to_vec();
         match stranger.unprotect(&mut forged) {
             Err(_) => {}
