@@ -187,7 +187,7 @@ impl Drop for Baresip {
 }
 
 /// One channel of a WAV file and its rate.
-fn read_wav(path: &Path, channel: usize) -> Option<(Vec<i16>, u32)> {
+pub(crate) fn read_wav(path: &Path, channel: usize) -> Option<(Vec<i16>, u32)> {
     let r = hound::WavReader::open(path).ok()?;
     let spec = r.spec();
     let n = spec.channels as usize;
@@ -199,7 +199,7 @@ fn read_wav(path: &Path, channel: usize) -> Option<(Vec<i16>, u32)> {
 }
 
 /// Whether some half second of `pcm` is a clear tone near `hz`.
-fn has_tone(pcm: &[i16], rate: u32, hz: f64) -> bool {
+pub(crate) fn has_tone(pcm: &[i16], rate: u32, hz: f64) -> bool {
     let win = rate as usize / 2;
     pcm.chunks(win).filter(|w| w.len() == win).any(|w| {
         let rms = (w.iter().map(|s| (*s as f64).powi(2)).sum::<f64>() / win as f64).sqrt();
@@ -215,7 +215,7 @@ fn caller_voice(dir: &Path) -> PathBuf {
 }
 
 /// `seconds` of the caller's 1000 Hz voice.
-fn caller_voice_for(dir: &Path, seconds: u32) -> PathBuf {
+pub(crate) fn caller_voice_for(dir: &Path, seconds: u32) -> PathBuf {
     let path = dir.join(format!("caller-voice-{seconds}.wav"));
     let spec = hound::WavSpec {
         channels: 1,
@@ -257,7 +257,7 @@ fn sipp_phone(scenario: &str, port: u16, calls: u32, timeout: u32, echo: bool) -
 
 /// nida with `extra` config lines, `DATA` in them standing for its data
 /// folder.
-fn start_centre(extra: &str) -> Nida {
+pub(crate) fn start_centre(extra: &str) -> Nida {
     Nida::start_with(|dir| extra.replace("DATA", &dir.join("data").display().to_string()))
 }
 
@@ -273,11 +273,11 @@ fn registered_phone(nida: &Nida, auto_answer: bool) -> Baresip {
     phone
 }
 
-fn agent_config(agents: &str, queue: &str) -> String {
+pub(crate) fn agent_config(agents: &str, queue: &str) -> String {
     format!("{agents}\n[queues.visa_general]\nannounce_seconds = 0\nwrap_up_seconds = 0\n{queue}\n")
 }
 
-const AGENT_1001: &str = "[[agents]]\nid = 1\nuser = \"1001\"\npassword = \"s3cret\"\nname = \"Amina\"\nskills = { visa = 5 }\nlanguages = [\"en\", \"ar\"]\n";
+pub(crate) const AGENT_1001: &str = "[[agents]]\nid = 1\nuser = \"1001\"\npassword = \"s3cret\"\nname = \"Amina\"\nskills = { visa = 5 }\nlanguages = [\"en\", \"ar\"]\n";
 
 /// The callers' network (`nida call` on loopback) vouches for their
 /// numbers, as a carrier's would: a call-back through `outbound_uri` or a
@@ -289,7 +289,13 @@ const TRUSTED_CALLER: &str = "[protection]\ntrusted = [\"127.0.0.1/32\"]\n";
 const CALLER_NUMBER: &str = "0501234567";
 
 /// `nida call` dialling the main flow, choosing English and an agent.
-fn caller(nida: &Nida, digits: &str, max_seconds: u32, voice: &Path, record: &Path) -> Child {
+pub(crate) fn caller(
+    nida: &Nida,
+    digits: &str,
+    max_seconds: u32,
+    voice: &Path,
+    record: &Path,
+) -> Child {
     caller_from(nida, "nida-call", digits, max_seconds, voice, record)
 }
 
@@ -334,7 +340,7 @@ fn event_stream(nida: &Nida) -> Arc<Mutex<Vec<serde_json::Value>>> {
     common::events(nida.http, "/api/events", Some(TOKEN))
 }
 
-fn finish(child: Child) -> (bool, String) {
+pub(crate) fn finish(child: Child) -> (bool, String) {
     let out = child.wait_with_output().unwrap();
     (
         out.status.success(),
@@ -347,7 +353,7 @@ fn finish(child: Child) -> (bool, String) {
 }
 
 /// The call records in the data folder's database, as JSON objects.
-fn records(nida: &Nida) -> Vec<serde_json::Value> {
+pub(crate) fn records(nida: &Nida) -> Vec<serde_json::Value> {
     let store = nida_store::Store::open_dir(&nida.dir.join("data")).expect("the database opens");
     store
         .calls(&nida_store::Query::default())

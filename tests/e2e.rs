@@ -1,5 +1,5 @@
 //! nida end to end: the real `nida` binary on loopback against real peers
-//! (sipp, baresip, Kamailio, headless Chromium, sipvicious). One test
+//! (sipp, baresip, linphone, Kamailio, headless Chromium, sipvicious). One test
 //! binary, so the suite links once and its tests share the test threads;
 //! each file below is one area.
 
@@ -11,6 +11,7 @@ mod api;
 mod dispatcher;
 mod ivr_call;
 mod ivr_cli;
+mod linphone;
 mod protection;
 mod sipp_calls;
 mod torture;

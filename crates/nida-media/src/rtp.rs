@@ -214,6 +214,12 @@ struct RtcpState {
     bye: bool,
 }
 
+/// Whether a datagram is STUN (RFC 7983: first byte 0 to 3, RFC 5389's
+/// magic cookie at bytes 4 to 8).
+fn is_stun(data: &[u8]) -> bool {
+    data.len() >= 20 && data[0] < 4 && data[4..8] == [0x21, 0x12, 0xa4, 0x42]
+}
+
 /// A source that is not the peer, and how far its run has come.
 #[derive(Debug, Clone, Copy)]
 struct Candidate {
@@ -504,7 +510,7 @@ impl RtpSession {
     /// stream give the peer's view and the round-trip time. On an SRTP
     /// stream only authentic SRTCP is taken.
     pub fn handle_rtcp(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
-        let Some(r) = self.rtcp.as_ref() else {
+        let Some(r) = self.rtcp.as_ref().filter(|_| !is_stun(data)) else {
             return;
         };
         if from != self.remote && from != r.dest {
@@ -697,6 +703,12 @@ impl RtpSession {
 
     /// Feeds one datagram that arrived on the RTP port.
     pub fn handle_packet(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        // STUN binding requests are media keep-alives (RFC 6263 4.6;
+        // linphone sends them every few seconds): not RTP, not malformed,
+        // and never answered (nida is not an ICE agent on this path).
+        if is_stun(data) {
+            return;
+        }
         // RTCP on the RTP port is taken whether or not mux was agreed:
         // some phones (baresip) mux anyway, and RTP payload types never
         // fall in RTCP's range (RFC 5761 4).
@@ -1024,6 +1036,24 @@ mod tests {
 
     fn tone(n: usize) -> Arc<Prompt> {
         Arc::new(Prompt::from_pcm("tone", tone_pcm(n)))
+    }
+
+    #[test]
+    fn stun_keep_alives_are_neither_media_nor_malformed() {
+        let t0 = Instant::now();
+        let mut s = RtpSession::new(t0, cfg("127.0.0.1:4000"));
+        s.enable_rtcp(t0, "127.0.0.1:4001".parse().unwrap(), false, Duration::ZERO);
+        // A binding request without attributes, as linphone sends.
+        let mut stun = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42];
+        stun.extend([7u8; 12]);
+        s.handle_packet(t0, "127.0.0.1:4000".parse().unwrap(), &stun);
+        s.handle_rtcp(t0, "127.0.0.1:4001".parse().unwrap(), &stun);
+        let st = s.stats();
+        assert_eq!((st.received, st.rejected, st.foreign), (0, 0, 0));
+        // Without the cookie it is no STUN: malformed.
+        stun[4] = 0;
+        s.handle_packet(t0, "127.0.0.1:4000".parse().unwrap(), &stun);
+        assert_eq!(s.stats().rejected, 1);
     }
 
     #[test]

@@ -1,0 +1,283 @@
+//! Hold and resume with linphone (Debian's linphone-cli, liblinphone and
+//! belle-sip), the other family of softphones agents and callers use:
+//! `pause` is a re-INVITE with `a=sendonly`, `resume` one with
+//! `a=sendrecv`. As an agent (nida placed the call) and as a caller to
+//! the IVR (linphone placed it), the held call outlives the RTP timeout
+//! and the audio flows both ways again after the resume. baresip's hold
+//! is in `agents.rs`; the protocol itself is tested in virtual time in
+//! `crates/nida-sip/tests/dialog.rs`.
+
+use crate::agents::{
+    agent_config, caller, caller_voice_for, finish, has_tone, read_wav, records, start_centre,
+    AGENT_1001,
+};
+use crate::common;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// linphonec driven on its standard input, in file mode: it plays a
+/// 600 Hz tone as its microphone and records what it hears.
+struct Linphone {
+    child: Child,
+    stdin: ChildStdin,
+    log: Arc<Mutex<String>>,
+    /// The WAV it records what it hears into.
+    heard: PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+impl Linphone {
+    /// linphone at its own port, registered to nida as `user` when
+    /// `register`, answering calls by itself.
+    fn start(nida: SocketAddr, user: &str, password: &str, register: bool) -> Linphone {
+        common::require("linphonec", "linphone-cli");
+        let p = common::ports(4);
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!("nida-linphone-{p}-"))
+            .tempdir()
+            .unwrap();
+        let dir = tmp.path().to_path_buf();
+        // liblinphone will not start its SIP stack without a database in
+        // its home.
+        std::fs::create_dir_all(dir.join("home/.local/share/linphone")).unwrap();
+        let proxy = if register {
+            format!(
+                "[proxy_0]\nreg_proxy=<sip:{nida}>\nreg_identity=sip:{user}@{nida}\n\
+                 reg_expires=600\nreg_sendregister=1\n\
+                 [auth_info_0]\nusername={user}\npasswd={password}\n"
+            )
+        } else {
+            String::new()
+        };
+        let rc = format!(
+            "[sip]\nsip_port={p}\nsip_tcp_port=0\nsip_tls_port=0\n\
+             default_proxy={}\nguess_hostname=0\ncontact=sip:{user}@127.0.0.1:{p}\n\
+             [rtp]\naudio_rtp_port={}\naudio_adaptive_jitt_comp_enabled=0\n\
+             [net]\nfirewall_policy=0\n\
+             [sound]\necho_cancellation=0\n\
+             {proxy}",
+            if register { 0 } else { -1 },
+            p + 2,
+        );
+        std::fs::write(dir.join("rc"), rc).unwrap();
+        let voice = dir.join("voice.wav");
+        tone_file(&voice, 600.0, 90);
+        let heard = dir.join("heard.wav");
+        let mut child = Command::new("linphonec")
+            .arg("-c")
+            .arg(dir.join("rc"))
+            .env("HOME", dir.join("home"))
+            .current_dir(&dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("linphonec starts");
+        let log = Arc::new(Mutex::new(String::new()));
+        common::collect_lines(&log, child.stdout.take().unwrap());
+        common::collect_lines(&log, child.stderr.take().unwrap());
+        let stdin = child.stdin.take().unwrap();
+        let mut phone = Linphone {
+            child,
+            stdin,
+            log,
+            heard,
+            _tmp: tmp,
+        };
+        phone.command("soundcard use files");
+        phone.command(&format!("play {}", voice.display()));
+        phone.command(&format!("record {}", phone.heard.display()));
+        phone.command("autoanswer enable");
+        phone
+    }
+
+    fn command(&mut self, line: &str) {
+        writeln!(self.stdin, "{line}").expect("linphonec reads commands");
+        self.stdin.flush().unwrap();
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Samples recorded so far (the file grows as linphone writes it).
+    fn heard_so_far(&self) -> usize {
+        let bytes = std::fs::metadata(&self.heard).map_or(0, |m| m.len() as usize);
+        bytes.saturating_sub(44) / 2
+    }
+
+    /// What it recorded, as samples with their rate.
+    fn heard(&self) -> Option<(Vec<i16>, u32)> {
+        read_wav(&self.heard, 0)
+    }
+}
+
+impl Drop for Linphone {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `seconds` of a tone of `hz` as an 8 kHz mono WAV.
+fn tone_file(path: &Path, hz: f64, seconds: u32) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for i in 0..8000 * seconds {
+        let v = (f64::from(i) * 2.0 * std::f64::consts::PI * hz / 8000.0).sin() * 8000.0;
+        w.write_sample(v as i16).unwrap();
+    }
+    w.finalize().unwrap();
+}
+
+#[test]
+fn a_linphone_agent_holds_past_the_rtp_timeout_and_is_heard_after_resume() {
+    let extra = format!(
+        "data_dir = \"DATA\"\nrtp_timeout_seconds = 2\n{}",
+        agent_config(AGENT_1001, "record = true\n")
+    );
+    let nida = start_centre(&extra);
+    let mut phone = Linphone::start(nida.sip, "1001", "s3cret", true);
+    assert!(
+        nida.wait_log("state=Available", Duration::from_secs(10)),
+        "linphone did not register:\n{}\n{}",
+        nida.log(),
+        phone.log()
+    );
+    let voice = caller_voice_for(&nida.dir, 40);
+    let heard = nida.dir.join("caller-heard.wav");
+    let call = caller(&nida, "2,0,w5", 60, &voice, &heard);
+    assert!(
+        nida.wait_log("bridged agent=1", Duration::from_secs(20)),
+        "{}\n{}",
+        nida.log(),
+        phone.log()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    phone.command("pause");
+    assert!(
+        nida.wait_log("direction=RecvOnly", Duration::from_secs(5)),
+        "{}\n{}",
+        nida.log(),
+        phone.log()
+    );
+    // Held for twice the RTP timeout: nobody is hung up.
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(!nida.log().contains("no RTP"), "{}", nida.log());
+    let before_resume = phone.heard_so_far();
+    assert!(
+        before_resume > 8000,
+        "linphone heard the caller before the hold"
+    );
+    phone.command("resume");
+    assert!(
+        nida.wait_log("direction=SendRecv", Duration::from_secs(5)),
+        "{}\n{}",
+        nida.log(),
+        phone.log()
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    phone.command("terminate");
+    let (ok, timeline) = finish(call);
+    assert!(ok, "{timeline}\n{}\n{}", nida.log(), phone.log());
+    assert!(!nida.log().contains("no RTP"), "{}", nida.log());
+    // After the resume each side hears the other: the last two seconds
+    // of the call's recording (right: the agent, as the caller got it)
+    // are the agent's 600 Hz, and of what linphone recorded the
+    // caller's 1000 Hz.
+    assert!(nida.wait_log("call record written", Duration::from_secs(5)));
+    let recs = records(&nida);
+    let rec = PathBuf::from(recs[0]["recording"].as_str().expect("recorded"));
+    let (right, rate) = read_wav(&rec, 1).unwrap();
+    let tail = &right[right.len().saturating_sub(rate as usize * 2)..];
+    assert!(
+        has_tone(tail, rate, 600.0),
+        "the caller hears the agent after resume"
+    );
+    let (pcm, rate) = phone.heard().expect("linphone's recording");
+    eprintln!("LEN {} {}", pcm.len(), rate);
+    let tail = &pcm[pcm.len().saturating_sub(rate as usize * 2)..];
+    assert!(
+        has_tone(tail, rate, 1000.0),
+        "the agent hears the caller after resume"
+    );
+}
+
+#[test]
+fn a_linphone_caller_holds_the_ivr_past_the_rtp_timeout_and_goes_on_after_resume() {
+    let nida = start_centre("rtp_timeout_seconds = 2\n[dial_plan]\n\"901\" = \"police\"\n");
+    let mut phone = Linphone::start(nida.sip, "caller", "", false);
+    phone.command(&format!("call sip:901@{}", nida.sip));
+    assert!(
+        nida.wait_log("running flow flow=police", Duration::from_secs(10)),
+        "{}\n{}",
+        nida.log(),
+        phone.log()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    phone.command("pause");
+    assert!(
+        nida.wait_log("direction=RecvOnly", Duration::from_secs(5)),
+        "{}\n{}",
+        nida.log(),
+        phone.log()
+    );
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(!nida.log().contains("no RTP"), "{}", nida.log());
+    let before_resume = phone.heard_so_far();
+    assert!(
+        before_resume > 8000,
+        "linphone heard the welcome before the hold"
+    );
+    phone.command("resume");
+    assert!(
+        nida.wait_log("direction=SendRecv", Duration::from_secs(5)),
+        "{}\n{}",
+        nida.log(),
+        phone.log()
+    );
+    // nida hears linphone again: its key 2 (RFC 4733) picks English
+    // (with no key the menu's failure would skip the language).
+    phone.command("2");
+    assert!(
+        nida.wait_log("prompts=[\"police_menu\"]", Duration::from_secs(15)),
+        "{}\n{}",
+        nida.log(),
+        phone.log()
+    );
+    phone.command("terminate");
+    assert!(
+        nida.wait_log("flow ended", Duration::from_secs(5)),
+        "{}",
+        nida.log()
+    );
+    let log = nida.log();
+    assert!(!log.contains("no RTP"), "{log}");
+    let ended = log.lines().find(|l| l.contains("flow ended")).unwrap();
+    assert!(
+        ended.contains("police/lang_en > police/police_menu"),
+        "{ended}"
+    );
+    // Everything linphone sent was understood: its STUN keep-alives are
+    // not counted as malformed.
+    let closed = log.lines().find(|l| l.contains("media closed")).unwrap();
+    assert!(closed.contains(" rejected=0 "), "{closed}");
+    // And linphone hears the flow again: prompts after the resume.
+    let (pcm, _) = phone.heard().expect("linphone's recording");
+    let after: &[i16] = pcm.get(before_resume..).unwrap_or_default();
+    let loud = after.iter().filter(|s| s.unsigned_abs() > 2000).count();
+    assert!(
+        loud > 1000,
+        "linphone heard {loud} loud samples after resume"
+    );
+}
