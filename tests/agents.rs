@@ -1169,6 +1169,61 @@ fn a_call_back_goes_through_the_trunk_to_the_address_that_answers() {
 }
 
 #[test]
+fn a_baresip_caller_holds_the_ivr_past_the_rtp_timeout_and_goes_on_after_resume() {
+    let nida = start_centre("rtp_timeout_seconds = 2\n[dial_plan]\n\"901\" = \"police\"\n");
+    let phone = Baresip::start(nida.sip, "caller", "x", true);
+    assert!(phone.wait_log("baresip is ready", Duration::from_secs(10)));
+    phone.command("dial", &format!("sip:901@{}", nida.sip));
+    assert!(
+        nida.wait_log("running flow flow=police", Duration::from_secs(10)),
+        "{}\n{}",
+        nida.log(),
+        phone.log()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    phone.command("hold", "");
+    assert!(
+        nida.wait_log("direction=RecvOnly", Duration::from_secs(5)),
+        "{}\n{}",
+        nida.log(),
+        phone.log()
+    );
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(!nida.log().contains("no RTP"), "{}", nida.log());
+    phone.command("resume", "");
+    assert!(
+        nida.wait_log("direction=SendRecv", Duration::from_secs(5)),
+        "{}\n{}",
+        nida.log(),
+        phone.log()
+    );
+    // After the resume nida hears baresip's key 2 (RFC 4733): English
+    // (with no key the menu's failure would skip the language).
+    phone.command("sndcode", "2");
+    assert!(
+        nida.wait_log("prompts=[\"police_menu\"]", Duration::from_secs(15)),
+        "{}\n{}",
+        nida.log(),
+        phone.log()
+    );
+    phone.hangup();
+    assert!(
+        nida.wait_log("flow ended", Duration::from_secs(5)),
+        "{}",
+        nida.log()
+    );
+    let log = nida.log();
+    assert!(!log.contains("no RTP"), "{log}");
+    let ended = log.lines().find(|l| l.contains("flow ended")).unwrap();
+    assert!(
+        ended.contains("police/lang_en > police/police_menu"),
+        "{ended}"
+    );
+    let closed = log.lines().find(|l| l.contains("media closed")).unwrap();
+    assert!(closed.contains(" rejected=0 "), "{closed}");
+}
+
+#[test]
 fn an_agent_holds_past_the_rtp_timeout_and_both_hear_each_other_after_resume() {
     let extra = format!(
         "data_dir = \"DATA\"\nrtp_timeout_seconds = 2\n{}",
