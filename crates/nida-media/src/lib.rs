@@ -5,6 +5,8 @@
 //! - [`dtmf`]: RFC 4733 telephone-events, both directions;
 //! - [`inband`]: DTMF tones in the audio (Goertzel);
 //! - [`g711`]: µ-law and A-law;
+//! - [`mixer`]: conferences of more than two parties, each hearing whom
+//!   it is set to hear;
 //! - [`rtcp`]: RTCP reports, round-trip time and an E-model MOS;
 //! - [`prompt`]: audio files decoded, resampled and encoded once at start;
 //! - [`srtp`]: SRTP (RFC 3711) with keys from SDES.
@@ -18,6 +20,7 @@ pub mod dtmf;
 mod error;
 pub mod g711;
 pub mod inband;
+pub mod mixer;
 pub mod prompt;
 pub mod rtcp;
 pub mod rtp;
@@ -25,5 +28,6 @@ pub mod srtp;
 
 pub use error::Error;
 pub use g711::Law;
+pub use mixer::Mixer;
 pub use prompt::{Prompt, PromptStore};
 pub use rtp::{MediaEvent, Outgoing, RtpSession, RtpStats, SessionConfig};
