@@ -263,7 +263,12 @@ mod tests {
             m.mix();
             while let Some((id, bytes)) = m.poll_output() {
                 let law = tones.iter().find(|t| t.0 == id).unwrap().1;
-                heard.iter_mut().find(|h| h.0 == id).unwrap().1.extend(law.decode(&bytes));
+                heard
+                    .iter_mut()
+                    .find(|h| h.0 == id)
+                    .unwrap()
+                    .1
+                    .extend(law.decode(&bytes));
             }
         }
         heard
@@ -284,13 +289,23 @@ mod tests {
         m.set_hears(3, 1, true);
         m.set_hears(3, 2, true);
         m.set_hears(3, 3, true); // never oneself
-        let tones = [(1, Law::Mu, 400.0), (2, Law::Mu, 1000.0), (3, Law::Mu, 1700.0)];
+        let tones = [
+            (1, Law::Mu, 400.0),
+            (2, Law::Mu, 1000.0),
+            (3, Law::Mu, 1700.0),
+        ];
         let heard = run(&mut m, &tones, 50);
         let of = |id: u8| &heard.iter().find(|h| h.0 == id).unwrap().1[FRAME * 4..];
         let has = |id: u8, hz: f64| share_of(of(id), hz) > 0.1;
-        assert!(has(1, 1000.0) && !has(1, 1700.0) && !has(1, 400.0), "caller");
+        assert!(
+            has(1, 1000.0) && !has(1, 1700.0) && !has(1, 400.0),
+            "caller"
+        );
         assert!(has(2, 400.0) && has(2, 1700.0) && !has(2, 1000.0), "agent");
-        assert!(has(3, 400.0) && has(3, 1000.0) && !has(3, 1700.0), "supervisor");
+        assert!(
+            has(3, 400.0) && has(3, 1000.0) && !has(3, 1700.0),
+            "supervisor"
+        );
         // Barge: the caller hears the supervisor too.
         m.set_hears(1, 3, true);
         let heard = run(&mut m, &tones, 20);
@@ -301,7 +316,10 @@ mod tests {
         m.set_hears(2, 3, false);
         let heard = run(&mut m, &tones, 20);
         for (id, pcm) in &heard[..2] {
-            assert!(share_of(&pcm[FRAME * 4..], 1700.0) < 0.01, "{id} hears the listener");
+            assert!(
+                share_of(&pcm[FRAME * 4..], 1700.0) < 0.01,
+                "{id} hears the listener"
+            );
         }
     }
 
@@ -314,7 +332,11 @@ mod tests {
         for (a, b) in [(1, 2), (2, 1), (1, 3), (3, 1), (2, 3), (3, 2)] {
             m.set_hears(a, b, true);
         }
-        let tones = [(1, Law::Mu, 500.0), (2, Law::A, 1200.0), (3, Law::A, 2000.0)];
+        let tones = [
+            (1, Law::Mu, 500.0),
+            (2, Law::A, 1200.0),
+            (3, Law::A, 2000.0),
+        ];
         let heard = run(&mut m, &tones, 30);
         let caller = &heard[0].1[FRAME * 4..];
         assert!(share_of(caller, 1200.0) > 0.1 && share_of(caller, 2000.0) > 0.1);
