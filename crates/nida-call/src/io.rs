@@ -54,6 +54,8 @@ pub enum FromCentre {
     Exit(Exit),
     /// The queue would not take the call.
     Refused,
+    /// The agent page holds (true) or resumes (false) the caller.
+    Hold(bool),
 }
 
 /// What this call asks of the routing core.
@@ -332,6 +334,20 @@ pub enum CallEvent {
         /// The other side's codec.
         other_codec: &'static str,
     },
+    /// The caller is on hold: the music plays to them.
+    Held {
+        /// The bridged leg (the agent's).
+        leg: LegId,
+        /// Held from the agent page (else by the agent's phone).
+        by_page: bool,
+    },
+    /// The caller is back with the agent.
+    Resumed {
+        /// The bridged leg.
+        leg: LegId,
+        /// How long this hold lasted.
+        held: std::time::Duration,
+    },
     /// The bridged agent hung up.
     AgentLeft {
         /// The agent.
@@ -488,6 +504,14 @@ pub enum Output {
     },
     /// Hang up (or cancel) a leg.
     Hangup(LegId),
+    /// Hold (`on`) or resume a leg from nida's side: a re-INVITE
+    /// (`sendonly`, then `sendrecv`).
+    HoldLeg {
+        /// The leg.
+        leg: LegId,
+        /// Hold or resume.
+        on: bool,
+    },
     /// The leg is gone: its socket and port go back.
     Release(LegId),
     /// Tell the peer of a leg how the transfer it asked for went.

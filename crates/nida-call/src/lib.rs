@@ -35,6 +35,7 @@
 pub mod answering;
 pub mod bookings;
 mod callback;
+mod hold;
 pub mod io;
 pub mod leg;
 mod machine;

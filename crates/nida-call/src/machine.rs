@@ -136,6 +136,8 @@ pub struct Call {
     pub(crate) pending_booking: Option<PendingBooking>,
     pub(crate) transfers: Vec<String>,
     pub(crate) bridge: Option<Bridge>,
+    /// The caller's hold by the agent.
+    pub(crate) hold: crate::hold::Hold,
     /// Who hears whom: (from, to).
     pub(crate) links: Vec<(LegId, LegId)>,
     pub(crate) tape: Option<Tape>,
@@ -212,6 +214,7 @@ impl Call {
             pending_booking: None,
             transfers: Vec::new(),
             bridge: None,
+            hold: crate::hold::Hold::default(),
             links: Vec::new(),
             tape: None,
             recording_name: None,
@@ -655,6 +658,9 @@ impl Call {
             // After an announcement, or at the end of the loop: music.
             self.announcing = false;
             self.start_music();
+        } else if self.on_hold() {
+            // The music loops while the caller is held.
+            self.start_music();
         } else if self.confirm {
             self.hang_up.get_or_insert(HangupCause::Done);
         } else if let Some(s) = self.ivr.as_mut() {
@@ -798,6 +804,9 @@ impl Call {
             path: self.path.clone(),
             vars: self.info.vars.clone(),
             transfers: self.transfers.clone(),
+            hold_seconds: self.hold.time(now).as_secs_f64(),
+            holds: self.hold.count,
+            listens: Vec::new(),
             media: self
                 .media_quality
                 .iter()

@@ -124,6 +124,9 @@ impl Call {
             codec: n.codec.name(),
             direction: n.direction,
         });
+        if self.bridge.is_some_and(|b| b.leg == leg) {
+            self.bridged_media(now, &n);
+        }
     }
 
     /// The audio a leg nida placed agreed to in its answer; when nida
@@ -172,6 +175,11 @@ impl Call {
         };
         self.music = false;
         self.announcing = false;
+        if let Some(since) = self.hold.since {
+            self.end_hold(now, since);
+        }
+        self.hold.phone = false;
+        self.hold.page = false;
         self.bridge = Some(Bridge { leg, agent });
         self.links = match self.caller {
             Some(c) => vec![(c, leg), (leg, c)],

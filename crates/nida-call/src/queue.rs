@@ -137,6 +137,10 @@ impl Call {
 
     /// The routing core's word.
     pub(crate) fn centre_message(&mut self, now: Instant, m: FromCentre) {
+        if let FromCentre::Hold(on) = m {
+            self.page_hold(now, on);
+            return;
+        }
         if self.caller.is_none() {
             if let Some(m) = self.parked_message(now, m) {
                 self.waiting_message(now, m);
@@ -186,6 +190,7 @@ impl Call {
             FromCentre::Connected(agent) => self.connected(now, task, agent),
             FromCentre::Position { place, wait } => self.announce(place, wait),
             FromCentre::Exit(exit) => self.exit(now, exit),
+            FromCentre::Hold(_) => {}
             FromCentre::Refused => {
                 self.task = None;
                 self.event(CallEvent::Refused);
@@ -407,6 +412,11 @@ impl Call {
     /// The bridged leg hung up.
     fn bridge_ended(&mut self, now: Instant, agent: Option<AgentId>, reason: EndReason) {
         self.bridge = None;
+        if let Some(since) = self.hold.since {
+            self.end_hold(now, since);
+        }
+        self.hold.phone = false;
+        self.hold.page = false;
         self.links.clear();
         if let Some(rtp) = self.caller_rtp() {
             rtp.set_relay(false);

@@ -584,3 +584,96 @@ fn a_held_caller_stays_up_past_the_rtp_timeout_and_is_heard_again_after_a_move()
     w.run_until(S(10), |w| ended(w, c));
     assert!(w.saw(c, |e| *e == CallEvent::HangingUp(HangupCause::NoMedia)));
 }
+
+#[test]
+fn an_agent_holds_from_the_phone_and_from_the_page_the_caller_hears_music() {
+    use nida_sip::sdp::Direction;
+    let mut w = World::visa(quiet());
+    w.call_config().rtp_timeout = S(3);
+    w.agent(1, Answer::After(S(1)));
+    let c = w.call_in("line", "0501", Answer::Never);
+    w.run_until(S(5), |w| w.saw(c, bridged_to(Some(1))));
+    w.run_for(S(2));
+    let p = w.calls[c].caller;
+    let agent = w.agents[&1];
+    // The agent's softphone holds (sendonly): the caller hears the
+    // queue's music, not the agent (whose phone goes on sending), and
+    // the agent hears nothing; neither is hung up for the silence.
+    w.agent_media(1, Direction::RecvOnly);
+    assert!(w.saw(c, |e| matches!(e, CallEvent::Held { by_page: false, .. })));
+    let (caller_from, agent_from) = (
+        w.phones[p].all_heard().len(),
+        w.phones[agent].all_heard().len(),
+    );
+    w.run_for(S(6));
+    let held = &w.phones[p].all_heard()[caller_from..];
+    assert!(heard_once(held, prompt_hz("moh")), "music on hold");
+    assert!(
+        !hears(held, AGENT_HZ),
+        "the caller does not hear the held agent"
+    );
+    assert!(
+        w.phones[agent].all_heard().len() <= agent_from + 160,
+        "nothing sent to the holder"
+    );
+    assert!(!ended(&w, c));
+    // Resume: the bridge is back both ways, the music stops.
+    w.agent_media(1, Direction::SendRecv);
+    let resumed = w.calls[c].events.iter().find_map(|(_, e)| match e {
+        CallEvent::Resumed { held, .. } => Some(*held),
+        _ => None,
+    });
+    assert!(
+        resumed.is_some_and(|d| (S(6)..S(7)).contains(&d)),
+        "{resumed:?}"
+    );
+    let (caller_from, agent_from) = (
+        w.phones[p].all_heard().len(),
+        w.phones[agent].all_heard().len(),
+    );
+    w.run_for(S(3));
+    let after = &w.phones[p].all_heard()[caller_from..];
+    assert!(
+        hears(&after[8000..], AGENT_HZ),
+        "the caller hears the agent again"
+    );
+    assert!(
+        !heard_once(&after[8000..], prompt_hz("moh")),
+        "no music after resume"
+    );
+    assert!(hears(&w.phones[agent].all_heard()[agent_from..], CALLER_HZ));
+
+    // From the agent page: nida holds the agent's leg by re-INVITE
+    // (sendonly), the caller hears music; resume sends sendrecv.
+    w.page_hold(1, true);
+    assert!(w.calls[c]
+        .sip
+        .iter()
+        .any(|o| matches!(o, Output::HoldLeg { on: true, .. })));
+    assert!(w.saw(c, |e| matches!(e, CallEvent::Held { by_page: true, .. })));
+    let caller_from = w.phones[p].all_heard().len();
+    w.run_for(S(4));
+    let held = &w.phones[p].all_heard()[caller_from..];
+    assert!(heard_once(held, prompt_hz("moh")) && !hears(held, AGENT_HZ));
+    // A page resume of a call the page did not hold does nothing twice.
+    w.page_hold(1, false);
+    w.page_hold(1, false);
+    let resumes = w.calls[c]
+        .sip
+        .iter()
+        .filter(|o| matches!(o, Output::HoldLeg { on: false, .. }))
+        .count();
+    assert_eq!(resumes, 1);
+    let caller_from = w.phones[p].all_heard().len();
+    w.run_for(S(3));
+    assert!(hears(
+        &w.phones[p].all_heard()[caller_from + 8000..],
+        AGENT_HZ
+    ));
+    // Both holds are in the record.
+    w.caller_hangs_up(c);
+    w.run_until(S(5), |w| ended(w, c));
+    let r = w.record(c).expect("a record");
+    assert_eq!(r.holds, 2);
+    assert!((10.0..11.5).contains(&r.hold_seconds), "{}", r.hold_seconds);
+}

@@ -13,7 +13,9 @@ pub mod kpi;
 pub mod migrate;
 mod records;
 
-pub use records::{AgentHa1, AgentRow, CallRecord, CallbackRow, LegQuality, OutboundRow, Query};
+pub use records::{
+    AgentHa1, AgentRow, CallRecord, CallbackRow, LegQuality, ListenIn, OutboundRow, Query,
+};
 
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};

@@ -95,6 +95,11 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE agents ADD COLUMN ha1_sha256 TEXT;",
     // 5: each leg's media quality (loss, jitter, round trip, MOS) as JSON.
     "ALTER TABLE calls ADD COLUMN media TEXT;",
+    // 6: time the caller spent on hold, how often, and supervisors'
+    // listen-ins (JSON).
+    "ALTER TABLE calls ADD COLUMN hold_seconds REAL;
+    ALTER TABLE calls ADD COLUMN holds INTEGER;
+    ALTER TABLE calls ADD COLUMN listens TEXT;",
 ];
 
 /// The newest schema version.

@@ -55,6 +55,26 @@ pub struct CallRecord {
     /// The media quality of each leg, as RTP and RTCP measured it.
     #[serde(default)]
     pub media: Vec<LegQuality>,
+    /// Seconds the caller spent on hold while talking to an agent.
+    #[serde(default)]
+    pub hold_seconds: f64,
+    /// Times the caller was put on hold.
+    #[serde(default)]
+    pub holds: u32,
+    /// Supervisors who listened in, whispered or barged, and when.
+    #[serde(default)]
+    pub listens: Vec<ListenIn>,
+}
+
+/// A supervisor joining a call (or changing mode in it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListenIn {
+    /// The supervisor's user name.
+    pub supervisor: String,
+    /// When (Unix seconds).
+    pub at: i64,
+    /// `listen`, `whisper`, `barge` or `take_over`.
+    pub mode: String,
 }
 
 /// One leg's media quality in a call record.
@@ -186,7 +206,7 @@ fn parse<T: for<'a> Deserialize<'a> + Default>(s: String) -> T {
 
 const CALL_COLUMNS: &str = "id, call_id, caller, called, queued_at, ended_at, queue, language, \
     outcome, agent, wait_seconds, talk_seconds, service_level_seconds, rating, recording, \
-    callback, callback_attempts, path, vars, transfers, media";
+    callback, callback_attempts, path, vars, transfers, media, hold_seconds, holds, listens";
 
 fn call_row(r: &Row) -> rusqlite::Result<CallRecord> {
     Ok(CallRecord {
@@ -212,6 +232,12 @@ fn call_row(r: &Row) -> rusqlite::Result<CallRecord> {
         transfers: parse(r.get(19)?),
         media: r
             .get::<_, Option<String>>(20)?
+            .map(parse)
+            .unwrap_or_default(),
+        hold_seconds: r.get::<_, Option<f64>>(21)?.unwrap_or_default(),
+        holds: r.get::<_, Option<u32>>(22)?.unwrap_or_default(),
+        listens: r
+            .get::<_, Option<String>>(23)?
             .map(parse)
             .unwrap_or_default(),
     })
@@ -268,7 +294,7 @@ impl Store {
         tx.execute(
             &format!(
                 "INSERT INTO calls ({}) VALUES (NULL, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, \
-                 ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+                 ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
                 CALL_COLUMNS
             ),
             params![
@@ -292,6 +318,9 @@ impl Store {
                 json(&c.vars),
                 json(&c.transfers),
                 json(&c.media),
+                c.hold_seconds,
+                c.holds,
+                json(&c.listens),
             ],
         )
         .map_err(err)?;

@@ -128,6 +128,21 @@ impl Phone {
     }
 }
 
+/// What an offer and answer agreed with a phone at `at` (PCMU).
+fn negotiated(at: SocketAddr, direction: Direction) -> Negotiated {
+    Negotiated {
+        codec: Codec::Pcmu,
+        telephone_event: Some(101),
+        remote: at,
+        direction,
+        index: 0,
+        srtp: None,
+        ptime: 20,
+        rtcp: SocketAddr::new(at.ip(), at.port() + 1),
+        rtcp_mux: false,
+    }
+}
+
 /// A tone of `ms` milliseconds at `hz`.
 pub fn tone(name: &str, hz: f64, ms: usize) -> Prompt {
     let pcm = (0..ms * 8)
@@ -525,25 +540,37 @@ impl World {
     /// on `at` and sends only if `direction` (seen from nida) receives.
     pub fn caller_media(&mut self, call: usize, at: SocketAddr, direction: Direction) {
         let p = self.calls[call].caller;
+        self.phones[p].media = at;
+        self.phone_media(p, call, LegId::CALLER, direction);
+    }
+
+    /// The same in agent `agent`'s dialog: its phone holds (nida sees
+    /// `RecvOnly`) or resumes (`SendRecv`).
+    pub fn agent_media(&mut self, agent: u32, direction: Direction) {
+        let p = self.agents[&agent];
+        let (call, leg) = self.phones[p].leg.expect("the agent is on a call");
+        self.phone_media(p, call, leg, direction);
+    }
+
+    fn phone_media(&mut self, p: usize, call: usize, leg: LegId, direction: Direction) {
         let phone = &mut self.phones[p];
-        phone.media = at;
+        let at = phone.media;
         if let Some(r) = phone.rtp.as_mut() {
             r.set_direction(self.now, direction.receives(), false);
         }
-        let n = Negotiated {
-            codec: Codec::Pcmu,
-            telephone_event: Some(101),
-            remote: at,
-            direction,
-            index: 0,
-            srtp: None,
-            ptime: 20,
-            rtcp: SocketAddr::new(at.ip(), at.port() + 1),
-            rtcp_mux: false,
-        };
         self.calls[call]
             .call
-            .handle_leg(self.now, LegId::CALLER, LegEvent::Media(n));
+            .handle_leg(self.now, leg, LegEvent::Media(negotiated(at, direction)));
+        self.drain(call);
+    }
+
+    /// The agent page holds (`on`) or resumes agent `agent`'s caller.
+    pub fn page_hold(&mut self, agent: u32, on: bool) {
+        let p = self.agents[&agent];
+        let (call, _) = self.phones[p].leg.expect("the agent is on a call");
+        self.calls[call]
+            .call
+            .handle_centre(self.now, FromCentre::Hold(on));
         self.drain(call);
     }
 
@@ -798,6 +825,27 @@ impl World {
                     }
                 }
                 Output::Release(_) | Output::NotifyRefer { .. } => self.calls[i].sip.push(o),
+                Output::HoldLeg { leg, on } => {
+                    // nida's re-INVITE: the phone answers recvonly (hold)
+                    // or sendrecv, and sends only when resumed.
+                    self.calls[i].sip.push(o.clone());
+                    let (direction, sends) = if on {
+                        (Direction::SendOnly, false)
+                    } else {
+                        (Direction::SendRecv, true)
+                    };
+                    if let Some(p) = self.phones.iter_mut().find(|p| p.leg == Some((i, leg))) {
+                        let at = p.media;
+                        if let Some(r) = p.rtp.as_mut() {
+                            r.set_direction(now, sends, false);
+                        }
+                        self.calls[i].call.handle_leg(
+                            now,
+                            leg,
+                            LegEvent::Media(negotiated(at, direction)),
+                        );
+                    }
+                }
                 Output::Lookup { id, .. } => {
                     self.calls[i]
                         .call

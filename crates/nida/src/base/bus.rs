@@ -31,6 +31,8 @@ pub enum ToDriver {
     Reject(CallHandle, u16, &'static str),
     /// Hang up.
     Hangup(CallHandle),
+    /// Hold (true) or resume a call from nida's side (a re-INVITE).
+    Hold(CallHandle, bool),
     /// Tell the peer of a leg how the transfer it asked for went.
     NotifyRefer(CallHandle, u16, &'static str),
     /// A call task finished and released its RTP port.

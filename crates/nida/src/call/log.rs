@@ -142,6 +142,14 @@ pub fn event(
         } => info!(leg = leg.0, %remote, codec, ?direction, "media changed in the dialog"),
         CallEvent::MediaSecured { leg, suite } => info!(suite, leg = leg.0, "media is SRTP"),
         CallEvent::PeerLeftMedia(leg) => info!(leg = leg.0, "RTCP BYE from the peer"),
+        CallEvent::Held { leg, by_page } => {
+            info!(leg = leg.0, by_page, "caller on hold: music plays")
+        }
+        CallEvent::Resumed { leg, held } => info!(
+            leg = leg.0,
+            held_seconds = held.as_secs_f64(),
+            "caller back from hold"
+        ),
         CallEvent::RoundTrip { leg, rtt } => debug!(
             leg = leg.0,
             rtt_ms = rtt.as_secs_f64() * 1000.0,

@@ -436,6 +436,11 @@ impl Shell {
                     self.s.send(ToDriver::Hangup(h)).await;
                 }
             }
+            Output::HoldLeg { leg, on } => {
+                if let Some(h) = self.handle_of(leg) {
+                    self.s.send(ToDriver::Hold(h, on)).await;
+                }
+            }
             Output::Release(leg) => {
                 self.media.release(leg);
                 if let Some(h) = self.handle_of(leg) {

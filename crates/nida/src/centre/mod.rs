@@ -45,6 +45,8 @@ pub enum ToCentre {
     },
     /// An agent's state, by the agent (feature code) or a supervisor.
     Agent(AgentId, AgentCommand),
+    /// The agent page holds (true) or resumes the agent's caller.
+    Hold(AgentId, bool),
 }
 
 /// Names to the core's numbers: queues, skills, languages.
@@ -202,6 +204,7 @@ pub fn start(
         by_user: by_user.clone(),
         targets: HashMap::new(),
         calls: HashMap::new(),
+        talking: HashMap::new(),
         events: events.clone(),
     };
     // Agents with a fixed contact are reachable at once.
@@ -251,6 +254,8 @@ struct Centre {
     by_user: Arc<HashMap<String, u32>>,
     targets: HashMap<u32, Target>,
     calls: HashMap<TaskId, Waiting>,
+    /// The task each agent talks on.
+    talking: HashMap<u32, TaskId>,
     events: broadcast::Sender<CentreEvent>,
 }
 
@@ -338,6 +343,14 @@ impl Centre {
                 AgentCommand::NotReady(why) => Command::NotReady(a, why),
                 AgentCommand::Logout => Command::Logout(a),
             }),
+            ToCentre::Hold(a, on) => match self.talking.get(&a.0).copied() {
+                Some(task) => {
+                    if let Some(w) = self.calls.get(&task) {
+                        let _ = w.call.try_send(ToCall::Centre(FromCentre::Hold(on)));
+                    }
+                }
+                None => info!(agent = a.0, "hold asked of an agent on no call"),
+            },
         }
     }
 
@@ -435,6 +448,7 @@ impl Centre {
                 self.send_to(task, FromCentre::Withdraw(agent)).await;
             }
             Output::Connected { task, agent } => {
+                self.talking.insert(agent.0, task);
                 self.board.call_state(task.0, "talking", Some(agent.0));
                 let _ = self.events.send(CentreEvent::Connected {
                     agent: agent.0,
@@ -463,6 +477,7 @@ impl Centre {
                     EndReason::Completed | EndReason::Abandoned => {}
                 }
                 self.calls.remove(&task);
+                self.talking.retain(|_, t| *t != task);
                 self.board.ended(task.0);
             }
             Output::AgentState { agent, state } => {

@@ -324,6 +324,13 @@ async fn agent_command(
         return error(StatusCode::NOT_FOUND, format!("no agent {id}"));
     }
     let cmd = match action.as_str() {
+        "hold" | "resume" => {
+            let m = ToCentre::Hold(nida_acd::AgentId(id), action == "hold");
+            return match api.centre.tx.send(m).await {
+                Ok(()) => (StatusCode::ACCEPTED, Json(json!({ "ok": true }))).into_response(),
+                Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "the centre stopped"),
+            };
+        }
         "login" => AgentCommand::Login,
         "ready" => AgentCommand::Ready,
         "not_ready" => AgentCommand::NotReady(q.reason.unwrap_or_else(|| "break".into())),

@@ -482,6 +482,11 @@ impl Driver {
             }
             ToDriver::Reject(h, status, reason) => self.ep.reject(now, h, status, reason, &[]),
             ToDriver::Hangup(h) => self.ep.hangup(now, h),
+            ToDriver::Hold(h, on) => {
+                if !self.ep.hold(now, h, on) {
+                    tracing::debug!(on, "hold: the leg is not up");
+                }
+            }
             ToDriver::PortFree(p) => self.ports.free.push_back(p),
             ToDriver::NotifyRefer(h, status, reason) => {
                 self.ep.notify_refer(now, h, status, reason)
