@@ -331,7 +331,7 @@ fn caller_from(
 }
 
 /// Sends an HTTP request to nida's API; returns the status code.
-fn http(nida: &Nida, method: &str, path: &str) -> u16 {
+pub(crate) fn http(nida: &Nida, method: &str, path: &str) -> u16 {
     common::http(nida.http, method, path, Some(TOKEN), "").0
 }
 

@@ -5,11 +5,12 @@
 //! the IVR (linphone placed it), the held call outlives the RTP timeout
 //! and the audio flows both ways again after the resume. baresip's hold
 //! is in `agents.rs`; the protocol itself is tested in virtual time in
-//! `crates/nida-sip/tests/dialog.rs`.
+//! `crates/nida-sip/tests/dialog.rs`. The agent page's hold (nida's own
+//! re-INVITE) is tried on linphone too.
 
 use crate::agents::{
-    agent_config, caller, caller_voice_for, finish, has_tone, read_wav, records, start_centre,
-    AGENT_1001,
+    agent_config, caller, caller_voice_for, finish, has_tone, http, read_wav, records,
+    start_centre, AGENT_1001,
 };
 use crate::common;
 
@@ -187,6 +188,30 @@ fn a_linphone_agent_holds_past_the_rtp_timeout_and_is_heard_after_resume() {
         phone.log()
     );
     std::thread::sleep(Duration::from_secs(3));
+    // The agent page holds: nida's re-INVITE (sendonly) is answered
+    // recvonly, the caller hears the music; then resumes.
+    assert_eq!(http(&nida, "POST", "/api/agents/1/hold"), 202);
+    assert!(
+        nida.wait_log("direction=SendOnly", Duration::from_secs(5)),
+        "{}\n{}",
+        nida.log(),
+        phone.log()
+    );
+    assert!(nida.log().contains("by_page=true"), "{}", nida.log());
+    std::thread::sleep(Duration::from_secs(2));
+    let before_page_resume = phone.heard_so_far();
+    assert_eq!(http(&nida, "POST", "/api/agents/1/resume"), 202);
+    assert!(
+        common::wait(Duration::from_secs(5), || nida
+            .log()
+            .matches("direction=SendRecv")
+            .count()
+            >= 2),
+        "{}\n{}",
+        nida.log(),
+        phone.log()
+    );
+    std::thread::sleep(Duration::from_secs(3));
     phone.command("terminate");
     let (ok, timeline) = finish(call);
     assert!(ok, "{timeline}\n{}\n{}", nida.log(), phone.log());
@@ -197,6 +222,10 @@ fn a_linphone_agent_holds_past_the_rtp_timeout_and_is_heard_after_resume() {
     // caller's 1000 Hz.
     assert!(nida.wait_log("call record written", Duration::from_secs(5)));
     let recs = records(&nida);
+    // Two holds (the phone's, the page's) of at least 4 and 2 seconds.
+    assert_eq!(recs[0]["holds"], 2, "{}", recs[0]);
+    let held = recs[0]["hold_seconds"].as_f64().unwrap();
+    assert!((6.0..12.0).contains(&held), "{held}");
     let rec = PathBuf::from(recs[0]["recording"].as_str().expect("recorded"));
     let (right, rate) = read_wav(&rec, 1).unwrap();
     let tail = &right[right.len().saturating_sub(rate as usize * 2)..];
@@ -204,13 +233,18 @@ fn a_linphone_agent_holds_past_the_rtp_timeout_and_is_heard_after_resume() {
         has_tone(tail, rate, 600.0),
         "the caller hears the agent after resume"
     );
+    // linphone's recording grows only while it receives: what it wrote
+    // after each resume has the caller's 1000 Hz.
     let (pcm, rate) = phone.heard().expect("linphone's recording");
-    eprintln!("LEN {} {}", pcm.len(), rate);
-    let tail = &pcm[pcm.len().saturating_sub(rate as usize * 2)..];
-    assert!(
-        has_tone(tail, rate, 1000.0),
-        "the agent hears the caller after resume"
-    );
+    for from in [before_resume, before_page_resume] {
+        let after: &[i16] = pcm.get(from..).unwrap_or_default();
+        assert!(
+            has_tone(after, rate, 1000.0),
+            "the agent hears the caller after resume ({} of {} samples)",
+            after.len(),
+            pcm.len()
+        );
+    }
 }
 
 #[test]

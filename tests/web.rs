@@ -125,7 +125,7 @@ fn wallboard_and_agent_page_follow_a_real_call_in_chromium() {
     common::which_sipp();
     let agent_port = common::ports(10);
     let phone = Command::new("sipp")
-        .args(["-sf", &common::scenario("callback_answer.xml")])
+        .args(["-sf", &common::scenario("agent_hold.xml")])
         .args(["-i", "127.0.0.1", "-p", &agent_port.to_string()])
         .args(["-m", "1", "-nostdin", "-timeout", "90s", "-timeout_error"])
         .args(["-mp", &(agent_port + 4).to_string(), "-rtp_echo"])
@@ -283,6 +283,30 @@ fn wallboard_and_agent_page_follow_a_real_call_in_chromium() {
         ),
         "{}\n{}",
         browser.js("return document.body.innerText"),
+        nida.log()
+    );
+    // Hold from the page: nida's re-INVITE (sendonly) reaches the phone,
+    // which answers recvonly; the caller hears the music. Then resume
+    // (the phone's scenario fails without both re-INVITEs).
+    assert!(browser.until(
+        "!document.querySelector('#call-buttons').hidden",
+        Duration::from_secs(5)
+    ));
+    assert_eq!(
+        browser.js("return document.querySelector('#btn-hold').textContent"),
+        json!("تعليق")
+    );
+    browser.js("document.querySelector('#btn-hold').click(); return true;");
+    assert!(
+        nida.wait_log("by_page=true", Duration::from_secs(5)),
+        "{}",
+        nida.log()
+    );
+    assert!(nida.wait_log("direction=SendOnly", Duration::from_secs(5)));
+    browser.js("document.querySelector('#btn-resume').click(); return true;");
+    assert!(
+        nida.wait_log("caller back from hold", Duration::from_secs(5)),
+        "{}",
         nida.log()
     );
     assert!(

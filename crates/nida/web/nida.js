@@ -17,7 +17,7 @@ const T = {
     s_logged_out: "Logged out", s_available: "Available", s_ringing: "Ringing",
     s_talking: "Talking", s_wrap_up: "Wrap-up", s_not_ready: "Not ready",
     c_waiting: "Waiting", c_ringing: "Ringing", c_talking: "Talking",
-    no_calls: "No calls today yet", other_lang: "العربية",
+    no_calls: "No calls today yet", other_lang: "العربية", hold: "Hold", resume: "Resume",
   },
   ar: {
     wallboard: "لوحة المتابعة", token: "رمز المشرف", open: "فتح", agents: "الموظفون", agent: "الموظف",
@@ -33,7 +33,7 @@ const T = {
     s_logged_out: "خارج النظام", s_available: "متاح", s_ringing: "يرن", s_talking: "في محادثة",
     s_wrap_up: "إنهاء المكالمة", s_not_ready: "غير جاهز",
     c_waiting: "في الانتظار", c_ringing: "يرن", c_talking: "في محادثة",
-    no_calls: "لا مكالمات اليوم بعد", other_lang: "English",
+    no_calls: "لا مكالمات اليوم بعد", other_lang: "English", hold: "تعليق", resume: "استئناف",
   },
 };
 
@@ -186,6 +186,7 @@ async function agentDesk(session) {
       $("#pop-language").textContent = call.info.language;
       $("#pop-state").textContent = t(`c_${call.state}`);
       $("#pop-path").textContent = call.info.path.join(" › ");
+      $("#call-buttons").hidden = call.state !== "talking";
       $("#pop-vars tbody").replaceChildren(...Object.entries(call.info.vars).map(([k, v]) =>
         el("tr", {}, el("th", {}, k), el("td", {}, v))));
     } else if (a.state !== "wrap_up") {
@@ -201,6 +202,8 @@ async function agentDesk(session) {
   $("#btn-ready").onclick = act("ready");
   $("#btn-not-ready").onclick = act("not_ready", () => `?reason=${encodeURIComponent($("#reason-select").value)}`);
   $("#btn-logout").onclick = act("logout");
+  $("#btn-hold").onclick = act("hold");
+  $("#btn-resume").onclick = act("resume");
   follow(token, (ev) => {
     if (ev.type === "offer") {
       // The screen pop comes with the offer, before the phone is answered.
