@@ -68,9 +68,8 @@ impl Call {
             (true, None) => {
                 self.hold.since = Some(now);
                 self.hold.count += 1;
-                self.links.retain(|(a, c)| {
-                    !(*a == caller && *c == b.leg) && !(*a == b.leg && *c == caller)
-                });
+                let pair = [(caller, b.leg), (b.leg, caller)];
+                self.links.retain(|l| !pair.contains(l));
                 if let Some(rtp) = self.caller_rtp() {
                     rtp.set_relay(false);
                 }
