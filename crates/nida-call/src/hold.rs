@@ -60,7 +60,7 @@ impl Call {
     /// Puts the caller on hold or back in the bridge as the two holds
     /// say.
     fn apply_hold(&mut self, now: Instant) {
-        let (Some(b), Some(caller)) = (self.bridge, self.caller) else {
+        let (Some(b), Some(_)) = (self.bridge, self.caller) else {
             return;
         };
         let held = self.hold.phone || self.hold.page;
@@ -68,8 +68,7 @@ impl Call {
             (true, None) => {
                 self.hold.since = Some(now);
                 self.hold.count += 1;
-                let pair = [(caller, b.leg), (b.leg, caller)];
-                self.links.retain(|l| !pair.contains(l));
+                self.wire(now);
                 if let Some(rtp) = self.caller_rtp() {
                     rtp.set_relay(false);
                 }
@@ -81,8 +80,7 @@ impl Call {
             }
             (false, Some(since)) => {
                 self.end_hold(now, since);
-                self.links.push((caller, b.leg));
-                self.links.push((b.leg, caller));
+                self.wire(now);
             }
             _ => {}
         }

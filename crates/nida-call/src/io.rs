@@ -56,6 +56,60 @@ pub enum FromCentre {
     Refused,
     /// The agent page holds (true) or resumes (false) the caller.
     Hold(bool),
+    /// A supervisor joins the call (nida rings their phone) or, already
+    /// in it, changes mode.
+    Supervise {
+        /// The supervisor's user name.
+        supervisor: String,
+        /// Where their phone is.
+        target: Target,
+        /// How they take part.
+        mode: SuperviseMode,
+    },
+}
+
+/// How a supervisor takes part in a call; on the supervisor's phone the
+/// keys 4, 5 and 6 switch between the first three, as in Asterisk's
+/// ChanSpy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SuperviseMode {
+    /// Hears the caller and the agent; nobody hears them.
+    Listen,
+    /// Hears both; only the agent hears them.
+    Whisper,
+    /// Hears both and both hear them.
+    Barge,
+}
+
+impl SuperviseMode {
+    /// Its name in the API and the record.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SuperviseMode::Listen => "listen",
+            SuperviseMode::Whisper => "whisper",
+            SuperviseMode::Barge => "barge",
+        }
+    }
+
+    /// The mode a name stands for.
+    pub fn parse(s: &str) -> Option<SuperviseMode> {
+        match s {
+            "listen" => Some(SuperviseMode::Listen),
+            "whisper" => Some(SuperviseMode::Whisper),
+            "barge" => Some(SuperviseMode::Barge),
+            _ => None,
+        }
+    }
+
+    /// The mode a key on the supervisor's phone picks.
+    pub fn from_key(key: char) -> Option<SuperviseMode> {
+        match key {
+            '4' => Some(SuperviseMode::Listen),
+            '5' => Some(SuperviseMode::Whisper),
+            '6' => Some(SuperviseMode::Barge),
+            _ => None,
+        }
+    }
 }
 
 /// What this call asks of the routing core.
@@ -334,6 +388,17 @@ pub enum CallEvent {
         /// The other side's codec.
         other_codec: &'static str,
     },
+    /// A supervisor's phone answered: they are in the call.
+    SupervisorJoined {
+        /// Their user name.
+        supervisor: String,
+        /// How.
+        mode: SuperviseMode,
+    },
+    /// The supervisor in the call switched mode.
+    SupervisorMode(SuperviseMode),
+    /// The supervisor left (hung up, or could not be reached).
+    SupervisorLeft,
     /// The caller is on hold: the music plays to them.
     Held {
         /// The bridged leg (the agent's).

@@ -27,6 +27,8 @@ pub enum Role {
     CallbackCaller,
     /// The far end of a transfer to a number.
     Transfer,
+    /// A supervisor listening in, whispering or barging.
+    Supervisor,
 }
 
 /// Where a leg is in its life.

@@ -42,13 +42,14 @@ mod machine;
 mod media;
 mod queue;
 pub mod rules;
+mod supervise;
 mod target;
 pub mod timer;
 mod transfer;
 
 pub use io::{
     CallEvent, CallInfo, CallbackStatus, FromCentre, HangupCause, LegEvent, NotBooked, Outcome,
-    Output, Recording, Stored, ToCentre, Transmit,
+    Output, Recording, Stored, SuperviseMode, ToCentre, Transmit,
 };
 pub use leg::{LegId, LegState, Role};
 pub use machine::{Call, Start};

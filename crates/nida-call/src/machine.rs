@@ -138,6 +138,12 @@ pub struct Call {
     pub(crate) bridge: Option<Bridge>,
     /// The caller's hold by the agent.
     pub(crate) hold: crate::hold::Hold,
+    /// The supervisor in the call.
+    pub(crate) supervisor: Option<crate::supervise::Supervisor>,
+    /// The mix, while someone hears more than one party.
+    pub(crate) mixing: Option<crate::supervise::Mixing>,
+    /// Supervisors' joins and mode switches, for the record.
+    pub(crate) listens: Vec<nida_store::ListenIn>,
     /// Who hears whom: (from, to).
     pub(crate) links: Vec<(LegId, LegId)>,
     pub(crate) tape: Option<Tape>,
@@ -161,6 +167,7 @@ fn leg_quality(role: Role, rtp: &RtpSession) -> nida_store::LegQuality {
             Role::Agent(_) => "agent",
             Role::CallbackCaller => "callback",
             Role::Transfer => "transfer",
+            Role::Supervisor => "supervisor",
         }
         .into(),
         lost: q.lost,
@@ -215,6 +222,9 @@ impl Call {
             transfers: Vec::new(),
             bridge: None,
             hold: crate::hold::Hold::default(),
+            supervisor: None,
+            mixing: None,
+            listens: Vec::new(),
             links: Vec::new(),
             tape: None,
             recording_name: None,
@@ -402,6 +412,7 @@ impl Call {
         for t in self.timers.expired(now) {
             self.on_timer(now, t);
         }
+        self.mix_due(now);
         self.settle(now);
     }
 
@@ -514,7 +525,8 @@ impl Call {
             .filter_map(|l| l.rtp.as_ref())
             .map(|r| r.poll_timeout());
         let ivr = self.ivr.as_ref().and_then(Session::poll_timeout);
-        media.chain(ivr).chain(self.timers.next()).min()
+        let mix = self.mixing.as_ref().map(|m| m.next);
+        media.chain(ivr).chain(mix).chain(self.timers.next()).min()
     }
 
     // ---- the loop ----
@@ -743,6 +755,8 @@ impl Call {
             self.close_leg(leg);
         }
         self.links.clear();
+        self.mixing = None;
+        self.supervisor = None;
         if bridged.is_some() {
             self.talk_ended = Some(now);
             self.event(CallEvent::CallerLeft);
@@ -806,7 +820,7 @@ impl Call {
             transfers: self.transfers.clone(),
             hold_seconds: self.hold.time(now).as_secs_f64(),
             holds: self.hold.count,
-            listens: Vec::new(),
+            listens: self.listens.clone(),
             media: self
                 .media_quality
                 .iter()

@@ -195,15 +195,24 @@ impl Call {
     /// A leg's received audio goes to every leg that hears it, and onto
     /// the tape.
     pub(crate) fn relay_from(&mut self, from: LegId) {
-        if !self.links.iter().any(|(a, _)| *a == from) {
-            return;
-        }
         let Some(src) = self.leg_mut(from).and_then(|l| l.rtp.as_mut()) else {
             return;
         };
         let law = src.law();
+        // Taken whether or not anyone hears it (a held agent's phone goes
+        // on sending), so nothing piles up.
         let data = src.take_received();
-        if data.is_empty() {
+        if data.is_empty() || !self.links.iter().any(|(a, _)| *a == from) {
+            return;
+        }
+        let caller = Some(from) == self.caller;
+        if let Some(m) = self.mixing.as_mut() {
+            // Mixed: the mix gives each leg its share, and the recording
+            // its right side.
+            m.mixer.push(from, law, &data);
+            if let (true, Some(t)) = (caller, self.tape.as_mut()) {
+                t.left.extend(law.decode(&data));
+            }
             return;
         }
         for i in 0..self.links.len() {
@@ -215,7 +224,6 @@ impl Call {
                 dst.push_audio(law, &data);
             }
         }
-        let caller = Some(from) == self.caller;
         if let Some(t) = self.tape.as_mut() {
             let side = if caller { &mut t.left } else { &mut t.right };
             side.extend(law.decode(&data));

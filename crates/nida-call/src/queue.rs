@@ -137,9 +137,14 @@ impl Call {
 
     /// The routing core's word.
     pub(crate) fn centre_message(&mut self, now: Instant, m: FromCentre) {
-        if let FromCentre::Hold(on) = m {
-            self.page_hold(now, on);
-            return;
+        match m {
+            FromCentre::Hold(on) => return self.page_hold(now, on),
+            FromCentre::Supervise {
+                supervisor,
+                target,
+                mode,
+            } => return self.supervise(now, supervisor, target, mode),
+            _ => {}
         }
         if self.caller.is_none() {
             if let Some(m) = self.parked_message(now, m) {
@@ -190,7 +195,7 @@ impl Call {
             FromCentre::Connected(agent) => self.connected(now, task, agent),
             FromCentre::Position { place, wait } => self.announce(place, wait),
             FromCentre::Exit(exit) => self.exit(now, exit),
-            FromCentre::Hold(_) => {}
+            FromCentre::Hold(_) | FromCentre::Supervise { .. } => {}
             FromCentre::Refused => {
                 self.task = None;
                 self.event(CallEvent::Refused);
@@ -308,9 +313,14 @@ impl Call {
             }
             LegEvent::Progress(status) => self.event(CallEvent::Progress { leg, status }),
             LegEvent::Refer(target) => self.transfer(now, leg, target),
-            // Keys count from the caller only, as RFC 4733 ones do.
+            // Keys count from the caller only, as RFC 4733 ones do, and
+            // from a supervisor (their mode).
+            LegEvent::Dtmf(d) if role == Role::Supervisor => self.supervisor_key(now, d),
             LegEvent::Dtmf(_) => {}
             LegEvent::Media(n) => self.media_changed(now, leg, n),
+            LegEvent::PlaceFailed | LegEvent::Ended(_) if role == Role::Supervisor => {
+                self.supervisor_gone(now, leg)
+            }
             LegEvent::PlaceFailed => {
                 self.close_leg(leg);
                 self.leg_failed(now, role, None);
@@ -351,7 +361,7 @@ impl Call {
                 }
                 self.transfer_failed(now);
             }
-            Role::Caller => {}
+            Role::Caller | Role::Supervisor => {}
         }
     }
 
@@ -364,6 +374,7 @@ impl Call {
     ) {
         let n = self.leg_answer(leg, sdp.as_ref());
         match (role, n) {
+            (Role::Supervisor, n) => self.supervisor_answered(now, leg, n),
             (Role::Agent(agent), n) => {
                 let Some(task) = self.task else {
                     self.drop_leg(leg);
@@ -412,6 +423,7 @@ impl Call {
     /// The bridged leg hung up.
     fn bridge_ended(&mut self, now: Instant, agent: Option<AgentId>, reason: EndReason) {
         self.bridge = None;
+        self.drop_supervisor(now);
         if let Some(since) = self.hold.since {
             self.end_hold(now, since);
         }

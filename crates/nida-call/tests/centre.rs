@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{heard_once, hears, prompt_hz, Answer, World, AGENT_HZ, CALLER_HZ};
+use common::{heard_once, hears, hears_in_mix, prompt_hz, Answer, World, AGENT_HZ, CALLER_HZ};
 use nida_acd::{AgentId, Exit};
 use nida_call::{
     CallEvent, HangupCause, LegEvent, LegId, NotBooked, Output, QueueRules, Recording,
@@ -676,4 +676,123 @@ fn an_agent_holds_from_the_phone_and_from_the_page_the_caller_hears_music() {
     let r = w.record(c).expect("a record");
     assert_eq!(r.holds, 2);
     assert!((10.0..11.5).contains(&r.hold_seconds), "{}", r.hold_seconds);
+}
+
+/// What each phone heard from `from` (an index into its recording) on.
+fn heard_since(w: &World, p: usize, from: usize) -> Vec<i16> {
+    w.phones[p].all_heard()[from..].to_vec()
+}
+
+#[test]
+fn a_supervisor_listens_whispers_and_barges_and_each_is_heard_as_the_mode_says() {
+    use nida_call::SuperviseMode;
+    const SUPERVISOR_HZ: f64 = 1400.0;
+    let mut w = World::visa(QueueRules {
+        record: true,
+        ..quiet()
+    });
+    w.agent(1, Answer::After(S(1)));
+    let sup = w.far_end([10, 0, 9, 1], Answer::After(S(1)));
+    let c = w.call_in("line", "0501", Answer::Never);
+    w.run_until(S(5), |w| w.saw(c, bridged_to(Some(1))));
+    w.run_for(S(1));
+    let (p, agent) = (w.calls[c].caller, w.agents[&1]);
+    let marks = |w: &World| [p, agent, sup].map(|i| w.phones[i].all_heard().len());
+
+    // Listen: nida rings the supervisor, who then hears both; nobody
+    // hears the supervisor.
+    w.supervise(c, "salma", sup, SuperviseMode::Listen);
+    w.run_until(S(3), |w| {
+        w.saw(c, |e| matches!(e, CallEvent::SupervisorJoined { .. }))
+    });
+    w.run_for(Duration::from_millis(500));
+    let m = marks(&w);
+    w.run_for(S(3));
+    let (caller, ag, s) = (
+        heard_since(&w, p, m[0]),
+        heard_since(&w, agent, m[1]),
+        heard_since(&w, sup, m[2]),
+    );
+    assert!(
+        hears_in_mix(&s, CALLER_HZ) && hears_in_mix(&s, AGENT_HZ),
+        "the listener hears both"
+    );
+    assert!(
+        hears_in_mix(&caller, AGENT_HZ) && !hears_in_mix(&caller, SUPERVISOR_HZ),
+        "caller"
+    );
+    assert!(
+        hears_in_mix(&ag, CALLER_HZ) && !hears_in_mix(&ag, SUPERVISOR_HZ),
+        "agent"
+    );
+
+    // Whisper by the supervisor's key 5: the agent hears them, the
+    // caller does not.
+    w.phone_press(sup, '5');
+    assert!(w.saw(c, |e| *e
+        == CallEvent::SupervisorMode(SuperviseMode::Whisper)));
+    w.run_for(Duration::from_millis(500));
+    let m = marks(&w);
+    w.run_for(S(3));
+    let (caller, ag, s) = (
+        heard_since(&w, p, m[0]),
+        heard_since(&w, agent, m[1]),
+        heard_since(&w, sup, m[2]),
+    );
+    assert!(
+        hears_in_mix(&ag, CALLER_HZ) && hears_in_mix(&ag, SUPERVISOR_HZ),
+        "the agent hears the whisper"
+    );
+    assert!(
+        hears_in_mix(&caller, AGENT_HZ) && !hears_in_mix(&caller, SUPERVISOR_HZ),
+        "the caller does not"
+    );
+    assert!(
+        hears_in_mix(&s, CALLER_HZ)
+            && hears_in_mix(&s, AGENT_HZ)
+            && !hears_in_mix(&s, SUPERVISOR_HZ)
+    );
+
+    // Barge (from the API this time): both hear the supervisor.
+    w.supervise(c, "salma", sup, SuperviseMode::Barge);
+    w.run_for(Duration::from_millis(500));
+    let m = marks(&w);
+    w.run_for(S(3));
+    let (caller, ag) = (heard_since(&w, p, m[0]), heard_since(&w, agent, m[1]));
+    assert!(
+        hears_in_mix(&caller, AGENT_HZ) && hears_in_mix(&caller, SUPERVISOR_HZ),
+        "caller hears the barge"
+    );
+    assert!(
+        hears_in_mix(&ag, CALLER_HZ) && hears_in_mix(&ag, SUPERVISOR_HZ),
+        "agent hears the barge"
+    );
+
+    // The supervisor hangs up: back to a two-party relay.
+    w.phone_hangs_up(sup);
+    assert!(w.saw(c, |e| *e == CallEvent::SupervisorLeft));
+    w.run_for(Duration::from_millis(500));
+    let m = marks(&w);
+    w.run_for(S(2));
+    assert!(hears_in_mix(&heard_since(&w, p, m[0]), AGENT_HZ));
+    assert!(hears_in_mix(&heard_since(&w, agent, m[1]), CALLER_HZ));
+    w.caller_hangs_up(c);
+    w.run_until(S(5), |w| ended(w, c));
+    let r = w.record(c).expect("a record");
+    let modes: Vec<(&str, &str)> = r
+        .listens
+        .iter()
+        .map(|l| (l.supervisor.as_str(), l.mode.as_str()))
+        .collect();
+    assert_eq!(
+        modes,
+        [
+            ("salma", "listen"),
+            ("salma", "whisper"),
+            ("salma", "barge")
+        ]
+    );
+    assert!(r.media.iter().any(|m| m.role == "supervisor"));
+    // The recording went on frame by frame through the mix.
+    assert!(w.calls[c].frames > 50 * 12, "{} frames", w.calls[c].frames);
 }

@@ -679,7 +679,8 @@ impl RtpSession {
         }
     }
 
-    /// Received audio payloads (this stream's law) since the last call.
+    /// Received audio payloads (this stream's law) since the last call
+    /// (at most the newest 160 ms: what nobody takes does not pile up).
     pub fn take_received(&mut self) -> Vec<u8> {
         self.relay.as_mut().map(std::mem::take).unwrap_or_default()
     }
@@ -770,6 +771,9 @@ impl RtpSession {
             }
             if let Some(r) = self.relay.as_mut() {
                 r.extend_from_slice(pkt.payload());
+                // Nobody took it for a while: keep the newest 160 ms.
+                let excess = r.len().saturating_sub(LIVE_MAX);
+                r.drain(..excess);
             }
         }
     }

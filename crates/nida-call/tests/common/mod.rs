@@ -154,19 +154,26 @@ pub fn tone(name: &str, hz: f64, ms: usize) -> Prompt {
 /// Whether `pcm` holds a clear tone at `hz` for a quarter of its length
 /// (at most 4 s of it).
 pub fn hears(pcm: &[i16], hz: f64) -> bool {
-    let (hits, blocks) = tone_blocks(pcm, hz);
+    let (hits, blocks) = tone_blocks(pcm, hz, 0.5);
+    hits > 0 && hits * 4 >= blocks.min(40)
+}
+
+/// Like [`hears`] for a mix of parties: the tone carries at least a
+/// sixth of each block's energy (two or three tones share it).
+pub fn hears_in_mix(pcm: &[i16], hz: f64) -> bool {
+    let (hits, blocks) = tone_blocks(pcm, hz, 1.0 / 6.0);
     hits > 0 && hits * 4 >= blocks.min(40)
 }
 
 /// Whether `pcm` holds a clear tone at `hz` for 200 ms somewhere (a
 /// prompt).
 pub fn heard_once(pcm: &[i16], hz: f64) -> bool {
-    tone_blocks(pcm, hz).0 >= 2
+    tone_blocks(pcm, hz, 0.5).0 >= 2
 }
 
 /// 100 ms blocks of `pcm` with a clear tone at `hz` (Goertzel power
-/// against the block's energy), and all blocks.
-fn tone_blocks(pcm: &[i16], hz: f64) -> (usize, usize) {
+/// against the block's energy, at least `share` of it), and all blocks.
+fn tone_blocks(pcm: &[i16], hz: f64, share: f64) -> (usize, usize) {
     let block = 800;
     let blocks: Vec<&[i16]> = pcm.chunks(block).filter(|c| c.len() == block).collect();
     let hits = blocks
@@ -183,7 +190,7 @@ fn tone_blocks(pcm: &[i16], hz: f64) -> (usize, usize) {
                 s1 = s;
             }
             let power = s1 * s1 + s2 * s2 - k * s1 * s2;
-            energy > 1e6 && power / (energy * block as f64 / 2.0) > 0.5
+            energy > 1e6 && power / (energy * block as f64 / 2.0) > share
         })
         .count();
     (hits, blocks.len())
@@ -532,6 +539,31 @@ impl World {
         self.calls[call]
             .call
             .handle_leg(self.now, LegId::CALLER, LegEvent::Dtmf(digit));
+        self.drain(call);
+    }
+
+    /// Phone `p` sends a key (SIP INFO) on the call it is on.
+    pub fn phone_press(&mut self, p: usize, digit: char) {
+        let (call, leg) = self.phones[p].leg.expect("the phone is on a call");
+        self.calls[call]
+            .call
+            .handle_leg(self.now, leg, LegEvent::Dtmf(digit));
+        self.drain(call);
+    }
+
+    /// Supervisor `user`, whose phone is phone `p`, joins `call` in
+    /// `mode` (or switches to it).
+    pub fn supervise(&mut self, call: usize, user: &str, p: usize, mode: nida_call::SuperviseMode) {
+        let sip = self.phones[p].sip;
+        let target = nida_call::static_target(&format!("sip:{user}@{sip}")).unwrap();
+        self.calls[call].call.handle_centre(
+            self.now,
+            FromCentre::Supervise {
+                supervisor: user.to_string(),
+                target,
+                mode,
+            },
+        );
         self.drain(call);
     }
 

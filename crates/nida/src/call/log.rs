@@ -142,6 +142,11 @@ pub fn event(
         } => info!(leg = leg.0, %remote, codec, ?direction, "media changed in the dialog"),
         CallEvent::MediaSecured { leg, suite } => info!(suite, leg = leg.0, "media is SRTP"),
         CallEvent::PeerLeftMedia(leg) => info!(leg = leg.0, "RTCP BYE from the peer"),
+        CallEvent::SupervisorJoined { supervisor, mode } => {
+            info!(%supervisor, mode = mode.as_str(), "supervisor joined")
+        }
+        CallEvent::SupervisorMode(mode) => info!(mode = mode.as_str(), "supervisor mode"),
+        CallEvent::SupervisorLeft => info!("supervisor left"),
         CallEvent::Held { leg, by_page } => {
             info!(leg = leg.0, by_page, "caller on hold: music plays")
         }
