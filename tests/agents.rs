@@ -21,7 +21,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-struct Baresip {
+pub(crate) struct Baresip {
     child: Child,
     /// Its SIP port (UDP; TLS listens on the next one).
     sip_port: u16,
@@ -34,23 +34,29 @@ struct Baresip {
 impl Baresip {
     /// A softphone registered to nida as `user`, answering by itself when
     /// `auto` (else it rings until cancelled), speaking a 600 Hz tone.
-    fn start(nida: SocketAddr, user: &str, password: &str, auto: bool) -> Baresip {
-        Baresip::launch(nida, user, password, auto, false, true)
+    pub(crate) fn start(nida: SocketAddr, user: &str, password: &str, auto: bool) -> Baresip {
+        Baresip::launch(nida, user, password, auto, false, true, 600)
     }
 
     /// Like `start`, over TLS to nida's TLS address (checking nida's
     /// certificate) with SDES-SRTP mandatory for its calls.
     fn start_tls(nida_tls: SocketAddr, user: &str, password: &str, auto: bool) -> Baresip {
-        Baresip::launch(nida_tls, user, password, auto, true, true)
+        Baresip::launch(nida_tls, user, password, auto, true, true, 600)
     }
 
     /// A phone that does not register and waits for calls over TLS (at
     /// `sip_port + 1`), answering them itself, SRTP mandatory.
     fn listening_tls() -> Baresip {
         let nowhere: SocketAddr = "127.0.0.1:9".parse().unwrap();
-        Baresip::launch(nowhere, "1002", "x", true, true, false)
+        Baresip::launch(nowhere, "1002", "x", true, true, false, 600)
     }
 
+    /// Like `start`, speaking a tone of `hz`.
+    pub(crate) fn start_speaking(nida: SocketAddr, user: &str, password: &str, hz: u32) -> Baresip {
+        Baresip::launch(nida, user, password, true, false, true, hz)
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn launch(
         nida: SocketAddr,
         user: &str,
@@ -58,6 +64,7 @@ impl Baresip {
         auto: bool,
         tls: bool,
         register: bool,
+        hz: u32,
     ) -> Baresip {
         common::require("baresip", "baresip-core");
         let p = common::ports(10);
@@ -92,7 +99,7 @@ impl Baresip {
              sip_transports {transports}\n\
              {secure}\
              audio_player aufile,{}/heard.wav\n\
-             audio_source ausine,600\n\
+             audio_source ausine,{hz}\n\
              ausrc_srate 48000\n\
              ausrc_channels 2\n\
              auplay_srate 48000\n\
@@ -147,29 +154,29 @@ impl Baresip {
         }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
 
-    fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
+    pub(crate) fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
         wait(timeout, || self.log().contains(needle))
     }
 
     /// Sends a command through baresip's control socket (netstring JSON).
-    fn command(&self, command: &str, params: &str) {
+    pub(crate) fn command(&self, command: &str, params: &str) {
         let mut s = TcpStream::connect(self.ctrl).expect("baresip control port");
         let m = serde_json::json!({"command": command, "params": params, "token": "t"}).to_string();
         s.write_all(format!("{}:{m},", m.len()).as_bytes()).unwrap();
     }
 
     /// Hangs up the current call.
-    fn hangup(&self) {
+    pub(crate) fn hangup(&self) {
         self.command("hangup", "");
     }
 
     /// What baresip decoded from nida (the caller's voice), as 16-bit
     /// samples with their rate.
-    fn heard(&self) -> Option<(Vec<i16>, u32)> {
+    pub(crate) fn heard(&self) -> Option<(Vec<i16>, u32)> {
         let dump = std::fs::read_dir(&self.dir)
             .ok()?
             .flatten()
@@ -210,7 +217,7 @@ pub(crate) fn has_tone(pcm: &[i16], rate: u32, hz: f64) -> bool {
 }
 
 /// A WAV of a 1000 Hz tone: the caller's voice.
-fn caller_voice(dir: &Path) -> PathBuf {
+pub(crate) fn caller_voice(dir: &Path) -> PathBuf {
     caller_voice_for(dir, 2)
 }
 

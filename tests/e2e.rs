@@ -14,6 +14,7 @@ mod ivr_cli;
 mod linphone;
 mod protection;
 mod sipp_calls;
+mod supervisors;
 mod torture;
 mod trunks;
 mod web;

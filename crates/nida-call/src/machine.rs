@@ -640,6 +640,9 @@ impl Call {
         let caller = Some(leg) == self.caller;
         match ev {
             MediaEvent::Dtmf(d) if caller => self.caller_digit(now, d),
+            MediaEvent::Dtmf(d) if self.supervisor.as_ref().is_some_and(|s| s.leg == leg) => {
+                self.supervisor_key(now, d)
+            }
             MediaEvent::Dtmf(_) => {}
             MediaEvent::Timeout if caller => {
                 self.hang_up = Some(HangupCause::NoMedia);

@@ -726,9 +726,14 @@ fn a_supervisor_listens_whispers_and_barges_and_each_is_heard_as_the_mode_says()
         "agent"
     );
 
-    // Whisper by the supervisor's key 5: the agent hears them, the
-    // caller does not.
-    w.phone_press(sup, '5');
+    // Whisper by the supervisor's key 5 (RFC 4733, in the media): the
+    // agent hears them, the caller does not.
+    w.phones[sup]
+        .rtp
+        .as_mut()
+        .unwrap()
+        .send_dtmf('5', Duration::from_millis(100));
+    w.run_for(Duration::from_millis(300));
     assert!(w.saw(c, |e| *e
         == CallEvent::SupervisorMode(SuperviseMode::Whisper)));
     w.run_for(Duration::from_millis(500));
@@ -768,7 +773,11 @@ fn a_supervisor_listens_whispers_and_barges_and_each_is_heard_as_the_mode_says()
         "agent hears the barge"
     );
 
-    // The supervisor hangs up: back to a two-party relay.
+    // Key 4 by SIP INFO: back to listening; then the supervisor hangs
+    // up: back to a two-party relay.
+    w.phone_press(sup, '4');
+    assert!(w.saw(c, |e| *e
+        == CallEvent::SupervisorMode(SuperviseMode::Listen)));
     w.phone_hangs_up(sup);
     assert!(w.saw(c, |e| *e == CallEvent::SupervisorLeft));
     w.run_for(Duration::from_millis(500));
@@ -789,7 +798,8 @@ fn a_supervisor_listens_whispers_and_barges_and_each_is_heard_as_the_mode_says()
         [
             ("salma", "listen"),
             ("salma", "whisper"),
-            ("salma", "barge")
+            ("salma", "barge"),
+            ("salma", "listen")
         ]
     );
     assert!(r.media.iter().any(|m| m.role == "supervisor"));

@@ -47,6 +47,34 @@ pub enum ToCentre {
     Agent(AgentId, AgentCommand),
     /// The agent page holds (true) or resumes the agent's caller.
     Hold(AgentId, bool),
+    /// A supervisor asks to join a talking call (or switch mode in it).
+    Supervise {
+        /// The supervisor's user name.
+        user: String,
+        /// The call's task.
+        task: TaskId,
+        /// How.
+        mode: nida_call::SuperviseMode,
+        /// Whether nida rings their phone, or why not.
+        reply: tokio::sync::oneshot::Sender<Result<(), SuperviseRefusal>>,
+    },
+}
+
+/// Why a supervisor may not join a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SuperviseRefusal {
+    /// No supervisor of that name.
+    #[error("no such supervisor")]
+    NoSupervisor,
+    /// No call of that task talks to an agent.
+    #[error("no call of that id is talking to an agent")]
+    NotTalking,
+    /// The call's queue or agent is outside the supervisor's.
+    #[error("the call's queue or agent is not one of the supervisor's")]
+    Forbidden,
+    /// The supervisor's phone is not registered (and has no contact).
+    #[error("the supervisor's phone is not registered")]
+    Unreachable,
 }
 
 /// Names to the core's numbers: queues, skills, languages.
@@ -205,6 +233,19 @@ pub fn start(
         targets: HashMap::new(),
         calls: HashMap::new(),
         talking: HashMap::new(),
+        supervisors: cfg
+            .supervisors
+            .iter()
+            .map(|s| (s.user.clone(), s.clone()))
+            .collect(),
+        supervisor_targets: cfg
+            .supervisors
+            .iter()
+            .filter_map(|s| {
+                let t = static_target(s.contact.as_ref()?)?;
+                Some((s.user.clone(), t))
+            })
+            .collect(),
         events: events.clone(),
     };
     // Agents with a fixed contact are reachable at once.
@@ -256,6 +297,9 @@ struct Centre {
     calls: HashMap<TaskId, Waiting>,
     /// The task each agent talks on.
     talking: HashMap<u32, TaskId>,
+    /// Supervisors by user name, and where their phones are.
+    supervisors: HashMap<String, crate::config::SupervisorDef>,
+    supervisor_targets: HashMap<String, Target>,
     events: broadcast::Sender<CentreEvent>,
 }
 
@@ -308,6 +352,27 @@ impl Centre {
 
     fn handle(&mut self, m: ToCentre) {
         match m {
+            ToCentre::Registered(b) if self.supervisors.contains_key(&b.user) => {
+                info!(user = %b.user, source = %b.source, "supervisor registered");
+                self.supervisor_targets.insert(
+                    b.user.clone(),
+                    Target {
+                        uri: b.contact.clone(),
+                        dest: b.source,
+                        transport: b.transport,
+                    },
+                );
+            }
+            ToCentre::Unregistered(user) if self.supervisors.contains_key(&user) => {
+                let fixed = self.supervisors[&user]
+                    .contact
+                    .as_ref()
+                    .and_then(|c| static_target(c));
+                match fixed {
+                    Some(t) => self.supervisor_targets.insert(user, t),
+                    None => self.supervisor_targets.remove(&user),
+                };
+            }
             ToCentre::Registered(b) => {
                 let Some(a) = self.by_user.get(&b.user).and_then(|id| self.agents.get(id)) else {
                     return;
@@ -351,7 +416,53 @@ impl Centre {
                 }
                 None => info!(agent = a.0, "hold asked of an agent on no call"),
             },
+            ToCentre::Supervise {
+                user,
+                task,
+                mode,
+                reply,
+            } => {
+                let _ = reply.send(self.supervise(user, task, mode));
+            }
         }
+    }
+
+    /// A supervisor joins a talking call their queues allow.
+    fn supervise(
+        &mut self,
+        user: String,
+        task: TaskId,
+        mode: nida_call::SuperviseMode,
+    ) -> Result<(), SuperviseRefusal> {
+        let s = self
+            .supervisors
+            .get(&user)
+            .ok_or(SuperviseRefusal::NoSupervisor)?;
+        let agent = self
+            .talking
+            .iter()
+            .find(|(_, t)| **t == task)
+            .map(|(a, _)| *a)
+            .ok_or(SuperviseRefusal::NotTalking)?;
+        let w = self.calls.get(&task).ok_or(SuperviseRefusal::NotTalking)?;
+        if !s.may_join(&w.info.queue, agent) {
+            warn!(supervisor = %user, queue = %w.info.queue, agent, "listen-in outside the supervisor's queues or agents refused");
+            return Err(SuperviseRefusal::Forbidden);
+        }
+        let target = self
+            .supervisor_targets
+            .get(&user)
+            .cloned()
+            .ok_or(SuperviseRefusal::Unreachable)?;
+        info!(supervisor = %user, task = task.0, mode = mode.as_str(), "supervisor joins a call");
+        let m = FromCentre::Supervise {
+            supervisor: user,
+            target,
+            mode,
+        };
+        w.call
+            .try_send(ToCall::Centre(m))
+            .map_err(|_| SuperviseRefusal::NotTalking)
     }
 
     fn call_request(&mut self, call: mpsc::Sender<ToCall>, m: nida_call::ToCentre) {

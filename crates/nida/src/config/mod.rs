@@ -309,6 +309,40 @@ pub struct AgentDef {
     pub ready_on_register: bool,
 }
 
+/// A supervisor: their phone (registered with their own credentials,
+/// or a fixed contact) and the queues whose calls they may join.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SupervisorDef {
+    /// SIP user name their phone registers with (not an agent's).
+    pub user: String,
+    /// Digest password (not empty).
+    pub password: String,
+    /// Display name.
+    #[serde(default)]
+    pub name: String,
+    /// A fixed SIP URI to call instead of a registration.
+    pub contact: Option<String>,
+    /// Queues whose calls they may listen to, whisper in or barge into
+    /// (`"*"`: every queue).
+    pub queues: Vec<String>,
+    /// When given, only these agents' calls (a team lead's team).
+    pub agents: Option<Vec<u32>>,
+}
+
+impl SupervisorDef {
+    /// Whether they may join a call of `queue` with `agent`.
+    pub fn may_join(&self, queue: &str, agent: u32) -> bool {
+        self.queues.iter().any(|q| q == "*" || q == queue)
+            && self.agents.as_ref().is_none_or(|a| a.contains(&agent))
+    }
+
+    /// The digest secret their phone is checked with.
+    pub fn secret(&self) -> nida_sip::auth::Secret {
+        nida_sip::auth::Secret::Password(self.password.clone())
+    }
+}
+
 impl AgentDef {
     /// The digest secret nida checks the agent's phone and log-in with.
     pub fn secret(&self) -> nida_sip::auth::Secret {
@@ -496,6 +530,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Agents.
     pub agents: Vec<AgentDef>,
+    /// Supervisors: who may listen in on which queues' calls.
+    pub supervisors: Vec<SupervisorDef>,
     /// Queues by name (queues named in flows and not here get defaults).
     pub queues: std::collections::BTreeMap<String, QueueDef>,
     /// Codes agents dial to change their state.
@@ -575,6 +611,7 @@ impl Default for Config {
             digest_algorithms: vec![nida_sip::auth::Algorithm::Md5],
             data_dir: std::env::temp_dir().join("nida-data"),
             agents: Vec::new(),
+            supervisors: Vec::new(),
             queues: Default::default(),
             feature_codes: Default::default(),
             outbound_uri: None,
@@ -686,6 +723,31 @@ impl Config {
                 ));
             }
             a.validate()?;
+        }
+        let mut users: std::collections::BTreeSet<&str> =
+            self.agents.iter().map(|a| a.user.as_str()).collect();
+        for s in &self.supervisors {
+            let why = if s.user.is_empty() || s.password.is_empty() {
+                Some("the user and the password may not be empty".to_string())
+            } else if !users.insert(&s.user) {
+                Some("the user is taken by an agent or another supervisor".into())
+            } else if s.queues.is_empty() {
+                Some("list the queues they may join (\"*\": all)".into())
+            } else if s
+                .contact
+                .as_ref()
+                .is_some_and(|c| nida_call::static_target(c).is_none())
+            {
+                Some("contact is not sip:user@ip:port".into())
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                return Err(ConfigError::value(
+                    "supervisors",
+                    format!("supervisor {:?}: {why}", s.user),
+                ));
+            }
         }
         for (name, q) in &self.queues {
             q.validate(name)?;
@@ -991,6 +1053,22 @@ mod tests {
             (
                 "[[agents]]\nid = 1\nuser = \"a\"\npassword = \"b\"\nlanguages = [\"en\"]\n[[agents]]\nid = 1\nuser = \"c\"\npassword = \"d\"\nlanguages = [\"en\"]\n",
                 "appears twice",
+            ),
+            (
+                "[[agents]]\nid = 1\nuser = \"a\"\npassword = \"b\"\nlanguages = [\"en\"]\n[[supervisors]]\nuser = \"a\"\npassword = \"c\"\nqueues = [\"*\"]\n",
+                "taken by an agent",
+            ),
+            (
+                "[[supervisors]]\nuser = \"s\"\npassword = \"c\"\nqueues = []\n",
+                "list the queues",
+            ),
+            (
+                "[[supervisors]]\nuser = \"s\"\npassword = \"\"\nqueues = [\"*\"]\n",
+                "may not be empty",
+            ),
+            (
+                "[[supervisors]]\nuser = \"s\"\npassword = \"c\"\nqueues = [\"*\"]\ncontact = \"tel:1\"\n",
+                "contact is not",
             ),
             ("[protection]\ntrusted = [\"10.0.0.0/40\"]\n", "10.0.0.0/40"),
             ("[protection]\nrate_per_second = 0\n", "rate_per_second"),

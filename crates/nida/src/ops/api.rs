@@ -164,6 +164,7 @@ pub fn router(api: Api) -> Router {
     let protected = Router::new()
         .route("/api/status", get(status))
         .route("/api/calls", get(calls))
+        .route("/api/calls/{task}/supervise", post(supervise))
         .route("/api/queues", get(queues))
         .route("/api/agents", get(agents))
         .route("/api/agents/{id}", get(agent))
@@ -313,6 +314,50 @@ async fn agent(State(api): State<Api>, Path(id): Path<u32>) -> Response {
 #[derive(Deserialize)]
 struct ReasonQuery {
     reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SuperviseQuery {
+    supervisor: String,
+    mode: String,
+}
+
+/// A supervisor joins a talking call (nida rings their phone) in a mode,
+/// or switches mode in it.
+async fn supervise(
+    State(api): State<Api>,
+    Path(task): Path<u64>,
+    Query(q): Query<SuperviseQuery>,
+) -> Response {
+    use crate::centre::SuperviseRefusal as R;
+    let Some(mode) = nida_call::SuperviseMode::parse(&q.mode) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("mode {:?}: listen, whisper or barge", q.mode),
+        );
+    };
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let m = ToCentre::Supervise {
+        user: q.supervisor,
+        task: nida_acd::TaskId(task),
+        mode,
+        reply,
+    };
+    if api.centre.tx.send(m).await.is_err() {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "the centre stopped");
+    }
+    match answer.await {
+        Ok(Ok(())) => (StatusCode::ACCEPTED, Json(json!({ "ok": true }))).into_response(),
+        Ok(Err(why)) => {
+            let code = match why {
+                R::NoSupervisor | R::NotTalking => StatusCode::NOT_FOUND,
+                R::Forbidden => StatusCode::FORBIDDEN,
+                R::Unreachable => StatusCode::CONFLICT,
+            };
+            error(code, why.to_string())
+        }
+        Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "the centre stopped"),
+    }
 }
 
 async fn agent_command(

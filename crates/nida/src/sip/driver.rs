@@ -278,7 +278,7 @@ impl Driver {
             }
             None => None,
         };
-        if !cfg.agents.is_empty() {
+        if !cfg.agents.is_empty() || !cfg.supervisors.is_empty() {
             // The nonce key comes from the OS whatever `seed` says: a test
             // seed must never make nonces predictable.
             let secret = format!("{}{}", nida_sip::rng::os_token(), nida_sip::rng::os_token());
@@ -291,7 +291,10 @@ impl Driver {
             .with_algorithms(cfg.digest_algorithms.clone());
             ep.set_registrar(nida_sip::registrar::Registrar::new(
                 auth,
-                cfg.agents.iter().map(|a| (a.user.clone(), a.secret())),
+                cfg.agents
+                    .iter()
+                    .map(|a| (a.user.clone(), a.secret()))
+                    .chain(cfg.supervisors.iter().map(|s| (s.user.clone(), s.secret()))),
             ));
         }
         let ports = Ports::new(&cfg);
