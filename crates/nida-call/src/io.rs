@@ -79,6 +79,9 @@ pub enum SuperviseMode {
     Whisper,
     /// Hears both and both hear them.
     Barge,
+    /// Takes the call over: the agent leaves, the supervisor talks to
+    /// the caller.
+    TakeOver,
 }
 
 impl SuperviseMode {
@@ -88,6 +91,7 @@ impl SuperviseMode {
             SuperviseMode::Listen => "listen",
             SuperviseMode::Whisper => "whisper",
             SuperviseMode::Barge => "barge",
+            SuperviseMode::TakeOver => "take_over",
         }
     }
 
@@ -97,6 +101,7 @@ impl SuperviseMode {
             "listen" => Some(SuperviseMode::Listen),
             "whisper" => Some(SuperviseMode::Whisper),
             "barge" => Some(SuperviseMode::Barge),
+            "take_over" => Some(SuperviseMode::TakeOver),
             _ => None,
         }
     }
@@ -399,6 +404,8 @@ pub enum CallEvent {
     SupervisorMode(SuperviseMode),
     /// The supervisor left (hung up, or could not be reached).
     SupervisorLeft,
+    /// The supervisor took the call over; the agent left it.
+    TakenOver(AgentId),
     /// The caller is on hold: the music plays to them.
     Held {
         /// The bridged leg (the agent's).

@@ -421,7 +421,7 @@ impl Call {
     }
 
     /// The bridged leg hung up.
-    fn bridge_ended(&mut self, now: Instant, agent: Option<AgentId>, reason: EndReason) {
+    pub(crate) fn bridge_ended(&mut self, now: Instant, agent: Option<AgentId>, reason: EndReason) {
         self.bridge = None;
         self.drop_supervisor(now);
         if let Some(since) = self.hold.since {

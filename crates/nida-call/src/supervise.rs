@@ -102,6 +102,9 @@ impl Call {
             supervisor: user,
             mode,
         });
+        if mode == SuperviseMode::TakeOver {
+            self.take_over();
+        }
         self.wire(now);
     }
 
@@ -110,7 +113,8 @@ impl Call {
         let Some(s) = self.supervisor.as_mut() else {
             return;
         };
-        if s.mode == mode {
+        // A call taken over stays the supervisor's.
+        if s.mode == mode || s.mode == SuperviseMode::TakeOver {
             return;
         }
         s.mode = mode;
@@ -120,7 +124,33 @@ impl Call {
         let user = s.user.clone();
         self.note_listen(now, &user, mode);
         self.event(CallEvent::SupervisorMode(mode));
+        if mode == SuperviseMode::TakeOver {
+            self.take_over();
+        }
         self.wire(now);
+    }
+
+    /// The supervisor takes the call: the agent's leg ends and the agent
+    /// is free (the task is complete); the caller talks to the
+    /// supervisor until either hangs up, then goes on as after any agent.
+    fn take_over(&mut self) {
+        let (Some(s), Some(b)) = (self.supervisor.as_ref(), self.bridge) else {
+            return;
+        };
+        let Some(agent) = b.agent else {
+            return;
+        };
+        let sup = s.leg;
+        self.outputs.push_back(Output::Hangup(b.leg));
+        self.close_leg(b.leg);
+        if let Some(task) = self.task.take() {
+            self.centre(crate::io::ToCentre::Complete(task));
+        }
+        self.bridge = Some(crate::machine::Bridge {
+            leg: sup,
+            agent: None,
+        });
+        self.event(CallEvent::TakenOver(agent));
     }
 
     /// A key on the supervisor's phone.
@@ -132,6 +162,15 @@ impl Call {
 
     /// The supervisor's leg is gone (or never came up).
     pub(crate) fn supervisor_gone(&mut self, now: Instant, leg: LegId) {
+        if self.bridge.is_some_and(|b| b.leg == leg) {
+            // The supervisor who took the call over hangs up: the caller
+            // goes on as after an agent (the survey).
+            self.supervisor = None;
+            self.close_leg(leg);
+            self.event(CallEvent::SupervisorLeft);
+            self.bridge_ended(now, self.agent, nida_sip::EndReason::RemoteBye);
+            return;
+        }
         if self.supervisor.as_ref().is_some_and(|s| s.leg == leg) {
             self.supervisor = None;
             self.close_leg(leg);
@@ -168,7 +207,7 @@ impl Call {
                 links.push((c, b.leg));
                 links.push((b.leg, c));
             }
-            if let Some(s) = self.supervisor.as_ref().filter(|s| s.up) {
+            if let Some(s) = self.supervisor.as_ref().filter(|s| s.up && s.leg != b.leg) {
                 links.push((c, s.leg));
                 links.push((b.leg, s.leg));
                 if s.mode != SuperviseMode::Listen {

@@ -806,3 +806,48 @@ fn a_supervisor_listens_whispers_and_barges_and_each_is_heard_as_the_mode_says()
     // The recording went on frame by frame through the mix.
     assert!(w.calls[c].frames > 50 * 12, "{} frames", w.calls[c].frames);
 }
+
+#[test]
+fn a_supervisor_takes_a_call_over_and_the_agent_is_freed() {
+    use nida_call::SuperviseMode;
+    const SUPERVISOR_HZ: f64 = 1400.0;
+    let mut w = World::visa(quiet());
+    w.agent(1, Answer::After(S(1)));
+    let sup = w.far_end([10, 0, 9, 1], Answer::After(S(1)));
+    let c = w.call_in("line", "0501", Answer::Never);
+    w.run_until(S(5), |w| w.saw(c, bridged_to(Some(1))));
+    w.supervise(c, "salma", sup, SuperviseMode::Barge);
+    w.run_until(S(3), |w| {
+        w.saw(c, |e| matches!(e, CallEvent::SupervisorJoined { .. }))
+    });
+    w.supervise(c, "salma", sup, SuperviseMode::TakeOver);
+    assert!(w.saw(c, |e| *e == CallEvent::TakenOver(AgentId(1))));
+    let agent = w.agents[&1];
+    assert!(w.phones[agent].leg.is_none(), "the agent's leg is hung up");
+    // The agent's task is complete: the agent goes to wrap-up, not stuck.
+    assert!(w.calls[c].call.task().is_none());
+    let p = w.calls[c].caller;
+    w.run_for(Duration::from_millis(500));
+    let from = w.phones[p].all_heard().len();
+    w.run_for(S(3));
+    let heard = &w.phones[p].all_heard()[from..];
+    assert!(
+        hears(heard, SUPERVISOR_HZ),
+        "the caller talks to the supervisor"
+    );
+    assert!(!hears_in_mix(heard, AGENT_HZ));
+    let from = w.phones[sup].all_heard().len();
+    w.run_for(S(2));
+    assert!(hears(&w.phones[sup].all_heard()[from..], CALLER_HZ));
+    // The supervisor hangs up: the caller goes to the survey.
+    w.phone_hangs_up(sup);
+    w.run_until(S(2), |w| {
+        w.saw(c, |e| *e == CallEvent::FlowStarted("survey".into()))
+    });
+    w.caller_hangs_up(c);
+    w.run_until(S(5), |w| ended(w, c));
+    let r = w.record(c).expect("a record");
+    let modes: Vec<&str> = r.listens.iter().map(|l| l.mode.as_str()).collect();
+    assert_eq!(modes, ["barge", "take_over"]);
+    assert_eq!(r.agent, Some(1));
+}

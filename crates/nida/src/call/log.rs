@@ -147,6 +147,7 @@ pub fn event(
         }
         CallEvent::SupervisorMode(mode) => info!(mode = mode.as_str(), "supervisor mode"),
         CallEvent::SupervisorLeft => info!("supervisor left"),
+        CallEvent::TakenOver(agent) => info!(agent = agent.0, "supervisor took the call over"),
         CallEvent::Held { leg, by_page } => {
             info!(leg = leg.0, by_page, "caller on hold: music plays")
         }
