@@ -6,7 +6,10 @@
 //! ready with a reason, then ready, sees the screen pop of the call
 //! offered to them, and the wrap-up after the call (sipp is the agent's
 //! phone: it answers and hangs up after five seconds), and the chart of
-//! the day shows the call once it has ended.
+//! the day shows the call once it has ended. From the wallboard's live
+//! calls a supervisor of another queue is refused, and one of the call's
+//! queue listens in (nida rings baresip as her phone) and switches to
+//! whisper.
 
 use crate::common;
 
@@ -347,4 +350,76 @@ fn wallboard_and_agent_page_follow_a_real_call_in_chromium() {
         browser.js("return document.body.innerHTML"),
         nida.log()
     );
+}
+
+#[test]
+fn a_supervisor_listens_in_from_the_wallboard_and_switches_to_whisper() {
+    use crate::agents::{
+        agent_config, caller, caller_voice_for, start_centre, Baresip, AGENT_1001,
+    };
+    let sups = "[[supervisors]]\nuser = \"salma\"\npassword = \"sup-pw\"\nname = \"Salma\"\n\
+                queues = [\"visa_general\"]\n\
+                [[supervisors]]\nuser = \"omar\"\npassword = \"sup-pw2\"\nname = \"Omar\"\n\
+                queues = [\"police_traffic\"]\n";
+    let nida = start_centre(&format!("{sups}{}", agent_config(AGENT_1001, "")));
+    let agent = Baresip::start(nida.sip, "1001", "s3cret", true);
+    let sup = Baresip::start_speaking(nida.sip, "salma", "sup-pw", 1400);
+    assert!(nida.wait_log("supervisor registered", Duration::from_secs(10)));
+    assert!(nida.wait_log("state=Available", Duration::from_secs(10)));
+    let browser = Browser::start();
+    browser.open(&format!("http://{}/wallboard#token={TOKEN}", nida.http));
+    assert!(browser.until(
+        "document.querySelectorAll('#supervisor option').length === 2",
+        Duration::from_secs(10)
+    ));
+    let voice = caller_voice_for(&nida.dir, 30);
+    let heard = nida.dir.join("caller-heard.wav");
+    let call = caller(&nida, "2,0", 40, &voice, &heard);
+    let row = "document.querySelector('#call-list tr[data-state=\"talking\"]')";
+    assert!(
+        browser.until(&format!("{row} !== null"), Duration::from_secs(20)),
+        "{}\n{}",
+        browser.js("return document.body.innerText"),
+        nida.log()
+    );
+    // Omar's queues do not include this call's: refused, and said so.
+    browser.js(&format!(
+        "document.querySelector('#supervisor').value = 'omar';\
+         {row}.querySelector('[data-mode=\"listen\"]').click(); return true;"
+    ));
+    assert!(browser.until(
+        "document.querySelector('#supervise-status').dataset.code === '403'",
+        Duration::from_secs(5)
+    ));
+    // Salma listens: nida rings her phone, which answers.
+    browser.js(&format!(
+        "document.querySelector('#supervisor').value = 'salma';\
+         {row}.querySelector('[data-mode=\"listen\"]').click(); return true;"
+    ));
+    assert!(browser.until(
+        "document.querySelector('#supervise-status').dataset.code === '202'",
+        Duration::from_secs(5)
+    ));
+    assert!(
+        nida.wait_log(
+            "supervisor joined supervisor=salma mode=\"listen\"",
+            Duration::from_secs(10)
+        ),
+        "{}\n{}",
+        nida.log(),
+        sup.log()
+    );
+    browser.js(&format!(
+        "{row}.querySelector('[data-mode=\"whisper\"]').click(); return true;"
+    ));
+    assert!(
+        nida.wait_log("supervisor mode mode=\"whisper\"", Duration::from_secs(5)),
+        "{}",
+        nida.log()
+    );
+    sup.hangup();
+    assert!(nida.wait_log("supervisor left", Duration::from_secs(5)));
+    agent.hangup();
+    let out = call.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", nida.log());
 }

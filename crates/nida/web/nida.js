@@ -18,6 +18,9 @@ const T = {
     s_talking: "Talking", s_wrap_up: "Wrap-up", s_not_ready: "Not ready",
     c_waiting: "Waiting", c_ringing: "Ringing", c_talking: "Talking",
     no_calls: "No calls today yet", other_lang: "العربية", hold: "Hold", resume: "Resume",
+    live_calls: "Live calls", supervisor: "Supervisor", m_listen: "Listen", m_whisper: "Whisper",
+    m_barge: "Barge in", m_take_over: "Take over", sup_ok: "Ringing your phone", sup_403: "Not one of your queues or agents",
+    sup_404: "That call is no longer talking", sup_409: "Your phone is not registered",
   },
   ar: {
     wallboard: "لوحة المتابعة", token: "رمز المشرف", open: "فتح", agents: "الموظفون", agent: "الموظف",
@@ -34,6 +37,9 @@ const T = {
     s_wrap_up: "إنهاء المكالمة", s_not_ready: "غير جاهز",
     c_waiting: "في الانتظار", c_ringing: "يرن", c_talking: "في محادثة",
     no_calls: "لا مكالمات اليوم بعد", other_lang: "English", hold: "تعليق", resume: "استئناف",
+    live_calls: "المكالمات الجارية", supervisor: "المشرف", m_listen: "استماع", m_whisper: "همس",
+    m_barge: "مشاركة", m_take_over: "تولي المكالمة", sup_ok: "جارٍ الاتصال بهاتفك", sup_403: "ليست من قوائمك أو موظفيك",
+    sup_404: "لم تعد المكالمة جارية", sup_409: "هاتفك غير مسجل",
   },
 };
 
@@ -136,9 +142,35 @@ function chart(queue, rows) {
   return el("div", { class: "chart", "data-queue": queue }, el("h3", {}, queue), svg);
 }
 
+async function supervise(token, task, mode) {
+  const who = $("#supervisor").value;
+  const r = await fetch(`/api/calls/${task}/supervise?supervisor=${encodeURIComponent(who)}&mode=${mode}`,
+    { method: "POST", headers: { Authorization: `Bearer ${token}` } });
+  const status = $("#supervise-status");
+  status.dataset.code = r.status;
+  status.textContent = t(r.status === 202 ? "sup_ok" : `sup_${r.status}`);
+}
+
+function callRow(token, c, names) {
+  const buttons = c.state === "talking"
+    ? ["listen", "whisper", "barge", "take_over"].map((m) => {
+      const b = el("button", { type: "button", "data-mode": m }, t(`m_${m}`));
+      b.onclick = () => supervise(token, c.task, m).catch(() => {});
+      return b;
+    })
+    : [];
+  return el("tr", { "data-task": c.task, "data-state": c.state },
+    el("td", {}, c.info.queue), el("td", {}, c.info.language), el("td", {}, t(`c_${c.state}`)),
+    el("td", {}, c.agent ? names[c.agent] || String(c.agent) : ""), el("td", { class: "buttons" }, ...buttons));
+}
+
 async function wallboard(token) {
+  const sups = await api("/api/supervisors", token).catch(() => []);
+  $("#supervisor").replaceChildren(...sups.map((s) => el("option", { value: s.user }, s.name || s.user)));
   const refresh = async () => {
-    const [queues, agents] = await Promise.all([api("/api/queues", token), api("/api/agents", token)]);
+    const [queues, agents, calls] = await Promise.all([api("/api/queues", token), api("/api/agents", token), api("/api/calls", token)]);
+    const names = Object.fromEntries(agents.map((a) => [a.id, a.name || a.user]));
+    $("#call-list tbody").replaceChildren(...calls.map((c) => callRow(token, c, names)));
     $("#tiles").replaceChildren(...queues.map(tile));
     const counts = {};
     agents.forEach((a) => { counts[a.state] = (counts[a.state] || 0) + 1; });

@@ -159,6 +159,8 @@ pub struct CentreHandle {
     pub stats: nida_acd::writer::SnapshotReader,
     /// The numbers with a call-back pending.
     pub bookings: nida_call::bookings::Bookings,
+    /// The supervisors (for the wallboard's choice), without secrets.
+    pub supervisors: Arc<Vec<serde_json::Value>>,
 }
 
 /// Starts the centre: the routing core thread and the task that serves it.
@@ -264,6 +266,19 @@ pub fn start(
         live,
         stats,
         bookings: Default::default(),
+        supervisors: Arc::new(
+            cfg.supervisors
+                .iter()
+                .map(|s| {
+                    serde_json::json!({
+                        "user": s.user,
+                        "name": s.name,
+                        "queues": s.queues,
+                        "agents": s.agents,
+                    })
+                })
+                .collect(),
+        ),
     }
 }
 

@@ -165,6 +165,7 @@ pub fn router(api: Api) -> Router {
         .route("/api/status", get(status))
         .route("/api/calls", get(calls))
         .route("/api/calls/{task}/supervise", post(supervise))
+        .route("/api/supervisors", get(supervisors))
         .route("/api/queues", get(queues))
         .route("/api/agents", get(agents))
         .route("/api/agents/{id}", get(agent))
@@ -320,6 +321,11 @@ struct ReasonQuery {
 struct SuperviseQuery {
     supervisor: String,
     mode: String,
+}
+
+/// The supervisors: user, name, queues and team (no secrets).
+async fn supervisors(State(api): State<Api>) -> Response {
+    Json(api.centre.supervisors.as_ref().clone()).into_response()
 }
 
 /// A supervisor joins a talking call (nida rings their phone) in a mode,
