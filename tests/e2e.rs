@@ -4,6 +4,7 @@
 //! each file below is one area.
 
 mod common;
+mod consult;
 
 mod adversarial;
 mod agents;

@@ -21,7 +21,7 @@ const SUPERVISOR_HZ: u32 = 1400;
 /// Share of the 100 ms blocks of `pcm[from_s..to_s]` (seconds) where a
 /// tone of `hz` carries at least an eighth of the energy (it is one of
 /// the parties of a mix).
-fn tone_share(pcm: &[i16], rate: u32, hz: f64, from_s: f64, to_s: f64) -> f64 {
+pub(crate) fn tone_share(pcm: &[i16], rate: u32, hz: f64, from_s: f64, to_s: f64) -> f64 {
     let r = f64::from(rate);
     let (a, b) = ((from_s * r) as usize, ((to_s * r) as usize).min(pcm.len()));
     let Some(part) = pcm.get(a..b) else {
@@ -52,7 +52,7 @@ fn tone_share(pcm: &[i16], rate: u32, hz: f64, from_s: f64, to_s: f64) -> f64 {
 }
 
 /// Seconds of the day of the first nida log line holding `needle`.
-fn logged_at(nida: &Nida, needle: &str) -> f64 {
+pub(crate) fn logged_at(nida: &Nida, needle: &str) -> f64 {
     let log = nida.log();
     let line = log
         .lines()

@@ -17,6 +17,8 @@ pub(crate) struct Hold {
     pub phone: bool,
     /// The agent page holds.
     pub page: bool,
+    /// The agent consults a colleague.
+    pub consult: bool,
     /// Since when the caller is held.
     pub since: Option<Instant>,
     /// Time on hold before `since`.
@@ -59,11 +61,11 @@ impl Call {
 
     /// Puts the caller on hold or back in the bridge as the two holds
     /// say.
-    fn apply_hold(&mut self, now: Instant) {
+    pub(crate) fn apply_hold(&mut self, now: Instant) {
         let (Some(b), Some(_)) = (self.bridge, self.caller) else {
             return;
         };
-        let held = self.hold.phone || self.hold.page;
+        let held = self.hold.phone || self.hold.page || self.hold.consult;
         match (held, self.hold.since) {
             (true, None) => {
                 self.hold.since = Some(now);

@@ -56,6 +56,11 @@ pub enum FromCentre {
     Refused,
     /// The agent page holds (true) or resumes (false) the caller.
     Hold(bool),
+    /// The bridged agent consults a colleague or a number (the caller
+    /// is held meanwhile).
+    Consult(crate::consult::ConsultTarget),
+    /// The agent completes, cancels or joins the consult.
+    ConsultAction(crate::consult::ConsultAction),
     /// A supervisor joins the call (nida rings their phone) or, already
     /// in it, changes mode.
     Supervise {
@@ -141,6 +146,9 @@ pub enum ToCentre {
     Complete(TaskId),
     /// Place in line, please.
     Position(TaskId),
+    /// An agent consulted (or handed the call) is done with it: they may
+    /// be routed calls again.
+    ConsultOver(AgentId),
 }
 
 /// What happened on one of the call's legs (the SIP shell's report).
@@ -392,6 +400,24 @@ pub enum CallEvent {
         caller_codec: &'static str,
         /// The other side's codec.
         other_codec: &'static str,
+    },
+    /// The agent consults (the caller is held).
+    Consulting {
+        /// The consulting agent.
+        agent: Option<AgentId>,
+        /// `agent:N` or the number.
+        to: String,
+    },
+    /// The colleague consulted answered.
+    ConsultAnswered,
+    /// The consult ended without a transfer: back to the caller.
+    ConsultEnded,
+    /// The caller, the agent and the colleague are in one call.
+    ThreeWay,
+    /// The caller was handed to the colleague; the first agent left.
+    TransferCompleted {
+        /// `agent:N` or the number.
+        to: String,
     },
     /// A supervisor's phone answered: they are in the call.
     SupervisorJoined {

@@ -29,6 +29,8 @@ pub enum Role {
     Transfer,
     /// A supervisor listening in, whispering or barging.
     Supervisor,
+    /// A colleague the agent consults (an agent, or a number).
+    Consult(Option<AgentId>),
 }
 
 /// Where a leg is in its life.

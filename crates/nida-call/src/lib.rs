@@ -35,6 +35,7 @@
 pub mod answering;
 pub mod bookings;
 mod callback;
+pub mod consult;
 mod hold;
 pub mod io;
 pub mod leg;
@@ -47,6 +48,7 @@ mod target;
 pub mod timer;
 mod transfer;
 
+pub use consult::{ConsultAction, ConsultTarget};
 pub use io::{
     CallEvent, CallInfo, CallbackStatus, FromCentre, HangupCause, LegEvent, NotBooked, Outcome,
     Output, Recording, Stored, SuperviseMode, ToCentre, Transmit,

@@ -138,6 +138,8 @@ pub struct Call {
     pub(crate) bridge: Option<Bridge>,
     /// The caller's hold by the agent.
     pub(crate) hold: crate::hold::Hold,
+    /// The colleague the agent consults.
+    pub(crate) consult: Option<crate::consult::Consult>,
     /// The supervisor in the call.
     pub(crate) supervisor: Option<crate::supervise::Supervisor>,
     /// The mix, while someone hears more than one party.
@@ -168,6 +170,7 @@ fn leg_quality(role: Role, rtp: &RtpSession) -> nida_store::LegQuality {
             Role::CallbackCaller => "callback",
             Role::Transfer => "transfer",
             Role::Supervisor => "supervisor",
+            Role::Consult(_) => "consult",
         }
         .into(),
         lost: q.lost,
@@ -222,6 +225,7 @@ impl Call {
             transfers: Vec::new(),
             bridge: None,
             hold: crate::hold::Hold::default(),
+            consult: None,
             supervisor: None,
             mixing: None,
             listens: Vec::new(),
@@ -760,6 +764,7 @@ impl Call {
         self.links.clear();
         self.mixing = None;
         self.supervisor = None;
+        self.consult = None;
         if bridged.is_some() {
             self.talk_ended = Some(now);
             self.event(CallEvent::CallerLeft);
@@ -887,6 +892,9 @@ impl Call {
             return;
         };
         let mut leg = self.legs.remove(i);
+        if let Role::Consult(Some(agent)) = leg.role {
+            self.centre(crate::io::ToCentre::ConsultOver(agent));
+        }
         let mux = leg.media.is_some_and(|m| m.rtcp_mux);
         if let Some(rtp) = leg.rtp.as_mut() {
             let mut buf = vec![0u8; 1500];

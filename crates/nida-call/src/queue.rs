@@ -139,6 +139,8 @@ impl Call {
     pub(crate) fn centre_message(&mut self, now: Instant, m: FromCentre) {
         match m {
             FromCentre::Hold(on) => return self.page_hold(now, on),
+            FromCentre::Consult(target) => return self.consult(now, target),
+            FromCentre::ConsultAction(a) => return self.consult_action(now, a),
             FromCentre::Supervise {
                 supervisor,
                 target,
@@ -195,7 +197,10 @@ impl Call {
             FromCentre::Connected(agent) => self.connected(now, task, agent),
             FromCentre::Position { place, wait } => self.announce(place, wait),
             FromCentre::Exit(exit) => self.exit(now, exit),
-            FromCentre::Hold(_) | FromCentre::Supervise { .. } => {}
+            FromCentre::Hold(_)
+            | FromCentre::Supervise { .. }
+            | FromCentre::Consult(_)
+            | FromCentre::ConsultAction(_) => {}
             FromCentre::Refused => {
                 self.task = None;
                 self.event(CallEvent::Refused);
@@ -321,6 +326,11 @@ impl Call {
             LegEvent::PlaceFailed | LegEvent::Ended(_) if role == Role::Supervisor => {
                 self.supervisor_gone(now, leg)
             }
+            LegEvent::PlaceFailed | LegEvent::Ended(_)
+                if matches!(role, Role::Consult(_)) && self.bridge.is_none_or(|b| b.leg != leg) =>
+            {
+                self.consult_gone(now, leg)
+            }
             LegEvent::PlaceFailed => {
                 self.close_leg(leg);
                 self.leg_failed(now, role, None);
@@ -330,6 +340,7 @@ impl Call {
                 let bridged = self.bridge.filter(|b| b.leg == leg);
                 self.close_leg(leg);
                 match bridged {
+                    Some(_) if self.consult.is_some() && self.agent_left_consult(now) => {}
                     Some(b) => self.bridge_ended(now, b.agent, reason),
                     None => self.leg_failed(now, role, Some(reason)),
                 }
@@ -361,7 +372,7 @@ impl Call {
                 }
                 self.transfer_failed(now);
             }
-            Role::Caller | Role::Supervisor => {}
+            Role::Caller | Role::Supervisor | Role::Consult(_) => {}
         }
     }
 
@@ -375,6 +386,7 @@ impl Call {
         let n = self.leg_answer(leg, sdp.as_ref());
         match (role, n) {
             (Role::Supervisor, n) => self.supervisor_answered(now, leg, n),
+            (Role::Consult(_), n) => self.consult_answered(now, leg, n),
             (Role::Agent(agent), n) => {
                 let Some(task) = self.task else {
                     self.drop_leg(leg);

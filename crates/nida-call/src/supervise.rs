@@ -207,6 +207,14 @@ impl Call {
                 links.push((c, b.leg));
                 links.push((b.leg, c));
             }
+            if let Some(k) = self.consult.as_ref().filter(|k| k.up && k.leg != b.leg) {
+                links.push((b.leg, k.leg));
+                links.push((k.leg, b.leg));
+                if k.joined {
+                    links.push((c, k.leg));
+                    links.push((k.leg, c));
+                }
+            }
             if let Some(s) = self.supervisor.as_ref().filter(|s| s.up && s.leg != b.leg) {
                 links.push((c, s.leg));
                 links.push((b.leg, s.leg));

@@ -96,7 +96,7 @@ impl Call {
     /// Where a transfer to `target` (user part `number`) goes: the URI
     /// itself when it names another host, else the outbound trunk or
     /// route; `None` when it is no dialable number.
-    fn external_target(&self, target: &str, number: &str) -> Option<Dial> {
+    pub(crate) fn external_target(&self, target: &str, number: &str) -> Option<Dial> {
         if let Some(t) = crate::static_target(target) {
             if t.dest != self.cfg.sip_addr {
                 return Some(Dial::Target(t));

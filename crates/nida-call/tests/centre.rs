@@ -851,3 +851,131 @@ fn a_supervisor_takes_a_call_over_and_the_agent_is_freed() {
     assert_eq!(modes, ["barge", "take_over"]);
     assert_eq!(r.agent, Some(1));
 }
+
+/// Phones 1 and 2 as agents, the second speaking another tone.
+fn two_agents(w: &mut World) -> (usize, usize) {
+    w.agent(1, Answer::After(S(1)));
+    w.agent(2, Answer::After(S(1)));
+    let second = w.agents[&2];
+    w.phones[second].tone = std::sync::Arc::new(common::tone("agent2", SECOND_HZ, 2000));
+    (w.agents[&1], second)
+}
+
+const SECOND_HZ: f64 = 1400.0;
+
+#[test]
+fn an_agent_consults_a_colleague_then_completes_the_transfer() {
+    use nida_call::ConsultAction;
+    let mut w = World::visa(QueueRules {
+        record: true,
+        ..quiet()
+    });
+    let (first, second) = two_agents(&mut w);
+    let c = w.call_in("line", "0501", Answer::Never);
+    w.run_until(S(5), |w| w.saw(c, bridged_to(Some(1))));
+    w.run_for(S(1));
+    let p = w.calls[c].caller;
+    // Consult: the caller hears music, the agents each other.
+    w.consult_agent(c, 2);
+    w.run_until(S(3), |w| w.saw(c, |e| *e == CallEvent::ConsultAnswered));
+    w.run_for(Duration::from_millis(500));
+    let m = [p, first, second].map(|i| w.phones[i].all_heard().len());
+    w.run_for(S(3));
+    let caller = heard_since(&w, p, m[0]);
+    assert!(heard_once(&caller, prompt_hz("moh")) && !hears_in_mix(&caller, SECOND_HZ));
+    assert!(!hears_in_mix(&caller, AGENT_HZ), "the caller is held");
+    assert!(hears(&heard_since(&w, first, m[1]), SECOND_HZ));
+    assert!(hears(&heard_since(&w, second, m[2]), AGENT_HZ));
+    assert!(!hears_in_mix(&heard_since(&w, second, m[2]), CALLER_HZ));
+    // Complete: the caller talks to the colleague; the first agent's
+    // leg is hung up and their task done.
+    w.consult_action(c, ConsultAction::Complete);
+    assert!(w.saw(
+        c,
+        |e| matches!(e, CallEvent::TransferCompleted { to } if to == "agent:2")
+    ));
+    assert!(w.phones[first].leg.is_none());
+    w.run_for(Duration::from_millis(500));
+    let m = [p, second].map(|i| w.phones[i].all_heard().len());
+    w.run_for(S(3));
+    let caller = heard_since(&w, p, m[0]);
+    assert!(hears(&caller, SECOND_HZ) && !heard_once(&caller, prompt_hz("moh")));
+    assert!(hears(&heard_since(&w, second, m[1]), CALLER_HZ));
+    // The colleague hangs up: the survey, then the record names them.
+    w.agent_hangs_up(2);
+    w.run_until(S(2), |w| {
+        w.saw(c, |e| *e == CallEvent::FlowStarted("survey".into()))
+    });
+    assert_eq!(w.consults_over, [2], "agent 2 may be routed calls again");
+    w.caller_hangs_up(c);
+    w.run_until(S(5), |w| ended(w, c));
+    let r = w.record(c).expect("a record");
+    assert_eq!(
+        r.agent,
+        Some(2),
+        "the record follows the call to its last agent"
+    );
+    assert_eq!(r.transfers, ["agent:2"]);
+    assert_eq!(r.holds, 1);
+    assert!(w.calls[c].frames > 50 * 7, "recorded throughout");
+}
+
+#[test]
+fn a_consult_cancelled_or_made_three_way_and_a_party_leaving_it() {
+    use nida_call::ConsultAction;
+    let mut w = World::visa(quiet());
+    let (first, second) = two_agents(&mut w);
+    let c = w.call_in("line", "0501", Answer::Never);
+    w.run_until(S(5), |w| w.saw(c, bridged_to(Some(1))));
+    let p = w.calls[c].caller;
+    // Cancel: back to the caller.
+    w.consult_agent(c, 2);
+    w.run_until(S(3), |w| w.saw(c, |e| *e == CallEvent::ConsultAnswered));
+    w.consult_action(c, ConsultAction::Cancel);
+    assert!(w.saw(c, |e| *e == CallEvent::ConsultEnded));
+    assert!(w.phones[second].leg.is_none());
+    assert_eq!(w.consults_over, [2]);
+    w.run_for(Duration::from_millis(500));
+    let m = w.phones[p].all_heard().len();
+    w.run_for(S(2));
+    assert!(
+        hears(&heard_since(&w, p, m), AGENT_HZ),
+        "back with the agent"
+    );
+    // Three-way: everyone hears everyone.
+    w.consult_agent(c, 2);
+    w.run_until(S(3), |w| {
+        w.calls[c]
+            .events
+            .iter()
+            .filter(|(_, e)| *e == CallEvent::ConsultAnswered)
+            .count()
+            == 2
+    });
+    w.consult_action(c, ConsultAction::ThreeWay);
+    assert!(w.saw(c, |e| *e == CallEvent::ThreeWay));
+    w.run_for(Duration::from_millis(500));
+    let m = [p, first, second].map(|i| w.phones[i].all_heard().len());
+    w.run_for(S(3));
+    let (caller, one, two) = (
+        heard_since(&w, p, m[0]),
+        heard_since(&w, first, m[1]),
+        heard_since(&w, second, m[2]),
+    );
+    assert!(hears_in_mix(&caller, AGENT_HZ) && hears_in_mix(&caller, SECOND_HZ));
+    assert!(hears_in_mix(&one, CALLER_HZ) && hears_in_mix(&one, SECOND_HZ));
+    assert!(hears_in_mix(&two, CALLER_HZ) && hears_in_mix(&two, AGENT_HZ));
+    // The first agent leaves: the caller stays with the colleague.
+    w.agent_hangs_up(1);
+    assert!(w.saw(c, |e| matches!(e, CallEvent::TransferCompleted { .. })));
+    assert!(!ended(&w, c));
+    w.run_for(Duration::from_millis(500));
+    let m = w.phones[p].all_heard().len();
+    w.run_for(S(2));
+    assert!(hears(&heard_since(&w, p, m), SECOND_HZ));
+    // The caller leaves: the call ends, the colleague is let go.
+    w.caller_hangs_up(c);
+    w.run_until(S(5), |w| ended(w, c));
+    assert!(w.phones[second].leg.is_none());
+    assert_eq!(w.consults_over, [2, 2]);
+}

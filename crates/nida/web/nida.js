@@ -18,6 +18,8 @@ const T = {
     s_talking: "Talking", s_wrap_up: "Wrap-up", s_not_ready: "Not ready",
     c_waiting: "Waiting", c_ringing: "Ringing", c_talking: "Talking",
     no_calls: "No calls today yet", other_lang: "العربية", hold: "Hold", resume: "Resume",
+    k_agent: "Agent", k_number: "Number", consult: "Consult", complete_transfer: "Transfer",
+    cancel_consult: "Back to caller", three_way: "Three-way",
     live_calls: "Live calls", supervisor: "Supervisor", m_listen: "Listen", m_whisper: "Whisper",
     m_barge: "Barge in", m_take_over: "Take over", sup_ok: "Ringing your phone", sup_403: "Not one of your queues or agents",
     sup_404: "That call is no longer talking", sup_409: "Your phone is not registered",
@@ -37,6 +39,8 @@ const T = {
     s_wrap_up: "إنهاء المكالمة", s_not_ready: "غير جاهز",
     c_waiting: "في الانتظار", c_ringing: "يرن", c_talking: "في محادثة",
     no_calls: "لا مكالمات اليوم بعد", other_lang: "English", hold: "تعليق", resume: "استئناف",
+    k_agent: "موظف", k_number: "رقم", consult: "استشارة", complete_transfer: "تحويل",
+    cancel_consult: "العودة إلى المتصل", three_way: "مكالمة ثلاثية",
     live_calls: "المكالمات الجارية", supervisor: "المشرف", m_listen: "استماع", m_whisper: "همس",
     m_barge: "مشاركة", m_take_over: "تولي المكالمة", sup_ok: "جارٍ الاتصال بهاتفك", sup_403: "ليست من قوائمك أو موظفيك",
     sup_404: "لم تعد المكالمة جارية", sup_409: "هاتفك غير مسجل",
@@ -219,6 +223,7 @@ async function agentDesk(session) {
       $("#pop-state").textContent = t(`c_${call.state}`);
       $("#pop-path").textContent = call.info.path.join(" › ");
       $("#call-buttons").hidden = call.state !== "talking";
+      $("#consult-buttons").hidden = call.state !== "talking";
       $("#pop-vars tbody").replaceChildren(...Object.entries(call.info.vars).map(([k, v]) =>
         el("tr", {}, el("th", {}, k), el("td", {}, v))));
     } else if (a.state !== "wrap_up") {
@@ -236,6 +241,10 @@ async function agentDesk(session) {
   $("#btn-logout").onclick = act("logout");
   $("#btn-hold").onclick = act("hold");
   $("#btn-resume").onclick = act("resume");
+  $("#btn-consult").onclick = act("consult", () => `?${$("#consult-kind").value}=${encodeURIComponent($("#consult-to").value)}`);
+  $("#btn-complete").onclick = act("complete_transfer");
+  $("#btn-cancel-consult").onclick = act("cancel_consult");
+  $("#btn-three-way").onclick = act("three_way");
   follow(token, (ev) => {
     if (ev.type === "offer") {
       // The screen pop comes with the offer, before the phone is answered.

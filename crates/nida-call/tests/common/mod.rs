@@ -289,6 +289,8 @@ pub struct World {
     shared: Shared,
     /// What the store keeps.
     pub records: Vec<nida_store::CallRecord>,
+    /// Agents a call said it no longer consults.
+    pub consults_over: Vec<u32>,
     /// Call-back rows in the order written.
     pub callbacks: Vec<nida_store::CallbackRow>,
     /// Whether the store takes call-back requests.
@@ -393,6 +395,7 @@ impl World {
                 bookings: Default::default(),
             },
             records: Vec::new(),
+            consults_over: Vec::new(),
             callbacks: Vec::new(),
             store_works: true,
             stores: VecDeque::new(),
@@ -548,6 +551,33 @@ impl World {
         self.calls[call]
             .call
             .handle_leg(self.now, leg, LegEvent::Dtmf(digit));
+        self.drain(call);
+    }
+
+    /// The agent on `call` consults agent `other` (kept out of routing
+    /// meanwhile, as the centre does).
+    pub fn consult_agent(&mut self, call: usize, other: u32) {
+        let sip = self.phones[self.agents[&other]].sip;
+        let target = nida_call::static_target(&format!("sip:{other}@{sip}")).unwrap();
+        self.router
+            .not_ready(self.now, AgentId(other), "consult")
+            .unwrap();
+        self.route();
+        self.calls[call].call.handle_centre(
+            self.now,
+            FromCentre::Consult(nida_call::ConsultTarget::Agent {
+                agent: AgentId(other),
+                target,
+            }),
+        );
+        self.drain(call);
+    }
+
+    /// The agent on `call` completes, cancels or joins the consult.
+    pub fn consult_action(&mut self, call: usize, a: nida_call::ConsultAction) {
+        self.calls[call]
+            .call
+            .handle_centre(self.now, FromCentre::ConsultAction(a));
         self.drain(call);
     }
 
@@ -960,6 +990,10 @@ impl World {
             ToCentre::Position(t) => {
                 self.router.ask_position(t);
                 Ok(())
+            }
+            ToCentre::ConsultOver(a) => {
+                self.consults_over.push(a.0);
+                self.router.ready(now, a)
             }
         };
         let _ = r;

@@ -147,6 +147,13 @@ pub fn event(
         }
         CallEvent::SupervisorMode(mode) => info!(mode = mode.as_str(), "supervisor mode"),
         CallEvent::SupervisorLeft => info!("supervisor left"),
+        CallEvent::Consulting { agent, to } => {
+            info!(agent = agent.map(|a| a.0), %to, "consulting: caller on hold")
+        }
+        CallEvent::ConsultAnswered => info!("consult answered"),
+        CallEvent::ConsultEnded => info!("consult ended: back to the caller"),
+        CallEvent::ThreeWay => info!("three-way call"),
+        CallEvent::TransferCompleted { to } => info!(%to, "attended transfer completed"),
         CallEvent::TakenOver(agent) => info!(agent = agent.0, "supervisor took the call over"),
         CallEvent::Held { leg, by_page } => {
             info!(leg = leg.0, by_page, "caller on hold: music plays")

@@ -47,6 +47,16 @@ pub enum ToCentre {
     Agent(AgentId, AgentCommand),
     /// The agent page holds (true) or resumes the agent's caller.
     Hold(AgentId, bool),
+    /// The agent page consults a colleague or a number, or settles the
+    /// consult.
+    Consult {
+        /// The consulting agent.
+        agent: AgentId,
+        /// What to do.
+        what: ConsultRequest,
+        /// Whether it is under way, or why not.
+        reply: tokio::sync::oneshot::Sender<Result<(), ConsultRefusal>>,
+    },
     /// A supervisor asks to join a talking call (or switch mode in it).
     Supervise {
         /// The supervisor's user name.
@@ -58,6 +68,28 @@ pub enum ToCentre {
         /// Whether nida rings their phone, or why not.
         reply: tokio::sync::oneshot::Sender<Result<(), SuperviseRefusal>>,
     },
+}
+
+/// What the agent page asks of a consult.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConsultRequest {
+    /// Consult this (available) agent.
+    Agent(u32),
+    /// Consult this number.
+    Number(String),
+    /// Complete, cancel or join the consult under way.
+    Action(nida_call::ConsultAction),
+}
+
+/// Why a consult cannot start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ConsultRefusal {
+    /// The agent talks to nobody.
+    #[error("the agent is on no call")]
+    NoCall,
+    /// The colleague is not available (or not reachable).
+    #[error("that agent is not available")]
+    Unavailable,
 }
 
 /// Why a supervisor may not join a call.
@@ -431,6 +463,9 @@ impl Centre {
                 }
                 None => info!(agent = a.0, "hold asked of an agent on no call"),
             },
+            ToCentre::Consult { agent, what, reply } => {
+                let _ = reply.send(self.consult(agent, what));
+            }
             ToCentre::Supervise {
                 user,
                 task,
@@ -440,6 +475,58 @@ impl Centre {
                 let _ = reply.send(self.supervise(user, task, mode));
             }
         }
+    }
+
+    /// The agent page's consult: a colleague kept out of routing (and
+    /// shown the caller's data), a number, or the consult's end.
+    fn consult(&mut self, agent: AgentId, what: ConsultRequest) -> Result<(), ConsultRefusal> {
+        let task = self
+            .talking
+            .get(&agent.0)
+            .copied()
+            .ok_or(ConsultRefusal::NoCall)?;
+        let w = self.calls.get(&task).ok_or(ConsultRefusal::NoCall)?;
+        let (m, colleague) = match what {
+            ConsultRequest::Action(a) => (FromCentre::ConsultAction(a), None),
+            ConsultRequest::Number(n) => (
+                FromCentre::Consult(nida_call::ConsultTarget::Number(n)),
+                None,
+            ),
+            ConsultRequest::Agent(other) => {
+                let other = AgentId(other);
+                let free = self.router.agent_state(other) == Some(&nida_acd::AgentState::Available);
+                let target = self
+                    .targets
+                    .get(&other.0)
+                    .filter(|_| free && other != agent)
+                    .cloned()
+                    .ok_or(ConsultRefusal::Unavailable)?;
+                (
+                    FromCentre::Consult(nida_call::ConsultTarget::Agent {
+                        agent: other,
+                        target,
+                    }),
+                    Some(other),
+                )
+            }
+        };
+        w.call
+            .try_send(ToCall::Centre(m))
+            .map_err(|_| ConsultRefusal::NoCall)?;
+        if let Some(other) = colleague {
+            info!(
+                agent = agent.0,
+                colleague = other.0,
+                "consult: colleague kept out of routing"
+            );
+            let _ = self.events.send(CentreEvent::Offer {
+                agent: other.0,
+                task: task.0,
+                info: w.info.clone(),
+            });
+            self.command(Command::NotReady(other, "consult".into()));
+        }
+        Ok(())
     }
 
     /// A supervisor joins a talking call their queues allow.
@@ -519,6 +606,10 @@ impl Centre {
             R::Reject(a, t) => self.command(Command::Reject(a, t)),
             R::Complete(t) => self.command(Command::Complete(t)),
             R::Position(t) => self.command(Command::Position(t)),
+            R::ConsultOver(a) => {
+                info!(agent = a.0, "consult over: ready again");
+                self.command(Command::Ready(a));
+            }
         }
     }
 

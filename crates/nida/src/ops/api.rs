@@ -315,6 +315,10 @@ async fn agent(State(api): State<Api>, Path(id): Path<u32>) -> Response {
 #[derive(Deserialize)]
 struct ReasonQuery {
     reason: Option<String>,
+    /// The colleague to consult.
+    agent: Option<u32>,
+    /// The number to consult.
+    number: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -373,6 +377,44 @@ async fn agent_command(
 ) -> Response {
     if !api.centre.agents_by_user.values().any(|a| *a == id) {
         return error(StatusCode::NOT_FOUND, format!("no agent {id}"));
+    }
+    let consult = match action.as_str() {
+        "consult" => match (&q.agent, &q.number) {
+            (Some(a), None) => Some(crate::centre::ConsultRequest::Agent(*a)),
+            (None, Some(n)) => Some(crate::centre::ConsultRequest::Number(n.clone())),
+            _ => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "consult needs agent=N or number=...",
+                )
+            }
+        },
+        "complete_transfer" => Some(crate::centre::ConsultRequest::Action(
+            nida_call::ConsultAction::Complete,
+        )),
+        "cancel_consult" => Some(crate::centre::ConsultRequest::Action(
+            nida_call::ConsultAction::Cancel,
+        )),
+        "three_way" => Some(crate::centre::ConsultRequest::Action(
+            nida_call::ConsultAction::ThreeWay,
+        )),
+        _ => None,
+    };
+    if let Some(what) = consult {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let m = ToCentre::Consult {
+            agent: nida_acd::AgentId(id),
+            what,
+            reply,
+        };
+        if api.centre.tx.send(m).await.is_err() {
+            return error(StatusCode::SERVICE_UNAVAILABLE, "the centre stopped");
+        }
+        return match answer.await {
+            Ok(Ok(())) => (StatusCode::ACCEPTED, Json(json!({ "ok": true }))).into_response(),
+            Ok(Err(why)) => error(StatusCode::CONFLICT, why.to_string()),
+            Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "the centre stopped"),
+        };
     }
     let cmd = match action.as_str() {
         "hold" | "resume" => {

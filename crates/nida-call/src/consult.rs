@@ -1,0 +1,235 @@
+//! Consult, attended transfer and three-way calls, asked from the agent
+//! page: the agent holds the caller (who hears the queue's music) and
+//! nida dials a colleague (an available agent, whose screen pops with the
+//! caller's data) or a number (through the outbound rules). Once they
+//! talk, the agent completes the transfer (the caller is joined to the
+//! colleague and the agent leaves), cancels it (back to the caller) or
+//! makes it a three-way call (everyone hears everyone, mixed). A party
+//! may leave a three-way call: when the agent does, the caller stays with
+//! the colleague; the survey and the recording follow the call to its
+//! last agent.
+
+use crate::io::{CallEvent, Output, ToCentre};
+use crate::leg::{LegId, LegState, Role};
+use crate::machine::{Bridge, Call};
+use crate::target::{Dial, Purpose, Target};
+use nida_acd::AgentId;
+use std::time::Instant;
+
+/// Whom the agent consults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConsultTarget {
+    /// Another agent (available; the centre keeps them out of routing
+    /// meanwhile).
+    Agent {
+        /// The agent.
+        agent: AgentId,
+        /// Their phone.
+        target: Target,
+    },
+    /// A number, dialled as transfers to numbers are.
+    Number(String),
+}
+
+/// What the agent does with a consult under way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsultAction {
+    /// Join the caller to the colleague; the agent leaves.
+    Complete,
+    /// Hang up on the colleague; back to the caller.
+    Cancel,
+    /// Everyone in one call.
+    ThreeWay,
+}
+
+/// The consult leg.
+#[derive(Debug, Clone)]
+pub(crate) struct Consult {
+    pub leg: LegId,
+    pub agent: Option<AgentId>,
+    /// `agent:N` or the number, for the record's transfers.
+    pub to: String,
+    pub up: bool,
+    /// A three-way call.
+    pub joined: bool,
+}
+
+impl Call {
+    /// The bridged agent consults `target`: the caller is held.
+    pub(crate) fn consult(&mut self, now: Instant, target: ConsultTarget) {
+        let Some(b) = self.bridge.filter(|b| b.agent.is_some()) else {
+            self.refuse_consult(&target);
+            return;
+        };
+        if self.consult.is_some() || self.caller.is_none() {
+            self.refuse_consult(&target);
+            return;
+        }
+        let from = self.cfg.caller.clone();
+        let (dial, number, agent, to) = match target {
+            ConsultTarget::Agent { agent, target } => (
+                Dial::Target(target),
+                None,
+                Some(agent),
+                format!("agent:{}", agent.0),
+            ),
+            ConsultTarget::Number(n) => match self.external_target("", &n) {
+                Some(dial) => {
+                    let number = match &dial {
+                        Dial::Trunk { number, .. } => Some((Purpose::Transfer, number.clone())),
+                        Dial::Target(_) => Some((Purpose::Transfer, n.clone())),
+                    };
+                    (dial, number, None, n)
+                }
+                None => {
+                    self.event(CallEvent::TransferNotFound(n));
+                    return;
+                }
+            },
+        };
+        let leg = self.new_leg(Role::Consult(agent), dial, from, number);
+        self.event(CallEvent::Consulting {
+            agent: b.agent,
+            to: to.clone(),
+        });
+        self.consult = Some(Consult {
+            leg,
+            agent,
+            to,
+            up: false,
+            joined: false,
+        });
+        self.set_consult_hold(now, true);
+    }
+
+    /// A consult nida will not place: the colleague is let go again.
+    fn refuse_consult(&mut self, target: &ConsultTarget) {
+        if let ConsultTarget::Agent { agent, .. } = target {
+            self.centre(ToCentre::ConsultOver(*agent));
+        }
+    }
+
+    /// The colleague answered with `n` (none: no usable audio).
+    pub(crate) fn consult_answered(
+        &mut self,
+        now: Instant,
+        leg: LegId,
+        n: Option<nida_sip::sdp::Negotiated>,
+    ) {
+        let Some(n) = n else {
+            self.outputs.push_back(Output::Hangup(leg));
+            self.consult_gone(now, leg);
+            return;
+        };
+        let srtp = self.leg(leg).and_then(|l| l.srtp);
+        let mut rtp = self.leg_rtp(now, leg, &n, srtp);
+        rtp.set_relay(true);
+        if let Some(l) = self.leg_mut(leg) {
+            l.state = LegState::Up;
+            l.rtp = Some(rtp);
+            l.media = Some(n);
+        }
+        if let Some(c) = self.consult.as_mut().filter(|c| c.leg == leg) {
+            c.up = true;
+            self.event(CallEvent::ConsultAnswered);
+        }
+        self.wire(now);
+    }
+
+    /// The agent's word on the consult.
+    pub(crate) fn consult_action(&mut self, now: Instant, action: ConsultAction) {
+        let Some(c) = self.consult.clone() else {
+            return;
+        };
+        match action {
+            ConsultAction::Cancel => {
+                self.outputs.push_back(Output::Hangup(c.leg));
+                self.consult_gone(now, c.leg);
+            }
+            ConsultAction::ThreeWay if c.up => {
+                if let Some(k) = self.consult.as_mut() {
+                    k.joined = true;
+                }
+                self.event(CallEvent::ThreeWay);
+                self.set_consult_hold(now, false);
+                self.wire(now);
+            }
+            ConsultAction::Complete if c.up => {
+                if let Some(b) = self.bridge {
+                    self.outputs.push_back(Output::Hangup(b.leg));
+                    self.close_leg(b.leg);
+                }
+                self.hand_over(now);
+            }
+            _ => {}
+        }
+    }
+
+    /// The colleague becomes the caller's party: the first agent is done
+    /// (their task completes), the call goes on with the colleague as its
+    /// agent.
+    fn hand_over(&mut self, now: Instant) {
+        let Some(c) = self.consult.take() else {
+            return;
+        };
+        if let Some(task) = self.task.take() {
+            self.centre(ToCentre::Complete(task));
+        }
+        self.transfers.push(c.to.clone());
+        self.bridge = Some(Bridge {
+            leg: c.leg,
+            agent: c.agent,
+        });
+        if c.agent.is_some() {
+            self.agent = c.agent;
+        } else {
+            self.outcome = crate::io::Outcome::Transferred;
+        }
+        self.event(CallEvent::TransferCompleted { to: c.to });
+        self.hold.consult = false;
+        if let Some(since) = self.hold.since {
+            self.end_hold(now, since);
+        }
+        self.wire(now);
+    }
+
+    /// The bridged agent hung up while consulting: an answered colleague
+    /// takes the caller (a transfer completed by hanging up, as on desk
+    /// phones); a colleague still ringing is let go. Whether the call
+    /// went on.
+    pub(crate) fn agent_left_consult(&mut self, now: Instant) -> bool {
+        match self.consult.as_ref() {
+            Some(c) if c.up => {
+                self.hand_over(now);
+                true
+            }
+            Some(c) => {
+                let leg = c.leg;
+                self.outputs.push_back(Output::Hangup(leg));
+                self.consult_gone(now, leg);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// The consult leg ended (or was never placed): back to the caller.
+    pub(crate) fn consult_gone(&mut self, now: Instant, leg: LegId) {
+        if self.consult.as_ref().is_none_or(|c| c.leg != leg) {
+            return;
+        }
+        self.consult = None;
+        self.close_leg(leg);
+        self.event(CallEvent::ConsultEnded);
+        self.set_consult_hold(now, false);
+        self.wire(now);
+    }
+
+    /// The caller held (or not) for the consult.
+    fn set_consult_hold(&mut self, now: Instant, on: bool) {
+        if self.hold.consult != on {
+            self.hold.consult = on;
+            self.apply_hold(now);
+        }
+    }
+}
