@@ -664,3 +664,97 @@ fn an_agent_added_with_nida_agent_is_served_after_a_restart() {
         "id\tuser\tname\tskills\tlanguages\tcontact\n"
     );
 }
+
+#[test]
+fn a_supervisor_added_with_nida_supervisor_registers_after_a_restart() {
+    let nida = Nida::start_with(|dir| {
+        format!(
+            "data_dir = \"{}\"\n[[agents]]\nid = 1\nuser = \"1001\"\npassword = \"pw-one\"\nlanguages = [\"en\"]\n",
+            dir.join("data").display()
+        )
+    });
+    let cfg = nida.dir.join("nida.toml");
+    let supervisor = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_nida"))
+            .arg("--config")
+            .arg(&cfg)
+            .arg("supervisor")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = supervisor(&[
+        "add",
+        "--user",
+        "sup7",
+        "--password",
+        "pw-sup",
+        "--name",
+        "Mariam",
+        "--queue",
+        "visa_general",
+        "--agent",
+        "1",
+        "--agent",
+        "2",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (bad, why) in [
+        (
+            vec!["add", "--user", "1001", "--password", "x", "--queue", "*"],
+            "belongs to an agent",
+        ),
+        (
+            vec!["add", "--user", "s", "--password", "", "--queue", "*"],
+            "may not be empty",
+        ),
+        (
+            vec![
+                "add",
+                "--user",
+                "s",
+                "--password",
+                "x",
+                "--queue",
+                "*",
+                "--contact",
+                "tel:1",
+            ],
+            "sip:user@ip:port",
+        ),
+        (vec!["remove", "--user", "nobody"], "no stored supervisor"),
+    ] {
+        let out = supervisor(&bad);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.starts_with("nida supervisor: ") && err.contains(why),
+            "{err}"
+        );
+    }
+    let list = String::from_utf8(supervisor(&["list"]).stdout).unwrap();
+    assert_eq!(
+        list,
+        "user\tname\tqueues\tagents\tcontact\nsup7\tMariam\tvisa_general\t1,2\t\n"
+    );
+    assert!(!list.contains("pw-sup"));
+    // Known after a restart, without their secret, and their phone
+    // registers with the stored password (kept as HA1s).
+    let nida = nida.kill_and_restart();
+    assert_eq!(
+        get(&nida, "/api/supervisors"),
+        serde_json::json!([{ "user": "sup7", "name": "Mariam", "queues": ["visa_general"], "agents": [1, 2] }])
+    );
+    let phone = crate::agents::Baresip::start(nida.sip, "sup7", "pw-sup", true);
+    assert!(
+        nida.wait_log("supervisor registered user=sup7", Duration::from_secs(10)),
+        "{}\n{}",
+        nida.log(),
+        phone.log()
+    );
+    assert!(supervisor(&["remove", "--user", "sup7"]).status.success());
+}

@@ -102,13 +102,21 @@ fn a_supervisor_listens_whispers_and_barges_into_a_call_on_the_wire() {
         nida.log(),
         agent.log()
     );
-    let calls = nida.get("/api/calls");
-    let calls: serde_json::Value = serde_json::from_str(&calls).unwrap();
-    let task = calls
-        .as_array()
-        .and_then(|a| a.iter().find(|c| c["state"] == "talking"))
-        .and_then(|c| c["task"].as_u64())
-        .unwrap_or_else(|| panic!("no talking call in {calls}"));
+    // The live board shows the call once it publishes (a few times a
+    // second).
+    let mut task = None;
+    assert!(
+        common::wait(Duration::from_secs(5), || {
+            let calls: serde_json::Value = serde_json::from_str(&nida.get("/api/calls")).unwrap();
+            task = calls
+                .as_array()
+                .and_then(|a| a.iter().find(|c| c["state"] == "talking"))
+                .and_then(|c| c["task"].as_u64());
+            task.is_some()
+        }),
+        "no talking call on the board"
+    );
+    let task = task.unwrap();
     // Refusals: another queue's supervisor, an unknown one, a bad mode,
     // a call that does not exist.
     assert_eq!(supervise(&nida, task, "omar", "listen"), 403);

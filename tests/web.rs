@@ -194,6 +194,11 @@ fn wallboard_and_agent_page_follow_a_real_call_in_chromium() {
             "--max-seconds",
             "60",
         ])
+        // A voice the agent's phone echoes, so the caller hears the
+        // call go on after the hold's music (silence would end its
+        // script early).
+        .arg("--say")
+        .arg(crate::agents::caller_voice_for(&nida.dir, 60))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -15,6 +15,7 @@ mod records;
 
 pub use records::{
     AgentHa1, AgentRow, CallRecord, CallbackRow, LegQuality, ListenIn, OutboundRow, Query,
+    SupervisorRow,
 };
 
 use rusqlite::Connection;

@@ -100,6 +100,18 @@ pub const MIGRATIONS: &[&str] = &[
     "ALTER TABLE calls ADD COLUMN hold_seconds REAL;
     ALTER TABLE calls ADD COLUMN holds INTEGER;
     ALTER TABLE calls ADD COLUMN listens TEXT;",
+    // 7: supervisors kept in the store (beside the config's), their
+    // digest secrets as HA1s only.
+    "CREATE TABLE supervisors (
+        user TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        realm TEXT NOT NULL,
+        ha1_md5 TEXT NOT NULL,
+        ha1_sha256 TEXT NOT NULL,
+        contact TEXT,
+        queues TEXT NOT NULL,
+        agents TEXT
+    );",
 ];
 
 /// The newest schema version.

@@ -170,6 +170,23 @@ pub struct AgentRow {
     pub ready_on_register: bool,
 }
 
+/// A supervisor kept in the store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SupervisorRow {
+    /// SIP user.
+    pub user: String,
+    /// Display name.
+    pub name: String,
+    /// The digest secret as HA1s.
+    pub ha1: AgentHa1,
+    /// Fixed contact URI.
+    pub contact: Option<String>,
+    /// Queues whose calls they may join (`*`: all).
+    pub queues: Vec<String>,
+    /// Only these agents' calls, when given.
+    pub agents: Option<Vec<u32>>,
+}
+
 /// An agent's digest secret without the password: `H(user:realm:password)`
 /// with MD5 and with SHA-256, lower-case hex.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -538,6 +555,68 @@ impl Store {
     /// One agent by id.
     pub fn agent(&self, id: u32) -> Result<Option<AgentRow>> {
         Ok(self.agents()?.into_iter().find(|a| a.id == id))
+    }
+
+    /// Adds or replaces a supervisor (by user).
+    pub fn put_supervisor(&mut self, s: &SupervisorRow) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO supervisors (user, name, realm, ha1_md5, ha1_sha256, contact, queues, agents)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT(user) DO UPDATE SET name = excluded.name, realm = excluded.realm,
+                   ha1_md5 = excluded.ha1_md5, ha1_sha256 = excluded.ha1_sha256,
+                   contact = excluded.contact, queues = excluded.queues, agents = excluded.agents",
+                params![
+                    s.user,
+                    s.name,
+                    s.ha1.realm,
+                    s.ha1.md5,
+                    s.ha1.sha256,
+                    s.contact,
+                    json(&s.queues),
+                    s.agents.as_ref().map(json),
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Removes a supervisor; false when there was none.
+    pub fn remove_supervisor(&mut self, user: &str) -> Result<bool> {
+        let n = self
+            .conn
+            .execute("DELETE FROM supervisors WHERE user = ?1", [user])
+            .map_err(|e| self.err(e))?;
+        Ok(n > 0)
+    }
+
+    /// The stored supervisors, by user.
+    pub fn supervisors(&self) -> Result<Vec<SupervisorRow>> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT user, name, realm, ha1_md5, ha1_sha256, contact, queues, agents
+                 FROM supervisors ORDER BY user",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(SupervisorRow {
+                    user: r.get(0)?,
+                    name: r.get(1)?,
+                    ha1: AgentHa1 {
+                        realm: r.get(2)?,
+                        md5: r.get(3)?,
+                        sha256: r.get(4)?,
+                    },
+                    contact: r.get(5)?,
+                    queues: parse(r.get(6)?),
+                    agents: r.get::<_, Option<String>>(7)?.map(parse),
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.err(e))
     }
 
     /// Whether a call record with this Call-ID exists.

@@ -1,5 +1,5 @@
 //! The store against a real SQLite file: records and survey results
-//! written and read back, call-back lifecycle, agents, migrations from an
+//! written and read back, call-back lifecycle, agents, supervisors, migrations from an
 //! older file, refusal of a newer one, and the KPI figures.
 
 use nida_store::kpi::{self, Bucket};
@@ -301,4 +301,35 @@ fn processes_opening_a_new_file_at_once_migrate_it_once() {
         let store = Store::open_dir(&dir).unwrap();
         assert!(store.agents().unwrap().is_empty());
     }
+}
+
+#[test]
+fn supervisors_are_stored_replaced_and_removed_by_user() {
+    let dir = fresh_dir("supervisors");
+    let mut s = Store::open_dir(dir.path()).unwrap();
+    let row = nida_store::SupervisorRow {
+        user: "sup1".into(),
+        name: "Salma".into(),
+        ha1: nida_store::AgentHa1 {
+            realm: "nida".into(),
+            md5: "a".repeat(32),
+            sha256: "b".repeat(64),
+        },
+        contact: None,
+        queues: vec!["visa_general".into()],
+        agents: Some(vec![1, 2]),
+    };
+    s.put_supervisor(&row).unwrap();
+    let wider = nida_store::SupervisorRow {
+        queues: vec!["*".into()],
+        agents: None,
+        ..row.clone()
+    };
+    s.put_supervisor(&wider).unwrap();
+    drop(s);
+    let mut s = Store::open_dir(dir.path()).unwrap();
+    assert_eq!(s.supervisors().unwrap(), vec![wider]);
+    assert!(s.remove_supervisor("sup1").unwrap());
+    assert!(!s.remove_supervisor("sup1").unwrap());
+    assert!(s.supervisors().unwrap().is_empty());
 }

@@ -14,7 +14,7 @@ mod sip;
 
 use base::{db, httpc, tls};
 use call::lookup;
-use cli::{agentcmd, caller, flowcmd, report};
+use cli::{agentcmd, caller, flowcmd, report, supervisorcmd};
 use ops::{api, reload, retention, webhooks};
 use sip::driver;
 
@@ -112,6 +112,11 @@ enum Command {
     Agent {
         #[command(subcommand)]
         command: agentcmd::AgentCommand,
+    },
+    /// Supervisors kept in the store (beside the configured ones).
+    Supervisor {
+        #[command(subcommand)]
+        command: supervisorcmd::SupervisorCommand,
     },
     /// Check, simulate or draw IVR flow files.
     Flow {
@@ -260,6 +265,7 @@ fn run_command(cfg: Config, command: Command) -> ExitCode {
             report_command(&cfg, &args, output.as_deref())
         }
         Command::Agent { command } => agentcmd::run(&cfg, command),
+        Command::Supervisor { command } => supervisorcmd::run(&cfg, command),
         Command::Flow { command } => match command {
             FlowCommand::Check { path } => flowcmd::check(&cfg, &path),
             FlowCommand::Simulate {
@@ -514,6 +520,26 @@ fn add_stored_agents(
             languages: a.languages,
             contact: a.contact,
             ready_on_register: a.ready_on_register,
+        });
+    }
+    for s in st.supervisors()? {
+        let taken = cfg.supervisors.iter().any(|c| c.user == s.user)
+            || cfg.agents.iter().any(|a| a.user == s.user);
+        if taken {
+            continue;
+        }
+        if s.ha1.realm != cfg.realm {
+            tracing::warn!(user = %s.user, realm = %cfg.realm, "stored supervisor's password was set for another realm: set it again with nida supervisor add");
+            continue;
+        }
+        cfg.supervisors.push(config::SupervisorDef {
+            user: s.user,
+            password: String::new(),
+            ha1: Some((s.ha1.md5, s.ha1.sha256)),
+            name: s.name,
+            contact: s.contact,
+            queues: s.queues,
+            agents: s.agents,
         });
     }
     Ok(())

@@ -6,6 +6,7 @@ pub mod agentcmd;
 pub mod caller;
 pub mod flowcmd;
 pub mod report;
+pub mod supervisorcmd;
 
 use std::path::PathBuf;
 

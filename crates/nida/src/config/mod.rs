@@ -318,6 +318,10 @@ pub struct SupervisorDef {
     pub user: String,
     /// Digest password (not empty).
     pub password: String,
+    /// For supervisors kept in the store: the HA1s of their password
+    /// (MD5, SHA-256) for this realm; `password` is empty then.
+    #[serde(skip)]
+    pub ha1: Option<(String, String)>,
     /// Display name.
     #[serde(default)]
     pub name: String,
@@ -339,7 +343,13 @@ impl SupervisorDef {
 
     /// The digest secret their phone is checked with.
     pub fn secret(&self) -> nida_sip::auth::Secret {
-        nida_sip::auth::Secret::Password(self.password.clone())
+        match &self.ha1 {
+            Some((md5, sha256)) => nida_sip::auth::Secret::Ha1 {
+                md5: md5.clone(),
+                sha256: sha256.clone(),
+            },
+            None => nida_sip::auth::Secret::Password(self.password.clone()),
+        }
     }
 }
 
