@@ -7,7 +7,8 @@
 //! up. Each side's received audio is cut at the moments nida logged the
 //! switches and checked for the tones it must and must not hold.
 //! Permissions: a supervisor of another queue, or of another team of
-//! agents, is refused.
+//! agents, is refused. A supervisor also joins by dialling a code with
+//! the agent's number: nida confirms, hangs up and rings them in.
 
 use crate::agents::{
     agent_config, caller, caller_voice_for, finish, read_wav, records, start_centre, Baresip,
@@ -276,4 +277,59 @@ fn a_supervisor_listens_whispers_and_barges_into_a_call_on_the_wire() {
     ]
     .map(|(a, b)| (a.to_string(), b.to_string()));
     assert_eq!(listens, want);
+}
+
+#[test]
+fn a_supervisor_dials_the_listen_code_with_the_agents_number_and_is_rung_in() {
+    let supervisors =
+        "[[supervisors]]\nuser = \"salma\"\npassword = \"sup-pw\"\nqueues = [\"visa_general\"]\n";
+    let nida = start_centre(&format!(
+        "data_dir = \"DATA\"\n{supervisors}{}",
+        agent_config(AGENT_1001, "")
+    ));
+    let agent = Baresip::start(nida.sip, "1001", "s3cret", true);
+    let sup = Baresip::start_speaking(nida.sip, "salma", "sup-pw", SUPERVISOR_HZ);
+    assert!(nida.wait_log("supervisor registered", Duration::from_secs(10)));
+    assert!(nida.wait_log("state=Available", Duration::from_secs(10)));
+    // No call for agent 1 yet: told so, nothing rung.
+    sup.command("dial", &format!("sip:*701@{}", nida.sip));
+    assert!(
+        nida.wait_log(
+            "supervisor code: no call of that agent",
+            Duration::from_secs(10)
+        ),
+        "{}\n{}",
+        nida.log(),
+        sup.log()
+    );
+    let voice = caller_voice_for(&nida.dir, 40);
+    let heard = nida.dir.join("caller-heard.wav");
+    let call = caller(&nida, "2,0", 60, &voice, &heard);
+    assert!(nida.wait_log("bridged agent=1", Duration::from_secs(20)));
+    // The board must show the call before the code can find it.
+    assert!(common::wait(Duration::from_secs(5), || nida
+        .get("/api/calls")
+        .contains("\"talking\"")));
+    sup.command("dial", &format!("sip:*711@{}", nida.sip));
+    // nida confirms, hangs up, then rings the supervisor's phone in
+    // whisper mode.
+    assert!(
+        nida.wait_log(
+            "supervisor joined supervisor=salma mode=\"whisper\"",
+            Duration::from_secs(20)
+        ),
+        "{}\n{}",
+        nida.log(),
+        sup.log()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    sup.hangup();
+    assert!(nida.wait_log("supervisor left", Duration::from_secs(5)));
+    agent.hangup();
+    let (ok, timeline) = finish(call);
+    assert!(ok, "{timeline}\n{}", nida.log());
+    assert!(nida.wait_log("call record written", Duration::from_secs(5)));
+    let recs = records(&nida);
+    assert_eq!(recs[0]["listens"][0]["mode"], "whisper", "{}", recs[0]);
+    assert_eq!(recs[0]["listens"][0]["supervisor"], "salma");
 }

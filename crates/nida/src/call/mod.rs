@@ -73,6 +73,9 @@ pub struct CallSetup {
     pub tx: mpsc::Sender<ToCall>,
     /// A feature-code call: play this prompt (name, language), then hang up.
     pub confirm: Option<(String, String)>,
+    /// Told to the centre once the call is over (a supervisor's feature
+    /// code: ring them into the agent's call after the confirmation).
+    pub then: Option<crate::centre::ToCentre>,
     /// The INVITE came over TLS: an SRTP offer (SDES) may be answered.
     pub secure: bool,
     /// The caller's number as a trusted trunk asserted it (or as stored
@@ -174,10 +177,15 @@ pub async fn run(setup: CallSetup) {
             srtp,
             start,
         );
+        let then = s.then.take();
+        let centre = s.centre.tx.clone();
         let mut shell = Shell::new(s);
         shell.media.insert(LegId::CALLER, sock, guard);
         shell.handles.insert(shell.s.handle, LegId::CALLER);
         shell.run(call).await;
+        if let Some(m) = then {
+            let _ = centre.send(m).await;
+        }
     }
     .instrument(span)
     .await

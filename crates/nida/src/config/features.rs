@@ -32,6 +32,13 @@ pub struct FeatureCodes {
     pub logout: String,
     /// Not-ready reason codes (`*231` is reason `1`).
     pub reasons: BTreeMap<String, String>,
+    /// A supervisor listens to the call of the agent whose id follows
+    /// (`*7012`: agent 12).
+    pub listen: String,
+    /// A supervisor whispers to the agent whose id follows.
+    pub whisper: String,
+    /// A supervisor barges into the call of the agent whose id follows.
+    pub barge: String,
 }
 
 impl Default for FeatureCodes {
@@ -41,6 +48,9 @@ impl Default for FeatureCodes {
             ready: "*22".into(),
             not_ready: "*23".into(),
             logout: "*24".into(),
+            listen: "*70".into(),
+            whisper: "*71".into(),
+            barge: "*72".into(),
             reasons: [
                 ("1", "break"),
                 ("2", "lunch"),
@@ -113,9 +123,36 @@ impl FeatureCodes {
         Err(FeatureError::Unknown(dialled.to_string()))
     }
 
+    /// A supervisor's code: the mode and the agent's id after it.
+    pub fn parse_supervise(&self, dialled: &str) -> Option<(nida_call::SuperviseMode, u32)> {
+        use nida_call::SuperviseMode as M;
+        [
+            (&self.listen, M::Listen),
+            (&self.whisper, M::Whisper),
+            (&self.barge, M::Barge),
+        ]
+        .into_iter()
+        .find_map(|(code, mode)| {
+            let id = dialled.strip_prefix(code.as_str())?;
+            let agent = id
+                .parse()
+                .ok()
+                .filter(|_| id.chars().all(|c| c.is_ascii_digit()))?;
+            Some((mode, agent))
+        })
+    }
+
     /// Checks that no code is empty or a prefix of another.
     pub fn check(&self) -> Result<(), FeatureError> {
-        let codes = [&self.login, &self.ready, &self.not_ready, &self.logout];
+        let codes = [
+            &self.login,
+            &self.ready,
+            &self.not_ready,
+            &self.logout,
+            &self.listen,
+            &self.whisper,
+            &self.barge,
+        ];
         for (i, a) in codes.iter().enumerate() {
             if !Self::is_feature(a) || a.len() < 2 {
                 return Err(FeatureError::BadCode(a.to_string()));
@@ -133,6 +170,23 @@ impl FeatureCodes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn supervisor_codes_carry_the_mode_and_the_agent() {
+        use nida_call::SuperviseMode as M;
+        let c = FeatureCodes::default();
+        assert_eq!(c.parse_supervise("*7012"), Some((M::Listen, 12)));
+        assert_eq!(c.parse_supervise("*711"), Some((M::Whisper, 1)));
+        assert_eq!(c.parse_supervise("*723"), Some((M::Barge, 3)));
+        for bad in ["*70", "*70x", "*70+1", "*21", "*7"] {
+            assert_eq!(c.parse_supervise(bad), None, "{bad}");
+        }
+        let clash = FeatureCodes {
+            listen: "*2".into(),
+            ..FeatureCodes::default()
+        };
+        assert!(matches!(clash.check(), Err(FeatureError::Overlap(..))));
+    }
 
     #[test]
     fn codes_map_to_commands() {

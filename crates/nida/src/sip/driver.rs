@@ -110,6 +110,7 @@ struct NewCall {
     called: String,
     rng: Arc<std::sync::Mutex<nida_sip::rng::Rng>>,
     confirm: Option<(String, String)>,
+    then: Option<crate::centre::ToCentre>,
     secure: bool,
     proven_number: Option<String>,
 }
@@ -145,6 +146,7 @@ impl Shared {
             store: self.store.clone(),
             tx,
             confirm: c.confirm,
+            then: c.then,
             secure: c.secure,
             proven_number: c.proven_number,
         }
@@ -402,6 +404,7 @@ impl Driver {
                     called: row.called.clone(),
                     rng: self.media_rng.clone(),
                     confirm: None,
+                    then: None,
                     secure: false,
                     // Proven when the call-back was booked.
                     proven_number: Some(row.number.clone()),
@@ -761,6 +764,7 @@ impl Driver {
             called = self.trunks.called_number(t, &called);
         }
         let mut confirm = None;
+        let mut then = None;
         if FeatureCodes::is_feature(&called) {
             match feature_call(
                 &mut self.ep,
@@ -770,7 +774,10 @@ impl Driver {
                 &called,
                 now,
             ) {
-                Ok(Some(c)) => confirm = Some(c),
+                Ok(Some((c, after))) => {
+                    confirm = Some(c);
+                    then = after;
+                }
                 Ok(None) => return,
                 Err((status, reason)) => {
                     self.ep.reject(now, inc.call, status, reason, &[]);
@@ -855,6 +862,7 @@ impl Driver {
                 called,
                 rng: self.media_rng.clone(),
                 confirm,
+                then,
                 secure: inc.transport.secure(),
                 proven_number,
             },
@@ -1027,11 +1035,14 @@ fn feature_call(
     inc: &nida_sip::IncomingCall,
     called: &str,
     now: Instant,
-) -> Result<Option<(String, String)>, (u16, &'static str)> {
+) -> Result<Option<Confirmed>, (u16, &'static str)> {
     let Some(user) = ep.authenticate_caller(now, inc.call) else {
         debug!(source = %inc.source, code = %called, "feature code: challenged or refused");
         return Ok(None);
     };
+    if let Some(sup) = cfg.supervisors.iter().find(|s| s.user == user) {
+        return supervisor_code(cfg, centre, sup, called).map(Some);
+    }
     let Some(id) = centre.agents_by_user.get(&user).copied() else {
         warn!(source = %inc.source, code = %called, "feature code from a user who is no agent: 403");
         return Err((403, "Forbidden"));
@@ -1062,7 +1073,51 @@ fn feature_call(
         .find(|a| a.id == id)
         .and_then(|a| a.languages.first().cloned())
         .unwrap_or_else(|| cfg.language.clone());
-    Ok(Some((feature.prompt.to_string(), language)))
+    Ok(Some(((feature.prompt.to_string(), language), None)))
+}
+
+/// A feature call's confirmation (prompt, language) and what the centre
+/// is told once it is over.
+type Confirmed = ((String, String), Option<crate::centre::ToCentre>);
+
+/// A supervisor's code with an agent's number (`*70` + `12`: listen to
+/// agent 12's call): the supervisor hears that nida calls back, and once
+/// the confirmation is over nida rings their phone into the call (the
+/// centre checks it again). A call they may not join gets its own prompt.
+fn supervisor_code(
+    cfg: &Config,
+    centre: &crate::centre::CentreHandle,
+    sup: &crate::config::SupervisorDef,
+    called: &str,
+) -> Result<Confirmed, (u16, &'static str)> {
+    let Some((mode, agent)) = cfg.feature_codes.parse_supervise(called) else {
+        warn!(user = %sup.user, code = %called, "unknown supervisor feature code: 404");
+        return Err((404, "Not Found"));
+    };
+    let live = centre.live.borrow().clone();
+    let call = live
+        .calls
+        .values()
+        .find(|c| c.agent == Some(agent) && c.state == "talking")
+        .filter(|c| sup.may_join(&c.info.queue, agent));
+    let language = cfg.language.clone();
+    match call {
+        Some(c) => {
+            info!(user = %sup.user, agent, mode = mode.as_str(), "supervisor code: calling back into the call");
+            let (reply, _) = tokio::sync::oneshot::channel();
+            let then = crate::centre::ToCentre::Supervise {
+                user: sup.user.clone(),
+                task: nida_acd::TaskId(c.task),
+                mode,
+                reply,
+            };
+            Ok((("supervisor_calling".into(), language), Some(then)))
+        }
+        None => {
+            warn!(user = %sup.user, agent, "supervisor code: no call of that agent they may join");
+            Ok((("supervisor_refused".into(), language), None))
+        }
+    }
 }
 
 /// Sends a message that must arrive (an end): when the call's queue is
