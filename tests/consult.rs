@@ -4,7 +4,8 @@
 //! the agents each other; agent 2 is kept out of routing), then
 //! completes the transfer: agent 1's phone is hung up and the caller
 //! talks to agent 2, whom the record names. A colleague who is not
-//! available is refused.
+//! available is refused; a consult to a queue rings its agent who has
+//! been available longest.
 
 use crate::agents::{
     agent_config, caller, caller_voice_for, finish, http, read_wav, records, start_centre, Baresip,
@@ -41,7 +42,11 @@ fn an_agent_consults_a_colleague_and_hands_the_caller_over() {
     );
     let two = Baresip::start_speaking(nida.sip, "1002", "s3cret2", 1400);
     assert!(nida.wait_log("agent=2 state=Available", Duration::from_secs(10)));
-    assert_eq!(http(&nida, "POST", "/api/agents/1/consult?agent=2"), 202);
+    // A consult to the queue rings its longest-available agent: 2.
+    assert_eq!(
+        http(&nida, "POST", "/api/agents/1/consult?queue=visa_general"),
+        202
+    );
     assert!(
         nida.wait_log("consult answered", Duration::from_secs(10)),
         "{}\n{}",

@@ -73,18 +73,29 @@ impl LiveView {
     /// Agents who can serve `queue` (they meet one of its skill sets; every
     /// agent when none is known), counted by state.
     pub fn agents_for(&self, queue: &str) -> BTreeMap<&'static str, usize> {
-        let sets = self.queue_skills.get(queue);
         let mut out = BTreeMap::new();
-        for a in self.agents.values() {
-            let serves = match sets {
-                Some(sets) if !sets.is_empty() => sets.iter().any(|need| meets(&a.skills, need)),
-                _ => true,
-            };
-            if serves {
-                *out.entry(a.state).or_default() += 1;
-            }
+        for a in self.agents.values().filter(|a| self.serves(a, queue)) {
+            *out.entry(a.state).or_default() += 1;
         }
         out
+    }
+
+    /// Whether agent `a` can serve `queue`'s calls.
+    pub fn serves(&self, a: &LiveAgent, queue: &str) -> bool {
+        match self.queue_skills.get(queue) {
+            Some(sets) if !sets.is_empty() => sets.iter().any(|need| meets(&a.skills, need)),
+            _ => true,
+        }
+    }
+
+    /// The available agent who can serve `queue` and has waited longest,
+    /// but `not` (a consult to a queue rings them).
+    pub fn longest_available(&self, queue: &str, not: u32) -> Option<u32> {
+        self.agents
+            .values()
+            .filter(|a| a.state == "available" && a.id != not && self.serves(a, queue))
+            .min_by_key(|a| a.since)
+            .map(|a| a.id)
     }
 }
 
@@ -111,6 +122,11 @@ pub struct Board {
 }
 
 impl Board {
+    /// The board as the centre last changed it.
+    pub fn view(&self) -> &LiveView {
+        &self.view
+    }
+
     /// A board with its agents (all logged out) and its readers' end.
     pub fn new(
         agents: Vec<LiveAgent>,
@@ -254,6 +270,51 @@ mod tests {
         b.agent(9, &AgentState::Available, 104);
         b.publish();
         assert_eq!(rx.borrow().agents.len(), 1);
+    }
+
+    #[test]
+    fn a_consult_to_a_queue_picks_its_longest_available_agent_but_the_asker() {
+        let agent = |id: u32, state: &'static str, since: u64, visa: u8| LiveAgent {
+            id,
+            user: id.to_string(),
+            name: String::new(),
+            languages: vec![],
+            skills: [("visa".to_string(), visa)].into(),
+            state,
+            reason: None,
+            since,
+            task: None,
+        };
+        let view = LiveView {
+            agents: [
+                agent(1, "available", 10, 5),
+                agent(2, "available", 30, 5),
+                agent(3, "available", 5, 1),
+                agent(4, "talking", 1, 5),
+            ]
+            .into_iter()
+            .map(|a| (a.id, a))
+            .collect(),
+            queue_skills: [(
+                "visa".to_string(),
+                [[("visa".to_string(), 3)].into()].into(),
+            )]
+            .into(),
+            ..LiveView::default()
+        };
+        assert_eq!(view.longest_available("visa", 4), Some(1));
+        assert_eq!(view.longest_available("visa", 1), Some(2), "not the asker");
+        assert_eq!(view.longest_available("unknown", 1), Some(3), "any agent");
+        let busy = LiveView {
+            agents: view
+                .agents
+                .clone()
+                .into_iter()
+                .filter(|(id, _)| *id > 2)
+                .collect(),
+            ..view.clone()
+        };
+        assert_eq!(busy.longest_available("visa", 0), None, "3 lacks the level");
     }
 
     #[test]

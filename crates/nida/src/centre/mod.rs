@@ -77,6 +77,8 @@ pub enum ConsultRequest {
     Agent(u32),
     /// Consult this number.
     Number(String),
+    /// Consult the available agent of this queue who has waited longest.
+    Queue(String),
     /// Complete, cancel or join the consult under way.
     Action(nida_call::ConsultAction),
 }
@@ -90,6 +92,9 @@ pub enum ConsultRefusal {
     /// The colleague is not available (or not reachable).
     #[error("that agent is not available")]
     Unavailable,
+    /// Nobody of that queue is available.
+    #[error("no agent of that queue is available")]
+    NobodyFree,
 }
 
 /// Why a supervisor may not join a call.
@@ -486,12 +491,22 @@ impl Centre {
             .copied()
             .ok_or(ConsultRefusal::NoCall)?;
         let w = self.calls.get(&task).ok_or(ConsultRefusal::NoCall)?;
+        let what = match what {
+            ConsultRequest::Queue(q) => ConsultRequest::Agent(
+                self.board
+                    .view()
+                    .longest_available(&q, agent.0)
+                    .ok_or(ConsultRefusal::NobodyFree)?,
+            ),
+            other => other,
+        };
         let (m, colleague) = match what {
             ConsultRequest::Action(a) => (FromCentre::ConsultAction(a), None),
             ConsultRequest::Number(n) => (
                 FromCentre::Consult(nida_call::ConsultTarget::Number(n)),
                 None,
             ),
+            ConsultRequest::Queue(_) => return Err(ConsultRefusal::NobodyFree),
             ConsultRequest::Agent(other) => {
                 let other = AgentId(other);
                 let free = self.router.agent_state(other) == Some(&nida_acd::AgentState::Available);

@@ -319,6 +319,8 @@ struct ReasonQuery {
     agent: Option<u32>,
     /// The number to consult.
     number: Option<String>,
+    /// The queue whose longest-available agent to consult.
+    queue: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -379,13 +381,14 @@ async fn agent_command(
         return error(StatusCode::NOT_FOUND, format!("no agent {id}"));
     }
     let consult = match action.as_str() {
-        "consult" => match (&q.agent, &q.number) {
-            (Some(a), None) => Some(crate::centre::ConsultRequest::Agent(*a)),
-            (None, Some(n)) => Some(crate::centre::ConsultRequest::Number(n.clone())),
+        "consult" => match (&q.agent, &q.number, &q.queue) {
+            (Some(a), None, None) => Some(crate::centre::ConsultRequest::Agent(*a)),
+            (None, Some(n), None) => Some(crate::centre::ConsultRequest::Number(n.clone())),
+            (None, None, Some(qn)) => Some(crate::centre::ConsultRequest::Queue(qn.clone())),
             _ => {
                 return error(
                     StatusCode::BAD_REQUEST,
-                    "consult needs agent=N or number=...",
+                    "consult needs one of agent=N, number=..., queue=NAME",
                 )
             }
         },
