@@ -125,6 +125,33 @@ impl Drop for Linphone {
     }
 }
 
+/// Two seconds into the call linphone pauses (nida must see its
+/// `sendonly`), stays held for twice the 2 s RTP timeout without anyone
+/// being hung up, and resumes; what it had recorded before the resume
+/// (samples), which must be the two seconds it heard.
+fn hold_past_the_timeout_and_resume(nida: &crate::common::Nida, phone: &mut Linphone) -> usize {
+    std::thread::sleep(Duration::from_secs(2));
+    phone.command("pause");
+    assert!(
+        nida.wait_log("direction=RecvOnly", Duration::from_secs(5)),
+        "{}\n{}",
+        nida.log(),
+        phone.log()
+    );
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(!nida.log().contains("no RTP"), "{}", nida.log());
+    let before_resume = phone.heard_so_far();
+    assert!(before_resume > 8000, "linphone heard nida before the hold");
+    phone.command("resume");
+    assert!(
+        nida.wait_log("direction=SendRecv", Duration::from_secs(5)),
+        "{}\n{}",
+        nida.log(),
+        phone.log()
+    );
+    before_resume
+}
+
 /// `seconds` of a tone of `hz` as an 8 kHz mono WAV.
 fn tone_file(path: &Path, hz: f64, seconds: u32) {
     let spec = hound::WavSpec {
@@ -164,29 +191,7 @@ fn a_linphone_agent_holds_past_the_rtp_timeout_and_is_heard_after_resume() {
         nida.log(),
         phone.log()
     );
-    std::thread::sleep(Duration::from_secs(2));
-    phone.command("pause");
-    assert!(
-        nida.wait_log("direction=RecvOnly", Duration::from_secs(5)),
-        "{}\n{}",
-        nida.log(),
-        phone.log()
-    );
-    // Held for twice the RTP timeout: nobody is hung up.
-    std::thread::sleep(Duration::from_secs(4));
-    assert!(!nida.log().contains("no RTP"), "{}", nida.log());
-    let before_resume = phone.heard_so_far();
-    assert!(
-        before_resume > 8000,
-        "linphone heard the caller before the hold"
-    );
-    phone.command("resume");
-    assert!(
-        nida.wait_log("direction=SendRecv", Duration::from_secs(5)),
-        "{}\n{}",
-        nida.log(),
-        phone.log()
-    );
+    let before_resume = hold_past_the_timeout_and_resume(&nida, &mut phone);
     std::thread::sleep(Duration::from_secs(3));
     // The agent page holds: nida's re-INVITE (sendonly) is answered
     // recvonly, the caller hears the music; then resumes.
@@ -258,28 +263,7 @@ fn a_linphone_caller_holds_the_ivr_past_the_rtp_timeout_and_goes_on_after_resume
         nida.log(),
         phone.log()
     );
-    std::thread::sleep(Duration::from_secs(2));
-    phone.command("pause");
-    assert!(
-        nida.wait_log("direction=RecvOnly", Duration::from_secs(5)),
-        "{}\n{}",
-        nida.log(),
-        phone.log()
-    );
-    std::thread::sleep(Duration::from_secs(4));
-    assert!(!nida.log().contains("no RTP"), "{}", nida.log());
-    let before_resume = phone.heard_so_far();
-    assert!(
-        before_resume > 8000,
-        "linphone heard the welcome before the hold"
-    );
-    phone.command("resume");
-    assert!(
-        nida.wait_log("direction=SendRecv", Duration::from_secs(5)),
-        "{}\n{}",
-        nida.log(),
-        phone.log()
-    );
+    let before_resume = hold_past_the_timeout_and_resume(&nida, &mut phone);
     // nida hears linphone again: its key 2 (RFC 4733) picks English
     // (with no key the menu's failure would skip the language).
     phone.command("2");

@@ -10,7 +10,7 @@
 //! last agent.
 
 use crate::io::{CallEvent, Output, ToCentre};
-use crate::leg::{LegId, LegState, Role};
+use crate::leg::{LegId, Role};
 use crate::machine::{Bridge, Call};
 use crate::target::{Dial, Purpose, Target};
 use nida_acd::AgentId;
@@ -122,13 +122,7 @@ impl Call {
             return;
         };
         let srtp = self.leg(leg).and_then(|l| l.srtp);
-        let mut rtp = self.leg_rtp(now, leg, &n, srtp);
-        rtp.set_relay(true);
-        if let Some(l) = self.leg_mut(leg) {
-            l.state = LegState::Up;
-            l.rtp = Some(rtp);
-            l.media = Some(n);
-        }
+        self.bring_up(now, leg, n, srtp);
         if let Some(c) = self.consult.as_mut().filter(|c| c.leg == leg) {
             c.up = true;
             self.event(CallEvent::ConsultAnswered);

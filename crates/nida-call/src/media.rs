@@ -142,6 +142,24 @@ impl Call {
         (srtp.is_none() || n.srtp.is_some()).then_some(n)
     }
 
+    /// An answered leg's media starts: its RTP session (relaying what it
+    /// receives to whoever hears it), and the leg is up.
+    pub(crate) fn bring_up(
+        &mut self,
+        now: Instant,
+        leg: LegId,
+        n: Negotiated,
+        srtp: Option<[u8; 30]>,
+    ) {
+        let mut rtp = self.leg_rtp(now, leg, &n, srtp);
+        rtp.set_relay(true);
+        if let Some(l) = self.leg_mut(leg) {
+            l.state = LegState::Up;
+            l.rtp = Some(rtp);
+            l.media = Some(n);
+        }
+    }
+
     /// Bridges the caller (when on the line) to an answered leg.
     pub(crate) fn start_bridge(
         &mut self,
@@ -155,13 +173,7 @@ impl Call {
         else {
             return;
         };
-        let mut rtp = self.leg_rtp(now, leg, &n, srtp);
-        rtp.set_relay(true);
-        if let Some(l) = self.leg_mut(leg) {
-            l.state = LegState::Up;
-            l.rtp = Some(rtp);
-            l.media = Some(n);
-        }
+        self.bring_up(now, leg, n, srtp);
         self.stop_playback();
         let caller_codec = match self.caller_rtp() {
             Some(c) => {

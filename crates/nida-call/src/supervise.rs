@@ -13,7 +13,7 @@
 //! legs' audio, mixes a frame every 20 ms and gives each leg its own mix.
 
 use crate::io::{CallEvent, Output, SuperviseMode};
-use crate::leg::{LegId, LegState, Role};
+use crate::leg::{LegId, Role};
 use crate::machine::Call;
 use crate::target::{Dial, Target};
 use nida_media::mixer::FRAME;
@@ -85,13 +85,7 @@ impl Call {
             return;
         };
         let srtp = self.leg(leg).and_then(|l| l.srtp);
-        let mut rtp = self.leg_rtp(now, leg, &n, srtp);
-        rtp.set_relay(true);
-        if let Some(l) = self.leg_mut(leg) {
-            l.state = LegState::Up;
-            l.rtp = Some(rtp);
-            l.media = Some(n);
-        }
+        self.bring_up(now, leg, n, srtp);
         let Some(s) = self.supervisor.as_mut().filter(|s| s.leg == leg) else {
             return;
         };

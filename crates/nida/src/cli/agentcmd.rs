@@ -50,16 +50,7 @@ pub enum AgentCommand {
 
 /// Runs the command on the store of `cfg.data_dir`.
 pub fn run(cfg: &Config, command: AgentCommand) -> ExitCode {
-    match apply(cfg, command) {
-        Ok(text) => {
-            print!("{text}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("nida agent: {e}");
-            ExitCode::from(2)
-        }
-    }
+    crate::cli::print_outcome("nida agent", apply(cfg, command))
 }
 
 fn apply(cfg: &Config, command: AgentCommand) -> Result<String, CliError> {

@@ -1,5 +1,5 @@
 //! The command-line tools besides the daemon: the test caller
-//! (`nida call`), reports, agent and flow commands, and the one error
+//! (`nida call`), reports, agent, supervisor and flow commands, and the one error
 //! type they share.
 
 pub mod agentcmd;
@@ -68,5 +68,20 @@ impl CliError {
     /// A missing database.
     pub fn no_database(db: PathBuf) -> CliError {
         CliError::NotFound(format!("no database at {}", db.display()))
+    }
+}
+
+/// A store command's outcome: its text on standard output (exit 0), or
+/// `who: error` on standard error (exit 2).
+pub fn print_outcome(who: &str, outcome: Result<String, CliError>) -> std::process::ExitCode {
+    match outcome {
+        Ok(text) => {
+            print!("{text}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{who}: {e}");
+            std::process::ExitCode::from(2)
+        }
     }
 }

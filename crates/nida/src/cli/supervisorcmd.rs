@@ -43,16 +43,7 @@ pub enum SupervisorCommand {
 
 /// Runs the command on the store of `cfg.data_dir`.
 pub fn run(cfg: &Config, command: SupervisorCommand) -> ExitCode {
-    match apply(cfg, command) {
-        Ok(text) => {
-            print!("{text}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("nida supervisor: {e}");
-            ExitCode::from(2)
-        }
-    }
+    crate::cli::print_outcome("nida supervisor", apply(cfg, command))
 }
 
 fn apply(cfg: &Config, command: SupervisorCommand) -> Result<String, CliError> {

@@ -343,26 +343,26 @@ impl SupervisorDef {
 
     /// The digest secret their phone is checked with.
     pub fn secret(&self) -> nida_sip::auth::Secret {
-        match &self.ha1 {
-            Some((md5, sha256)) => nida_sip::auth::Secret::Ha1 {
-                md5: md5.clone(),
-                sha256: sha256.clone(),
-            },
-            None => nida_sip::auth::Secret::Password(self.password.clone()),
-        }
+        secret_of(&self.password, self.ha1.as_ref())
     }
 }
 
 impl AgentDef {
     /// The digest secret nida checks the agent's phone and log-in with.
     pub fn secret(&self) -> nida_sip::auth::Secret {
-        match &self.ha1 {
-            Some((md5, sha256)) => nida_sip::auth::Secret::Ha1 {
-                md5: md5.clone(),
-                sha256: sha256.clone(),
-            },
-            None => nida_sip::auth::Secret::Password(self.password.clone()),
-        }
+        secret_of(&self.password, self.ha1.as_ref())
+    }
+}
+
+/// A digest secret: the stored HA1s (MD5, SHA-256) when there are, else
+/// the password.
+fn secret_of(password: &str, ha1: Option<&(String, String)>) -> nida_sip::auth::Secret {
+    match ha1 {
+        Some((md5, sha256)) => nida_sip::auth::Secret::Ha1 {
+            md5: md5.clone(),
+            sha256: sha256.clone(),
+        },
+        None => nida_sip::auth::Secret::Password(password.to_string()),
     }
 }
 
