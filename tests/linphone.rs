@@ -6,7 +6,8 @@
 //! and the audio flows both ways again after the resume. baresip's hold
 //! is in `agents.rs`; the protocol itself is tested in virtual time in
 //! `crates/nida-sip/tests/dialog.rs`. The agent page's hold (nida's own
-//! re-INVITE) is tried on linphone too.
+//! re-INVITE) is tried on linphone too, and linphone as an agent calls a
+//! colleague through nida and transfers the caller to them (RFC 5589).
 
 use crate::agents::{
     agent_config, caller, caller_voice_for, finish, has_tone, http, read_wav, records,
@@ -298,4 +299,82 @@ fn a_linphone_caller_holds_the_ivr_past_the_rtp_timeout_and_goes_on_after_resume
         loud > 1000,
         "linphone heard {loud} loud samples after resume"
     );
+}
+
+#[test]
+fn a_linphone_agent_consults_a_colleague_and_transfers_attended() {
+    const AGENT_2: &str = "[[agents]]\nid = 2\nuser = \"1002\"\npassword = \"s3cret2\"\nname = \"Omar\"\nskills = { visa = 5 }\nlanguages = [\"en\"]\n";
+    let extra = format!(
+        "data_dir = \"DATA\"\n{}",
+        agent_config(&format!("{AGENT_1001}{AGENT_2}"), "")
+    );
+    let nida = start_centre(&extra);
+    let mut phone = Linphone::start(nida.sip, "1001", "s3cret", true);
+    assert!(nida.wait_log("agent=1 state=Available", Duration::from_secs(10)));
+    let voice = caller_voice_for(&nida.dir, 50);
+    let heard = nida.dir.join("caller-heard.wav");
+    let call = caller(&nida, "2,0", 70, &voice, &heard);
+    assert!(
+        nida.wait_log("bridged agent=1", Duration::from_secs(20)),
+        "{}\n{}",
+        nida.log(),
+        phone.log()
+    );
+    let colleague = crate::agents::Baresip::start_speaking(nida.sip, "1002", "s3cret2", 1400);
+    assert!(nida.wait_log("agent=2 state=Available", Duration::from_secs(10)));
+    std::thread::sleep(Duration::from_secs(1));
+    // linphone holds the caller (who hears music) and calls the
+    // colleague through nida ...
+    phone.command("pause");
+    assert!(nida.wait_log("direction=RecvOnly", Duration::from_secs(5)));
+    phone.command(&format!("call sip:1002@{}", nida.sip));
+    assert!(
+        nida.wait_log("consult answered", Duration::from_secs(15)),
+        "{}\n{}",
+        nida.log(),
+        phone.log()
+    );
+    assert!(nida
+        .log()
+        .contains("agent=2 state=NotReady(Reason(\"consult\"))"));
+    std::thread::sleep(Duration::from_secs(3));
+    // ... then transfers the caller to it (REFER with Replaces).
+    phone.command("transfer 1 --to-call 2");
+    assert!(
+        nida.wait_log("transfer complete", Duration::from_secs(10)),
+        "{}\n{}",
+        nida.log(),
+        phone.log()
+    );
+    std::thread::sleep(Duration::from_secs(4));
+    colleague.hangup();
+    let (ok, timeline) = finish(call);
+    assert!(ok, "{timeline}\n{}", nida.log());
+    let caller_zero = crate::supervisors::logged_at(&nida, "answered codec=");
+    let moved = crate::supervisors::logged_at(&nida, "transfer complete");
+    let ended = crate::supervisors::logged_at(&nida, "agent hung up");
+    let (c, cr) = read_wav(&heard, 0).expect("the caller's recording");
+    let share = crate::supervisors::tone_share(
+        &c,
+        cr,
+        1400.0,
+        moved - caller_zero + 0.7,
+        ended - caller_zero - 0.7,
+    );
+    assert!(share > 0.3, "the caller talks to the colleague: {share}");
+    let (a2, r2) = colleague.heard().expect("the colleague's audio");
+    assert!(has_tone(
+        &a2[a2.len().saturating_sub(r2 as usize * 3)..],
+        r2,
+        1000.0
+    ));
+    assert!(nida.wait_log("call record written", Duration::from_secs(5)));
+    let recs = records(&nida);
+    let rec = recs
+        .iter()
+        .find(|r| r["queue"] == "visa_general")
+        .expect("the caller's record");
+    assert_eq!(rec["agent"], 2, "{rec}");
+    assert_eq!(rec["transfers"], serde_json::json!(["agent:2"]));
+    assert!(nida.wait_log("consult over: ready again", Duration::from_secs(5)));
 }

@@ -42,6 +42,19 @@ pub enum ConsultAction {
     ThreeWay,
 }
 
+/// A leg one call gave away for another to adopt.
+#[derive(Debug, Clone)]
+pub struct Detached {
+    /// Its id in the call that gave it (the shell moves its socket).
+    pub leg: LegId,
+    /// The media agreed on it.
+    pub media: nida_sip::sdp::Negotiated,
+    /// nida's SRTP key on it.
+    pub srtp: Option<[u8; 30]>,
+    /// Who is on it.
+    pub role: Role,
+}
+
 /// The consult leg.
 #[derive(Debug, Clone)]
 pub(crate) struct Consult {
@@ -123,11 +136,86 @@ impl Call {
         };
         let srtp = self.leg(leg).and_then(|l| l.srtp);
         self.bring_up(now, leg, n, srtp);
-        if let Some(c) = self.consult.as_mut().filter(|c| c.leg == leg) {
-            c.up = true;
-            self.event(CallEvent::ConsultAnswered);
+        match self.consult.as_mut().filter(|c| c.leg == leg) {
+            Some(c) => {
+                c.up = true;
+                self.event(CallEvent::ConsultAnswered);
+            }
+            None => {
+                // An agent's call to a colleague (`Start::Internal`): the
+                // two talk.
+                let agent = match self.leg(leg).map(|l| l.role) {
+                    Some(Role::Consult(a)) => a,
+                    _ => None,
+                };
+                self.bridge = Some(Bridge { leg, agent });
+                self.event(CallEvent::ConsultAnswered);
+            }
         }
         self.wire(now);
+    }
+
+    /// Gives the bridged leg away (an attended transfer made from a
+    /// softphone: the call it joins adopts it), and ends this call: its
+    /// caller (the transferring agent's consult dialog) is hung up. The
+    /// leg's media as agreed, nida's SRTP key on it and its role.
+    pub fn detach_bridge(&mut self, now: Instant) -> Option<Detached> {
+        let b = self.bridge.take()?;
+        let i = self.legs.iter().position(|l| l.id == b.leg)?;
+        let leg = self.legs.remove(i);
+        self.links.clear();
+        self.mixing = None;
+        self.event(CallEvent::TransferCompleted {
+            to: "another call".into(),
+        });
+        self.hang_up
+            .get_or_insert(crate::io::HangupCause::TransferEnded);
+        self.settle_now(now);
+        Some(Detached {
+            leg: b.leg,
+            media: leg.media?,
+            srtp: leg.srtp,
+            role: leg.role,
+        })
+    }
+
+    /// Takes a leg another call gave away (see [`Call::detach_bridge`])
+    /// as the colleague of an attended transfer the bridged agent's
+    /// phone asked for by REFER with `Replaces` on `referred_by`: the
+    /// agent learns it worked (NOTIFY 200) and leaves, the caller talks to
+    /// the colleague. The new leg's id.
+    pub fn adopt(&mut self, now: Instant, d: Detached, referred_by: LegId) -> LegId {
+        self.settle_now(now);
+        let leg = self.new_leg_id();
+        let mut l = crate::leg::Leg::placing(leg, d.role);
+        l.srtp = d.srtp;
+        self.legs.push(l);
+        self.bring_up(now, leg, d.media, d.srtp);
+        let agent = match d.role {
+            Role::Consult(a) => a,
+            Role::Agent(a) => Some(a),
+            _ => None,
+        };
+        let to = agent.map_or("transfer".to_string(), |a| format!("agent:{}", a.0));
+        self.consult = Some(Consult {
+            leg,
+            agent,
+            to,
+            up: true,
+            joined: false,
+        });
+        self.outputs.push_back(Output::NotifyRefer {
+            leg: referred_by,
+            status: 200,
+            reason: "OK",
+        });
+        if self.bridge.is_some_and(|b| b.leg == referred_by) {
+            self.outputs.push_back(Output::Hangup(referred_by));
+            self.close_leg(referred_by);
+            self.hand_over(now);
+        }
+        self.settle_now(now);
+        leg
     }
 
     /// The agent's word on the consult.
@@ -181,6 +269,8 @@ impl Call {
         }
         self.event(CallEvent::TransferCompleted { to: c.to });
         self.hold.consult = false;
+        self.hold.phone = false;
+        self.hold.page = false;
         if let Some(since) = self.hold.since {
             self.end_hold(now, since);
         }

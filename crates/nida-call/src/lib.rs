@@ -48,7 +48,7 @@ mod target;
 pub mod timer;
 mod transfer;
 
-pub use consult::{ConsultAction, ConsultTarget};
+pub use consult::{ConsultAction, ConsultTarget, Detached};
 pub use io::{
     CallEvent, CallInfo, CallbackStatus, FromCentre, HangupCause, LegEvent, NotBooked, Outcome,
     Output, Recording, Stored, SuperviseMode, ToCentre, Transmit,

@@ -31,6 +31,14 @@ pub enum Start {
     },
     /// Play the welcome prompt (no flow for the number).
     Welcome(String),
+    /// An agent's phone calls another agent (to consult them before an
+    /// attended transfer): nida rings that agent and bridges the two.
+    Internal {
+        /// The agent called.
+        agent: AgentId,
+        /// Their phone.
+        target: crate::target::Target,
+    },
     /// A feature code's confirmation: this prompt, then hang up.
     Confirm {
         /// Language.
@@ -287,6 +295,16 @@ impl Call {
             Start::Confirm { lang, name } => {
                 call.confirm = true;
                 Some((lang, name))
+            }
+            Start::Internal { agent, target } => {
+                let from = call.cfg.caller.clone();
+                call.new_leg(
+                    Role::Consult(Some(agent)),
+                    crate::Dial::Target(target),
+                    from,
+                    None,
+                );
+                None
             }
         };
         if let Some((lang, name)) = welcome {
@@ -866,6 +884,18 @@ impl Call {
     }
 
     /// A new leg nida places: the shell is asked to dial it.
+    /// A fresh leg id.
+    pub(crate) fn new_leg_id(&mut self) -> LegId {
+        let id = LegId(self.next_leg);
+        self.next_leg += 1;
+        id
+    }
+
+    /// Carries a change made outside the inputs through (see `settle`).
+    pub(crate) fn settle_now(&mut self, now: Instant) {
+        self.settle(now);
+    }
+
     pub(crate) fn new_leg(
         &mut self,
         role: Role,
@@ -873,8 +903,7 @@ impl Call {
         from_user: String,
         number: Option<(crate::Purpose, String)>,
     ) -> LegId {
-        let id = LegId(self.next_leg);
-        self.next_leg += 1;
+        let id = self.new_leg_id();
         self.legs.push(Leg::placing(id, role));
         self.outputs.push_back(Output::Dial {
             leg: id,

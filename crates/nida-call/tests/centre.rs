@@ -979,3 +979,45 @@ fn a_consult_cancelled_or_made_three_way_and_a_party_leaving_it() {
     assert!(w.phones[second].leg.is_none());
     assert_eq!(w.consults_over, [2, 2]);
 }
+
+#[test]
+fn a_leg_handed_over_by_an_attended_transfer_takes_the_caller() {
+    let mut w = World::visa(QueueRules {
+        record: true,
+        ..quiet()
+    });
+    let (first, second) = two_agents(&mut w);
+    let c = w.call_in("line", "0501", Answer::Never);
+    w.run_until(S(5), |w| w.saw(c, bridged_to(Some(1))));
+    w.run_for(S(1));
+    // Agent 2 was talking to agent 1 in a call of their own; agent 1's
+    // phone REFERs with Replaces: that leg comes over.
+    w.adopt_agent(c, 1, 2);
+    assert!(w.calls[c]
+        .sip
+        .iter()
+        .any(|o| matches!(o, Output::NotifyRefer { status: 200, .. })));
+    assert!(w.phones[first].leg.is_none(), "agent 1's leg is hung up");
+    assert!(w.saw(
+        c,
+        |e| matches!(e, CallEvent::TransferCompleted { to } if to == "agent:2")
+    ));
+    let p = w.calls[c].caller;
+    w.run_for(Duration::from_millis(500));
+    let m = [p, second].map(|i| w.phones[i].all_heard().len());
+    w.run_for(S(3));
+    assert!(hears(&heard_since(&w, p, m[0]), SECOND_HZ));
+    assert!(hears(&heard_since(&w, second, m[1]), CALLER_HZ));
+    w.agent_hangs_up(2);
+    w.run_until(S(2), |w| {
+        w.saw(c, |e| *e == CallEvent::FlowStarted("survey".into()))
+    });
+    assert_eq!(w.consults_over, [2]);
+    w.caller_hangs_up(c);
+    w.run_until(S(5), |w| ended(w, c));
+    let r = w.record(c).unwrap();
+    assert_eq!(
+        (r.agent, r.transfers.clone()),
+        (Some(2), vec!["agent:2".to_string()])
+    );
+}

@@ -573,6 +573,29 @@ impl World {
         self.drain(call);
     }
 
+    /// Agent `other`'s phone, on a leg of another call, is handed to
+    /// `call` (an attended transfer by REFER with `Replaces` from agent
+    /// `from`'s phone): the leg `call` adopts; the phone's media goes there.
+    pub fn adopt_agent(&mut self, call: usize, from: u32, other: u32) -> LegId {
+        let p = self.agents[&other];
+        let (_, by) = self.phones[self.agents[&from]]
+            .leg
+            .expect("the agent is on the call");
+        let d = nida_call::Detached {
+            leg: LegId(99),
+            media: negotiated(self.phones[p].media, Direction::SendRecv),
+            srtp: None,
+            role: nida_call::Role::Consult(Some(AgentId(other))),
+        };
+        let leg = self.calls[call].call.adopt(self.now, d, by);
+        self.seq += 1;
+        let seed = 7000 + self.seq;
+        self.phones[p].start_media(self.now, leg_addr(call, leg), seed);
+        self.phones[p].leg = Some((call, leg));
+        self.drain(call);
+        leg
+    }
+
     /// The agent on `call` completes, cancels or joins the consult.
     pub fn consult_action(&mut self, call: usize, a: nida_call::ConsultAction) {
         self.calls[call]

@@ -1056,6 +1056,22 @@ impl Endpoint {
         );
     }
 
+    /// The call whose dialog has this Call-ID, nida's own tag and the
+    /// peer's tag (the dialog a `Replaces` names, RFC 3891 3).
+    pub fn dialog_by_ids(
+        &self,
+        call_id: &str,
+        local_tag: &str,
+        remote_tag: &str,
+    ) -> Option<CallHandle> {
+        let handle = *self
+            .dialogs
+            .get(&(call_id.to_string(), local_tag.to_string()))?;
+        let call = self.calls.get(&handle)?;
+        let remote = NameAddr::parse(&call.remote).ok()?;
+        (remote.tag() == Some(remote_tag)).then_some(handle)
+    }
+
     fn dialog_of(&self, req: &Request) -> Option<CallHandle> {
         let to = NameAddr::parse(req.headers.get("To")?).ok()?;
         let tag = to.tag()?;

@@ -33,6 +33,8 @@ pub enum ToDriver {
     Hangup(CallHandle),
     /// Hold (true) or resume a call from nida's side (a re-INVITE).
     Hold(CallHandle, bool),
+    /// A leg's events go to this call from now on (it was handed over).
+    Reroute(CallHandle, mpsc::Sender<ToCall>),
     /// Tell the peer of a leg how the transfer it asked for went.
     NotifyRefer(CallHandle, u16, &'static str),
     /// A call task finished and released its RTP port.
@@ -106,6 +108,29 @@ pub enum ToCall {
     Sip(CallHandle, LegEvent),
     /// The routing core's word.
     Centre(FromCentre),
+    /// The bridged agent of another call transfers their caller to this
+    /// call's colleague (REFER with `Replaces` naming this call's
+    /// dialog): give the bridged leg to `to`.
+    HandOver {
+        /// The call that takes the leg.
+        to: mpsc::Sender<ToCall>,
+        /// The REFER's leg in that call.
+        referred_by: CallHandle,
+    },
+    /// A leg another call gave away (see `HandOver`), with its dialog,
+    /// sockets and port.
+    Adopt {
+        /// Its dialog.
+        handle: CallHandle,
+        /// Its RTP and RTCP sockets.
+        sockets: (tokio::net::UdpSocket, tokio::net::UdpSocket),
+        /// Its port.
+        guard: PortGuard,
+        /// Its media and role.
+        leg: Box<nida_call::Detached>,
+        /// The REFER's leg in this call.
+        referred_by: CallHandle,
+    },
 }
 
 /// Live counters shared with the admin API and the metrics (plain
@@ -233,5 +258,27 @@ impl StatusCounts {
             .map(|(i, n)| (i as u16 + 100, n.load(Ordering::Relaxed)))
             .filter(|(_, n)| *n > 0)
             .collect()
+    }
+}
+
+/// Gives an RTP port back when dropped, whatever the path (a leg handed
+/// to another call takes its guard along).
+#[derive(Debug)]
+pub struct PortGuard {
+    /// The port.
+    pub port: u16,
+    /// Where it goes back.
+    pub driver: mpsc::Sender<ToDriver>,
+}
+
+impl Drop for PortGuard {
+    fn drop(&mut self) {
+        let driver = self.driver.clone();
+        let port = self.port;
+        if driver.try_send(ToDriver::PortFree(port)).is_err() {
+            tokio::spawn(async move {
+                let _ = driver.send(ToDriver::PortFree(port)).await;
+            });
+        }
     }
 }

@@ -4,7 +4,7 @@
 //! Nothing here looks into a packet; the call machine does. A batched
 //! media engine for many calls can later stand in for this type.
 
-use super::PortGuard;
+use crate::base::bus::PortGuard;
 use nida_call::LegId;
 use std::future::poll_fn;
 use std::net::SocketAddr;
@@ -37,6 +37,14 @@ impl MediaPorts {
             rtcp,
             _guard: guard,
         });
+    }
+
+    /// Takes a leg's sockets and port out (to hand the leg to another
+    /// call).
+    pub fn take(&mut self, leg: LegId) -> Option<((UdpSocket, UdpSocket), PortGuard)> {
+        let i = self.ports.iter().position(|p| p.leg == leg)?;
+        let p = self.ports.remove(i);
+        Some(((p.sock, p.rtcp), p._guard))
     }
 
     /// Gives a leg's socket and port back.

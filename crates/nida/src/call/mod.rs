@@ -11,7 +11,7 @@ pub mod lookup;
 mod media;
 mod recorder;
 
-use crate::base::bus::{Counters, Dial, LegRequest, LegSetup, ToCall, ToDriver};
+use crate::base::bus::{Counters, Dial, LegRequest, LegSetup, PortGuard, ToCall, ToDriver};
 use crate::config::Config;
 use media::MediaPorts;
 use nida_call::{answering, Call, CallConfig, LegEvent, LegId, Output, Recording, Start, Stored};
@@ -76,6 +76,9 @@ pub struct CallSetup {
     /// Told to the centre once the call is over (a supervisor's feature
     /// code: ring them into the agent's call after the confirmation).
     pub then: Option<crate::centre::ToCentre>,
+    /// An agent's phone calling a colleague: ring this agent's phone and
+    /// bridge the two.
+    pub internal: Option<(nida_acd::AgentId, nida_call::Target)>,
     /// The INVITE came over TLS: an SRTP offer (SDES) may be answered.
     pub secure: bool,
     /// The caller's number as a trusted trunk asserted it (or as stored
@@ -123,24 +126,6 @@ impl CallSetup {
     }
 }
 
-/// Gives an RTP port back when dropped, whatever the path.
-pub(crate) struct PortGuard {
-    pub(crate) port: u16,
-    pub(crate) driver: mpsc::Sender<ToDriver>,
-}
-
-impl Drop for PortGuard {
-    fn drop(&mut self) {
-        let driver = self.driver.clone();
-        let port = self.port;
-        if driver.try_send(ToDriver::PortFree(port)).is_err() {
-            tokio::spawn(async move {
-                let _ = driver.send(ToDriver::PortFree(port)).await;
-            });
-        }
-    }
-}
-
 /// Runs an incoming call to its end.
 pub async fn run(setup: CallSetup) {
     let span = info_span!("call", call_id = %setup.call_id);
@@ -153,12 +138,16 @@ pub async fn run(setup: CallSetup) {
         let Some((negotiated, srtp, sock)) = answer(&mut s).await else {
             return;
         };
-        let start = match &s.confirm {
-            Some((name, lang)) => Start::Confirm {
+        let start = match (&s.confirm, &s.internal) {
+            (Some((name, lang)), _) => Start::Confirm {
                 lang: lang.clone(),
                 name: name.clone(),
             },
-            None => match s.cfg.flow_for(&s.called) {
+            (None, Some((agent, target))) => Start::Internal {
+                agent: *agent,
+                target: target.clone(),
+            },
+            (None, None) => match s.cfg.flow_for(&s.called) {
                 Some(f) => Start::Flow {
                     flow: f.to_string(),
                     welcome: s.cfg.welcome_prompt.clone(),
@@ -333,6 +322,47 @@ impl Shell {
             .map(|(h, _)| *h)
     }
 
+    /// Gives the bridged leg (dialog, sockets, port, media) to the call
+    /// `to`, whose agent's REFER named this call's dialog; this call then
+    /// ends.
+    async fn hand_over(
+        &mut self,
+        call: &mut Call,
+        now: Instant,
+        to: mpsc::Sender<ToCall>,
+        referred_by: CallHandle,
+    ) {
+        let detached = call.detach_bridge(now);
+        let moved = detached.and_then(|d| {
+            let handle = self.handle_of(d.leg)?;
+            let sockets = self.media.take(d.leg)?;
+            self.handles.remove(&handle);
+            Some((handle, sockets, d))
+        });
+        let Some((handle, (sockets, guard), d)) = moved else {
+            warn!("attended transfer to this call, which has no colleague on the line: 481");
+            self.s
+                .send(ToDriver::NotifyRefer(
+                    referred_by,
+                    481,
+                    "Call Does Not Exist",
+                ))
+                .await;
+            return;
+        };
+        self.s.send(ToDriver::Reroute(handle, to.clone())).await;
+        let m = ToCall::Adopt {
+            handle,
+            sockets,
+            guard,
+            leg: Box::new(d),
+            referred_by,
+        };
+        if to.send(m).await.is_err() {
+            self.s.send(ToDriver::Hangup(handle)).await;
+        }
+    }
+
     /// Shuttles until the machine says the call is over.
     async fn run(mut self, mut call: Call) {
         let mut inbuf = vec![0u8; 2048];
@@ -387,6 +417,27 @@ impl Shell {
         match m {
             ToCall::Confirmed(_) => {}
             ToCall::Centre(m) => call.handle_centre(now, m),
+            ToCall::HandOver { to, referred_by } => {
+                self.hand_over(call, now, to, referred_by).await
+            }
+            ToCall::Adopt {
+                handle,
+                sockets,
+                guard,
+                leg,
+                referred_by,
+            } => match self.handles.get(&referred_by).copied() {
+                Some(by) => {
+                    let id = call.adopt(now, *leg, by);
+                    self.media.insert(id, sockets, guard);
+                    self.handles.insert(handle, id);
+                    info!(
+                        leg = id.0,
+                        "leg adopted from the consult call: transfer complete"
+                    );
+                }
+                None => self.s.send(ToDriver::Hangup(handle)).await,
+            },
             ToCall::Sip(handle, ev) => match self.handles.get(&handle) {
                 Some(&leg) => call.handle_leg(now, leg, ev),
                 None => match ev {

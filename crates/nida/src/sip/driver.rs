@@ -111,6 +111,7 @@ struct NewCall {
     rng: Arc<std::sync::Mutex<nida_sip::rng::Rng>>,
     confirm: Option<(String, String)>,
     then: Option<crate::centre::ToCentre>,
+    internal: Option<(nida_acd::AgentId, nida_call::Target)>,
     secure: bool,
     proven_number: Option<String>,
 }
@@ -147,6 +148,7 @@ impl Shared {
             tx,
             confirm: c.confirm,
             then: c.then,
+            internal: c.internal,
             secure: c.secure,
             proven_number: c.proven_number,
         }
@@ -405,6 +407,7 @@ impl Driver {
                     rng: self.media_rng.clone(),
                     confirm: None,
                     then: None,
+                    internal: None,
                     secure: false,
                     // Proven when the call-back was booked.
                     proven_number: Some(row.number.clone()),
@@ -488,6 +491,11 @@ impl Driver {
             }
             ToDriver::Reject(h, status, reason) => self.ep.reject(now, h, status, reason, &[]),
             ToDriver::Hangup(h) => self.ep.hangup(now, h),
+            ToDriver::Reroute(h, tx) => {
+                if let Some(t) = self.legs.get_mut(&h) {
+                    *t = tx;
+                }
+            }
             ToDriver::Hold(h, on) => {
                 if !self.ep.hold(now, h, on) {
                     tracing::debug!(on, "hold: the leg is not up");
@@ -699,6 +707,9 @@ impl Driver {
                     let _ = c.try_send(ToCall::Sip(call, LegEvent::Dtmf(digit)));
                 }
             }
+            Event::Refer { call, target } if nida_sip::headers::replaces_in(&target).is_some() => {
+                self.attended_transfer(now, call, &target)
+            }
             Event::Refer { call, target } => match self.legs.get(&call) {
                 Some(c) => {
                     let m = ToCall::Sip(call, LegEvent::Refer(target));
@@ -756,6 +767,35 @@ impl Driver {
         }
     }
 
+    /// A REFER with `Replaces` (RFC 5589): an agent's phone transfers its
+    /// caller to the colleague it called through nida. The dialog named
+    /// is that consult call's: it hands its colleague's leg to the call
+    /// of the REFER. Any other `Replaces` gets 481.
+    fn attended_transfer(&mut self, now: Instant, call: CallHandle, target: &str) {
+        let r = nida_sip::headers::replaces_in(target).expect("checked by the caller");
+        let consult = self
+            .ep
+            .dialog_by_ids(&r.call_id, &r.to_tag, &r.from_tag)
+            .or_else(|| self.ep.dialog_by_ids(&r.call_id, &r.from_tag, &r.to_tag))
+            .and_then(|h| self.calls.get(&h));
+        match (self.legs.get(&call), consult) {
+            (Some(x), Some(y)) => {
+                info!("attended transfer: the consult call hands its colleague over");
+                let m = ToCall::HandOver {
+                    to: x.clone(),
+                    referred_by: call,
+                };
+                if y.try_send(m).is_err() {
+                    self.ep.notify_refer(now, call, 503, "Service Unavailable");
+                }
+            }
+            _ => {
+                info!("attended transfer naming no consult call of nida's: 481");
+                self.ep.notify_refer(now, call, 481, "Call Does Not Exist");
+            }
+        }
+    }
+
     /// A new INVITE: feature code, admission, capacity, then a call task.
     fn on_incoming(&mut self, now: Instant, inc: Box<nida_sip::endpoint::IncomingCall>) {
         let mut called = called_number(&inc.request_uri);
@@ -785,7 +825,21 @@ impl Driver {
                 }
             }
         }
+        let mut internal = None;
+        if confirm.is_none() && trunk.is_none() {
+            if let Some(&other) = self.shared.centre.agents_by_user.get(&called) {
+                match internal_call(&mut self.ep, &self.shared.centre, &inc, other, now) {
+                    Ok(Some(i)) => internal = Some(i),
+                    Ok(None) => return,
+                    Err((status, reason)) => {
+                        self.ep.reject(now, inc.call, status, reason, &[]);
+                        return;
+                    }
+                }
+            }
+        }
         if confirm.is_none()
+            && internal.is_none()
             && trunk.is_none()
             && self.trunks.restricts_inbound()
             && !known_source(&self.ep, &self.cfg, &self.guard, inc.source, now)
@@ -863,6 +917,7 @@ impl Driver {
                 rng: self.media_rng.clone(),
                 confirm,
                 then,
+                internal,
                 secure: inc.transport.secure(),
                 proven_number,
             },
@@ -1074,6 +1129,60 @@ fn feature_call(
         .and_then(|a| a.languages.first().cloned())
         .unwrap_or_else(|| cfg.language.clone());
     Ok(Some(((feature.prompt.to_string(), language), None)))
+}
+
+/// An agent's phone calls a colleague's user (to consult them, then
+/// transfer by REFER with `Replaces`): the caller proves by digest to be
+/// an agent, the colleague must be available and registered; they are
+/// kept out of routing until the call ends. `Ok(None)`: challenged.
+fn internal_call(
+    ep: &mut Endpoint,
+    centre: &crate::centre::CentreHandle,
+    inc: &nida_sip::IncomingCall,
+    other: u32,
+    now: Instant,
+) -> Result<Option<(nida_acd::AgentId, nida_call::Target)>, (u16, &'static str)> {
+    let Some(user) = ep.authenticate_caller(now, inc.call) else {
+        return Ok(None);
+    };
+    let Some(&me) = centre.agents_by_user.get(&user) else {
+        warn!(source = %inc.source, "a call to an agent from a user who is no agent: 403");
+        return Err((403, "Forbidden"));
+    };
+    let free = centre
+        .live
+        .borrow()
+        .agents
+        .get(&other)
+        .is_some_and(|a| a.state == "available");
+    let target = centre
+        .agents_by_user
+        .iter()
+        .find(|(_, id)| **id == other)
+        .and_then(|(u, _)| ep.registrar()?.lookup(u, now))
+        .map(|b| nida_call::Target {
+            uri: b.contact.clone(),
+            dest: b.source,
+            transport: b.transport,
+        });
+    match (free && me != other, target) {
+        (true, Some(t)) => {
+            info!(agent = me, colleague = other, "agent calls a colleague");
+            let _ = centre.tx.try_send(crate::centre::ToCentre::Agent(
+                nida_acd::AgentId(other),
+                crate::config::features::AgentCommand::NotReady("consult".into()),
+            ));
+            Ok(Some((nida_acd::AgentId(other), t)))
+        }
+        _ => {
+            info!(
+                agent = me,
+                colleague = other,
+                "colleague not available: 486"
+            );
+            Err((486, "Busy Here"))
+        }
+    }
 }
 
 /// A feature call's confirmation (prompt, language) and what the centre
