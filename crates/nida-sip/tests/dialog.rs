@@ -447,3 +447,38 @@ fn an_answer_before_the_prack_waits_for_it_and_follows_it() {
         .iter()
         .any(|e| matches!(e, Event::Answered { .. })));
 }
+
+/// The value of header `name` in a message's text.
+fn header<'a>(msg: &'a str, name: &str) -> &'a str {
+    msg.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+        .unwrap_or_else(|| panic!("no {name} in {msg}"))
+}
+
+fn tag(v: &str) -> &str {
+    v.split(";tag=").nth(1).unwrap().split(';').next().unwrap()
+}
+
+#[test]
+fn a_dialog_is_found_by_call_id_and_both_tags_as_replaces_names_it() {
+    let mut p = Pair::new(no_timer(), no_timer());
+    p.dial(false);
+    p.answer();
+    let ack = sent(&p.a_sent, "ACK ")[0].clone();
+    let (call_id, a_tag, b_tag) = (
+        header(&ack, "Call-ID"),
+        tag(header(&ack, "From")),
+        tag(header(&ack, "To")),
+    );
+    // Each side by its own tag first (RFC 3891's to-tag at the side that
+    // receives the Replaces).
+    assert_eq!(p.b.dialog_by_ids(call_id, b_tag, a_tag), p.b_call);
+    assert_eq!(p.a.dialog_by_ids(call_id, a_tag, b_tag), p.a_call);
+    assert_eq!(
+        p.b.dialog_by_ids(call_id, a_tag, b_tag),
+        None,
+        "tags swapped"
+    );
+    assert_eq!(p.b.dialog_by_ids(call_id, b_tag, "other"), None);
+    assert_eq!(p.b.dialog_by_ids("another", b_tag, a_tag), None);
+}
