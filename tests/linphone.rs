@@ -303,6 +303,19 @@ fn a_linphone_caller_holds_the_ivr_past_the_rtp_timeout_and_goes_on_after_resume
 
 #[test]
 fn a_linphone_agent_consults_a_colleague_and_transfers_attended() {
+    // The REFER on the caller's call, naming the consult call.
+    attended_transfer("transfer 1 --to-call 2");
+}
+
+#[test]
+fn an_attended_transfer_referred_on_the_consult_call_works_too() {
+    // The REFER on the consult call, naming the caller's call.
+    attended_transfer("transfer 2 --to-call 1");
+}
+
+/// linphone as agent 1 holds the caller, calls agent 2 (baresip, 1400 Hz)
+/// through nida, then runs `command` (an attended transfer).
+fn attended_transfer(command: &str) {
     const AGENT_2: &str = "[[agents]]\nid = 2\nuser = \"1002\"\npassword = \"s3cret2\"\nname = \"Omar\"\nskills = { visa = 5 }\nlanguages = [\"en\"]\n";
     let extra = format!(
         "data_dir = \"DATA\"\n{}",
@@ -339,7 +352,7 @@ fn a_linphone_agent_consults_a_colleague_and_transfers_attended() {
         .contains("agent=2 state=NotReady(Reason(\"consult\"))"));
     std::thread::sleep(Duration::from_secs(3));
     // ... then transfers the caller to it (REFER with Replaces).
-    phone.command("transfer 1 --to-call 2");
+    phone.command(command);
     assert!(
         nida.wait_log("transfer complete", Duration::from_secs(10)),
         "{}\n{}",

@@ -181,10 +181,11 @@ impl Call {
 
     /// Takes a leg another call gave away (see [`Call::detach_bridge`])
     /// as the colleague of an attended transfer the bridged agent's
-    /// phone asked for by REFER with `Replaces` on `referred_by`: the
-    /// agent learns it worked (NOTIFY 200) and leaves, the caller talks to
-    /// the colleague. The new leg's id.
-    pub fn adopt(&mut self, now: Instant, d: Detached, referred_by: LegId) -> LegId {
+    /// phone asked for by REFER with `Replaces`, their leg being
+    /// `referred_by`: the agent learns it worked (NOTIFY 200, when the
+    /// REFER came on that leg) and leaves, the caller talks to the
+    /// colleague. The new leg's id.
+    pub fn adopt(&mut self, now: Instant, d: Detached, referred_by: LegId, notify: bool) -> LegId {
         self.settle_now(now);
         let leg = self.new_leg_id();
         let mut l = crate::leg::Leg::placing(leg, d.role);
@@ -204,11 +205,13 @@ impl Call {
             up: true,
             joined: false,
         });
-        self.outputs.push_back(Output::NotifyRefer {
-            leg: referred_by,
-            status: 200,
-            reason: "OK",
-        });
+        if notify {
+            self.outputs.push_back(Output::NotifyRefer {
+                leg: referred_by,
+                status: 200,
+                reason: "OK",
+            });
+        }
         if self.bridge.is_some_and(|b| b.leg == referred_by) {
             self.outputs.push_back(Output::Hangup(referred_by));
             self.close_leg(referred_by);

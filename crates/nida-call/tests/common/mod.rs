@@ -587,7 +587,7 @@ impl World {
             srtp: None,
             role: nida_call::Role::Consult(Some(AgentId(other))),
         };
-        let leg = self.calls[call].call.adopt(self.now, d, by);
+        let leg = self.calls[call].call.adopt(self.now, d, by, true);
         self.seq += 1;
         let seed = 7000 + self.seq;
         self.phones[p].start_media(self.now, leg_addr(call, leg), seed);

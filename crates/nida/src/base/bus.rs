@@ -114,8 +114,10 @@ pub enum ToCall {
     HandOver {
         /// The call that takes the leg.
         to: mpsc::Sender<ToCall>,
-        /// The REFER's leg in that call.
+        /// The transferring agent's leg in that call.
         referred_by: CallHandle,
+        /// The REFER came on that leg: it is told the outcome (NOTIFY).
+        notify: bool,
     },
     /// A leg another call gave away (see `HandOver`), with its dialog,
     /// sockets and port.
@@ -128,8 +130,10 @@ pub enum ToCall {
         guard: PortGuard,
         /// Its media and role.
         leg: Box<nida_call::Detached>,
-        /// The REFER's leg in this call.
+        /// The transferring agent's leg in this call.
         referred_by: CallHandle,
+        /// The REFER came on that leg: it is told the outcome (NOTIFY).
+        notify: bool,
     },
 }
 

@@ -331,6 +331,7 @@ impl Shell {
         now: Instant,
         to: mpsc::Sender<ToCall>,
         referred_by: CallHandle,
+        notify: bool,
     ) {
         let detached = call.detach_bridge(now);
         let moved = detached.and_then(|d| {
@@ -357,6 +358,7 @@ impl Shell {
             guard,
             leg: Box::new(d),
             referred_by,
+            notify,
         };
         if to.send(m).await.is_err() {
             self.s.send(ToDriver::Hangup(handle)).await;
@@ -417,18 +419,21 @@ impl Shell {
         match m {
             ToCall::Confirmed(_) => {}
             ToCall::Centre(m) => call.handle_centre(now, m),
-            ToCall::HandOver { to, referred_by } => {
-                self.hand_over(call, now, to, referred_by).await
-            }
+            ToCall::HandOver {
+                to,
+                referred_by,
+                notify,
+            } => self.hand_over(call, now, to, referred_by, notify).await,
             ToCall::Adopt {
                 handle,
                 sockets,
                 guard,
                 leg,
                 referred_by,
+                notify,
             } => match self.handles.get(&referred_by).copied() {
                 Some(by) => {
-                    let id = call.adopt(now, *leg, by);
+                    let id = call.adopt(now, *leg, by, notify);
                     self.media.insert(id, sockets, guard);
                     self.handles.insert(handle, id);
                     info!(

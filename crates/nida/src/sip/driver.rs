@@ -773,26 +773,42 @@ impl Driver {
     /// of the REFER. Any other `Replaces` gets 481.
     fn attended_transfer(&mut self, now: Instant, call: CallHandle, target: &str) {
         let r = nida_sip::headers::replaces_in(target).expect("checked by the caller");
-        let consult = self
+        let named = self
             .ep
             .dialog_by_ids(&r.call_id, &r.to_tag, &r.from_tag)
-            .or_else(|| self.ep.dialog_by_ids(&r.call_id, &r.from_tag, &r.to_tag))
-            .and_then(|h| self.calls.get(&h));
-        match (self.legs.get(&call), consult) {
-            (Some(x), Some(y)) => {
-                info!("attended transfer: the consult call hands its colleague over");
-                let m = ToCall::HandOver {
-                    to: x.clone(),
-                    referred_by: call,
-                };
-                if y.try_send(m).is_err() {
-                    self.ep.notify_refer(now, call, 503, "Service Unavailable");
-                }
+            .or_else(|| self.ep.dialog_by_ids(&r.call_id, &r.from_tag, &r.to_tag));
+        // Phones REFER either dialog: the one with the caller's call
+        // naming the consult call (linphone), or the consult call naming
+        // the caller's.
+        let plan = match named {
+            Some(n) if self.legs.contains_key(&call) && self.calls.contains_key(&n) => {
+                Some((n, call, true))
             }
-            _ => {
-                info!("attended transfer naming no consult call of nida's: 481");
-                self.ep.notify_refer(now, call, 481, "Call Does Not Exist");
+            Some(n) if self.calls.contains_key(&call) && self.legs.contains_key(&n) => {
+                Some((call, n, false))
             }
+            _ => None,
+        };
+        let Some((consult, agent_leg, notify)) = plan else {
+            info!("attended transfer naming no consult call of nida's: 481");
+            self.ep.notify_refer(now, call, 481, "Call Does Not Exist");
+            return;
+        };
+        let (Some(y), Some(x)) = (self.calls.get(&consult), self.legs.get(&agent_leg)) else {
+            return;
+        };
+        info!("attended transfer: the consult call hands its colleague over");
+        let m = ToCall::HandOver {
+            to: x.clone(),
+            referred_by: agent_leg,
+            notify,
+        };
+        if y.try_send(m).is_err() {
+            self.ep.notify_refer(now, call, 503, "Service Unavailable");
+        } else if !notify {
+            // The REFER came on the consult call, which ends now: it
+            // hears the outcome before it goes.
+            self.ep.notify_refer(now, call, 200, "OK");
         }
     }
 
