@@ -923,7 +923,10 @@ fn an_agent_consults_a_colleague_then_completes_the_transfer() {
 #[test]
 fn a_consult_cancelled_or_made_three_way_and_a_party_leaving_it() {
     use nida_call::ConsultAction;
-    let mut w = World::visa(quiet());
+    let mut w = World::visa(QueueRules {
+        record: true,
+        ..quiet()
+    });
     let (first, second) = two_agents(&mut w);
     let c = w.call_in("line", "0501", Answer::Never);
     w.run_until(S(5), |w| w.saw(c, bridged_to(Some(1))));
@@ -965,6 +968,14 @@ fn a_consult_cancelled_or_made_three_way_and_a_party_leaving_it() {
     assert!(hears_in_mix(&caller, AGENT_HZ) && hears_in_mix(&caller, SECOND_HZ));
     assert!(hears_in_mix(&one, CALLER_HZ) && hears_in_mix(&one, SECOND_HZ));
     assert!(hears_in_mix(&two, CALLER_HZ) && hears_in_mix(&two, AGENT_HZ));
+    // The recording of the three-way call: the caller on the left, both
+    // agents mixed on the right.
+    let (left, right) = &w.calls[c].tape;
+    let last = |v: &[i16]| v[v.len() - 8000 * 2..].to_vec();
+    assert!(hears(&last(left), CALLER_HZ));
+    let right = last(right);
+    assert!(hears_in_mix(&right, AGENT_HZ) && hears_in_mix(&right, SECOND_HZ));
+    assert!(!hears_in_mix(&right, CALLER_HZ));
     // The first agent leaves: the caller stays with the colleague.
     w.agent_hangs_up(1);
     assert!(w.saw(c, |e| matches!(e, CallEvent::TransferCompleted { .. })));

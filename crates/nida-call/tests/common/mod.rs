@@ -263,6 +263,8 @@ pub struct Slot {
     pub sip: Vec<Output>,
     /// Recording frames written, and finishes.
     pub frames: usize,
+    /// The recording's two sides (left: the caller, right: everyone else).
+    pub tape: (Vec<i16>, Vec<i16>),
     /// Recordings finished.
     pub recordings: Vec<Recording>,
 }
@@ -521,6 +523,7 @@ impl World {
             events: Vec::new(),
             sip: Vec::new(),
             frames: 0,
+            tape: (Vec::new(), Vec::new()),
             recordings: Vec::new(),
         });
         self.drain(index);
@@ -950,6 +953,11 @@ impl World {
                 Output::Recording(Recording::Frame(f)) => {
                     assert_eq!(f.len(), 320);
                     self.calls[i].frames += 1;
+                    let tape = &mut self.calls[i].tape;
+                    for pair in f.chunks(2) {
+                        tape.0.push(pair[0]);
+                        tape.1.push(pair[1]);
+                    }
                 }
                 Output::Recording(r) => self.calls[i].recordings.push(r),
             }
