@@ -5,7 +5,9 @@
 //! completes the transfer: agent 1's phone is hung up and the caller
 //! talks to agent 2, whom the record names. A colleague who is not
 //! available is refused; a consult to a queue rings its agent who has
-//! been available longest.
+//! been available longest. An INVITE with `Replaces` (sipp as the
+//! agent's other phone, naming the desk phone's dialog) takes the call;
+//! one naming no dialog of nida's gets 481.
 
 use crate::agents::{
     agent_config, caller, caller_voice_for, finish, http, read_wav, records, start_centre, Baresip,
@@ -100,4 +102,153 @@ fn an_agent_consults_a_colleague_and_hands_the_caller_over() {
     let recs = records(&nida);
     assert_eq!(recs[0]["agent"], 2, "{}", recs[0]);
     assert_eq!(recs[0]["transfers"], serde_json::json!(["agent:2"]));
+}
+
+/// A peer process killed when the test ends, passed or not (a sipp left
+/// behind would hold its port for the next run).
+struct Peer(Option<std::process::Child>);
+
+impl Peer {
+    fn wait(mut self) -> std::process::Output {
+        self.0.take().unwrap().wait_with_output().unwrap()
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// sipp running `scenario` at `port` (media at `port + 4`, echoed) with
+/// `extra` arguments, toward nida when `to` is given.
+fn sipp(scenario: &str, port: u16, to: Option<std::net::SocketAddr>, extra: &[&str]) -> Peer {
+    let mut cmd = std::process::Command::new("sipp");
+    if let Some(to) = to {
+        cmd.arg(to.to_string());
+    }
+    cmd.args(["-sf", &crate::common::scenario(scenario)])
+        .args(["-i", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-m", "1", "-nostdin", "-timeout", "40s", "-timeout_error"])
+        .args(["-mp", &(port + 4).to_string(), "-rtp_echo"])
+        .args(extra)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().expect("sipp starts");
+    crate::common::wait_udp_bound(port);
+    Peer(Some(child))
+}
+
+#[test]
+fn the_agents_other_phone_takes_the_call_with_an_invite_with_replaces() {
+    crate::common::which_sipp();
+    let (desk_port, mobile_port) = (crate::common::ports(10), crate::common::ports(10));
+    let agent = format!(
+        "[[agents]]\nid = 1\nuser = \"1001\"\npassword = \"s3cret\"\nname = \"Amina\"\n\
+         skills = {{ visa = 5 }}\nlanguages = [\"en\"]\ncontact = \"sip:1001@127.0.0.1:{desk_port}\"\n{AGENT_2}"
+    );
+    let nida = start_centre(&format!(
+        "data_dir = \"DATA\"\n{}",
+        agent_config(&agent, "")
+    ));
+    let log = nida.dir.join("desk.log");
+    let desk = sipp(
+        "agent_replaced.xml",
+        desk_port,
+        None,
+        &["-trace_logs", "-log_file", &log.display().to_string()],
+    );
+    let voice = caller_voice_for(&nida.dir, 30);
+    let heard = nida.dir.join("caller-heard.wav");
+    let call = caller(&nida, "2,0", 40, &voice, &heard);
+    if !nida.wait_log("bridged agent=1", Duration::from_secs(20)) {
+        let mut desk = desk;
+        if let Some(c) = desk.0.as_mut() {
+            let _ = c.kill();
+        }
+        let out = desk.wait();
+        panic!(
+            "{}\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            nida.log()
+        );
+    }
+    // The desk dialog's ids, as the other phone's Replaces names them:
+    // Call-ID, nida's tag (to-tag at nida), the desk's (from-tag).
+    let mut ids = None;
+    assert!(crate::common::wait(Duration::from_secs(5), || {
+        ids = std::fs::read_to_string(&log).ok().and_then(|t| {
+            t.lines()
+                .find_map(|l| l.split_once("DIALOG;").map(|(_, r)| r.to_string()))
+        });
+        ids.is_some()
+    }));
+    let ids = ids.unwrap();
+    // A Replaces naming no dialog of nida's is refused (481). (Another
+    // agent's credentials: sipp's cnonce is the same in every run, and a
+    // second answer to the same second's nonce would be a replay.)
+    let bogus = nida.dir.join("bogus.csv");
+    std::fs::write(&bogus, "SEQUENTIAL\nnot-a-call;x;y;\n").unwrap();
+    let refused = sipp(
+        "agent_replaces.xml",
+        mobile_port,
+        Some(nida.sip),
+        &[
+            "-inf",
+            &bogus.display().to_string(),
+            "-au",
+            "1002",
+            "-ap",
+            "s3cret2",
+        ],
+    )
+    .wait();
+    assert!(!refused.status.success());
+    assert!(nida.wait_log("naming no leg of nida's: 481", Duration::from_secs(5)));
+    let csv = nida.dir.join("replaces.csv");
+    std::fs::write(&csv, format!("SEQUENTIAL\n{ids}\n")).unwrap();
+    let mobile = sipp(
+        "agent_replaces.xml",
+        mobile_port + 5,
+        Some(nida.sip),
+        &[
+            "-inf",
+            &csv.display().to_string(),
+            "-au",
+            "1001",
+            "-ap",
+            "s3cret",
+        ],
+    );
+    assert!(
+        nida.wait_log(
+            "the agent's other phone took the call",
+            Duration::from_secs(10)
+        ),
+        "{}",
+        nida.log()
+    );
+    let out = mobile.wait();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        nida.log()
+    );
+    // The desk phone got nida's BYE (its scenario ends only so).
+    let out = desk.wait();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let (ok, timeline) = finish(call);
+    assert!(ok, "{timeline}\n{}", nida.log());
+    assert!(nida.wait_log("call record written", Duration::from_secs(5)));
+    assert_eq!(records(&nida)[0]["agent"], 1);
 }

@@ -280,6 +280,39 @@ impl Call {
         self.wire(now);
     }
 
+    /// The bridged agent's other phone takes the agent's leg `old` (an
+    /// INVITE with `Replaces`, RFC 3891): a new leg with the same role,
+    /// bridged in its place; the old dialog is hung up. `None` when `old`
+    /// is not the bridged agent's leg.
+    pub fn replace_leg(
+        &mut self,
+        now: Instant,
+        old: LegId,
+        media: nida_sip::sdp::Negotiated,
+        srtp: Option<[u8; 30]>,
+    ) -> Option<LegId> {
+        let b = self.bridge.filter(|b| b.leg == old && b.agent.is_some())?;
+        let role = self.leg(old)?.role;
+        let leg = self.new_leg_id();
+        let mut l = crate::leg::Leg::placing(leg, role);
+        l.srtp = srtp;
+        self.legs.push(l);
+        self.bring_up(now, leg, media, srtp);
+        self.bridge = Some(Bridge {
+            leg,
+            agent: b.agent,
+        });
+        self.outputs.push_back(Output::Hangup(old));
+        self.close_leg(old);
+        // The new phone talks: a hold the old one made is over.
+        self.hold.phone = false;
+        self.apply_hold(now);
+        self.event(CallEvent::LegReplaced(b.agent));
+        self.wire(now);
+        self.settle_now(now);
+        Some(leg)
+    }
+
     /// The bridged agent hung up while consulting: an answered colleague
     /// takes the caller (a transfer completed by hanging up, as on desk
     /// phones); a colleague still ringing is let go. Whether the call

@@ -414,6 +414,8 @@ pub enum CallEvent {
     ConsultEnded,
     /// The caller, the agent and the colleague are in one call.
     ThreeWay,
+    /// The agent's other phone took the agent's leg (Replaces).
+    LegReplaced(Option<AgentId>),
     /// The caller was handed to the colleague; the first agent left.
     TransferCompleted {
         /// `agent:N` or the number.

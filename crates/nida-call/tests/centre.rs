@@ -1032,3 +1032,48 @@ fn a_leg_handed_over_by_an_attended_transfer_takes_the_caller() {
         (Some(2), vec!["agent:2".to_string()])
     );
 }
+
+#[test]
+fn the_agents_other_phone_takes_the_call_by_replaces() {
+    let mut w = World::visa(quiet());
+    w.agent(1, Answer::After(S(1)));
+    let desk = w.agents[&1];
+    // The agent's mobile softphone, another tone.
+    let mobile = w.far_end([10, 0, 7, 1], Answer::Never);
+    let c = w.call_in("line", "0501", Answer::Never);
+    w.run_until(S(5), |w| w.saw(c, bridged_to(Some(1))));
+    w.run_for(S(1));
+    let (_, desk_leg) = w.phones[desk].leg.unwrap();
+    let leg = w
+        .replace_agent_leg(c, 1, mobile)
+        .expect("the agent's own leg");
+    assert!(w.calls[c].sip.contains(&Output::Hangup(desk_leg)));
+    assert!(w.phones[desk].leg.is_none(), "the desk phone's dialog ends");
+    assert!(w.saw(c, |e| *e == CallEvent::LegReplaced(Some(AgentId(1)))));
+    let p = w.calls[c].caller;
+    w.run_for(Duration::from_millis(500));
+    let m = [p, mobile].map(|i| w.phones[i].all_heard().len());
+    w.run_for(S(3));
+    assert!(
+        hears(&heard_since(&w, p, m[0]), 1400.0),
+        "the caller hears the mobile"
+    );
+    assert!(hears(&heard_since(&w, mobile, m[1]), CALLER_HZ));
+    // The caller's own leg (not an agent's) cannot be replaced.
+    assert_eq!(
+        w.calls[c].call.replace_leg(
+            w.now,
+            LegId::CALLER,
+            common::negotiated_for(w.phones[mobile].media),
+            None
+        ),
+        None
+    );
+    // The mobile hangs up: the call goes on as after its agent.
+    w.phone_hangs_up(mobile);
+    w.run_until(S(2), |w| {
+        w.saw(c, |e| *e == CallEvent::FlowStarted("survey".into()))
+    });
+    assert_eq!(w.phones[mobile].leg, None, "its leg ended");
+    assert!(w.calls[c].call.legs().all(|(id, _, _)| id != leg));
+}

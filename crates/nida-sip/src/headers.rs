@@ -336,14 +336,22 @@ pub fn replaces_in(uri: &str) -> Option<Replaces> {
                 .filter(|(k, _)| k.eq_ignore_ascii_case("Replaces"))
         })?
         .1;
-    let value = unescape(value)?;
+    parse_replaces(&unescape(value)?)
+}
+
+/// A `Replaces` header's value (RFC 3891 6.1): `call-id;to-tag=..;from-tag=..`.
+pub fn parse_replaces(value: &str) -> Option<Replaces> {
     let mut parts = value.split(';');
     let call_id = parts.next()?.trim().to_string();
     let (mut to_tag, mut from_tag) = (None, None);
     for p in parts {
         match p.trim().split_once('=') {
-            Some((k, v)) if k.eq_ignore_ascii_case("to-tag") => to_tag = Some(v.to_string()),
-            Some((k, v)) if k.eq_ignore_ascii_case("from-tag") => from_tag = Some(v.to_string()),
+            Some((k, v)) if k.trim().eq_ignore_ascii_case("to-tag") => {
+                to_tag = Some(v.trim().to_string())
+            }
+            Some((k, v)) if k.trim().eq_ignore_ascii_case("from-tag") => {
+                from_tag = Some(v.trim().to_string())
+            }
             _ => {}
         }
     }

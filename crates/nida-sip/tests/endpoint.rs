@@ -164,10 +164,10 @@ fn answered_call(ep: &mut Endpoint, t0: Instant) -> (CallHandle, String) {
     );
     assert!(ok.headers.get("Contact").is_some());
     assert_eq!(ok.headers.get("Content-Type"), Some("application/sdp"));
-    // Replaces (RFC 3891) is not served yet, so it is not advertised: a
-    // peer must not build an attended transfer on it.
+    // Replaces (RFC 3891) is served (the daemon decides who may replace
+    // which dialog), so it is advertised.
     assert!(
-        ok.headers.all("Supported").all(|s| !s.contains("replaces")),
+        ok.headers.all("Supported").any(|s| s.contains("replaces")),
         "{ok:?}"
     );
     (call, to_tag(&ok))
@@ -547,12 +547,28 @@ fn reject_with_retry_after_and_bad_body_types() {
     feed(&mut ep, t0, &unk);
     let r = response(&sent(&mut ep), 420);
     assert_eq!(r.headers.get("Unsupported"), Some("nothing-known"));
+    // Require: replaces is served: the INVITE comes to the application
+    // with the dialog it names.
     let replaces = invite("z9hG4bK421", true)
-        .replace("Max-Forwards", "Require: replaces\r\nMax-Forwards")
+        .replace(
+            "Max-Forwards",
+            "Require: replaces\r\nReplaces: old@h;to-tag=t1;from-tag=f1\r\nMax-Forwards",
+        )
         .replace("call-1@", "call-421@");
     feed(&mut ep, t0, &replaces);
-    let r = response(&sent(&mut ep), 420);
-    assert_eq!(r.headers.get("Unsupported"), Some("replaces"));
+    assert!(!statuses(&sent(&mut ep)).contains(&420));
+    let named = std::iter::from_fn(|| ep.poll_event()).find_map(|e| match e {
+        Event::Incoming(c) => c.replaces,
+        _ => None,
+    });
+    assert_eq!(
+        named,
+        Some(nida_sip::headers::Replaces {
+            call_id: "old@h".into(),
+            to_tag: "t1".into(),
+            from_tag: "f1".into()
+        })
+    );
     let tel = invite("z9hG4bK416", true)
         .replace("INVITE sip:901@127.0.0.1", "INVITE mailto:x@y")
         .replace("call-1@", "call-416@");

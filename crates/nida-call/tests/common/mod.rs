@@ -128,6 +128,11 @@ impl Phone {
     }
 }
 
+/// What an offer and answer agreed with a phone at `at`, both ways.
+pub fn negotiated_for(at: SocketAddr) -> Negotiated {
+    negotiated(at, Direction::SendRecv)
+}
+
 /// What an offer and answer agreed with a phone at `at` (PCMU).
 fn negotiated(at: SocketAddr, direction: Direction) -> Negotiated {
     Negotiated {
@@ -597,6 +602,24 @@ impl World {
         self.phones[p].leg = Some((call, leg));
         self.drain(call);
         leg
+    }
+
+    /// Phone `p` (the agent's other phone) takes `agent`'s leg of `call`
+    /// by an INVITE with `Replaces`; the new leg, or `None` when refused.
+    pub fn replace_agent_leg(&mut self, call: usize, agent: u32, p: usize) -> Option<LegId> {
+        let (_, old) = self.phones[self.agents[&agent]]
+            .leg
+            .expect("the agent is on the call");
+        let media = negotiated(self.phones[p].media, Direction::SendRecv);
+        let leg = self.calls[call]
+            .call
+            .replace_leg(self.now, old, media, None)?;
+        self.seq += 1;
+        let seed = 7000 + self.seq;
+        self.phones[p].start_media(self.now, leg_addr(call, leg), seed);
+        self.phones[p].leg = Some((call, leg));
+        self.drain(call);
+        Some(leg)
     }
 
     /// The agent on `call` completes, cancels or joins the consult.

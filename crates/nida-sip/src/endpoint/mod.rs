@@ -40,7 +40,7 @@ pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, REFER, UPDATE,
 
 /// Option tags nida serves (RFC 3262 reliable provisionals, RFC 4028
 /// session timers), for Supported headers and Require checks.
-pub const SUPPORTED: &str = "100rel, timer";
+pub const SUPPORTED: &str = "100rel, replaces, timer";
 
 mod dialog;
 
@@ -181,6 +181,10 @@ pub struct IncomingCall {
     /// trusted peer (a trunk's network) may assert one: the application
     /// decides whether to believe it.
     pub asserted: Option<NameAddr>,
+    /// The dialog this INVITE's `Replaces` (RFC 3891) names: it is to
+    /// take that dialog's place. The application decides whether the
+    /// caller may.
+    pub replaces: Option<crate::headers::Replaces>,
 }
 
 /// Why a call ended.
@@ -1247,6 +1251,11 @@ impl Endpoint {
                     .headers
                     .list("P-Asserted-Identity")
                     .find_map(|v| NameAddr::parse(v).ok()),
+                replaces: ctx
+                    .req
+                    .headers
+                    .get("Replaces")
+                    .and_then(crate::headers::parse_replaces),
             })));
     }
 

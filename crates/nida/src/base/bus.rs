@@ -119,6 +119,25 @@ pub enum ToCall {
         /// The REFER came on that leg: it is told the outcome (NOTIFY).
         notify: bool,
     },
+    /// An INVITE with `Replaces` naming one of this call's legs (RFC
+    /// 3891), from an authenticated `user`: when it is the same agent's
+    /// phone, the new dialog takes that leg's place.
+    Replace {
+        /// The leg's dialog it names.
+        old: CallHandle,
+        /// The new dialog.
+        handle: CallHandle,
+        /// Its offer.
+        offer: Option<SessionDescription>,
+        /// Who the caller proved to be.
+        user: String,
+        /// The RTP port and sockets bound for it.
+        port: u16,
+        /// The sockets.
+        socket: MediaSocket,
+        /// It came over TLS.
+        secure: bool,
+    },
     /// A leg another call gave away (see `HandOver`), with its dialog,
     /// sockets and port.
     Adopt {

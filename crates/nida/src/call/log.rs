@@ -153,6 +153,12 @@ pub fn event(
         CallEvent::ConsultAnswered => info!("consult answered"),
         CallEvent::ConsultEnded => info!("consult ended: back to the caller"),
         CallEvent::ThreeWay => info!("three-way call"),
+        CallEvent::LegReplaced(agent) => {
+            info!(
+                agent = agent.map(|a| a.0),
+                "the agent's leg was replaced by their other phone"
+            )
+        }
         CallEvent::TransferCompleted { to } => info!(%to, "attended transfer completed"),
         CallEvent::TakenOver(agent) => info!(agent = agent.0, "supervisor took the call over"),
         CallEvent::Held { leg, by_page } => {

@@ -205,55 +205,23 @@ pub async fn restore(setup: CallSetup, row: nida_store::CallbackRow) {
 /// names whatever media address it likes.
 async fn answer(s: &mut CallSetup) -> Option<(Negotiated, Option<[u8; 30]>, Sockets)> {
     let handle = s.handle;
-    let negotiated = match answering::take_offer(s.offer.as_ref(), &s.cfg.codecs, s.secure) {
-        Ok(n) => n,
-        Err(why) => {
-            if let Some((code, reason)) = why.status() {
-                info!("{why}: {code}");
-                s.send(ToDriver::Reject(handle, code, reason)).await;
-            }
-            return None;
-        }
-    };
-    // An SRTP offer (over TLS) gets nida's own key in the answer.
-    let srtp = negotiated
-        .as_ref()
-        .and_then(|n| n.srtp)
-        .map(|_| crate::base::tls::srtp_key());
-    let local = SocketAddr::new(s.cfg.media_ip(), s.port);
-    let sock = match s
-        .socket
-        .take()
-        .map(crate::base::bus::MediaSocket::into_tokio)
-    {
-        Some(Ok(sock)) => sock,
-        Some(Err(e)) => {
-            warn!(%local, error = %e, "cannot use the RTP socket: 503");
-            s.send(ToDriver::Reject(handle, 503, "Service Unavailable"))
-                .await;
-            return None;
-        }
-        None => return None,
-    };
+    let socket = s.socket.take();
     let session_id = s.fork_rng().next_u64() >> 16;
-    let mut media = OfferAnswer::new(
-        sdp::LocalMedia {
-            addr: local,
-            session_id,
-            version: 1,
-            srtp,
-        },
-        s.cfg.codecs.clone(),
+    let answered = take_offer(
+        s.offer.as_ref(),
+        &s.cfg,
         s.secure,
+        s.port,
+        socket,
+        session_id,
     );
-    let negotiated = match (&s.offer, negotiated) {
-        // The answer as the dialog's negotiation writes it (the c=0.0.0.0
-        // hold of an initial offer included).
-        (Some(offer), Some(_)) => media.answer(offer).map(|(_, n)| n),
-        (_, n) => {
-            media.offer();
-            n
+    let (negotiated, srtp, sock, media) = match answered {
+        Ok(a) => a,
+        Err(Some((code, reason))) => {
+            s.send(ToDriver::Reject(handle, code, reason)).await;
+            return None;
         }
+        Err(None) => return None,
     };
     s.send(ToDriver::Ring(handle)).await;
     if !s.cfg.ring.is_zero() {
@@ -284,6 +252,63 @@ async fn answer(s: &mut CallSetup) -> Option<(Negotiated, Option<[u8; 30]>, Sock
         }
     };
     Some((negotiated, srtp, sock))
+}
+
+/// What nida answers to an offer (none: a late offer, answered with
+/// nida's own): the media agreed, nida's SRTP key, the RTP sockets bound
+/// at `port`, and the dialog's offer/answer state. The status to reject
+/// with when it cannot (none: nothing to send).
+type Answered = (Option<Negotiated>, Option<[u8; 30]>, Sockets, OfferAnswer);
+
+fn take_offer(
+    offer: Option<&sdp::SessionDescription>,
+    cfg: &crate::config::Config,
+    secure: bool,
+    port: u16,
+    socket: Option<crate::base::bus::MediaSocket>,
+    session_id: u64,
+) -> Result<Answered, Option<(u16, &'static str)>> {
+    let negotiated = answering::take_offer(offer, &cfg.codecs, secure).map_err(|why| {
+        let status = why.status();
+        if let Some((code, _)) = status {
+            info!("{why}: {code}");
+        }
+        status
+    })?;
+    // An SRTP offer (over TLS) gets nida's own key in the answer.
+    let srtp = negotiated
+        .as_ref()
+        .and_then(|n| n.srtp)
+        .map(|_| crate::base::tls::srtp_key());
+    let local = SocketAddr::new(cfg.media_ip(), port);
+    let sock = match socket.map(crate::base::bus::MediaSocket::into_tokio) {
+        Some(Ok(sock)) => sock,
+        Some(Err(e)) => {
+            warn!(%local, error = %e, "cannot use the RTP socket: 503");
+            return Err(Some((503, "Service Unavailable")));
+        }
+        None => return Err(None),
+    };
+    let mut media = OfferAnswer::new(
+        sdp::LocalMedia {
+            addr: local,
+            session_id,
+            version: 1,
+            srtp,
+        },
+        cfg.codecs.clone(),
+        secure,
+    );
+    let negotiated = match (offer, negotiated) {
+        // The answer as the dialog's negotiation writes it (the c=0.0.0.0
+        // hold of an initial offer included).
+        (Some(offer), Some(_)) => media.answer(offer).map(|(_, n)| n),
+        (_, n) => {
+            media.offer();
+            n
+        }
+    };
+    Ok((negotiated, srtp, sock, media))
 }
 
 /// A leg's RTP and RTCP sockets.
@@ -320,6 +345,82 @@ impl Shell {
             .iter()
             .find(|(_, l)| **l == leg)
             .map(|(h, _)| *h)
+    }
+
+    /// An INVITE with `Replaces` naming `old`: the same agent's other
+    /// phone takes the agent's leg (answered here, and the old dialog
+    /// hung up); anyone else gets 403.
+    #[allow(clippy::too_many_arguments)]
+    async fn replace(
+        &mut self,
+        call: &mut Call,
+        now: Instant,
+        (old, handle): (CallHandle, CallHandle),
+        offer: Option<sdp::SessionDescription>,
+        user: &str,
+        (port, socket): (u16, crate::base::bus::MediaSocket),
+        secure: bool,
+    ) {
+        let agent = self
+            .s
+            .cfg
+            .agents
+            .iter()
+            .find(|a| a.user == user)
+            .map(|a| a.id);
+        let old_leg = self.handles.get(&old).copied();
+        let own = old_leg.is_some_and(|l| {
+            call.legs().any(|(id, role, _)| {
+                id == l
+                    && agent.is_some_and(|a| role == nida_call::Role::Agent(nida_acd::AgentId(a)))
+            })
+        });
+        let guard = PortGuard {
+            port,
+            driver: self.s.driver.clone(),
+        };
+        let (Some(old_leg), true) = (old_leg, own) else {
+            warn!(%user, "INVITE with Replaces for a leg that is not this agent's: 403");
+            self.s
+                .send(ToDriver::Reject(handle, 403, "Forbidden"))
+                .await;
+            return;
+        };
+        let session_id = self.s.fork_rng().next_u64() >> 16;
+        let answered = take_offer(
+            offer.as_ref(),
+            &self.s.cfg,
+            secure,
+            port,
+            Some(socket),
+            session_id,
+        );
+        let (n, srtp, sock, media) = match answered {
+            Ok((Some(n), srtp, sock, media)) => (n, srtp, sock, media),
+            Ok(_) | Err(None) => {
+                self.s
+                    .send(ToDriver::Reject(handle, 488, "Not Acceptable Here"))
+                    .await;
+                return;
+            }
+            Err(Some((code, reason))) => {
+                self.s.send(ToDriver::Reject(handle, code, reason)).await;
+                return;
+            }
+        };
+        let Some(leg) = call.replace_leg(now, old_leg, n, srtp) else {
+            self.s
+                .send(ToDriver::Reject(handle, 403, "Forbidden"))
+                .await;
+            return;
+        };
+        self.s.send(ToDriver::Answer(handle, Box::new(media))).await;
+        self.media.insert(leg, sock, guard);
+        self.handles.insert(handle, leg);
+        info!(
+            leg = leg.0,
+            "the agent's other phone took the call (Replaces)"
+        );
     }
 
     /// Gives the bridged leg (dialog, sockets, port, media) to the call
@@ -424,6 +525,26 @@ impl Shell {
                 referred_by,
                 notify,
             } => self.hand_over(call, now, to, referred_by, notify).await,
+            ToCall::Replace {
+                old,
+                handle,
+                offer,
+                user,
+                port,
+                socket,
+                secure,
+            } => {
+                self.replace(
+                    call,
+                    now,
+                    (old, handle),
+                    offer,
+                    &user,
+                    (port, socket),
+                    secure,
+                )
+                .await
+            }
             ToCall::Adopt {
                 handle,
                 sockets,

@@ -812,12 +812,53 @@ impl Driver {
         }
     }
 
+    /// An INVITE with `Replaces` (RFC 3891): only an authenticated phone
+    /// may take a dialog's place, and only a leg nida placed (an agent's)
+    /// can be named; the call owning it decides (the same agent's other
+    /// phone). Anything else gets 481.
+    fn replacing_invite(&mut self, now: Instant, inc: Box<nida_sip::endpoint::IncomingCall>) {
+        let Some(user) = self.ep.authenticate_caller(now, inc.call) else {
+            return;
+        };
+        let r = inc.replaces.clone().expect("checked by the caller");
+        let named = self.ep.dialog_by_ids(&r.call_id, &r.to_tag, &r.from_tag);
+        let Some((old, x)) = named.and_then(|h| Some((h, self.legs.get(&h)?.clone()))) else {
+            info!(%user, "INVITE with Replaces naming no leg of nida's: 481");
+            self.ep
+                .reject(now, inc.call, 481, "Call/Transaction Does Not Exist", &[]);
+            return;
+        };
+        let Some((port, socket)) = self.ports.bind(self.cfg.media_ip()) else {
+            unavailable(&mut self.ep, now, inc.call, "5");
+            return;
+        };
+        info!(%user, "INVITE with Replaces: the call owning the leg decides");
+        self.legs.insert(inc.call, x.clone());
+        let m = ToCall::Replace {
+            old,
+            handle: inc.call,
+            offer: inc.offer,
+            user,
+            port,
+            socket,
+            secure: inc.transport.secure(),
+        };
+        if x.try_send(m).is_err() {
+            self.legs.remove(&inc.call);
+            unavailable(&mut self.ep, now, inc.call, "5");
+        }
+    }
+
     /// A new INVITE: feature code, admission, capacity, then a call task.
     fn on_incoming(&mut self, now: Instant, inc: Box<nida_sip::endpoint::IncomingCall>) {
         let mut called = called_number(&inc.request_uri);
         let trunk = self.trunks.identify(inc.source.ip()).map(str::to_string);
         if let Some(t) = &trunk {
             called = self.trunks.called_number(t, &called);
+        }
+        if inc.replaces.is_some() {
+            self.replacing_invite(now, inc);
+            return;
         }
         let mut confirm = None;
         let mut then = None;
