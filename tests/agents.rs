@@ -343,7 +343,7 @@ pub(crate) fn http(nida: &Nida, method: &str, path: &str) -> u16 {
 }
 
 /// Collects the server-sent events of `/api/events` in the background.
-fn event_stream(nida: &Nida) -> Arc<Mutex<Vec<serde_json::Value>>> {
+pub(crate) fn event_stream(nida: &Nida) -> Arc<Mutex<Vec<serde_json::Value>>> {
     common::events(nida.http, "/api/events", Some(TOKEN))
 }
 

@@ -44,6 +44,7 @@ fn an_agent_consults_a_colleague_and_hands_the_caller_over() {
     );
     let two = Baresip::start_speaking(nida.sip, "1002", "s3cret2", 1400);
     assert!(nida.wait_log("agent=2 state=Available", Duration::from_secs(10)));
+    let events = crate::agents::event_stream(&nida);
     // A consult to the queue rings its longest-available agent: 2.
     assert_eq!(
         http(&nida, "POST", "/api/agents/1/consult?queue=visa_general"),
@@ -58,6 +59,14 @@ fn an_agent_consults_a_colleague_and_hands_the_caller_over() {
     assert!(nida
         .log()
         .contains("agent=2 state=NotReady(Reason(\"consult\"))"));
+    // Agent 2's page pops with the caller's data.
+    assert!(crate::common::wait(Duration::from_secs(5), || events
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|e| e["type"] == "offer"
+            && e["agent"] == 2
+            && e["info"]["queue"] == "visa_general")));
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(http(&nida, "POST", "/api/agents/1/complete_transfer"), 202);
     assert!(nida.wait_log("attended transfer completed", Duration::from_secs(5)));

@@ -333,6 +333,7 @@ fn attended_transfer(command: &str) {
         nida.log(),
         phone.log()
     );
+    let events = crate::agents::event_stream(&nida);
     let colleague = crate::agents::Baresip::start_speaking(nida.sip, "1002", "s3cret2", 1400);
     assert!(nida.wait_log("agent=2 state=Available", Duration::from_secs(10)));
     std::thread::sleep(Duration::from_secs(1));
@@ -359,6 +360,14 @@ fn attended_transfer(command: &str) {
         nida.log(),
         phone.log()
     );
+    // Agent 2's page pops with the caller's data.
+    assert!(crate::common::wait(Duration::from_secs(5), || events
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|e| e["type"] == "offer"
+            && e["agent"] == 2
+            && e["info"]["queue"] == "visa_general")));
     std::thread::sleep(Duration::from_secs(4));
     colleague.hangup();
     let (ok, timeline) = finish(call);

@@ -258,6 +258,9 @@ impl Call {
             return;
         };
         if let Some(task) = self.task.take() {
+            if let Some(colleague) = c.agent {
+                self.centre(ToCentre::HandedTo(colleague, task));
+            }
             self.centre(ToCentre::Complete(task));
         }
         self.transfers.push(c.to.clone());

@@ -149,6 +149,9 @@ pub enum ToCentre {
     /// An agent consulted (or handed the call) is done with it: they may
     /// be routed calls again.
     ConsultOver(AgentId),
+    /// The call is handed to this agent (an attended transfer): their
+    /// page shows the caller's data as for an offer.
+    HandedTo(AgentId, TaskId),
 }
 
 /// What happened on one of the call's legs (the SIP shell's report).

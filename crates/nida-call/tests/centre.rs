@@ -1009,6 +1009,11 @@ fn a_leg_handed_over_by_an_attended_transfer_takes_the_caller() {
         .iter()
         .any(|o| matches!(o, Output::NotifyRefer { status: 200, .. })));
     assert!(w.phones[first].leg.is_none(), "agent 1's leg is hung up");
+    assert_eq!(
+        w.handed_to,
+        [2],
+        "agent 2's page pops with the caller's data"
+    );
     assert!(w.saw(
         c,
         |e| matches!(e, CallEvent::TransferCompleted { to } if to == "agent:2")

@@ -298,6 +298,8 @@ pub struct World {
     pub records: Vec<nida_store::CallRecord>,
     /// Agents a call said it no longer consults.
     pub consults_over: Vec<u32>,
+    /// Agents a call was handed to (their screen pops).
+    pub handed_to: Vec<u32>,
     /// Call-back rows in the order written.
     pub callbacks: Vec<nida_store::CallbackRow>,
     /// Whether the store takes call-back requests.
@@ -403,6 +405,7 @@ impl World {
             },
             records: Vec::new(),
             consults_over: Vec::new(),
+            handed_to: Vec::new(),
             callbacks: Vec::new(),
             store_works: true,
             stores: VecDeque::new(),
@@ -1043,6 +1046,10 @@ impl World {
             ToCentre::Complete(t) => self.router.complete(now, t),
             ToCentre::Position(t) => {
                 self.router.ask_position(t);
+                Ok(())
+            }
+            ToCentre::HandedTo(a, _) => {
+                self.handed_to.push(a.0);
                 Ok(())
             }
             ToCentre::ConsultOver(a) => {

@@ -621,6 +621,15 @@ impl Centre {
             R::Reject(a, t) => self.command(Command::Reject(a, t)),
             R::Complete(t) => self.command(Command::Complete(t)),
             R::Position(t) => self.command(Command::Position(t)),
+            R::HandedTo(a, t) => {
+                if let Some(w) = self.calls.get(&t) {
+                    let _ = self.events.send(CentreEvent::Offer {
+                        agent: a.0,
+                        task: t.0,
+                        info: w.info.clone(),
+                    });
+                }
+            }
             R::ConsultOver(a) => {
                 info!(agent = a.0, "consult over: ready again");
                 self.command(Command::Ready(a));
