@@ -160,6 +160,19 @@ impl Call {
         }
     }
 
+    /// A leg nida placed answered with `n`: its media starts (see
+    /// [`Call::bring_up`]), or, with no usable audio, it is hung up;
+    /// whether it is up.
+    pub(crate) fn answered_leg(&mut self, now: Instant, leg: LegId, n: Option<Negotiated>) -> bool {
+        let Some(n) = n else {
+            self.outputs.push_back(crate::Output::Hangup(leg));
+            return false;
+        };
+        let srtp = self.leg(leg).and_then(|l| l.srtp);
+        self.bring_up(now, leg, n, srtp);
+        true
+    }
+
     /// Bridges the caller (when on the line) to an answered leg.
     pub(crate) fn start_bridge(
         &mut self,

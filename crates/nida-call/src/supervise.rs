@@ -79,13 +79,10 @@ impl Call {
         leg: LegId,
         n: Option<nida_sip::sdp::Negotiated>,
     ) {
-        let Some(n) = n else {
-            self.outputs.push_back(Output::Hangup(leg));
+        if !self.answered_leg(now, leg, n) {
             self.supervisor_gone(now, leg);
             return;
-        };
-        let srtp = self.leg(leg).and_then(|l| l.srtp);
-        self.bring_up(now, leg, n, srtp);
+        }
         let Some(s) = self.supervisor.as_mut().filter(|s| s.leg == leg) else {
             return;
         };
