@@ -345,29 +345,47 @@ async fn supervise(
     let Some(mode) = nida_call::SuperviseMode::parse(&q.mode) else {
         return error(
             StatusCode::BAD_REQUEST,
-            format!("mode {:?}: listen, whisper or barge", q.mode),
+            format!("mode {:?}: listen, whisper, barge or take_over", q.mode),
         );
     };
-    let (reply, answer) = tokio::sync::oneshot::channel();
-    let m = ToCentre::Supervise {
+    let task = nida_acd::TaskId(task);
+    let m = |reply| ToCentre::Supervise {
         user: q.supervisor,
-        task: nida_acd::TaskId(task),
+        task,
         mode,
         reply,
     };
-    if api.centre.tx.send(m).await.is_err() {
+    ask_centre(&api, m, |why| match why {
+        R::NoSupervisor | R::NotTalking => StatusCode::NOT_FOUND,
+        R::Forbidden => StatusCode::FORBIDDEN,
+        R::Unreachable => StatusCode::CONFLICT,
+    })
+    .await
+}
+
+/// Sends `m` to the centre: 202, or 503 when the centre stopped.
+async fn tell_centre(api: &Api, m: ToCentre) -> Response {
+    match api.centre.tx.send(m).await {
+        Ok(()) => (StatusCode::ACCEPTED, Json(json!({ "ok": true }))).into_response(),
+        Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "the centre stopped"),
+    }
+}
+
+/// Sends the centre the request `m` makes of a reply channel and waits
+/// for its word: 202, the refusal with the status `status_of` gives it,
+/// or 503 when the centre stopped.
+async fn ask_centre<E: std::fmt::Display>(
+    api: &Api,
+    m: impl FnOnce(tokio::sync::oneshot::Sender<Result<(), E>>) -> ToCentre,
+    status_of: impl Fn(&E) -> StatusCode,
+) -> Response {
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    if api.centre.tx.send(m(reply)).await.is_err() {
         return error(StatusCode::SERVICE_UNAVAILABLE, "the centre stopped");
     }
     match answer.await {
         Ok(Ok(())) => (StatusCode::ACCEPTED, Json(json!({ "ok": true }))).into_response(),
-        Ok(Err(why)) => {
-            let code = match why {
-                R::NoSupervisor | R::NotTalking => StatusCode::NOT_FOUND,
-                R::Forbidden => StatusCode::FORBIDDEN,
-                R::Unreachable => StatusCode::CONFLICT,
-            };
-            error(code, why.to_string())
-        }
+        Ok(Err(why)) => error(status_of(&why), why.to_string()),
         Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "the centre stopped"),
     }
 }
@@ -403,29 +421,17 @@ async fn agent_command(
         )),
         _ => None,
     };
+    let agent = nida_acd::AgentId(id);
     if let Some(what) = consult {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        let m = ToCentre::Consult {
-            agent: nida_acd::AgentId(id),
-            what,
-            reply,
-        };
-        if api.centre.tx.send(m).await.is_err() {
-            return error(StatusCode::SERVICE_UNAVAILABLE, "the centre stopped");
-        }
-        return match answer.await {
-            Ok(Ok(())) => (StatusCode::ACCEPTED, Json(json!({ "ok": true }))).into_response(),
-            Ok(Err(why)) => error(StatusCode::CONFLICT, why.to_string()),
-            Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "the centre stopped"),
-        };
+        let m = |reply| ToCentre::Consult { agent, what, reply };
+        return ask_centre(&api, m, |_: &crate::centre::ConsultRefusal| {
+            StatusCode::CONFLICT
+        })
+        .await;
     }
     let cmd = match action.as_str() {
         "hold" | "resume" => {
-            let m = ToCentre::Hold(nida_acd::AgentId(id), action == "hold");
-            return match api.centre.tx.send(m).await {
-                Ok(()) => (StatusCode::ACCEPTED, Json(json!({ "ok": true }))).into_response(),
-                Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "the centre stopped"),
-            };
+            return tell_centre(&api, ToCentre::Hold(agent, action == "hold")).await
         }
         "login" => AgentCommand::Login,
         "ready" => AgentCommand::Ready,
@@ -433,15 +439,7 @@ async fn agent_command(
         "logout" => AgentCommand::Logout,
         other => return error(StatusCode::NOT_FOUND, format!("no action {other}")),
     };
-    match api
-        .centre
-        .tx
-        .send(ToCentre::Agent(nida_acd::AgentId(id), cmd))
-        .await
-    {
-        Ok(()) => (StatusCode::ACCEPTED, Json(json!({ "ok": true }))).into_response(),
-        Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "the centre stopped"),
-    }
+    tell_centre(&api, ToCentre::Agent(agent, cmd)).await
 }
 
 #[derive(Deserialize)]
