@@ -157,6 +157,7 @@ impl Call {
     /// caller (the transferring agent's consult dialog) is hung up. The
     /// leg's media as agreed, nida's SRTP key on it and its role.
     pub fn detach_bridge(&mut self, now: Instant) -> Option<Detached> {
+        self.set_now(now);
         let b = self.bridge.take()?;
         let i = self.legs.iter().position(|l| l.id == b.leg)?;
         let leg = self.legs.remove(i);
@@ -183,12 +184,8 @@ impl Call {
     /// REFER came on that leg) and leaves, the caller talks to the
     /// colleague. The new leg's id.
     pub fn adopt(&mut self, now: Instant, d: Detached, referred_by: LegId, notify: bool) -> LegId {
-        self.settle_now(now);
-        let leg = self.new_leg_id();
-        let mut l = crate::leg::Leg::placing(leg, d.role);
-        l.srtp = d.srtp;
-        self.legs.push(l);
-        self.bring_up(now, leg, d.media, d.srtp);
+        self.set_now(now);
+        let leg = self.add_leg_up(now, d.role, d.media, d.srtp);
         let agent = match d.role {
             Role::Consult(a) => a,
             Role::Agent(a) => Some(a),
@@ -271,12 +268,7 @@ impl Call {
             self.outcome = crate::io::Outcome::Transferred;
         }
         self.event(CallEvent::TransferCompleted { to: c.to });
-        self.hold.consult = false;
-        self.hold.phone = false;
-        self.hold.page = false;
-        if let Some(since) = self.hold.since {
-            self.end_hold(now, since);
-        }
+        self.release_holds(now);
         self.wire(now);
     }
 
@@ -293,11 +285,8 @@ impl Call {
     ) -> Option<LegId> {
         let b = self.bridge.filter(|b| b.leg == old && b.agent.is_some())?;
         let role = self.leg(old)?.role;
-        let leg = self.new_leg_id();
-        let mut l = crate::leg::Leg::placing(leg, role);
-        l.srtp = srtp;
-        self.legs.push(l);
-        self.bring_up(now, leg, media, srtp);
+        self.set_now(now);
+        let leg = self.add_leg_up(now, role, media, srtp);
         self.bridge = Some(Bridge {
             leg,
             agent: b.agent,

@@ -104,6 +104,17 @@ impl Call {
         }
     }
 
+    /// Every hold is let go (the bridge ends or changes hands): a hold
+    /// in progress ends and counts.
+    pub(crate) fn release_holds(&mut self, now: Instant) {
+        if let Some(since) = self.hold.since {
+            self.end_hold(now, since);
+        }
+        self.hold.phone = false;
+        self.hold.page = false;
+        self.hold.consult = false;
+    }
+
     /// Whether the caller is held now.
     pub(crate) fn on_hold(&self) -> bool {
         self.hold.since.is_some()

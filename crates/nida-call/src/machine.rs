@@ -891,6 +891,12 @@ impl Call {
         id
     }
 
+    /// The time of an input that is no `handle_*` (a leg adopted or
+    /// given away), for what it does without being handed the time.
+    pub(crate) fn set_now(&mut self, now: Instant) {
+        self.now = now;
+    }
+
     /// Carries a change made outside the inputs through (see `settle`).
     pub(crate) fn settle_now(&mut self, now: Instant) {
         self.settle(now);

@@ -160,6 +160,24 @@ impl Call {
         }
     }
 
+    /// A new leg that is up at once (adopted from another call, or a
+    /// dialog taking another's place): `role`, media `n`, nida's SRTP
+    /// key on it.
+    pub(crate) fn add_leg_up(
+        &mut self,
+        now: Instant,
+        role: crate::leg::Role,
+        n: Negotiated,
+        srtp: Option<[u8; 30]>,
+    ) -> LegId {
+        let leg = self.new_leg_id();
+        let mut l = crate::leg::Leg::placing(leg, role);
+        l.srtp = srtp;
+        self.legs.push(l);
+        self.bring_up(now, leg, n, srtp);
+        leg
+    }
+
     /// A leg nida placed answered with `n`: its media starts (see
     /// [`Call::bring_up`]), or, with no usable audio, it is hung up;
     /// whether it is up.
@@ -200,11 +218,7 @@ impl Call {
         };
         self.music = false;
         self.announcing = false;
-        if let Some(since) = self.hold.since {
-            self.end_hold(now, since);
-        }
-        self.hold.phone = false;
-        self.hold.page = false;
+        self.release_holds(now);
         self.bridge = Some(Bridge { leg, agent });
         self.links = match self.caller {
             Some(c) => vec![(c, leg), (leg, c)],

@@ -340,7 +340,7 @@ impl Call {
                 let bridged = self.bridge.filter(|b| b.leg == leg);
                 self.close_leg(leg);
                 match bridged {
-                    Some(_) if self.consult.is_some() && self.agent_left_consult(now) => {}
+                    Some(_) if self.agent_left_consult(now) => {}
                     Some(b) => self.bridge_ended(now, b.agent, reason),
                     None => self.leg_failed(now, role, Some(reason)),
                 }
@@ -436,11 +436,7 @@ impl Call {
     pub(crate) fn bridge_ended(&mut self, now: Instant, agent: Option<AgentId>, reason: EndReason) {
         self.bridge = None;
         self.drop_supervisor(now);
-        if let Some(since) = self.hold.since {
-            self.end_hold(now, since);
-        }
-        self.hold.phone = false;
-        self.hold.page = false;
+        self.release_holds(now);
         self.links.clear();
         if let Some(rtp) = self.caller_rtp() {
             rtp.set_relay(false);
