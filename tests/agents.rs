@@ -224,19 +224,24 @@ pub(crate) fn caller_voice(dir: &Path) -> PathBuf {
 /// `seconds` of the caller's 1000 Hz voice.
 pub(crate) fn caller_voice_for(dir: &Path, seconds: u32) -> PathBuf {
     let path = dir.join(format!("caller-voice-{seconds}.wav"));
+    tone_file(&path, 1000.0, seconds);
+    path
+}
+
+/// `seconds` of a tone of `hz` as an 8 kHz mono WAV.
+pub(crate) fn tone_file(path: &Path, hz: f64, seconds: u32) {
     let spec = hound::WavSpec {
         channels: 1,
         sample_rate: 8000,
         bits_per_sample: 16,
         sample_format: hound::SampleFormat::Int,
     };
-    let mut w = hound::WavWriter::create(&path, spec).unwrap();
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
     for i in 0..8000 * seconds {
-        let v = (f64::from(i) * 2.0 * std::f64::consts::PI * 1000.0 / 8000.0).sin() * 8000.0;
+        let v = (f64::from(i) * 2.0 * std::f64::consts::PI * hz / 8000.0).sin() * 8000.0;
         w.write_sample(v as i16).unwrap();
     }
     w.finalize().unwrap();
-    path
 }
 
 /// A phone played by sipp at `port` (media at `port + 4`) running a

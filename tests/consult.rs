@@ -16,7 +16,8 @@ use crate::agents::{
 use crate::supervisors::{logged_at, tone_share};
 use std::time::Duration;
 
-const AGENT_2: &str = "[[agents]]\nid = 2\nuser = \"1002\"\npassword = \"s3cret2\"\nname = \"Omar\"\nskills = { visa = 5 }\nlanguages = [\"en\"]\n";
+/// A second agent, whose phone registers when a test needs it.
+pub(crate) const AGENT_2: &str = "[[agents]]\nid = 2\nuser = \"1002\"\npassword = \"s3cret2\"\nname = \"Omar\"\nskills = { visa = 5 }\nlanguages = [\"en\"]\n";
 
 #[test]
 fn an_agent_consults_a_colleague_and_hands_the_caller_over() {

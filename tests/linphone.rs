@@ -11,13 +11,13 @@
 
 use crate::agents::{
     agent_config, caller, caller_voice_for, finish, has_tone, http, read_wav, records,
-    start_centre, AGENT_1001,
+    start_centre, tone_file, AGENT_1001,
 };
 use crate::common;
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -151,22 +151,6 @@ fn hold_past_the_timeout_and_resume(nida: &crate::common::Nida, phone: &mut Linp
         phone.log()
     );
     before_resume
-}
-
-/// `seconds` of a tone of `hz` as an 8 kHz mono WAV.
-fn tone_file(path: &Path, hz: f64, seconds: u32) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 8000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    for i in 0..8000 * seconds {
-        let v = (f64::from(i) * 2.0 * std::f64::consts::PI * hz / 8000.0).sin() * 8000.0;
-        w.write_sample(v as i16).unwrap();
-    }
-    w.finalize().unwrap();
 }
 
 #[test]
@@ -316,10 +300,9 @@ fn an_attended_transfer_referred_on_the_consult_call_works_too() {
 /// linphone as agent 1 holds the caller, calls agent 2 (baresip, 1400 Hz)
 /// through nida, then runs `command` (an attended transfer).
 fn attended_transfer(command: &str) {
-    const AGENT_2: &str = "[[agents]]\nid = 2\nuser = \"1002\"\npassword = \"s3cret2\"\nname = \"Omar\"\nskills = { visa = 5 }\nlanguages = [\"en\"]\n";
     let extra = format!(
         "data_dir = \"DATA\"\n{}",
-        agent_config(&format!("{AGENT_1001}{AGENT_2}"), "")
+        agent_config(&format!("{AGENT_1001}{}", crate::consult::AGENT_2), "")
     );
     let nida = start_centre(&extra);
     let mut phone = Linphone::start(nida.sip, "1001", "s3cret", true);

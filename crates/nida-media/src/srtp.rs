@@ -270,6 +270,16 @@ impl SrtpContext {
     }
 }
 
+impl Srtcp {
+    /// The HMAC-SHA1 of a compound with its E flag and index (RFC 3711
+    /// 4.2; no rollover counter for SRTCP).
+    fn tag(&self, authenticated: &[u8]) -> [u8; 20] {
+        let mut mac = self.auth.clone();
+        mac.update(authenticated);
+        mac.finalize().into_bytes().into()
+    }
+}
+
 impl SrtpContext {
     /// Encrypts the RTCP compound in `buf[..len]` in place (all but its
     /// first header and sender SSRC), appends the E flag with the SRTCP
@@ -287,9 +297,7 @@ impl SrtpContext {
         let iv = counter_iv(&r.salt, ssrc, u64::from(index));
         aes_cm(&r.key, &iv, &mut buf[8..len]);
         buf[len..len + 4].copy_from_slice(&(index | 0x8000_0000).to_be_bytes());
-        let mut mac = r.auth.clone();
-        mac.update(&buf[..len + 4]);
-        let tag: [u8; 20] = mac.finalize().into_bytes().into();
+        let tag = r.tag(&buf[..len + 4]);
         buf[len + 4..len + SRTCP_OVERHEAD].copy_from_slice(&tag[..SRTCP_TAG_LEN]);
         Some(len + SRTCP_OVERHEAD)
     }
@@ -308,9 +316,7 @@ impl SrtpContext {
         if !r.replay.fresh(index) {
             return Err(SrtpError::Replay);
         }
-        let mut mac = r.auth.clone();
-        mac.update(&buf[..len + 4]);
-        let tag: [u8; 20] = mac.finalize().into_bytes().into();
+        let tag = r.tag(&buf[..len + 4]);
         if !constant_time_eq(&tag[..SRTCP_TAG_LEN], &buf[len + 4..]) {
             return Err(SrtpError::Auth);
         }
@@ -560,9 +566,7 @@ mod tests {
         let plain = rtcp_rr();
         let mut sealed = plain.clone();
         sealed.extend(5u32.to_be_bytes());
-        let mut mac = tx.rtcp.auth.clone();
-        mac.update(&sealed);
-        let tag: [u8; 20] = mac.finalize().into_bytes().into();
+        let tag = tx.rtcp.tag(&sealed);
         sealed.extend(&tag[..10]);
         let mut got = sealed.clone();
         assert_eq!(rx.unprotect_rtcp(&mut got), Ok(plain.len()));
