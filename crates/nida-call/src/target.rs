@@ -50,6 +50,18 @@ impl Purpose {
     }
 }
 
+impl From<&nida_sip::registrar::Binding> for Target {
+    /// A registered phone: its Contact, reached where its REGISTER came
+    /// from, over the same transport.
+    fn from(b: &nida_sip::registrar::Binding) -> Target {
+        Target {
+            uri: b.contact.clone(),
+            dest: b.source,
+            transport: b.transport,
+        }
+    }
+}
+
 /// A fixed contact `sip:user@host:port`: reached over UDP at host:port
 /// (over TCP or TLS with `;transport=tcp` or `tls`). `None` when the host
 /// is not an IP address.

@@ -406,14 +406,8 @@ impl Centre {
         match m {
             ToCentre::Registered(b) if self.supervisors.contains_key(&b.user) => {
                 info!(user = %b.user, source = %b.source, "supervisor registered");
-                self.supervisor_targets.insert(
-                    b.user.clone(),
-                    Target {
-                        uri: b.contact.clone(),
-                        dest: b.source,
-                        transport: b.transport,
-                    },
-                );
+                self.supervisor_targets
+                    .insert(b.user.clone(), Target::from(&b));
             }
             ToCentre::Unregistered(user) if self.supervisors.contains_key(&user) => {
                 let fixed = self.supervisors[&user]
@@ -432,14 +426,7 @@ impl Centre {
                 let id = a.id;
                 let ready = a.ready_on_register;
                 info!(agent = id, user = %b.user, source = %b.source, "agent registered");
-                self.targets.insert(
-                    id,
-                    Target {
-                        uri: b.contact.clone(),
-                        dest: b.source,
-                        transport: b.transport,
-                    },
-                );
+                self.targets.insert(id, Target::from(&b));
                 if ready {
                     self.command(Command::Login(AgentId(id)));
                     self.command(Command::Ready(AgentId(id)));

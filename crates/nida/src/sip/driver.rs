@@ -1217,11 +1217,7 @@ fn internal_call(
         .iter()
         .find(|(_, id)| **id == other)
         .and_then(|(u, _)| ep.registrar()?.lookup(u, now))
-        .map(|b| nida_call::Target {
-            uri: b.contact.clone(),
-            dest: b.source,
-            transport: b.transport,
-        });
+        .map(nida_call::Target::from);
     match (free && me != other, target) {
         (true, Some(t)) => {
             info!(agent = me, colleague = other, "agent calls a colleague");
