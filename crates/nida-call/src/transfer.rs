@@ -36,8 +36,13 @@ impl Call {
             to: user.clone(),
             queue: to_queue,
         });
+        // Whoever the agent brought in leaves with the agent.
+        if let Some(k) = self.consult.as_ref().map(|k| k.leg) {
+            self.outputs.push_back(Output::Hangup(k));
+            self.consult_gone(now, k);
+        }
         self.bridge = None;
-        self.links.clear();
+        self.drop_supervisor(now);
         self.drop_leg(leg);
         self.centre(ToCentre::Complete(task));
         self.task = None;

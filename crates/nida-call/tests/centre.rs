@@ -1082,3 +1082,33 @@ fn the_agents_other_phone_takes_the_call_by_replaces() {
     assert_eq!(w.phones[mobile].leg, None, "its leg ended");
     assert!(w.calls[c].call.legs().all(|(id, _, _)| id != leg));
 }
+
+#[test]
+fn a_blind_transfer_lets_the_supervisor_and_the_colleague_go() {
+    use nida_call::SuperviseMode;
+    let mut q2 = common::queue("residency");
+    q2.name = "residency".into();
+    let mut w = World::new(vec![(common::queue("visa"), quiet()), (q2, quiet())]);
+    let (_, second) = two_agents(&mut w);
+    let sup = w.far_end([10, 0, 9, 1], Answer::After(S(1)));
+    let c = w.call_in("line", "0501", Answer::Never);
+    w.run_until(S(5), |w| w.saw(c, bridged_to(Some(1))));
+    w.supervise(c, "salma", sup, SuperviseMode::Listen);
+    w.run_until(S(3), |w| {
+        w.saw(c, |e| matches!(e, CallEvent::SupervisorJoined { .. }))
+    });
+    w.consult_agent(c, 2);
+    w.run_until(S(3), |w| w.saw(c, |e| *e == CallEvent::ConsultAnswered));
+    let (_, colleague_leg) = w.phones[second].leg.unwrap();
+    // The agent's phone transfers the caller blind: nobody the agent
+    // brought in stays on a call that is no longer theirs.
+    w.refer(1, "sip:residency@10.0.0.1:5060");
+    assert!(w.saw(c, |e| *e == CallEvent::SupervisorLeft));
+    assert!(w.saw(c, |e| *e == CallEvent::ConsultEnded));
+    assert!(w.phones[sup].leg.is_none(), "the supervisor is hung up");
+    assert!(
+        w.calls[c].sip.contains(&Output::Hangup(colleague_leg)),
+        "the colleague is hung up"
+    );
+    assert_eq!(w.consults_over[0], 2, "and may be routed calls again");
+}
