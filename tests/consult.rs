@@ -7,7 +7,7 @@
 //! available is refused; a consult to a queue rings its agent who has
 //! been available longest. An INVITE with `Replaces` (sipp as the
 //! agent's other phone, naming the desk phone's dialog) takes the call;
-//! one naming no dialog of nida's gets 481.
+//! one naming no dialog of nida's gets 481, one from another agent 403.
 
 use crate::agents::{
     agent_config, caller, caller_voice_for, finish, http, read_wav, records, start_centre, Baresip,
@@ -153,13 +153,16 @@ fn sipp(scenario: &str, port: u16, to: Option<std::net::SocketAddr>, extra: &[&s
     Peer(Some(child))
 }
 
+/// A third agent (only its credentials are used).
+const AGENT_3: &str = "[[agents]]\nid = 3\nuser = \"1003\"\npassword = \"s3cret3\"\nskills = { visa = 5 }\nlanguages = [\"en\"]\n";
+
 #[test]
 fn the_agents_other_phone_takes_the_call_with_an_invite_with_replaces() {
     crate::common::which_sipp();
     let (desk_port, mobile_port) = (crate::common::ports(10), crate::common::ports(10));
     let agent = format!(
         "[[agents]]\nid = 1\nuser = \"1001\"\npassword = \"s3cret\"\nname = \"Amina\"\n\
-         skills = {{ visa = 5 }}\nlanguages = [\"en\"]\ncontact = \"sip:1001@127.0.0.1:{desk_port}\"\n{AGENT_2}"
+         skills = {{ visa = 5 }}\nlanguages = [\"en\"]\ncontact = \"sip:1001@127.0.0.1:{desk_port}\"\n{AGENT_2}{AGENT_3}"
     );
     let nida = start_centre(&format!(
         "data_dir = \"DATA\"\n{}",
@@ -222,6 +225,25 @@ fn the_agents_other_phone_takes_the_call_with_an_invite_with_replaces() {
     assert!(nida.wait_log("naming no leg of nida's: 481", Duration::from_secs(5)));
     let csv = nida.dir.join("replaces.csv");
     std::fs::write(&csv, format!("SEQUENTIAL\n{ids}\n")).unwrap();
+    // Another agent naming the desk dialog may not take it (403): a
+    // phone must never take over someone else's call.
+    let stranger = crate::common::ports(10);
+    let taken = sipp(
+        "agent_replaces.xml",
+        stranger,
+        Some(nida.sip),
+        &[
+            "-inf",
+            &csv.display().to_string(),
+            "-au",
+            "1003",
+            "-ap",
+            "s3cret3",
+        ],
+    )
+    .wait();
+    assert!(!taken.status.success());
+    assert!(nida.wait_log("not this agent's: 403", Duration::from_secs(5)));
     let mobile = sipp(
         "agent_replaces.xml",
         mobile_port + 5,
