@@ -62,7 +62,7 @@ RSS0=$(rss_kb)
 echo "== $N concurrent calls for ${SECS}s =="
 SETUP_RATE=$(( N < 200 ? N : 200 ))
 SETUP=$(( N / SETUP_RATE + 2 ))
-"$SINK" 19000 $(( SETUP + SECS )) "$SETUP" > "$WORK/sink.out" &
+"$SINK" 19000 $(( SETUP + SECS )) "$SETUP" echo > "$WORK/sink.out" &
 SINKPID=$!
 sipp $SIP -sf tests/sipp/uac_basic.xml -s 901 -i 127.0.0.1 -p 19100 -mp 19200 \
   -key rtp_port 19000 -d $(( (SETUP + SECS + 2) * 1000 )) -r $SETUP_RATE -l "$N" -m "$N" \

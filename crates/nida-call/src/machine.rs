@@ -493,6 +493,12 @@ impl Call {
         self.outputs.pop_front()
     }
 
+    /// Whether [`Call::poll_output`] has something (a media thread asks,
+    /// to wake the task that carries outputs out).
+    pub fn has_output(&self) -> bool {
+        !self.outputs.is_empty()
+    }
+
     /// The next RTP datagram due at `now`, written into `buf` (at least
     /// 1500 bytes). Call until `None`.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {

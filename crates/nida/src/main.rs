@@ -465,12 +465,24 @@ async fn serve(
         cfg.data_dir.clone(),
         cfg.recording_retention_days,
     ));
+    let threads = match cfg.media_threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let engine = match call::engine::Engine::start(threads, tokio::runtime::Handle::current()) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("nida: cannot start the media threads: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let shared = driver::Shared {
         prompts: Arc::new(prompts),
         flows: flows_rx,
         backends: Arc::new(backends),
         centre,
         store,
+        engine,
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {

@@ -75,16 +75,6 @@ pub struct MediaSocket {
     pub rtcp: std::net::UdpSocket,
 }
 
-impl MediaSocket {
-    /// Both as tokio sockets.
-    pub fn into_tokio(self) -> std::io::Result<(tokio::net::UdpSocket, tokio::net::UdpSocket)> {
-        Ok((
-            tokio::net::UdpSocket::from_std(self.rtp)?,
-            tokio::net::UdpSocket::from_std(self.rtcp)?,
-        ))
-    }
-}
-
 /// A call nida placed (to an agent), as its owner gets it.
 #[derive(Debug)]
 pub struct LegSetup {
@@ -103,11 +93,11 @@ pub struct LegSetup {
 #[derive(Debug)]
 pub enum ToCall {
     /// The caller's ACK arrived (with the SDP answer of a late offer).
-    Confirmed(Option<SessionDescription>),
+    Confirmed(Option<Box<SessionDescription>>),
     /// Something happened on one of the call's dialogs.
-    Sip(CallHandle, LegEvent),
+    Sip(CallHandle, Box<LegEvent>),
     /// The routing core's word.
-    Centre(FromCentre),
+    Centre(Box<FromCentre>),
     /// The bridged agent of another call transfers their caller to this
     /// call's colleague (REFER with `Replaces` naming this call's
     /// dialog): give the bridged leg to `to`.
@@ -128,7 +118,7 @@ pub enum ToCall {
         /// The new dialog.
         handle: CallHandle,
         /// Its offer.
-        offer: Option<SessionDescription>,
+        offer: Option<Box<SessionDescription>>,
         /// Who the caller proved to be.
         user: String,
         /// The RTP port and sockets bound for it.
@@ -144,7 +134,7 @@ pub enum ToCall {
         /// Its dialog.
         handle: CallHandle,
         /// Its RTP and RTCP sockets.
-        sockets: (tokio::net::UdpSocket, tokio::net::UdpSocket),
+        sockets: MediaSocket,
         /// Its port.
         guard: PortGuard,
         /// Its media and role.
@@ -154,6 +144,20 @@ pub enum ToCall {
         /// The REFER came on that leg: it is told the outcome (NOTIFY).
         notify: bool,
     },
+}
+
+// The variants' payloads are boxed: every call's channel holds a block
+// of 32 of these from its start.
+impl ToCall {
+    /// A dialog's event.
+    pub fn sip(handle: CallHandle, ev: LegEvent) -> ToCall {
+        ToCall::Sip(handle, Box::new(ev))
+    }
+
+    /// The routing core's word.
+    pub fn centre(m: FromCentre) -> ToCall {
+        ToCall::Centre(Box::new(m))
+    }
 }
 
 /// Live counters shared with the admin API and the metrics (plain

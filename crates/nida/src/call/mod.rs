@@ -1,19 +1,23 @@
 //! One task per call around the sans-IO [`nida_call::Call`] machine. The
 //! task answers the caller's INVITE (media offer, ring, answer, the ACK),
-//! then only shuttles: RTP datagrams, SIP events, the routing core's
-//! word, lookup and store answers and timer expiries go in; what the
-//! machine asks (send RTP, place or hang up a leg, tell the centre, store
-//! a call-back or the record, write the recording) goes out. It decides
-//! nothing about the call itself.
+//! then gives the machine to a media thread ([`engine`]), which feeds it
+//! RTP and its timers and sends its packets. The task keeps the control
+//! side: SIP events, the routing core's word, lookup and store answers go
+//! in; what the machine asks (place or hang up a leg, tell the centre,
+//! store a call-back or the record, write the recording) goes out. It
+//! decides nothing about the call itself, and sleeps while the call only
+//! moves media.
 
+pub mod engine;
 mod log;
 pub mod lookup;
-mod media;
 mod recorder;
 
-use crate::base::bus::{Counters, Dial, LegRequest, LegSetup, PortGuard, ToCall, ToDriver};
+use crate::base::bus::{
+    Counters, Dial, LegRequest, LegSetup, MediaSocket, PortGuard, ToCall, ToDriver,
+};
 use crate::config::Config;
-use media::MediaPorts;
+use engine::{Engine, MediaCall};
 use nida_call::{answering, Call, CallConfig, LegEvent, LegId, Output, Recording, Start, Stored};
 use nida_ivr::LookupResult;
 use nida_media::PromptStore;
@@ -25,7 +29,6 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, info_span, warn, Instrument};
 
@@ -84,6 +87,8 @@ pub struct CallSetup {
     /// The caller's number as a trusted trunk asserted it (or as stored
     /// with a call-back).
     pub proven_number: Option<String>,
+    /// The media threads the call's machine runs on once answered.
+    pub engine: Engine,
 }
 
 impl CallSetup {
@@ -135,7 +140,10 @@ pub async fn run(setup: CallSetup) {
             port: s.port,
             driver: s.driver.clone(),
         };
-        let Some((negotiated, srtp, sock)) = answer(&mut s).await else {
+        // The answer's and the shell's awaits are boxed: a live call's
+        // task then holds a few pointers while it waits, not the largest
+        // of every await's state (about 16 KiB a call when inline).
+        let Some((negotiated, srtp, sock)) = Box::pin(answer(&mut s)).await else {
             return;
         };
         let start = match (&s.confirm, &s.internal) {
@@ -168,10 +176,10 @@ pub async fn run(setup: CallSetup) {
         );
         let then = s.then.take();
         let centre = s.centre.tx.clone();
-        let mut shell = Shell::new(s);
-        shell.media.insert(LegId::CALLER, sock, guard);
+        let mut shell = Shell::new(s, call);
+        shell.media.attach(LegId::CALLER, sock, guard);
         shell.handles.insert(shell.s.handle, LegId::CALLER);
-        shell.run(call).await;
+        shell.run().await;
         if let Some(m) = then {
             let _ = centre.send(m).await;
         }
@@ -193,7 +201,7 @@ pub async fn restore(setup: CallSetup, row: nida_store::CallbackRow) {
             setup.fork_rng(),
             &row,
         );
-        Shell::new(setup).run(call).await;
+        Shell::new(setup, call).run().await;
     }
     .instrument(span)
     .await
@@ -207,14 +215,9 @@ async fn answer(s: &mut CallSetup) -> Option<(Negotiated, Option<[u8; 30]>, Sock
     let handle = s.handle;
     let socket = s.socket.take();
     let session_id = s.fork_rng().next_u64() >> 16;
-    let answered = take_offer(
-        s.offer.as_ref(),
-        &s.cfg,
-        s.secure,
-        s.port,
-        socket,
-        session_id,
-    );
+    // The offer is not kept for the call's life.
+    let offer = s.offer.take();
+    let answered = take_offer(offer.as_ref(), &s.cfg, s.secure, s.port, socket, session_id);
     let (negotiated, srtp, sock, media) = match answered {
         Ok(a) => a,
         Err(Some((code, reason))) => {
@@ -236,14 +239,15 @@ async fn answer(s: &mut CallSetup) -> Option<(Negotiated, Option<[u8; 30]>, Sock
     s.send(ToDriver::Answer(handle, Box::new(media))).await;
     let ack_sdp = match s.rx.recv().await {
         Some(ToCall::Confirmed(sdp)) => sdp,
-        Some(ToCall::Sip(_, LegEvent::Ended(_))) | None => return None,
+        Some(ToCall::Sip(_, ev)) if matches!(*ev, LegEvent::Ended(_)) => return None,
+        None => return None,
         Some(other) => {
             warn!(?other, "unexpected before the ACK: hanging up");
             s.send(ToDriver::Hangup(handle)).await;
             return None;
         }
     };
-    let negotiated = match answering::confirm(negotiated, ack_sdp.as_ref(), &s.cfg.codecs) {
+    let negotiated = match answering::confirm(negotiated, ack_sdp.as_deref(), &s.cfg.codecs) {
         Ok(n) => n,
         Err(why) => {
             warn!("{why}: hanging up");
@@ -281,13 +285,8 @@ fn take_offer(
         .and_then(|n| n.srtp)
         .map(|_| crate::base::tls::srtp_key());
     let local = SocketAddr::new(cfg.media_ip(), port);
-    let sock = match socket.map(crate::base::bus::MediaSocket::into_tokio) {
-        Some(Ok(sock)) => sock,
-        Some(Err(e)) => {
-            warn!(%local, error = %e, "cannot use the RTP socket: 503");
-            return Err(Some((503, "Service Unavailable")));
-        }
-        None => return Err(None),
+    let Some(sock) = socket else {
+        return Err(None);
     };
     let mut media = OfferAnswer::new(
         sdp::LocalMedia {
@@ -312,7 +311,7 @@ fn take_offer(
 }
 
 /// A leg's RTP and RTCP sockets.
-type Sockets = (UdpSocket, UdpSocket);
+type Sockets = MediaSocket;
 
 /// Both ends of a channel the task gives to the tasks it spawns.
 type Channel<T> = (mpsc::Sender<T>, mpsc::Receiver<T>);
@@ -320,24 +319,46 @@ type Channel<T> = (mpsc::Sender<T>, mpsc::Receiver<T>);
 /// The I/O around one call machine.
 struct Shell {
     s: CallSetup,
-    media: MediaPorts,
+    /// The machine, on its media thread with its legs' sockets.
+    media: MediaCall,
     /// The SIP dialog of each leg.
     handles: HashMap<CallHandle, LegId>,
     recorder: Option<Recorder>,
-    lookups: Channel<(u64, LookupResult)>,
-    stored: Channel<Stored>,
+    /// Lookup and store answers, made with the first question (most
+    /// calls ask none).
+    answers: Option<Channel<Answer>>,
+}
+
+/// An answer to a question the machine asked through its task.
+enum Answer {
+    Lookup(u64, LookupResult),
+    Stored(Stored),
+}
+
+/// The next answer, if the call ever asked.
+async fn next_answer(answers: &mut Option<Channel<Answer>>) -> Option<Answer> {
+    match answers {
+        Some((_, rx)) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 impl Shell {
-    fn new(s: CallSetup) -> Shell {
+    fn new(s: CallSetup, call: Call) -> Shell {
         Shell {
+            media: s.engine.add(call),
             s,
-            media: MediaPorts::default(),
             handles: HashMap::new(),
             recorder: None,
-            lookups: mpsc::channel(4),
-            stored: mpsc::channel(4),
+            answers: None,
         }
+    }
+
+    fn answers(&mut self) -> mpsc::Sender<Answer> {
+        self.answers
+            .get_or_insert_with(|| mpsc::channel(4))
+            .0
+            .clone()
     }
 
     fn handle_of(&self, leg: LegId) -> Option<CallHandle> {
@@ -353,7 +374,6 @@ impl Shell {
     #[allow(clippy::too_many_arguments)]
     async fn replace(
         &mut self,
-        call: &mut Call,
         now: Instant,
         (old, handle): (CallHandle, CallHandle),
         offer: Option<sdp::SessionDescription>,
@@ -370,7 +390,7 @@ impl Shell {
             .map(|a| a.id);
         let old_leg = self.handles.get(&old).copied();
         let own = old_leg.is_some_and(|l| {
-            call.legs().any(|(id, role, _)| {
+            self.media.cell.lock().legs().any(|(id, role, _)| {
                 id == l
                     && agent.is_some_and(|a| role == nida_call::Role::Agent(nida_acd::AgentId(a)))
             })
@@ -408,14 +428,15 @@ impl Shell {
                 return;
             }
         };
-        let Some(leg) = call.replace_leg(now, old_leg, n, srtp) else {
+        let replaced = self.media.cell.lock().replace_leg(now, old_leg, n, srtp);
+        let Some(leg) = replaced else {
             self.s
                 .send(ToDriver::Reject(handle, 403, "Forbidden"))
                 .await;
             return;
         };
         self.s.send(ToDriver::Answer(handle, Box::new(media))).await;
-        self.media.insert(leg, sock, guard);
+        self.media.attach(leg, sock, guard);
         self.handles.insert(handle, leg);
         info!(
             leg = leg.0,
@@ -428,19 +449,21 @@ impl Shell {
     /// ends.
     async fn hand_over(
         &mut self,
-        call: &mut Call,
         now: Instant,
         to: mpsc::Sender<ToCall>,
         referred_by: CallHandle,
         notify: bool,
     ) {
-        let detached = call.detach_bridge(now);
-        let moved = detached.and_then(|d| {
-            let handle = self.handle_of(d.leg)?;
-            let sockets = self.media.take(d.leg)?;
-            self.handles.remove(&handle);
-            Some((handle, sockets, d))
-        });
+        let detached = self.media.cell.lock().detach_bridge(now);
+        let mut moved = None;
+        if let Some(d) = detached {
+            if let Some(handle) = self.handle_of(d.leg) {
+                if let Some(sockets) = self.media.take(d.leg).await {
+                    self.handles.remove(&handle);
+                    moved = Some((handle, sockets, d));
+                }
+            }
+        }
         let Some((handle, (sockets, guard), d)) = moved else {
             warn!("attended transfer to this call, which has no colleague on the line: 481");
             self.s
@@ -466,65 +489,57 @@ impl Shell {
         }
     }
 
-    /// Shuttles until the machine says the call is over.
-    async fn run(mut self, mut call: Call) {
-        let mut inbuf = vec![0u8; 2048];
-        let mut outbuf = [0u8; 1500];
+    /// Shuttles until the machine says the call is over. The media
+    /// thread moves the packets and fires the timers; the task wakes for
+    /// the machine's outputs and for what comes from outside.
+    async fn run(mut self) {
+        let cell = self.media.cell.clone();
         loop {
-            let now = Instant::now();
-            while let Some(t) = call.poll_transmit(now, &mut outbuf) {
-                self.media
-                    .send(t.leg, &outbuf[..t.len], t.dest, t.rtcp)
-                    .await;
+            loop {
+                let o = cell.lock().poll_output();
+                match o {
+                    Some(o) => Box::pin(self.carry_out(o)).await,
+                    None => break,
+                }
             }
-            while let Some(o) = call.poll_output() {
-                self.carry_out(&mut call, o).await;
-            }
-            if call.is_over() {
+            if cell.lock().is_over() {
                 break;
             }
-            let wake = call
-                .poll_timeout()
-                .unwrap_or_else(|| now + std::time::Duration::from_secs(3600));
+            // What the task fed the machine may have made packets due or
+            // moved its deadline.
+            self.media.poke();
             tokio::select! {
-                (leg, n, from, rtcp) = self.media.recv(&mut inbuf) => {
-                    if rtcp {
-                        call.handle_rtcp(Instant::now(), leg, from, &inbuf[..n]);
-                    } else {
-                        call.handle_rtp(Instant::now(), leg, from, &inbuf[..n]);
-                    }
-                }
+                _ = cell.outputs() => {}
                 m = self.s.rx.recv() => match m {
-                    Some(m) => self.message(&mut call, m).await,
+                    Some(m) => Box::pin(self.message(m)).await,
                     None => break,
                 },
-                Some((id, result)) = self.lookups.1.recv() => {
-                    call.handle_lookup(Instant::now(), id, result);
-                }
-                Some(stored) = self.stored.1.recv() => {
-                    call.handle_stored(Instant::now(), stored);
-                }
-                _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {
-                    call.handle_timeout(Instant::now());
-                }
+                Some(a) = next_answer(&mut self.answers) => match a {
+                    Answer::Lookup(id, result) => {
+                        cell.lock().handle_lookup(Instant::now(), id, result);
+                    }
+                    Answer::Stored(stored) => {
+                        cell.lock().handle_stored(Instant::now(), stored);
+                    }
+                },
             }
         }
         if let Some(r) = self.recorder.take() {
-            r.finished().await;
+            Box::pin(r.finished()).await;
         }
     }
 
     /// A message from the driver or the centre, for the machine.
-    async fn message(&mut self, call: &mut Call, m: ToCall) {
+    async fn message(&mut self, m: ToCall) {
         let now = Instant::now();
         match m {
             ToCall::Confirmed(_) => {}
-            ToCall::Centre(m) => call.handle_centre(now, m),
+            ToCall::Centre(m) => self.media.cell.lock().handle_centre(now, *m),
             ToCall::HandOver {
                 to,
                 referred_by,
                 notify,
-            } => self.hand_over(call, now, to, referred_by, notify).await,
+            } => self.hand_over(now, to, referred_by, notify).await,
             ToCall::Replace {
                 old,
                 handle,
@@ -535,10 +550,9 @@ impl Shell {
                 secure,
             } => {
                 self.replace(
-                    call,
                     now,
                     (old, handle),
-                    offer,
+                    offer.map(|o| *o),
                     &user,
                     (port, socket),
                     secure,
@@ -554,8 +568,8 @@ impl Shell {
                 notify,
             } => match self.handles.get(&referred_by).copied() {
                 Some(by) => {
-                    let id = call.adopt(now, *leg, by, notify);
-                    self.media.insert(id, sockets, guard);
+                    let id = self.media.cell.lock().adopt(now, *leg, by, notify);
+                    self.media.attach(id, sockets, guard);
                     self.handles.insert(handle, id);
                     info!(
                         leg = id.0,
@@ -565,8 +579,8 @@ impl Shell {
                 None => self.s.send(ToDriver::Hangup(handle)).await,
             },
             ToCall::Sip(handle, ev) => match self.handles.get(&handle) {
-                Some(&leg) => call.handle_leg(now, leg, ev),
-                None => match ev {
+                Some(&leg) => self.media.cell.lock().handle_leg(now, leg, *ev),
+                None => match *ev {
                     // A leg nida no longer wants.
                     LegEvent::Answered(_) => self.s.send(ToDriver::Hangup(handle)).await,
                     LegEvent::Refer(_) => {
@@ -581,7 +595,7 @@ impl Shell {
     }
 
     /// Does what the machine asks.
-    async fn carry_out(&mut self, call: &mut Call, o: Output) {
+    async fn carry_out(&mut self, o: Output) {
         let s = &self.s;
         match o {
             Output::Event(e) => log::event(
@@ -609,12 +623,12 @@ impl Shell {
                 let ev = match self.place(dial, from_user, number).await {
                     Some((handle, sock, guard, srtp)) => {
                         self.handles.insert(handle, leg);
-                        self.media.insert(leg, sock, guard);
+                        self.media.attach(leg, sock, guard);
                         LegEvent::Placed { srtp }
                     }
                     None => LegEvent::PlaceFailed,
                 };
-                call.handle_leg(Instant::now(), leg, ev);
+                self.media.cell.lock().handle_leg(Instant::now(), leg, ev);
             }
             Output::Hangup(leg) => {
                 if let Some(h) = self.handle_of(leg) {
@@ -647,7 +661,7 @@ impl Shell {
                 params,
             } => {
                 let backend = s.backends.get(&service).cloned();
-                let tx = self.lookups.0.clone();
+                let tx = self.answers();
                 tokio::spawn(async move {
                     let result = match backend {
                         Some(b) => {
@@ -660,15 +674,16 @@ impl Shell {
                         }
                         None => LookupResult::Error(format!("no lookup backend `{service}`")),
                     };
-                    let _ = tx.send((id, result)).await;
+                    let _ = tx.send(Answer::Lookup(id, result)).await;
                 });
             }
             Output::BookCallback(row) => {
                 let store = s.store.clone();
-                let tx = self.stored.0.clone();
+                let tx = self.answers();
                 tokio::spawn(async move {
                     let ok = store.book_callback(row).await;
-                    let _ = tx.send(if ok { Stored::Yes } else { Stored::Failed }).await;
+                    let stored = if ok { Stored::Yes } else { Stored::Failed };
+                    let _ = tx.send(Answer::Stored(stored)).await;
                 });
             }
             Output::StoreCallback(row) => s.store.callback(row),
@@ -681,18 +696,21 @@ impl Shell {
                 s.store.call(record).await;
                 info!(%outcome, ?rating, "call record written");
             }
-            Output::Recording(r) => self.recording(call, r).await,
+            Output::Recording(r) => self.recording(r).await,
         }
     }
 
-    async fn recording(&mut self, call: &mut Call, r: Recording) {
+    async fn recording(&mut self, r: Recording) {
         match r {
             Recording::Start => {
                 if let Some(old) = self.recorder.take() {
                     old.finished().await;
                 }
                 let rec = Recorder::start(&self.s.cfg.data_dir);
-                call.set_recording_name(rec.path.display().to_string());
+                self.media
+                    .cell
+                    .lock()
+                    .set_recording_name(rec.path.display().to_string());
                 self.recorder = Some(rec);
             }
             Recording::Frame(_) => {
@@ -737,13 +755,6 @@ impl Shell {
             port,
             driver: self.s.driver.clone(),
         };
-        match socket.into_tokio() {
-            Ok(sock) => Some((handle, sock, guard, srtp)),
-            Err(e) => {
-                warn!(error = %e, "cannot use the leg's RTP socket");
-                self.s.send(ToDriver::Hangup(handle)).await;
-                None
-            }
-        }
+        Some((handle, socket, guard, srtp))
     }
 }

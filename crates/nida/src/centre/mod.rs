@@ -450,7 +450,7 @@ impl Centre {
             ToCentre::Hold(a, on) => match self.talking.get(&a.0).copied() {
                 Some(task) => {
                     if let Some(w) = self.calls.get(&task) {
-                        let _ = w.call.try_send(ToCall::Centre(FromCentre::Hold(on)));
+                        let _ = w.call.try_send(ToCall::centre(FromCentre::Hold(on)));
                     }
                 }
                 None => info!(agent = a.0, "hold asked of an agent on no call"),
@@ -513,7 +513,7 @@ impl Centre {
             }
         };
         w.call
-            .try_send(ToCall::Centre(m))
+            .try_send(ToCall::centre(m))
             .map_err(|_| ConsultRefusal::NoCall)?;
         if let Some(other) = colleague {
             info!(
@@ -565,7 +565,7 @@ impl Centre {
             mode,
         };
         w.call
-            .try_send(ToCall::Centre(m))
+            .try_send(ToCall::centre(m))
             .map_err(|_| SuperviseRefusal::NotTalking)
     }
 
@@ -580,7 +580,7 @@ impl Centre {
             } => {
                 let Some(queue) = self.dir.queues.get(&info.queue).copied() else {
                     warn!(queue = %info.queue, "no such queue");
-                    let _ = call.try_send(ToCall::Centre(FromCentre::Refused));
+                    let _ = call.try_send(ToCall::centre(FromCentre::Refused));
                     return;
                 };
                 let spec = TaskSpec {
@@ -626,7 +626,7 @@ impl Centre {
 
     async fn send_to(&self, task: TaskId, m: FromCentre) -> bool {
         match self.calls.get(&task) {
-            Some(w) => w.call.send(ToCall::Centre(m)).await.is_ok(),
+            Some(w) => w.call.send(ToCall::centre(m)).await.is_ok(),
             None => false,
         }
     }

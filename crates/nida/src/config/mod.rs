@@ -493,6 +493,9 @@ pub struct Config {
     pub flows_dir: PathBuf,
     /// Calls at once before new ones get 503.
     pub max_calls: usize,
+    /// Media threads (each moves the RTP of its share of the calls); 0:
+    /// one per core.
+    pub media_threads: usize,
     /// Time between 180 Ringing and 200 OK.
     #[serde(rename = "ring_ms", deserialize_with = "de::millis")]
     pub ring: Duration,
@@ -588,6 +591,7 @@ impl Default for Config {
             prompts_dir: Path::new(REPO).join("prompts"),
             flows_dir: Path::new(REPO).join("ivr-flows"),
             max_calls: 10_000,
+            media_threads: 0,
             ring: Duration::ZERO,
             call_duration: Duration::from_secs(3600),
             rtp_timeout: Duration::from_secs(30),

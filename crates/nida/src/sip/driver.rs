@@ -96,6 +96,8 @@ pub struct Shared {
     pub centre: crate::centre::CentreHandle,
     /// The store.
     pub store: crate::base::db::StoreHandle,
+    /// The media threads.
+    pub engine: crate::call::engine::Engine,
 }
 
 /// A call's own part of its setup; the rest is what every call shares.
@@ -151,6 +153,7 @@ impl Shared {
             internal: c.internal,
             secure: c.secure,
             proven_number: c.proven_number,
+            engine: self.engine.clone(),
         }
     }
 }
@@ -672,17 +675,17 @@ impl Driver {
             Event::Confirmed { call, sdp } => {
                 self.half_open.remove(&call);
                 if let Some(c) = self.calls.get(&call) {
-                    let _ = c.try_send(ToCall::Confirmed(sdp));
+                    let _ = c.try_send(ToCall::Confirmed(sdp.map(Box::new)));
                 }
             }
             Event::Progress { call, status } => {
                 if let Some(c) = self.legs.get(&call) {
-                    let _ = c.try_send(ToCall::Sip(call, LegEvent::Progress(status)));
+                    let _ = c.try_send(ToCall::sip(call, LegEvent::Progress(status)));
                 }
             }
             Event::Answered { call, sdp } => match self.legs.get(&call) {
                 Some(c) => {
-                    if c.try_send(ToCall::Sip(call, LegEvent::Answered(sdp)))
+                    if c.try_send(ToCall::sip(call, LegEvent::Answered(sdp)))
                         .is_err()
                     {
                         self.ep.hangup(now, call);
@@ -693,7 +696,7 @@ impl Driver {
             Event::Media { call, media } => {
                 // The caller's own call, or a leg nida placed.
                 if let Some(c) = self.calls.get(&call).or_else(|| self.legs.get(&call)) {
-                    if c.try_send(ToCall::Sip(call, LegEvent::Media(media)))
+                    if c.try_send(ToCall::sip(call, LegEvent::Media(media)))
                         .is_err()
                     {
                         warn!("a call's channel is full: its media change is lost");
@@ -704,7 +707,7 @@ impl Driver {
                 // The caller's own call, or a leg nida placed.
                 if let Some(c) = self.calls.get(&call).or_else(|| self.legs.get(&call)) {
                     // A key lost to a full channel is what RTP loss does too.
-                    let _ = c.try_send(ToCall::Sip(call, LegEvent::Dtmf(digit)));
+                    let _ = c.try_send(ToCall::sip(call, LegEvent::Dtmf(digit)));
                 }
             }
             Event::Refer { call, target } if nida_sip::headers::replaces_in(&target).is_some() => {
@@ -712,7 +715,7 @@ impl Driver {
             }
             Event::Refer { call, target } => match self.legs.get(&call) {
                 Some(c) => {
-                    let m = ToCall::Sip(call, LegEvent::Refer(target));
+                    let m = ToCall::sip(call, LegEvent::Refer(target));
                     if c.try_send(m).is_err() {
                         self.ep.notify_refer(now, call, 503, "Service Unavailable");
                     }
@@ -738,7 +741,7 @@ impl Driver {
             }
             Event::Ended { call, reason } if self.legs.contains_key(&call) => {
                 if let Some(c) = self.legs.remove(&call) {
-                    deliver(c, ToCall::Sip(call, LegEvent::Ended(reason)));
+                    deliver(c, ToCall::sip(call, LegEvent::Ended(reason)));
                 }
             }
             Event::Response {
@@ -761,7 +764,7 @@ impl Driver {
                 if let Some(c) = self.calls.remove(&call) {
                     self.counters.calls.fetch_sub(1, Ordering::Relaxed);
                     info!(?reason, "call ended");
-                    deliver(c, ToCall::Sip(call, LegEvent::Ended(reason)));
+                    deliver(c, ToCall::sip(call, LegEvent::Ended(reason)));
                 }
             }
         }
@@ -837,7 +840,7 @@ impl Driver {
         let m = ToCall::Replace {
             old,
             handle: inc.call,
-            offer: inc.offer,
+            offer: inc.offer.map(Box::new),
             user,
             port,
             socket,
