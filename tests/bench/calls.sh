@@ -192,8 +192,9 @@ bench() {
     > "$WORK/$name-over.sipp" 2>&1 || true
   # sipp's closing screen counts each message of the scenario.
   local refused failed
-  refused=$(awk '$1 == "503" && $2 == "<----" {print $3; exit}' "$WORK/$name-over.sipp")
-  failed=$(sed -n 's/^ *Failed call *| *\([0-9]*\).*/\1/p' "$WORK/$name-over.sipp" | tail -1)
+  refused=$(awk '$1 == "503" && $2 ~ /^<-/ {print $3; exit}' "$WORK/$name-over.sipp")
+  # The last column is the cumulative count.
+  failed=$(awk '/Failed call/ {v = $NF} END {print v}' "$WORK/$name-over.sipp")
   sleep 60
   local left
   if [ "$name" = nida ]; then

@@ -856,3 +856,34 @@ fn a_reinvite_without_sdp_gets_nidas_offer_and_the_ack_answers_it() {
     assert_eq!(n.remote.port(), 6100);
     assert_eq!(n.direction, Direction::SendOnly);
 }
+
+#[test]
+fn a_burst_of_transactions_leaves_no_room_behind_once_they_end() {
+    let t0 = Instant::now();
+    let mut ep = endpoint();
+    let idle = ep.table_room();
+    for i in 0..5000 {
+        let options = invite(&format!("z9hG4bKburst{i}"), false)
+            .replace("INVITE sip", "OPTIONS sip")
+            .replace("1 INVITE", "1 OPTIONS")
+            .replace("Call-ID: ", &format!("Call-ID: burst{i}-"));
+        feed(&mut ep, t0, &options);
+        assert_eq!(statuses(&sent(&mut ep)), vec![200]);
+    }
+    let burst = ep.table_room();
+    assert!(burst >= 5000, "the burst's transactions were held: {burst}");
+    // Timer J ends each transaction 32 s on; the tables are looked at
+    // every 10 s.
+    run_until(&mut ep, t0, Duration::from_secs(60));
+    let after = ep.table_room();
+    assert!(
+        after <= idle + 256 * 8,
+        "room left after the burst: {after} (idle {idle}, burst {burst})"
+    );
+    // Nothing was lost: the endpoint still answers.
+    let options = invite("z9hG4bKafter", false)
+        .replace("INVITE sip", "OPTIONS sip")
+        .replace("1 INVITE", "1 OPTIONS");
+    feed(&mut ep, t0 + Duration::from_secs(61), &options);
+    assert_eq!(statuses(&sent(&mut ep)), vec![200]);
+}

@@ -494,6 +494,7 @@ async fn serve(
         tracing::warn!("second signal: stopping now");
         std::process::exit(1);
     });
+    tokio::spawn(base::memory::trim_after_bursts(counters.clone()));
     let store = shared.store.clone();
     driver::run(cfg, shared, listeners, counters, stop_rx).await;
     store.flush().await;

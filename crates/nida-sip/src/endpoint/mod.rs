@@ -534,6 +534,25 @@ pub struct Endpoint {
     draining: bool,
     /// The TLS listener's address, for Via and Contact over TLS.
     tls_addr: Option<SocketAddr>,
+    /// When the maps are next looked at for room a burst left.
+    next_shrink: Option<Instant>,
+}
+
+/// How often the maps are looked at for room a burst left.
+const SHRINK_EVERY: Duration = Duration::from_secs(10);
+
+/// A table holding far more room than entries: a burst of calls grew it
+/// and it would keep that room for good (tens of MiB after thousands of
+/// calls a second).
+fn roomy(len: usize, capacity: usize) -> bool {
+    capacity > 256 && len * 4 < capacity
+}
+
+/// Gives most of a map's spare room back.
+fn fit<K: Eq + std::hash::Hash, V>(m: &mut HashMap<K, V>) {
+    if roomy(m.len(), m.capacity()) {
+        m.shrink_to(m.len() * 2);
+    }
 }
 
 /// The address nida names in Via and Contact for a transport: the TLS
@@ -594,6 +613,7 @@ impl Endpoint {
             registrar: None,
             draining: false,
             tls_addr: None,
+            next_shrink: None,
         }
     }
 
@@ -649,7 +669,60 @@ impl Endpoint {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let tx = self.heap.peek().map(|Reverse((at, _))| *at);
         let reg = self.registrar.as_ref().and_then(Registrar::next_expiry);
-        [tx, reg].into_iter().flatten().min()
+        let shrink = self.next_shrink.filter(|_| self.is_roomy());
+        [tx, reg, shrink].into_iter().flatten().min()
+    }
+
+    /// How many entries the endpoint's tables have room for now (their
+    /// capacity, not their length): what a burst of calls leaves behind
+    /// until the tables are given back their spare room.
+    pub fn table_room(&self) -> usize {
+        self.calls.capacity()
+            + self.dialogs.capacity()
+            + self.invites.capacity()
+            + self.server_txs.capacity()
+            + self.client_txs.capacity()
+            + self.heap.capacity()
+            + self.transmits.capacity()
+            + self.events.capacity()
+    }
+
+    /// Whether some table holds far more room than entries.
+    fn is_roomy(&self) -> bool {
+        roomy(self.calls.len(), self.calls.capacity())
+            || roomy(self.dialogs.len(), self.dialogs.capacity())
+            || roomy(self.invites.len(), self.invites.capacity())
+            || roomy(self.server_txs.len(), self.server_txs.capacity())
+            || roomy(self.client_txs.len(), self.client_txs.capacity())
+            || roomy(self.heap.len(), self.heap.capacity())
+            || roomy(self.transmits.len(), self.transmits.capacity())
+            || roomy(self.events.len(), self.events.capacity())
+    }
+
+    /// Gives back the room a burst left in the tables, at most once per
+    /// [`SHRINK_EVERY`].
+    fn shrink_if_due(&mut self, now: Instant) {
+        match self.next_shrink {
+            None => self.next_shrink = Some(now + SHRINK_EVERY),
+            Some(at) if at <= now => {
+                fit(&mut self.calls);
+                fit(&mut self.dialogs);
+                fit(&mut self.invites);
+                fit(&mut self.server_txs);
+                fit(&mut self.client_txs);
+                if roomy(self.heap.len(), self.heap.capacity()) {
+                    self.heap.shrink_to(self.heap.len() * 2);
+                }
+                if roomy(self.transmits.len(), self.transmits.capacity()) {
+                    self.transmits.shrink_to(self.transmits.len() * 2);
+                }
+                if roomy(self.events.len(), self.events.capacity()) {
+                    self.events.shrink_to(self.events.len() * 2);
+                }
+                self.next_shrink = Some(now + SHRINK_EVERY);
+            }
+            Some(_) => {}
+        }
     }
 
     /// Feeds one message received from `source`.
@@ -660,6 +733,7 @@ impl Endpoint {
         source: SocketAddr,
         data: &[u8],
     ) {
+        self.next_shrink.get_or_insert(now + SHRINK_EVERY);
         if !data.is_empty() && data.iter().all(|b| *b == b'\r' || *b == b'\n') {
             // A keep-alive (phones send CRLF CRLF every 30 s or so): no
             // message, nothing to answer over UDP.
@@ -1873,6 +1947,7 @@ impl Endpoint {
 
     /// Fires every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.shrink_if_due(now);
         if let Some(reg) = self.registrar.as_mut() {
             for user in reg.expire(now) {
                 self.events.push_back(Event::Unregistered { user });

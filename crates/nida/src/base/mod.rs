@@ -5,4 +5,5 @@
 pub mod bus;
 pub mod db;
 pub mod httpc;
+pub mod memory;
 pub mod tls;
