@@ -160,7 +160,7 @@ bench() {
     p50=$(echo "$sink" | sed -n 's/.*interval_ms p50=\([0-9.]*\).*/\1/p')
     p99=$(echo "$sink" | sed -n 's/.*interval_ms p50=[0-9.]* p99=\([0-9.]*\).*/\1/p')
     dev99=$(echo "$sink" | sed -n 's/.*deviation_ms p50=[0-9.]* p99=\([0-9.]*\).*/\1/p')
-    gaps=$(field seq_gaps)
+    gaps="$(field seq_gaps) (receiver's own drops: $(field receiver_drops))"
     printf '%s calls|%s %%|%s KiB|%s / %s ms|%s ms|%s\n' "$N" "$pct" \
       $(( (r2 - rss0) / N )) "$p50" "$p99" "$dev99" "$gaps" >> "$rows"
     # Every call of this round is gone before the next one.

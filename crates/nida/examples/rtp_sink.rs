@@ -144,7 +144,7 @@ fn main() {
             .unwrap_or(f32::NAN)
     };
     println!(
-        "rtp_sink: streams={} packets={} intervals={} seq_gaps={} interval_ms p50={:.2} p99={:.2} max={:.2} deviation_ms p50={:.2} p99={:.2} echo_failed={}",
+        "rtp_sink: streams={} packets={} intervals={} seq_gaps={} interval_ms p50={:.2} p99={:.2} max={:.2} deviation_ms p50={:.2} p99={:.2} echo_failed={} receiver_drops={}",
         last.len(),
         packets,
         intervals.len(),
@@ -154,6 +154,23 @@ fn main() {
         intervals.last().copied().unwrap_or(f32::NAN),
         dev_at(0.5),
         dev_at(0.99),
-        echo_failed
+        echo_failed,
+        receiver_drops(port)
     );
+}
+
+/// Datagrams the kernel dropped at the sink's own socket (its receive
+/// buffer full: the sink, not the sender, fell behind), from
+/// `/proc/net/udp`; a gap they explain is not the sender's.
+fn receiver_drops(port: u16) -> u64 {
+    let local = format!(":{port:04X}");
+    std::fs::read_to_string("/proc/net/udp")
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.get(1)?.ends_with(&local)).then(|| f.last()?.parse::<u64>().ok())?
+        })
+        .sum()
 }
