@@ -701,3 +701,73 @@ fn send_due(call: &mut Call, legs: &[LegSockets], now: Instant, out: &mut [u8]) 
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::RecvBatch;
+    use std::net::{SocketAddr, UdpSocket};
+    use std::os::fd::AsRawFd;
+
+    /// Waits until `sock` is readable (an event, not a sleep).
+    fn readable(sock: &UdpSocket) {
+        let mut p = libc::pollfd {
+            fd: sock.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut p, 1, 10_000) };
+        assert_eq!(n, 1, "the datagrams arrive");
+    }
+
+    fn batch_from(local: &str, peer: &str) {
+        let rx = UdpSocket::bind(local).unwrap();
+        let tx = UdpSocket::bind(peer).unwrap();
+        let to = rx.local_addr().unwrap();
+        for i in 0..11u8 {
+            tx.send_to(&[i; 172], to).unwrap();
+        }
+        readable(&rx);
+        let mut b = RecvBatch::new();
+        let mut got = Vec::new();
+        while got.len() < 11 {
+            let n = b.recv(rx.as_raw_fd());
+            if n == 0 {
+                readable(&rx);
+                continue;
+            }
+            // At most a batch per call.
+            assert!(n <= super::RECV_BATCH);
+            for i in 0..n {
+                let (data, from) = b.get(i).unwrap();
+                assert_eq!(from, tx.local_addr().unwrap());
+                assert_eq!(data.len(), 172);
+                got.push(data[0]);
+            }
+        }
+        assert_eq!(
+            got,
+            (0..11).collect::<Vec<u8>>(),
+            "every datagram, in order"
+        );
+        // Nothing left: a read returns none and does not block.
+        assert_eq!(b.recv(rx.as_raw_fd()), 0);
+    }
+
+    #[test]
+    fn a_batch_reads_every_datagram_and_its_ipv4_source() {
+        batch_from("127.0.0.1:0", "127.0.0.1:0");
+    }
+
+    #[test]
+    fn a_batch_reads_every_datagram_and_its_ipv6_source() {
+        batch_from("[::1]:0", "[::1]:0");
+    }
+
+    #[test]
+    fn an_unknown_address_family_is_no_source() {
+        // SAFETY: all-zero sockaddr_storage is valid (family AF_UNSPEC).
+        let s: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        assert_eq!(super::socket_addr(&s, 128), None::<SocketAddr>);
+    }
+}
