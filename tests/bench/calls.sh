@@ -103,6 +103,8 @@ sipp_current() {
   awk -F';' 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "CurrentCall") c = i; next }
              { v = $c } END { print v + 0 }' "$1" 2>/dev/null || echo 0
 }
+# A figure NAME=VALUE of the receiver's line.
+field() { echo "$1" | sed -n "s/.*$2=\([0-9.a-z]*\).*/\1/p"; }
 FAIL=0
 fail() { echo "FAILED: $*"; FAIL=1; }
 
@@ -134,7 +136,7 @@ bench() {
       sleep 0.1
     done
     sleep 1
-    local t0 r1 t1 r2 measure=$(( SECS - 3 ))
+    local t0 t1 r2 measure=$(( SECS - 3 ))
     t0=$(cpu_ticks "$pid")
     sleep $measure
     t1=$(cpu_ticks "$pid"); r2=$(rss_kb "$pid")
@@ -155,12 +157,11 @@ bench() {
     local cpu pct
     cpu=$(echo "scale=4; ($t1 - $t0) / $HZ" | bc)
     pct=$(echo "scale=4; $cpu * 100 / $measure / $N" | bc)
-    field() { echo "$sink" | sed -n "s/.*$1=\([0-9.a-z]*\).*/\1/p"; }
     local p50 p99 dev99 gaps
     p50=$(echo "$sink" | sed -n 's/.*interval_ms p50=\([0-9.]*\).*/\1/p')
     p99=$(echo "$sink" | sed -n 's/.*interval_ms p50=[0-9.]* p99=\([0-9.]*\).*/\1/p')
     dev99=$(echo "$sink" | sed -n 's/.*deviation_ms p50=[0-9.]* p99=\([0-9.]*\).*/\1/p')
-    gaps="$(field seq_gaps) (receiver's own drops: $(field receiver_drops))"
+    gaps="$(field "$sink" seq_gaps) (receiver's own drops: $(field "$sink" receiver_drops))"
     printf '%s calls|%s %%|%s KiB|%s / %s ms|%s ms|%s\n' "$N" "$pct" \
       $(( (r2 - rss0) / N )) "$p50" "$p99" "$dev99" "$gaps" >> "$rows"
     # Every call of this round is gone before the next one.

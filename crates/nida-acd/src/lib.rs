@@ -18,4 +18,4 @@ pub mod router;
 pub mod writer;
 
 pub use model::*;
-pub use router::{AcdError, QueueStats, Router, Violation};
+pub use router::{AcdError, FastMap, KeyHasher, QueueStats, Router, Violation};

@@ -141,12 +141,12 @@ impl Bucket {
     }
 }
 
-/// A multiply-rotate hasher for the small integer keys of the core's maps
-/// (the default SipHash costs more than the lookup itself on the routing
-/// path; the keys are ids the shell chooses and configuration, not caller
-/// input).
+/// A multiply-rotate hasher for small integer keys (the default SipHash
+/// costs more than the lookup itself on the routing path and on a media
+/// thread's per-packet path). Only for keys nida chooses itself (ids,
+/// configuration), never for caller input.
 #[derive(Default, Clone, Copy)]
-struct KeyHasher(u64);
+pub struct KeyHasher(u64);
 
 impl std::hash::Hasher for KeyHasher {
     fn finish(&self) -> u64 {
@@ -171,7 +171,8 @@ impl std::hash::Hasher for KeyHasher {
     }
 }
 
-type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<KeyHasher>>;
+/// A map keyed by nida's own small integers, hashed by [`KeyHasher`].
+pub type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<KeyHasher>>;
 
 #[derive(Debug, Clone)]
 struct Agent {

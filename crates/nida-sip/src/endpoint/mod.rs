@@ -541,17 +541,60 @@ pub struct Endpoint {
 /// How often the maps are looked at for room a burst left.
 const SHRINK_EVERY: Duration = Duration::from_secs(10);
 
-/// A table holding far more room than entries: a burst of calls grew it
-/// and it would keep that room for good (tens of MiB after thousands of
-/// calls a second).
-fn roomy(len: usize, capacity: usize) -> bool {
-    capacity > 256 && len * 4 < capacity
+/// One of the endpoint's tables, as far as its room goes.
+trait Table {
+    fn len(&self) -> usize;
+    fn capacity(&self) -> usize;
+    fn shrink_to(&mut self, n: usize);
+
+    /// Far more room than entries: a burst of calls grew the table and it
+    /// would keep that room for good (tens of MiB after thousands of
+    /// calls a second).
+    fn roomy(&self) -> bool {
+        self.capacity() > 256 && self.len() * 4 < self.capacity()
+    }
+
+    /// Gives most of the spare room back.
+    fn fit(&mut self) {
+        if self.roomy() {
+            self.shrink_to(self.len() * 2);
+        }
+    }
 }
 
-/// Gives most of a map's spare room back.
-fn fit<K: Eq + std::hash::Hash, V>(m: &mut HashMap<K, V>) {
-    if roomy(m.len(), m.capacity()) {
-        m.shrink_to(m.len() * 2);
+impl<K: Eq + std::hash::Hash, V> Table for HashMap<K, V> {
+    fn len(&self) -> usize {
+        HashMap::len(self)
+    }
+    fn capacity(&self) -> usize {
+        HashMap::capacity(self)
+    }
+    fn shrink_to(&mut self, n: usize) {
+        HashMap::shrink_to(self, n)
+    }
+}
+
+impl<T: Ord> Table for BinaryHeap<T> {
+    fn len(&self) -> usize {
+        BinaryHeap::len(self)
+    }
+    fn capacity(&self) -> usize {
+        BinaryHeap::capacity(self)
+    }
+    fn shrink_to(&mut self, n: usize) {
+        BinaryHeap::shrink_to(self, n)
+    }
+}
+
+impl<T> Table for VecDeque<T> {
+    fn len(&self) -> usize {
+        VecDeque::len(self)
+    }
+    fn capacity(&self) -> usize {
+        VecDeque::capacity(self)
+    }
+    fn shrink_to(&mut self, n: usize) {
+        VecDeque::shrink_to(self, n)
     }
 }
 
@@ -677,26 +720,26 @@ impl Endpoint {
     /// capacity, not their length): what a burst of calls leaves behind
     /// until the tables are given back their spare room.
     pub fn table_room(&self) -> usize {
-        self.calls.capacity()
-            + self.dialogs.capacity()
-            + self.invites.capacity()
-            + self.server_txs.capacity()
-            + self.client_txs.capacity()
-            + self.heap.capacity()
-            + self.transmits.capacity()
-            + self.events.capacity()
+        self.tables().iter().map(|t| t.capacity()).sum()
+    }
+
+    /// Every table a burst of calls grows.
+    fn tables(&self) -> [&dyn Table; 8] {
+        [
+            &self.calls,
+            &self.dialogs,
+            &self.invites,
+            &self.server_txs,
+            &self.client_txs,
+            &self.heap,
+            &self.transmits,
+            &self.events,
+        ]
     }
 
     /// Whether some table holds far more room than entries.
     fn is_roomy(&self) -> bool {
-        roomy(self.calls.len(), self.calls.capacity())
-            || roomy(self.dialogs.len(), self.dialogs.capacity())
-            || roomy(self.invites.len(), self.invites.capacity())
-            || roomy(self.server_txs.len(), self.server_txs.capacity())
-            || roomy(self.client_txs.len(), self.client_txs.capacity())
-            || roomy(self.heap.len(), self.heap.capacity())
-            || roomy(self.transmits.len(), self.transmits.capacity())
-            || roomy(self.events.len(), self.events.capacity())
+        self.tables().iter().any(|t| t.roomy())
     }
 
     /// Gives back the room a burst left in the tables, at most once per
@@ -705,19 +748,18 @@ impl Endpoint {
         match self.next_shrink {
             None => self.next_shrink = Some(now + SHRINK_EVERY),
             Some(at) if at <= now => {
-                fit(&mut self.calls);
-                fit(&mut self.dialogs);
-                fit(&mut self.invites);
-                fit(&mut self.server_txs);
-                fit(&mut self.client_txs);
-                if roomy(self.heap.len(), self.heap.capacity()) {
-                    self.heap.shrink_to(self.heap.len() * 2);
-                }
-                if roomy(self.transmits.len(), self.transmits.capacity()) {
-                    self.transmits.shrink_to(self.transmits.len() * 2);
-                }
-                if roomy(self.events.len(), self.events.capacity()) {
-                    self.events.shrink_to(self.events.len() * 2);
+                let tables: [&mut dyn Table; 8] = [
+                    &mut self.calls,
+                    &mut self.dialogs,
+                    &mut self.invites,
+                    &mut self.server_txs,
+                    &mut self.client_txs,
+                    &mut self.heap,
+                    &mut self.transmits,
+                    &mut self.events,
+                ];
+                for t in tables {
+                    t.fit();
                 }
                 self.next_shrink = Some(now + SHRINK_EVERY);
             }

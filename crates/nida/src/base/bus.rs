@@ -75,6 +75,17 @@ pub struct MediaSocket {
     pub rtcp: std::net::UdpSocket,
 }
 
+impl MediaSocket {
+    /// The RTCP socket, or the RTP one.
+    pub fn get(&self, rtcp: bool) -> &std::net::UdpSocket {
+        if rtcp {
+            &self.rtcp
+        } else {
+            &self.rtp
+        }
+    }
+}
+
 /// A call nida placed (to an agent), as its owner gets it.
 #[derive(Debug)]
 pub struct LegSetup {

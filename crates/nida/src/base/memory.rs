@@ -11,7 +11,7 @@
 use crate::base::bus::Counters;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How often the calls in progress are looked at.
 const EVERY: Duration = Duration::from_secs(5);
@@ -22,34 +22,47 @@ const FOLLOW_UPS: u32 = 4;
 /// Bursts smaller than this are not worth a walk of the heaps.
 const SMALLEST_PEAK: u64 = 200;
 
-/// Whether the heaps are worth trimming now, and the peak to compare
-/// with from then on.
-fn due(peak: u64, now: u64) -> (bool, u64) {
-    let peak = peak.max(now);
-    if peak >= SMALLEST_PEAK && now * 2 <= peak {
-        (true, now)
-    } else {
-        (false, peak)
+/// When to trim, decided from the calls in progress at each look.
+#[derive(Debug, Default)]
+struct Trimmer {
+    /// The most calls in progress since the last trim.
+    peak: u64,
+    /// When the next follow-up trim is due.
+    again: Option<Instant>,
+    /// Follow-ups left after the last burst.
+    follow_ups: u32,
+}
+
+impl Trimmer {
+    /// Whether to trim now, with `calls` in progress.
+    fn look(&mut self, now: Instant, calls: u64) -> bool {
+        self.peak = self.peak.max(calls);
+        if self.peak >= SMALLEST_PEAK && calls * 2 <= self.peak {
+            // The burst has halved: trim, and measure the next one
+            // from here.
+            self.peak = calls;
+            self.again = Some(now + AGAIN);
+            self.follow_ups = FOLLOW_UPS;
+            return true;
+        }
+        match self.again {
+            Some(at) if at <= now && self.follow_ups > 0 => {
+                self.follow_ups -= 1;
+                self.again = (self.follow_ups > 0).then_some(now + AGAIN);
+                true
+            }
+            _ => false,
+        }
     }
 }
 
 /// Runs for the daemon's life.
 pub async fn trim_after_bursts(counters: Arc<Counters>) {
-    let mut peak = 0;
-    // The next follow-up and how many are left.
-    let mut again = (tokio::time::Instant::now(), 0);
+    let mut trimmer = Trimmer::default();
     let mut tick = tokio::time::interval(EVERY);
     loop {
-        let now = tick.tick().await;
-        let (trim, next) = due(peak, counters.calls.load(Ordering::Relaxed));
-        peak = next;
-        let follow_up = !trim && again.1 > 0 && again.0 <= now;
-        if trim {
-            again = (now + AGAIN, FOLLOW_UPS);
-        } else if follow_up {
-            again = (now + AGAIN, again.1 - 1);
-        }
-        if trim || follow_up {
+        let now = tick.tick().await.into_std();
+        if trimmer.look(now, counters.calls.load(Ordering::Relaxed)) {
             let _ = tokio::task::spawn_blocking(trim_heaps).await;
         }
     }
@@ -69,24 +82,44 @@ fn trim_heaps() {}
 
 #[cfg(test)]
 mod tests {
-    use super::due;
+    use super::{Trimmer, AGAIN, EVERY, FOLLOW_UPS};
+    use std::time::{Duration, Instant};
+
+    /// The looks at which the trimmer trims, for calls in progress at
+    /// each look (one every [`EVERY`]).
+    fn trims(calls: &[u64]) -> Vec<usize> {
+        let t0 = Instant::now();
+        let mut t = Trimmer::default();
+        (0..calls.len())
+            .filter(|&i| t.look(t0 + EVERY * i as u32, calls[i]))
+            .collect()
+    }
 
     #[test]
     fn trims_once_calls_fall_to_half_their_peak() {
-        // Calls rise: no trim, the peak follows.
-        assert_eq!(due(0, 1000), (false, 1000));
-        assert_eq!(due(1000, 4000), (false, 4000));
-        // Down to 2001 of 4000: not yet.
-        assert_eq!(due(4000, 2001), (false, 4000));
-        // Half: trim, and the next burst is measured from here.
-        assert_eq!(due(4000, 2000), (true, 2000));
-        assert_eq!(due(2000, 1500), (false, 2000));
-        assert_eq!(due(2000, 0), (true, 0));
+        // Up to 4000, down to 2001: not yet; 2000: trim.
+        assert_eq!(trims(&[1000, 4000, 2001, 2000]), vec![3]);
+        // Then measured from 2000: 1500 is not half of it, 0 is.
+        let t0 = Instant::now();
+        let mut t = Trimmer::default();
+        assert!(!t.look(t0, 4000));
+        assert!(t.look(t0, 2000));
+        assert!(!t.look(t0, 1500));
+        assert!(t.look(t0, 0));
     }
 
     #[test]
     fn small_bursts_are_left_alone() {
-        assert_eq!(due(150, 0), (false, 150));
-        assert_eq!(due(150, 0).1, 150);
+        assert!(trims(&[150, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]).is_empty());
+    }
+
+    #[test]
+    fn follow_ups_come_every_15_s_for_a_minute_then_stop() {
+        let mut calls = vec![4000, 0];
+        calls.resize(40, 0);
+        let steps = (AGAIN.as_secs() / EVERY.as_secs()) as usize;
+        let expected: Vec<usize> = (0..=FOLLOW_UPS as usize).map(|k| 1 + k * steps).collect();
+        assert_eq!(trims(&calls), expected);
+        assert_eq!(AGAIN * FOLLOW_UPS, Duration::from_secs(60));
     }
 }

@@ -15,9 +15,10 @@
 //! deadline is kept.
 
 use crate::base::bus::{MediaSocket, PortGuard};
+use nida_acd::FastMap;
 use nida_call::{Call, LegId};
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -206,9 +207,10 @@ struct Entry {
     touched: bool,
 }
 
-/// What a registered socket belongs to.
+/// A registered socket and what it belongs to.
 #[derive(Clone, Copy)]
 struct Socket {
+    fd: RawFd,
     call: u64,
     leg: LegId,
     rtcp: bool,
@@ -309,34 +311,13 @@ fn socket_addr(s: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<Socke
     }
 }
 
-/// Hashes the engine's own call numbers (sequential, never from the
-/// network) by one multiplication instead of SipHash, which a lookup per
-/// packet would pay for.
-#[derive(Default, Clone, Copy)]
-struct IdHasher(u64);
-
-impl std::hash::Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 << 8 | u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-
-type Ids = std::hash::BuildHasherDefault<IdHasher>;
-
 /// One media thread's state.
 struct MediaThread {
     epoll: OwnedFd,
     wake: Arc<OwnedFd>,
     rx: Receiver<Command>,
-    calls: HashMap<u64, Entry, Ids>,
+    /// By the engine's own call numbers (never from the network).
+    calls: FastMap<u64, Entry>,
     sockets: Vec<Option<Socket>>,
     free: Vec<usize>,
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
@@ -366,7 +347,7 @@ impl MediaThread {
             epoll,
             wake,
             rx,
-            calls: HashMap::default(),
+            calls: FastMap::default(),
             sockets: Vec::new(),
             free: Vec::new(),
             timers: BinaryHeap::new(),
@@ -393,19 +374,24 @@ impl MediaThread {
         Ok(())
     }
 
-    fn unwatch(&mut self, fd: RawFd, token: usize) {
-        // SAFETY: a live epoll; a descriptor not watched is an error
-        // that changes nothing.
-        unsafe {
-            libc::epoll_ctl(
-                self.epoll.as_raw_fd(),
-                libc::EPOLL_CTL_DEL,
-                fd,
-                std::ptr::null_mut(),
-            );
+    /// Stops watching a leg's sockets.
+    fn unwatch(&mut self, leg: &LegSockets) {
+        for token in leg.tokens {
+            let Some(s) = self.sockets[token].take() else {
+                continue;
+            };
+            // SAFETY: a live epoll; a descriptor not watched is an error
+            // that changes nothing.
+            unsafe {
+                libc::epoll_ctl(
+                    self.epoll.as_raw_fd(),
+                    libc::EPOLL_CTL_DEL,
+                    s.fd,
+                    std::ptr::null_mut(),
+                );
+            }
+            self.free.push(token);
         }
-        self.sockets[token] = None;
-        self.free.push(token);
     }
 
     fn token(&mut self, s: Socket) -> usize {
@@ -485,12 +471,9 @@ impl MediaThread {
                 }
                 let mut tokens = [0; 2];
                 for (i, rtcp) in [false, true].into_iter().enumerate() {
-                    let fd = if rtcp {
-                        socket.rtcp.as_raw_fd()
-                    } else {
-                        socket.rtp.as_raw_fd()
-                    };
+                    let fd = socket.get(rtcp).as_raw_fd();
                     let t = self.token(Socket {
+                        fd,
                         call: id,
                         leg,
                         rtcp,
@@ -524,9 +507,8 @@ impl MediaThread {
             Command::Remove(id) => {
                 self.flush(id);
                 if let Some(e) = self.calls.remove(&id) {
-                    for l in e.legs {
-                        self.unwatch(l.socket.rtp.as_raw_fd(), l.tokens[0]);
-                        self.unwatch(l.socket.rtcp.as_raw_fd(), l.tokens[1]);
+                    for l in &e.legs {
+                        self.unwatch(l);
                     }
                 }
             }
@@ -537,8 +519,7 @@ impl MediaThread {
         let e = self.calls.get_mut(&id)?;
         let i = e.legs.iter().position(|l| l.leg == leg)?;
         let l = e.legs.remove(i);
-        self.unwatch(l.socket.rtp.as_raw_fd(), l.tokens[0]);
-        self.unwatch(l.socket.rtcp.as_raw_fd(), l.tokens[1]);
+        self.unwatch(&l);
         Some((l.socket, l.guard))
     }
 
@@ -599,16 +580,7 @@ impl MediaThread {
         let Some(e) = self.calls.get(&s.call) else {
             return;
         };
-        let Some(fd) = e.legs.iter().find(|l| l.leg == s.leg).map(|l| {
-            if s.rtcp {
-                l.socket.rtcp.as_raw_fd()
-            } else {
-                l.socket.rtp.as_raw_fd()
-            }
-        }) else {
-            return;
-        };
-        let n = self.batch.recv(fd);
+        let n = self.batch.recv(s.fd);
         if n == 0 {
             return;
         }
@@ -691,12 +663,7 @@ fn send_due(call: &mut Call, legs: &[LegSockets], now: Instant, out: &mut [u8]) 
         let Some(l) = legs.iter().find(|l| l.leg == t.leg) else {
             continue;
         };
-        let sock = if t.rtcp {
-            &l.socket.rtcp
-        } else {
-            &l.socket.rtp
-        };
-        if let Err(err) = sock.send_to(&out[..t.len], t.dest) {
+        if let Err(err) = l.socket.get(t.rtcp).send_to(&out[..t.len], t.dest) {
             debug!(error = %err, dest = %t.dest, rtcp = t.rtcp, "media send failed");
         }
     }

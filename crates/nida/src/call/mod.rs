@@ -211,7 +211,7 @@ pub async fn restore(setup: CallSetup, row: nida_store::CallbackRow) {
 /// the configured ring time, 200, then the ACK (with the answer to a
 /// late offer). No RTP before the ACK: an INVITE from a forged source
 /// names whatever media address it likes.
-async fn answer(s: &mut CallSetup) -> Option<(Negotiated, Option<[u8; 30]>, Sockets)> {
+async fn answer(s: &mut CallSetup) -> Option<(Negotiated, Option<[u8; 30]>, MediaSocket)> {
     let handle = s.handle;
     let socket = s.socket.take();
     let session_id = s.fork_rng().next_u64() >> 16;
@@ -262,7 +262,12 @@ async fn answer(s: &mut CallSetup) -> Option<(Negotiated, Option<[u8; 30]>, Sock
 /// nida's own): the media agreed, nida's SRTP key, the RTP sockets bound
 /// at `port`, and the dialog's offer/answer state. The status to reject
 /// with when it cannot (none: nothing to send).
-type Answered = (Option<Negotiated>, Option<[u8; 30]>, Sockets, OfferAnswer);
+type Answered = (
+    Option<Negotiated>,
+    Option<[u8; 30]>,
+    MediaSocket,
+    OfferAnswer,
+);
 
 fn take_offer(
     offer: Option<&sdp::SessionDescription>,
@@ -309,9 +314,6 @@ fn take_offer(
     };
     Ok((negotiated, srtp, sock, media))
 }
-
-/// A leg's RTP and RTCP sockets.
-type Sockets = MediaSocket;
 
 /// Both ends of a channel the task gives to the tasks it spawns.
 type Channel<T> = (mpsc::Sender<T>, mpsc::Receiver<T>);
@@ -454,17 +456,7 @@ impl Shell {
         referred_by: CallHandle,
         notify: bool,
     ) {
-        let detached = self.media.cell.lock().detach_bridge(now);
-        let mut moved = None;
-        if let Some(d) = detached {
-            if let Some(handle) = self.handle_of(d.leg) {
-                if let Some(sockets) = self.media.take(d.leg).await {
-                    self.handles.remove(&handle);
-                    moved = Some((handle, sockets, d));
-                }
-            }
-        }
-        let Some((handle, (sockets, guard), d)) = moved else {
+        let Some((handle, (sockets, guard), d)) = self.detach_bridge(now).await else {
             warn!("attended transfer to this call, which has no colleague on the line: 481");
             self.s
                 .send(ToDriver::NotifyRefer(
@@ -487,6 +479,19 @@ impl Shell {
         if to.send(m).await.is_err() {
             self.s.send(ToDriver::Hangup(handle)).await;
         }
+    }
+
+    /// The bridged leg taken out of the machine with its dialog and, from
+    /// the media thread, its sockets and port.
+    async fn detach_bridge(
+        &mut self,
+        now: Instant,
+    ) -> Option<(CallHandle, (MediaSocket, PortGuard), nida_call::Detached)> {
+        let d = self.media.cell.lock().detach_bridge(now)?;
+        let handle = self.handle_of(d.leg)?;
+        let sockets = self.media.take(d.leg).await?;
+        self.handles.remove(&handle);
+        Some((handle, sockets, d))
     }
 
     /// Shuttles until the machine says the call is over. The media
@@ -734,7 +739,7 @@ impl Shell {
         dial: Dial,
         from_user: String,
         number: Option<(nida_call::Purpose, String)>,
-    ) -> Option<(CallHandle, Sockets, PortGuard, Option<[u8; 30]>)> {
+    ) -> Option<(CallHandle, MediaSocket, PortGuard, Option<[u8; 30]>)> {
         let (reply, rx) = oneshot::channel();
         let m = ToDriver::Invite(LegRequest {
             target: dial,
