@@ -463,7 +463,9 @@ impl MediaThread {
                         touched: false,
                     },
                 );
-                self.touch(id);
+                // Not touched yet: the task attaches the caller's sockets
+                // and then pokes. A first packet polled before then would
+                // find no socket and be lost (the stream's marked one).
             }
             Command::Attach(id, leg, socket, guard) => {
                 if !self.calls.contains_key(&id) {
