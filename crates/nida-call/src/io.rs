@@ -235,8 +235,10 @@ pub enum Outcome {
     CallbackWaiting,
     /// The queue's exit offered a call-back that could not be booked.
     CallbackUnavailable,
-    /// The queue's exit is voicemail, which nida does not take.
-    VoicemailUnavailable,
+    /// The caller left a voice message.
+    Voicemail,
+    /// The queue was closed (and no message was left).
+    Closed,
     /// Left by the queue's exit into a flow.
     ExitFlow,
     /// The queue would not take it.
@@ -259,7 +261,8 @@ impl Outcome {
             Outcome::Abandoned => "abandoned",
             Outcome::CallbackWaiting => "callback_waiting",
             Outcome::CallbackUnavailable => "callback_unavailable",
-            Outcome::VoicemailUnavailable => "voicemail_unavailable",
+            Outcome::Voicemail => "voicemail",
+            Outcome::Closed => "closed",
             Outcome::ExitFlow => "exit_flow",
             Outcome::Refused => "refused",
             Outcome::Transferred => "transferred",
@@ -316,6 +319,21 @@ pub enum HangupCause {
 pub enum CallEvent {
     /// A flow started.
     FlowStarted(String),
+    /// The queue's calendar says it is closed.
+    QueueClosed(String),
+    /// The voicemail greeting plays (for this queue).
+    VoicemailGreeting(String),
+    /// The beep ended: the message is recorded.
+    VoicemailRecording,
+    /// The message held no voice: discarded.
+    VoicemailEmpty,
+    /// A message was kept.
+    VoicemailLeft {
+        /// The queue it is for.
+        queue: String,
+        /// Its length.
+        seconds: f64,
+    },
     /// A flow to run does not exist.
     FlowMissing(String),
     /// A flow ended.
@@ -641,9 +659,12 @@ pub enum Output {
     /// Store a call-back's new state.
     StoreCallback(nida_store::CallbackRow),
     /// Write the call record (the call is over).
-    Record(nida_store::CallRecord),
+    Record(Box<nida_store::CallRecord>),
     /// The recording's course.
     Recording(Recording),
+    /// A voice message's course: mono frames of the caller; the shell
+    /// names the file with [`crate::Call::set_voicemail_name`].
+    Voicemail(Recording),
     /// Something happened.
     Event(CallEvent),
 }

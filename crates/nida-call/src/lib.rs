@@ -34,6 +34,7 @@
 
 pub mod answering;
 pub mod bookings;
+pub mod calendar;
 mod callback;
 pub mod consult;
 mod hold;
@@ -47,6 +48,7 @@ mod supervise;
 mod target;
 pub mod timer;
 mod transfer;
+mod voicemail;
 
 pub use consult::{ConsultAction, ConsultTarget, Detached};
 pub use io::{

@@ -165,7 +165,17 @@ pub struct Call {
     final_rtcp: VecDeque<(Transmit, Vec<u8>)>,
     /// The time of the input being handled (for what a rule does without
     /// being handed the time, such as closing a leg).
-    now: Instant,
+    pub(crate) now: Instant,
+    /// The caller's way through the IVR so far, for the record.
+    pub(crate) trail: Option<nida_store::IvrTrail>,
+    /// The voice message being taken.
+    pub(crate) voicemail: Option<crate::voicemail::Voicemail>,
+    /// The file the shell writes it to.
+    pub(crate) voicemail_name: Option<String>,
+    /// The message kept, for the record.
+    pub(crate) voicemail_left: Option<nida_store::VoicemailLeft>,
+    /// When the running (non-survey) flow started.
+    ivr_started: Option<Instant>,
 }
 
 /// A leg's media quality as the record keeps it.
@@ -244,6 +254,11 @@ impl Call {
             media_quality: Vec::new(),
             final_rtcp: VecDeque::new(),
             now,
+            trail: None,
+            ivr_started: None,
+            voicemail: None,
+            voicemail_name: None,
+            voicemail_left: None,
         }
     }
 
@@ -282,7 +297,7 @@ impl Call {
                     "called".into(),
                     nida_ivr::Value::Str(call.cfg.called.clone()),
                 );
-                call.ivr = Session::new(now, call.shared.flows.clone(), &flow, vars);
+                call.ivr = call.new_session(now, &flow, vars);
                 match call.ivr {
                     Some(_) => {
                         call.event(CallEvent::FlowStarted(flow));
@@ -390,6 +405,11 @@ impl Call {
     /// The RTP session of a leg, to read its counters.
     pub fn rtp(&self, leg: LegId) -> Option<&RtpSession> {
         self.leg(leg).and_then(|l| l.rtp.as_ref())
+    }
+
+    /// The name the shell gave the voice message file it started.
+    pub fn set_voicemail_name(&mut self, name: String) {
+        self.voicemail_name = Some(name);
     }
 
     /// The name the shell gave the recording it started (the record links
@@ -643,6 +663,12 @@ impl Call {
                 });
                 self.enqueue(now, &q);
             }
+            Action::Voicemail(v) => {
+                let greeting = v.greeting.into_iter().map(|r| r.name).collect();
+                self.language = v.language.clone();
+                self.info.queue = v.queue.clone();
+                self.start_voicemail(now, &v.queue, greeting, v.max, v.silence);
+            }
             Action::Hangup => {
                 self.hang_up.get_or_insert(HangupCause::Done);
             }
@@ -657,6 +683,19 @@ impl Call {
             digit: d,
             digits: self.digits.clone(),
         });
+        if self.in_voicemail() {
+            // `#` ends the message; during the greeting it skips to the
+            // beep's end.
+            if d == '#' {
+                if self.voicemail_recording() {
+                    self.voicemail_done();
+                } else {
+                    self.stop_playback();
+                    self.begin_message(now);
+                }
+            }
+            return;
+        }
         if !self.queue_digit(now, d) {
             if let Some(s) = self.ivr.as_mut() {
                 s.handle_digit(now, d);
@@ -697,6 +736,8 @@ impl Call {
     fn playback_finished(&mut self, now: Instant) {
         if self.closing {
             self.hang_up.get_or_insert(HangupCause::Done);
+        } else if self.in_voicemail() {
+            self.begin_message(now);
         } else if self.waiting() && (self.music || self.announcing) {
             // After an announcement, or at the end of the loop: music.
             self.announcing = false;
@@ -724,7 +765,7 @@ impl Call {
             "language".into(),
             nida_ivr::Value::Str(self.language.clone()),
         );
-        self.ivr = Session::new(now, self.shared.flows.clone(), &flow, vars);
+        self.ivr = self.new_session(now, &flow, vars);
         if self.ivr.is_some() {
             self.event(CallEvent::FlowStarted(flow));
         } else {
@@ -733,7 +774,86 @@ impl Call {
         }
     }
 
-    fn flow_ended(&mut self, s: Session) {
+    /// A session of `flow`, reading the calendars at the call's time.
+    fn new_session(
+        &mut self,
+        now: Instant,
+        flow: &str,
+        vars: nida_ivr::expr::Vars,
+    ) -> Option<Session> {
+        let env = nida_ivr::interp::Env {
+            unix: self.unix(now),
+            hours: Some(self.shared.calendars.clone()),
+        };
+        let s = Session::start(now, env, self.shared.flows.clone(), flow, vars)?;
+        if !self.in_survey {
+            self.ivr_started = Some(now);
+        }
+        Some(s)
+    }
+
+    /// Adds a flow's part to the call's IVR trail (the survey has none).
+    fn add_to_trail(&mut self, s: &Session) {
+        use nida_store::{IvrChoice, IvrEnd, IvrLookup, LookupServed};
+        let seconds = self
+            .ivr_started
+            .take()
+            .map_or(0.0, |t| self.now.saturating_duration_since(t).as_secs_f64());
+        let flow = s
+            .path()
+            .first()
+            .and_then(|p| p.split('/').next())
+            .unwrap_or_default()
+            .to_string();
+        let t = self.trail.get_or_insert_with(|| nida_store::IvrTrail {
+            flow,
+            ..Default::default()
+        });
+        t.seconds += seconds;
+        t.exit = s.at();
+        t.end = match s.outcome() {
+            nida_ivr::Outcome::Running => IvrEnd::CallerHungUp,
+            nida_ivr::Outcome::HungUp => IvrEnd::SelfServed,
+            nida_ivr::Outcome::Queued(_) => IvrEnd::Queued,
+            nida_ivr::Outcome::Failed(_) => IvrEnd::Error,
+            nida_ivr::Outcome::Voicemail(_) => IvrEnd::Voicemail,
+        };
+        for m in s.marks() {
+            match m {
+                nida_ivr::Mark::Choice { node, digit } => t.choices.push(IvrChoice {
+                    node: node.clone(),
+                    digit: digit.to_string(),
+                }),
+                nida_ivr::Mark::Lookup {
+                    node,
+                    service,
+                    served,
+                } => t.lookups.push(IvrLookup {
+                    node: node.clone(),
+                    service: service.clone(),
+                    result: match served {
+                        nida_ivr::Served::Found => LookupServed::Found,
+                        nida_ivr::Served::NotFound => LookupServed::NotFound,
+                        nida_ivr::Served::Failed => LookupServed::Failed,
+                    },
+                }),
+            }
+        }
+        if self.queued_at.is_none() {
+            // A call that never queued keeps the IVR's language, path and
+            // variables in its record.
+            self.language = s.language().to_string();
+            self.path.extend(s.path().iter().cloned());
+            self.info
+                .vars
+                .extend(s.vars().iter().map(|(k, v)| (k.clone(), v.to_string())));
+        }
+    }
+
+    pub(crate) fn flow_ended(&mut self, s: Session) {
+        if !self.in_survey {
+            self.add_to_trail(&s);
+        }
         if self.in_survey {
             self.rating = s
                 .vars()
@@ -757,6 +877,7 @@ impl Call {
             Timer::MaxDuration => {
                 self.hang_up.get_or_insert(HangupCause::MaxDuration);
             }
+            Timer::Voicemail => self.voicemail_done(),
         }
     }
 
@@ -779,6 +900,8 @@ impl Call {
 
     /// The caller left for good: the core and the other legs learn it.
     fn caller_left(&mut self, now: Instant) {
+        // A message cut by the caller hanging up is kept when it has voice.
+        self.keep_message();
         let others: Vec<LegId> = self.legs.iter().map(|l| l.id).collect();
         let bridged = self.bridge.take();
         for leg in others {
@@ -814,9 +937,16 @@ impl Call {
         }
         self.over = true;
         self.timers = TimerTable::default();
-        if self.queued_at.is_some() {
+        if let Some(t) = self.trail.as_mut() {
+            if self.voicemail_left.is_some() {
+                t.end = nida_store::IvrEnd::Voicemail;
+            } else if self.queued_at.is_some() {
+                t.end = nida_store::IvrEnd::Queued;
+            }
+        }
+        if self.queued_at.is_some() || self.trail.is_some() || self.voicemail_left.is_some() {
             let record = self.record(now);
-            self.outputs.push_back(Output::Record(record));
+            self.outputs.push_back(Output::Record(Box::new(record)));
         }
         self.event(CallEvent::Ended {
             outcome: self.outcome,
@@ -853,6 +983,10 @@ impl Call {
             hold_seconds: self.hold.time(now).as_secs_f64(),
             holds: self.hold.count,
             listens: self.listens.clone(),
+            started_at: Some(self.start_unix),
+            ivr: self.trail.clone(),
+            wrapup: Vec::new(),
+            voicemail: self.voicemail_left.clone(),
             media: self
                 .media_quality
                 .iter()

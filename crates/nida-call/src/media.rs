@@ -241,10 +241,14 @@ impl Call {
         // Taken whether or not anyone hears it (a held agent's phone goes
         // on sending), so nothing piles up.
         let data = src.take_received();
+        let caller = Some(from) == self.caller;
+        if caller && !data.is_empty() && self.voicemail_recording() {
+            let pcm = law.decode(&data);
+            self.voicemail_audio(self.now, &pcm);
+        }
         if data.is_empty() || !self.links.iter().any(|(a, _)| *a == from) {
             return;
         }
-        let caller = Some(from) == self.caller;
         if let Some(m) = self.mixing.as_mut() {
             // Mixed: the mix gives each leg its share, and the recording
             // its right side.

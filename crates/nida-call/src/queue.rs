@@ -13,12 +13,16 @@ use nida_sip::EndReason;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+/// Silence that ends a voice message taken by a queue's exit.
+const VOICEMAIL_SILENCE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Task ids, unique in the process.
 static NEXT_TASK: AtomicU64 = AtomicU64::new(1);
 
 impl Call {
-    /// The flow asked for an agent: join the queue, start the music.
-    pub(crate) fn enqueue(&mut self, now: Instant, q: &nida_ivr::QueueRequest) {
+    /// The flow asked for an agent: join the queue, start the music; or,
+    /// the queue being closed, take its closed exit (false).
+    pub(crate) fn enqueue(&mut self, now: Instant, q: &nida_ivr::QueueRequest) -> bool {
         self.language = q.language.clone();
         self.skills = q.skills.clone();
         self.priority = q.priority;
@@ -41,6 +45,52 @@ impl Call {
             path: self.path.clone(),
             vars,
         };
+        if self.queue_closed(now) {
+            self.event(CallEvent::QueueClosed(q.queue.clone()));
+            self.outcome = Outcome::Closed;
+            match self.rules.closed_exit.clone() {
+                Exit::Flow(f) => {
+                    self.stop_playback();
+                    self.next_flow = Some(f);
+                    return false;
+                }
+                Exit::Callback => {
+                    // Called back once an agent takes it (when it opens).
+                    self.join(now);
+                    let before = self.priority;
+                    if !self.request_callback(now, BookingFor::Exit(before)) {
+                        self.callback_unavailable(before);
+                    }
+                    return false;
+                }
+                Exit::Voicemail | Exit::Queue(_) => {
+                    // The flow that asked (a call-back offer's goes on) ends.
+                    if let Some(s) = self.ivr.take() {
+                        self.flow_ended(s);
+                    }
+                    let greeting = vec!["queue_closed".into(), "voicemail_greeting".into()];
+                    let (queue, max) = (q.queue.clone(), self.rules.voicemail_max);
+                    self.start_voicemail(now, &queue, greeting, max, VOICEMAIL_SILENCE);
+                    return false;
+                }
+            }
+        }
+        self.join(now);
+        true
+    }
+
+    /// Whether the queue's calendar says it is closed now.
+    fn queue_closed(&self, now: Instant) -> bool {
+        let unix = self.unix(now);
+        self.rules
+            .calendar
+            .as_ref()
+            .and_then(|c| self.shared.calendars.get(c))
+            .is_some_and(|c| !c.is_open(unix))
+    }
+
+    /// In line: counted from now, the music on, the core told.
+    fn join(&mut self, now: Instant) {
         self.queued_at = Some(now);
         if self.queued_unix.is_none() {
             self.queued_unix = Some(self.unix(now));
@@ -64,7 +114,9 @@ impl Call {
                 .map_or_else(|| self.language.clone(), |s| s.language().to_string()),
             priority: 0,
         };
-        self.enqueue(now, &q);
+        if !self.enqueue(now, &q) {
+            return;
+        }
         // The flow's own prompts play, not the music.
         if self.music {
             self.stop_playback();
@@ -79,10 +131,7 @@ impl Call {
     /// caller waits on the line.
     pub(crate) fn stay_in_line(&mut self) {
         if let Some(s) = self.ivr.take() {
-            self.event(CallEvent::FlowEnded {
-                path: s.path().to_vec(),
-                outcome: s.outcome().clone(),
-            });
+            self.flow_ended(s);
         }
         self.start_music();
     }
@@ -270,8 +319,8 @@ impl Call {
                 }
             }
             Exit::Voicemail => {
-                self.outcome = Outcome::VoicemailUnavailable;
-                self.close_with("goodbye");
+                let (queue, max) = (self.info.queue.clone(), self.rules.voicemail_max);
+                self.start_voicemail(now, &queue, Vec::new(), max, VOICEMAIL_SILENCE);
             }
             Exit::Flow(f) => {
                 self.outcome = Outcome::ExitFlow;
@@ -459,6 +508,10 @@ impl Call {
         self.end_recording();
         match self.rules.survey_flow.clone() {
             Some(f) => {
+                // The flow that queued the call ends as the IVR's part.
+                if let Some(s) = self.ivr.take() {
+                    self.flow_ended(s);
+                }
                 self.in_survey = true;
                 self.next_flow = Some(f);
             }

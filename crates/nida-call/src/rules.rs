@@ -30,6 +30,12 @@ pub struct QueueRules {
     pub callback_attempts: u32,
     /// Time between two tries.
     pub callback_retry: Duration,
+    /// The calendar of the queue's opening hours (none: always open).
+    pub calendar: Option<String>,
+    /// Where a call goes when the queue is closed.
+    pub closed_exit: nida_acd::Exit,
+    /// The longest voice message its callers leave.
+    pub voicemail_max: Duration,
 }
 
 impl Default for QueueRules {
@@ -43,6 +49,9 @@ impl Default for QueueRules {
             callback_digit: "1".into(),
             callback_attempts: 3,
             callback_retry: Duration::from_secs(300),
+            calendar: None,
+            closed_exit: nida_acd::Exit::Voicemail,
+            voicemail_max: Duration::from_secs(120),
         }
     }
 }
@@ -59,6 +68,8 @@ pub struct Shared {
     pub queues: Arc<BTreeMap<String, QueueRules>>,
     /// The numbers with a call-back pending.
     pub bookings: Bookings,
+    /// Opening hours, for flows' `open(...)` and queues' calendars.
+    pub calendars: Arc<crate::calendar::Calendars>,
 }
 
 /// Settings and facts of one call.

@@ -12,10 +12,18 @@ pub enum Timer {
     CallbackRetry = 1,
     /// The longest a caller stays on the line.
     MaxDuration = 2,
+    /// A voice message's end: its longest length, or the silence after
+    /// the caller's last word.
+    Voicemail = 3,
 }
 
-const COUNT: usize = 3;
-const ALL: [Timer; COUNT] = [Timer::Announce, Timer::CallbackRetry, Timer::MaxDuration];
+const COUNT: usize = 4;
+const ALL: [Timer; COUNT] = [
+    Timer::Announce,
+    Timer::CallbackRetry,
+    Timer::MaxDuration,
+    Timer::Voicemail,
+];
 
 /// A deadline per [`Timer`].
 #[derive(Debug, Default, Clone)]

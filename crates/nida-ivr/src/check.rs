@@ -143,6 +143,8 @@ pub enum Step {
     Queue(QueueDef),
     /// Offer a call-back.
     CallbackOffer(CallbackDef),
+    /// Take a voice message.
+    Voicemail(crate::flow::VoicemailDef),
     /// End the call.
     Hangup(HangupDef),
     /// Jump.
@@ -188,6 +190,7 @@ impl Step {
             Kind::Branch => Step::Branch(def.branch.as_ref()?.value.clone()),
             Kind::Queue => Step::Queue(def.queue.as_ref()?.value.clone()),
             Kind::CallbackOffer => Step::CallbackOffer(def.callback_offer.as_ref()?.value.clone()),
+            Kind::Voicemail => Step::Voicemail(def.voicemail.as_ref()?.value.clone()),
             Kind::Hangup => Step::Hangup(def.hangup.as_ref()?.value.clone()),
             Kind::Goto => Step::Goto(def.goto.as_ref()?.value.clone()),
             Kind::Call => Step::Call {
@@ -302,6 +305,9 @@ impl FlowSet {
             if let Some(c) = &node.def.callback_offer {
                 out.insert(c.value.queue.value.clone());
             }
+            if let Some(v) = &node.def.voicemail {
+                out.insert(v.value.queue.value.clone());
+            }
         }
         out.into_iter().collect()
     }
@@ -315,6 +321,7 @@ impl FlowSet {
                 let named = [
                     node.def.queue.as_ref().map(|q| &q.value.name),
                     node.def.callback_offer.as_ref().map(|c| &c.value.queue),
+                    node.def.voicemail.as_ref().map(|v| &v.value.queue),
                 ];
                 for s in named.into_iter().flatten() {
                     let loc = s.referenced;
@@ -392,8 +399,19 @@ impl Report {
     }
 }
 
-/// Reads every `*.yaml` file of a folder (or one file) and checks them.
+/// Reads every `*.yaml` file of a folder (or one file) and checks them;
+/// any calendar name is taken.
 pub fn load_path(path: &Path, prompts: &dyn PromptCatalog) -> Result<FlowSet, Report> {
+    load_path_with(path, prompts, None)
+}
+
+/// [`load_path`], with the configuration's calendars: `open("x")` of a
+/// calendar not among them is an error at its place.
+pub fn load_path_with(
+    path: &Path,
+    prompts: &dyn PromptCatalog,
+    calendars: Option<&BTreeSet<String>>,
+) -> Result<FlowSet, Report> {
     let mut files = Vec::new();
     let mut report = Report::default();
     let io_error = |p: &Path, e: std::io::Error| Diagnostic {
@@ -432,13 +450,22 @@ pub fn load_path(path: &Path, prompts: &dyn PromptCatalog) -> Result<FlowSet, Re
     if !report.diagnostics.is_empty() {
         return Err(report);
     }
-    check_sources(&files, prompts)
+    check_sources_with(&files, prompts, calendars)
 }
 
-/// Checks flows given as (path, text) pairs.
+/// Checks flows given as (path, text) pairs; any calendar name is taken.
 pub fn check_sources(
     files: &[(PathBuf, String)],
     prompts: &dyn PromptCatalog,
+) -> Result<FlowSet, Report> {
+    check_sources_with(files, prompts, None)
+}
+
+/// [`check_sources`], with the configuration's calendars.
+pub fn check_sources_with(
+    files: &[(PathBuf, String)],
+    prompts: &dyn PromptCatalog,
+    calendars: Option<&BTreeSet<String>>,
 ) -> Result<FlowSet, Report> {
     let mut report = Report::default();
     let mut parsed: Vec<(PathBuf, FlowFile)> = Vec::new();
@@ -477,6 +504,7 @@ pub fn check_sources(
             flow: &file,
             flows: &names,
             prompts,
+            calendars,
             out: &mut report.diagnostics,
         };
         if let Some(flow) = checker.check(name.clone()) {
@@ -553,10 +581,31 @@ struct Checker<'a> {
     flow: &'a FlowFile,
     flows: &'a BTreeSet<String>,
     prompts: &'a dyn PromptCatalog,
+    calendars: Option<&'a BTreeSet<String>>,
     out: &'a mut Vec<Diagnostic>,
 }
 
 impl Checker<'_> {
+    /// `open(...)` names a calendar of the configuration, in quotes.
+    fn check_calendars(&mut self, at: &S<String>, e: &expr::Expr) {
+        for name in e.calendars() {
+            match (name, self.calendars) {
+                (None, _) => self.error(at, "`open` takes a calendar's name in quotes"),
+                (Some(n), Some(known)) if !known.contains(&n) => {
+                    let list = known.iter().cloned().collect::<Vec<_>>().join(", ");
+                    self.error(
+                        at,
+                        format!(
+                            "unknown calendar `{n}` (the configuration has: {})",
+                            if list.is_empty() { "none" } else { &list }
+                        ),
+                    )
+                }
+                _ => {}
+            }
+        }
+    }
+
     fn error<T>(&mut self, at: &S<T>, msg: impl Into<String>) {
         self.out.push(Diagnostic::at(self.file, at, msg));
     }
@@ -619,7 +668,7 @@ impl Checker<'_> {
         let kind = match kinds.as_slice() {
             [(k, _)] => *k,
             [] => {
-                self.error(node, format!("node `{name}` has no kind: give it one of play, menu, collect, set_language, set, lookup, branch, queue, callback_offer, hangup, goto, call, return"));
+                self.error(node, format!("node `{name}` has no kind: give it one of play, menu, collect, set_language, set, lookup, branch, queue, callback_offer, voicemail, hangup, goto, call, return"));
                 return None;
             }
             more => {
@@ -741,7 +790,10 @@ impl Checker<'_> {
             for (i, arm) in arms.iter().enumerate() {
                 match &arm.when {
                     Some(w) => match expr::parse(&w.value) {
-                        Ok(e) => conditions.push(Some(e)),
+                        Ok(e) => {
+                            self.check_calendars(w, &e);
+                            conditions.push(Some(e))
+                        }
                         Err(e) => self.error(w, format!("bad condition: {e}")),
                     },
                     None if i + 1 == arms.len() => conditions.push(None),

@@ -14,7 +14,8 @@
 //! atom    := NUMBER | 'STRING' | "STRING" | true | false | IDENT
 //!          | IDENT "(" expr ("," expr)* ")" | "(" expr ")"
 //! ```
-//! Functions: `len(x)`, `starts_with(x, y)`, `digits(x)` (only the digits of x).
+//! Functions: `len(x)`, `starts_with(x, y)`, `digits(x)` (only the digits of
+//! x), `open("calendar")` (whether the configured calendar is open now).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -104,7 +105,7 @@ pub struct ExprError {
     pub offset: usize,
 }
 
-const FUNCTIONS: &[(&str, usize)] = &[("len", 1), ("starts_with", 2), ("digits", 1)];
+const FUNCTIONS: &[(&str, usize)] = &[("len", 1), ("starts_with", 2), ("digits", 1), ("open", 1)];
 
 struct Parser<'a> {
     src: &'a [char],
@@ -278,6 +279,39 @@ impl Parser<'_> {
     }
 }
 
+impl Expr {
+    /// The calendars named by `open(...)` in this expression, with the
+    /// character offset of each name; a name that is not a literal text is
+    /// given as `None` (the checker refuses it).
+    pub fn calendars(&self) -> Vec<Option<String>> {
+        let mut out = Vec::new();
+        self.walk(&mut |e| {
+            if let Expr::Call(f, args) = e {
+                if f == "open" {
+                    out.push(match &args[0] {
+                        Expr::Lit(Value::Str(s)) => Some(s.clone()),
+                        _ => None,
+                    });
+                }
+            }
+        });
+        out
+    }
+
+    fn walk(&self, f: &mut dyn FnMut(&Expr)) {
+        f(self);
+        match self {
+            Expr::Not(e) => e.walk(f),
+            Expr::Bin(a, _, b) => {
+                a.walk(f);
+                b.walk(f);
+            }
+            Expr::Call(_, args) => args.iter().for_each(|a| a.walk(f)),
+            Expr::Lit(_) | Expr::Var(_) => {}
+        }
+    }
+}
+
 /// Parses an expression.
 pub fn parse(src: &str) -> Result<Expr, ExprError> {
     let chars: Vec<char> = src.chars().collect();
@@ -297,18 +331,27 @@ pub fn parse(src: &str) -> Result<Expr, ExprError> {
 pub type Vars = HashMap<String, Value>;
 
 impl Expr {
-    /// Evaluates with the call's variables; unset variables are null.
+    /// Evaluates with the call's variables; unset variables are null and
+    /// every calendar is closed.
     pub fn eval(&self, vars: &Vars) -> Value {
+        self.eval_with(vars, &|_| false)
+    }
+
+    /// Evaluates with the call's variables and `open`, which answers
+    /// `open("calendar")` for the time of the evaluation.
+    pub fn eval_with(&self, vars: &Vars, open: &dyn Fn(&str) -> bool) -> Value {
+        let ev = |e: &Expr| e.eval_with(vars, open);
         match self {
             Expr::Lit(v) => v.clone(),
             Expr::Var(name) => vars.get(name).cloned().unwrap_or(Value::Null),
-            Expr::Not(e) => Value::Bool(!e.eval(vars).truthy()),
-            Expr::Bin(a, Op::Or, b) => Value::Bool(a.eval(vars).truthy() || b.eval(vars).truthy()),
-            Expr::Bin(a, Op::And, b) => Value::Bool(a.eval(vars).truthy() && b.eval(vars).truthy()),
-            Expr::Bin(a, op, b) => binary(*op, a.eval(vars), b.eval(vars)),
+            Expr::Not(e) => Value::Bool(!ev(e).truthy()),
+            Expr::Bin(a, Op::Or, b) => Value::Bool(ev(a).truthy() || ev(b).truthy()),
+            Expr::Bin(a, Op::And, b) => Value::Bool(ev(a).truthy() && ev(b).truthy()),
+            Expr::Bin(a, op, b) => binary(*op, ev(a), ev(b)),
             Expr::Call(f, args) => {
-                let v: Vec<Value> = args.iter().map(|a| a.eval(vars)).collect();
+                let v: Vec<Value> = args.iter().map(ev).collect();
                 match f.as_str() {
+                    "open" => Value::Bool(open(&v[0].to_string())),
                     "len" => Value::Num(v[0].to_string().chars().count() as f64),
                     "starts_with" => Value::Bool(v[0].to_string().starts_with(&v[1].to_string())),
                     "digits" => Value::Str(
@@ -454,6 +497,20 @@ mod tests {
         assert_eq!(t("tries + 1"), Value::Num(3.0));
         assert_eq!(t("'a' + status"), Value::Str("aapproved".into()));
         assert_eq!(t("digits('A-12 3')"), Value::Str("123".into()));
+    }
+
+    #[test]
+    fn open_asks_the_calendars_and_names_them() {
+        let v = vars();
+        let open = |c: &str| c == "visa_centre";
+        let e = parse("open('visa_centre') && !open(\"police\")").unwrap();
+        assert_eq!(e.eval_with(&v, &open), Value::Bool(true));
+        assert_eq!(e.eval(&v), Value::Bool(false));
+        assert_eq!(
+            e.calendars(),
+            vec![Some("visa_centre".into()), Some("police".into())]
+        );
+        assert_eq!(parse("open(status)").unwrap().calendars(), vec![None]);
     }
 
     #[test]

@@ -19,7 +19,7 @@
 //!
 //! A node is a map with exactly one kind key (`play`, `menu`, `collect`,
 //! `set_language`, `set`, `lookup`, `branch`, `queue`, `callback_offer`,
-//! `hangup`, `goto`, `call`, `return`) and, for the kinds that continue,
+//! `voicemail`, `hangup`, `goto`, `call`, `return`) and, for the kinds that continue,
 //! `next`.
 
 use schemars::JsonSchema;
@@ -216,6 +216,27 @@ pub struct CallbackDef {
     pub on_decline: S<String>,
 }
 
+/// `voicemail`: the caller leaves a message (greeting, beep, up to
+/// `max_seconds`, `#` or silence ends it), kept for the queue's agents;
+/// the flow ends here.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VoicemailDef {
+    /// The queue whose agents call back (and see it on their page).
+    #[schemars(with = "String")]
+    pub queue: S<String>,
+    /// The greeting before the beep (`voicemail_greeting` when empty).
+    #[serde(default)]
+    #[schemars(with = "Vec<PromptItem>")]
+    pub prompt: Prompts,
+    /// The longest message, in seconds.
+    #[serde(default = "voicemail_max")]
+    pub max_seconds: u32,
+    /// Silence that ends the message, in seconds.
+    #[serde(default = "voicemail_silence")]
+    pub silence_seconds: u32,
+}
+
 /// `hangup`: optionally a last prompt, then the end of the call.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -271,6 +292,9 @@ pub struct NodeDef {
     /// Offer a call-back.
     #[schemars(with = "Option<CallbackDef>")]
     pub callback_offer: Option<S<CallbackDef>>,
+    /// Take a voice message, then end the call.
+    #[schemars(with = "Option<VoicemailDef>")]
+    pub voicemail: Option<S<VoicemailDef>>,
     /// End the call.
     #[schemars(with = "Option<HangupDef>")]
     pub hangup: Option<S<HangupDef>>,
@@ -331,6 +355,12 @@ fn inter_digit() -> u64 {
 fn lookup_timeout() -> u64 {
     3000
 }
+fn voicemail_max() -> u32 {
+    120
+}
+fn voicemail_silence() -> u32 {
+    5
+}
 fn digit_one() -> String {
     "1".into()
 }
@@ -356,6 +386,8 @@ pub enum Kind {
     Queue,
     /// `callback_offer`
     CallbackOffer,
+    /// `voicemail`
+    Voicemail,
     /// `hangup`
     Hangup,
     /// `goto`
@@ -407,6 +439,7 @@ impl NodeDef {
             Kind::CallbackOffer,
             "callback_offer",
         );
+        add(self.voicemail.is_some(), Kind::Voicemail, "voicemail");
         add(self.hangup.is_some(), Kind::Hangup, "hangup");
         add(self.goto.is_some(), Kind::Goto, "goto");
         add(self.call.is_some(), Kind::Call, "call");
@@ -455,6 +488,9 @@ impl NodeDef {
         }
         if let Some(h) = &self.hangup {
             p.push(&h.value.prompt);
+        }
+        if let Some(v) = &self.voicemail {
+            p.push(&v.value.prompt);
         }
         p
     }

@@ -36,6 +36,21 @@ pub struct QueueRequest {
     pub priority: u8,
 }
 
+/// A voice message to take.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VoicemailRequest {
+    /// The queue it is for.
+    pub queue: String,
+    /// The greeting (empty: the standard one).
+    pub greeting: Vec<PromptRef>,
+    /// The longest message.
+    pub max: Duration,
+    /// Silence that ends it.
+    pub silence: Duration,
+    /// The caller's language.
+    pub language: String,
+}
+
 /// What the interpreter asks the shell to do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
@@ -59,6 +74,8 @@ pub enum Action {
     },
     /// Hand the call to an agent queue (the flow ends here).
     Queue(QueueRequest),
+    /// Take a voice message for a queue (the flow ends here).
+    Voicemail(VoicemailRequest),
     /// End the call.
     Hangup,
 }
@@ -74,6 +91,58 @@ pub enum LookupResult {
     Error(String),
 }
 
+/// Opening hours, for `open("calendar")` in conditions.
+pub trait Hours: Send + Sync + std::fmt::Debug {
+    /// Whether `calendar` is open at `unix` (seconds); `None` when there
+    /// is no such calendar.
+    fn is_open(&self, calendar: &str, unix: i64) -> Option<bool>;
+}
+
+/// What a session reads besides the call: the wall clock at its start
+/// (later times follow from the `now` of each input) and the calendars.
+#[derive(Debug, Clone, Default)]
+pub struct Env {
+    /// Unix seconds at the session's start.
+    pub unix: i64,
+    /// The calendars; without them every calendar is closed.
+    pub hours: Option<Arc<dyn Hours>>,
+}
+
+/// How a lookup went, for the call's record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Served {
+    /// The record was found.
+    Found,
+    /// No such record.
+    NotFound,
+    /// The backend failed or did not answer in time.
+    Failed,
+}
+
+/// A choice or a lookup on the caller's way through the flows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mark {
+    /// A menu's key.
+    Choice {
+        /// `flow/node` of the menu.
+        node: String,
+        /// The key.
+        digit: char,
+    },
+    /// A lookup and how it went.
+    Lookup {
+        /// `flow/node` of the lookup.
+        node: String,
+        /// The backend.
+        service: String,
+        /// How it went.
+        served: Served,
+    },
+}
+
+/// Most marks kept (a caller looping in a menu cannot grow them further).
+const MAX_MARKS: usize = 256;
+
 /// How the session ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
@@ -81,6 +150,8 @@ pub enum Outcome {
     Running,
     /// Queued for an agent.
     Queued(QueueRequest),
+    /// Handed to voicemail for a queue.
+    Voicemail(String),
     /// Hung up by the flow.
     HungUp,
     /// Stopped by an error in the flow at run time.
@@ -138,6 +209,9 @@ pub struct Session {
     /// Keys pressed while a plain prompt played, kept for the next menu or
     /// collection (type-ahead for callers who know the menus).
     typeahead: VecDeque<char>,
+    env: Env,
+    started: Instant,
+    marks: Vec<Mark>,
 }
 
 /// Most keys kept for type-ahead.
@@ -147,6 +221,17 @@ impl Session {
     /// Starts `flow` for a call; `vars` holds what the call brings (caller,
     /// called number).
     pub fn new(now: Instant, flows: Arc<FlowSet>, flow: &str, vars: Vars) -> Option<Session> {
+        Session::start(now, Env::default(), flows, flow, vars)
+    }
+
+    /// [`Session::new`] with the wall clock and the calendars.
+    pub fn start(
+        now: Instant,
+        env: Env,
+        flows: Arc<FlowSet>,
+        flow: &str,
+        vars: Vars,
+    ) -> Option<Session> {
         let f = flows.get(flow)?.clone();
         // A language given by the caller's context (a trunk, a dialled
         // number) is used when the flow has it; otherwise the flow's first.
@@ -169,6 +254,9 @@ impl Session {
             next_lookup: 1,
             steps: 0,
             typeahead: VecDeque::new(),
+            env,
+            started: now,
+            marks: Vec::new(),
         };
         s.run(now);
         Some(s)
@@ -182,6 +270,22 @@ impl Session {
     /// The nodes visited, as `flow/node` (the IVR path for screen pops).
     pub fn path(&self) -> &[String] {
         &self.path
+    }
+
+    /// The menu choices and lookups so far, in order.
+    pub fn marks(&self) -> &[Mark] {
+        &self.marks
+    }
+
+    /// The flow and node the session is at, as `flow/node`.
+    pub fn at(&self) -> String {
+        format!("{}/{}", self.flow.name, self.node)
+    }
+
+    fn mark(&mut self, m: Mark) {
+        if self.marks.len() < MAX_MARKS {
+            self.marks.push(m);
+        }
     }
 
     /// The call's variables.
@@ -371,11 +475,23 @@ impl Session {
                 self.deadline = Some(now + Duration::from_millis(l.timeout_ms));
             }
             Step::Branch(arms) => {
+                let unix =
+                    self.env.unix + now.saturating_duration_since(self.started).as_secs() as i64;
+                let hours = self.env.hours.clone();
+                let open = move |c: &str| {
+                    hours
+                        .as_ref()
+                        .and_then(|h| h.is_open(c, unix))
+                        .unwrap_or(false)
+                };
                 let hit = node
                     .conditions
                     .iter()
                     .zip(arms)
-                    .find(|(c, _)| c.as_ref().is_none_or(|e| e.eval(&self.vars).truthy()))
+                    .find(|(c, _)| {
+                        c.as_ref()
+                            .is_none_or(|e| e.eval_with(&self.vars, &open).truthy())
+                    })
                     .map(|(_, a)| a.goto.value.clone());
                 match hit {
                     Some(t) => self.goto(&t),
@@ -391,6 +507,21 @@ impl Session {
                 };
                 self.actions.push_back(Action::Queue(req.clone()));
                 self.outcome = Outcome::Queued(req);
+                self.wait = Wait::Done;
+            }
+            Step::Voicemail(v) => {
+                let greeting = match self.render(&v.prompt) {
+                    Ok(g) => g,
+                    Err(e) => return self.fail(e),
+                };
+                self.actions.push_back(Action::Voicemail(VoicemailRequest {
+                    queue: v.queue.value.clone(),
+                    greeting,
+                    max: Duration::from_secs(u64::from(v.max_seconds.clamp(1, 600))),
+                    silence: Duration::from_secs(u64::from(v.silence_seconds.clamp(1, 60))),
+                    language: self.lang.clone(),
+                }));
+                self.outcome = Outcome::Voicemail(v.queue.value.clone());
                 self.wait = Wait::Done;
             }
             Step::CallbackOffer(c) => {
@@ -500,6 +631,10 @@ impl Session {
                 };
                 match m.choices.get(&digit.to_string()) {
                     Some(t) => {
+                        self.mark(Mark::Choice {
+                            node: self.at(),
+                            digit,
+                        });
                         self.vars
                             .insert("last_choice".into(), Value::Str(digit.to_string()));
                         self.goto(&t.value.clone());
@@ -684,6 +819,16 @@ impl Session {
         let (Some(l), Some(next)) = (node.lookup(), node.next().map(str::to_string)) else {
             return self.mismatch();
         };
+        let served = match result {
+            LookupResult::Found(_) => Served::Found,
+            LookupResult::NotFound => Served::NotFound,
+            LookupResult::Error(_) => Served::Failed,
+        };
+        self.mark(Mark::Lookup {
+            node: self.at(),
+            service: l.service.value.clone(),
+            served,
+        });
         match result {
             LookupResult::Found(fields) => {
                 for (var, field) in &l.result {

@@ -59,6 +59,11 @@ fn sorted(v: serde_json::Value) -> serde_json::Value {
     }
 }
 
-pub use check::{load_path, AnyPrompt, Diagnostic, Flow, FlowSet, PromptCatalog, Report};
+pub use check::{
+    load_path, load_path_with, AnyPrompt, Diagnostic, Flow, FlowSet, PromptCatalog, Report,
+};
 pub use expr::Value;
-pub use interp::{Action, LookupResult, Outcome, PromptRef, QueueRequest, Session};
+pub use interp::{
+    Action, Hours, LookupResult, Mark, Outcome, PromptRef, QueueRequest, Served, Session,
+    VoicemailRequest,
+};

@@ -93,7 +93,11 @@ fn drain(s: &mut Session, now: Instant, played: &mut Vec<PromptRef>, backend_dow
                 };
                 s.handle_lookup(now, id, r);
             }
-            Action::StopPlayback | Action::Callback { .. } | Action::Queue(_) | Action::Hangup => {}
+            Action::StopPlayback
+            | Action::Callback { .. }
+            | Action::Queue(_)
+            | Action::Voicemail(_)
+            | Action::Hangup => {}
         }
     }
 }

@@ -222,3 +222,29 @@ fn lines_ended_by_cr_alone_or_crlf_are_counted_as_yaml_counts_them() {
         );
     }
 }
+
+#[test]
+fn open_names_a_calendar_of_the_configuration() {
+    let flow = GOOD.replace(
+        "  info:\n    play: [info]\n    next: menu\n",
+        "  info:\n    branch:\n      - when: \"open('visa_centre') || open('polic')\"\n        goto: menu\n      - goto: bye\n",
+    );
+    let files = vec![(PathBuf::from("flows/t.yaml"), flow.clone())];
+    let known: std::collections::BTreeSet<String> =
+        ["visa_centre".to_string(), "police".to_string()].into();
+    let report = nida_ivr::check::check_sources_with(&files, &AnyPrompt, Some(&known))
+        .expect_err("an unknown calendar is refused");
+    assert_eq!(report.diagnostics.len(), 1, "{}", report.render());
+    let d = &report.diagnostics[0];
+    assert_eq!((d.line, d.column), (12, 15));
+    assert_eq!(
+        d.message,
+        "unknown calendar `polic` (the configuration has: police, visa_centre)"
+    );
+    // Without the configuration's list any name passes; a name that is
+    // not in quotes never does.
+    assert!(check_sources(&files, &AnyPrompt).is_ok());
+    let (line, _, msg, _) = diag(&flow.replace("open('polic')", "open(polic)"));
+    assert_eq!(line, 12);
+    assert_eq!(msg, "`open` takes a calendar's name in quotes");
+}

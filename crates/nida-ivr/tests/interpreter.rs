@@ -234,3 +234,99 @@ fn branch_else_callback_offer_and_sub_flow() {
         ["t/sub", "u/hello", "u/back", "t/low"]
     );
 }
+
+/// Open on even hours of the Unix clock, for `open("desk")`.
+#[derive(Debug)]
+struct EvenHours;
+
+impl nida_ivr::Hours for EvenHours {
+    fn is_open(&self, calendar: &str, unix: i64) -> Option<bool> {
+        (calendar == "desk").then_some((unix / 3600) % 2 == 0)
+    }
+}
+
+const HOURS: &str = r#"
+flow: h
+languages: [en]
+start: wait
+nodes:
+  wait:
+    play: [welcome]
+    next: check
+  check:
+    branch:
+      - when: "open('desk')"
+        goto: agent
+      - goto: closed
+  agent: { queue: { name: desk } }
+  closed: { hangup: { prompt: [closed] } }
+"#;
+
+fn hours_session(now: Instant, unix: i64) -> Session {
+    let files = vec![(PathBuf::from("h.yaml"), HOURS.to_string())];
+    let set = check_sources(&files, &AnyPrompt).unwrap_or_else(|r| panic!("{}", r.render()));
+    let env = nida_ivr::interp::Env {
+        unix,
+        hours: Some(Arc::new(EvenHours)),
+    };
+    Session::start(now, env, Arc::new(set), "h", Vars::new()).unwrap()
+}
+
+#[test]
+fn open_reads_the_calendar_at_the_time_the_branch_runs() {
+    let t0 = Instant::now();
+    // The call starts at 01:59:50 (closed); the welcome ends 15 s later,
+    // at 02:00:05, when the branch runs: open.
+    let mut s = hours_session(t0, 2 * 3600 - 10);
+    actions(&mut s);
+    s.handle_playback_done(t0 + Duration::from_secs(15));
+    assert!(matches!(s.outcome(), Outcome::Queued(q) if q.queue == "desk"));
+    // The same call starting at 02:59:50 reaches the branch at 03:00:05.
+    let mut s = hours_session(t0, 3 * 3600 - 10);
+    actions(&mut s);
+    s.handle_playback_done(t0 + Duration::from_secs(15));
+    assert_eq!(played(&actions(&mut s)), ["closed"]);
+    // Without calendars, nothing is open.
+    let files = vec![(PathBuf::from("h.yaml"), HOURS.to_string())];
+    let set = check_sources(&files, &AnyPrompt).unwrap();
+    let mut s = Session::new(t0, Arc::new(set), "h", Vars::new()).unwrap();
+    actions(&mut s);
+    s.handle_playback_done(t0);
+    assert_eq!(played(&actions(&mut s)), ["closed"]);
+}
+
+#[test]
+fn menu_choices_and_lookups_are_marked_in_order() {
+    use nida_ivr::{Mark, Served};
+    let t0 = Instant::now();
+    let mut s = session(t0);
+    actions(&mut s);
+    s.handle_digit(t0, '1');
+    actions(&mut s);
+    for d in ['9', '1', '2', '#'] {
+        s.handle_digit(t0, d);
+    }
+    let id = actions(&mut s)
+        .iter()
+        .find_map(|a| match a {
+            Action::Lookup { id, .. } => Some(*id),
+            _ => None,
+        })
+        .expect("a lookup");
+    s.handle_lookup(t0, id, LookupResult::NotFound);
+    assert_eq!(
+        s.marks(),
+        [
+            Mark::Choice {
+                node: "t/menu".into(),
+                digit: '1'
+            },
+            Mark::Lookup {
+                node: "t/lookup".into(),
+                service: "s".into(),
+                served: Served::NotFound
+            }
+        ]
+    );
+    assert_eq!(s.at(), "t/failed", "not found takes on_error here");
+}

@@ -10,7 +10,18 @@
 //! - average speed of answer: mean wait of answered calls;
 //! - average handle time: mean time with the agent of answered calls;
 //! - satisfaction: mean rating (1 to 5) of rated calls.
+//!
+//! And of the IVR, per flow (the first flow a call ran):
+//! - calls: calls that ran the flow;
+//! - contained: calls that ended in the IVR without asking for an agent
+//!   (self-served, hung up in the flow, voicemail, a flow error), as a
+//!   share of calls (containment);
+//! - self-served: calls the flow itself ended (the caller heard what they
+//!   called for);
+//! - exits: where contained calls left, by `flow/node`;
+//! - lookups served (found or not found) and failed.
 
+use crate::records::{IvrEnd, LookupServed};
 use crate::CallRecord;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -117,10 +128,10 @@ impl Kpi {
 }
 
 /// Per queue and period, ordered by queue then time; periods without calls
-/// are left out.
+/// are left out, and so are calls that never queued (IVR only).
 pub fn by_queue(records: &[CallRecord], bucket: Bucket) -> Vec<Kpi> {
     let mut groups: BTreeMap<(String, i64), Kpi> = BTreeMap::new();
-    for r in records {
+    for r in records.iter().filter(|r| r.queued_at.is_some()) {
         let start = bucket.start(r.queued_at.unwrap_or(r.ended_at));
         groups
             .entry((r.queue.clone(), start))
@@ -181,4 +192,163 @@ pub fn agent_ratings(records: &[CallRecord]) -> Vec<AgentRatings> {
         a.average = (a.rated > 0).then(|| sum as f64 / a.rated as f64);
     }
     by.into_values().collect()
+}
+
+/// One flow's IVR figures over a period.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct IvrKpi {
+    /// The first flow the calls ran.
+    pub flow: String,
+    /// Calls that ran it.
+    pub calls: u64,
+    /// Ended in the IVR without asking for an agent.
+    pub contained: u64,
+    /// Ended by the flow itself.
+    pub self_served: u64,
+    /// Hung up by the caller in the flow.
+    pub hung_up: u64,
+    /// Asked for an agent.
+    pub queued: u64,
+    /// Left a voicemail.
+    pub voicemail: u64,
+    /// Stopped by a flow error.
+    pub errors: u64,
+    /// Lookups answered (found or not found).
+    pub lookups_served: u64,
+    /// Lookups failed or timed out.
+    pub lookups_failed: u64,
+    /// Seconds in the IVR, summed.
+    pub seconds: f64,
+    /// Where contained calls left (`flow/node`), most first, then by name.
+    pub exits: Vec<(String, u64)>,
+}
+
+impl IvrKpi {
+    /// Containment in percent (`None` without calls).
+    pub fn containment(&self) -> Option<f64> {
+        (self.calls > 0).then(|| 100.0 * self.contained as f64 / self.calls as f64)
+    }
+
+    /// Mean seconds in the IVR.
+    pub fn mean_seconds(&self) -> Option<f64> {
+        (self.calls > 0).then(|| self.seconds / self.calls as f64)
+    }
+}
+
+/// The IVR figures per flow, by flow name; `top` exits kept per flow.
+pub fn ivr_by_flow(records: &[CallRecord], top: usize) -> Vec<IvrKpi> {
+    let mut by: BTreeMap<String, (IvrKpi, BTreeMap<String, u64>)> = BTreeMap::new();
+    for r in records {
+        let Some(t) = &r.ivr else { continue };
+        let (k, exits) = by.entry(t.flow.clone()).or_insert_with(|| {
+            (
+                IvrKpi {
+                    flow: t.flow.clone(),
+                    ..IvrKpi::default()
+                },
+                BTreeMap::new(),
+            )
+        });
+        k.calls += 1;
+        k.seconds += t.seconds;
+        match t.end {
+            IvrEnd::SelfServed => k.self_served += 1,
+            IvrEnd::Queued => k.queued += 1,
+            IvrEnd::CallerHungUp => k.hung_up += 1,
+            IvrEnd::Error => k.errors += 1,
+            IvrEnd::Voicemail => k.voicemail += 1,
+        }
+        if t.end.contained() {
+            k.contained += 1;
+            *exits.entry(t.exit.clone()).or_default() += 1;
+        }
+        for l in &t.lookups {
+            match l.result {
+                LookupServed::Found | LookupServed::NotFound => k.lookups_served += 1,
+                LookupServed::Failed => k.lookups_failed += 1,
+            }
+        }
+    }
+    by.into_values()
+        .map(|(mut k, exits)| {
+            let mut e: Vec<(String, u64)> = exits.into_iter().collect();
+            e.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            e.truncate(top);
+            k.exits = e;
+            k
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::{IvrLookup, IvrTrail};
+
+    fn call(flow: &str, end: IvrEnd, exit: &str, lookups: &[LookupServed]) -> CallRecord {
+        CallRecord {
+            queued_at: (end == IvrEnd::Queued).then_some(100),
+            queue: if end == IvrEnd::Queued {
+                "visa".into()
+            } else {
+                String::new()
+            },
+            ivr: Some(IvrTrail {
+                flow: flow.into(),
+                end,
+                exit: exit.into(),
+                seconds: 30.0,
+                choices: Vec::new(),
+                lookups: lookups
+                    .iter()
+                    .map(|&result| IvrLookup {
+                        node: format!("{flow}/lookup"),
+                        service: "visa_status".into(),
+                        result,
+                    })
+                    .collect(),
+            }),
+            ..CallRecord::default()
+        }
+    }
+
+    #[test]
+    fn containment_exits_and_lookups_per_flow() {
+        use LookupServed::*;
+        let records = vec![
+            call("main", IvrEnd::SelfServed, "status/said", &[Found]),
+            call("main", IvrEnd::SelfServed, "status/said", &[Found]),
+            call("main", IvrEnd::SelfServed, "faq/done", &[]),
+            call("main", IvrEnd::CallerHungUp, "main/menu", &[NotFound]),
+            call("main", IvrEnd::Queued, "main/agent", &[Failed]),
+            call("police", IvrEnd::Error, "police/start", &[]),
+            // A record from before IVR trails: not counted.
+            CallRecord::default(),
+        ];
+        let k = ivr_by_flow(&records, 2);
+        assert_eq!(k.len(), 2);
+        let main = &k[0];
+        assert_eq!(
+            (
+                main.calls,
+                main.contained,
+                main.self_served,
+                main.hung_up,
+                main.queued
+            ),
+            (5, 4, 3, 1, 1)
+        );
+        assert_eq!(main.containment(), Some(80.0));
+        assert_eq!((main.lookups_served, main.lookups_failed), (3, 1));
+        assert_eq!(
+            main.exits,
+            vec![("status/said".to_string(), 2), ("faq/done".to_string(), 1)]
+        );
+        assert_eq!(main.mean_seconds(), Some(30.0));
+        assert_eq!((k[1].errors, k[1].containment()), (1, Some(100.0)));
+        // IVR-only calls stay out of the queue figures.
+        let q = by_queue(&records, Bucket::Day);
+        assert_eq!(q.len(), 1);
+        assert_eq!((q[0].queue.as_str(), q[0].offered), ("visa", 1));
+    }
 }

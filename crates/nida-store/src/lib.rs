@@ -14,8 +14,9 @@ pub mod migrate;
 mod records;
 
 pub use records::{
-    AgentHa1, AgentRow, CallRecord, CallbackRow, LegQuality, ListenIn, OutboundRow, Query,
-    SupervisorRow,
+    AgentHa1, AgentRow, CallRecord, CallbackRow, IvrChoice, IvrEnd, IvrLookup, IvrTrail,
+    LegQuality, ListenIn, LookupServed, OutboundRow, Query, SupervisorRow, VoicemailLeft,
+    VoicemailRow, Wrapup, WrapupCount,
 };
 
 use rusqlite::Connection;

@@ -112,6 +112,38 @@ pub const MIGRATIONS: &[&str] = &[
         queues TEXT NOT NULL,
         agents TEXT
     );",
+    // 8: every call has a record: when it was answered and its way
+    // through the IVR (JSON); the agents' wrap-up codes, given during or
+    // after the call (before or after its record is written).
+    "ALTER TABLE calls ADD COLUMN started_at INTEGER;
+    ALTER TABLE calls ADD COLUMN ivr TEXT;
+    CREATE TABLE wrapups (
+        id INTEGER PRIMARY KEY,
+        call_id TEXT NOT NULL,
+        agent INTEGER NOT NULL,
+        queue TEXT NOT NULL,
+        code TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        UNIQUE (call_id, code)
+    );
+    CREATE INDEX wrapups_by_agent ON wrapups(agent, at);
+    ALTER TABLE calls ADD COLUMN voicemail TEXT;
+    CREATE TABLE voicemails (
+        id INTEGER PRIMARY KEY,
+        call_id TEXT NOT NULL UNIQUE,
+        caller TEXT NOT NULL,
+        called TEXT NOT NULL,
+        language TEXT NOT NULL,
+        queue TEXT NOT NULL,
+        vars TEXT NOT NULL DEFAULT '{}',
+        file TEXT NOT NULL,
+        seconds REAL NOT NULL,
+        at INTEGER NOT NULL,
+        handled_by INTEGER,
+        handled_at INTEGER,
+        callback INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX voicemails_by_queue ON voicemails(queue, handled_at, at);",
 ];
 
 /// The newest schema version.

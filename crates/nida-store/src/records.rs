@@ -7,8 +7,8 @@ use rusqlite::{params, OptionalExtension, Row};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// One call that reached the centre (it queued for an agent), written when
-/// the call ends.
+/// One call, written when it ends: a call that ran the IVR or queued for
+/// an agent (every caller's call does).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CallRecord {
     /// Row id (0 before it is written).
@@ -64,6 +64,163 @@ pub struct CallRecord {
     /// Supervisors who listened in, whispered or barged, and when.
     #[serde(default)]
     pub listens: Vec<ListenIn>,
+    /// When the call was answered (Unix seconds).
+    #[serde(default)]
+    pub started_at: Option<i64>,
+    /// The caller's way through the IVR and how it ended there.
+    #[serde(default)]
+    pub ivr: Option<IvrTrail>,
+    /// The agent's wrap-up codes (dispositions) for the call.
+    #[serde(default)]
+    pub wrapup: Vec<String>,
+    /// The voice message the caller left.
+    #[serde(default)]
+    pub voicemail: Option<VoicemailLeft>,
+}
+
+/// A voice message left in a call.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct VoicemailLeft {
+    /// The WAV file.
+    pub file: String,
+    /// Its length in seconds.
+    pub seconds: f64,
+    /// The queue it is for.
+    pub queue: String,
+}
+
+/// A voice message as agents list and handle it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct VoicemailRow {
+    /// Row id.
+    pub id: i64,
+    /// The call it was left in.
+    pub call_id: String,
+    /// The caller's number.
+    pub caller: String,
+    /// The number they dialled.
+    pub called: String,
+    /// The caller's language.
+    pub language: String,
+    /// The queue it is for.
+    pub queue: String,
+    /// The IVR's variables (an application number, ...).
+    pub vars: BTreeMap<String, String>,
+    /// The WAV file.
+    pub file: String,
+    /// Its length in seconds.
+    pub seconds: f64,
+    /// When it was left (Unix seconds).
+    pub at: i64,
+    /// The agent who marked it handled.
+    pub handled_by: Option<u32>,
+    /// When.
+    pub handled_at: Option<i64>,
+    /// Whether a call-back was asked from it.
+    pub callback: bool,
+}
+
+/// An agent's wrap-up codes for one call.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Wrapup {
+    /// The call (SIP Call-ID of the caller's leg).
+    pub call_id: String,
+    /// The agent.
+    pub agent: u32,
+    /// The queue the call came through.
+    pub queue: String,
+    /// The codes chosen.
+    pub codes: Vec<String>,
+    /// When (Unix seconds).
+    pub at: i64,
+}
+
+/// How often one code was given by one agent in one queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WrapupCount {
+    /// The agent.
+    pub agent: u32,
+    /// The queue.
+    pub queue: String,
+    /// The code.
+    pub code: String,
+    /// Times given.
+    pub count: u64,
+}
+
+/// How a call's time in the IVR ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IvrEnd {
+    /// The flow ended the call itself: the caller was served by the IVR.
+    #[default]
+    SelfServed,
+    /// The caller asked for an agent (a queue or a call-back).
+    Queued,
+    /// The caller hung up in the flow (in a menu, a prompt, a lookup).
+    CallerHungUp,
+    /// The flow failed at run time.
+    Error,
+    /// The caller left a voicemail.
+    Voicemail,
+}
+
+impl IvrEnd {
+    /// Whether the call stayed in the IVR (contained: no agent asked for).
+    pub fn contained(self) -> bool {
+        !matches!(self, IvrEnd::Queued)
+    }
+}
+
+/// How a lookup went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LookupServed {
+    /// The record was found.
+    Found,
+    /// No such record.
+    NotFound,
+    /// The backend failed or timed out.
+    Failed,
+}
+
+/// A menu key on the caller's way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IvrChoice {
+    /// `flow/node` of the menu.
+    pub node: String,
+    /// The key.
+    pub digit: String,
+}
+
+/// A lookup on the caller's way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IvrLookup {
+    /// `flow/node` of the lookup.
+    pub node: String,
+    /// The backend.
+    pub service: String,
+    /// How it went.
+    pub result: LookupServed,
+}
+
+/// A call's time in the IVR.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct IvrTrail {
+    /// The first flow run.
+    pub flow: String,
+    /// How it ended.
+    pub end: IvrEnd,
+    /// `flow/node` where the caller left the IVR.
+    pub exit: String,
+    /// Seconds in the IVR.
+    pub seconds: f64,
+    /// Menu keys, in order.
+    #[serde(default)]
+    pub choices: Vec<IvrChoice>,
+    /// Lookups, in order.
+    #[serde(default)]
+    pub lookups: Vec<IvrLookup>,
 }
 
 /// A supervisor joining a call (or changing mode in it).
@@ -223,7 +380,17 @@ fn parse<T: for<'a> Deserialize<'a> + Default>(s: String) -> T {
 
 const CALL_COLUMNS: &str = "id, call_id, caller, called, queued_at, ended_at, queue, language, \
     outcome, agent, wait_seconds, talk_seconds, service_level_seconds, rating, recording, \
-    callback, callback_attempts, path, vars, transfers, media, hold_seconds, holds, listens";
+    callback, callback_attempts, path, vars, transfers, media, hold_seconds, holds, listens, \
+    started_at, ivr, voicemail";
+
+/// The columns read back: the record's, then its wrap-up codes.
+const CALL_READ: &str =
+    "calls.id, calls.call_id, caller, called, queued_at, ended_at, calls.queue, \
+    language, outcome, calls.agent, wait_seconds, talk_seconds, service_level_seconds, rating, \
+    recording, callback, callback_attempts, path, vars, transfers, media, hold_seconds, holds, \
+    listens, started_at, ivr, voicemail, \
+    (SELECT json_group_array(code) FROM (SELECT code FROM wrapups w \
+     WHERE w.call_id = calls.call_id ORDER BY w.id))";
 
 fn call_row(r: &Row) -> rusqlite::Result<CallRecord> {
     Ok(CallRecord {
@@ -257,6 +424,35 @@ fn call_row(r: &Row) -> rusqlite::Result<CallRecord> {
             .get::<_, Option<String>>(23)?
             .map(parse)
             .unwrap_or_default(),
+        started_at: r.get(24)?,
+        ivr: r
+            .get::<_, Option<String>>(25)?
+            .and_then(|s| serde_json::from_str(&s).ok()),
+        voicemail: r
+            .get::<_, Option<String>>(26)?
+            .and_then(|s| serde_json::from_str(&s).ok()),
+        wrapup: r
+            .get::<_, Option<String>>(27)?
+            .map(parse)
+            .unwrap_or_default(),
+    })
+}
+
+fn voicemail_row(r: &Row) -> rusqlite::Result<VoicemailRow> {
+    Ok(VoicemailRow {
+        id: r.get(0)?,
+        call_id: r.get(1)?,
+        caller: r.get(2)?,
+        called: r.get(3)?,
+        language: r.get(4)?,
+        queue: r.get(5)?,
+        vars: parse(r.get(6)?),
+        file: r.get(7)?,
+        seconds: r.get(8)?,
+        at: r.get(9)?,
+        handled_by: r.get(10)?,
+        handled_at: r.get(11)?,
+        callback: r.get(12)?,
     })
 }
 
@@ -311,7 +507,7 @@ impl Store {
         tx.execute(
             &format!(
                 "INSERT INTO calls ({}) VALUES (NULL, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, \
-                 ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
+                 ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)",
                 CALL_COLUMNS
             ),
             params![
@@ -338,10 +534,32 @@ impl Store {
                 c.hold_seconds,
                 c.holds,
                 json(&c.listens),
+                c.started_at,
+                c.ivr.as_ref().map(json),
+                c.voicemail.as_ref().map(json),
             ],
         )
         .map_err(err)?;
         let id = tx.last_insert_rowid();
+        if let Some(v) = &c.voicemail {
+            tx.execute(
+                "INSERT OR IGNORE INTO voicemails
+                 (call_id, caller, called, language, queue, vars, file, seconds, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    c.call_id,
+                    c.caller,
+                    c.called,
+                    c.language,
+                    v.queue,
+                    json(&c.vars),
+                    v.file,
+                    v.seconds,
+                    c.ended_at
+                ],
+            )
+            .map_err(err)?;
+        }
         if let Some(rating) = c.rating {
             tx.execute(
                 "INSERT INTO surveys (call, agent, queue, rating, at) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -353,11 +571,144 @@ impl Store {
         Ok(id)
     }
 
+    /// Keeps an agent's wrap-up codes for a call (a code given twice is
+    /// kept once); the call's record shows them whether it was written
+    /// before or after. On disk when it returns.
+    pub fn add_wrapup(&mut self, w: &Wrapup) -> Result<()> {
+        let path = self.path.clone();
+        let err = |source| crate::StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        for code in &w.codes {
+            tx.execute(
+                "INSERT OR IGNORE INTO wrapups (call_id, agent, queue, code, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![w.call_id, w.agent, w.queue, code, w.at],
+            )
+            .map_err(err)?;
+        }
+        tx.commit().map_err(err)?;
+        Ok(())
+    }
+
+    /// How often each wrap-up code was given, per agent and queue, from
+    /// `from` (inclusive) to `to` (exclusive), Unix seconds.
+    pub fn wrapup_counts(&self, from: i64, to: i64) -> Result<Vec<WrapupCount>> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT agent, queue, code, COUNT(*) FROM wrapups WHERE at >= ?1 AND at < ?2
+                 GROUP BY agent, queue, code ORDER BY queue, code, agent",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map(params![from, to], |r| {
+                Ok(WrapupCount {
+                    agent: r.get(0)?,
+                    queue: r.get(1)?,
+                    code: r.get(2)?,
+                    count: r.get::<_, i64>(3)?.max(0) as u64,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Voice messages, newest first: only those not handled yet when
+    /// `open_only`; of `queues` when given; at most `limit`.
+    pub fn voicemails(
+        &self,
+        open_only: bool,
+        queues: Option<&[String]>,
+        limit: u32,
+    ) -> Result<Vec<VoicemailRow>> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT id, call_id, caller, called, language, queue, vars, file, seconds, at,
+                        handled_by, handled_at, callback
+                 FROM voicemails WHERE (?1 = 0 OR handled_at IS NULL)
+                 ORDER BY at DESC, id DESC",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map(params![open_only], voicemail_row)
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for r in rows {
+            let r = r.map_err(|e| self.err(e))?;
+            if queues.is_none_or(|q| q.contains(&r.queue)) {
+                out.push(r);
+                if out.len() >= limit as usize {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// One voice message.
+    pub fn voicemail(&self, id: i64) -> Result<Option<VoicemailRow>> {
+        self.conn
+            .query_row(
+                "SELECT id, call_id, caller, called, language, queue, vars, file, seconds, at,
+                        handled_by, handled_at, callback FROM voicemails WHERE id = ?1",
+                params![id],
+                voicemail_row,
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Marks a voice message handled by `agent` (and whether a call-back
+    /// was asked from it); false when there is no such message. On disk
+    /// when it returns.
+    pub fn handle_voicemail(
+        &mut self,
+        id: i64,
+        agent: u32,
+        at: i64,
+        callback: bool,
+    ) -> Result<bool> {
+        let n = self
+            .conn
+            .execute(
+                "UPDATE voicemails SET handled_by = ?2, handled_at = ?3,
+                 callback = MAX(callback, ?4) WHERE id = ?1",
+                params![id, agent, at, callback],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(n > 0)
+    }
+
+    /// Voice message files left before `before` (Unix seconds), for the
+    /// retention sweep, with their rows removed.
+    pub fn expire_voicemails(&mut self, before: i64) -> Result<Vec<String>> {
+        let files: Vec<String> = {
+            let mut st = self
+                .conn
+                .prepare("SELECT file FROM voicemails WHERE at < ?1")
+                .map_err(|e| self.err(e))?;
+            let rows = st
+                .query_map(params![before], |r| r.get(0))
+                .map_err(|e| self.err(e))?;
+            rows.collect::<rusqlite::Result<_>>()
+                .map_err(|e| self.err(e))?
+        };
+        self.conn
+            .execute("DELETE FROM voicemails WHERE at < ?1", params![before])
+            .map_err(|e| self.err(e))?;
+        Ok(files)
+    }
+
     /// Call records matching `q`.
     pub fn calls(&self, q: &Query) -> Result<Vec<CallRecord>> {
         let order = if q.limit.is_some() { "DESC" } else { "ASC" };
         let sql = format!(
-            "SELECT {CALL_COLUMNS} FROM calls
+            "SELECT {CALL_READ} FROM calls
              WHERE (?1 IS NULL OR COALESCE(queued_at, ended_at) >= ?1)
                AND (?2 IS NULL OR COALESCE(queued_at, ended_at) < ?2)
                AND (?3 IS NULL OR queue = ?3)

@@ -50,9 +50,37 @@ fn records_and_surveys_are_written_and_read_back() {
         r_factor: 80.1,
         mos: 4.02,
     }];
+    a.started_at = Some(960);
+    a.ivr = Some(nida_store::IvrTrail {
+        flow: "main".into(),
+        end: nida_store::IvrEnd::Queued,
+        exit: "main/agent".into(),
+        seconds: 40.0,
+        choices: vec![nida_store::IvrChoice {
+            node: "main/menu".into(),
+            digit: "0".into(),
+        }],
+        lookups: vec![nida_store::IvrLookup {
+            node: "status/lookup".into(),
+            service: "visa_status".into(),
+            result: nida_store::LookupServed::Failed,
+        }],
+    });
     let b = record("police", 2_000, None, "abandoned");
     let c = record("visa", 3_000, Some(30.0), "answered");
+    // One code before the record is written, one after (and one twice).
+    let wrap = |codes: &[&str]| nida_store::Wrapup {
+        call_id: a.call_id.clone(),
+        agent: 7,
+        queue: "visa".into(),
+        codes: codes.iter().map(|c| c.to_string()).collect(),
+        at: 1_100,
+    };
+    s.add_wrapup(&wrap(&["visa status given"])).unwrap();
     a.id = s.insert_call(&a).unwrap();
+    s.add_wrapup(&wrap(&["needs follow-up", "visa status given"]))
+        .unwrap();
+    a.wrapup = vec!["visa status given".into(), "needs follow-up".into()];
     let b_id = s.insert_call(&b).unwrap();
     s.insert_call(&c).unwrap();
     assert!(a.id > 0 && b_id > a.id);
@@ -87,6 +115,25 @@ fn records_and_surveys_are_written_and_read_back() {
         })
         .unwrap();
     assert_eq!(newest[0].queued_at, Some(3_000));
+    assert!(all[1].wrapup.is_empty());
+    assert_eq!(
+        s.wrapup_counts(0, 2_000).unwrap(),
+        vec![
+            nida_store::WrapupCount {
+                agent: 7,
+                queue: "visa".into(),
+                code: "needs follow-up".into(),
+                count: 1
+            },
+            nida_store::WrapupCount {
+                agent: 7,
+                queue: "visa".into(),
+                code: "visa status given".into(),
+                count: 1
+            }
+        ]
+    );
+    assert!(s.wrapup_counts(2_000, 3_000).unwrap().is_empty());
     assert!(s.has_call("visa-1000").unwrap());
     assert!(!s.has_call("nope").unwrap());
 }

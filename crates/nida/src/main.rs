@@ -323,7 +323,7 @@ fn report_command(
 fn load(
     cfg: &Config,
 ) -> Result<(nida_ivr::FlowSet, lookup::Backends, nida_media::PromptStore), ExitCode> {
-    let flows = match flowcmd::load(&cfg.flows_dir, &cfg.prompts_dir) {
+    let flows = match flowcmd::load(&cfg.flows_dir, &cfg.prompts_dir, &cfg.calendar_names()) {
         Ok(f) => f,
         Err(report) => {
             eprint!("{report}");

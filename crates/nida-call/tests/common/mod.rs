@@ -63,6 +63,8 @@ pub struct Phone {
     ring_until: Option<Instant>,
     /// Everything it heard on its calls, decoded.
     pub heard: Vec<i16>,
+    /// Says nothing (its tone stops).
+    pub silent: bool,
 }
 
 impl Phone {
@@ -77,6 +79,7 @@ impl Phone {
             leg: None,
             ring_until: None,
             heard: Vec::new(),
+            silent: false,
         }
     }
 
@@ -272,6 +275,10 @@ pub struct Slot {
     pub tape: (Vec<i16>, Vec<i16>),
     /// Recordings finished.
     pub recordings: Vec<Recording>,
+    /// The voice message's samples (mono), and how it ended.
+    pub voicemail: Vec<i16>,
+    /// The voice message's end (finish or discard), when it ended.
+    pub voicemail_end: Option<Recording>,
 }
 
 /// The whole centre in one process.
@@ -309,6 +316,10 @@ pub struct World {
     pub agent_states: Vec<(u32, nida_acd::AgentState)>,
     cfg: CallConfig,
     seq: u32,
+    /// Answers to the next lookups, in order (then: not found).
+    pub lookups: VecDeque<nida_ivr::LookupResult>,
+    /// The wall clock (Unix seconds) at the start.
+    pub unix0: i64,
 }
 
 /// A queue's rules for the router (the defaults, with `f` applied).
@@ -402,6 +413,7 @@ impl World {
                 prompts: Arc::new(prompts),
                 queues: Arc::new(rules),
                 bookings: Default::default(),
+                calendars: Default::default(),
             },
             records: Vec::new(),
             consults_over: Vec::new(),
@@ -425,6 +437,49 @@ impl World {
                 sip_addr: SocketAddr::from(([10, 0, 0, 1], 5060)),
             },
             seq: 0,
+            lookups: VecDeque::new(),
+            unix0: 1_800_000_000,
+        }
+    }
+
+    /// A centre with these queues and these flows besides the usual ones
+    /// (name, YAML).
+    pub fn with_flows(queues: Vec<(QueueConfig, QueueRules)>, flows: &[(&str, &str)]) -> World {
+        let mut w = World::new(queues);
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        for (name, text) in [("line", FLOWS), ("urgent", URGENT), ("then", THEN)]
+            .into_iter()
+            .chain(flows.iter().copied())
+        {
+            std::fs::write(dir.join(format!("{name}.yaml")), text).unwrap();
+        }
+        let survey =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../ivr-flows/survey.yaml");
+        std::fs::copy(survey, dir.join("survey.yaml")).unwrap();
+        w.shared.flows = Arc::new(
+            nida_ivr::load_path(dir, &nida_ivr::AnyPrompt)
+                .unwrap_or_else(|r| panic!("{}", r.render())),
+        );
+        w
+    }
+
+    /// The centre's calendars.
+    pub fn set_calendars(&mut self, c: nida_call::calendar::Calendars) {
+        self.shared.calendars = Arc::new(c);
+    }
+
+    /// Whether the caller of `call` speaks (its tone) or is silent.
+    pub fn caller_speaks(&mut self, call: usize, speaks: bool) {
+        let p = self.calls[call].caller;
+        let tone = self.phones[p].tone.clone();
+        self.phones[p].silent = !speaks;
+        if let Some(r) = self.phones[p].rtp.as_mut() {
+            if speaks {
+                r.play(tone);
+            } else {
+                r.stop_playback();
+            }
         }
     }
 
@@ -514,7 +569,7 @@ impl World {
         self.phones.push(phone);
         let call = Call::answered(
             self.now,
-            1_800_000_000,
+            self.unix0 + self.elapsed().as_secs() as i64,
             self.shared.clone(),
             cfg,
             nida_sip::rng::Rng::seeded(n as u64),
@@ -533,6 +588,8 @@ impl World {
             frames: 0,
             tape: (Vec::new(), Vec::new()),
             recordings: Vec::new(),
+            voicemail: Vec::new(),
+            voicemail_end: None,
         });
         self.drain(index);
         index
@@ -815,11 +872,12 @@ impl World {
         }
         for p in 0..self.phones.len() {
             let tone = self.phones[p].tone.clone();
+            let silent = self.phones[p].silent;
             if let Some(r) = self.phones[p].rtp.as_mut() {
                 r.handle_timeout(now);
                 while let Some(ev) = r.poll_event() {
                     // Phones speak their tone for as long as they talk.
-                    if ev == nida_media::MediaEvent::PlaybackFinished {
+                    if ev == nida_media::MediaEvent::PlaybackFinished && !silent {
                         r.play(tone.clone());
                     }
                 }
@@ -961,16 +1019,18 @@ impl World {
                     }
                 }
                 Output::Lookup { id, .. } => {
-                    self.calls[i]
-                        .call
-                        .handle_lookup(now, id, nida_ivr::LookupResult::NotFound)
+                    let answer = self
+                        .lookups
+                        .pop_front()
+                        .unwrap_or(nida_ivr::LookupResult::NotFound);
+                    self.calls[i].call.handle_lookup(now, id, answer)
                 }
                 Output::BookCallback(row) => {
                     self.callbacks.push(row);
                     self.stores.push_back((now + Duration::from_millis(5), i));
                 }
                 Output::StoreCallback(row) => self.callbacks.push(row),
-                Output::Record(r) => self.records.push(r),
+                Output::Record(r) => self.records.push(*r),
                 Output::Recording(Recording::Start) => {
                     self.calls[i]
                         .call
@@ -986,6 +1046,14 @@ impl World {
                     }
                 }
                 Output::Recording(r) => self.calls[i].recordings.push(r),
+                Output::Voicemail(Recording::Start) => {
+                    self.calls[i].call.set_voicemail_name(format!("vm-{i}.wav"));
+                }
+                Output::Voicemail(Recording::Frame(f)) => {
+                    assert_eq!(f.len(), 160, "mono 20 ms frames");
+                    self.calls[i].voicemail.extend(f);
+                }
+                Output::Voicemail(r) => self.calls[i].voicemail_end = Some(r),
             }
         }
     }
@@ -1124,6 +1192,12 @@ const PROMPTS: &[&str] = &[
     "survey_thanks",
     "invalid_choice",
     "exit_message",
+    "voicemail_greeting",
+    "beep",
+    "voicemail_saved",
+    "queue_closed",
+    "status_said",
+    "menu",
 ];
 
 /// The tone a prompt was given in this world.

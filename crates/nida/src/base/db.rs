@@ -30,9 +30,9 @@ fn writable(data_dir: &Path) -> Result<(), StoreError> {
 #[derive(Debug, Clone)]
 pub enum Stored {
     /// A call record (with its id).
-    Call(CallRecord),
+    Call(Box<CallRecord>),
     /// A call-back's new state.
-    Callback(CallbackRow),
+    Callback(Box<CallbackRow>),
 }
 
 /// Listeners of what was stored.
@@ -54,7 +54,7 @@ pub struct StoreHealth {
 }
 
 enum Job {
-    Call(CallRecord, oneshot::Sender<()>),
+    Call(Box<CallRecord>, oneshot::Sender<()>),
     Callback(CallbackRow, Option<oneshot::Sender<bool>>),
     Outbound(OutboundRow),
     /// Answered once every job sent before it is done (or kept for retry).
@@ -104,7 +104,7 @@ impl Writer {
                     if let Some(d) = done {
                         let _ = d.send(true);
                     }
-                    let _ = self.out.send(Stored::Callback(row));
+                    let _ = self.out.send(Stored::Callback(Box::new(row)));
                     Ok(())
                 }
                 Err(e) => Err(Box::new((Job::Callback(row, done), e))),
@@ -274,7 +274,7 @@ impl StoreHandle {
 
     /// Stores a call record; returns once it is on disk, or kept in memory
     /// to be tried again when the store fails (see [`StoreHealth`]).
-    pub async fn call(&self, rec: CallRecord) {
+    pub async fn call(&self, rec: Box<CallRecord>) {
         let (done, wait) = oneshot::channel();
         if self.tx.send(Job::Call(rec, done)).is_err() {
             warn!("store stopped: call record lost");

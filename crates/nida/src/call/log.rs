@@ -20,6 +20,13 @@ pub fn event(
     match e {
         CallEvent::FlowStarted(flow) => info!(%flow, %called, "running flow"),
         CallEvent::FlowMissing(flow) => warn!(%flow, "no such flow: hanging up"),
+        CallEvent::QueueClosed(queue) => info!(%queue, "queue closed by its calendar"),
+        CallEvent::VoicemailGreeting(queue) => info!(%queue, "voicemail greeting"),
+        CallEvent::VoicemailRecording => debug!("voicemail recording"),
+        CallEvent::VoicemailEmpty => info!("voicemail held no voice: discarded"),
+        CallEvent::VoicemailLeft { queue, seconds } => {
+            info!(%queue, seconds = format!("{seconds:.1}"), "voicemail kept")
+        }
         CallEvent::FlowEnded { path, outcome } => {
             info!(path = %path.join(" > "), ?outcome, "flow ended")
         }

@@ -123,6 +123,7 @@ impl CallSetup {
             prompts: self.prompts.clone(),
             queues: self.centre.rules.clone(),
             bookings: self.centre.bookings.clone(),
+            calendars: self.centre.calendars.clone(),
         }
     }
 
@@ -326,6 +327,8 @@ struct Shell {
     /// The SIP dialog of each leg.
     handles: HashMap<CallHandle, LegId>,
     recorder: Option<Recorder>,
+    /// The voice message being written.
+    voicemail: Option<Recorder>,
     /// Lookup and store answers, made with the first question (most
     /// calls ask none).
     answers: Option<Channel<Answer>>,
@@ -352,6 +355,7 @@ impl Shell {
             s,
             handles: HashMap::new(),
             recorder: None,
+            voicemail: None,
             answers: None,
         }
     }
@@ -532,6 +536,9 @@ impl Shell {
         if let Some(r) = self.recorder.take() {
             Box::pin(r.finished()).await;
         }
+        if let Some(r) = self.voicemail.take() {
+            Box::pin(r.finished()).await;
+        }
     }
 
     /// A message from the driver or the centre, for the machine.
@@ -697,11 +704,30 @@ impl Shell {
                 if let Some(r) = self.recorder.take() {
                     r.finished().await;
                 }
+                if let Some(r) = self.voicemail.take() {
+                    r.finished().await;
+                }
                 let (outcome, rating) = (record.outcome.clone(), record.rating);
                 s.store.call(record).await;
                 info!(%outcome, ?rating, "call record written");
             }
             Output::Recording(r) => self.recording(r).await,
+            Output::Voicemail(r) => self.voicemail(r),
+        }
+    }
+
+    fn voicemail(&mut self, r: Recording) {
+        if r == Recording::Start {
+            let rec = Recorder::start_kind(&self.s.cfg.data_dir, recorder::Kind::Voicemail);
+            self.media
+                .cell
+                .lock()
+                .set_voicemail_name(rec.path.display().to_string());
+            self.voicemail = Some(rec);
+        } else if let Some(rec) = &self.voicemail {
+            // Finish and discard too: the file is complete (or gone)
+            // before the record is written.
+            rec.send(r);
         }
     }
 

@@ -1,6 +1,7 @@
-//! Stereo WAV recordings written on a thread of their own (file writes
-//! never run on a tokio worker). The call machine sends 20 ms frames
-//! (caller left, the other side right); the file is written under
+//! WAV recordings written on a thread of their own (file writes never run
+//! on a tokio worker): calls in stereo (caller left, the other side
+//! right) under `recordings/`, voice messages in mono under `voicemail/`.
+//! The call machine sends 20 ms frames; the file is written under
 //! `NAME.wav.part` and renamed to its name once complete, so a nida killed
 //! mid-call leaves no half file among the recordings.
 
@@ -22,15 +23,29 @@ pub struct Recorder {
     pub path: PathBuf,
 }
 
+/// What is recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A call, in stereo.
+    Call,
+    /// A voice message, in mono.
+    Voicemail,
+}
+
 impl Recorder {
-    /// Starts a recording at a new random name under `data_dir`.
+    /// Starts a call's recording at a new random name under `data_dir`.
     pub fn start(data_dir: &Path) -> Recorder {
-        let path = recording_path(data_dir);
+        Recorder::start_kind(data_dir, Kind::Call)
+    }
+
+    /// Starts a recording of `kind` at a new random name under `data_dir`.
+    pub fn start_kind(data_dir: &Path, kind: Kind) -> Recorder {
+        let path = recording_path(data_dir, kind);
         let (tx, rx) = sync_channel::<Recording>(QUEUE);
         let (done_tx, done) = oneshot::channel();
         let target = path.clone();
         std::thread::spawn(move || {
-            write(&target, rx);
+            write(&target, kind, rx);
             let _ = done_tx.send(());
         });
         Recorder {
@@ -56,7 +71,7 @@ impl Recorder {
     }
 }
 
-fn write(path: &Path, rx: std::sync::mpsc::Receiver<Recording>) {
+fn write(path: &Path, kind: Kind, rx: std::sync::mpsc::Receiver<Recording>) {
     let mut part = path.to_path_buf().into_os_string();
     part.push(".part");
     let part = PathBuf::from(part);
@@ -67,7 +82,7 @@ fn write(path: &Path, rx: std::sync::mpsc::Receiver<Recording>) {
         }
     }
     let spec = hound::WavSpec {
-        channels: 2,
+        channels: if kind == Kind::Call { 2 } else { 1 },
         sample_rate: 8000,
         bits_per_sample: 16,
         sample_format: hound::SampleFormat::Int,
@@ -107,9 +122,12 @@ fn write(path: &Path, rx: std::sync::mpsc::Receiver<Recording>) {
 /// A new recording's file: today's folder, a random name (the Call-ID is
 /// the caller's to choose: any length, any characters); the record links
 /// the two.
-fn recording_path(data_dir: &Path) -> PathBuf {
+fn recording_path(data_dir: &Path, kind: Kind) -> PathBuf {
     data_dir
-        .join("recordings")
+        .join(match kind {
+            Kind::Call => "recordings",
+            Kind::Voicemail => "voicemail",
+        })
         .join(crate::clock::civil_date(crate::clock::unix_now()))
         .join(format!("{}.wav", nida_sip::rng::os_token()))
 }
@@ -131,7 +149,7 @@ mod tests {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         assert_eq!(name.len(), 36, "{name}");
         assert!(name[..32].chars().all(|c| c.is_ascii_hexdigit()), "{name}");
-        assert_ne!(recording_path(&dir), path);
+        assert_ne!(recording_path(&dir, Kind::Call), path);
         r.send(frame());
         r.send(frame());
         r.send(Recording::Finish);
@@ -147,5 +165,14 @@ mod tests {
         d.send(Recording::Discard);
         d.finished().await;
         assert!(!gone.exists() && !gone.with_extension("wav.part").exists());
+        // A voice message: mono, in its own folder.
+        let v = Recorder::start_kind(&dir, Kind::Voicemail);
+        let vpath = v.path.clone();
+        assert!(vpath.starts_with(dir.join("voicemail")));
+        v.send(Recording::Frame(vec![7i16; 160]));
+        v.send(Recording::Finish);
+        v.finished().await;
+        let wav = hound::WavReader::open(&vpath).unwrap();
+        assert_eq!((wav.spec().channels, wav.len()), (1, 160));
     }
 }

@@ -196,6 +196,8 @@ pub struct CentreHandle {
     pub stats: nida_acd::writer::SnapshotReader,
     /// The numbers with a call-back pending.
     pub bookings: nida_call::bookings::Bookings,
+    /// Opening hours.
+    pub calendars: Arc<nida_call::calendar::Calendars>,
     /// The supervisors (for the wallboard's choice), without secrets.
     pub supervisors: Arc<Vec<serde_json::Value>>,
 }
@@ -299,6 +301,7 @@ pub fn start(
         events,
         queues: Arc::new(defs),
         rules: Arc::new(rules),
+        calendars: Arc::new(cfg.calendars()),
         agents_by_user: by_user,
         live,
         stats,

@@ -45,7 +45,11 @@ pub fn prompt_index(dir: &Path) -> HashSet<(String, String)> {
 
 /// Loads and checks the flows under `path` against the prompts on disk;
 /// a file is checked with the other flows of its folder (its sub-flows).
-pub fn load(path: &Path, prompts_dir: &Path) -> Result<FlowSet, nida_ivr::Report> {
+pub fn load(
+    path: &Path,
+    prompts_dir: &Path,
+    calendars: &std::collections::BTreeSet<String>,
+) -> Result<FlowSet, nida_ivr::Report> {
     let index = prompt_index(prompts_dir);
     let catalog = |lang: &str, name: &str| index.contains(&(lang.to_string(), name.to_string()));
     let folder = if path.is_file() {
@@ -53,12 +57,12 @@ pub fn load(path: &Path, prompts_dir: &Path) -> Result<FlowSet, nida_ivr::Report
     } else {
         path.to_path_buf()
     };
-    nida_ivr::load_path(&folder, &catalog)
+    nida_ivr::load_path_with(&folder, &catalog, Some(calendars))
 }
 
 /// `nida flow check PATH`.
 pub fn check(cfg: &Config, path: &Path) -> ExitCode {
-    match load(path, &cfg.prompts_dir) {
+    match load(path, &cfg.prompts_dir, &cfg.calendar_names()) {
         Ok(set) => {
             let nodes: usize = set.flows.values().map(|f| f.nodes.len()).sum();
             println!(
@@ -105,7 +109,7 @@ pub struct SimulateArgs {
 /// `nida flow simulate`: runs the flow through the daemon's interpreter,
 /// printing each prompt and the final action.
 pub fn simulate(cfg: &Config, args: SimulateArgs) -> ExitCode {
-    let set = match load(&args.file, &cfg.prompts_dir) {
+    let set = match load(&args.file, &cfg.prompts_dir, &cfg.calendar_names()) {
         Ok(s) => Arc::new(s),
         Err(text) => {
             eprint!("{text}");
@@ -157,7 +161,12 @@ pub fn simulate(cfg: &Config, args: SimulateArgs) -> ExitCode {
     }
     // Virtual time: the clock moves only when the caller stays silent.
     let mut now = Instant::now();
-    let Some(mut session) = Session::new(now, set.clone(), &name, vars) else {
+    // `open("...")` reads the configuration's calendars at the wall clock.
+    let env = nida_ivr::interp::Env {
+        unix: crate::clock::unix_now() as i64,
+        hours: Some(Arc::new(cfg.calendars())),
+    };
+    let Some(mut session) = Session::start(now, env, set.clone(), &name, vars) else {
         return ExitCode::FAILURE;
     };
     let mut script: Option<std::vec::IntoIter<String>> = args.digits.as_ref().map(|d| {
@@ -215,6 +224,7 @@ pub fn simulate(cfg: &Config, args: SimulateArgs) -> ExitCode {
             );
         }
         Outcome::HungUp => println!("result: hangup"),
+        Outcome::Voicemail(q) => println!("result: voicemail for {q}"),
         Outcome::Failed(e) => {
             println!("result: failed: {e}");
             return ExitCode::from(1);
@@ -250,7 +260,7 @@ fn run_actions(rt: &tokio::runtime::Runtime, backends: &Backends, s: &mut Sessio
                 s.handle_lookup(now, id, result);
             }
             Action::Callback { queue } => println!("☎ call-back requested in {queue}"),
-            Action::Queue(_) | Action::Hangup => {}
+            Action::Queue(_) | Action::Voicemail(_) | Action::Hangup => {}
         }
     }
 }
@@ -264,7 +274,7 @@ macro_rules! outln {
 
 /// `nida flow graph FILE --format mermaid|dot`.
 pub fn graph(cfg: &Config, file: &Path, format: &str) -> ExitCode {
-    let set = match load(file, &cfg.prompts_dir) {
+    let set = match load(file, &cfg.prompts_dir, &cfg.calendar_names()) {
         Ok(s) => s,
         Err(text) => {
             eprint!("{text}");

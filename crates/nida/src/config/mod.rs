@@ -408,6 +408,15 @@ pub struct QueueDef {
     pub callback_attempts: u32,
     /// Time between two tries.
     pub callback_retry_seconds: u64,
+    /// The calendar of the queue's opening hours (none: always open).
+    pub calendar: Option<String>,
+    /// Where a call goes when the queue is closed: `voicemail` (the
+    /// default), `callback` or `flow:<name>`.
+    pub closed_exit: Option<QueueExit>,
+    /// The wrap-up codes (dispositions) agents pick for this queue's calls.
+    pub wrapup_codes: Vec<String>,
+    /// The longest voice message its callers leave, in seconds.
+    pub voicemail_seconds: u64,
 }
 
 impl QueueDef {
@@ -422,6 +431,15 @@ impl QueueDef {
             callback_digit: self.callback_digit.clone(),
             callback_attempts: self.callback_attempts,
             callback_retry: Duration::from_secs(self.callback_retry_seconds),
+            calendar: self.calendar.clone(),
+            closed_exit: match &self.closed_exit {
+                Some(QueueExit::Callback) => nida_acd::Exit::Callback,
+                Some(QueueExit::Flow(f)) => nida_acd::Exit::Flow(f.clone()),
+                Some(QueueExit::Voicemail | QueueExit::Queue(_)) | None => {
+                    nida_acd::Exit::Voicemail
+                }
+            },
+            voicemail_max: Duration::from_secs(self.voicemail_seconds.clamp(1, 600)),
         }
     }
 }
@@ -444,6 +462,10 @@ impl Default for QueueDef {
             callback_digit: "1".into(),
             callback_attempts: 3,
             callback_retry_seconds: 300,
+            calendar: None,
+            closed_exit: None,
+            wrapup_codes: Vec::new(),
+            voicemail_seconds: 120,
         }
     }
 }
@@ -547,6 +569,9 @@ pub struct Config {
     pub supervisors: Vec<SupervisorDef>,
     /// Queues by name (queues named in flows and not here get defaults).
     pub queues: std::collections::BTreeMap<String, QueueDef>,
+    /// Opening hours by name, for flows' `open("name")` and queues'
+    /// `calendar`.
+    pub calendars: std::collections::BTreeMap<String, nida_call::calendar::CalendarDef>,
     /// Codes agents dial to change their state.
     pub feature_codes: crate::config::features::FeatureCodes,
     /// Where nida dials numbers (call-backs, transfers to a number): a SIP
@@ -627,6 +652,7 @@ impl Default for Config {
             agents: Vec::new(),
             supervisors: Vec::new(),
             queues: Default::default(),
+            calendars: Default::default(),
             feature_codes: Default::default(),
             outbound_uri: None,
             recording_retention_days: 90,
@@ -763,8 +789,16 @@ impl Config {
                 ));
             }
         }
+        let calendars = nida_call::calendar::Calendars::new(&self.calendars)
+            .map_err(|e| ConfigError::value("calendars", e.to_string()))?;
         for (name, q) in &self.queues {
             q.validate(name)?;
+            if let Some(c) = q.calendar.as_ref().filter(|c| calendars.get(c).is_none()) {
+                return Err(ConfigError::value(
+                    "queues",
+                    format!("queue {name}: calendar {c:?} is not under [calendars]"),
+                ));
+            }
         }
         if let Some(v) = &self.outbound_uri {
             if nida_call::static_target(&v.replace("{number}", "1")).is_none() {
@@ -879,6 +913,22 @@ impl QueueDef {
                 format!("queue {name}: callback_digit must be one key or empty"),
             ));
         }
+        if matches!(self.closed_exit, Some(QueueExit::Queue(_))) {
+            return Err(ConfigError::value(
+                "queues",
+                format!("queue {name}: closed_exit is voicemail, callback or flow:<name>"),
+            ));
+        }
+        if let Some(c) = self
+            .wrapup_codes
+            .iter()
+            .find(|c| c.trim().is_empty() || c.len() > 64)
+        {
+            return Err(ConfigError::value(
+                "queues",
+                format!("queue {name}: wrap-up code {c:?} must be 1 to 64 characters"),
+            ));
+        }
         queue_config(name, self)
             .map(drop)
             .map_err(|e| ConfigError::value("queues", e.to_string()))
@@ -904,6 +954,17 @@ impl LookupConfig {
 }
 
 impl Config {
+    /// The calendars, checked (a configuration that passed
+    /// [`Config::validate`] has only good ones).
+    pub fn calendars(&self) -> nida_call::calendar::Calendars {
+        nida_call::calendar::Calendars::new(&self.calendars).unwrap_or_default()
+    }
+
+    /// The calendars' names, for the flow checker.
+    pub fn calendar_names(&self) -> std::collections::BTreeSet<String> {
+        self.calendars.keys().cloned().collect()
+    }
+
     /// The flow for a called number (the user part of the Request-URI).
     pub fn flow_for(&self, called: &str) -> Option<&str> {
         self.dial_plan

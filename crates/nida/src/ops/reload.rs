@@ -80,7 +80,7 @@ pub fn reload(
 /// The flows of the folder, when they pass the checker and fit the
 /// centre's queues and the dial plan.
 fn check(cfg: &Config, queues: &BTreeSet<String>) -> Result<FlowSet, ReloadError> {
-    let set = crate::cli::flowcmd::load(&cfg.flows_dir, &cfg.prompts_dir)?;
+    let set = crate::cli::flowcmd::load(&cfg.flows_dir, &cfg.prompts_dir, &cfg.calendar_names())?;
     let unknown: Vec<String> = set
         .queue_uses()
         .into_iter()

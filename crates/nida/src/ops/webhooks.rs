@@ -228,13 +228,13 @@ mod tests {
             agent: Some(3),
             ..Default::default()
         };
-        let hooks = from_store(&Stored::Call(r));
+        let hooks = from_store(&Stored::Call(Box::new(r)));
         assert_eq!(
             hooks.iter().map(|h| h.event).collect::<Vec<_>>(),
             ["ended", "survey"]
         );
         assert_eq!(hooks[1].body["low"], true);
-        let unrated = from_store(&Stored::Call(nida_store::CallRecord::default()));
+        let unrated = from_store(&Stored::Call(Box::default()));
         assert_eq!(unrated.len(), 1);
     }
 }
