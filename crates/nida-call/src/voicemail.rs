@@ -189,6 +189,7 @@ impl Call {
             file: self.voicemail_name.take().unwrap_or_default(),
             seconds,
             queue: queue.clone(),
+            number: self.cfg.proven_number.clone(),
         });
         self.outcome = Outcome::Voicemail;
         self.event(CallEvent::VoicemailLeft { queue, seconds });

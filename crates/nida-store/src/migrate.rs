@@ -141,7 +141,8 @@ pub const MIGRATIONS: &[&str] = &[
         at INTEGER NOT NULL,
         handled_by INTEGER,
         handled_at INTEGER,
-        callback INTEGER NOT NULL DEFAULT 0
+        callback INTEGER NOT NULL DEFAULT 0,
+        number TEXT
     );
     CREATE INDEX voicemails_by_queue ON voicemails(queue, handled_at, at);",
 ];

@@ -87,6 +87,10 @@ pub struct VoicemailLeft {
     pub seconds: f64,
     /// The queue it is for.
     pub queue: String,
+    /// The caller's number as a trusted trunk asserted it: the only one
+    /// a call-back from the message may dial.
+    #[serde(default)]
+    pub number: Option<String>,
 }
 
 /// A voice message as agents list and handle it.
@@ -118,6 +122,8 @@ pub struct VoicemailRow {
     pub handled_at: Option<i64>,
     /// Whether a call-back was asked from it.
     pub callback: bool,
+    /// The number a call-back may dial (proven by a trusted trunk).
+    pub number: Option<String>,
 }
 
 /// An agent's wrap-up codes for one call.
@@ -453,6 +459,7 @@ fn voicemail_row(r: &Row) -> rusqlite::Result<VoicemailRow> {
         handled_by: r.get(10)?,
         handled_at: r.get(11)?,
         callback: r.get(12)?,
+        number: r.get(13)?,
     })
 }
 
@@ -544,8 +551,8 @@ impl Store {
         if let Some(v) = &c.voicemail {
             tx.execute(
                 "INSERT OR IGNORE INTO voicemails
-                 (call_id, caller, called, language, queue, vars, file, seconds, at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                 (call_id, caller, called, language, queue, vars, file, seconds, at, number)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 params![
                     c.call_id,
                     c.caller,
@@ -555,7 +562,8 @@ impl Store {
                     json(&c.vars),
                     v.file,
                     v.seconds,
-                    c.ended_at
+                    c.ended_at,
+                    v.number
                 ],
             )
             .map_err(err)?;
@@ -629,7 +637,7 @@ impl Store {
             .conn
             .prepare(
                 "SELECT id, call_id, caller, called, language, queue, vars, file, seconds, at,
-                        handled_by, handled_at, callback
+                        handled_by, handled_at, callback, number
                  FROM voicemails WHERE (?1 = 0 OR handled_at IS NULL)
                  ORDER BY at DESC, id DESC",
             )
@@ -655,7 +663,7 @@ impl Store {
         self.conn
             .query_row(
                 "SELECT id, call_id, caller, called, language, queue, vars, file, seconds, at,
-                        handled_by, handled_at, callback FROM voicemails WHERE id = ?1",
+                        handled_by, handled_at, callback, number FROM voicemails WHERE id = ?1",
                 params![id],
                 voicemail_row,
             )

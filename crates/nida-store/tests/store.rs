@@ -380,3 +380,55 @@ fn supervisors_are_stored_replaced_and_removed_by_user() {
     assert!(!s.remove_supervisor("sup1").unwrap());
     assert!(s.supervisors().unwrap().is_empty());
 }
+
+#[test]
+fn voicemails_are_kept_with_their_call_listed_handled_and_expired() {
+    let tmp = fresh_dir("voicemails");
+    let mut s = Store::open_dir(tmp.path()).unwrap();
+    let mut a = record("visa", 1_000, None, "voicemail");
+    a.ended_at = 1_050;
+    a.vars.insert("application".into(), "20231234".into());
+    a.voicemail = Some(nida_store::VoicemailLeft {
+        file: "/data/voicemail/a.wav".into(),
+        seconds: 12.5,
+        queue: "visa".into(),
+        number: Some("971501234567".into()),
+    });
+    let mut b = record("police", 2_000, None, "voicemail");
+    b.call_id = "police-2000".into();
+    b.ended_at = 2_010;
+    b.voicemail = Some(nida_store::VoicemailLeft {
+        file: "/data/voicemail/b.wav".into(),
+        seconds: 3.0,
+        queue: "police".into(),
+        number: None,
+    });
+    s.insert_call(&a).unwrap();
+    s.insert_call(&b).unwrap();
+    s.insert_call(&record("visa", 3_000, Some(2.0), "answered"))
+        .unwrap();
+    let all = s.voicemails(false, None, 10).unwrap();
+    assert_eq!(all.len(), 2, "only calls with a message");
+    assert_eq!(all[0].call_id, "police-2000", "newest first");
+    let visa = &all[1];
+    assert_eq!(
+        (visa.queue.as_str(), visa.seconds, visa.at),
+        ("visa", 12.5, 1_050)
+    );
+    assert_eq!(visa.vars["application"], "20231234");
+    assert_eq!(visa.number.as_deref(), Some("971501234567"));
+    let only_visa = s.voicemails(false, Some(&["visa".to_string()]), 10).unwrap();
+    assert_eq!(only_visa.len(), 1);
+    assert!(s.handle_voicemail(visa.id, 7, 1_100, true).unwrap());
+    assert!(!s.handle_voicemail(999, 7, 1_100, false).unwrap());
+    let open = s.voicemails(true, None, 10).unwrap();
+    assert_eq!(open.len(), 1);
+    let handled = s.voicemail(visa.id).unwrap().unwrap();
+    assert_eq!(
+        (handled.handled_by, handled.handled_at, handled.callback),
+        (Some(7), Some(1_100), true)
+    );
+    let gone = s.expire_voicemails(2_000).unwrap();
+    assert_eq!(gone, vec!["/data/voicemail/a.wav".to_string()]);
+    assert_eq!(s.voicemails(false, None, 10).unwrap().len(), 1);
+}

@@ -445,6 +445,7 @@ async fn serve(
         let queues = queues.clone();
         Arc::new(move || reload::reload(&cfg, &queues, &tx, "admin API"))
     };
+    let driver_queue = driver::channel();
     tokio::spawn(api::serve(
         http,
         api::Api::new(
@@ -456,6 +457,7 @@ async fn serve(
             cfg.agents.clone(),
             reload_now,
             &cfg.realm,
+            driver_queue.0.clone(),
         ),
         cfg.protection.guard(),
     ));
@@ -496,7 +498,7 @@ async fn serve(
     });
     tokio::spawn(base::memory::trim_after_bursts(counters.clone()));
     let store = shared.store.clone();
-    driver::run(cfg, shared, listeners, counters, stop_rx).await;
+    driver::run(cfg, shared, listeners, counters, driver_queue, stop_rx).await;
     store.flush().await;
     ExitCode::SUCCESS
 }

@@ -42,6 +42,9 @@ pub enum ToDriver {
     /// Ring an agent for a waiting call, or dial a caller; the reply
     /// carries the new leg.
     Invite(LegRequest),
+    /// A call-back stored just now (from a voice message): it joins its
+    /// queue without the caller.
+    Callback(Box<nida_store::CallbackRow>),
 }
 
 /// A leg a call asks the driver to place.

@@ -59,7 +59,15 @@ enum Job {
     Outbound(OutboundRow),
     /// Answered once every job sent before it is done (or kept for retry).
     Flush(oneshot::Sender<()>),
+    /// A change someone waits for (an agent's wrap-up, a voice message
+    /// marked handled): written now and answered, never kept (the one who
+    /// asked is told it failed, and may ask again).
+    Now(WriteNow, oneshot::Sender<Result<bool, String>>),
 }
+
+/// A change written on the store's thread; true when it found what it
+/// changes.
+pub type WriteNow = Box<dyn FnOnce(&mut Store) -> Result<bool, StoreError> + Send>;
 
 /// Where calls send what they store.
 #[derive(Clone)]
@@ -117,6 +125,10 @@ impl Writer {
                 let _ = done.send(());
                 Ok(())
             }
+            Job::Now(f, done) => {
+                let _ = done.send(f(&mut self.store).map_err(|e| e.to_string()));
+                Ok(())
+            }
         }
     }
 
@@ -146,6 +158,10 @@ impl Writer {
             }
             Job::Flush(done) => {
                 let _ = done.send(());
+                return;
+            }
+            Job::Now(_, done) => {
+                let _ = done.send(Err(e.to_string()));
                 return;
             }
         };
@@ -198,6 +214,9 @@ impl Writer {
             }
         } else if let Job::Flush(done) = job {
             let _ = done.send(());
+        } else if let Job::Now(_, done) = job {
+            // Older writes wait: this one would jump ahead of them.
+            let _ = done.send(Err(StoreError::Unwritten.to_string()));
         } else {
             // Still failing: queued behind the others (a call-back request
             // is refused at once by `keep`).
@@ -308,6 +327,16 @@ impl StoreHandle {
         if self.tx.send(Job::Outbound(row)).is_err() {
             warn!("store stopped: outbound call audit lost");
         }
+    }
+
+    /// Writes `f` on the store's thread and answers with its result (an
+    /// error when the store fails or older writes still wait).
+    pub async fn write_now(&self, f: WriteNow) -> Result<bool, String> {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Job::Now(f, done)).is_err() {
+            return Err("the store stopped".into());
+        }
+        wait.await.unwrap_or_else(|_| Err("the store stopped".into()))
     }
 
     /// Returns once everything sent before is on disk (at shutdown), or

@@ -58,15 +58,17 @@ pub struct Api {
     access: Arc<Mutex<Access>>,
     /// The digest realm (agents' stored secrets are HA1s for it).
     realm: Arc<str>,
+    /// The SIP driver (call-backs booked from the API start there).
+    pub driver: tokio::sync::mpsc::Sender<crate::base::bus::ToDriver>,
 }
 
 /// A JSON error.
-fn error(code: StatusCode, message: impl Into<String>) -> Response {
+pub(crate) fn error(code: StatusCode, message: impl Into<String>) -> Response {
     (code, Json(json!({ "error": message.into() }))).into_response()
 }
 
 /// An error answered as JSON with its status.
-struct ApiError(StatusCode, String);
+pub(crate) struct ApiError(StatusCode, String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -86,6 +88,7 @@ impl Api {
         agents: Vec<AgentDef>,
         reload: Reload,
         realm: &str,
+        driver: tokio::sync::mpsc::Sender<crate::base::bus::ToDriver>,
     ) -> Api {
         let times = crate::ops::metrics::Times::default();
         let totals = crate::ops::metrics::follow(&store.notices, times.clone());
@@ -107,6 +110,7 @@ impl Api {
             metrics,
             access: Arc::new(Mutex::new(Access::new())),
             realm: realm.into(),
+            driver,
         }
     }
 
@@ -177,6 +181,26 @@ pub fn router(api: Api) -> Router {
         .route("/api/callbacks", get(callbacks))
         .route("/api/trunks", get(trunks))
         .route("/api/stats", get(stats))
+        .route("/api/ivr", get(crate::ops::desk::ivr))
+        .route("/api/wrapups", get(crate::ops::desk::wrapups))
+        .route("/api/voicemails", get(crate::ops::desk::voicemails))
+        .route(
+            "/api/voicemails/{vm}/audio",
+            get(crate::ops::desk::voicemail_audio),
+        )
+        .route(
+            "/api/agents/{id}/voicemails",
+            get(crate::ops::desk::agent_voicemails),
+        )
+        .route(
+            "/api/agents/{id}/voicemails/{vm}/audio",
+            get(crate::ops::desk::agent_voicemail_audio),
+        )
+        .route(
+            "/api/agents/{id}/voicemails/{vm}/handled",
+            post(crate::ops::desk::agent_voicemail_handled),
+        )
+        .route("/api/agents/{id}/wrapup", post(crate::ops::desk::agent_wrapup))
         .route("/api/events", get(events))
         .route("/api/events/ticket", post(events_ticket))
         .route("/api/agent-logout", post(agent_logout))
@@ -634,7 +658,7 @@ fn store_query(q: &RecordQuery) -> Result<nida_store::Query, ApiError> {
     })
 }
 
-async fn read_store<T: Send + 'static>(
+pub(crate) async fn read_store<T: Send + 'static>(
     api: &Api,
     f: impl FnOnce(&nida_store::Store) -> nida_store::Result<T> + Send + 'static,
 ) -> Result<T, ApiError> {

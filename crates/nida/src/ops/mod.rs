@@ -1,9 +1,10 @@
 //! Operations: the admin API and its bounded HTTP listener, access
-//! control, the pages, metrics, webhooks, recording retention and flow
-//! reload.
+//! control, the desk API (voice messages, wrap-ups, IVR figures), the
+//! pages, metrics, webhooks, recording retention and flow reload.
 
 pub mod access;
 pub mod api;
+pub mod desk;
 pub mod http;
 pub mod metrics;
 pub mod reload;

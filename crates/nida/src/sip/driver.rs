@@ -204,15 +204,23 @@ struct Driver {
 
 /// Runs the SIP shell until it has stopped (after `stop`, once the calls
 /// have ended or the grace period is over).
+/// The driver's queue: the sender goes to whoever asks the driver for
+/// something outside a call (the API's call-backs), the pair to [`run`].
+pub fn channel() -> (mpsc::Sender<ToDriver>, mpsc::Receiver<ToDriver>) {
+    mpsc::channel::<ToDriver>(65536)
+}
+
+/// Runs the SIP side until stopped.
 pub async fn run(
     cfg: Arc<Config>,
     shared: Shared,
     listeners: Listeners,
     counters: Arc<Counters>,
+    queue: (mpsc::Sender<ToDriver>, mpsc::Receiver<ToDriver>),
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let Listeners { udp, tcp, tls } = listeners;
-    let (mut d, mut rx) = Driver::new(cfg, shared, tcp, tls, counters);
+    let (mut d, mut rx) = Driver::new(cfg, shared, tcp, tls, counters, queue);
     d.restore_callbacks();
     let mut buf = vec![0u8; 65536];
     loop {
@@ -254,8 +262,8 @@ impl Driver {
         tcp: TcpListener,
         tls: Option<(TcpListener, TlsAcceptor, TlsConnector)>,
         counters: Arc<Counters>,
+        (tx, rx): (mpsc::Sender<ToDriver>, mpsc::Receiver<ToDriver>),
     ) -> (Driver, mpsc::Receiver<ToDriver>) {
-        let (tx, rx) = mpsc::channel::<ToDriver>(65536);
         let streams = StreamLimits {
             admission: crate::sip::listen::Admission::new(cfg.protection.guard()),
             max_message: cfg.protection.max_message,
@@ -391,6 +399,14 @@ impl Driver {
             Vec::new()
         });
         for row in pending {
+            self.start_callback(row);
+        }
+    }
+
+    /// A stored call-back joins its queue without the caller, and is
+    /// dialled when an agent takes it.
+    fn start_callback(&self, row: nida_store::CallbackRow) {
+        {
             let setup = self.shared.call_setup(
                 &self.cfg,
                 &self.counters,
@@ -509,6 +525,7 @@ impl Driver {
                 self.ep.notify_refer(now, h, status, reason)
             }
             ToDriver::Invite(req) => self.place_leg(now, req),
+            ToDriver::Callback(row) => self.start_callback(*row),
             ToDriver::TrunkAddresses(trunk, addrs) => {
                 self.name_tls_peers(&trunk, &addrs);
                 self.trunks.set_addresses(&trunk, addrs, now);
