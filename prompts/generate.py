@@ -77,6 +77,13 @@ def music_on_hold(path):
         subprocess.run(["sox", *parts, "-r", "8000", "-c", "1", "-b", "16", path], check=True)
 
 
+def beep(path):
+    """The voicemail tone: 1 kHz for 400 ms."""
+    subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", path,
+                    "synth", "0.4", "sine", "1000", "fade", "0.01", "0.4", "0.01",
+                    "vol", "0.5"], check=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--only")
@@ -124,6 +131,9 @@ def main():
         path = os.path.join(HERE, lang, "moh.wav")
         if not os.path.exists(path) or args.force:
             music_on_hold(path)
+        path = os.path.join(HERE, lang, "beep.wav")
+        if not os.path.exists(path) or args.force:
+            beep(path)
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as ex:
         for n, path in enumerate(ex.map(run, jobs), start=1):

@@ -112,5 +112,56 @@ fn french_status_call(extra: &[&str]) -> String {
     // Another status would not match.
     let wrong = expected(&["fr/status_is", "fr/status_approved"]);
     assert!(find(&heard, &wrong).is_none());
+    ivr_record_left(&nida);
     timeline
+}
+
+/// The call left a record of its way through the IVR: the keys it chose
+/// in which menus, the lookup found, its language; and the IVR figures
+/// count it.
+fn ivr_record_left(nida: &Nida) {
+    let records =
+        || -> Vec<serde_json::Value> { serde_json::from_str(&nida.get("/api/records")).unwrap() };
+    assert!(
+        common::wait(std::time::Duration::from_secs(10), || records().len() == 1),
+        "{}",
+        nida.log()
+    );
+    let rec = &records()[0];
+    let ivr = &rec["ivr"];
+    assert_eq!(ivr["flow"], "main", "{rec}");
+    assert_eq!(rec["language"], "fr", "{rec}");
+    let choices: Vec<(String, String)> = ivr["choices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["node"].as_str().unwrap().into(),
+                c["digit"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert!(
+        choices.starts_with(&[
+            ("main/choose_language".into(), "7".into()),
+            ("main/main_menu".into(), "1".into())
+        ]),
+        "{choices:?}"
+    );
+    assert_eq!(ivr["lookups"][0]["result"], "found", "{rec}");
+    assert!(rec["path"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p.as_str().unwrap().starts_with("status/")));
+    let figures: serde_json::Value = serde_json::from_str(&nida.get("/api/ivr")).unwrap();
+    assert_eq!(figures[0]["flow"], "main", "{figures}");
+    assert_eq!(figures[0]["calls"], 1);
+    assert_eq!(figures[0]["lookups_served"], 1);
+    let metrics = nida.get("/metrics");
+    assert!(
+        metrics.contains("nida_ivr_lookups_total{flow=\"main\",result=\"found\"} 1"),
+        "{metrics}"
+    );
 }

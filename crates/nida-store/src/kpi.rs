@@ -14,8 +14,9 @@
 //! And of the IVR, per flow (the first flow a call ran):
 //! - calls: calls that ran the flow;
 //! - contained: calls that ended in the IVR without asking for an agent
-//!   (self-served, hung up in the flow, voicemail, a flow error), as a
-//!   share of calls (containment);
+//!   (self-served, hung up in the flow, a flow error; not those that
+//!   queued or left a voice message for an agent), as a share of calls
+//!   (containment);
 //! - self-served: calls the flow itself ended (the caller heard what they
 //!   called for);
 //! - exits: where contained calls left, by `flow/node`;

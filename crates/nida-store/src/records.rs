@@ -172,9 +172,13 @@ pub enum IvrEnd {
 }
 
 impl IvrEnd {
-    /// Whether the call stayed in the IVR (contained: no agent asked for).
+    /// Whether the call stayed in the IVR (contained): no agent was asked
+    /// for, in line or by a voice message an agent has to answer.
     pub fn contained(self) -> bool {
-        !matches!(self, IvrEnd::Queued)
+        matches!(
+            self,
+            IvrEnd::SelfServed | IvrEnd::CallerHungUp | IvrEnd::Error
+        )
     }
 }
 

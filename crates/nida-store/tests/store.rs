@@ -417,7 +417,9 @@ fn voicemails_are_kept_with_their_call_listed_handled_and_expired() {
     );
     assert_eq!(visa.vars["application"], "20231234");
     assert_eq!(visa.number.as_deref(), Some("971501234567"));
-    let only_visa = s.voicemails(false, Some(&["visa".to_string()]), 10).unwrap();
+    let only_visa = s
+        .voicemails(false, Some(&["visa".to_string()]), 10)
+        .unwrap();
     assert_eq!(only_visa.len(), 1);
     assert!(s.handle_voicemail(visa.id, 7, 1_100, true).unwrap());
     assert!(!s.handle_voicemail(999, 7, 1_100, false).unwrap());

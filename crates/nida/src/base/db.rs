@@ -336,7 +336,8 @@ impl StoreHandle {
         if self.tx.send(Job::Now(f, done)).is_err() {
             return Err("the store stopped".into());
         }
-        wait.await.unwrap_or_else(|_| Err("the store stopped".into()))
+        wait.await
+            .unwrap_or_else(|_| Err("the store stopped".into()))
     }
 
     /// Returns once everything sent before is on disk (at shutdown), or

@@ -277,7 +277,14 @@ fn default_webhook_backoff() -> u64 {
 }
 
 /// The webhook events there are.
-pub const WEBHOOK_EVENTS: [&str; 5] = ["queued", "answered", "ended", "callback", "survey"];
+pub const WEBHOOK_EVENTS: [&str; 6] = [
+    "queued",
+    "answered",
+    "ended",
+    "callback",
+    "survey",
+    "voicemail",
+];
 
 /// An agent: SIP credentials, skills and languages.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]

@@ -200,7 +200,10 @@ pub fn router(api: Api) -> Router {
             "/api/agents/{id}/voicemails/{vm}/handled",
             post(crate::ops::desk::agent_voicemail_handled),
         )
-        .route("/api/agents/{id}/wrapup", post(crate::ops::desk::agent_wrapup))
+        .route(
+            "/api/agents/{id}/wrapup",
+            post(crate::ops::desk::agent_wrapup),
+        )
         .route("/api/events", get(events))
         .route("/api/events/ticket", post(events_ticket))
         .route("/api/agent-logout", post(agent_logout))

@@ -65,7 +65,10 @@ fn listing(
 }
 
 /// `GET /api/voicemails`.
-pub(crate) async fn voicemails(State(api): State<Api>, Query(q): Query<VoicemailQuery>) -> Response {
+pub(crate) async fn voicemails(
+    State(api): State<Api>,
+    Query(q): Query<VoicemailQuery>,
+) -> Response {
     listing(&api, q, "/api/voicemails".into()).await
 }
 
@@ -164,12 +167,17 @@ pub(crate) async fn agent_voicemail_handled(
     };
     if let Some(b) = &booking {
         if !api.store.book_callback(b.clone()).await {
-            return error(StatusCode::SERVICE_UNAVAILABLE, "the store did not take the call-back");
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the store did not take the call-back",
+            );
         }
     }
     let done = api
         .store
-        .write_now(Box::new(move |s| s.handle_voicemail(vm, agent, now, callback)))
+        .write_now(Box::new(move |s| {
+            s.handle_voicemail(vm, agent, now, callback)
+        }))
         .await;
     match done {
         Ok(true) => {}
@@ -177,7 +185,12 @@ pub(crate) async fn agent_voicemail_handled(
         Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e),
     }
     if let Some(b) = booking {
-        if api.driver.send(ToDriver::Callback(Box::new(b))).await.is_err() {
+        if api
+            .driver
+            .send(ToDriver::Callback(Box::new(b)))
+            .await
+            .is_err()
+        {
             return error(StatusCode::SERVICE_UNAVAILABLE, "nida is stopping");
         }
     }
@@ -205,7 +218,10 @@ pub(crate) async fn agent_wrapup(
         return error(StatusCode::NOT_FOUND, format!("no queue {}", b.queue));
     };
     if b.codes.is_empty() || b.call_id.is_empty() || b.call_id.len() > 256 {
-        return error(StatusCode::BAD_REQUEST, "give the call_id and one code or more");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "give the call_id and one code or more",
+        );
     }
     if let Some(bad) = b.codes.iter().find(|c| !def.wrapup_codes.contains(c)) {
         return error(

@@ -53,6 +53,35 @@ pub struct RecordTotals {
     pub ratings: BTreeMap<String, (u64, u64)>,
     /// Call-backs by status.
     pub callbacks: BTreeMap<String, u64>,
+    /// Calls that ran a flow, by (first flow, how the IVR part ended).
+    pub ivr: BTreeMap<(String, String), u64>,
+    /// Lookups by (first flow, result).
+    pub lookups: BTreeMap<(String, String), u64>,
+    /// Voice messages kept, by queue.
+    pub voicemails: BTreeMap<String, u64>,
+}
+
+impl RecordTotals {
+    /// Counts one record's IVR part and voice message.
+    fn add_journey(&mut self, r: &nida_store::CallRecord) {
+        if let Some(t) = &r.ivr {
+            let end = serde_json::to_value(t.end)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            *self.ivr.entry((t.flow.clone(), end)).or_default() += 1;
+            for l in &t.lookups {
+                let result = serde_json::to_value(l.result)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default();
+                *self.lookups.entry((t.flow.clone(), result)).or_default() += 1;
+            }
+        }
+        if let Some(v) = &r.voicemail {
+            *self.voicemails.entry(v.queue.clone()).or_default() += 1;
+        }
+    }
 }
 
 /// The time histograms of the call records, per queue.
@@ -129,6 +158,7 @@ pub fn follow(notices: &Notices, times: Times) -> watch::Receiver<Arc<RecordTota
             match rx.recv().await {
                 Ok(Stored::Call(r)) => {
                     times.observe(&r);
+                    t.add_journey(&r);
                     if let (Some(_), Some(talk)) = (r.wait_seconds, r.talk_seconds) {
                         let h = t.handle.entry(r.queue.clone()).or_default();
                         h.0 += talk;
@@ -392,6 +422,35 @@ impl Live {
                     .ratings
                     .iter()
                     .map(|(q, (_, n))| (one("queue", q.as_str()), *n))
+                    .collect(),
+            ),
+        )?;
+        let pairs = |m: &BTreeMap<(String, String), u64>, k: &'static str| -> Vec<(Queue, u64)> {
+            m.iter()
+                .map(|((flow, v), n)| (vec![("flow", flow.clone()), (k, v.clone())], *n))
+                .collect()
+        };
+        family(
+            enc,
+            "nida_ivr_calls",
+            "Calls that ran a flow, by first flow and how the IVR part ended (self_served, caller_hung_up and error stayed in the IVR; queued and voicemail asked for an agent), since start.",
+            Samples::Counter(pairs(&totals.ivr, "end")),
+        )?;
+        family(
+            enc,
+            "nida_ivr_lookups",
+            "Lookups in flows, by first flow and result (found, not_found, failed), since start.",
+            Samples::Counter(pairs(&totals.lookups, "result")),
+        )?;
+        family(
+            enc,
+            "nida_voicemails",
+            "Voice messages kept, by queue, since start.",
+            Samples::Counter(
+                totals
+                    .voicemails
+                    .iter()
+                    .map(|(q, n)| (one("queue", q.as_str()), *n))
                     .collect(),
             ),
         )?;

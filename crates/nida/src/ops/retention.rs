@@ -1,6 +1,7 @@
-//! Recording retention: recordings live in `data_dir/recordings/YYYY-MM-DD/`;
-//! day folders older than the configured number of days are deleted at
-//! start and then every hour.
+//! Recording retention: recordings live in `data_dir/recordings/YYYY-MM-DD/`
+//! and voice messages in `data_dir/voicemail/YYYY-MM-DD/`; day folders
+//! older than the configured number of days are deleted at start and then
+//! every hour (a message's row stays, its audio answers "gone").
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -21,10 +22,17 @@ pub fn expired<'a>(
         .collect()
 }
 
-/// Deletes expired day folders under `data_dir/recordings`; returns them.
+/// Deletes expired day folders under `data_dir/recordings` and
+/// `data_dir/voicemail`; returns them.
 pub fn sweep(data_dir: &Path, days: u64, now: SystemTime) -> Vec<PathBuf> {
-    let root = data_dir.join("recordings");
-    let Ok(entries) = std::fs::read_dir(&root) else {
+    ["recordings", "voicemail"]
+        .iter()
+        .flat_map(|f| sweep_folder(&data_dir.join(f), days, now))
+        .collect()
+}
+
+fn sweep_folder(root: &Path, days: u64, now: SystemTime) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(root) else {
         return Vec::new();
     };
     let names: Vec<String> = entries

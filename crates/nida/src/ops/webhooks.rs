@@ -71,6 +71,18 @@ pub fn from_store(s: &Stored) -> Vec<Hook> {
                 event: "ended",
                 body: json!({ "event": "ended", "at": r.ended_at, "record": r }),
             }];
+            if let Some(v) = &r.voicemail {
+                // What an agent (or a ticketing system) needs to call back;
+                // the audio is fetched through the API.
+                out.push(Hook {
+                    event: "voicemail",
+                    body: json!({
+                        "event": "voicemail", "at": r.ended_at, "call_id": r.call_id,
+                        "caller": r.caller, "queue": v.queue, "language": r.language,
+                        "seconds": v.seconds, "vars": r.vars,
+                    }),
+                });
+            }
             if let Some(rating) = r.rating {
                 out.push(Hook {
                     event: "survey",
@@ -236,5 +248,21 @@ mod tests {
         assert_eq!(hooks[1].body["low"], true);
         let unrated = from_store(&Stored::Call(Box::default()));
         assert_eq!(unrated.len(), 1);
+        let message = from_store(&Stored::Call(Box::new(nida_store::CallRecord {
+            call_id: "c3".into(),
+            voicemail: Some(nida_store::VoicemailLeft {
+                file: "/d/voicemail/x.wav".into(),
+                seconds: 8.0,
+                queue: "visa".into(),
+                number: Some("971501234567".into()),
+            }),
+            ..Default::default()
+        })));
+        assert_eq!(message[1].event, "voicemail");
+        assert_eq!(message[1].body["queue"], "visa");
+        assert!(
+            !message[1].body.to_string().contains("x.wav"),
+            "no file path leaves nida"
+        );
     }
 }
