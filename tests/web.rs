@@ -428,3 +428,111 @@ fn a_supervisor_listens_in_from_the_wallboard_and_switches_to_whisper() {
     let out = call.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", nida.log());
 }
+
+/// A caller whose queue's longest wait passes leaves a voice message
+/// (`nida call --say`, a 1000 Hz voice); the agent page lists it, plays
+/// it from the API in Chromium, and the audio the page loaded is the
+/// caller's voice (WebAudio decodes it); marked handled, it leaves the
+/// list.
+#[test]
+fn a_voice_message_is_played_back_on_the_agent_page_in_chromium() {
+    let nida = Nida::start_with(|dir| {
+        format!(
+            "data_dir = \"{}\"\n[[agents]]\nid = 1\nuser = \"1001\"\npassword = \"pw-one\"\nname = \"Amina\"\n\
+             skills = {{ visa = 5 }}\nlanguages = [\"en\"]\n\
+             [queues.visa_general]\nannounce_seconds = 0\nmax_wait_seconds = 2\nexit = \"voicemail\"\n\
+             voicemail_seconds = 4\nwrapup_codes = [\"visa status given\", \"needs follow-up\"]\n",
+            dir.join("data").display()
+        )
+    });
+    let out = Command::new(env!("CARGO_BIN_EXE_nida"))
+        .args(["call", &format!("sip:8005@{}", nida.sip)])
+        // The caller keeps talking through the silence while nida records.
+        .args([
+            "--digits",
+            "2,0",
+            "--barge-in-ms",
+            "1500",
+            "--gap-ms",
+            "6000",
+        ])
+        .args(["--max-seconds", "40"])
+        .arg("--say")
+        .arg(crate::agents::caller_voice_for(&nida.dir, 40))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list =
+        || -> Value { serde_json::from_str(&nida.get("/api/voicemails?open=true")).unwrap() };
+    assert!(
+        common::wait(Duration::from_secs(10), || list().as_array().unwrap().len()
+            == 1),
+        "{}",
+        nida.log()
+    );
+    let vm = &list()[0];
+    assert_eq!(vm["queue"], "visa_general", "{vm}");
+    assert_eq!(vm["language"], "en", "{vm}");
+    let seconds = vm["seconds"].as_f64().unwrap();
+    assert!((3.5..4.6).contains(&seconds), "{vm}");
+    assert!(vm.get("file").is_none(), "no server path in the listing");
+    let rec: Value = serde_json::from_str(&nida.get("/api/records")).unwrap();
+    assert_eq!(rec[0]["outcome"], "voicemail", "{rec}");
+
+    let browser = Browser::start();
+    browser.open(&format!("http://{}/agent", nida.http));
+    assert!(browser.until(
+        "document.querySelector('#login-form') !== null",
+        Duration::from_secs(5)
+    ));
+    browser.js("document.querySelector('#user').value = '1001';\
+         document.querySelector('#password').value = 'pw-one';\
+         document.querySelector('#login-form').requestSubmit(); return true;");
+    assert!(
+        browser.until(
+            "document.querySelector('#vm-list tr[data-voicemail]') !== null",
+            Duration::from_secs(10)
+        ),
+        "{}",
+        browser.js("return document.body.innerText")
+    );
+    browser.js("document.querySelector('[data-play]').click(); return true;");
+    assert!(browser.until(
+        "(document.querySelector('[data-audio]').src || '').startsWith('blob:')",
+        Duration::from_secs(5)
+    ));
+    // What the page loaded, decoded by the browser: its length and its
+    // pitch (zero crossings per second).
+    let heard = browser.js(
+        "return (async () => {\
+           const a = document.querySelector('[data-audio]');\
+           const bytes = await (await fetch(a.src)).arrayBuffer();\
+           const ctx = new OfflineAudioContext(1, 8000, 8000);\
+           const buf = await ctx.decodeAudioData(bytes);\
+           const d = buf.getChannelData(0);\
+           let z = 0, e = 0;\
+           for (let i = 1; i < d.length; i++) { if ((d[i] < 0) !== (d[i - 1] < 0)) z++; e += d[i] * d[i]; }\
+           return { seconds: buf.duration, hz: z / 2 / buf.duration, rms: Math.sqrt(e / d.length) };\
+         })()",
+    );
+    let secs = heard["seconds"].as_f64().unwrap();
+    let hz = heard["hz"].as_f64().unwrap();
+    assert!((3.5..4.6).contains(&secs), "{heard}");
+    assert!(
+        (900.0..1100.0).contains(&hz),
+        "the caller's 1000 Hz voice: {heard}"
+    );
+    assert!(heard["rms"].as_f64().unwrap() > 0.05, "{heard}");
+    browser.js("document.querySelector('[data-handled]').click(); return true;");
+    assert!(browser.until(
+        "document.querySelector('#vm-list tr[data-voicemail]') === null",
+        Duration::from_secs(5)
+    ));
+    assert_eq!(list().as_array().unwrap().len(), 0);
+    let all: Value = serde_json::from_str(&nida.get("/api/voicemails")).unwrap();
+    assert_eq!(all[0]["handled_by"], 1, "{all}");
+}

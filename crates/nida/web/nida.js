@@ -23,6 +23,8 @@ const T = {
     live_calls: "Live calls", supervisor: "Supervisor", m_listen: "Listen", m_whisper: "Whisper",
     m_barge: "Barge in", m_take_over: "Take over", sup_ok: "Ringing your phone", sup_403: "Not one of your queues or agents",
     sup_404: "That call is no longer talking", sup_409: "Your phone is not registered",
+    wrapup_codes: "What the call was about", save_codes: "Save", saved: "Saved",
+    voicemails: "Voice messages", play: "Play", handled: "Handled", call_back: "Call back",
   },
   ar: {
     wallboard: "لوحة المتابعة", token: "رمز المشرف", open: "فتح", agents: "الموظفون", agent: "الموظف",
@@ -44,6 +46,8 @@ const T = {
     live_calls: "المكالمات الجارية", supervisor: "المشرف", m_listen: "استماع", m_whisper: "همس",
     m_barge: "مشاركة", m_take_over: "تولي المكالمة", sup_ok: "جارٍ الاتصال بهاتفك", sup_403: "ليست من قوائمك أو موظفيك",
     sup_404: "لم تعد المكالمة جارية", sup_409: "هاتفك غير مسجل",
+    wrapup_codes: "موضوع المكالمة", save_codes: "حفظ", saved: "تم الحفظ",
+    voicemails: "الرسائل الصوتية", play: "تشغيل", handled: "تمت المعالجة", call_back: "معاودة الاتصال",
   },
 };
 
@@ -230,7 +234,63 @@ async function agentDesk(session) {
       $("#pop").hidden = true;
     }
   };
-  const refresh = async () => show(await api(`/api/agents/${agent}`, token));
+  // The last call stays for its wrap-up codes after it ends.
+  let lastCall = null;
+  let codesFor = null;
+  const showCodes = (data) => {
+    const call = data.call;
+    if (call) lastCall = call.info;
+    const codes = lastCall && (data.wrapup_codes || {})[lastCall.queue];
+    $("#codes").hidden = !codes;
+    if (!codes || codesFor === lastCall.call_id) return;
+    codesFor = lastCall.call_id;
+    $("#codes-saved").hidden = true;
+    $("#code-list").replaceChildren(...codes.map((c) =>
+      el("label", {}, el("input", { type: "checkbox", value: c, "data-code": c }), ` ${c}`)));
+  };
+  $("#btn-codes").onclick = async () => {
+    const codes = [...document.querySelectorAll("#code-list input:checked")].map((i) => i.value);
+    if (!lastCall || codes.length === 0) return;
+    const r = await fetch(`/api/agents/${agent}/wrapup`, { method: "POST",
+      headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ call_id: lastCall.call_id, queue: lastCall.queue, codes }) });
+    $("#codes-saved").hidden = !r.ok;
+  };
+  // Voice messages: played from the API with the session's token.
+  const voicemails = async () => {
+    const list = await api(`/api/agents/${agent}/voicemails?open=true`, token);
+    $("#vm-list tbody").replaceChildren(...list.map((v) => {
+      const play = el("button", { type: "button", "data-play": v.id }, t("play"));
+      const audio = el("audio", { controls: "", "data-audio": v.id });
+      play.onclick = async () => {
+        const r = await fetch(v.audio, { headers: { Authorization: `Bearer ${token}` } });
+        audio.src = URL.createObjectURL(await r.blob());
+        await audio.play().catch(() => {});
+      };
+      const done = (callback) => async () => {
+        await fetch(`/api/agents/${agent}/voicemails/${v.id}/handled${callback ? "?callback=true" : ""}`,
+          { method: "POST", headers: { Authorization: `Bearer ${token}` } });
+        voicemails().catch(() => {});
+      };
+      const handled = el("button", { type: "button", "data-handled": v.id }, t("handled"));
+      handled.onclick = done(false);
+      const buttons = [play, handled];
+      if (v.may_call_back) {
+        const cb = el("button", { type: "button", "data-callback": v.id }, t("call_back"));
+        cb.onclick = done(true);
+        buttons.push(cb);
+      }
+      const vars = Object.entries(v.vars).map(([k, x]) => `${k}=${x}`).join(" ");
+      return el("tr", { "data-voicemail": v.id }, el("td", {}, new Date(v.at * 1000).toLocaleString()),
+        el("td", {}, v.caller), el("td", {}, v.queue), el("td", {}, v.language),
+        el("td", {}, `${Math.round(v.seconds)} s`), el("td", {}, vars), el("td", { class: "buttons" }, ...buttons, audio));
+    }));
+  };
+  const refresh = async () => {
+    const data = await api(`/api/agents/${agent}`, token);
+    show(data);
+    showCodes(data);
+  };
   const act = (action, query) => async () => {
     await fetch(`/api/agents/${agent}/${action}${query ? query() : ""}`, { method: "POST", headers: { Authorization: `Bearer ${token}` } });
     setTimeout(() => refresh().catch(() => {}), 150);
@@ -253,7 +313,9 @@ async function agentDesk(session) {
     setTimeout(() => refresh().catch(() => {}), 100);
   });
   await refresh();
+  await voicemails().catch(() => {});
   setInterval(() => refresh().catch(() => {}), 2000);
+  setInterval(() => voicemails().catch(() => {}), 10000);
 }
 
 function start() {

@@ -333,7 +333,15 @@ async fn agent(State(api): State<Api>, Path(id): Path<u32>) -> Response {
     match view.agents.get(&id) {
         Some(a) => {
             let call = a.task.and_then(|t| view.calls.get(&t));
-            Json(json!({ "agent": a, "call": call })).into_response()
+            // The queues' wrap-up codes, for the page's wrap-up form.
+            let codes: std::collections::BTreeMap<&str, &Vec<String>> = api
+                .centre
+                .queues
+                .iter()
+                .filter(|(_, d)| !d.wrapup_codes.is_empty())
+                .map(|(n, d)| (n.as_str(), &d.wrapup_codes))
+                .collect();
+            Json(json!({ "agent": a, "call": call, "wrapup_codes": codes })).into_response()
         }
         None => error(StatusCode::NOT_FOUND, format!("no agent {id}")),
     }
