@@ -68,7 +68,7 @@ pub(crate) fn error(code: StatusCode, message: impl Into<String>) -> Response {
 }
 
 /// An error answered as JSON with its status.
-pub(crate) struct ApiError(StatusCode, String);
+pub(crate) struct ApiError(pub(crate) StatusCode, pub(crate) String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {

@@ -8,7 +8,7 @@
 //! token reaches `/api/voicemails`, `/api/ivr` and `/api/wrapups`.
 
 use crate::base::bus::ToDriver;
-use crate::ops::api::{error, read_store, Api};
+use crate::ops::api::{error, read_store, Api, ApiError};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -253,12 +253,12 @@ pub(crate) struct PeriodQuery {
 }
 
 /// The period asked for: today (UTC) by default.
-fn period(q: &PeriodQuery) -> Result<(i64, i64), Response> {
+fn period(q: &PeriodQuery) -> Result<(i64, i64), ApiError> {
     let now = crate::clock::unix_now() as i64;
     let parse = |v: &Option<String>, default: i64| match v {
         None => Ok(default),
         Some(s) => crate::cli::report::parse_time(s).ok_or_else(|| {
-            error(
+            ApiError(
                 StatusCode::BAD_REQUEST,
                 format!("{s:?} is neither Unix seconds nor YYYY-MM-DD"),
             )
@@ -275,7 +275,7 @@ fn period(q: &PeriodQuery) -> Result<(i64, i64), Response> {
 pub(crate) async fn ivr(State(api): State<Api>, Query(q): Query<PeriodQuery>) -> Response {
     let (from, to) = match period(&q) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let query = nida_store::Query {
         from: Some(from),
@@ -306,7 +306,7 @@ pub(crate) async fn ivr(State(api): State<Api>, Query(q): Query<PeriodQuery>) ->
 pub(crate) async fn wrapups(State(api): State<Api>, Query(q): Query<PeriodQuery>) -> Response {
     let (from, to) = match period(&q) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     match read_store(&api, move |s| s.wrapup_counts(from, to)).await {
         Ok(rows) => Json(json!(rows)).into_response(),
