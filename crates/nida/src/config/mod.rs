@@ -1115,6 +1115,22 @@ mod tests {
             ("[queues.q]\nstrategy = \"random\"\n", "unknown strategy"),
             ("[queues.q]\nmax_wait_seconds = 5\nexit = \"sms\"\n", "unknown exit"),
             ("[queues.q]\nexit = \"queue:\"\n", "unknown exit"),
+            (
+                "[queues.q]\ncalendar = \"desk\"\n",
+                "calendar \"desk\" is not under [calendars]",
+            ),
+            (
+                "[calendars.desk]\ntime_zone = \"Mars/Olympus\"\n",
+                "unknown time zone",
+            ),
+            (
+                "[calendars.desk]\nweek = { mon = \"17:00-09:00\" }\n",
+                "is not hours like",
+            ),
+            (
+                "[queues.q]\nclosed_exit = \"queue:b\"\n",
+                "closed_exit is voicemail, callback or flow",
+            ),
             ("[queues.q]\noffer_timeout_seconds = 0\n", "offer_timeout_seconds"),
             ("[queues.q]\ncallback_digit = \"12\"\n", "callback_digit"),
             ("[protection]\ntcp_idle_seconds = 0\n", "tcp_idle_seconds"),
