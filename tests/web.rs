@@ -484,6 +484,24 @@ fn a_voice_message_is_played_back_on_the_agent_page_in_chromium() {
     assert_eq!(rec[0]["outcome"], "voicemail", "{rec}");
 
     let browser = Browser::start();
+    // The wallboard's IVR table counts the call under its flow; it asked
+    // for an agent, so none of it was served by the IVR alone.
+    browser.open(&format!("http://{}/wallboard#token={TOKEN}", nida.http));
+    let row = "document.querySelector('#ivr-list tr[data-flow=\"main\"]')";
+    assert!(
+        browser.until(
+            &format!("{row} !== null && {row}.querySelector('.calls').textContent === '1'"),
+            Duration::from_secs(10)
+        ),
+        "{}",
+        browser.js("return document.body.innerText")
+    );
+    assert_eq!(
+        browser.js(&format!(
+            "return {row}.querySelector('.containment').textContent"
+        )),
+        json!("0 %")
+    );
     browser.open(&format!("http://{}/agent", nida.http));
     assert!(browser.until(
         "document.querySelector('#login-form') !== null",

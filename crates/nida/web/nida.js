@@ -25,6 +25,7 @@ const T = {
     sup_404: "That call is no longer talking", sup_409: "Your phone is not registered",
     wrapup_codes: "What the call was about", save_codes: "Save", saved: "Saved",
     voicemails: "Voice messages", play: "Play", handled: "Handled", call_back: "Call back",
+    ivr_today: "IVR today", flow: "Flow", calls: "Calls", containment: "Served by the IVR", top_exit: "Where callers left",
   },
   ar: {
     wallboard: "لوحة المتابعة", token: "رمز المشرف", open: "فتح", agents: "الموظفون", agent: "الموظف",
@@ -48,6 +49,7 @@ const T = {
     sup_404: "لم تعد المكالمة جارية", sup_409: "هاتفك غير مسجل",
     wrapup_codes: "موضوع المكالمة", save_codes: "حفظ", saved: "تم الحفظ",
     voicemails: "الرسائل الصوتية", play: "تشغيل", handled: "تمت المعالجة", call_back: "معاودة الاتصال",
+    ivr_today: "الرد الآلي اليوم", flow: "المسار", calls: "المكالمات", containment: "خُدمت آلياً", top_exit: "أين غادر المتصلون",
   },
 };
 
@@ -194,6 +196,12 @@ async function wallboard(token) {
     rows.forEach((r) => { (by[r.queue] = by[r.queue] || []).push(r); });
     const names = Object.keys(by);
     $("#charts").replaceChildren(...(names.length ? names.map((q) => chart(q, by[q])) : [el("p", {}, t("no_calls"))]));
+    // Calls served by the IVR alone count here, not in the queues' charts.
+    const ivr = await api("/api/ivr", token);
+    $("#ivr-list tbody").replaceChildren(...ivr.map((k) => el("tr", { "data-flow": k.flow },
+      el("td", {}, k.flow), el("td", { class: "calls" }, String(k.calls)),
+      el("td", { class: "containment" }, k.containment === null ? "" : `${k.containment.toFixed(0)} %`),
+      el("td", {}, k.exits.map(([e, n]) => `${e} (${n})`).join(", ")))));
   };
   let pending = null;
   const soon = () => { if (!pending) pending = setTimeout(() => { pending = null; refresh().catch(() => {}); }, 100); };

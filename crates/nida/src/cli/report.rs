@@ -146,6 +146,30 @@ pub fn csv(records: &[CallRecord], bucket: Bucket, names: &BTreeMap<u32, String>
             c[4]
         );
     }
+    out.push_str(
+        "\nflow,calls,contained,containment_percent,self_served,hung_up,queued,voicemail,\
+         errors,lookups_served,lookups_failed,mean_ivr_seconds,top_exits\n",
+    );
+    for k in kpi::ivr_by_flow(records, 5) {
+        let exits: Vec<String> = k.exits.iter().map(|(e, n)| format!("{e} {n}")).collect();
+        let _ = writeln!(
+            out,
+            "{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            csv_field(&k.flow),
+            k.calls,
+            k.contained,
+            opt(k.containment()),
+            k.self_served,
+            k.hung_up,
+            k.queued,
+            k.voicemail,
+            k.errors,
+            k.lookups_served,
+            k.lookups_failed,
+            opt(k.mean_seconds()),
+            csv_field(&exits.join("; "))
+        );
+    }
     out
 }
 
@@ -398,6 +422,35 @@ mod tests {
         assert_eq!(lines[5], "4,Mariam,3,2,3.5,1,0,1,0,0,1");
         let days = csv(&records, Bucket::Day, &names);
         assert!(days.contains("visa,2026-11-22,3,2,1,"), "{days}");
+        // A call served by the IVR alone: in the flows' table only.
+        let mut served = rec("", d + 4_000, None, "ivr", None);
+        served.queued_at = None;
+        served.ivr = Some(nida_store::IvrTrail {
+            flow: "main".into(),
+            end: nida_store::IvrEnd::SelfServed,
+            exit: "status/said".into(),
+            seconds: 42.0,
+            ..Default::default()
+        });
+        let mut asked = rec("visa", d + 4_100, Some(3.0), "answered", None);
+        asked.ivr = Some(nida_store::IvrTrail {
+            flow: "main".into(),
+            end: nida_store::IvrEnd::Queued,
+            exit: "main/agent".into(),
+            seconds: 18.0,
+            ..Default::default()
+        });
+        let out = csv(&[served, asked], Bucket::Day, &names);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            lines[1], "visa,2026-11-22,1,1,0,0.0,100.0,3.0,90.0,,0",
+            "{out}"
+        );
+        assert_eq!(
+            lines.last().copied(),
+            Some("main,2,1,50.0,1,0,1,0,0,0,0,30.0,status/said 1"),
+            "{out}"
+        );
     }
 
     #[test]
