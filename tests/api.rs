@@ -465,6 +465,15 @@ fn nida_report_reads_the_store_as_csv_and_html() {
     ] {
         store.insert_call(&r).unwrap();
     }
+    store
+        .add_wrapup(&nida_store::Wrapup {
+            call_id: format!("visa_general{}", day + 9 * 3600),
+            agent: 1,
+            queue: "visa_general".into(),
+            codes: vec!["visa status given".into()],
+            at: day + 9 * 3600 + 200,
+        })
+        .unwrap();
     drop(store);
     let cfg = dir.join("nida.toml");
     std::fs::write(
@@ -501,6 +510,10 @@ fn nida_report_reads_the_store_as_csv_and_html() {
         ]
     );
     assert!(csv.contains("\n1,Amina,2,2,3.0,1,1,0,0,0,1\n"), "{csv}");
+    assert!(
+        csv.contains("\nqueue,wrapup_code,agent,count\nvisa_general,visa status given,1,1\n"),
+        "{csv}"
+    );
     let out = report(&[
         "--from",
         "2026-11-22",

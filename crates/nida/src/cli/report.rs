@@ -73,7 +73,14 @@ pub fn run(
         limit: None,
     })?;
     match a.format.as_str() {
-        "csv" => Ok(csv(&records, bucket, names)),
+        "csv" => {
+            let mut out = csv(&records, bucket, names);
+            out.push_str(&wrapup_csv(
+                &store.wrapup_counts(from, to)?,
+                a.queue.as_deref(),
+            ));
+            Ok(out)
+        }
         "html" => Ok(html(&records, bucket, names, &a.from, &a.to)),
         other => Err(CliError::Option {
             option: "--format",
@@ -168,6 +175,22 @@ pub fn csv(records: &[CallRecord], bucket: Bucket, names: &BTreeMap<u32, String>
             k.lookups_failed,
             opt(k.mean_seconds()),
             csv_field(&exits.join("; "))
+        );
+    }
+    out
+}
+
+/// The wrap-up codes given, per queue, code and agent.
+pub fn wrapup_csv(counts: &[nida_store::WrapupCount], queue: Option<&str>) -> String {
+    let mut out = String::from("\nqueue,wrapup_code,agent,count\n");
+    for c in counts.iter().filter(|c| queue.is_none_or(|q| q == c.queue)) {
+        let _ = writeln!(
+            out,
+            "{},{},{},{}",
+            csv_field(&c.queue),
+            csv_field(&c.code),
+            c.agent,
+            c.count
         );
     }
     out
@@ -389,6 +412,27 @@ mod tests {
             rating,
             ..CallRecord::default()
         }
+    }
+
+    #[test]
+    fn wrapup_codes_are_listed_per_queue_code_and_agent() {
+        let c = |queue: &str, code: &str, agent, count| nida_store::WrapupCount {
+            agent,
+            queue: queue.into(),
+            code: code.into(),
+            count,
+        };
+        let counts = [
+            c("visa", "needs follow-up, urgent", 4, 2),
+            c("police", "complaint opened", 7, 1),
+        ];
+        let out = wrapup_csv(&counts, None);
+        assert!(
+            out.contains("visa,\"needs follow-up, urgent\",4,2\n"),
+            "{out}"
+        );
+        assert!(out.contains("police,complaint opened,7,1\n"), "{out}");
+        assert!(!wrapup_csv(&counts, Some("visa")).contains("police"));
     }
 
     #[test]
