@@ -771,3 +771,57 @@ fn a_supervisor_added_with_nida_supervisor_registers_after_a_restart() {
     );
     assert!(supervisor(&["remove", "--user", "sup7"]).status.success());
 }
+
+/// An agent's wrap-up codes through their page's session: only the
+/// queue's codes are taken, they are stored before the answer, and they
+/// are counted per agent and queue; another agent's path stays closed.
+#[test]
+fn an_agent_gives_wrap_up_codes_from_the_queues_list() {
+    let nida = Nida::start(
+        "[[agents]]\nid = 1\nuser = \"1001\"\npassword = \"pw-one\"\nlanguages = [\"en\"]\n\
+         [queues.visa_general]\nwrapup_codes = [\"visa status given\", \"needs follow-up\"]\n",
+    );
+    let (code, body) = request(
+        &nida,
+        "POST",
+        "/api/agent-login",
+        None,
+        r#"{"user":"1001","password":"pw-one"}"#,
+    );
+    assert_eq!(code, 200, "{body}");
+    let session: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let token = session["token"].as_str().unwrap().to_string();
+    let agent = get(&nida, "/api/agents/1");
+    assert!(agent.get("agent").is_some());
+    let (_, page) = request(&nida, "GET", "/api/agents/1", Some(&token), "");
+    assert!(
+        page.contains(
+            "\"wrapup_codes\":{\"visa_general\":[\"visa status given\",\"needs follow-up\"]}"
+        ),
+        "{page}"
+    );
+    let wrap = |codes: &str| {
+        request(
+            &nida,
+            "POST",
+            "/api/agents/1/wrapup",
+            Some(&token),
+            &format!(r#"{{"call_id":"c-1","queue":"visa_general","codes":{codes}}}"#),
+        )
+    };
+    let (code, body) = wrap(r#"["made up"]"#);
+    assert_eq!(code, 400, "{body}");
+    let (code, body) = wrap(r#"["visa status given","needs follow-up"]"#);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        request(&nida, "POST", "/api/agents/2/wrapup", Some(&token), "{}").0,
+        403,
+        "an agent's session reaches only their own paths"
+    );
+    let counts = get(&nida, "/api/wrapups");
+    let counts = counts.as_array().unwrap();
+    assert_eq!(counts.len(), 2, "{counts:?}");
+    assert!(counts
+        .iter()
+        .all(|c| c["agent"] == 1 && c["queue"] == "visa_general" && c["count"] == 1));
+}
