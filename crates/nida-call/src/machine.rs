@@ -928,8 +928,8 @@ impl Call {
         self.end_recording();
     }
 
-    /// Writes the record (when the call had anything to do with the
-    /// centre) and ends.
+    /// Writes the record (for every call that ran a flow, queued or left
+    /// a message: IVR-only calls too) and ends.
     fn finish(&mut self, now: Instant) {
         self.caller_left(now);
         if let Some(s) = self.ivr.take() {
