@@ -424,3 +424,74 @@ fn hot_reload_serves_new_calls_and_keeps_calls_in_progress_on_their_version() {
         nida.log()
     );
 }
+
+/// `open("desk")` against the configuration's calendars: `nida flow
+/// simulate --at` shows the open and the holiday path, and `nida flow
+/// check` refuses a calendar the configuration does not have, at its
+/// place.
+#[test]
+fn simulate_reads_the_calendars_at_the_given_time_and_check_knows_them() {
+    let tmp = tempfile::Builder::new()
+        .prefix("nida-hours-")
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path();
+    let flow = dir.join("hours.yaml");
+    std::fs::write(
+        &flow,
+        "flow: hours\nlanguages: [en]\nstart: check\nnodes:\n  check:\n    branch:\n\
+         \x20     - when: \"open('desk')\"\n        goto: agent\n      - goto: closed\n\
+         \x20 agent:\n    queue: { name: visa_general }\n\
+         \x20 closed:\n    hangup: { prompt: [queue_closed] }\n",
+    )
+    .unwrap();
+    let cfg = dir.join("nida.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "prompts_dir = \"{}\"\nflows_dir = \"{}\"\n\
+             [calendars.desk]\ntime_zone = \"Asia/Dubai\"\nweek = {{ fri = \"09:00-17:00\" }}\n\
+             [[calendars.desk.dates]]\ndate = \"2027-01-15\"\nclosed = true\n",
+            common::repo().join("prompts").display(),
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let simulate = |at: &str| {
+        text(&nida(&[
+            "--config",
+            &cfg.display().to_string(),
+            "flow",
+            "simulate",
+            &flow.display().to_string(),
+            "--digits",
+            ".",
+            "--at",
+            at,
+        ]))
+        .0
+    };
+    // Friday 12:00 in Dubai: open; the Friday before, a holiday: closed.
+    let open = simulate("2027-01-22T08:00");
+    assert!(open.contains("result: queue visa_general"), "{open}");
+    let holiday = simulate("2027-01-15T08:00");
+    assert!(holiday.contains("en/queue_closed"), "{holiday}");
+    assert!(holiday.contains("result: hangup"), "{holiday}");
+    // 17:00 in Dubai is 13:00 UTC.
+    assert!(simulate("2027-01-22T13:00").contains("result: hangup"));
+    edit(&flow, "open('desk')", "open('dsek')");
+    let o = nida(&[
+        "--config",
+        &cfg.display().to_string(),
+        "flow",
+        "check",
+        &flow.display().to_string(),
+    ]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("unknown calendar `dsek` (the configuration has: desk)"),
+        "{err}"
+    );
+    assert!(err.contains("hours.yaml:7:"), "{err}");
+}

@@ -146,6 +146,10 @@ enum FlowCommand {
         /// JSON records that answer every lookup.
         #[arg(long, value_name = "FILE")]
         lookup_fixture: Option<PathBuf>,
+        /// The time calendars are read at (`open("...")`): Unix seconds or
+        /// `YYYY-MM-DDTHH:MM` (UTC); now when absent.
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
     },
     /// Print the JSON Schema of flow files (for editors).
     Schema,
@@ -273,6 +277,7 @@ fn run_command(cfg: Config, command: Command) -> ExitCode {
                 lang,
                 digits,
                 lookup_fixture,
+                at,
             } => flowcmd::simulate(
                 &cfg,
                 flowcmd::SimulateArgs {
@@ -280,6 +285,7 @@ fn run_command(cfg: Config, command: Command) -> ExitCode {
                     lang,
                     digits,
                     lookup_fixture,
+                    at,
                 },
             ),
             FlowCommand::Graph { file, format } => flowcmd::graph(&cfg, &file, &format),

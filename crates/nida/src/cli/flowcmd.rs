@@ -104,6 +104,22 @@ pub struct SimulateArgs {
     pub digits: Option<String>,
     /// JSON records answering every lookup.
     pub lookup_fixture: Option<PathBuf>,
+    /// When calendars are read: Unix seconds or `YYYY-MM-DDTHH:MM` (UTC).
+    pub at: Option<String>,
+}
+
+/// `--at`: Unix seconds, or a UTC date and time.
+fn parse_at(s: &str) -> Option<i64> {
+    if let Ok(n) = s.parse::<i64>() {
+        return Some(n);
+    }
+    let dt: jiff::civil::DateTime = s.parse().ok()?;
+    Some(
+        dt.to_zoned(jiff::tz::TimeZone::UTC)
+            .ok()?
+            .timestamp()
+            .as_second(),
+    )
 }
 
 /// `nida flow simulate`: runs the flow through the daemon's interpreter,
@@ -162,8 +178,16 @@ pub fn simulate(cfg: &Config, args: SimulateArgs) -> ExitCode {
     // Virtual time: the clock moves only when the caller stays silent.
     let mut now = Instant::now();
     // `open("...")` reads the configuration's calendars at the wall clock.
+    let unix = match args.at.as_deref().map(parse_at) {
+        None => crate::clock::unix_now() as i64,
+        Some(Some(t)) => t,
+        Some(None) => {
+            eprintln!("nida flow simulate: --at takes Unix seconds or YYYY-MM-DDTHH:MM (UTC)");
+            return ExitCode::from(2);
+        }
+    };
     let env = nida_ivr::interp::Env {
-        unix: crate::clock::unix_now() as i64,
+        unix,
         hours: Some(Arc::new(cfg.calendars())),
     };
     let Some(mut session) = Session::start(now, env, set.clone(), &name, vars) else {
