@@ -32,6 +32,14 @@ fn get(nida: &Nida, path: &str) -> serde_json::Value {
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
 }
 
+/// Logs in on the agent page's API; the session's answer.
+fn agent_login(nida: &Nida, user: &str, password: &str) -> serde_json::Value {
+    let body = serde_json::json!({ "user": user, "password": password }).to_string();
+    let (code, answer) = request(nida, "POST", "/api/agent-login", None, &body);
+    assert_eq!(code, 200, "{answer}");
+    serde_json::from_str(&answer).unwrap()
+}
+
 /// A webhook receiver that answers 500 to the first POST and 200 after.
 fn receiver() -> (u16, Arc<Mutex<Vec<serde_json::Value>>>) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -193,15 +201,7 @@ fn the_admin_api_serves_live_state_records_metrics_events_and_webhooks() {
     );
     assert_eq!(code, 401);
     assert_eq!(wrong_pw, wrong_user);
-    let (code, body) = request(
-        &nida,
-        "POST",
-        "/api/agent-login",
-        None,
-        r#"{"user":"1001","password":"pw-one"}"#,
-    );
-    assert_eq!(code, 200, "{body}");
-    let session: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let session = agent_login(&nida, "1001", "pw-one");
     let agent_token = session["token"].as_str().unwrap().to_string();
     assert_eq!(session["agent"], 1);
     assert_eq!(
@@ -662,14 +662,7 @@ fn an_agent_added_with_nida_agent_is_served_after_a_restart() {
     let agents = get(&nida, "/api/agents");
     assert_eq!(agents[0]["id"], 7);
     assert_eq!(agents[0]["skills"], serde_json::json!({ "visa": 6 }));
-    let (code, body) = request(
-        &nida,
-        "POST",
-        "/api/agent-login",
-        None,
-        r#"{"user":"1007","password":"pw-seven"}"#,
-    );
-    assert_eq!(code, 200, "{body}");
+    agent_login(&nida, "1007", "pw-seven");
     let out = agent(&["remove", "--id", "7"]);
     assert!(out.status.success());
     assert_eq!(
@@ -781,16 +774,10 @@ fn an_agent_gives_wrap_up_codes_from_the_queues_list() {
         "[[agents]]\nid = 1\nuser = \"1001\"\npassword = \"pw-one\"\nlanguages = [\"en\"]\n\
          [queues.visa_general]\nwrapup_codes = [\"visa status given\", \"needs follow-up\"]\n",
     );
-    let (code, body) = request(
-        &nida,
-        "POST",
-        "/api/agent-login",
-        None,
-        r#"{"user":"1001","password":"pw-one"}"#,
-    );
-    assert_eq!(code, 200, "{body}");
-    let session: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let token = session["token"].as_str().unwrap().to_string();
+    let token = agent_login(&nida, "1001", "pw-one")["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let agent = get(&nida, "/api/agents/1");
     assert!(agent.get("agent").is_some());
     let (_, page) = request(&nida, "GET", "/api/agents/1", Some(&token), "");

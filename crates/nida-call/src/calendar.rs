@@ -326,11 +326,6 @@ impl Calendars {
     pub fn get(&self, name: &str) -> Option<&Calendar> {
         self.0.get(name)
     }
-
-    /// The names, sorted.
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.0.keys().map(String::as_str)
-    }
 }
 
 impl nida_ivr::interp::Hours for Calendars {

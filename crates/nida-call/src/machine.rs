@@ -178,6 +178,14 @@ pub struct Call {
     ivr_started: Option<Instant>,
 }
 
+/// A session's variables as the record and the screen pop keep them.
+pub(crate) fn text_vars(s: &Session) -> BTreeMap<String, String> {
+    s.vars()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.to_string()))
+        .collect()
+}
+
 /// A leg's media quality as the record keeps it.
 fn leg_quality(role: Role, rtp: &RtpSession) -> nida_store::LegQuality {
     let q = rtp.quality();

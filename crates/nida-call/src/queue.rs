@@ -27,13 +27,7 @@ impl Call {
         self.skills = q.skills.clone();
         self.priority = q.priority;
         let (path, vars) = match &self.ivr {
-            Some(s) => (
-                s.path().to_vec(),
-                s.vars()
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.to_string()))
-                    .collect(),
-            ),
+            Some(s) => (s.path().to_vec(), crate::machine::text_vars(s)),
             None => Default::default(),
         };
         self.path = path;
@@ -69,14 +63,19 @@ impl Call {
                         self.flow_ended(s);
                     }
                     let greeting = vec!["queue_closed".into(), "voicemail_greeting".into()];
-                    let (queue, max) = (q.queue.clone(), self.rules.voicemail_max);
-                    self.start_voicemail(now, &queue, greeting, max, VOICEMAIL_SILENCE);
+                    self.queue_voicemail(now, greeting);
                     return false;
                 }
             }
         }
         self.join(now);
         true
+    }
+
+    /// A message for the call's queue, at the queue's longest length.
+    fn queue_voicemail(&mut self, now: Instant, greeting: Vec<String>) {
+        let (queue, max) = (self.info.queue.clone(), self.rules.voicemail_max);
+        self.start_voicemail(now, &queue, greeting, max, VOICEMAIL_SILENCE);
     }
 
     /// Whether the queue's calendar says it is closed now.
@@ -318,10 +317,7 @@ impl Call {
                     self.callback_unavailable(before);
                 }
             }
-            Exit::Voicemail => {
-                let (queue, max) = (self.info.queue.clone(), self.rules.voicemail_max);
-                self.start_voicemail(now, &queue, Vec::new(), max, VOICEMAIL_SILENCE);
-            }
+            Exit::Voicemail => self.queue_voicemail(now, Vec::new()),
             Exit::Flow(f) => {
                 self.outcome = Outcome::ExitFlow;
                 self.music = false;

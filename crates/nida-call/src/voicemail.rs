@@ -94,16 +94,13 @@ impl Call {
             return;
         }
         v.since = Some(now);
+        // The first word may take twice the silence to come.
+        let first = now + v.max.min(v.silence * 2);
+        self.timers.set(Timer::Voicemail, first);
         // The caller's payloads are taken as they come (see `relay_from`).
         if let Some(rtp) = self.caller_rtp() {
             rtp.set_relay(true);
         }
-        let Some(v) = self.voicemail.as_ref() else {
-            return;
-        };
-        // The first word may take twice the silence to come.
-        let first = now + v.max.min(v.silence * 2);
-        self.timers.set(Timer::Voicemail, first);
         self.outputs.push_back(Output::Voicemail(Recording::Start));
         self.event(CallEvent::VoicemailRecording);
     }

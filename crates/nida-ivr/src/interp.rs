@@ -477,13 +477,8 @@ impl Session {
             Step::Branch(arms) => {
                 let unix =
                     self.env.unix + now.saturating_duration_since(self.started).as_secs() as i64;
-                let hours = self.env.hours.clone();
-                let open = move |c: &str| {
-                    hours
-                        .as_ref()
-                        .and_then(|h| h.is_open(c, unix))
-                        .unwrap_or(false)
-                };
+                let hours = self.env.hours.as_deref();
+                let open = |c: &str| hours.and_then(|h| h.is_open(c, unix)).unwrap_or(false);
                 let hit = node
                     .conditions
                     .iter()

@@ -314,6 +314,23 @@ mod tests {
     }
 
     #[test]
+    fn names_as_counted_are_the_names_as_stored() {
+        use crate::records::{IvrEnd as E, LookupServed as L};
+        for e in [
+            E::SelfServed,
+            E::Queued,
+            E::CallerHungUp,
+            E::Error,
+            E::Voicemail,
+        ] {
+            assert_eq!(serde_json::to_value(e).unwrap(), e.as_str());
+        }
+        for l in [L::Found, L::NotFound, L::Failed] {
+            assert_eq!(serde_json::to_value(l).unwrap(), l.as_str());
+        }
+    }
+
+    #[test]
     fn containment_exits_and_lookups_per_flow() {
         use LookupServed::*;
         let records = vec![

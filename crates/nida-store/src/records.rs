@@ -172,6 +172,17 @@ pub enum IvrEnd {
 }
 
 impl IvrEnd {
+    /// As stored and counted.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IvrEnd::SelfServed => "self_served",
+            IvrEnd::Queued => "queued",
+            IvrEnd::CallerHungUp => "caller_hung_up",
+            IvrEnd::Error => "error",
+            IvrEnd::Voicemail => "voicemail",
+        }
+    }
+
     /// Whether the call stayed in the IVR (contained): no agent was asked
     /// for, in line or by a voice message an agent has to answer.
     pub fn contained(self) -> bool {
@@ -192,6 +203,17 @@ pub enum LookupServed {
     NotFound,
     /// The backend failed or timed out.
     Failed,
+}
+
+impl LookupServed {
+    /// As stored and counted.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LookupServed::Found => "found",
+            LookupServed::NotFound => "not_found",
+            LookupServed::Failed => "failed",
+        }
+    }
 }
 
 /// A menu key on the caller's way.
@@ -448,6 +470,10 @@ fn call_row(r: &Row) -> rusqlite::Result<CallRecord> {
     })
 }
 
+/// The columns [`voicemail_row`] reads, in its order.
+const VOICEMAIL_COLUMNS: &str = "id, call_id, caller, called, language, queue, vars, file, \
+    seconds, at, handled_by, handled_at, callback, number";
+
 fn voicemail_row(r: &Row) -> rusqlite::Result<VoicemailRow> {
     Ok(VoicemailRow {
         id: r.get(0)?,
@@ -639,12 +665,10 @@ impl Store {
     ) -> Result<Vec<VoicemailRow>> {
         let mut st = self
             .conn
-            .prepare(
-                "SELECT id, call_id, caller, called, language, queue, vars, file, seconds, at,
-                        handled_by, handled_at, callback, number
-                 FROM voicemails WHERE (?1 = 0 OR handled_at IS NULL)
-                 ORDER BY at DESC, id DESC",
-            )
+            .prepare(&format!(
+                "SELECT {VOICEMAIL_COLUMNS} FROM voicemails
+                     WHERE (?1 = 0 OR handled_at IS NULL) ORDER BY at DESC, id DESC"
+            ))
             .map_err(|e| self.err(e))?;
         let rows = st
             .query_map(params![open_only], voicemail_row)
@@ -666,8 +690,7 @@ impl Store {
     pub fn voicemail(&self, id: i64) -> Result<Option<VoicemailRow>> {
         self.conn
             .query_row(
-                "SELECT id, call_id, caller, called, language, queue, vars, file, seconds, at,
-                        handled_by, handled_at, callback, number FROM voicemails WHERE id = ?1",
+                &format!("SELECT {VOICEMAIL_COLUMNS} FROM voicemails WHERE id = ?1"),
                 params![id],
                 voicemail_row,
             )

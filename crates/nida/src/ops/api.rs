@@ -634,9 +634,14 @@ async fn recording(State(api): State<Api>, Path((day, file)): Path<(String, Stri
         return error(StatusCode::BAD_REQUEST, "bad recording name");
     }
     let path = api.data_dir.join("recordings").join(day).join(file);
-    match tokio::fs::read(&path).await {
+    wav(&path, "no such recording").await
+}
+
+/// A WAV file's bytes as `audio/wav`, or 404 with `missing`.
+pub(crate) async fn wav(path: &std::path::Path, missing: &str) -> Response {
+    match tokio::fs::read(path).await {
         Ok(bytes) => ([(header::CONTENT_TYPE, "audio/wav")], bytes).into_response(),
-        Err(_) => error(StatusCode::NOT_FOUND, "no such recording"),
+        Err(_) => error(StatusCode::NOT_FOUND, missing),
     }
 }
 
@@ -648,19 +653,18 @@ struct RecordQuery {
     limit: Option<u32>,
 }
 
+/// A time in a query: Unix seconds or `YYYY-MM-DD`, else 400.
+pub(crate) fn query_time(s: &str) -> Result<i64, ApiError> {
+    crate::cli::report::parse_time(s).ok_or_else(|| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("{s:?} is neither Unix seconds nor YYYY-MM-DD"),
+        )
+    })
+}
+
 fn store_query(q: &RecordQuery) -> Result<nida_store::Query, ApiError> {
-    let time = |v: &Option<String>| -> Result<Option<i64>, ApiError> {
-        v.as_deref()
-            .map(|s| {
-                crate::cli::report::parse_time(s).ok_or_else(|| {
-                    ApiError(
-                        StatusCode::BAD_REQUEST,
-                        format!("{s:?} is neither Unix seconds nor YYYY-MM-DD"),
-                    )
-                })
-            })
-            .transpose()
-    };
+    let time = |v: &Option<String>| v.as_deref().map(query_time).transpose();
     Ok(nida_store::Query {
         from: time(&q.from)?,
         to: time(&q.to)?,

@@ -8,9 +8,9 @@
 //! token reaches `/api/voicemails`, `/api/ivr` and `/api/wrapups`.
 
 use crate::base::bus::ToDriver;
-use crate::ops::api::{error, read_store, Api, ApiError};
+use crate::ops::api::{error, query_time, read_store, wav, Api, ApiError};
 use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
@@ -28,40 +28,31 @@ pub(crate) struct VoicemailQuery {
     limit: Option<u32>,
 }
 
-fn listing(
-    api: &Api,
-    q: VoicemailQuery,
-    base: String,
-) -> impl std::future::Future<Output = Response> + Send + 'static {
-    let api = api.clone();
-    async move {
-        let open = q.open.unwrap_or(false);
-        let limit = q.limit.unwrap_or(MOST_LISTED).min(MOST_LISTED);
-        let queues = q.queue.map(|q| vec![q]);
-        let rows = read_store(&api, move |s| s.voicemails(open, queues.as_deref(), limit)).await;
-        match rows {
-            Ok(rows) => {
-                let out: Vec<_> = rows
-                    .into_iter()
-                    .map(|r| {
-                        let audio = format!("{base}/{}/audio", r.id);
-                        let may_call_back = r.number.is_some();
-                        let mut v = json!(r);
-                        // The number a call-back dials stays on the server.
-                        if let Some(o) = v.as_object_mut() {
-                            o.remove("number");
-                            o.remove("file");
-                            o.insert("audio".into(), json!(audio));
-                            o.insert("may_call_back".into(), json!(may_call_back));
-                        }
-                        v
-                    })
-                    .collect();
-                Json(json!(out)).into_response()
+async fn listing(api: &Api, q: VoicemailQuery, base: &str) -> Response {
+    let open = q.open.unwrap_or(false);
+    let limit = q.limit.unwrap_or(MOST_LISTED).min(MOST_LISTED);
+    let queues = q.queue.map(|q| vec![q]);
+    let rows = match read_store(api, move |s| s.voicemails(open, queues.as_deref(), limit)).await {
+        Ok(rows) => rows,
+        Err(e) => return e.into_response(),
+    };
+    let out: Vec<_> = rows
+        .into_iter()
+        .map(|r| {
+            let audio = format!("{base}/{}/audio", r.id);
+            let may_call_back = r.number.is_some();
+            let mut v = json!(r);
+            // The number a call-back dials stays on the server.
+            if let Some(o) = v.as_object_mut() {
+                o.remove("number");
+                o.remove("file");
+                o.insert("audio".into(), json!(audio));
+                o.insert("may_call_back".into(), json!(may_call_back));
             }
-            Err(e) => e.into_response(),
-        }
-    }
+            v
+        })
+        .collect();
+    Json(json!(out)).into_response()
 }
 
 /// `GET /api/voicemails`.
@@ -69,7 +60,7 @@ pub(crate) async fn voicemails(
     State(api): State<Api>,
     Query(q): Query<VoicemailQuery>,
 ) -> Response {
-    listing(&api, q, "/api/voicemails".into()).await
+    listing(&api, q, "/api/voicemails").await
 }
 
 /// `GET /api/agents/{id}/voicemails`.
@@ -78,7 +69,7 @@ pub(crate) async fn agent_voicemails(
     Path(id): Path<u32>,
     Query(q): Query<VoicemailQuery>,
 ) -> Response {
-    listing(&api, q, format!("/api/agents/{id}/voicemails")).await
+    listing(&api, q, &format!("/api/agents/{id}/voicemails")).await
 }
 
 /// The message's WAV, read from the file its row names (never from a
@@ -95,13 +86,11 @@ async fn audio(api: &Api, vm: i64) -> Response {
         (Ok(p), Ok(f)) => p.starts_with(f),
         _ => false,
     };
+    const GONE: &str = "the voice message's file is gone";
     if !inside {
-        return error(StatusCode::NOT_FOUND, "the voice message's file is gone");
+        return error(StatusCode::NOT_FOUND, GONE);
     }
-    match tokio::fs::read(&path).await {
-        Ok(bytes) => ([(header::CONTENT_TYPE, "audio/wav")], bytes).into_response(),
-        Err(_) => error(StatusCode::NOT_FOUND, "the voice message's file is gone"),
-    }
+    wav(&path, GONE).await
 }
 
 /// `GET /api/voicemails/{vm}/audio`.
@@ -255,15 +244,7 @@ pub(crate) struct PeriodQuery {
 /// The period asked for: today (UTC) by default.
 fn period(q: &PeriodQuery) -> Result<(i64, i64), ApiError> {
     let now = crate::clock::unix_now() as i64;
-    let parse = |v: &Option<String>, default: i64| match v {
-        None => Ok(default),
-        Some(s) => crate::cli::report::parse_time(s).ok_or_else(|| {
-            ApiError(
-                StatusCode::BAD_REQUEST,
-                format!("{s:?} is neither Unix seconds nor YYYY-MM-DD"),
-            )
-        }),
-    };
+    let parse = |v: &Option<String>, default: i64| v.as_deref().map_or(Ok(default), query_time);
     let from = parse(&q.from, now - now.rem_euclid(86_400))?;
     let to = parse(&q.to, now + 1)?;
     Ok((from, to))

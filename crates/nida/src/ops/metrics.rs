@@ -65,16 +65,10 @@ impl RecordTotals {
     /// Counts one record's IVR part and voice message.
     fn add_journey(&mut self, r: &nida_store::CallRecord) {
         if let Some(t) = &r.ivr {
-            let end = serde_json::to_value(t.end)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default();
+            let end = t.end.as_str().to_string();
             *self.ivr.entry((t.flow.clone(), end)).or_default() += 1;
             for l in &t.lookups {
-                let result = serde_json::to_value(l.result)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default();
+                let result = l.result.as_str().to_string();
                 *self.lookups.entry((t.flow.clone(), result)).or_default() += 1;
             }
         }
