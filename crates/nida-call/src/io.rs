@@ -245,6 +245,10 @@ pub enum Outcome {
     Refused,
     /// Transferred to a number.
     Transferred,
+    /// A notification's message was given (to a person or a machine).
+    Notified,
+    /// A notification's attempt did not reach anyone.
+    NotNotified,
     /// The call-back's tries ran out.
     CallbackFailed,
     /// The queue would not take the call-back.
@@ -266,6 +270,8 @@ impl Outcome {
             Outcome::ExitFlow => "exit_flow",
             Outcome::Refused => "refused",
             Outcome::Transferred => "transferred",
+            Outcome::Notified => "notified",
+            Outcome::NotNotified => "not_notified",
             Outcome::CallbackFailed => "callback_failed",
             Outcome::CallbackRefused => "callback_refused",
         }
@@ -319,6 +325,30 @@ pub enum HangupCause {
 pub enum CallEvent {
     /// A flow started.
     FlowStarted(String),
+    /// A notification's number is dialled.
+    NoticeDialling {
+        /// The notification.
+        id: String,
+        /// The attempt, from 1.
+        attempt: u32,
+    },
+    /// The notification's attempt reached no one.
+    NoticeFailed(crate::notify::Delivery),
+    /// The notified number answered.
+    NoticeAnswered {
+        /// The codec agreed.
+        codec: &'static str,
+    },
+    /// The detector heard an answering machine; its greeting is waited
+    /// out.
+    NoticeMachine,
+    /// The notification's message begins.
+    NoticeSpeaking {
+        /// Who hears it.
+        by: crate::amd::AnsweredBy,
+        /// Seconds after the answer.
+        after: f64,
+    },
     /// The queue's calendar says it is closed.
     QueueClosed(String),
     /// The voicemail greeting plays (for this queue).
@@ -665,6 +695,8 @@ pub enum Output {
     /// A voice message's course: mono frames of the caller; the shell
     /// names the file with [`crate::Call::set_voicemail_name`].
     Voicemail(Recording),
+    /// A notification attempt's result (before the record, if any).
+    Notice(crate::notify::NoticeResult),
     /// Something happened.
     Event(CallEvent),
 }

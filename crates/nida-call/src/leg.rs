@@ -25,6 +25,8 @@ pub enum Role {
     Agent(AgentId),
     /// The caller being dialled for a call-back.
     CallbackCaller,
+    /// The citizen being dialled for a notification.
+    Notified,
     /// The far end of a transfer to a number.
     Transfer,
     /// A supervisor listening in, whispering or barging.

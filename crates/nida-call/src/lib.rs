@@ -32,6 +32,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod amd;
 pub mod answering;
 pub mod bookings;
 pub mod calendar;
@@ -42,6 +43,8 @@ pub mod io;
 pub mod leg;
 mod machine;
 mod media;
+pub mod notifier;
+pub mod notify;
 mod queue;
 pub mod rules;
 mod supervise;
@@ -56,6 +59,7 @@ pub use io::{
     Output, Recording, Stored, SuperviseMode, ToCentre, Transmit,
 };
 pub use leg::{LegId, LegState, Role};
+pub use notify::{Delivery, Notice, NoticeResult};
 pub use machine::{Call, Start};
 pub use media::law_of;
 pub use rules::{CallConfig, QueueRules, Shared};

@@ -176,6 +176,8 @@ pub struct Call {
     pub(crate) voicemail_left: Option<nida_store::VoicemailLeft>,
     /// When the running (non-survey) flow started.
     ivr_started: Option<Instant>,
+    /// The notification this call delivers.
+    pub(crate) notice: Option<crate::notify::NoticeCall>,
 }
 
 /// A session's variables as the record and the screen pop keep them.
@@ -194,6 +196,7 @@ fn leg_quality(role: Role, rtp: &RtpSession) -> nida_store::LegQuality {
             Role::Caller => "caller",
             Role::Agent(_) => "agent",
             Role::CallbackCaller => "callback",
+            Role::Notified => "notified",
             Role::Transfer => "transfer",
             Role::Supervisor => "supervisor",
             Role::Consult(_) => "consult",
@@ -210,7 +213,7 @@ fn leg_quality(role: Role, rtp: &RtpSession) -> nida_store::LegQuality {
 }
 
 impl Call {
-    fn empty(now: Instant, unix: i64, shared: Shared, cfg: CallConfig, rng: Rng) -> Call {
+    pub(crate) fn empty(now: Instant, unix: i64, shared: Shared, cfg: CallConfig, rng: Rng) -> Call {
         Call {
             language: cfg.language.clone(),
             shared,
@@ -267,6 +270,7 @@ impl Call {
             voicemail: None,
             voicemail_name: None,
             voicemail_left: None,
+            notice: None,
         }
     }
 
@@ -783,7 +787,7 @@ impl Call {
     }
 
     /// A session of `flow`, reading the calendars at the call's time.
-    fn new_session(
+    pub(crate) fn new_session(
         &mut self,
         now: Instant,
         flow: &str,
@@ -886,6 +890,8 @@ impl Call {
                 self.hang_up.get_or_insert(HangupCause::MaxDuration);
             }
             Timer::Voicemail => self.voicemail_done(),
+            Timer::Ring => self.notice_ring_out(),
+            Timer::Detect => self.notice_detect_due(now),
         }
     }
 
@@ -945,6 +951,7 @@ impl Call {
         }
         self.over = true;
         self.timers = TimerTable::default();
+        self.notice_over(now);
         if let Some(t) = self.trail.as_mut() {
             if self.voicemail_left.is_some() {
                 t.end = nida_store::IvrEnd::Voicemail;
@@ -1118,6 +1125,10 @@ impl Call {
     /// The call waits in line without the caller, for its call-back.
     pub(crate) fn parked(&self) -> bool {
         self.callback.as_ref().is_some_and(|c| !c.done)
+            || self
+                .notice
+                .as_ref()
+                .is_some_and(crate::notify::NoticeCall::dialling)
             || self
                 .pending_booking
                 .as_ref()

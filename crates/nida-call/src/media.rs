@@ -246,6 +246,10 @@ impl Call {
             let pcm = law.decode(&data);
             self.voicemail_audio(self.now, &pcm);
         }
+        if caller && !data.is_empty() && self.notice_listening() {
+            let pcm = law.decode(&data);
+            self.notice_audio(self.now, &pcm);
+        }
         if data.is_empty() || !self.links.iter().any(|(a, _)| *a == from) {
             return;
         }

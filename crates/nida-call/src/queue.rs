@@ -411,6 +411,7 @@ impl Call {
                 let why = reason.map_or("cannot dial".to_string(), |r| format!("{r:?}"));
                 self.callback_missed(now, &why);
             }
+            Role::Notified => self.notice_leg_failed(reason),
             Role::Transfer => {
                 if let Some(r) = reason {
                     self.event(CallEvent::TransferUnanswered(r));
@@ -461,6 +462,7 @@ impl Call {
                 }
                 self.callback_missed(now, "no usable audio");
             }
+            (Role::Notified, n) => self.notice_answered(now, leg, n),
             (Role::Transfer, Some(n)) => {
                 if let Some(l) = self.leg_mut(leg) {
                     l.answer = Some(n);

@@ -38,6 +38,8 @@ pub enum Purpose {
     Callback,
     /// A transfer to a number.
     Transfer,
+    /// A status notification.
+    Notification,
 }
 
 impl Purpose {
@@ -46,6 +48,7 @@ impl Purpose {
         match self {
             Purpose::Callback => "callback",
             Purpose::Transfer => "transfer",
+            Purpose::Notification => "notification",
         }
     }
 }

@@ -15,14 +15,20 @@ pub enum Timer {
     /// A voice message's end: its longest length, or the silence after
     /// the caller's last word.
     Voicemail = 3,
+    /// A notification's phone rang long enough.
+    Ring = 4,
+    /// The answering-machine detector's deadline.
+    Detect = 5,
 }
 
-const COUNT: usize = 4;
+const COUNT: usize = 6;
 const ALL: [Timer; COUNT] = [
     Timer::Announce,
     Timer::CallbackRetry,
     Timer::MaxDuration,
     Timer::Voicemail,
+    Timer::Ring,
+    Timer::Detect,
 ];
 
 /// A deadline per [`Timer`].

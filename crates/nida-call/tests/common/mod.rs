@@ -320,6 +320,8 @@ pub struct World {
     pub lookups: VecDeque<nida_ivr::LookupResult>,
     /// The wall clock (Unix seconds) at the start.
     pub unix0: i64,
+    /// Notification attempts' results, in order.
+    pub notices: Vec<nida_call::NoticeResult>,
 }
 
 /// A queue's rules for the router (the defaults, with `f` applied).
@@ -439,6 +441,7 @@ impl World {
             seq: 0,
             lookups: VecDeque::new(),
             unix0: 1_800_000_000,
+            notices: Vec::new(),
         }
     }
 
@@ -583,6 +586,45 @@ impl World {
         self.calls.push(Slot {
             call,
             caller: self.phones.len() - 1,
+            events: Vec::new(),
+            sip: Vec::new(),
+            frames: 0,
+            tape: (Vec::new(), Vec::new()),
+            recordings: Vec::new(),
+            voicemail: Vec::new(),
+            voicemail_end: None,
+        });
+        self.drain(index);
+        index
+    }
+
+    /// A citizen's phone at `host` that answers as `answer` and then says
+    /// `voice` (once).
+    pub fn citizen(&mut self, host: [u8; 4], answer: Answer, voice: Vec<i16>) -> usize {
+        let mut p = Phone::new("citizen", host, CALLER_HZ, answer);
+        p.tone = Arc::new(Prompt::from_pcm("citizen", voice));
+        self.phones.push(p);
+        self.phones.len() - 1
+    }
+
+    /// nida places `notice` to the phone `p` (its number routed to it).
+    /// Returns the call.
+    pub fn notify(&mut self, p: usize, notice: nida_call::Notice) -> usize {
+        let index = self.calls.len();
+        let mut cfg = self.cfg.clone();
+        cfg.call_id = format!("call-{}", index + 1);
+        cfg.outbound_uri = Some(format!("sip:{{number}}@{}", self.phones[p].sip));
+        let call = Call::notification(
+            self.now,
+            self.unix0 + self.elapsed().as_secs() as i64,
+            self.shared.clone(),
+            cfg,
+            nida_sip::rng::Rng::seeded(900 + index as u64),
+            notice,
+        );
+        self.calls.push(Slot {
+            call,
+            caller: p,
             events: Vec::new(),
             sip: Vec::new(),
             frames: 0,
@@ -1054,6 +1096,7 @@ impl World {
                     self.calls[i].voicemail.extend(f);
                 }
                 Output::Voicemail(r) => self.calls[i].voicemail_end = Some(r),
+                Output::Notice(n) => self.notices.push(n),
             }
         }
     }
