@@ -11,7 +11,10 @@
 
 pub mod kpi;
 pub mod migrate;
+mod notifications;
 mod records;
+
+pub use notifications::{AttemptRow, NotificationChange, NotificationRow};
 
 pub use records::{
     AgentHa1, AgentRow, CallRecord, CallbackRow, IvrChoice, IvrEnd, IvrLookup, IvrTrail,

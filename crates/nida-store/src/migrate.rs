@@ -145,6 +145,33 @@ pub const MIGRATIONS: &[&str] = &[
         number TEXT
     );
     CREATE INDEX voicemails_by_queue ON voicemails(queue, handled_at, at);",
+    // 9: status notification calls and each of their attempts.
+    "CREATE TABLE notifications (
+        id TEXT PRIMARY KEY,
+        number TEXT NOT NULL,
+        flow TEXT NOT NULL,
+        vars TEXT NOT NULL,
+        language TEXT,
+        trunk TEXT NOT NULL DEFAULT '',
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        next_at INTEGER,
+        result TEXT
+    );
+    CREATE INDEX notifications_by_state ON notifications(state, next_at);
+    CREATE TABLE notification_attempts (
+        id TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        at INTEGER NOT NULL,
+        call_id TEXT NOT NULL,
+        result TEXT NOT NULL,
+        status INTEGER,
+        message_after REAL,
+        seconds REAL NOT NULL,
+        UNIQUE(id, attempt)
+    );",
 ];
 
 /// The newest schema version.
