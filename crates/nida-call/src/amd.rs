@@ -213,7 +213,9 @@ mod tests {
 
     fn tone(ms: u32) -> Vec<i16> {
         (0..ms * 8)
-            .map(|i| ((i as f64 * 2.0 * std::f64::consts::PI * 440.0 / 8000.0).sin() * 8000.0) as i16)
+            .map(|i| {
+                ((i as f64 * 2.0 * std::f64::consts::PI * 440.0 / 8000.0).sin() * 8000.0) as i16
+            })
             .collect()
     }
 
@@ -284,7 +286,10 @@ mod tests {
     #[test]
     fn a_greeting_that_never_ends_is_given_up_on() {
         let v = run(&[tone(40_000)]);
-        assert_eq!(v, [(2500, Verdict::Machine), (30_000, Verdict::GreetingOver)]);
+        assert_eq!(
+            v,
+            [(2500, Verdict::Machine), (30_000, Verdict::GreetingOver)]
+        );
         let mut d = Detector::new();
         assert_eq!(d.give_up(), Some(Verdict::Human));
         assert_eq!(d.give_up(), None);

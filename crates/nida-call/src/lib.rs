@@ -59,8 +59,8 @@ pub use io::{
     Output, Recording, Stored, SuperviseMode, ToCentre, Transmit,
 };
 pub use leg::{LegId, LegState, Role};
-pub use notify::{Delivery, Notice, NoticeResult};
 pub use machine::{Call, Start};
 pub use media::law_of;
+pub use notify::{Delivery, Notice, NoticeResult};
 pub use rules::{CallConfig, QueueRules, Shared};
 pub use target::{static_target, Dial, Purpose, Target};

@@ -213,7 +213,13 @@ fn leg_quality(role: Role, rtp: &RtpSession) -> nida_store::LegQuality {
 }
 
 impl Call {
-    pub(crate) fn empty(now: Instant, unix: i64, shared: Shared, cfg: CallConfig, rng: Rng) -> Call {
+    pub(crate) fn empty(
+        now: Instant,
+        unix: i64,
+        shared: Shared,
+        cfg: CallConfig,
+        rng: Rng,
+    ) -> Call {
         Call {
             language: cfg.language.clone(),
             shared,

@@ -120,6 +120,8 @@ impl State {
 pub struct Update {
     /// The notification.
     pub id: String,
+    /// The number it calls.
+    pub number: String,
     /// Its state now.
     pub state: State,
     /// Attempts made.
@@ -309,6 +311,7 @@ impl Notifier {
             };
             self.updates.push_back(Update {
                 id: r.id.clone(),
+                number: r.number.clone(),
                 state: State::Calling,
                 attempts: r.attempts,
                 next_at: None,
@@ -336,6 +339,7 @@ impl Notifier {
                     self.wait(r);
                 }
                 None => self.updates.push_back(Update {
+                    number: r.number,
                     id: r.id,
                     state: State::Failed,
                     attempts: r.attempts,
@@ -372,6 +376,7 @@ impl Notifier {
         };
         self.updates.push_back(Update {
             id: r.id.clone(),
+            number: r.number.clone(),
             state,
             attempts: r.attempts,
             next_at,
@@ -481,7 +486,10 @@ mod tests {
         assert_eq!(n.poll_update().unwrap().state, State::Calling);
         n.handle_result(t0, u0, result(&o, Delivery::Busy));
         let u = n.poll_update().unwrap();
-        assert_eq!((u.state, u.attempts, u.next_at), (State::Pending, 1, Some(u0 + 300)));
+        assert_eq!(
+            (u.state, u.attempts, u.next_at),
+            (State::Pending, 1, Some(u0 + 300))
+        );
         assert_eq!(n.poll_dial(t0, u0), None);
         assert_eq!(n.poll_timeout(), Some(t0 + Duration::from_secs(300)));
         // No answer the second time: the longer wait.
@@ -587,9 +595,6 @@ mod tests {
             Err(Refused::Duplicate)
         );
         n.submit(t1, tuesday_open, req("c", "")).unwrap();
-        assert_eq!(
-            n.submit(t1, tuesday_open, req("d", "")),
-            Err(Refused::Full)
-        );
+        assert_eq!(n.submit(t1, tuesday_open, req("d", "")), Err(Refused::Full));
     }
 }

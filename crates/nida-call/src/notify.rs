@@ -57,8 +57,8 @@ pub enum Delivery {
     NoAnswer,
     /// Refused with this status (403, 404, 603, ...).
     Refused(u16),
-    /// Not placed: the outbound rules refused the number, no port, no
-    /// route.
+    /// Not placed: no RTP port (nida at capacity), the outbound rules'
+    /// caps, nida stopping (tried again later).
     NotPlaced,
     /// Answered with no audio nida can use.
     NoAudio,
@@ -88,7 +88,11 @@ impl Delivery {
     pub fn retry(self) -> bool {
         matches!(
             self,
-            Delivery::Busy | Delivery::NoAnswer | Delivery::HungUp | Delivery::NoAudio
+            Delivery::Busy
+                | Delivery::NoAnswer
+                | Delivery::HungUp
+                | Delivery::NoAudio
+                | Delivery::NotPlaced
         )
     }
 
@@ -156,7 +160,10 @@ impl Call {
         c.info = CallInfo {
             call_id: c.cfg.call_id.clone(),
             queue: String::new(),
-            language: notice.language.clone().unwrap_or_else(|| c.language.clone()),
+            language: notice
+                .language
+                .clone()
+                .unwrap_or_else(|| c.language.clone()),
             path: Vec::new(),
             vars: notice.vars.clone(),
         };
@@ -174,7 +181,9 @@ impl Call {
                 trunk: trunk.clone(),
                 number,
             }),
-            (None, Some(t)) => crate::static_target(&t.replace("{number}", &number)).map(Dial::Target),
+            (None, Some(t)) => {
+                crate::static_target(&t.replace("{number}", &number)).map(Dial::Target)
+            }
             (None, None) => None,
         };
         let ring = notice.ring;
@@ -322,7 +331,11 @@ impl Call {
             }
             Verdict::Machine => {
                 self.event(CallEvent::NoticeMachine);
-                let since = self.notice.as_ref().and_then(|c| c.answered_at).unwrap_or(now);
+                let since = self
+                    .notice
+                    .as_ref()
+                    .and_then(|c| c.answered_at)
+                    .unwrap_or(now);
                 self.timers
                     .set(Timer::Detect, since + crate::amd::LONGEST_GREETING);
             }
@@ -418,14 +431,17 @@ mod tests {
     #[test]
     fn sip_answers_map_to_what_the_scheduler_retries() {
         assert_eq!(Delivery::of_end(EndReason::Refused(486)), Delivery::Busy);
-        assert_eq!(Delivery::of_end(EndReason::Refused(480)), Delivery::NoAnswer);
+        assert_eq!(
+            Delivery::of_end(EndReason::Refused(480)),
+            Delivery::NoAnswer
+        );
         assert_eq!(Delivery::of_end(EndReason::NoAnswer), Delivery::NoAnswer);
         assert_eq!(
             Delivery::of_end(EndReason::Refused(404)),
             Delivery::Refused(404)
         );
         assert!(Delivery::Busy.retry() && Delivery::NoAnswer.retry());
-        assert!(!Delivery::Refused(404).retry() && !Delivery::NotPlaced.retry());
+        assert!(!Delivery::Refused(404).retry() && Delivery::NotPlaced.retry());
         assert!(Delivery::Machine.delivered() && !Delivery::Machine.retry());
     }
 }

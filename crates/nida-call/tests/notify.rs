@@ -94,7 +94,10 @@ fn a_person_who_answers_hears_the_status_at_once_and_can_hear_it_again() {
     w.press(c, '2');
     w.run_until(Duration::from_secs(30), |w| w.calls[0].call.is_over());
     let heard = w.phones[p].all_heard();
-    assert!(heard_once(&heard, prompt_hz("status_said")), "the status was said");
+    assert!(
+        heard_once(&heard, prompt_hz("status_said")),
+        "the status was said"
+    );
     let plays = w.calls[c]
         .events
         .iter()
@@ -103,11 +106,17 @@ fn a_person_who_answers_hears_the_status_at_once_and_can_hear_it_again() {
     assert_eq!(plays, 2, "said again after 2");
     assert_eq!(w.notices.len(), 1);
     let r = &w.notices[0];
-    assert_eq!((r.id.as_str(), r.attempt, r.delivery), ("n1", 1, Delivery::Human));
+    assert_eq!(
+        (r.id.as_str(), r.attempt, r.delivery),
+        ("n1", 1, Delivery::Human)
+    );
     let rec = w.record(c).expect("an answered attempt leaves a record");
     assert_eq!(rec.outcome, Outcome::Notified.as_str());
     assert_eq!(rec.vars.get("status").map(String::as_str), Some("approved"));
-    assert_eq!(rec.vars.get("answered_by").map(String::as_str), Some("human"));
+    assert_eq!(
+        rec.vars.get("answered_by").map(String::as_str),
+        Some("human")
+    );
     let trail = rec.ivr.as_ref().unwrap();
     assert_eq!(trail.flow, "notice");
     let keys: Vec<&str> = trail.choices.iter().map(|c| c.digit.as_str()).collect();
@@ -138,14 +147,20 @@ fn an_answering_machine_gets_the_message_after_its_greeting_and_beep() {
         after >= greeting_end + 0.9 && after < greeting_end + 1.6,
         "{after} vs {greeting_end}"
     );
-    assert!(heard_once(&w.phones[p].all_heard(), prompt_hz("status_said")));
+    assert!(heard_once(
+        &w.phones[p].all_heard(),
+        prompt_hz("status_said")
+    ));
     assert_eq!(w.notices[0].delivery, Delivery::Machine);
     let m = w.notices[0].message_after.unwrap();
     assert!((m - after).abs() < 0.01);
     // The flow skipped its menu for the machine.
     let rec = w.record(c).unwrap();
     assert!(rec.ivr.as_ref().unwrap().choices.is_empty());
-    assert_eq!(rec.vars.get("answered_by").map(String::as_str), Some("machine"));
+    assert_eq!(
+        rec.vars.get("answered_by").map(String::as_str),
+        Some("machine")
+    );
 }
 
 #[test]
@@ -162,7 +177,9 @@ fn busy_and_unanswered_phones_end_the_attempt_without_a_record() {
     assert_eq!(got, [(1, Delivery::Busy), (2, Delivery::NoAnswer)]);
     // The unanswered phone rang for the ring time, then nida hung up.
     let rang = w
-        .when(b, |e| matches!(e, CallEvent::NoticeFailed(Delivery::NoAnswer)))
+        .when(b, |e| {
+            matches!(e, CallEvent::NoticeFailed(Delivery::NoAnswer))
+        })
         .unwrap();
     assert!(rang >= Duration::from_secs(20) && rang < Duration::from_secs(21));
     assert!(w.calls[b]
@@ -233,7 +250,13 @@ fn the_scheduler_retries_a_busy_citizen_until_the_call_is_answered() {
         "{states:?}"
     );
     // The second try came the policy's wait after the busy line.
-    assert!((120..=122).contains(&(states[2].0 - states[1].0)), "{states:?}");
+    assert!(
+        (120..=122).contains(&(states[2].0 - states[1].0)),
+        "{states:?}"
+    );
     assert_eq!(w.notices[1].delivery, Delivery::Human);
-    assert!(heard_once(&w.phones[p].all_heard(), prompt_hz("status_said")));
+    assert!(heard_once(
+        &w.phones[p].all_heard(),
+        prompt_hz("status_said")
+    ));
 }

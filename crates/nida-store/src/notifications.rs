@@ -98,33 +98,46 @@ fn row(r: &Row) -> rusqlite::Result<NotificationRow> {
 }
 
 impl Store {
-    /// Stores a new notification; false when one with its id exists.
-    pub fn add_notification(&mut self, n: &NotificationRow) -> Result<bool> {
-        let vars = serde_json::to_string(&n.vars).expect("strings serialize");
-        let added = self
-            .conn
-            .execute(
-                &format!(
-                    "INSERT OR IGNORE INTO notifications ({COLUMNS})
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
-                ),
-                params![
-                    n.id,
-                    n.number,
-                    n.flow,
-                    vars,
-                    n.language,
-                    n.trunk,
-                    n.state,
-                    n.attempts,
-                    n.created_at,
-                    n.updated_at,
-                    n.next_at,
-                    n.result
-                ],
-            )
-            .map_err(|e| self.err(e))?;
-        Ok(added > 0)
+    /// Stores new notifications in one transaction: all, or none when
+    /// one's id exists already (false).
+    pub fn add_notifications(&mut self, list: &[NotificationRow]) -> Result<bool> {
+        let path = self.path.clone();
+        let err = |source| crate::StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        for n in list {
+            let vars = serde_json::to_string(&n.vars).expect("strings serialize");
+            let added = tx
+                .execute(
+                    &format!(
+                        "INSERT OR IGNORE INTO notifications ({COLUMNS})
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+                    ),
+                    params![
+                        n.id,
+                        n.number,
+                        n.flow,
+                        vars,
+                        n.language,
+                        n.trunk,
+                        n.state,
+                        n.attempts,
+                        n.created_at,
+                        n.updated_at,
+                        n.next_at,
+                        n.result
+                    ],
+                )
+                .map_err(err)?;
+            if added == 0 {
+                // Dropped without commit: nothing of the list is kept.
+                return Ok(false);
+            }
+        }
+        tx.commit().map_err(err)?;
+        Ok(true)
     }
 
     /// Applies a change (and its attempt) in one transaction.
@@ -189,9 +202,7 @@ impl Store {
                 "SELECT {COLUMNS} FROM notifications ORDER BY created_at DESC, id LIMIT ?1"
             ))
             .map_err(|e| self.err(e))?;
-        let rows = st
-            .query_map(params![limit], row)
-            .map_err(|e| self.err(e))?;
+        let rows = st.query_map(params![limit], row).map_err(|e| self.err(e))?;
         rows.collect::<rusqlite::Result<_>>()
             .map_err(|e| self.err(e))
     }
@@ -264,9 +275,11 @@ mod tests {
     fn a_notification_keeps_its_state_and_every_attempt() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open_dir(dir.path()).unwrap();
-        assert!(s.add_notification(&new_row("a")).unwrap());
-        assert!(!s.add_notification(&new_row("a")).unwrap(), "same id");
-        assert!(s.add_notification(&new_row("b")).unwrap());
+        assert!(s.add_notifications(&[new_row("a")]).unwrap());
+        // One id taken: none of the list is stored.
+        assert!(!s.add_notifications(&[new_row("c"), new_row("a")]).unwrap());
+        assert!(s.notification("c").unwrap().is_none());
+        assert!(s.add_notifications(&[new_row("b")]).unwrap());
         let attempt = |n: u32, result: &str| AttemptRow {
             id: "a".into(),
             attempt: n,
@@ -301,7 +314,12 @@ mod tests {
             ("calling", 2, Some("busy"))
         );
         assert_eq!(a.vars.get("status").map(String::as_str), Some("approved"));
-        let open: Vec<String> = s.open_notifications().unwrap().into_iter().map(|n| n.id).collect();
+        let open: Vec<String> = s
+            .open_notifications()
+            .unwrap()
+            .into_iter()
+            .map(|n| n.id)
+            .collect();
         assert_eq!(open, ["a", "b"]);
         let mut done = attempt(2, "machine");
         done.message_after = Some(6.5);
@@ -321,7 +339,12 @@ mod tests {
             .map(|a| a.result)
             .collect();
         assert_eq!(tried, ["busy", "machine"]);
-        let open: Vec<String> = s.open_notifications().unwrap().into_iter().map(|n| n.id).collect();
+        let open: Vec<String> = s
+            .open_notifications()
+            .unwrap()
+            .into_iter()
+            .map(|n| n.id)
+            .collect();
         assert_eq!(open, ["b"]);
         assert_eq!(s.notifications(10).unwrap().len(), 2);
         assert!(s.notification("zz").unwrap().is_none());

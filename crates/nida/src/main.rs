@@ -118,6 +118,19 @@ enum Command {
         #[command(subcommand)]
         command: supervisorcmd::SupervisorCommand,
     },
+    /// Send status notifications from a CSV file to the running daemon
+    /// (columns: number, flow, language, id; any other is a flow
+    /// variable). Prints each notification's id.
+    Notify {
+        /// The CSV file (with a header line).
+        file: PathBuf,
+        /// The flow of rows without a `flow` cell.
+        #[arg(long)]
+        flow: Option<String>,
+        /// The daemon's HTTP address [default: http://HTTP_ADDR].
+        #[arg(long)]
+        api: Option<String>,
+    },
     /// Check, simulate or draw IVR flow files.
     Flow {
         #[command(subcommand)]
@@ -268,6 +281,7 @@ fn run_command(cfg: Config, command: Command) -> ExitCode {
             };
             report_command(&cfg, &args, output.as_deref())
         }
+        Command::Notify { file, flow, api } => notify_command(&cfg, &file, flow.as_deref(), api),
         Command::Agent { command } => agentcmd::run(&cfg, command),
         Command::Supervisor { command } => supervisorcmd::run(&cfg, command),
         Command::Flow { command } => match command {
@@ -294,6 +308,44 @@ fn run_command(cfg: Config, command: Command) -> ExitCode {
                 ExitCode::SUCCESS
             }
         },
+    }
+}
+
+/// `nida notify`: the file's notifications to the daemon, with the admin
+/// token of the configuration or of the data folder.
+fn notify_command(
+    cfg: &Config,
+    file: &std::path::Path,
+    flow: Option<&str>,
+    api: Option<String>,
+) -> ExitCode {
+    let token = cfg.admin_token.clone().or_else(|| {
+        std::fs::read_to_string(cfg.data_dir.join("admin-token"))
+            .ok()
+            .map(|t| t.trim().to_string())
+    });
+    let Some(token) = token else {
+        eprintln!(
+            "nida notify: no admin token (admin_token in the configuration, or {})",
+            cfg.data_dir.join("admin-token").display()
+        );
+        return ExitCode::from(2);
+    };
+    let api = api.unwrap_or_else(|| format!("http://{}", cfg.http_addr));
+    let sent =
+        cli::notifycmd::read(file, flow).and_then(|list| cli::notifycmd::send(&api, &token, &list));
+    match sent {
+        Ok(ids) => {
+            for id in &ids {
+                println!("{id}");
+            }
+            eprintln!("nida notify: {} notifications taken", ids.len());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("nida notify: {e}");
+            ExitCode::from(2)
+        }
     }
 }
 
@@ -452,6 +504,19 @@ async fn serve(
         Arc::new(move || reload::reload(&cfg, &queues, &tx, "admin API"))
     };
     let driver_queue = driver::channel();
+    let notifier = call::notifier::start(
+        &cfg,
+        store.clone(),
+        driver_queue.0.clone(),
+        centre.calendars.clone(),
+    );
+    let notify = ops::notices::Notify {
+        handle: notifier,
+        flows: flows_rx.clone(),
+        outbound: cfg.outbound.clone(),
+        trunk: cfg.outbound_trunk.clone().unwrap_or_default(),
+        routed: cfg.outbound_trunk.is_some() || cfg.outbound_uri.is_some(),
+    };
     tokio::spawn(api::serve(
         http,
         api::Api::new(
@@ -464,7 +529,8 @@ async fn serve(
             reload_now,
             &cfg.realm,
             driver_queue.0.clone(),
-        ),
+        )
+        .with_notifications(notify),
         cfg.protection.guard(),
     ));
     webhooks::start(&cfg.webhooks, &centre, &store);

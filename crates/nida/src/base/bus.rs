@@ -45,6 +45,12 @@ pub enum ToDriver {
     /// A call-back stored just now (from a voice message): it joins its
     /// queue without the caller.
     Callback(Box<nida_store::CallbackRow>),
+    /// Place a status notification's attempt; its result goes to the
+    /// sender.
+    Notify(
+        Box<nida_call::Notice>,
+        tokio::sync::mpsc::Sender<nida_call::NoticeResult>,
+    ),
 }
 
 /// A leg a call asks the driver to place.

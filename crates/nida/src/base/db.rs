@@ -4,7 +4,7 @@
 //! which WAL mode lets read while it writes. After each write the thread
 //! tells the [`Notices`] listeners (metrics, webhooks) what was stored.
 
-use nida_store::{CallRecord, CallbackRow, OutboundRow, Store, StoreError};
+use nida_store::{CallRecord, CallbackRow, NotificationChange, OutboundRow, Store, StoreError};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,6 +33,8 @@ pub enum Stored {
     Call(Box<CallRecord>),
     /// A call-back's new state.
     Callback(Box<CallbackRow>),
+    /// A notification's new state (with the number it calls).
+    Notification(Box<NotificationChange>, String),
 }
 
 /// Listeners of what was stored.
@@ -57,6 +59,7 @@ enum Job {
     Call(Box<CallRecord>, oneshot::Sender<()>),
     Callback(CallbackRow, Option<oneshot::Sender<bool>>),
     Outbound(OutboundRow),
+    Notification(Box<NotificationChange>, String),
     /// Answered once every job sent before it is done (or kept for retry).
     Flush(oneshot::Sender<()>),
     /// A change someone waits for (an agent's wrap-up, a voice message
@@ -121,6 +124,13 @@ impl Writer {
                 Ok(()) => Ok(()),
                 Err(e) => Err(Box::new((Job::Outbound(row), e))),
             },
+            Job::Notification(c, number) => match self.store.change_notification(&c) {
+                Ok(()) => {
+                    let _ = self.out.send(Stored::Notification(c, number));
+                    Ok(())
+                }
+                Err(e) => Err(Box::new((Job::Notification(c, number), e))),
+            },
             Job::Flush(done) => {
                 let _ = done.send(());
                 Ok(())
@@ -155,6 +165,10 @@ impl Writer {
             Job::Outbound(row) => {
                 warn!(error = %e, call_id = %row.call_id, "outbound call audit not stored yet: kept, tried again");
                 Job::Outbound(row)
+            }
+            Job::Notification(c, number) => {
+                warn!(error = %e, notification = %c.id, "notification change not stored yet: kept, tried again");
+                Job::Notification(c, number)
             }
             Job::Flush(done) => {
                 let _ = done.send(());
@@ -326,6 +340,18 @@ impl StoreHandle {
     pub fn outbound(&self, row: OutboundRow) {
         if self.tx.send(Job::Outbound(row)).is_err() {
             warn!("store stopped: outbound call audit lost");
+        }
+    }
+
+    /// Stores a notification's change (in order, never waits; kept and
+    /// tried again if it fails); `number` is for the listeners.
+    pub fn notification(&self, change: NotificationChange, number: String) {
+        if self
+            .tx
+            .send(Job::Notification(Box::new(change), number))
+            .is_err()
+        {
+            warn!("store stopped: notification change lost");
         }
     }
 

@@ -19,6 +19,17 @@ pub fn event(
 ) {
     match e {
         CallEvent::FlowStarted(flow) => info!(%flow, %called, "running flow"),
+        CallEvent::NoticeDialling { id, attempt } => {
+            info!(notification = %id, attempt, "notification: dialling")
+        }
+        CallEvent::NoticeFailed(d) => info!(result = d.as_str(), "notification: not reached"),
+        CallEvent::NoticeAnswered { codec } => info!(%codec, "notification: answered"),
+        CallEvent::NoticeMachine => info!("notification: answering machine, waiting for its beep"),
+        CallEvent::NoticeSpeaking { by, after } => info!(
+            by = by.as_str(),
+            after = format!("{after:.1}"),
+            "notification: message begins"
+        ),
         CallEvent::FlowMissing(flow) => warn!(%flow, "no such flow: hanging up"),
         CallEvent::QueueClosed(queue) => info!(%queue, "queue closed by its calendar"),
         CallEvent::VoicemailGreeting(queue) => info!(%queue, "voicemail greeting"),

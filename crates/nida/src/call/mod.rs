@@ -11,6 +11,7 @@
 pub mod engine;
 mod log;
 pub mod lookup;
+pub mod notifier;
 mod recorder;
 
 use crate::base::bus::{
@@ -208,6 +209,31 @@ pub async fn restore(setup: CallSetup, row: nida_store::CallbackRow) {
     .await
 }
 
+/// Places one attempt of a status notification; its result goes to
+/// `results` (the scheduler).
+pub async fn notify(
+    setup: CallSetup,
+    notice: nida_call::Notice,
+    results: mpsc::Sender<nida_call::NoticeResult>,
+) {
+    let span = info_span!("call", call_id = %setup.call_id);
+    async move {
+        let call = Call::notification(
+            Instant::now(),
+            crate::clock::unix_now() as i64,
+            setup.shared(),
+            setup.call_config(),
+            setup.fork_rng(),
+            notice,
+        );
+        let mut shell = Shell::new(setup, call);
+        shell.notices = Some(results);
+        shell.run().await;
+    }
+    .instrument(span)
+    .await
+}
+
 /// Answers the caller's INVITE: the audio agreed (488 when none), 180,
 /// the configured ring time, 200, then the ACK (with the answer to a
 /// late offer). No RTP before the ACK: an INVITE from a forged source
@@ -332,6 +358,8 @@ struct Shell {
     /// Lookup and store answers, made with the first question (most
     /// calls ask none).
     answers: Option<Channel<Answer>>,
+    /// Where a notification attempt's result goes.
+    notices: Option<mpsc::Sender<nida_call::NoticeResult>>,
 }
 
 /// An answer to a question the machine asked through its task.
@@ -357,6 +385,7 @@ impl Shell {
             recorder: None,
             voicemail: None,
             answers: None,
+            notices: None,
         }
     }
 
@@ -713,6 +742,11 @@ impl Shell {
             }
             Output::Recording(r) => self.recording(r).await,
             Output::Voicemail(r) => self.voicemail(r),
+            Output::Notice(n) => {
+                if let Some(tx) = &self.notices {
+                    let _ = tx.send(n).await;
+                }
+            }
         }
     }
 

@@ -1,10 +1,11 @@
 //! The command-line tools besides the daemon: the test caller
-//! (`nida call`), reports, agent, supervisor and flow commands, and the one error
+//! (`nida call`), reports, agent, supervisor, flow and notify commands, and the one error
 //! type they share.
 
 pub mod agentcmd;
 pub mod caller;
 pub mod flowcmd;
+pub mod notifycmd;
 pub mod report;
 pub mod supervisorcmd;
 

@@ -5,6 +5,7 @@
 
 mod de;
 pub mod features;
+pub mod notify;
 pub mod outbound;
 pub mod queue;
 pub mod trunks;
@@ -597,6 +598,8 @@ pub struct Config {
     pub protection: Protection,
     /// Which numbers nida may call out to, and how often.
     pub outbound: crate::config::outbound::OutboundConfig,
+    /// Status notification calls: attempts, waits, hours, pace.
+    pub notifications: crate::config::notify::NotificationsConfig,
     /// DNS servers for trunks given by host name (the system's when
     /// empty).
     pub dns_servers: Vec<SocketAddr>,
@@ -667,6 +670,7 @@ impl Default for Config {
             webhooks: Vec::new(),
             protection: Protection::default(),
             outbound: Default::default(),
+            notifications: Default::default(),
             trunks: Vec::new(),
             dns_servers: Vec::new(),
             outbound_trunk: None,
@@ -827,6 +831,9 @@ impl Config {
         self.outbound
             .validate()
             .map_err(|e| ConfigError::value("outbound", e.to_string()))?;
+        self.notifications
+            .validate(&calendars, &self.trunks)
+            .map_err(|e| ConfigError::value("notifications", e.to_string()))?;
         self.protection.validate()?;
         for (i, t) in self.trunks.iter().enumerate() {
             if self.trunks[..i].iter().any(|o| o.name == t.name) {

@@ -49,6 +49,11 @@ pub enum OutboundError {
 }
 
 impl OutboundConfig {
+    /// Whether an allowed pattern matches `number` (the caps aside).
+    pub fn allows(&self, number: &str) -> bool {
+        self.allow.iter().any(|p| matches(p, number))
+    }
+
     /// Checks the patterns and caps; the message names what is wrong.
     pub fn validate(&self) -> Result<(), OutboundError> {
         for p in &self.allow {

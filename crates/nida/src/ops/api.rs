@@ -60,6 +60,8 @@ pub struct Api {
     realm: Arc<str>,
     /// The SIP driver (call-backs booked from the API start there).
     pub driver: tokio::sync::mpsc::Sender<crate::base::bus::ToDriver>,
+    /// Status notifications (none: the API answers 503 to them).
+    pub notify: Option<crate::ops::notices::Notify>,
 }
 
 /// A JSON error.
@@ -111,7 +113,14 @@ impl Api {
             access: Arc::new(Mutex::new(Access::new())),
             realm: realm.into(),
             driver,
+            notify: None,
         }
+    }
+
+    /// The API with status notifications.
+    pub fn with_notifications(mut self, n: crate::ops::notices::Notify) -> Api {
+        self.notify = Some(n);
+        self
     }
 
     fn who(&self, headers: &HeaderMap, query: Option<&str>) -> Option<Who> {
@@ -184,6 +193,11 @@ pub fn router(api: Api) -> Router {
         .route("/api/ivr", get(crate::ops::desk::ivr))
         .route("/api/wrapups", get(crate::ops::desk::wrapups))
         .route("/api/voicemails", get(crate::ops::desk::voicemails))
+        .route(
+            "/api/notifications",
+            get(crate::ops::notices::list).post(crate::ops::notices::submit),
+        )
+        .route("/api/notifications/{id}", get(crate::ops::notices::one))
         .route(
             "/api/voicemails/{vm}/audio",
             get(crate::ops::desk::voicemail_audio),

@@ -59,6 +59,8 @@ pub struct RecordTotals {
     pub lookups: BTreeMap<(String, String), u64>,
     /// Voice messages kept, by queue.
     pub voicemails: BTreeMap<String, u64>,
+    /// Notification attempts ended, by result.
+    pub notifications: BTreeMap<String, u64>,
 }
 
 impl RecordTotals {
@@ -165,6 +167,10 @@ pub fn follow(notices: &Notices, times: Times) -> watch::Receiver<Arc<RecordTota
                     }
                 }
                 Ok(Stored::Callback(c)) => *t.callbacks.entry(c.status).or_default() += 1,
+                Ok(Stored::Notification(c, _)) => match &c.attempt {
+                    Some(a) => *t.notifications.entry(a.result.clone()).or_default() += 1,
+                    None => continue,
+                },
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(_) => return,
             }
@@ -445,6 +451,18 @@ impl Live {
                     .voicemails
                     .iter()
                     .map(|(q, n)| (one("queue", q.as_str()), *n))
+                    .collect(),
+            ),
+        )?;
+        family(
+            enc,
+            "nida_notification_attempts",
+            "Status notification attempts ended, by result (answered, machine, busy, no_answer, ...).",
+            Samples::Counter(
+                totals
+                    .notifications
+                    .iter()
+                    .map(|(s, n)| (one("result", s.as_str()), *n))
                     .collect(),
             ),
         )?;

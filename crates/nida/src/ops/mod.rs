@@ -1,5 +1,6 @@
 //! Operations: the admin API and its bounded HTTP listener, access
-//! control, the desk API (voice messages, wrap-ups, IVR figures), the
+//! control, the desk API (voice messages, wrap-ups, IVR figures), status
+//! notifications, the
 //! pages, metrics, webhooks, recording retention and flow reload.
 
 pub mod access;
@@ -7,6 +8,7 @@ pub mod api;
 pub mod desk;
 pub mod http;
 pub mod metrics;
+pub mod notices;
 pub mod reload;
 pub mod retention;
 pub mod web;

@@ -1,5 +1,6 @@
 //! Webhooks: each configured URL gets a JSON POST for the events it asks
-//! for (`queued`, `answered`, `ended`, `callback`, `survey`), so that an
+//! for (`queued`, `answered`, `ended`, `callback`, `survey`, `voicemail`,
+//! `notification`), so that an
 //! SMS gateway or a CRM can follow a citizen's request. Events come from
 //! the centre's event stream and from what the store writes; each webhook
 //! has its own worker and bounded queue, so a slow or dead receiver never
@@ -94,6 +95,21 @@ pub fn from_store(s: &Stored) -> Vec<Hook> {
             }
             out
         }
+        // Each attempt's end, so a gateway can send an SMS when the call
+        // failed (`final` and not `delivered`).
+        Stored::Notification(c, number) => match &c.attempt {
+            Some(a) => vec![Hook {
+                event: "notification",
+                body: json!({
+                    "event": "notification", "at": c.at, "id": c.id, "number": number,
+                    "state": c.state, "attempts": c.attempts, "next_at": c.next_at,
+                    "result": a.result, "call_id": a.call_id,
+                    "final": c.state == "delivered" || c.state == "failed",
+                    "delivered": c.state == "delivered",
+                }),
+            }],
+            None => Vec::new(),
+        },
         Stored::Callback(c) => vec![Hook {
             event: "callback",
             body: json!({

@@ -436,6 +436,56 @@ impl Driver {
         }
     }
 
+    /// A notification's attempt: a call task that dials the number. While
+    /// stopping none starts (the attempt is tried again after the restart).
+    fn start_notification(
+        &self,
+        notice: nida_call::Notice,
+        results: mpsc::Sender<nida_call::NoticeResult>,
+    ) {
+        let call_id = {
+            let mut rng = self.media_rng.lock().unwrap_or_else(|e| e.into_inner());
+            format!("{:016x}{:016x}", rng.next_u64(), rng.next_u64())
+        };
+        if self.drain.is_some() {
+            let r = nida_call::NoticeResult {
+                id: notice.id,
+                attempt: notice.attempt,
+                call_id,
+                delivery: nida_call::Delivery::NotPlaced,
+                message_after: None,
+                seconds: 0.0,
+            };
+            tokio::spawn(async move {
+                let _ = results.send(r).await;
+            });
+            return;
+        }
+        let setup = self.shared.call_setup(
+            &self.cfg,
+            &self.counters,
+            &self.tx,
+            NewCall {
+                handle: CallHandle(u64::MAX),
+                call_id,
+                offer: None,
+                port: 0,
+                socket: None,
+                caller: notice.number.clone(),
+                source: SocketAddr::from(([0, 0, 0, 0], 0)),
+                called: self.cfg.notifications.from.clone(),
+                rng: self.media_rng.clone(),
+                confirm: None,
+                then: None,
+                internal: None,
+                secure: false,
+                // Given by the API, checked against the outbound rules.
+                proven_number: Some(notice.number.clone()),
+            },
+        );
+        tokio::spawn(call::notify(setup, notice, results));
+    }
+
     /// Stop asked: new calls get 503, live calls may finish.
     fn on_stop(&mut self) {
         let grace = self.cfg.shutdown_grace;
@@ -526,6 +576,7 @@ impl Driver {
             }
             ToDriver::Invite(req) => self.place_leg(now, req),
             ToDriver::Callback(row) => self.start_callback(*row),
+            ToDriver::Notify(notice, results) => self.start_notification(*notice, results),
             ToDriver::TrunkAddresses(trunk, addrs) => {
                 self.name_tls_peers(&trunk, &addrs);
                 self.trunks.set_addresses(&trunk, addrs, now);
