@@ -53,7 +53,7 @@ fn check_accepts_the_demo_flows_and_rejects_a_typo_with_its_position() {
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(0), "{err}");
     assert!(
-        out.contains("ok: 5 flows (faq, main, police, status, survey)"),
+        out.contains("ok: 6 flows (faq, main, notify_status, police, status, survey)"),
         "{out}"
     );
 

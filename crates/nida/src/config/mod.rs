@@ -278,13 +278,14 @@ fn default_webhook_backoff() -> u64 {
 }
 
 /// The webhook events there are.
-pub const WEBHOOK_EVENTS: [&str; 6] = [
+pub const WEBHOOK_EVENTS: [&str; 7] = [
     "queued",
     "answered",
     "ended",
     "callback",
     "survey",
     "voicemail",
+    "notification",
 ];
 
 /// An agent: SIP credentials, skills and languages.
