@@ -247,7 +247,7 @@ pub(crate) fn tone_file(path: &Path, hz: f64, seconds: u32) {
 /// A phone played by sipp at `port` (media at `port + 4`) running a
 /// scenario for `calls` calls, within `timeout` seconds; `echo` sends back
 /// the RTP it receives.
-fn sipp_phone(scenario: &str, port: u16, calls: u32, timeout: u32, echo: bool) -> Child {
+pub(crate) fn sipp_phone(scenario: &str, port: u16, calls: u32, timeout: u32, echo: bool) -> Child {
     let mut cmd = Command::new("sipp");
     cmd.args(["-sf", &common::scenario(scenario)])
         .args(["-i", "127.0.0.1", "-p", &port.to_string()])

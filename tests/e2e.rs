@@ -13,6 +13,7 @@ mod dispatcher;
 mod ivr_call;
 mod ivr_cli;
 mod linphone;
+mod notify;
 mod protection;
 mod sipp_calls;
 mod supervisors;
