@@ -104,8 +104,13 @@ fn drain(s: &mut Session, now: Instant, played: &mut Vec<PromptRef>, backend_dow
 
 /// Plays a script of inputs through a session in virtual time.
 fn run(flows: &Arc<nida_ivr::FlowSet>, flow: &str, script: &[Input]) -> Run {
+    run_with(flows, flow, script, Vars::new())
+}
+
+/// Like [`run`], with the flow's variables (a notification's).
+fn run_with(flows: &Arc<nida_ivr::FlowSet>, flow: &str, script: &[Input], vars: Vars) -> Run {
     let mut now = Instant::now();
-    let mut s = Session::new(now, flows.clone(), flow, Vars::new()).unwrap();
+    let mut s = Session::new(now, flows.clone(), flow, vars).unwrap();
     let mut played = Vec::new();
     let mut backend_down = false;
     let mut script = script.iter();
@@ -268,8 +273,38 @@ fn every_node_of_every_demo_flow_is_reached_and_every_prompt_exists() {
     scripts.push(("survey", vec![keys("9"), Input::Silence, Input::Silence]));
     scripts.push(("survey", vec![Input::Silence; 3]));
 
-    for (flow, script) in &scripts {
-        let r = run(&flows, flow, script);
+    // Notification calls: a person presses 2 (again) then 1 (agent), or
+    // nothing; a machine hears the status once. Each status has a prompt.
+    let mut notices = Vec::new();
+    for status in [
+        "approved",
+        "documents_required",
+        "in_review",
+        "ready_for_collection",
+        "rejected",
+    ] {
+        for (by, script) in [
+            ("human", vec![keys("2"), keys("1")]),
+            ("human", vec![Input::Silence; 4]),
+            ("machine", vec![]),
+        ] {
+            let vars: Vars = [
+                ("status".to_string(), Value::Str(status.into())),
+                ("answered_by".to_string(), Value::Str(by.into())),
+            ]
+            .into_iter()
+            .collect();
+            notices.push((script, vars));
+        }
+    }
+    let runs = scripts
+        .iter()
+        .map(|(flow, script)| (*flow, script.clone(), run(&flows, flow, script)))
+        .chain(notices.into_iter().map(|(script, vars)| {
+            let r = run_with(&flows, "notify_status", &script, vars);
+            ("notify_status", script, r)
+        }));
+    for (flow, script, r) in runs {
         assert!(
             !matches!(r.outcome, Outcome::Failed(_)),
             "{flow} {script:?}: {:?}",

@@ -155,7 +155,10 @@ fn the_demo_flows_pass_the_checker() {
     match nida_ivr::load_path(&dir, &AnyPrompt) {
         Ok(set) => {
             let names: Vec<&String> = set.flows.keys().collect();
-            assert_eq!(names, ["faq", "main", "police", "status", "survey"]);
+            assert_eq!(
+                names,
+                ["faq", "main", "notify_status", "police", "status", "survey"]
+            );
             // The queues the daemon must create for these flows.
             assert_eq!(
                 set.queues(),
