@@ -270,26 +270,21 @@ impl Notifier {
     /// The next attempt to dial at `now`, if any may start.
     pub fn poll_dial(&mut self, now: Instant, unix: i64) -> Option<Order> {
         self.clock(now, unix);
-        let calendar = self
+        let keys = self.due_keys(unix);
+        // Closed: when it opens next (none: not within a year).
+        let closed = self
             .policy
             .calendar
             .as_ref()
             .and_then(|c| self.calendars.get(c))
-            .cloned();
-        let keys: Vec<(i64, u64)> = self
-            .waiting
-            .range(..(unix + 1, 0))
-            .map(|(k, _)| *k)
-            .collect();
+            .filter(|c| !keys.is_empty() && !c.is_open(unix))
+            .map(|c| c.next_open(unix));
+        if let Some(open) = closed {
+            // Every due one waits for the opening.
+            self.defer_all_due(unix, open);
+            return None;
+        }
         for key in keys {
-            if let Some(cal) = &calendar {
-                if !cal.is_open(unix) {
-                    // Every due one waits for the opening.
-                    let open = cal.next_open(unix);
-                    self.defer_all_due(unix, open);
-                    return None;
-                }
-            }
             let trunk = self.waiting[&key].trunk.clone();
             if self.trunk_free(&trunk, now).is_err() {
                 continue;
@@ -323,15 +318,18 @@ impl Notifier {
         None
     }
 
+    /// The waiting ones due at `unix`, in order.
+    fn due_keys(&self, unix: i64) -> Vec<(i64, u64)> {
+        self.waiting
+            .range(..(unix + 1, 0))
+            .map(|(k, _)| *k)
+            .collect()
+    }
+
     /// Moves every due notification to the calendar's next opening (or
     /// fails them when it never opens).
     fn defer_all_due(&mut self, unix: i64, open: Option<i64>) {
-        let keys: Vec<(i64, u64)> = self
-            .waiting
-            .range(..(unix + 1, 0))
-            .map(|(k, _)| *k)
-            .collect();
-        for key in keys {
+        for key in self.due_keys(unix) {
             let mut r = self.waiting.remove(&key).expect("listed above");
             match open {
                 Some(at) => {

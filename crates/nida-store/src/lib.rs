@@ -188,6 +188,16 @@ impl Store {
             source,
         }
     }
+
+    /// [`Store::err`] as a closure that does not borrow the store (for use
+    /// while a transaction holds the connection).
+    fn err_fn(&self) -> impl Fn(rusqlite::Error) -> StoreError {
+        let path = self.path.clone();
+        move |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        }
+    }
 }
 
 /// Whether SQLite said the file is locked by another connection.

@@ -101,12 +101,8 @@ impl Store {
     /// Stores new notifications in one transaction: all, or none when
     /// one's id exists already (false).
     pub fn add_notifications(&mut self, list: &[NotificationRow]) -> Result<bool> {
-        let path = self.path.clone();
-        let err = |source| crate::StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(err)?;
+        let err = self.err_fn();
+        let tx = self.conn.transaction().map_err(&err)?;
         for n in list {
             let vars = serde_json::to_string(&n.vars).expect("strings serialize");
             let added = tx
@@ -130,24 +126,20 @@ impl Store {
                         n.result
                     ],
                 )
-                .map_err(err)?;
+                .map_err(&err)?;
             if added == 0 {
                 // Dropped without commit: nothing of the list is kept.
                 return Ok(false);
             }
         }
-        tx.commit().map_err(err)?;
+        tx.commit().map_err(&err)?;
         Ok(true)
     }
 
     /// Applies a change (and its attempt) in one transaction.
     pub fn change_notification(&mut self, c: &NotificationChange) -> Result<()> {
-        let path = self.path.clone();
-        let err = |source| crate::StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(err)?;
+        let err = self.err_fn();
+        let tx = self.conn.transaction().map_err(&err)?;
         tx.execute(
             "UPDATE notifications SET state = ?2, attempts = ?3, updated_at = ?4, next_at = ?5,
                  result = COALESCE(?6, result) WHERE id = ?1",
@@ -160,7 +152,7 @@ impl Store {
                 c.attempt.as_ref().map(|a| a.result.clone())
             ],
         )
-        .map_err(err)?;
+        .map_err(&err)?;
         if let Some(a) = &c.attempt {
             tx.execute(
                 "INSERT OR REPLACE INTO notification_attempts
@@ -177,9 +169,9 @@ impl Store {
                     a.seconds
                 ],
             )
-            .map_err(err)?;
+            .map_err(&err)?;
         }
-        tx.commit().map_err(err)
+        tx.commit().map_err(&err)
     }
 
     /// One notification.
@@ -196,28 +188,28 @@ impl Store {
 
     /// The newest notifications first, at most `limit`.
     pub fn notifications(&self, limit: u32) -> Result<Vec<NotificationRow>> {
-        let mut st = self
-            .conn
-            .prepare(&format!(
-                "SELECT {COLUMNS} FROM notifications ORDER BY created_at DESC, id LIMIT ?1"
-            ))
-            .map_err(|e| self.err(e))?;
-        let rows = st.query_map(params![limit], row).map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<_>>()
-            .map_err(|e| self.err(e))
+        self.select_notifications("ORDER BY created_at DESC, id LIMIT ?1", params![limit])
     }
 
     /// Notifications not yet delivered or failed (to schedule at start; an
     /// attempt cut by a restart counts as made).
     pub fn open_notifications(&self) -> Result<Vec<NotificationRow>> {
+        self.select_notifications(
+            "WHERE state IN ('pending', 'calling') ORDER BY created_at, id",
+            params![],
+        )
+    }
+
+    fn select_notifications(
+        &self,
+        rest: &str,
+        p: impl rusqlite::Params,
+    ) -> Result<Vec<NotificationRow>> {
         let mut st = self
             .conn
-            .prepare(&format!(
-                "SELECT {COLUMNS} FROM notifications
-                 WHERE state IN ('pending', 'calling') ORDER BY created_at, id"
-            ))
+            .prepare(&format!("SELECT {COLUMNS} FROM notifications {rest}"))
             .map_err(|e| self.err(e))?;
-        let rows = st.query_map([], row).map_err(|e| self.err(e))?;
+        let rows = st.query_map(p, row).map_err(|e| self.err(e))?;
         rows.collect::<rusqlite::Result<_>>()
             .map_err(|e| self.err(e))
     }

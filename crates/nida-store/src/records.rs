@@ -535,12 +535,8 @@ impl Store {
     /// Writes a call record, and its survey result when the caller rated;
     /// returns the record's id. On disk when it returns.
     pub fn insert_call(&mut self, c: &CallRecord) -> Result<i64> {
-        let path = self.path.clone();
-        let err = |source| crate::StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(err)?;
+        let err = self.err_fn();
+        let tx = self.conn.transaction().map_err(&err)?;
         tx.execute(
             &format!(
                 "INSERT INTO calls ({}) VALUES (NULL, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, \
@@ -576,7 +572,7 @@ impl Store {
                 c.voicemail.as_ref().map(json),
             ],
         )
-        .map_err(err)?;
+        .map_err(&err)?;
         let id = tx.last_insert_rowid();
         if let Some(v) = &c.voicemail {
             tx.execute(
@@ -596,16 +592,16 @@ impl Store {
                     v.number
                 ],
             )
-            .map_err(err)?;
+            .map_err(&err)?;
         }
         if let Some(rating) = c.rating {
             tx.execute(
                 "INSERT INTO surveys (call, agent, queue, rating, at) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![id, c.agent, c.queue, rating, c.ended_at],
             )
-            .map_err(err)?;
+            .map_err(&err)?;
         }
-        tx.commit().map_err(err)?;
+        tx.commit().map_err(&err)?;
         Ok(id)
     }
 
@@ -613,21 +609,17 @@ impl Store {
     /// kept once); the call's record shows them whether it was written
     /// before or after. On disk when it returns.
     pub fn add_wrapup(&mut self, w: &Wrapup) -> Result<()> {
-        let path = self.path.clone();
-        let err = |source| crate::StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(err)?;
+        let err = self.err_fn();
+        let tx = self.conn.transaction().map_err(&err)?;
         for code in &w.codes {
             tx.execute(
                 "INSERT OR IGNORE INTO wrapups (call_id, agent, queue, code, at)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![w.call_id, w.agent, w.queue, code, w.at],
             )
-            .map_err(err)?;
+            .map_err(&err)?;
         }
-        tx.commit().map_err(err)?;
+        tx.commit().map_err(&err)?;
         Ok(())
     }
 
@@ -760,12 +752,8 @@ impl Store {
     /// Records a call-back's state (a new one, or a change), with the
     /// change in its history. On disk when it returns.
     pub fn put_callback(&mut self, c: &CallbackRow) -> Result<()> {
-        let path = self.path.clone();
-        let err = |source| crate::StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(err)?;
+        let err = self.err_fn();
+        let tx = self.conn.transaction().map_err(&err)?;
         tx.execute(
             &format!(
                 "INSERT INTO callbacks ({CALLBACK_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, \
@@ -791,13 +779,13 @@ impl Store {
                 c.updated_at,
             ],
         )
-        .map_err(err)?;
+        .map_err(&err)?;
         tx.execute(
             "INSERT INTO callback_events (call_id, status, attempts, at) VALUES (?1, ?2, ?3, ?4)",
             params![c.call_id, c.status, c.attempts, c.updated_at],
         )
-        .map_err(err)?;
-        tx.commit().map_err(err)
+        .map_err(&err)?;
+        tx.commit().map_err(&err)
     }
 
     /// Records a call nida placed, or was refused to place, to a number.

@@ -281,6 +281,23 @@ pub struct Slot {
     pub voicemail_end: Option<Recording>,
 }
 
+impl Slot {
+    /// A call just started, its caller on phone `caller`.
+    fn new(call: Call, caller: usize) -> Slot {
+        Slot {
+            call,
+            caller,
+            events: Vec::new(),
+            sip: Vec::new(),
+            frames: 0,
+            tape: (Vec::new(), Vec::new()),
+            recordings: Vec::new(),
+            voicemail: Vec::new(),
+            voicemail_end: None,
+        }
+    }
+}
+
 /// The whole centre in one process.
 pub struct World {
     /// Virtual time.
@@ -583,17 +600,7 @@ impl World {
                 welcome: "welcome".into(),
             },
         );
-        self.calls.push(Slot {
-            call,
-            caller: self.phones.len() - 1,
-            events: Vec::new(),
-            sip: Vec::new(),
-            frames: 0,
-            tape: (Vec::new(), Vec::new()),
-            recordings: Vec::new(),
-            voicemail: Vec::new(),
-            voicemail_end: None,
-        });
+        self.calls.push(Slot::new(call, self.phones.len() - 1));
         self.drain(index);
         index
     }
@@ -622,17 +629,7 @@ impl World {
             nida_sip::rng::Rng::seeded(900 + index as u64),
             notice,
         );
-        self.calls.push(Slot {
-            call,
-            caller: p,
-            events: Vec::new(),
-            sip: Vec::new(),
-            frames: 0,
-            tape: (Vec::new(), Vec::new()),
-            recordings: Vec::new(),
-            voicemail: Vec::new(),
-            voicemail_end: None,
-        });
+        self.calls.push(Slot::new(call, p));
         self.drain(index);
         index
     }

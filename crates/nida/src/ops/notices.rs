@@ -122,11 +122,6 @@ fn check(n: &NewNotification, notify: &Notify) -> Result<(), String> {
     Ok(())
 }
 
-fn new_id() -> String {
-    let b: [u8; 16] = nida_sip::rng::os_bytes();
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 fn unavailable(message: &str) -> Response {
     let mut r = error(StatusCode::SERVICE_UNAVAILABLE, message);
     r.headers_mut()
@@ -166,7 +161,7 @@ pub(crate) async fn submit(State(api): State<Api>, body: Bytes) -> Response {
     let rows: Vec<NotificationRow> = list
         .into_iter()
         .map(|n| NotificationRow {
-            id: n.id.unwrap_or_else(new_id),
+            id: n.id.unwrap_or_else(nida_sip::rng::os_token),
             number: n.number,
             flow: n.flow,
             vars: n.vars,

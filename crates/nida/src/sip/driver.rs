@@ -406,34 +406,46 @@ impl Driver {
     /// A stored call-back joins its queue without the caller, and is
     /// dialled when an agent takes it.
     fn start_callback(&self, row: nida_store::CallbackRow) {
-        {
-            let setup = self.shared.call_setup(
-                &self.cfg,
-                &self.counters,
-                &self.tx,
-                NewCall {
-                    handle: CallHandle(u64::MAX),
-                    call_id: row.call_id.clone(),
-                    offer: None,
-                    port: 0,
-                    socket: None,
-                    caller: row.number.clone(),
-                    source: row
-                        .source
-                        .parse()
-                        .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
-                    called: row.called.clone(),
-                    rng: self.media_rng.clone(),
-                    confirm: None,
-                    then: None,
-                    internal: None,
-                    secure: false,
-                    // Proven when the call-back was booked.
-                    proven_number: Some(row.number.clone()),
-                },
-            );
-            tokio::spawn(call::restore(setup, row));
-        }
+        let source = row
+            .source
+            .parse()
+            .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+        // The number was proven when the call-back was booked.
+        let setup = self.setup_dialling(row.call_id.clone(), &row.number, source, &row.called);
+        tokio::spawn(call::restore(setup, row));
+    }
+
+    /// A call task's setup for a call that starts with nida dialling
+    /// `number`, a number already proven or checked (no caller's dialog,
+    /// no port of its own).
+    fn setup_dialling(
+        &self,
+        call_id: String,
+        number: &str,
+        source: SocketAddr,
+        called: &str,
+    ) -> CallSetup {
+        self.shared.call_setup(
+            &self.cfg,
+            &self.counters,
+            &self.tx,
+            NewCall {
+                handle: CallHandle(u64::MAX),
+                call_id,
+                offer: None,
+                port: 0,
+                socket: None,
+                caller: number.to_string(),
+                source,
+                called: called.to_string(),
+                rng: self.media_rng.clone(),
+                confirm: None,
+                then: None,
+                internal: None,
+                secure: false,
+                proven_number: Some(number.to_string()),
+            },
+        )
     }
 
     /// A notification's attempt: a call task that dials the number. While
@@ -443,10 +455,11 @@ impl Driver {
         notice: nida_call::Notice,
         results: mpsc::Sender<nida_call::NoticeResult>,
     ) {
-        let call_id = {
-            let mut rng = self.media_rng.lock().unwrap_or_else(|e| e.into_inner());
-            format!("{:016x}{:016x}", rng.next_u64(), rng.next_u64())
-        };
+        let call_id = self
+            .media_rng
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .hex128();
         if self.drain.is_some() {
             let r = nida_call::NoticeResult {
                 id: notice.id,
@@ -461,27 +474,13 @@ impl Driver {
             });
             return;
         }
-        let setup = self.shared.call_setup(
-            &self.cfg,
-            &self.counters,
-            &self.tx,
-            NewCall {
-                handle: CallHandle(u64::MAX),
-                call_id,
-                offer: None,
-                port: 0,
-                socket: None,
-                caller: notice.number.clone(),
-                source: SocketAddr::from(([0, 0, 0, 0], 0)),
-                called: self.cfg.notifications.from.clone(),
-                rng: self.media_rng.clone(),
-                confirm: None,
-                then: None,
-                internal: None,
-                secure: false,
-                // Given by the API, checked against the outbound rules.
-                proven_number: Some(notice.number.clone()),
-            },
+        // The number was checked by the API, and is again by the outbound
+        // rules when the leg is placed.
+        let setup = self.setup_dialling(
+            call_id,
+            &notice.number,
+            SocketAddr::from(([0, 0, 0, 0], 0)),
+            &self.cfg.notifications.from,
         );
         tokio::spawn(call::notify(setup, notice, results));
     }
