@@ -217,6 +217,8 @@ pub enum EndReason {
     Completed,
     /// The caller left while waiting or while it was offered.
     Abandoned,
+    /// The caller chose a call-back at a later time.
+    Rescheduled,
     /// Refused at entry.
     Refused(Refusal),
     /// Left the queue by its rules.

@@ -492,6 +492,25 @@ impl Router {
         Ok(())
     }
 
+    /// The caller chose to be called back at a later time: the task leaves
+    /// the line (it is not counted abandoned; the call-back comes back as
+    /// a new task when it is due).
+    pub fn reschedule(&mut self, now: Instant, id: TaskId) -> Result<(), AcdError> {
+        let task = self.tasks.get(&id).ok_or(AcdError::UnknownTask(id))?;
+        let released = match task.state {
+            TaskState::Connected(_) => return self.complete(now, id),
+            TaskState::Offered => task.offered_to.clone(),
+            TaskState::Waiting => Vec::new(),
+        };
+        for &agent in &released {
+            self.outputs.push_back(Output::Withdraw { task: id, agent });
+            self.release_offer(now, id, agent);
+        }
+        self.end_task(id, EndReason::Rescheduled);
+        self.route_agents(now, released);
+        Ok(())
+    }
+
     /// The agent accepts the task offered to them.
     pub fn accept(&mut self, now: Instant, agent: AgentId, id: TaskId) -> Result<(), AcdError> {
         let task = self.ringing(agent, id)?;

@@ -28,6 +28,8 @@ pub enum Command {
     Enqueue(TaskSpec),
     /// The caller left.
     Abandon(TaskId),
+    /// The caller chose a call-back at a later time.
+    Reschedule(TaskId),
     /// The agent accepted.
     Accept(AgentId, TaskId),
     /// The agent rejected.
@@ -55,6 +57,7 @@ impl Router {
                 Ok(())
             }
             Command::Abandon(t) => self.abandon(now, t),
+            Command::Reschedule(t) => self.reschedule(now, t),
             Command::Accept(a, t) => self.accept(now, a, t),
             Command::Reject(a, t) => self.reject(now, a, t),
             Command::Complete(t) => self.complete(now, t),

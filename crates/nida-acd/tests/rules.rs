@@ -289,6 +289,28 @@ fn missed_offers_time_out_and_make_the_agent_not_ready() {
 }
 
 #[test]
+fn a_call_back_for_later_leaves_the_line_without_counting_as_abandoned() {
+    let (mut r, now) = setup(QueueConfig::new("q"), vec![agent(1, 3, &[AR])]);
+    r.enqueue(now, task(1, 1, AR, 0));
+    outputs(&mut r);
+    r.reschedule(now, TaskId(1)).unwrap();
+    let out = outputs(&mut r);
+    assert!(out.contains(&Output::Withdraw {
+        task: TaskId(1),
+        agent: AgentId(1)
+    }));
+    assert!(out.contains(&Output::Ended {
+        task: TaskId(1),
+        reason: EndReason::Rescheduled
+    }));
+    assert_eq!(r.agent_state(AgentId(1)), Some(&AgentState::Available));
+    let stats = r.queue_stats(nida_acd::QueueId(0)).unwrap();
+    assert_eq!(stats.abandoned, 0);
+    assert!(r.position(TaskId(1)).is_none(), "out of the line");
+    r.check().unwrap();
+}
+
+#[test]
 fn caller_hangs_up_during_the_offer_and_logout_during_an_offer() {
     let (mut r, now) = setup(QueueConfig::new("q"), vec![agent(1, 3, &[AR])]);
     r.enqueue(now, task(1, 1, AR, 0));

@@ -309,6 +309,123 @@ impl Calendar {
     }
 }
 
+/// The day of a call-back slot, as the caller hears it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotDay {
+    /// Later today.
+    Today,
+    /// Tomorrow.
+    Tomorrow,
+    /// A day further on: 1 is Monday, 7 Sunday.
+    Weekday(u8),
+}
+
+/// A time a caller may choose to be called back at: the start of a whole
+/// local hour within the opening hours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot {
+    /// When (Unix seconds).
+    pub at: i64,
+    /// Its day.
+    pub day: SlotDay,
+    /// Its local hour (0 to 23).
+    pub hour: u8,
+}
+
+impl Slot {
+    /// The prompts that say it: the day, then the time of day.
+    pub fn prompts(&self, lang: &str) -> Vec<String> {
+        let mut out = vec![match self.day {
+            SlotDay::Today => "day_today".to_string(),
+            SlotDay::Tomorrow => "day_tomorrow".to_string(),
+            SlotDay::Weekday(d) => format!("weekday_{d}"),
+        }];
+        let time = format!("{:02}:00", self.hour);
+        out.extend(
+            nida_ivr::say::say(lang, nida_ivr::flow::SayKind::Time, &time).unwrap_or_default(),
+        );
+        out
+    }
+}
+
+/// A slot is offered only when the calendar stays open this long after
+/// its start: there is time to make the call-back in it.
+pub const SLOT_OPEN: i64 = 30 * 60;
+
+/// Call-backs are placed in these local hours only, however long the
+/// calendar is open: nobody is called back at night.
+pub const CALL_HOURS: std::ops::Range<u8> = 8..21;
+
+/// A second slot on the same day comes at 14:00 or later, and this many
+/// hours after the first.
+const AFTERNOON: u8 = 14;
+const APART_HOURS: u8 = 3;
+
+impl Calendar {
+    /// A calendar open at all hours, in UTC (a queue without one).
+    pub fn always() -> Calendar {
+        Calendar {
+            zone: TimeZone::UTC,
+            week: Week(std::array::from_fn(|_| vec![(0, 1440)])),
+            exceptions: Vec::new(),
+        }
+    }
+
+    /// Up to `count` call-back slots from `unix`, none sooner than `lead`
+    /// seconds: the first whole hour later today, then for each open day
+    /// of the next week its first hour and its first afternoon hour (the
+    /// caller's "tomorrow morning", "tomorrow afternoon"). Every slot
+    /// starts within the opening hours and [`CALL_HOURS`] and stays open
+    /// [`SLOT_OPEN`].
+    pub fn slots(&self, unix: i64, lead: i64, count: usize) -> Vec<Slot> {
+        let Some((today, _)) = self.local(unix) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let mut day = today;
+        for i in 0..=7u32 {
+            let mut first: Option<u8> = None;
+            for hour in CALL_HOURS {
+                if out.len() >= count {
+                    return out;
+                }
+                let Some(at) = self.instant(day, u16::from(hour) * 60) else {
+                    continue;
+                };
+                // A skipped hour (summer time) is not offered.
+                let whole = self.local(at) == Some((day, u16::from(hour) * 60));
+                if !whole
+                    || at < unix + lead
+                    || !self.is_open(at)
+                    || !self.is_open(at + SLOT_OPEN - 1)
+                {
+                    continue;
+                }
+                let take = match first {
+                    None => true,
+                    Some(f) => i > 0 && hour >= AFTERNOON && hour >= f + APART_HOURS,
+                };
+                if !take {
+                    continue;
+                }
+                let d = match i {
+                    0 => SlotDay::Today,
+                    1 => SlotDay::Tomorrow,
+                    _ => SlotDay::Weekday(day.weekday().to_monday_one_offset() as u8),
+                };
+                out.push(Slot { at, day: d, hour });
+                if first.is_some() || i == 0 {
+                    break;
+                }
+                first = Some(hour);
+            }
+            let Ok(next) = day.tomorrow() else { break };
+            day = next;
+        }
+        out
+    }
+}
+
 /// Every calendar of the configuration, by name.
 #[derive(Debug, Clone, Default)]
 pub struct Calendars(BTreeMap<String, Calendar>);
@@ -388,6 +505,56 @@ mod tests {
                 .collect(),
             dates: Vec::new(),
         }
+    }
+
+    #[test]
+    fn slots_are_later_today_then_mornings_and_afternoons_of_open_days() {
+        let c = dubai();
+        let at = |s: &str| unix(s, "Asia/Dubai");
+        // Thursday 2026-12-10 at 10:20, an hour ahead at least.
+        let s = c.slots(at("2026-12-10T10:20"), 3600, 5);
+        let got: Vec<(SlotDay, u8, i64)> = s.iter().map(|s| (s.day, s.hour, s.at)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (SlotDay::Today, 12, at("2026-12-10T12:00")),
+                // Friday opens 07:30 and closes at noon: 08:00 and no
+                // afternoon.
+                (SlotDay::Tomorrow, 8, at("2026-12-11T08:00")),
+                // Saturday is closed; Sunday (7) morning and afternoon.
+                (SlotDay::Weekday(7), 8, at("2026-12-13T08:00")),
+                (SlotDay::Weekday(7), 14, at("2026-12-13T14:00")),
+                (SlotDay::Weekday(1), 8, at("2026-12-14T08:00")),
+            ]
+        );
+        // 19:10: no time left today (the last half hour before 20:00 is
+        // too short), and Wednesday 2026-12-02 (a holiday) is skipped.
+        let s = c.slots(at("2026-12-01T19:10"), 600, 2);
+        assert_eq!(s[0].at, at("2026-12-03T08:00"), "after the holiday");
+        assert_eq!(s[0].day, SlotDay::Weekday(4), "Thursday, not tomorrow");
+        assert_eq!(s[1].at, at("2026-12-03T14:00"));
+        assert!(c.slots(at("2026-12-10T10:20"), 3600, 0).is_empty());
+    }
+
+    #[test]
+    fn slots_say_their_day_and_hour() {
+        let c = Calendar::always();
+        let noon = unix("2026-12-10T12:00", "UTC");
+        let s = c.slots(noon, 1800, 3);
+        assert_eq!(s[0].at, unix("2026-12-10T13:00", "UTC"));
+        assert_eq!(s[1].day, SlotDay::Tomorrow);
+        assert_eq!(s[1].hour, 8, "open at all hours, called from 08:00");
+        assert_eq!(s[2].hour, 14);
+        assert_eq!(
+            s[0].prompts("en"),
+            ["day_today", "n_13", "time_hours"].map(String::from)
+        );
+        let sunday = Slot {
+            at: 0,
+            day: SlotDay::Weekday(7),
+            hour: 9,
+        };
+        assert_eq!(sunday.prompts("en")[0], "weekday_7");
     }
 
     #[test]

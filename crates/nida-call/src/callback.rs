@@ -17,12 +17,32 @@ impl Call {
     /// [`Call::handle_stored`]). False when the caller proved no number,
     /// or one waits already for it, or too many do.
     pub(crate) fn request_callback(&mut self, now: Instant, why: BookingFor) -> bool {
+        self.request_callback_at(now, why, None)
+    }
+
+    /// [`Call::request_callback`], at the chosen slot's time when there
+    /// is one: the call-back is made at the slot's start, or later in its
+    /// hour by its turn in the slot.
+    pub(crate) fn request_callback_at(
+        &mut self,
+        now: Instant,
+        why: BookingFor,
+        slot: Option<crate::calendar::Slot>,
+    ) -> bool {
         let Some(number) = self.callback_number() else {
             self.not_booked(NotBooked::NotProven);
             return false;
         };
-        let booking = match self.shared.bookings.book(&number) {
-            Ok(b) => b,
+        let capacity = self.rules.callback_slot_capacity.max(1);
+        let booked = self
+            .shared
+            .bookings
+            .book_at(&number, slot.map(|s| s.at), capacity);
+        let (booking, chosen) = match booked {
+            Ok((b, turn)) => (
+                b,
+                slot.map(|s| (s.at, s.at + i64::from(turn) * 3600 / i64::from(capacity))),
+            ),
             Err(crate::bookings::Refused::Duplicate) => {
                 self.not_booked(NotBooked::Duplicate);
                 return false;
@@ -33,13 +53,21 @@ impl Call {
             }
         };
         let requested_at = self.unix(now);
-        let row = self.callback_row(&number, requested_at, CallbackStatus::Requested, 0, now);
+        let row = self.callback_row(
+            &number,
+            requested_at,
+            chosen,
+            CallbackStatus::Requested,
+            0,
+            now,
+        );
         self.outputs.push_back(crate::Output::BookCallback(row));
         self.pending_booking = Some(PendingBooking {
             why,
             number,
             requested_at,
             booking,
+            chosen,
         });
         true
     }
@@ -70,9 +98,13 @@ impl Call {
             requested_at: p.requested_at,
             number: p.number,
             _booking: Some(p.booking),
+            chosen: p.chosen,
         });
         self.outcome = Outcome::CallbackWaiting;
         self.timers.stop(Timer::Announce);
+        if let Some((_, due)) = p.chosen {
+            return self.scheduled(now, due);
+        }
         self.event(CallEvent::CallbackBooked);
         match p.why {
             BookingFor::Digit => self.close_with("callback_thanks"),
@@ -111,6 +143,7 @@ impl Call {
         &self,
         number: &str,
         requested_at: i64,
+        chosen: Option<(i64, i64)>,
         status: CallbackStatus,
         attempts: u32,
         now: Instant,
@@ -130,16 +163,20 @@ impl Call {
             attempts,
             requested_at,
             updated_at: self.unix(now),
+            slot_at: chosen.map(|c| c.0),
+            due_at: chosen.map(|c| c.1),
         }
     }
 
     /// Stores the call-back's new state.
-    fn store_callback(&mut self, now: Instant, status: CallbackStatus, attempts: u32) {
-        let (requested_at, number) = self
+    pub(crate) fn store_callback(&mut self, now: Instant, status: CallbackStatus, attempts: u32) {
+        let (requested_at, number, chosen) = self
             .callback
             .as_ref()
-            .map_or((0, String::new()), |c| (c.requested_at, c.number.clone()));
-        let row = self.callback_row(&number, requested_at, status, attempts, now);
+            .map_or((0, String::new(), None), |c| {
+                (c.requested_at, c.number.clone(), c.chosen)
+            });
+        let row = self.callback_row(&number, requested_at, chosen, status, attempts, now);
         self.outputs.push_back(crate::Output::StoreCallback(row));
     }
 
@@ -173,8 +210,9 @@ impl Call {
         }
     }
 
-    /// Dials the caller for the agent now on the line.
-    fn dial_caller(&mut self, now: Instant) {
+    /// Dials the caller for the agent now on the line (or, for a
+    /// call-back that reaches the caller first, for the line).
+    pub(crate) fn dial_caller(&mut self, now: Instant) {
         let number = self
             .callback
             .as_ref()
@@ -249,8 +287,10 @@ impl Call {
         self.hang_up = None;
         self.timers
             .set(Timer::MaxDuration, now + self.cfg.call_duration);
-        if let Some(b) = self.bridge {
-            self.links = vec![(leg, b.leg), (b.leg, leg)];
+        match self.bridge {
+            Some(b) => self.links = vec![(leg, b.leg), (b.leg, leg)],
+            // Dialled first: the caller waits for the next agent.
+            None => self.first_in_line(now),
         }
     }
 

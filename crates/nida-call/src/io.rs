@@ -138,6 +138,9 @@ pub enum ToCentre {
     },
     /// The caller left before an agent took the call.
     Abandon(TaskId),
+    /// The caller chose a call-back at a later time: out of the line
+    /// until it is due.
+    Reschedule(TaskId),
     /// The agent answered.
     Accept(AgentId, TaskId),
     /// The agent declined, was busy or did not answer.
@@ -525,8 +528,28 @@ pub enum CallEvent {
     },
     /// The call waits in line without the caller.
     Parked,
-    /// Another try at the call-back: back in line.
+    /// Another try at the call-back: back in line (or, for one dialled
+    /// first, the caller dialled again).
     CallbackRetry,
+    /// The caller hears the times they may choose to be called back at.
+    CallbackSlotsOffered(Vec<i64>),
+    /// The caller chose no time the menu offered: they stay in line.
+    CallbackSlotNotChosen,
+    /// A call-back at a chosen time is booked: out of the line until
+    /// then.
+    CallbackScheduled {
+        /// When it is made (Unix seconds).
+        at: i64,
+    },
+    /// A call-back at a chosen time is due: back in line (agent first)
+    /// or the caller dialled (caller first).
+    CallbackDue,
+    /// A call-back is due while its queue is closed: it waits for the
+    /// opening.
+    CallbackWaitsForOpening {
+        /// The opening (Unix seconds).
+        at: i64,
+    },
     /// Dialling the caller for the call-back.
     CallbackDialling {
         /// Through this trunk, if any.

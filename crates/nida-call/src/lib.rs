@@ -37,6 +37,7 @@ pub mod answering;
 pub mod bookings;
 pub mod calendar;
 mod callback;
+mod chosen;
 pub mod consult;
 mod hold;
 pub mod io;
@@ -53,6 +54,7 @@ pub mod timer;
 mod transfer;
 mod voicemail;
 
+pub use chosen::MAX_SLOTS as MAX_CALLBACK_SLOTS;
 pub use consult::{ConsultAction, ConsultTarget, Detached};
 pub use io::{
     CallEvent, CallInfo, CallbackStatus, FromCentre, HangupCause, LegEvent, NotBooked, Outcome,
@@ -62,5 +64,5 @@ pub use leg::{LegId, LegState, Role};
 pub use machine::{Call, Start};
 pub use media::law_of;
 pub use notify::{Delivery, Notice, NoticeResult};
-pub use rules::{CallConfig, QueueRules, Shared};
+pub use rules::{CallConfig, CallbackFirst, QueueRules, Shared};
 pub use target::{static_target, Dial, Purpose, Target};

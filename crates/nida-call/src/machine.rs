@@ -63,6 +63,9 @@ pub(crate) struct Callback {
     pub number: String,
     /// Its place among the pending call-backs, held until the call ends.
     pub _booking: Option<crate::bookings::Booking>,
+    /// The time the caller chose: the slot's start and when this one is
+    /// made (Unix seconds). `None`: as soon as an agent is free.
+    pub chosen: Option<(i64, i64)>,
 }
 
 /// Why a call-back request waits for the store.
@@ -83,6 +86,8 @@ pub(crate) struct PendingBooking {
     pub number: String,
     pub requested_at: i64,
     pub booking: crate::bookings::Booking,
+    /// The time chosen: the slot's start and when it is made.
+    pub chosen: Option<(i64, i64)>,
 }
 
 /// The caller and whoever they talk to.
@@ -142,6 +147,10 @@ pub struct Call {
     pub(crate) outcome: Outcome,
     pub(crate) callback: Option<Callback>,
     pub(crate) pending_booking: Option<PendingBooking>,
+    /// The call-back times the caller hears, while they choose.
+    pub(crate) slot_menu: Option<Vec<crate::calendar::Slot>>,
+    /// The time chosen, to say it back once it is booked.
+    pub(crate) slot_chosen: Option<crate::calendar::Slot>,
     pub(crate) transfers: Vec<String>,
     pub(crate) bridge: Option<Bridge>,
     /// The caller's hold by the agent.
@@ -257,6 +266,8 @@ impl Call {
             outcome: Outcome::Ivr,
             callback: None,
             pending_booking: None,
+            slot_menu: None,
+            slot_chosen: None,
             transfers: Vec::new(),
             bridge: None,
             hold: crate::hold::Hold::default(),
@@ -383,13 +394,27 @@ impl Call {
             done: false,
             requested_at: row.requested_at,
             number: row.number.clone(),
-            _booking: c.shared.bookings.book(&row.number).ok(),
+            _booking: c
+                .shared
+                .bookings
+                .book_at(&row.number, row.slot_at, u32::MAX)
+                .ok()
+                .map(|(b, _)| b),
+            chosen: row.slot_at.zip(row.due_at),
         });
         c.event(CallEvent::CallbackRestored {
             queue: row.queue.clone(),
             attempts: row.attempts,
         });
-        c.join_queue(now);
+        match row.due_at.filter(|due| *due > unix && row.attempts == 0) {
+            // Not due yet: it waits for its time.
+            Some(due) => c.timers.set(
+                Timer::CallbackRetry,
+                now + Duration::from_secs((due - unix) as u64),
+            ),
+            None if row.due_at.is_some() => c.callback_next(now),
+            None => c.join_queue(now),
+        }
         c.settle(now);
         c
     }
@@ -759,6 +784,7 @@ impl Call {
         } else if self.waiting() && (self.music || self.announcing) {
             // After an announcement, or at the end of the loop: music.
             self.announcing = false;
+            self.slot_menu_played(now);
             self.start_music();
         } else if self.on_hold() {
             // The music loops while the caller is held.
@@ -888,15 +914,13 @@ impl Call {
     fn on_timer(&mut self, now: Instant, t: Timer) {
         match t {
             Timer::Announce => self.announce_due(now),
-            Timer::CallbackRetry => {
-                self.event(CallEvent::CallbackRetry);
-                self.join_queue(now);
-            }
+            Timer::CallbackRetry => self.callback_next(now),
             Timer::MaxDuration => {
                 self.hang_up.get_or_insert(HangupCause::MaxDuration);
             }
             Timer::Voicemail => self.voicemail_done(),
             Timer::Ring => self.notice_ring_out(),
+            Timer::SlotMenu => self.slot_not_chosen(),
             Timer::Detect => self.notice_detect_due(now),
         }
     }

@@ -146,7 +146,7 @@ impl Call {
             info: self.info.clone(),
         });
         if !self.rules.announce.is_zero()
-            && self.callback.is_none()
+            && !self.parked()
             && self.timers.get(Timer::Announce).is_none()
         {
             self.timers.set(Timer::Announce, now + self.rules.announce);
@@ -160,6 +160,10 @@ impl Call {
     /// A key while waiting: the call-back digit asks for a call-back.
     /// True when the key was taken.
     pub(crate) fn queue_digit(&mut self, now: Instant, d: char) -> bool {
+        if self.slot_menu.is_some() && self.waiting() {
+            self.slot_digit(now, d);
+            return true;
+        }
         if !self.waiting()
             || self.callback.is_some()
             || self.pending_booking.is_some()
@@ -168,7 +172,7 @@ impl Call {
         {
             return false;
         }
-        self.request_callback(now, BookingFor::Digit)
+        self.callback_asked(now)
     }
 
     /// Announcement time: ask the core for the place in line.
@@ -176,7 +180,7 @@ impl Call {
         let Some(task) = self.task.filter(|_| self.waiting()) else {
             return;
         };
-        if self.callback.is_some() {
+        if self.parked() {
             return;
         }
         self.timers.set(Timer::Announce, now + self.rules.announce);
@@ -282,7 +286,7 @@ impl Call {
     }
 
     fn announce(&mut self, place: usize, wait: std::time::Duration) {
-        if !self.waiting() || self.announcing || self.callback.is_some() {
+        if !self.waiting() || self.announcing || self.slot_menu.is_some() || self.parked() {
             return;
         }
         let minutes = wait.as_secs().div_ceil(60).max(1);

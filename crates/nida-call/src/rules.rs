@@ -36,6 +36,28 @@ pub struct QueueRules {
     pub closed_exit: nida_acd::Exit,
     /// The longest voice message its callers leave.
     pub voicemail_max: Duration,
+    /// Times a caller who asks for a call-back may choose from (after
+    /// "as soon as possible"); 0: the call-back keeps the place in line.
+    pub callback_slots: usize,
+    /// Call-backs booked in one slot (an hour), at most; they are spread
+    /// over its hour.
+    pub callback_slot_capacity: u32,
+    /// The soonest slot offered, from the caller's request.
+    pub callback_lead: Duration,
+    /// Who a call-back at a chosen time reaches first.
+    pub callback_first: CallbackFirst,
+}
+
+/// Who a call-back at a chosen time reaches first when it is due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CallbackFirst {
+    /// It joins the line; the caller is dialled once an agent takes it
+    /// (nobody answers a call-back only to wait).
+    #[default]
+    Agent,
+    /// The caller is dialled at the time; once they answer they wait at
+    /// the head of the line (no agent waits on a phone that rings out).
+    Caller,
 }
 
 impl Default for QueueRules {
@@ -52,6 +74,10 @@ impl Default for QueueRules {
             calendar: None,
             closed_exit: nida_acd::Exit::Voicemail,
             voicemail_max: Duration::from_secs(120),
+            callback_slots: 0,
+            callback_slot_capacity: 20,
+            callback_lead: Duration::from_secs(3600),
+            callback_first: CallbackFirst::Agent,
         }
     }
 }

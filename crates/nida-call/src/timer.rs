@@ -8,7 +8,8 @@ use std::time::Instant;
 pub enum Timer {
     /// Ask the core for the place in line, to announce it.
     Announce = 0,
-    /// Put a call-back the caller did not answer back in line.
+    /// A call-back's next try (after a miss, or at the time the caller
+    /// chose): back in line, or the caller dialled.
     CallbackRetry = 1,
     /// The longest a caller stays on the line.
     MaxDuration = 2,
@@ -19,9 +20,11 @@ pub enum Timer {
     Ring = 4,
     /// The answering-machine detector's deadline.
     Detect = 5,
+    /// The caller did not choose a call-back time in time.
+    SlotMenu = 6,
 }
 
-const COUNT: usize = 6;
+const COUNT: usize = 7;
 const ALL: [Timer; COUNT] = [
     Timer::Announce,
     Timer::CallbackRetry,
@@ -29,6 +32,7 @@ const ALL: [Timer; COUNT] = [
     Timer::Voicemail,
     Timer::Ring,
     Timer::Detect,
+    Timer::SlotMenu,
 ];
 
 /// A deadline per [`Timer`].

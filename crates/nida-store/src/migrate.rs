@@ -172,6 +172,9 @@ pub const MIGRATIONS: &[&str] = &[
         seconds REAL NOT NULL,
         UNIQUE(id, attempt)
     );",
+    // 10: call-backs at a time the caller chose: the slot and when.
+    "ALTER TABLE callbacks ADD COLUMN slot_at INTEGER;
+    ALTER TABLE callbacks ADD COLUMN due_at INTEGER;",
 ];
 
 /// The newest schema version.

@@ -326,6 +326,13 @@ pub struct CallbackRow {
     pub requested_at: i64,
     /// When the status last changed.
     pub updated_at: i64,
+    /// For a call-back at a time the caller chose: the start of the slot
+    /// (Unix seconds), as they heard it.
+    #[serde(default)]
+    pub slot_at: Option<i64>,
+    /// And when it is made: the slot's start, or later in its hour.
+    #[serde(default)]
+    pub due_at: Option<i64>,
 }
 
 impl CallbackRow {
@@ -494,7 +501,7 @@ fn voicemail_row(r: &Row) -> rusqlite::Result<VoicemailRow> {
 }
 
 const CALLBACK_COLUMNS: &str = "call_id, number, source, called, queue, language, priority, \
-    skills, vars, path, status, attempts, requested_at, updated_at";
+    skills, vars, path, status, attempts, requested_at, updated_at, slot_at, due_at";
 
 fn callback_row(r: &Row) -> rusqlite::Result<CallbackRow> {
     Ok(CallbackRow {
@@ -512,6 +519,8 @@ fn callback_row(r: &Row) -> rusqlite::Result<CallbackRow> {
         attempts: r.get(11)?,
         requested_at: r.get(12)?,
         updated_at: r.get(13)?,
+        slot_at: r.get(14)?,
+        due_at: r.get(15)?,
     })
 }
 
@@ -757,7 +766,7 @@ impl Store {
         tx.execute(
             &format!(
                 "INSERT INTO callbacks ({CALLBACK_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, \
-                 ?9, ?10, ?11, ?12, ?13, ?14)
+                 ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
                  ON CONFLICT(call_id) DO UPDATE SET status = excluded.status,
                    attempts = excluded.attempts, updated_at = excluded.updated_at,
                    priority = excluded.priority"
@@ -777,6 +786,8 @@ impl Store {
                 c.attempts,
                 c.requested_at,
                 c.updated_at,
+                c.slot_at,
+                c.due_at,
             ],
         )
         .map_err(&err)?;

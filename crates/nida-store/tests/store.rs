@@ -162,6 +162,9 @@ fn callbacks_keep_their_state_and_history() {
         status: "requested".into(),
         requested_at: 50,
         updated_at: 50,
+        // At a chosen time: its slot and when it is made.
+        slot_at: Some(3600),
+        due_at: Some(3780),
         ..cb.clone()
     };
     s.put_callback(&other).unwrap();
@@ -190,6 +193,10 @@ fn callbacks_keep_their_state_and_history() {
     let pending = s.callbacks(true).unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].call_id, "cb2");
+    assert_eq!(
+        (pending[0].slot_at, pending[0].due_at),
+        (Some(3600), Some(3780))
+    );
     let all = s.callbacks(false).unwrap();
     let done = all.iter().find(|c| c.call_id == "cb1").unwrap();
     assert_eq!((done.status.as_str(), done.attempts), ("answered", 2));

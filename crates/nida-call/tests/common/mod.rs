@@ -634,6 +634,35 @@ impl World {
         index
     }
 
+    /// A call-back stored before a restart comes back (its caller on a
+    /// phone at `host` that answers as `answer`). Returns the call.
+    pub fn restore(
+        &mut self,
+        host: [u8; 4],
+        answer: Answer,
+        mut row: nida_store::CallbackRow,
+    ) -> usize {
+        let phone = Phone::new("restored", host, CALLER_HZ, answer);
+        row.source = phone.sip.to_string();
+        let index = self.calls.len();
+        let mut cfg = self.cfg.clone();
+        cfg.call_id = row.call_id.clone();
+        cfg.caller = row.number.clone();
+        cfg.source = phone.sip;
+        self.phones.push(phone);
+        let call = Call::restored(
+            self.now,
+            self.unix0 + self.elapsed().as_secs() as i64,
+            self.shared.clone(),
+            cfg,
+            nida_sip::rng::Rng::seeded(700 + index as u64),
+            &row,
+        );
+        self.calls.push(Slot::new(call, self.phones.len() - 1));
+        self.drain(index);
+        index
+    }
+
     /// The caller of `call` presses `digit`.
     pub fn press(&mut self, call: usize, digit: char) {
         let p = self.calls[call].caller;
@@ -1149,6 +1178,7 @@ impl World {
                 Ok(())
             }
             ToCentre::Abandon(t) => self.router.abandon(now, t),
+            ToCentre::Reschedule(t) => self.router.reschedule(now, t),
             ToCentre::Accept(a, t) => self.router.accept(now, a, t),
             ToCentre::Reject(a, t) => self.router.reject(now, a, t),
             ToCentre::Complete(t) => self.router.complete(now, t),
@@ -1238,6 +1268,12 @@ const PROMPTS: &[&str] = &[
     "queue_closed",
     "status_said",
     "menu",
+    "callback_when",
+    "callback_press",
+    "callback_scheduled",
+    "callback_connecting",
+    "day_today",
+    "day_tomorrow",
 ];
 
 /// The tone a prompt was given in this world.

@@ -57,7 +57,7 @@ pub struct StoreHealth {
 
 enum Job {
     Call(Box<CallRecord>, oneshot::Sender<()>),
-    Callback(CallbackRow, Option<oneshot::Sender<bool>>),
+    Callback(Box<CallbackRow>, Option<oneshot::Sender<bool>>),
     Outbound(OutboundRow),
     Notification(Box<NotificationChange>, String),
     /// Answered once every job sent before it is done (or kept for retry).
@@ -115,7 +115,7 @@ impl Writer {
                     if let Some(d) = done {
                         let _ = d.send(true);
                     }
-                    let _ = self.out.send(Stored::Callback(Box::new(row)));
+                    let _ = self.out.send(Stored::Callback(row));
                     Ok(())
                 }
                 Err(e) => Err(Box::new((Job::Callback(row, done), e))),
@@ -319,7 +319,7 @@ impl StoreHandle {
     /// Stores a call-back's state (in order with everything else this
     /// process stores; never waits; kept and tried again if it fails).
     pub fn callback(&self, row: CallbackRow) {
-        if self.tx.send(Job::Callback(row, None)).is_err() {
+        if self.tx.send(Job::Callback(Box::new(row), None)).is_err() {
             warn!("store stopped: call-back change lost");
         }
     }
@@ -329,7 +329,11 @@ impl StoreHandle {
     /// be told it is booked).
     pub async fn book_callback(&self, row: CallbackRow) -> bool {
         let (done, wait) = oneshot::channel();
-        if self.tx.send(Job::Callback(row, Some(done))).is_err() {
+        if self
+            .tx
+            .send(Job::Callback(Box::new(row), Some(done)))
+            .is_err()
+        {
             return false;
         }
         wait.await.unwrap_or(false)

@@ -103,7 +103,19 @@ pub fn event(
             info!(%queue, attempts, "call-back restored after a restart")
         }
         CallEvent::Parked => info!("waiting in line for the call-back"),
-        CallEvent::CallbackRetry => info!("trying the call-back again: back in line"),
+        CallEvent::CallbackRetry => info!("trying the call-back again"),
+        CallEvent::CallbackSlotsOffered(at) => {
+            info!(times = at.len(), "call-back: times offered")
+        }
+        CallEvent::CallbackSlotNotChosen => info!("call-back: no time chosen, still in line"),
+        CallEvent::CallbackScheduled { at } => info!(at, "call-back booked for a chosen time"),
+        CallEvent::CallbackDue => info!("call-back due at the chosen time"),
+        CallEvent::CallbackWaitsForOpening { at } => {
+            info!(
+                at,
+                "call-back due while the queue is closed: waits for the opening"
+            )
+        }
         CallEvent::CallbackDialling {
             trunk: Some(trunk), ..
         } => {

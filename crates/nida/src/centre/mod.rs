@@ -607,6 +607,7 @@ impl Centre {
                 self.command(Command::Enqueue(spec));
             }
             R::Abandon(t) => self.command(Command::Abandon(t)),
+            R::Reschedule(t) => self.command(Command::Reschedule(t)),
             R::Accept(a, t) => self.command(Command::Accept(a, t)),
             R::Reject(a, t) => self.command(Command::Reject(a, t)),
             R::Complete(t) => self.command(Command::Complete(t)),
@@ -705,7 +706,7 @@ impl Centre {
                     EndReason::Refused(_) => {
                         self.send_to(task, FromCentre::Refused).await;
                     }
-                    EndReason::Completed | EndReason::Abandoned => {}
+                    EndReason::Completed | EndReason::Abandoned | EndReason::Rescheduled => {}
                 }
                 self.calls.remove(&task);
                 self.talking.retain(|_, t| *t != task);

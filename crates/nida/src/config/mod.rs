@@ -417,6 +417,21 @@ pub struct QueueDef {
     pub callback_attempts: u32,
     /// Time between two tries.
     pub callback_retry_seconds: u64,
+    /// Times a caller who presses the call-back digit may choose from
+    /// (later today, the next open days' mornings and afternoons), after
+    /// 1 for "as soon as possible"; 0 (the default): no choice, the
+    /// call-back keeps the place in line. At most 8 (keys 2 to 9).
+    pub callback_slots: usize,
+    /// Call-backs booked in one slot (an hour), at most; they are spread
+    /// over its hour. A full slot is not offered.
+    pub callback_slot_capacity: u32,
+    /// The soonest time offered, in minutes from the request.
+    pub callback_lead_minutes: u64,
+    /// Who a call-back at a chosen time reaches first: `agent` (it joins
+    /// the line, the caller is dialled once an agent takes it; the
+    /// default) or `caller` (the caller is dialled at the time and waits
+    /// at the head of the line).
+    pub callback_first: CallbackFirstDef,
     /// The calendar of the queue's opening hours (none: always open).
     pub calendar: Option<String>,
     /// Where a call goes when the queue is closed: `voicemail` (the
@@ -449,6 +464,13 @@ impl QueueDef {
                 }
             },
             voicemail_max: Duration::from_secs(self.voicemail_seconds.clamp(1, 600)),
+            callback_slots: self.callback_slots,
+            callback_slot_capacity: self.callback_slot_capacity,
+            callback_lead: Duration::from_secs(self.callback_lead_minutes * 60),
+            callback_first: match self.callback_first {
+                CallbackFirstDef::Agent => nida_call::CallbackFirst::Agent,
+                CallbackFirstDef::Caller => nida_call::CallbackFirst::Caller,
+            },
         }
     }
 }
@@ -471,6 +493,10 @@ impl Default for QueueDef {
             callback_digit: "1".into(),
             callback_attempts: 3,
             callback_retry_seconds: 300,
+            callback_slots: 0,
+            callback_slot_capacity: 20,
+            callback_lead_minutes: 60,
+            callback_first: CallbackFirstDef::Agent,
             calendar: None,
             closed_exit: None,
             wrapup_codes: Vec::new(),
@@ -919,8 +945,36 @@ impl AgentDef {
     }
 }
 
+/// `callback_first`: who a call-back at a chosen time reaches first.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum CallbackFirstDef {
+    /// An agent takes it, then the caller is dialled.
+    #[default]
+    Agent,
+    /// The caller is dialled, then waits at the head of the line.
+    Caller,
+}
+
 impl QueueDef {
     fn validate(&self, name: &str) -> Result<(), ConfigError> {
+        if self.callback_slots > nida_call::MAX_CALLBACK_SLOTS {
+            return Err(ConfigError::value(
+                "queues",
+                format!(
+                    "queue {name}: callback_slots is at most {} (keys 2 to 9)",
+                    nida_call::MAX_CALLBACK_SLOTS
+                ),
+            ));
+        }
+        if self.callback_slots > 0
+            && (self.callback_slot_capacity == 0 || self.callback_digit.is_empty())
+        {
+            return Err(ConfigError::value(
+                "queues",
+                format!("queue {name}: callback_slots needs a callback_digit and a callback_slot_capacity above 0"),
+            ));
+        }
         let d = &self.callback_digit;
         if d.chars().count() > 1 || !d.chars().all(|c| "0123456789*#".contains(c)) {
             return Err(ConfigError::value(
@@ -1103,6 +1157,24 @@ mod tests {
     }
 
     #[test]
+    fn call_backs_at_a_chosen_time_are_configured_per_queue() {
+        let c = Config::from_file(&write(concat!(
+            "[queues.a]\ncallback_slots = 3\ncallback_first = \"caller\"\n",
+            "callback_slot_capacity = 12\ncallback_lead_minutes = 90\n",
+            "[queues.b]\n",
+        )))
+        .unwrap();
+        let a = c.queues["a"].rules();
+        assert_eq!(a.callback_slots, 3);
+        assert_eq!(a.callback_slot_capacity, 12);
+        assert_eq!(a.callback_lead, Duration::from_secs(90 * 60));
+        assert_eq!(a.callback_first, nida_call::CallbackFirst::Caller);
+        let b = c.queues["b"].rules();
+        assert_eq!(b.callback_slots, 0, "off unless asked for");
+        assert_eq!(b.callback_first, nida_call::CallbackFirst::Agent);
+    }
+
+    #[test]
     fn bad_values_are_clear_errors() {
         let cases = [
             ("unknown_key = 1\n", "unknown field"),
@@ -1141,6 +1213,12 @@ mod tests {
             ),
             ("[queues.q]\noffer_timeout_seconds = 0\n", "offer_timeout_seconds"),
             ("[queues.q]\ncallback_digit = \"12\"\n", "callback_digit"),
+            ("[queues.q]\ncallback_slots = 9\n", "callback_slots is at most 8"),
+            (
+                "[queues.q]\ncallback_slots = 3\ncallback_slot_capacity = 0\n",
+                "callback_slot_capacity above 0",
+            ),
+            ("[queues.q]\ncallback_first = \"robot\"\n", "unknown variant"),
             ("[protection]\ntcp_idle_seconds = 0\n", "tcp_idle_seconds"),
             ("[protection]\nmax_half_open_share = 1.5\n", "max_half_open_share"),
             ("[protection]\nipv4_prefix = 33\n", "ipv4_prefix"),

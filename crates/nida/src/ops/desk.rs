@@ -150,6 +150,8 @@ pub(crate) async fn agent_voicemail_handled(
             attempts: 0,
             requested_at: now,
             updated_at: now,
+            slot_at: None,
+            due_at: None,
         })
     } else {
         None
