@@ -445,3 +445,45 @@ pub fn require(program: &str, package: &str) {
 pub fn which_sipp() {
     require("sipp", "sip-tester");
 }
+
+/// Writes `pcm` (8 kHz mono) as a pcap of RTP packets (PCMA, 20 ms each,
+/// timed as they would be sent) that sipp's `play_pcap_audio` plays: an
+/// Ethernet, IPv4 and UDP frame around each packet.
+pub fn write_rtp_pcap(path: &Path, pcm: &[i16]) {
+    let mut out = Vec::new();
+    // Global header: microsecond pcap 2.4, Ethernet links.
+    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&4u16.to_le_bytes());
+    out.extend_from_slice(&[0; 8]);
+    out.extend_from_slice(&65_535u32.to_le_bytes());
+    out.extend_from_slice(&1u32.to_le_bytes());
+    for (i, frame) in pcm.chunks(160).enumerate() {
+        let payload = nida_media::Law::A.encode(frame);
+        let mut rtp = vec![0x80, 8];
+        rtp.extend_from_slice(&(i as u16).to_be_bytes());
+        rtp.extend_from_slice(&((i * 160) as u32).to_be_bytes());
+        rtp.extend_from_slice(&0x5eed_0001u32.to_be_bytes());
+        rtp.extend_from_slice(&payload);
+        let udp_len = 8 + rtp.len();
+        let ip_len = 20 + udp_len;
+        let mut pkt = Vec::with_capacity(14 + ip_len);
+        pkt.extend_from_slice(&[0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 1, 0x08, 0x00]);
+        pkt.extend_from_slice(&[0x45, 0]);
+        pkt.extend_from_slice(&(ip_len as u16).to_be_bytes());
+        pkt.extend_from_slice(&[0, 0, 0, 0, 64, 17, 0, 0]);
+        pkt.extend_from_slice(&[127, 0, 0, 1, 127, 0, 0, 1]);
+        pkt.extend_from_slice(&6000u16.to_be_bytes());
+        pkt.extend_from_slice(&6002u16.to_be_bytes());
+        pkt.extend_from_slice(&(udp_len as u16).to_be_bytes());
+        pkt.extend_from_slice(&[0, 0]);
+        pkt.extend_from_slice(&rtp);
+        let us = i as u64 * 20_000;
+        out.extend_from_slice(&((us / 1_000_000) as u32).to_le_bytes());
+        out.extend_from_slice(&((us % 1_000_000) as u32).to_le_bytes());
+        out.extend_from_slice(&(pkt.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(pkt.len() as u32).to_le_bytes());
+        out.extend_from_slice(&pkt);
+    }
+    std::fs::write(path, out).expect("pcap written");
+}
