@@ -1307,3 +1307,52 @@ fn an_agent_holds_past_the_rtp_timeout_and_both_hear_each_other_after_resume() {
     let (pcm, rate) = phone.heard().expect("baresip's decoded dump");
     assert!(has_tone(&pcm, rate, 1000.0), "the agent heard the caller");
 }
+
+#[test]
+fn an_agent_keys_a_wrap_up_code_on_the_phone() {
+    common::which_sipp();
+    let agent_port = common::ports(10);
+    let agents = format!(
+        "[[agents]]\nid = 1\nuser = \"1001\"\npassword = \"s3cret\"\nskills = {{ visa = 5 }}\n\
+         languages = [\"en\"]\ncontact = \"sip:1001@127.0.0.1:{agent_port}\"\n"
+    );
+    let extra = format!(
+        "data_dir = \"DATA\"\n{}",
+        agent_config(
+            &agents,
+            "wrapup_codes = [\"visa status given\", \"complaint opened\", \"needs follow-up\"]\n"
+        )
+    );
+    let nida = start_centre(&extra);
+    let phone = sipp_phone("agent_wrapup_keys.xml", agent_port, 1, 60, true);
+    let voice = caller_voice(&nida.dir);
+    let heard = nida.dir.join("caller-heard.wav");
+    let call = caller(&nida, "2,0", 40, &voice, &heard);
+    let out = phone.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "agent's sipp: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        nida.log()
+    );
+    let _ = finish(call);
+    assert!(
+        wait(Duration::from_secs(10), || records(&nida)
+            .first()
+            .is_some_and(
+                |r| r["wrapup"] == serde_json::json!(["complaint opened"])
+            )),
+        "{:?}\n{}",
+        records(&nida),
+        nida.log()
+    );
+    let r = &records(&nida)[0];
+    assert_eq!(r["agent"], 1, "{r}");
+    let counts = nida.get("/api/wrapups");
+    assert!(
+        counts.contains(
+            "\"agent\":1,\"queue\":\"visa_general\",\"code\":\"complaint opened\",\"count\":1"
+        ),
+        "{counts}"
+    );
+}

@@ -141,7 +141,8 @@ fn wallboard_and_agent_page_follow_a_real_call_in_chromium() {
         format!(
             "data_dir = \"{}\"\n[[agents]]\nid = 1\nuser = \"1001\"\npassword = \"pw-one\"\nname = \"Amina\"\n\
              skills = {{ visa = 5 }}\nlanguages = [\"en\", \"ar\"]\ncontact = \"sip:1001@127.0.0.1:{agent_port}\"\n\
-             [queues.visa_general]\nannounce_seconds = 0\nwrap_up_seconds = 60\n",
+             [queues.visa_general]\nannounce_seconds = 0\nwrap_up_seconds = 60\n\
+             wrapup_codes = [\"visa status given\", \"complaint opened\", \"needs follow-up\"]\n",
             dir.join("data").display()
         )
     });
@@ -326,6 +327,28 @@ fn wallboard_and_agent_page_follow_a_real_call_in_chromium() {
         browser.js("return document.body.innerText"),
         nida.log()
     );
+    // The queue's wrap-up codes: the agent ticks two and saves them.
+    assert!(
+        browser.until(
+            "!document.querySelector('#codes').hidden && document.querySelectorAll('#code-list input').length === 3",
+            Duration::from_secs(5)
+        ),
+        "{}",
+        browser.js("return document.body.innerText")
+    );
+    browser.js(
+        "document.querySelector('#code-list input[value=\"visa status given\"]').click();\
+         document.querySelector('#code-list input[value=\"needs follow-up\"]').click();\
+         document.querySelector('#btn-codes').click(); return true;",
+    );
+    assert!(
+        browser.until(
+            "!document.querySelector('#codes-saved').hidden",
+            Duration::from_secs(5)
+        ),
+        "{}",
+        nida.log()
+    );
     let out = phone.wait_with_output().unwrap();
     assert!(
         out.status.success(),
@@ -342,6 +365,31 @@ fn wallboard_and_agent_page_follow_a_real_call_in_chromium() {
     let _ = caller.kill();
     let _ = caller.wait();
 
+    // The codes are the call's, counted for the agent and the queue.
+    let records: serde_json::Value = serde_json::from_str(&nida.get("/api/records")).unwrap();
+    let answered = records
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["agent"] == 1)
+        .unwrap_or_else(|| panic!("{records}"));
+    let mut codes: Vec<&str> = answered["wrapup"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c.as_str())
+        .collect();
+    codes.sort_unstable();
+    assert_eq!(
+        codes,
+        ["needs follow-up", "visa status given"],
+        "{answered}"
+    );
+    let counts = nida.get("/api/wrapups");
+    assert!(
+        counts.contains("\"code\":\"needs follow-up\",\"count\":1"),
+        "{counts}"
+    );
     // The wallboard's chart of the day has this hour's offered and
     // answered bars for the queue.
     browser.open(&format!("{base}/wallboard#token={TOKEN}"));

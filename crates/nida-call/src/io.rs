@@ -533,6 +533,21 @@ pub enum CallEvent {
     CallbackRetry,
     /// The caller hears the times they may choose to be called back at.
     CallbackSlotsOffered(Vec<i64>),
+    /// The agent keyed a wrap-up code on their phone (`*`, its number in
+    /// the queue's list, `#`).
+    WrapupKeyed {
+        /// The agent.
+        agent: AgentId,
+        /// The code.
+        code: String,
+    },
+    /// The agent keyed a number that is no wrap-up code of the queue.
+    WrapupKeyUnknown {
+        /// The agent.
+        agent: AgentId,
+        /// What they keyed.
+        keyed: String,
+    },
     /// The caller chose no time the menu offered: they stay in line.
     CallbackSlotNotChosen,
     /// A call-back at a chosen time is booked: out of the line until
@@ -720,6 +735,8 @@ pub enum Output {
     Voicemail(Recording),
     /// A notification attempt's result (before the record, if any).
     Notice(crate::notify::NoticeResult),
+    /// Store wrap-up codes the agent keyed on their phone.
+    Wrapup(nida_store::Wrapup),
     /// Something happened.
     Event(CallEvent),
 }

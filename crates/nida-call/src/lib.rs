@@ -53,6 +53,7 @@ mod target;
 pub mod timer;
 mod transfer;
 mod voicemail;
+mod wrapup;
 
 pub use chosen::MAX_SLOTS as MAX_CALLBACK_SLOTS;
 pub use consult::{ConsultAction, ConsultTarget, Detached};

@@ -151,6 +151,8 @@ pub struct Call {
     pub(crate) slot_menu: Option<Vec<crate::calendar::Slot>>,
     /// The time chosen, to say it back once it is booked.
     pub(crate) slot_chosen: Option<crate::calendar::Slot>,
+    /// What the agent keys after `*` (a wrap-up code's number).
+    pub(crate) agent_keys: Option<String>,
     pub(crate) transfers: Vec<String>,
     pub(crate) bridge: Option<Bridge>,
     /// The caller's hold by the agent.
@@ -268,6 +270,7 @@ impl Call {
             pending_booking: None,
             slot_menu: None,
             slot_chosen: None,
+            agent_keys: None,
             transfers: Vec::new(),
             bridge: None,
             hold: crate::hold::Hold::default(),
@@ -752,6 +755,9 @@ impl Call {
             MediaEvent::Dtmf(d) if caller => self.caller_digit(now, d),
             MediaEvent::Dtmf(d) if self.supervisor.as_ref().is_some_and(|s| s.leg == leg) => {
                 self.supervisor_key(now, d)
+            }
+            MediaEvent::Dtmf(d) if self.bridge.is_some_and(|b| b.leg == leg) => {
+                self.agent_key(now, d)
             }
             MediaEvent::Dtmf(_) => {}
             MediaEvent::Timeout if caller => {

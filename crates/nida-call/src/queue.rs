@@ -367,9 +367,13 @@ impl Call {
             }
             LegEvent::Progress(status) => self.event(CallEvent::Progress { leg, status }),
             LegEvent::Refer(target) => self.transfer(now, leg, target),
-            // Keys count from the caller only, as RFC 4733 ones do, and
-            // from a supervisor (their mode).
+            // Keys count from the caller only, as RFC 4733 ones do, from a
+            // supervisor (their mode) and from the bridged agent (wrap-up
+            // codes).
             LegEvent::Dtmf(d) if role == Role::Supervisor => self.supervisor_key(now, d),
+            LegEvent::Dtmf(d) if self.bridge.is_some_and(|b| b.leg == leg) => {
+                self.agent_key(now, d)
+            }
             LegEvent::Dtmf(_) => {}
             LegEvent::Media(n) => self.media_changed(now, leg, n),
             LegEvent::PlaceFailed | LegEvent::Ended(_) if role == Role::Supervisor => {

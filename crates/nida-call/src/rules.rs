@@ -46,6 +46,9 @@ pub struct QueueRules {
     pub callback_lead: Duration,
     /// Who a call-back at a chosen time reaches first.
     pub callback_first: CallbackFirst,
+    /// The queue's wrap-up codes, in order: an agent keys `*2#` on their
+    /// phone for the second.
+    pub wrapup_codes: Vec<String>,
 }
 
 /// Who a call-back at a chosen time reaches first when it is due.
@@ -78,6 +81,7 @@ impl Default for QueueRules {
             callback_slot_capacity: 20,
             callback_lead: Duration::from_secs(3600),
             callback_first: CallbackFirst::Agent,
+            wrapup_codes: Vec::new(),
         }
     }
 }

@@ -395,3 +395,50 @@ fn a_queues_voicemail_exit_takes_a_message_after_the_longest_wait() {
     assert!(r.queued_at.is_some());
     assert_eq!(r.ivr.as_ref().unwrap().end, IvrEnd::Voicemail);
 }
+
+#[test]
+fn an_agent_keys_wrap_up_codes_on_the_phone_during_the_call() {
+    let mut w = world(QueueRules {
+        wrapup_codes: vec![
+            "visa status given".into(),
+            "complaint opened".into(),
+            "needs follow-up".into(),
+        ],
+        ..quiet()
+    });
+    w.agent(1, Answer::After(S(1)));
+    let c = w.call_in("line", "0501234567", Answer::Never);
+    w.run_until(S(10), |w| {
+        w.saw(c, |e| matches!(e, CallEvent::Bridged { .. }))
+    });
+    w.run_for(S(1));
+    // In the media (RFC 4733): *3# is the third code.
+    for k in ['*', '3', '#'] {
+        w.agent_press(1, k);
+        w.run_for(Duration::from_millis(400));
+    }
+    w.run_until(S(3), |w| !w.wrapups.is_empty());
+    let keyed = &w.wrapups[0];
+    assert_eq!(keyed.codes, ["needs follow-up"]);
+    assert_eq!((keyed.agent, keyed.queue.as_str()), (1, "visa"));
+    assert_eq!(keyed.call_id, "call-1");
+    // By SIP INFO: *1# the first; *7# is no code and stores nothing.
+    let agent_phone = w.agents[&1];
+    for k in ['*', '7', '#', '*', '1', '#'] {
+        w.phone_press(agent_phone, k);
+    }
+    assert!(w.saw(
+        c,
+        |e| matches!(e, CallEvent::WrapupKeyUnknown { keyed, .. } if keyed == "7")
+    ));
+    let codes: Vec<&str> = w.wrapups.iter().map(|x| x.codes[0].as_str()).collect();
+    assert_eq!(codes, ["needs follow-up", "visa status given"]);
+    // The caller's keys are the caller's: no code from them.
+    w.press(c, '*');
+    w.run_for(Duration::from_millis(300));
+    w.press(c, '2');
+    w.run_for(Duration::from_millis(300));
+    w.press(c, '#');
+    w.run_for(S(1));
+    assert_eq!(w.wrapups.len(), 2);
+}

@@ -339,6 +339,8 @@ pub struct World {
     pub unix0: i64,
     /// Notification attempts' results, in order.
     pub notices: Vec<nida_call::NoticeResult>,
+    /// Wrap-up codes keyed on agents' phones, in order.
+    pub wrapups: Vec<nida_store::Wrapup>,
 }
 
 /// A queue's rules for the router (the defaults, with `f` applied).
@@ -459,6 +461,7 @@ impl World {
             lookups: VecDeque::new(),
             unix0: 1_800_000_000,
             notices: Vec::new(),
+            wrapups: Vec::new(),
         }
     }
 
@@ -670,6 +673,16 @@ impl World {
             .rtp
             .as_mut()
             .expect("the caller is on the line");
+        assert!(rtp.send_dtmf(digit, Duration::from_millis(100)));
+    }
+
+    /// Agent `id`'s phone sends `digit` in its media (RFC 4733).
+    pub fn agent_press(&mut self, id: u32, digit: char) {
+        let p = self.agents[&id];
+        let rtp = self.phones[p]
+            .rtp
+            .as_mut()
+            .expect("the agent is on the line");
         assert!(rtp.send_dtmf(digit, Duration::from_millis(100)));
     }
 
@@ -1123,6 +1136,7 @@ impl World {
                 }
                 Output::Voicemail(r) => self.calls[i].voicemail_end = Some(r),
                 Output::Notice(n) => self.notices.push(n),
+                Output::Wrapup(w) => self.wrapups.push(w),
             }
         }
     }

@@ -60,6 +60,8 @@ enum Job {
     Callback(Box<CallbackRow>, Option<oneshot::Sender<bool>>),
     Outbound(OutboundRow),
     Notification(Box<NotificationChange>, String),
+    /// Wrap-up codes an agent keyed on their phone.
+    Wrapup(Box<nida_store::Wrapup>),
     /// Answered once every job sent before it is done (or kept for retry).
     Flush(oneshot::Sender<()>),
     /// A change someone waits for (an agent's wrap-up, a voice message
@@ -131,6 +133,10 @@ impl Writer {
                 }
                 Err(e) => Err(Box::new((Job::Notification(c, number), e))),
             },
+            Job::Wrapup(w) => match self.store.add_wrapup(&w) {
+                Ok(()) => Ok(()),
+                Err(e) => Err(Box::new((Job::Wrapup(w), e))),
+            },
             Job::Flush(done) => {
                 let _ = done.send(());
                 Ok(())
@@ -169,6 +175,10 @@ impl Writer {
             Job::Notification(c, number) => {
                 warn!(error = %e, notification = %c.id, "notification change not stored yet: kept, tried again");
                 Job::Notification(c, number)
+            }
+            Job::Wrapup(w) => {
+                warn!(error = %e, call_id = %w.call_id, "wrap-up codes not stored yet: kept, tried again");
+                Job::Wrapup(w)
             }
             Job::Flush(done) => {
                 let _ = done.send(());
@@ -314,6 +324,14 @@ impl StoreHandle {
             return;
         }
         let _ = wait.await;
+    }
+
+    /// Stores wrap-up codes keyed on an agent's phone (never waits; kept
+    /// and tried again if it fails).
+    pub fn wrapup(&self, w: nida_store::Wrapup) {
+        if self.tx.send(Job::Wrapup(Box::new(w))).is_err() {
+            warn!("store stopped: wrap-up codes lost");
+        }
     }
 
     /// Stores a call-back's state (in order with everything else this

@@ -110,6 +110,12 @@ pub fn event(
         CallEvent::CallbackSlotNotChosen => info!("call-back: no time chosen, still in line"),
         CallEvent::CallbackScheduled { at } => info!(at, "call-back booked for a chosen time"),
         CallEvent::CallbackDue => info!("call-back due at the chosen time"),
+        CallEvent::WrapupKeyed { agent, code } => {
+            info!(agent = agent.0, %code, "wrap-up code keyed on the phone")
+        }
+        CallEvent::WrapupKeyUnknown { agent, keyed } => {
+            warn!(agent = agent.0, %keyed, "keyed number is no wrap-up code of the queue")
+        }
         CallEvent::CallbackWaitsForOpening { at } => {
             info!(
                 at,

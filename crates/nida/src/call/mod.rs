@@ -728,6 +728,7 @@ impl Shell {
                 });
             }
             Output::StoreCallback(row) => s.store.callback(row),
+            Output::Wrapup(w) => s.store.wrapup(w),
             Output::Record(record) => {
                 // The recording it names is complete before the record.
                 if let Some(r) = self.recorder.take() {

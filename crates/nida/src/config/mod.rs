@@ -471,6 +471,7 @@ impl QueueDef {
                 CallbackFirstDef::Agent => nida_call::CallbackFirst::Agent,
                 CallbackFirstDef::Caller => nida_call::CallbackFirst::Caller,
             },
+            wrapup_codes: self.wrapup_codes.clone(),
         }
     }
 }
