@@ -1356,3 +1356,185 @@ fn an_agent_keys_a_wrap_up_code_on_the_phone() {
         "{counts}"
     );
 }
+
+/// A caller (their number vouched for by a trusted network) leaves a voice
+/// message when the queue's wait runs out; the agent marks it handled with
+/// a call-back; once the agent is ready nida rings them, dials the
+/// citizen's phone and bridges the two.
+#[test]
+fn a_voice_message_is_called_back_through_the_queue() {
+    common::which_sipp();
+    let citizen = common::ports(10);
+    let agent_port = common::ports(10);
+    let agents = format!(
+        "[[agents]]\nid = 1\nuser = \"1001\"\npassword = \"s3cret\"\nskills = {{ visa = 5 }}\n\
+         languages = [\"en\"]\ncontact = \"sip:1001@127.0.0.1:{agent_port}\"\n"
+    );
+    let extra = format!(
+        "data_dir = \"DATA\"\noutbound_uri = \"sip:{{number}}@127.0.0.1:{citizen}\"\n{}\n{TRUSTED_CALLER}",
+        agent_config(
+            &agents,
+            "max_wait_seconds = 2\nexit = \"voicemail\"\nvoicemail_seconds = 4\n"
+        )
+    );
+    let nida = start_centre(&extra);
+    assert!(http(&nida, "POST", "/api/agents/1/not_ready?reason=briefing") == 202);
+    let out = Command::new(env!("CARGO_BIN_EXE_nida"))
+        .args(["call", &format!("sip:8005@{}", nida.sip)])
+        .args(["--from", CALLER_NUMBER])
+        .args([
+            "--digits",
+            "2,0",
+            "--barge-in-ms",
+            "1500",
+            "--gap-ms",
+            "6000",
+        ])
+        .args(["--max-seconds", "40"])
+        .arg("--say")
+        .arg(caller_voice_for(&nida.dir, 40))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list = || -> serde_json::Value {
+        serde_json::from_str(&nida.get("/api/voicemails?open=true")).unwrap()
+    };
+    assert!(
+        wait(Duration::from_secs(10), || list().as_array().unwrap().len()
+            == 1),
+        "{}",
+        nida.log()
+    );
+    let vm = list()[0].clone();
+    assert_eq!(vm["caller"], CALLER_NUMBER, "{vm}");
+    assert_eq!(vm["may_call_back"], true, "a proven number: {vm}");
+    let id = vm["id"].as_i64().unwrap();
+    let mut phone = sipp_phone("callback_answer.xml", citizen, 1, 60, true);
+    let agent = sipp_phone("answer_until_bye.xml", agent_port, 1, 60, true);
+    let path = format!("/api/agents/1/voicemails/{id}/handled?callback=true");
+    let (code, text) = common::http(nida.http, "POST", &path, Some(TOKEN), "");
+    assert_eq!(code, 200, "{text}");
+    assert!(list().as_array().unwrap().is_empty(), "handled");
+    let booked = callbacks(&nida);
+    assert_eq!(booked.len(), 1, "{booked:?}");
+    assert_eq!(booked[0]["number"], CALLER_NUMBER);
+    assert_eq!(booked[0]["status"], "requested");
+    // In line (agent first): nobody is dialled while the agent is not
+    // ready.
+    assert!(
+        nida.wait_log("call-back restored", Duration::from_secs(5)),
+        "{}",
+        nida.log()
+    );
+    assert!(phone.try_wait().unwrap().is_none());
+    assert!(!nida.log().contains("call-back: dialling"));
+    assert!(http(&nida, "POST", "/api/agents/1/ready") == 202);
+    let out = agent.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "agent's sipp: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        nida.log()
+    );
+    assert!(wait(Duration::from_secs(10), || phone
+        .try_wait()
+        .unwrap()
+        .is_some()));
+    let out = phone.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "citizen's sipp: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        nida.log()
+    );
+    assert!(
+        wait(Duration::from_secs(10), || records(&nida)
+            .iter()
+            .any(|r| r["callback"] == true)),
+        "{}",
+        nida.log()
+    );
+    let r = records(&nida)
+        .into_iter()
+        .find(|r| r["callback"] == true)
+        .unwrap();
+    assert_eq!(r["outcome"], "answered", "{r}");
+    assert_eq!(r["agent"], 1, "{r}");
+    assert_eq!(
+        callbacks(&nida).last().unwrap()["status"],
+        "answered",
+        "{:?}",
+        callbacks(&nida)
+    );
+    let store = nida_store::Store::open_dir(&nida.dir.join("data")).unwrap();
+    let out = store.outbound_calls().unwrap();
+    assert!(
+        out.iter().any(|o| o.purpose == "callback"
+            && o.number == CALLER_NUMBER
+            && o.verdict == "allowed"),
+        "{out:?}"
+    );
+}
+
+/// A queue closed by its calendar (a holiday today, in the centre's zone)
+/// offers nobody the call, ready agent or not: the caller hears that it
+/// is closed and leaves a message (the closed exit).
+#[test]
+fn a_closed_queue_takes_a_message_instead_of_ringing_the_agent() {
+    // The holiday covers yesterday to tomorrow (UTC), so the date cannot
+    // change under the test.
+    let date = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date();
+    let today = (date.yesterday().unwrap(), date.tomorrow().unwrap());
+    let extra = format!(
+        "data_dir = \"DATA\"\n{}\n[calendars.desk]\ntime_zone = \"UTC\"\n\
+         week = {{ mon = \"24h\", tue = \"24h\", wed = \"24h\", thu = \"24h\", fri = \"24h\", sat = \"24h\", sun = \"24h\" }}\n\
+         [[calendars.desk.dates]]\nfrom = \"{}\"\nto = \"{}\"\nclosed = true\nname = \"holiday\"\n",
+        agent_config(AGENT_1001, "calendar = \"desk\"\nvoicemail_seconds = 3\n"),
+        today.0,
+        today.1
+    );
+    let nida = start_centre(&extra);
+    let phone = registered_phone(&nida, true);
+    let out = Command::new(env!("CARGO_BIN_EXE_nida"))
+        .args(["call", &format!("sip:8005@{}", nida.sip)])
+        .args([
+            "--digits",
+            "2,0",
+            "--barge-in-ms",
+            "1500",
+            "--gap-ms",
+            "6000",
+        ])
+        .args(["--max-seconds", "40"])
+        .arg("--say")
+        .arg(caller_voice_for(&nida.dir, 40))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        wait(Duration::from_secs(10), || !records(&nida).is_empty()),
+        "{}",
+        nida.log()
+    );
+    let r = &records(&nida)[0];
+    assert_eq!(r["queue"], "visa_general", "{r}");
+    assert!(r["agent"].is_null(), "no agent took it: {r}");
+    let vms: serde_json::Value =
+        serde_json::from_str(&nida.get("/api/voicemails?open=true")).unwrap();
+    assert_eq!(vms.as_array().unwrap().len(), 1, "{vms}");
+    assert_eq!(vms[0]["queue"], "visa_general", "{vms}");
+    let log = nida.log();
+    assert!(log.contains("queue closed"), "{log}");
+    assert!(!log.contains("ringing agent"), "{log}");
+    assert!(!phone.log().contains("incoming call"), "{}", phone.log());
+}
