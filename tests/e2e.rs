@@ -20,3 +20,4 @@ mod supervisors;
 mod torture;
 mod trunks;
 mod web;
+mod websocket;

@@ -170,6 +170,21 @@ impl Registrar {
         self.bindings.values().map(|b| b.expires).min()
     }
 
+    /// Removes the bindings registered over one connection (a closed
+    /// WebSocket); returns their users.
+    pub fn drop_connection(&mut self, transport: Transport, source: SocketAddr) -> Vec<String> {
+        let gone: Vec<String> = self
+            .bindings
+            .values()
+            .filter(|b| b.transport == transport && b.source == source)
+            .map(|b| b.user.clone())
+            .collect();
+        for u in &gone {
+            self.bindings.remove(u);
+        }
+        gone
+    }
+
     /// Removes lapsed bindings; returns their users.
     pub fn expire(&mut self, now: Instant) -> Vec<String> {
         let gone: Vec<String> = self

@@ -24,6 +24,9 @@ pub fn naptr_service(t: Transport) -> &'static str {
         Transport::Udp => "SIP+D2U",
         Transport::Tcp => "SIP+D2T",
         Transport::Tls => "SIPS+D2T",
+        // RFC 7118 10.
+        Transport::Ws => "SIP+D2W",
+        Transport::Wss => "SIPS+D2W",
     }
 }
 
@@ -34,6 +37,8 @@ pub fn srv_name(domain: &str, t: Transport) -> String {
         Transport::Udp => format!("_sip._udp.{domain}."),
         Transport::Tcp => format!("_sip._tcp.{domain}."),
         Transport::Tls => format!("_sips._tcp.{domain}."),
+        Transport::Ws => format!("_sip._ws.{domain}."),
+        Transport::Wss => format!("_sips._ws.{domain}."),
     }
 }
 

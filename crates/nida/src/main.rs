@@ -530,7 +530,11 @@ async fn serve(
             &cfg.realm,
             driver_queue.0.clone(),
         )
-        .with_notifications(notify),
+        .with_notifications(notify)
+        .with_sip_websocket(ops::sipws::WsLimits {
+            max_message: cfg.protection.max_message,
+            idle: cfg.protection.tcp_idle,
+        }),
         cfg.protection.guard(),
     ));
     webhooks::start(&cfg.webhooks, &centre, &store);

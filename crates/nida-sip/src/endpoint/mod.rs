@@ -56,25 +56,39 @@ pub enum Transport {
     Tcp,
     /// A TLS connection (framed like TCP).
     Tls,
+    /// A WebSocket (RFC 7118): one SIP message per WebSocket message, on
+    /// a connection the peer opened to the HTTP listener.
+    Ws,
+    /// A WebSocket over TLS.
+    Wss,
 }
 
 impl Transport {
     /// Whether the transport retransmits by itself.
     pub fn reliable(self) -> bool {
-        matches!(self, Transport::Tcp | Transport::Tls)
+        self != Transport::Udp
     }
 
     /// Whether the signalling is encrypted (SDES keys may travel in it).
     pub fn secure(self) -> bool {
-        self == Transport::Tls
+        matches!(self, Transport::Tls | Transport::Wss)
     }
 
-    /// The `transport` URI parameter for it (RFC 3261 19.1.1).
+    /// Whether the peer is reached only over the connection it opened (a
+    /// WebSocket: its Contact's host is not an address, RFC 7118 5.2), so
+    /// the connection's end is the end of its registration and calls.
+    pub fn connection_bound(self) -> bool {
+        matches!(self, Transport::Ws | Transport::Wss)
+    }
+
+    /// The `transport` URI parameter for it (RFC 3261 19.1.1, RFC 7118).
     pub fn uri_param(self) -> &'static str {
         match self {
             Transport::Udp => "",
             Transport::Tcp => ";transport=tcp",
             Transport::Tls => ";transport=tls",
+            Transport::Ws => ";transport=ws",
+            Transport::Wss => ";transport=wss",
         }
     }
 
@@ -83,6 +97,8 @@ impl Transport {
             Transport::Udp => "UDP",
             Transport::Tcp => "TCP",
             Transport::Tls => "TLS",
+            Transport::Ws => "WS",
+            Transport::Wss => "WSS",
         }
     }
 }
@@ -207,6 +223,9 @@ pub enum EndReason {
     /// The session timer ran out without a refresh (RFC 4028 10), or a
     /// refresh failed; nida sent BYE.
     SessionExpired,
+    /// The connection the peer is reached over only (its WebSocket)
+    /// closed: nothing more can be said to it.
+    ConnectionClosed,
 }
 
 /// What the endpoint reports to the application.
@@ -421,7 +440,7 @@ impl Call {
             .map(|r| r.uri)
             .unwrap_or_else(|| self.remote_target.clone());
         match self.transport {
-            Transport::Tcp | Transport::Tls => self.peer,
+            Transport::Tcp | Transport::Tls | Transport::Ws | Transport::Wss => self.peer,
             Transport::Udp => SipUri::parse(&target)
                 .and_then(|u| u.socket_addr())
                 .unwrap_or(self.peer),
@@ -764,6 +783,31 @@ impl Endpoint {
                 self.next_shrink = Some(now + SHRINK_EVERY);
             }
             Some(_) => {}
+        }
+    }
+
+    /// A connection ended. A peer reached only over it (a WebSocket, RFC
+    /// 7118) is gone with it: its registration is removed
+    /// ([`Event::Unregistered`]) and its calls end ([`Event::Ended`] with
+    /// [`EndReason::ConnectionClosed`]). Other transports' peers may
+    /// connect again and are left alone.
+    pub fn connection_closed(&mut self, transport: Transport, peer: SocketAddr) {
+        if !transport.connection_bound() {
+            return;
+        }
+        if let Some(reg) = self.registrar.as_mut() {
+            for user in reg.drop_connection(transport, peer) {
+                self.events.push_back(Event::Unregistered { user });
+            }
+        }
+        let gone: Vec<CallHandle> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| c.transport == transport && c.peer == peer)
+            .map(|(h, _)| *h)
+            .collect();
+        for h in gone {
+            self.end_call(h, EndReason::ConnectionClosed);
         }
     }
 

@@ -62,6 +62,8 @@ pub struct Api {
     pub driver: tokio::sync::mpsc::Sender<crate::base::bus::ToDriver>,
     /// Status notifications (none: the API answers 503 to them).
     pub notify: Option<crate::ops::notices::Notify>,
+    /// How SIP over WebSocket connections are bounded.
+    pub sip_ws: crate::ops::sipws::WsLimits,
 }
 
 /// A JSON error.
@@ -114,10 +116,20 @@ impl Api {
             realm: realm.into(),
             driver,
             notify: None,
+            sip_ws: crate::ops::sipws::WsLimits {
+                max_message: 65_535,
+                idle: std::time::Duration::from_secs(300),
+            },
         }
     }
 
-    /// The API with status notifications.
+    /// The API with its SIP over WebSocket bounds.
+    pub fn with_sip_websocket(mut self, limits: crate::ops::sipws::WsLimits) -> Api {
+        self.sip_ws = limits;
+        self
+    }
+
+    /// The API state with status notifications.
     pub fn with_notifications(mut self, n: crate::ops::notices::Notify) -> Api {
         self.notify = Some(n);
         self
@@ -231,6 +243,7 @@ pub fn router(api: Api) -> Router {
             "/",
             get(|| async { axum::response::Redirect::to("/wallboard") }),
         )
+        .route("/sip", get(crate::ops::sipws::upgrade))
         .route("/wallboard", get(|| page(crate::ops::web::WALLBOARD)))
         .route("/agent", get(|| page(crate::ops::web::AGENT)))
         .route("/nida.js", get(script))

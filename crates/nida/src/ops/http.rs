@@ -76,7 +76,9 @@ pub async fn serve(listener: TcpListener, router: Router, limits: &GuardConfig) 
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service);
+                .serve_connection(TokioIo::new(stream), service)
+                // SIP over WebSocket upgrades the connection (RFC 7118).
+                .with_upgrades();
             if let Err(e) = conn.await {
                 debug!(%peer, error = %e, "HTTP connection ended");
             }

@@ -1,6 +1,6 @@
 //! Operations: the admin API and its bounded HTTP listener, access
 //! control, the desk API (voice messages, wrap-ups, IVR figures), status
-//! notifications, the
+//! notifications, SIP over WebSocket for web phones, the
 //! pages, metrics, webhooks, recording retention and flow reload.
 
 pub mod access;
@@ -11,5 +11,6 @@ pub mod metrics;
 pub mod notices;
 pub mod reload;
 pub mod retention;
+pub mod sipws;
 pub mod web;
 pub mod webhooks;

@@ -551,6 +551,8 @@ impl Driver {
             }
             ToDriver::StreamClosed(transport, peer) => {
                 self.conns.open.remove(&(transport, peer));
+                // A web phone's registration and calls end with it.
+                self.ep.connection_closed(transport, peer);
             }
             ToDriver::Ring(h) => self.ep.ringing(now, h),
             ToDriver::Answer(h, media) => {
@@ -721,7 +723,9 @@ impl Driver {
                             debug!(error = %e, dest = %t.dest, "UDP send failed");
                         }
                     }
-                    Transport::Tcp | Transport::Tls => self.conns.send(t.transport, t.dest, t.data),
+                    Transport::Tcp | Transport::Tls | Transport::Ws | Transport::Wss => {
+                        self.conns.send(t.transport, t.dest, t.data)
+                    }
                 }
             }
             while let Some(ev) = self.ep.poll_event() {
@@ -1396,6 +1400,11 @@ impl Conns {
             if c.try_send(data).is_err() {
                 warn!(%dest, ?transport, "connection backlogged or closed: message dropped");
             }
+            return;
+        }
+        if transport.connection_bound() {
+            // A web phone is reached over its own WebSocket only.
+            debug!(%dest, ?transport, "the peer's WebSocket is closed: message dropped");
             return;
         }
         let driver = self.driver.clone();

@@ -1,0 +1,319 @@
+//! SIP over WebSocket (RFC 7118) on the wire: a scripted web phone
+//! connects to `ws://HTTP/sip` with the `sip` subprotocol, registers as
+//! an agent with digest, is offered a real caller's call over its
+//! WebSocket, answers it with plain RTP, and each side hears the other's
+//! tone; closing the WebSocket logs the agent out. A connection without
+//! the subprotocol is refused.
+
+use crate::agents::{caller, finish, has_tone, read_wav, tone_file};
+use crate::common::{wait, Nida};
+use nida_media::Law;
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::time::{Duration, Instant};
+use tungstenite::client::IntoClientRequest;
+use tungstenite::stream::MaybeTlsStream;
+use tungstenite::{Message, WebSocket};
+
+type Ws = WebSocket<MaybeTlsStream<TcpStream>>;
+
+/// The phone's tone, as the agent's voice.
+const AGENT_HZ: f64 = 600.0;
+
+/// A web phone's SIP over a WebSocket, scripted.
+struct WebPhone {
+    ws: Ws,
+    host: &'static str,
+    cseq: u32,
+    tag: String,
+    call_id: String,
+}
+
+impl WebPhone {
+    fn connect(nida: &Nida) -> WebPhone {
+        let mut req = format!("ws://{}/sip", nida.http)
+            .into_client_request()
+            .unwrap();
+        req.headers_mut()
+            .insert("Sec-WebSocket-Protocol", "sip".parse().unwrap());
+        let (ws, resp) = tungstenite::connect(req).expect("the WebSocket opens");
+        assert_eq!(
+            resp.headers()
+                .get("sec-websocket-protocol")
+                .map(|v| v.to_str().unwrap()),
+            Some("sip")
+        );
+        if let MaybeTlsStream::Plain(s) = ws.get_ref() {
+            s.set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+        }
+        WebPhone {
+            ws,
+            host: "k3lp0w9x.invalid",
+            cseq: 0,
+            tag: format!("wp{}", std::process::id()),
+            call_id: format!("ws-reg-{}", std::process::id()),
+        }
+    }
+
+    /// Sends one SIP message (its lines ended by CRLF whatever `text`
+    /// uses).
+    fn send(&mut self, text: &str) {
+        let crlf = text.replace("\r\n", "\n").replace('\n', "\r\n");
+        self.ws.send(Message::text(crlf)).unwrap();
+    }
+
+    /// The next SIP message within `limit` (keep-alives skipped).
+    fn recv(&mut self, limit: Duration) -> Option<String> {
+        let end = Instant::now() + limit;
+        while Instant::now() < end {
+            match self.ws.read() {
+                Ok(Message::Text(t)) => return Some(t.to_string()),
+                Ok(Message::Binary(b)) => return Some(String::from_utf8_lossy(&b).into()),
+                Ok(_) => {}
+                Err(tungstenite::Error::Io(e))
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(e) => panic!("WebSocket: {e}"),
+            }
+        }
+        None
+    }
+
+    /// The next request of `method`, or response to it, within `limit`.
+    fn expect(&mut self, what: &str, limit: Duration) -> String {
+        let end = Instant::now() + limit;
+        while Instant::now() < end {
+            if let Some(m) = self.recv(end - Instant::now()) {
+                let response = m.starts_with("SIP/2.0") && cseq_method(&m) == what;
+                if m.starts_with(what) || response {
+                    return m;
+                }
+            }
+        }
+        panic!("no {what} within {limit:?}");
+    }
+
+    fn register(&mut self, nida: &Nida, auth: Option<String>) -> String {
+        self.cseq += 1;
+        let auth = auth
+            .map(|a| format!("Authorization: {a}\n"))
+            .unwrap_or_default();
+        let msg = format!(
+            "REGISTER sip:{sip} SIP/2.0\n\
+             Via: SIP/2.0/WS {host};branch=z9hG4bKreg{cseq}\n\
+             Max-Forwards: 70\n\
+             From: <sip:1001@{sip}>;tag={tag}\n\
+             To: <sip:1001@{sip}>\n\
+             Call-ID: {cid}\n\
+             CSeq: {cseq} REGISTER\n\
+             Contact: <sip:1001@{host};transport=ws>\n\
+             Expires: 600\n\
+             {auth}Content-Length: 0\n\n",
+            sip = nida.sip,
+            host = self.host,
+            cseq = self.cseq,
+            tag = self.tag,
+            cid = self.call_id,
+        );
+        self.send(&msg);
+        self.expect("REGISTER", Duration::from_secs(5))
+    }
+}
+
+fn first_line(m: &str) -> &str {
+    m.lines().next().unwrap_or_default()
+}
+
+fn header<'a>(m: &'a str, name: &str) -> Option<&'a str> {
+    m.lines().take_while(|l| !l.is_empty()).find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+fn cseq_method(m: &str) -> &str {
+    header(m, "CSeq")
+        .and_then(|c| c.split_whitespace().nth(1))
+        .unwrap_or_default()
+}
+
+/// The answer to a request: its Via, From, To (with `to_tag`), Call-ID
+/// and CSeq, and `extra` headers and body.
+fn response_to(req: &str, status: &str, to_tag: &str, extra: &str, body: &str) -> String {
+    let mut out = format!("SIP/2.0 {status}\n");
+    for l in req.lines().take_while(|l| !l.trim().is_empty()) {
+        let lower = l.to_ascii_lowercase();
+        if lower.starts_with("via:")
+            || lower.starts_with("from:")
+            || lower.starts_with("call-id:")
+            || lower.starts_with("cseq:")
+        {
+            out.push_str(l.trim_end());
+            out.push('\n');
+        } else if lower.starts_with("to:") {
+            out.push_str(l.trim_end());
+            out.push_str(&format!(";tag={to_tag}\n"));
+        }
+    }
+    out.push_str(extra);
+    out.push_str(&format!("Content-Length: {}\n\n{body}", body.len()));
+    out
+}
+
+#[test]
+fn a_web_phone_registers_over_a_websocket_and_takes_a_call() {
+    let nida = Nida::start_with(|dir| {
+        format!(
+            "data_dir = \"{}\"\n[[agents]]\nid = 1\nuser = \"1001\"\npassword = \"ws-secret\"\n\
+             skills = {{ visa = 5 }}\nlanguages = [\"en\"]\n\
+             [queues.visa_general]\nannounce_seconds = 0\nwrap_up_seconds = 0\n",
+            dir.join("data").display()
+        )
+    });
+    // Without the subprotocol: refused.
+    let plain = format!("ws://{}/sip", nida.http);
+    assert!(tungstenite::connect(plain.as_str()).is_err());
+
+    // REGISTER, challenged, then answered with the digest.
+    let mut phone = WebPhone::connect(&nida);
+    let challenge = phone.register(&nida, None);
+    assert!(first_line(&challenge).contains("401"), "{challenge}");
+    let www = header(&challenge, "WWW-Authenticate").expect("a challenge");
+    let uri = format!("sip:{}", nida.sip);
+    let auth = nida_sip::auth::answer(www, "REGISTER", &uri, "1001", "ws-secret", "c0ffee")
+        .expect("an answer to the challenge");
+    let ok = phone.register(&nida, Some(auth));
+    assert!(first_line(&ok).contains("200"), "{ok}");
+    assert!(
+        nida.wait_log("agent registered agent=1", Duration::from_secs(5)),
+        "{}",
+        nida.log()
+    );
+
+    // A caller queues; the offer comes over the WebSocket.
+    let media = UdpSocket::bind("127.0.0.1:0").unwrap();
+    media
+        .set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
+    let voice = nida.dir.join("caller-voice.wav");
+    tone_file(&voice, 1000.0, 20);
+    let heard = nida.dir.join("caller-heard.wav");
+    let call = caller(&nida, "2,0", 30, &voice, &heard);
+    let invite = phone.expect("INVITE", Duration::from_secs(20));
+    assert!(
+        header(&invite, "Via").is_some_and(|v| v.starts_with("SIP/2.0/WS ")),
+        "{invite}"
+    );
+    let sdp_body = invite.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let remote: SocketAddr = {
+        let ip = sdp_body
+            .lines()
+            .find_map(|l| l.strip_prefix("c=IN IP4 "))
+            .unwrap()
+            .trim()
+            .to_string();
+        let port = sdp_body
+            .lines()
+            .find_map(|l| l.strip_prefix("m=audio "))
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap();
+        format!("{ip}:{port}").parse().unwrap()
+    };
+    let local = media.local_addr().unwrap();
+    let answer = format!(
+        "v=0\r\no=web 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n",
+        local.port()
+    );
+    let contact = format!("Contact: <sip:1001@{};transport=ws>\n", phone.host);
+    let ringing = response_to(&invite, "180 Ringing", "webans", &contact, "");
+    phone.send(&ringing);
+    let ok = response_to(
+        &invite,
+        "200 OK",
+        "webans",
+        &(contact + "Content-Type: application/sdp\n"),
+        &answer,
+    );
+    phone.send(&ok);
+    phone.expect("ACK", Duration::from_secs(5));
+
+    // Four seconds of talk: the phone sends its tone and keeps what it
+    // hears.
+    let tone: Vec<i16> = (0..8000 * 4)
+        .map(|i| {
+            (8000.0 * (2.0 * std::f64::consts::PI * AGENT_HZ * i as f64 / 8000.0).sin()) as i16
+        })
+        .collect();
+    let mut got = Vec::new();
+    let start = Instant::now();
+    let mut buf = [0u8; 2048];
+    for (n, frame) in tone.chunks(160).enumerate() {
+        let mut pkt = vec![0x80, 0];
+        pkt.extend_from_slice(&(n as u16).to_be_bytes());
+        pkt.extend_from_slice(&((n * 160) as u32).to_be_bytes());
+        pkt.extend_from_slice(&0x0ddc_a11eu32.to_be_bytes());
+        pkt.extend_from_slice(&Law::Mu.encode(frame));
+        media.send_to(&pkt, remote).unwrap();
+        let due = start + Duration::from_millis(20 * (n as u64 + 1));
+        while Instant::now() < due {
+            if let Ok((len, _)) = media.recv_from(&mut buf) {
+                if len > 12 && buf[1] & 0x7f == 0 {
+                    got.extend(Law::Mu.decode(&buf[12..len]));
+                }
+            }
+        }
+    }
+    assert!(
+        has_tone(&got, 8000, 1000.0),
+        "the web phone hears the caller ({} samples)",
+        got.len()
+    );
+
+    // The web phone hangs up (BYE over the WebSocket).
+    let bye = format!(
+        "BYE sip:nida@{sip} SIP/2.0\n\
+         Via: SIP/2.0/WS {host};branch=z9hG4bKbye1\n\
+         Max-Forwards: 70\n\
+         From: {to};tag=webans\n\
+         To: {from}\n\
+         Call-ID: {cid}\n\
+         CSeq: 1 BYE\n\
+         Content-Length: 0\n\n",
+        sip = nida.sip,
+        host = phone.host,
+        to = header(&invite, "To").unwrap(),
+        from = header(&invite, "From").unwrap(),
+        cid = header(&invite, "Call-ID").unwrap(),
+    );
+    phone.send(&bye);
+    phone.expect("BYE", Duration::from_secs(5));
+    let _ = finish(call);
+    let (pcm, rate) = read_wav(&heard, 0).expect("the caller's recording");
+    assert!(
+        has_tone(&pcm, rate, AGENT_HZ),
+        "the caller hears the web phone"
+    );
+    assert!(
+        wait(Duration::from_secs(10), || crate::agents::records(&nida)
+            .first()
+            .is_some_and(|r| r["agent"] == 1)),
+        "{}",
+        nida.log()
+    );
+
+    // The tab closes: the agent is logged out, not left ready.
+    phone.ws.close(None).unwrap();
+    let state = || -> serde_json::Value {
+        serde_json::from_str(&nida.get("/api/agents/1")).unwrap_or_default()
+    };
+    assert!(
+        wait(Duration::from_secs(5), || state()["agent"]["state"]
+            == "logged_out"),
+        "{}\n{}",
+        state(),
+        nida.log()
+    );
+}
