@@ -14,14 +14,46 @@ use tungstenite::client::IntoClientRequest;
 use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Message, WebSocket};
 
-type Ws = WebSocket<MaybeTlsStream<TcpStream>>;
+/// The phone's connection: plain (`ws://`) or over TLS (`wss://`).
+enum Link {
+    Plain(Box<WebSocket<MaybeTlsStream<TcpStream>>>),
+    Tls(Box<WebSocket<TlsStream>>),
+}
+
+type TlsStream =
+    tokio_rustls::rustls::StreamOwned<tokio_rustls::rustls::ClientConnection, TcpStream>;
+
+impl Link {
+    fn send(&mut self, m: Message) -> tungstenite::Result<()> {
+        match self {
+            Link::Plain(w) => w.send(m),
+            Link::Tls(w) => w.send(m),
+        }
+    }
+
+    fn read(&mut self) -> tungstenite::Result<Message> {
+        match self {
+            Link::Plain(w) => w.read(),
+            Link::Tls(w) => w.read(),
+        }
+    }
+
+    fn close(&mut self) -> tungstenite::Result<()> {
+        match self {
+            Link::Plain(w) => w.close(None),
+            Link::Tls(w) => w.close(None),
+        }
+    }
+}
 
 /// The phone's tone, as the agent's voice.
 const AGENT_HZ: f64 = 600.0;
 
 /// A web phone's SIP over a WebSocket, scripted.
 struct WebPhone {
-    ws: Ws,
+    ws: Link,
+    /// `WS` or `WSS`, as its Via and Contact say.
+    via: &'static str,
     host: &'static str,
     cseq: u32,
     tag: String,
@@ -46,8 +78,53 @@ impl WebPhone {
             s.set_read_timeout(Some(Duration::from_millis(200)))
                 .unwrap();
         }
+        WebPhone::over(Link::Plain(Box::new(ws)))
+    }
+
+    /// A web phone over TLS to nida's HTTPS listener at `addr`, trusting
+    /// the test CA.
+    fn connect_tls(addr: SocketAddr) -> WebPhone {
+        use tokio_rustls::rustls;
+        use tokio_rustls::rustls::pki_types::pem::PemObject;
+        use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+        crate::common::install_tls_provider();
+        let mut roots = rustls::RootCertStore::empty();
+        let ca = crate::common::repo().join("tests/tls/test-ca.crt");
+        for c in CertificateDer::pem_file_iter(ca).unwrap() {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let config = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let name = ServerName::try_from("localhost").unwrap();
+        let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+        let tcp = TcpStream::connect(addr).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let tls = rustls::StreamOwned::new(conn, tcp);
+        let mut req = format!("wss://localhost:{}/sip", addr.port())
+            .into_client_request()
+            .unwrap();
+        req.headers_mut()
+            .insert("Sec-WebSocket-Protocol", "sip".parse().unwrap());
+        let (ws, resp) = tungstenite::client(req, tls).expect("the secure WebSocket opens");
+        assert_eq!(
+            resp.headers()
+                .get("sec-websocket-protocol")
+                .map(|v| v.to_str().unwrap()),
+            Some("sip")
+        );
+        WebPhone::over(Link::Tls(Box::new(ws)))
+    }
+
+    fn over(ws: Link) -> WebPhone {
+        let via = match ws {
+            Link::Plain(_) => "WS",
+            Link::Tls(_) => "WSS",
+        };
         WebPhone {
             ws,
+            via,
             host: "k3lp0w9x.invalid",
             cseq: 0,
             tag: format!("wp{}", std::process::id()),
@@ -102,17 +179,19 @@ impl WebPhone {
             .unwrap_or_default();
         let msg = format!(
             "REGISTER sip:{sip} SIP/2.0\n\
-             Via: SIP/2.0/WS {host};branch=z9hG4bKreg{cseq}\n\
+             Via: SIP/2.0/{via} {host};branch=z9hG4bKreg{cseq}\n\
              Max-Forwards: 70\n\
              From: <sip:1001@{sip}>;tag={tag}\n\
              To: <sip:1001@{sip}>\n\
              Call-ID: {cid}\n\
              CSeq: {cseq} REGISTER\n\
-             Contact: <sip:1001@{host};transport=ws>\n\
+             Contact: <sip:1001@{host};transport={transport}>\n\
              Expires: 600\n\
              {auth}Content-Length: 0\n\n",
             sip = nida.sip,
             host = self.host,
+            via = self.via,
+            transport = self.via.to_ascii_lowercase(),
             cseq = self.cseq,
             tag = self.tag,
             cid = self.call_id,
@@ -305,7 +384,47 @@ fn a_web_phone_registers_over_a_websocket_and_takes_a_call() {
     );
 
     // The tab closes: the agent is logged out, not left ready.
-    phone.ws.close(None).unwrap();
+    phone.ws.close().unwrap();
+    let state = || -> serde_json::Value {
+        serde_json::from_str(&nida.get("/api/agents/1")).unwrap_or_default()
+    };
+    assert!(
+        wait(Duration::from_secs(5), || state()["agent"]["state"]
+            == "logged_out"),
+        "{}\n{}",
+        state(),
+        nida.log()
+    );
+}
+
+#[test]
+fn a_web_phone_registers_over_a_secure_websocket() {
+    let https = crate::common::ports(2);
+    let nida = Nida::start_with(|dir| {
+        format!(
+            "data_dir = \"{}\"\nTLS\nhttps_addr = \"127.0.0.1:{https}\"\n\
+             [[agents]]\nid = 1\nuser = \"1001\"\npassword = \"ws-secret\"\n\
+             skills = {{ visa = 5 }}\nlanguages = [\"en\"]\n",
+            dir.join("data").display()
+        )
+    });
+    let addr: SocketAddr = format!("127.0.0.1:{https}").parse().unwrap();
+    let mut phone = WebPhone::connect_tls(addr);
+    let challenge = phone.register(&nida, None);
+    assert!(first_line(&challenge).contains("401"), "{challenge}");
+    let www = header(&challenge, "WWW-Authenticate").expect("a challenge");
+    let uri = format!("sip:{}", nida.sip);
+    let auth = nida_sip::auth::answer(www, "REGISTER", &uri, "1001", "ws-secret", "c0ffee")
+        .expect("an answer to the challenge");
+    let ok = phone.register(&nida, Some(auth));
+    assert!(first_line(&ok).contains("200"), "{ok}");
+    assert!(
+        nida.wait_log("agent registered agent=1", Duration::from_secs(5)),
+        "{}",
+        nida.log()
+    );
+    // Closing it logs the agent out.
+    phone.ws.close().unwrap();
     let state = || -> serde_json::Value {
         serde_json::from_str(&nida.get("/api/agents/1")).unwrap_or_default()
     };

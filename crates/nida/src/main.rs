@@ -417,7 +417,12 @@ fn load(
 
 /// The SIP listeners (UDP, TCP, TLS when configured) and the HTTP one,
 /// bound; the HTTP client set up with the TLS trust roots.
-async fn bind(cfg: &Config) -> Result<(driver::Listeners, tokio::net::TcpListener), ExitCode> {
+/// The HTTPS listener and its TLS side, when one is configured.
+type Https = Option<(tokio::net::TcpListener, tokio_rustls::TlsAcceptor)>;
+
+async fn bind(
+    cfg: &Config,
+) -> Result<(driver::Listeners, tokio::net::TcpListener, Https), ExitCode> {
     let sip = cfg.sip_addr;
     let udp = tokio::net::UdpSocket::bind(sip).await;
     let udp = or_exit(udp, format!("cannot listen on SIP UDP {sip}: "), 2)?;
@@ -441,7 +446,16 @@ async fn bind(cfg: &Config) -> Result<(driver::Listeners, tokio::net::TcpListene
         format!("cannot listen on HTTP {}: ", cfg.http_addr),
         2,
     )?;
-    Ok((driver::Listeners { udp, tcp, tls }, http))
+    let https = match cfg.tls.as_ref().and_then(|t| t.https_addr.map(|a| (t, a))) {
+        Some((t, addr)) => {
+            let acceptor = or_exit(tls::acceptor(t), "TLS: ".into(), 2)?;
+            let l = tokio::net::TcpListener::bind(addr).await;
+            let l = or_exit(l, format!("cannot listen on HTTPS {addr}: "), 2)?;
+            Some((l, acceptor))
+        }
+        None => None,
+    };
+    Ok((driver::Listeners { udp, tcp, tls }, http, https))
 }
 
 async fn serve(
@@ -455,7 +469,7 @@ async fn serve(
         Ok(s) => s,
         Err(code) => return code,
     };
-    let (listeners, http) = match bind(&cfg).await {
+    let (listeners, http, https) = match bind(&cfg).await {
         Ok(l) => l,
         Err(code) => return code,
     };
@@ -536,6 +550,7 @@ async fn serve(
             idle: cfg.protection.tcp_idle,
         }),
         cfg.protection.guard(),
+        https,
     ));
     webhooks::start(&cfg.webhooks, &centre, &store);
     tokio::spawn(reload::watch(cfg.clone(), queues, flows_tx));

@@ -167,6 +167,7 @@ mod tests {
             certificate: repo("tests/tls/nida-test.crt"),
             key: repo("tests/tls/nida-test.key"),
             ca: Some(repo("tests/tls/test-ca.crt")),
+            https_addr: None,
         };
         let acceptor = crate::base::tls::acceptor(&cfg).unwrap();
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -136,6 +136,7 @@ mod tests {
             certificate: repo(cert),
             key: repo(key),
             ca: Some(repo("tests/tls/test-ca.crt")),
+            https_addr: None,
         }
     }
 

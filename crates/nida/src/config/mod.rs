@@ -112,6 +112,12 @@ pub struct TlsConfig {
     /// (`/etc/ssl/certs/ca-certificates.crt`).
     #[serde(default)]
     pub ca: Option<PathBuf>,
+    /// An HTTPS listener (the same certificate) for the pages, the API
+    /// and SIP over secure WebSocket (`wss://ADDR/sip`); none: no HTTPS.
+    /// Browsers give a page on another host the microphone over HTTPS
+    /// only.
+    #[serde(default)]
+    pub https_addr: Option<SocketAddr>,
 }
 
 /// `[protection]`: limits per source address and on connections.

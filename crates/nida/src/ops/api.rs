@@ -259,8 +259,16 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     api: Api,
     limits: nida_sip::guard::GuardConfig,
+    https: Option<(tokio::net::TcpListener, tokio_rustls::TlsAcceptor)>,
 ) {
-    crate::ops::http::serve(listener, router(api), &limits).await;
+    let router = router(api);
+    if let Some((l, acceptor)) = https {
+        let (router, limits) = (router.clone(), limits.clone());
+        tokio::spawn(async move {
+            crate::ops::http::serve(l, router, &limits, Some(acceptor)).await;
+        });
+    }
+    crate::ops::http::serve(listener, router, &limits, None).await;
 }
 
 async fn page(html: &'static str) -> Response {

@@ -4,6 +4,8 @@
 //! request's header must arrive within [`HEADER_TIMEOUT`], its body within
 //! [`BODY_TIMEOUT`] and [`MAX_BODY`] bytes, and a failing `accept` (out of
 //! file descriptors) backs off instead of spinning (see [`crate::sip::listen`]).
+//! The same service is offered over TLS on the HTTPS listener when one is
+//! configured.
 
 use crate::sip::listen::Admission;
 use axum::body::Body;
@@ -55,31 +57,71 @@ pub async fn bounded_body(req: Request, next: Next) -> Response {
     }
 }
 
-/// Serves `router` on `listener` until the process ends; `limits` gives
-/// the source networks' prefixes and the trusted networks.
-pub async fn serve(listener: TcpListener, router: Router, limits: &GuardConfig) {
+/// Whether a request came over TLS (the HTTPS listener): a WebSocket
+/// opened there carries SIP as `WSS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Secure(pub bool);
+
+/// Serves `router` on `listener` until the process ends (over TLS with
+/// `tls`: the HTTPS listener); `limits` gives the source networks'
+/// prefixes and the trusted networks.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: &GuardConfig,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     let admission = Admission::new(GuardConfig {
         max_connections: MAX_CONNECTIONS,
         max_connections_per_source: MAX_CONNECTIONS_PER_SOURCE,
         ..limits.clone()
     });
+    let what = if tls.is_some() { "HTTPS" } else { "HTTP" };
     loop {
-        let (stream, peer, slot) = admission.accept(&listener, "HTTP").await;
+        let (stream, peer, slot) = admission.accept(&listener, what).await;
         let router = router.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let _slot = slot;
+            let secure = Secure(tls.is_some());
             let service =
                 hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
                     req.extensions_mut().insert(ConnectInfo(peer));
+                    req.extensions_mut().insert(secure);
                     router.clone().oneshot(req.map(Body::new))
                 });
-            let conn = hyper::server::conn::http1::Builder::new()
+            let http = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service)
-                // SIP over WebSocket upgrades the connection (RFC 7118).
-                .with_upgrades();
-            if let Err(e) = conn.await {
+                .to_owned();
+            let done = match tls {
+                None => {
+                    http.serve_connection(TokioIo::new(stream), service)
+                        // SIP over WebSocket upgrades the connection (RFC 7118).
+                        .with_upgrades()
+                        .await
+                }
+                Some(acceptor) => {
+                    // A handshake that never finishes holds no slot for
+                    // long.
+                    match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(s)) => {
+                            http.serve_connection(TokioIo::new(s), service)
+                                .with_upgrades()
+                                .await
+                        }
+                        Ok(Err(e)) => {
+                            debug!(%peer, error = %e, "HTTPS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            debug!(%peer, "HTTPS handshake timed out");
+                            return;
+                        }
+                    }
+                }
+            };
+            if let Err(e) = done {
                 debug!(%peer, error = %e, "HTTP connection ended");
             }
         });

@@ -1,8 +1,8 @@
 //! SIP over WebSocket (RFC 7118) on the HTTP listener, for web phones
 //! (JsSIP, SIP.js) that cannot speak UDP or TCP: `GET /sip` with the
 //! `sip` subprotocol upgrades to a WebSocket that carries one SIP message
-//! per WebSocket message, both ways. To the SIP driver it is one more
-//! stream connection (transport `WS`): requests are authenticated by
+//! per WebSocket message, both ways (over TLS on the HTTPS listener: `WSS`).
+//! To the SIP driver it is one more stream connection (transport `WS`): requests are authenticated by
 //! digest as on any transport, and what nida sends to the peer goes back
 //! over this connection, the only way to reach it (its Contact's host is
 //! not an address). Bounds: the HTTP listener's connection limits, the SIP
@@ -43,6 +43,7 @@ pub struct WsLimits {
 pub(crate) async fn upgrade(
     State(api): State<Api>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    axum::Extension(secure): axum::Extension<crate::ops::http::Secure>,
     ws: WebSocketUpgrade,
 ) -> Response {
     let asked = ws.requested_protocols().any(|p| {
@@ -60,7 +61,14 @@ pub(crate) async fn upgrade(
     ws.protocols([SUBPROTOCOL])
         .max_message_size(limits.max_message)
         .max_frame_size(limits.max_message)
-        .on_upgrade(move |socket| serve(socket, peer, driver, limits))
+        .on_upgrade(move |socket| {
+            let transport = if secure.0 {
+                Transport::Wss
+            } else {
+                Transport::Ws
+            };
+            serve(socket, peer, transport, driver, limits)
+        })
 }
 
 /// Shuttles messages between the WebSocket and the SIP driver until
@@ -68,10 +76,10 @@ pub(crate) async fn upgrade(
 async fn serve(
     mut socket: WebSocket,
     peer: SocketAddr,
+    transport: Transport,
     driver: mpsc::Sender<ToDriver>,
     limits: WsLimits,
 ) {
-    let transport = Transport::Ws;
     let (wtx, mut wrx) = mpsc::channel::<Vec<u8>>(SEND_QUEUE);
     if driver
         .send(ToDriver::StreamOpen(transport, peer, wtx))
