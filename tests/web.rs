@@ -29,6 +29,11 @@ struct Browser {
 
 impl Browser {
     fn start() -> Browser {
+        Browser::start_with(Vec::new())
+    }
+
+    /// A browser started with `extra` command-line switches too.
+    fn start_with(extra: Vec<String>) -> Browser {
         let port = common::ports(1);
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
@@ -45,16 +50,25 @@ impl Browser {
             .prefix("nida-chromium-")
             .tempdir()
             .unwrap();
+        let mut args: Vec<String> = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            "--window-size=1280,900",
+        ]
+        .map(String::from)
+        .to_vec();
+        args.push(format!("--user-data-dir={}", profile.path().display()));
+        args.extend(extra);
         let caps = json!({
             "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": "/usr/bin/chromium",
-                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                         "--no-first-run", "--disable-background-networking",
-                         "--disable-component-update", "--disable-sync",
-                         "--disable-dev-shm-usage", "--window-size=1280,900",
-                         format!("--user-data-dir={}", profile.path().display())]
-            }
+            "goog:chromeOptions": { "binary": "/usr/bin/chromium", "args": args }
         });
         let Value::Object(caps) = caps else {
             unreachable!("a JSON object literal")
@@ -601,4 +615,206 @@ fn a_voice_message_is_played_back_on_the_agent_page_in_chromium() {
     assert_eq!(list().as_array().unwrap().len(), 0);
     let all: Value = serde_json::from_str(&nida.get("/api/voicemails")).unwrap();
     assert_eq!(all[0]["handled_by"], 1, "{all}");
+}
+
+/// The agent page as the agent's phone: Chromium (a fake microphone
+/// playing a 600 Hz tone) logs in, registers over SIP over WebSocket,
+/// rings for a real caller (`nida call --say`, 1000 Hz), answers from the
+/// page, and each side hears the other (the caller's recording, and the
+/// page's received audio through WebAudio); the page hangs up and the
+/// caller goes on to the survey. A second call answered and then the tab
+/// closed: the agent's leg ends, the caller goes to the survey, and the
+/// agent is logged out, so a third caller is not offered to them.
+#[test]
+fn the_agent_page_is_a_phone_in_chromium() {
+    common::which_sipp();
+    let nida = Nida::start_with(|dir| {
+        format!(
+            "data_dir = \"{}\"\n[[agents]]\nid = 1\nuser = \"1001\"\npassword = \"pw-one\"\nname = \"Amina\"\n\
+             skills = {{ visa = 5 }}\nlanguages = [\"en\"]\n\
+             [queues.visa_general]\nannounce_seconds = 0\nwrap_up_seconds = 1\n",
+            dir.join("data").display()
+        )
+    });
+    let mic = nida.dir.join("agent-mic.wav");
+    crate::agents::tone_file(&mic, 600.0, 60);
+    let browser = Browser::start_with(vec![
+        "--use-fake-ui-for-media-stream".into(),
+        "--use-fake-device-for-media-stream".into(),
+        format!("--use-file-for-fake-audio-capture={}", mic.display()),
+        "--autoplay-policy=no-user-gesture-required".into(),
+    ]);
+    browser.open(&format!("http://{}/agent", nida.http));
+    assert!(browser.until(
+        "document.querySelector('#login-form') !== null",
+        Duration::from_secs(5)
+    ));
+    browser.js("document.querySelector('#user').value = '1001';\
+         document.querySelector('#password').value = 'pw-one';\
+         document.querySelector('#login-form').requestSubmit(); return true;");
+    assert!(
+        browser.until(
+            "document.querySelector('#phone-state').dataset.state === 'registered'",
+            Duration::from_secs(10)
+        ),
+        "{}\n{}",
+        browser.js("return document.body.innerText"),
+        nida.log()
+    );
+    assert!(browser.until(
+        "document.querySelector('#state').dataset.state === 'available'",
+        Duration::from_secs(5)
+    ));
+
+    let voice = crate::agents::caller_voice_for(&nida.dir, 60);
+    let place = |heard: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_nida"))
+            .args(["call", &format!("sip:8005@{}", nida.sip)])
+            .args([
+                "--digits",
+                "2,0",
+                "--barge-in-ms",
+                "1500",
+                "--gap-ms",
+                "4000",
+            ])
+            .args(["--max-seconds", "45"])
+            .arg("--say")
+            .arg(&voice)
+            .arg("--record")
+            .arg(heard)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let heard = nida.dir.join("caller-heard.wav");
+    let mut caller = place(&heard);
+    // The page rings; the agent answers from it.
+    assert!(
+        browser.until(
+            "!document.querySelector('#phone-ring').hidden",
+            Duration::from_secs(20)
+        ),
+        "{}\n{}",
+        browser.js("return document.body.innerText"),
+        nida.log()
+    );
+    browser.js("document.querySelector('#btn-answer').click(); return true;");
+    assert!(
+        nida.wait_log("web phone's media connected", Duration::from_secs(10)),
+        "{}",
+        nida.log()
+    );
+    assert!(browser.until(
+        "!document.querySelector('#phone-call').hidden",
+        Duration::from_secs(5)
+    ));
+    // What the page hears, through WebAudio: its pitch over a second,
+    // measured again until the audio has begun (a jitter buffer fills).
+    let measure = || {
+        browser.js(
+        "return (async () => {\
+           const ctx = new AudioContext();\
+           const src = ctx.createMediaStreamSource(window.nidaPhoneStream);\
+           const an = ctx.createAnalyser(); an.fftSize = 2048; src.connect(an);\
+           const buf = new Float32Array(an.fftSize);\
+           let z = 0, e = 0, n = 0;\
+           for (let k = 0; k < 20; k++) {\
+             await new Promise((r) => setTimeout(r, 50));\
+             an.getFloatTimeDomainData(buf);\
+             for (let i = 1; i < buf.length; i++) { if ((buf[i] < 0) !== (buf[i - 1] < 0)) z++; e += buf[i] * buf[i]; }\
+             n += buf.length;\
+           }\
+           return { hz: z / 2 / (n / ctx.sampleRate), rms: Math.sqrt(e / n) };\
+         })()",
+        )
+    };
+    let mut pitch = measure();
+    for _ in 0..10 {
+        if pitch["rms"].as_f64().unwrap_or(0.0) > 0.02 {
+            break;
+        }
+        pitch = measure();
+    }
+    let hz = pitch["hz"].as_f64().unwrap();
+    assert!(
+        (900.0..1100.0).contains(&hz) && pitch["rms"].as_f64().unwrap() > 0.02,
+        "the page hears the caller's 1000 Hz: {pitch}\n{}",
+        nida.log()
+    );
+    // The page hangs up; the caller hears the survey and hangs up.
+    browser.js("document.querySelector('#btn-hangup').click(); return true;");
+    assert!(browser.until(
+        "document.querySelector('#phone-call').hidden",
+        Duration::from_secs(5)
+    ));
+    let end = Instant::now() + Duration::from_secs(40);
+    while caller.try_wait().unwrap().is_none() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = caller.kill();
+    let _ = caller.wait();
+    let (pcm, rate) = crate::agents::read_wav(&heard, 0).expect("the caller's recording");
+    assert!(
+        crate::agents::has_tone(&pcm, rate, 600.0),
+        "the caller hears the page's microphone\n{}",
+        nida.log()
+    );
+    assert!(
+        nida.wait_log("survey", Duration::from_secs(10)),
+        "{}",
+        nida.log()
+    );
+
+    // A second caller; answered, then the tab is closed mid-call.
+    let heard2 = nida.dir.join("caller-heard-2.wav");
+    let mut second = place(&heard2);
+    assert!(
+        browser.until(
+            "!document.querySelector('#phone-ring').hidden",
+            Duration::from_secs(20)
+        ),
+        "{}\n{}",
+        browser.js("return document.body.innerText"),
+        nida.log()
+    );
+    browser.js("document.querySelector('#btn-answer').click(); return true;");
+    assert!(browser.until(
+        "!document.querySelector('#phone-call').hidden",
+        Duration::from_secs(10)
+    ));
+    assert!(
+        common::wait(Duration::from_secs(10), || nida
+            .log()
+            .matches("web phone's media connected")
+            .count()
+            == 2),
+        "{}",
+        nida.log()
+    );
+    browser.open("about:blank");
+    let state =
+        || -> Value { serde_json::from_str(&nida.get("/api/agents/1")).unwrap_or_default() };
+    assert!(
+        common::wait(Duration::from_secs(10), || state()["agent"]["state"]
+            == "logged_out"),
+        "{}\n{}",
+        state(),
+        nida.log()
+    );
+    let end = Instant::now() + Duration::from_secs(40);
+    while second.try_wait().unwrap().is_none() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = second.kill();
+    let _ = second.wait();
+    let records: Value = serde_json::from_str(&nida.get("/api/records")).unwrap();
+    let answered = records
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["agent"] == 1 && r["outcome"] == "answered")
+        .count();
+    assert_eq!(answered, 2, "{records}");
 }

@@ -25,6 +25,7 @@ pub mod prompt;
 pub mod rtcp;
 pub mod rtp;
 pub mod srtp;
+pub mod webrtc;
 
 pub use error::Error;
 pub use g711::Law;

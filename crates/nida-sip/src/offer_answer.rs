@@ -20,6 +20,9 @@ pub struct OfferAnswer {
     sdp: Vec<u8>,
     offering: bool,
     telephone_event: bool,
+    /// A description made elsewhere (a media gateway's WebRTC offer),
+    /// sent as it is; its answer goes to the gateway, not negotiated here.
+    opaque: Option<Vec<u8>>,
 }
 
 impl OfferAnswer {
@@ -36,7 +39,18 @@ impl OfferAnswer {
             sdp: Vec::new(),
             offering: false,
             telephone_event: true,
+            opaque: None,
         }
+    }
+
+    /// A negotiation whose offer is `body`, made by a media gateway (a
+    /// browser's WebRTC): nida sends it unchanged in every offer and
+    /// hands the answer on (see [`SessionDescription::raw`]); an offer
+    /// from the peer is refused (488).
+    pub fn opaque(local: LocalMedia, body: Vec<u8>) -> OfferAnswer {
+        let mut oa = OfferAnswer::new(local, Vec::new(), false);
+        oa.opaque = Some(body);
+        oa
     }
 
     /// Whether nida offers and accepts telephone-event (RFC 4733); true
@@ -51,6 +65,9 @@ impl OfferAnswer {
     /// as it was). A `c=` address of 0.0.0.0 (the old way to hold) means
     /// nida must not send.
     pub fn answer(&mut self, offer: &SessionDescription) -> Option<(Vec<u8>, Negotiated)> {
+        if self.opaque.is_some() {
+            return None;
+        }
         let mut n = sdp::negotiate(offer, &self.codecs, self.secure)?;
         if !self.telephone_event {
             n.telephone_event = None;
@@ -85,6 +102,11 @@ impl OfferAnswer {
     /// resume, or a session refresh): every codec, telephone-event, SRTP
     /// when nida has a key, and `sendonly` while nida holds the peer.
     pub fn offer(&mut self) -> Vec<u8> {
+        if let Some(body) = &self.opaque {
+            self.offering = true;
+            self.sdp = body.clone();
+            return body.clone();
+        }
         let dir = if self.hold {
             Direction::SendOnly
         } else {
@@ -122,6 +144,9 @@ impl OfferAnswer {
     /// when it gives no usable audio (the offer is then withdrawn).
     pub fn take_answer(&mut self, answer: &SessionDescription) -> Option<Negotiated> {
         self.offering = false;
+        if self.opaque.is_some() {
+            return None;
+        }
         let secure = self.local.srtp.is_some();
         let mut n = sdp::negotiate(answer, &self.codecs, secure)?;
         if secure && n.srtp.is_none() {

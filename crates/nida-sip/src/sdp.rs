@@ -218,6 +218,8 @@ pub struct SessionDescription {
     pub addr: Option<IpAddr>,
     /// The m= sections in order.
     pub media: Vec<MediaSection>,
+    /// The body as received (a media gateway hands it on whole).
+    pub raw: Vec<u8>,
 }
 
 impl SessionDescription {
@@ -227,6 +229,7 @@ impl SessionDescription {
         let mut sd = SessionDescription {
             addr: None,
             media: Vec::new(),
+            raw: body.to_vec(),
         };
         let mut saw_version = false;
         for raw in text.lines() {

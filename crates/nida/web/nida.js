@@ -25,6 +25,8 @@ const T = {
     sup_404: "That call is no longer talking", sup_409: "Your phone is not registered",
     wrapup_codes: "What the call was about", save_codes: "Save", saved: "Saved",
     voicemails: "Voice messages", play: "Play", handled: "Handled", call_back: "Call back",
+    phone: "Phone", ringing: "Incoming call", answer: "Answer", reject: "Reject", mute: "Mute", hang_up: "Hang up",
+    no_mic: "The browser gave no microphone: calls go to your other phone or to colleagues.",
     ivr_today: "IVR today", flow: "Flow", calls: "Calls", containment: "Served by the IVR", top_exit: "Where callers left",
   },
   ar: {
@@ -49,6 +51,8 @@ const T = {
     sup_404: "لم تعد المكالمة جارية", sup_409: "هاتفك غير مسجل",
     wrapup_codes: "موضوع المكالمة", save_codes: "حفظ", saved: "تم الحفظ",
     voicemails: "الرسائل الصوتية", play: "تشغيل", handled: "تمت المعالجة", call_back: "معاودة الاتصال",
+    phone: "الهاتف", ringing: "مكالمة واردة", answer: "رد", reject: "رفض", mute: "كتم", hang_up: "إنهاء",
+    no_mic: "لم يسمح المتصفح بالميكروفون: تذهب المكالمات إلى هاتفك الآخر أو إلى الزملاء.",
     ivr_today: "الرد الآلي اليوم", flow: "المسار", calls: "المكالمات", containment: "خُدمت آلياً", top_exit: "أين غادر المتصلون",
   },
 };
@@ -354,6 +358,11 @@ function start() {
       const session = await r.json();
       sessionStorage.setItem("nida-agent", JSON.stringify(session));
       agentDesk(session);
+      // The page is the agent's phone too, unless they have a desk phone
+      // (the password stays in memory).
+      if (session.phone === "browser" && typeof startPhone === "function") {
+        startPhone($("#user").value, $("#password").value);
+      }
     };
     if (saved) agentDesk(JSON.parse(saved)).catch(() => sessionStorage.removeItem("nida-agent"));
   }

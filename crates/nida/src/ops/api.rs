@@ -247,6 +247,7 @@ pub fn router(api: Api) -> Router {
         .route("/wallboard", get(|| page(crate::ops::web::WALLBOARD)))
         .route("/agent", get(|| page(crate::ops::web::AGENT)))
         .route("/nida.js", get(script))
+        .route("/phone.js", get(phone_script))
         .route("/nida.css", get(style))
         .merge(protected)
         .layer(axum::middleware::from_fn(crate::ops::http::bounded_body))
@@ -273,6 +274,14 @@ pub async fn serve(
 
 async fn page(html: &'static str) -> Response {
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
+}
+
+async fn phone_script() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        crate::ops::web::PHONE,
+    )
+        .into_response()
 }
 
 async fn script() -> Response {
@@ -560,7 +569,14 @@ async fn agent_login(
     if let Ok(mut access) = api.access.lock() {
         access.start_session(now, a.id, token.clone());
     }
-    Json(json!({ "token": token, "agent": a.id, "name": a.name })).into_response()
+    // An agent with a fixed contact has a desk phone; the others may use
+    // the page as their phone.
+    let phone = if a.contact.is_some() {
+        "desk"
+    } else {
+        "browser"
+    };
+    Json(json!({ "token": token, "agent": a.id, "name": a.name, "phone": phone })).into_response()
 }
 
 /// Ends the agent page session whose token the request carries.

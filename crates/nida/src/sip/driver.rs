@@ -193,6 +193,8 @@ struct Driver {
     /// Calls nida placed (agent legs), to the call that owns each.
     legs: HashMap<CallHandle, mpsc::Sender<ToCall>>,
     calls: HashMap<CallHandle, mpsc::Sender<ToCall>>,
+    /// Legs to web phones, through their media gateways.
+    gateways: HashMap<CallHandle, crate::sip::gateway::GatewayLeg>,
     /// Incoming calls answered or ringing whose ACK has not come.
     half_open: std::collections::HashSet<CallHandle>,
     conns: Conns,
@@ -371,6 +373,7 @@ impl Driver {
             call_sources,
             legs,
             calls,
+            gateways: HashMap::new(),
             half_open,
             conns,
             media_rng,
@@ -661,24 +664,51 @@ impl Driver {
             let _ = reply.send(None);
             return;
         };
-        // Over TLS the leg's audio is SRTP too.
-        let srtp = target.transport.secure().then(crate::base::tls::srtp_key);
-        let media = nida_sip::sdp::LocalMedia {
+        // A web phone (reached over its WebSocket) speaks WebRTC: its
+        // gateway offers for it, and the call's leg talks plain RTP to
+        // the gateway. Over TLS the leg's audio is SRTP too.
+        let web = target.transport.connection_bound();
+        let srtp = (target.transport.secure() && !web).then(crate::base::tls::srtp_key);
+        let rand = self
+            .media_rng
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .next_u64();
+        let local = nida_sip::sdp::LocalMedia {
             addr: SocketAddr::new(self.cfg.media_ip(), port),
-            session_id: self
-                .media_rng
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .next_u64()
-                >> 16,
+            session_id: rand >> 16,
             version: 1,
             srtp,
         };
-        let media = nida_sip::offer_answer::OfferAnswer::new(
-            media,
-            self.cfg.codecs.clone(),
-            srtp.is_some(),
-        );
+        let mut gateway = None;
+        let media = if web {
+            let started = self
+                .ports
+                .bind(self.cfg.media_ip())
+                .and_then(|(wport, wsock)| {
+                    let g = crate::sip::gateway::start(
+                        wsock,
+                        wport,
+                        local.addr,
+                        rand as u32,
+                        self.tx.clone(),
+                    );
+                    if g.is_none() {
+                        self.ports.free.push_back(wport);
+                    }
+                    g
+                });
+            let Some((offer, leg)) = started else {
+                warn!("no WebRTC gateway for the web phone: cannot ring it");
+                self.ports.free.push_back(port);
+                let _ = reply.send(None);
+                return;
+            };
+            gateway = Some(leg);
+            nida_sip::offer_answer::OfferAnswer::opaque(local, offer.into_bytes())
+        } else {
+            nida_sip::offer_answer::OfferAnswer::new(local, self.cfg.codecs.clone(), srtp.is_some())
+        };
         let handle = self.ep.invite(
             now,
             nida_sip::Invite {
@@ -694,6 +724,9 @@ impl Driver {
             self.ep.set_credentials(handle, &user, &password);
         }
         self.legs.insert(handle, owner);
+        if let Some(g) = gateway {
+            self.gateways.insert(handle, g);
+        }
         if let Err(Some(leg)) = reply.send(Some(LegSetup {
             handle,
             port,
@@ -755,6 +788,23 @@ impl Driver {
                 }
             }
             Event::Answered { call, sdp } => match self.legs.get(&call) {
+                Some(c) if self.gateways.contains_key(&call) => {
+                    // The browser's answer goes to its gateway; the call
+                    // is answered by the gateway's plain side.
+                    let g = &self.gateways[&call];
+                    let plain = sdp.map(|sd| {
+                        let raw = String::from_utf8_lossy(&sd.raw).into_owned();
+                        let _ = g.ctl.try_send(crate::sip::gateway::ToGateway::Answer(raw));
+                        nida_media::webrtc::call_side_sdp(g.side)
+                    });
+                    let plain = plain
+                        .and_then(|p| nida_sip::sdp::SessionDescription::parse(p.as_bytes()).ok());
+                    if c.try_send(ToCall::sip(call, LegEvent::Answered(plain)))
+                        .is_err()
+                    {
+                        self.ep.hangup(now, call);
+                    }
+                }
                 Some(c) => {
                     if c.try_send(ToCall::sip(call, LegEvent::Answered(sdp)))
                         .is_err()
@@ -764,6 +814,9 @@ impl Driver {
                 }
                 None => self.ep.hangup(now, call),
             },
+            // A web phone's media is its gateway's: the call's leg stays
+            // as it was.
+            Event::Media { call, .. } if self.gateways.contains_key(&call) => {}
             Event::Media { call, media } => {
                 // The caller's own call, or a leg nida placed.
                 if let Some(c) = self.calls.get(&call).or_else(|| self.legs.get(&call)) {
@@ -811,6 +864,8 @@ impl Driver {
                     .try_send(crate::centre::ToCentre::Unregistered(user));
             }
             Event::Ended { call, reason } if self.legs.contains_key(&call) => {
+                // A web phone's gateway ends with its leg.
+                self.gateways.remove(&call);
                 if let Some(c) = self.legs.remove(&call) {
                     deliver(c, ToCall::sip(call, LegEvent::Ended(reason)));
                 }
