@@ -1,0 +1,3 @@
+//! What the media tests share.
+
+pub mod browser;
