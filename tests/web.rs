@@ -109,6 +109,19 @@ impl Browser {
             .clone()
     }
 
+    /// Closes the page's tab, as an agent does (the session goes on in a
+    /// new, empty tab).
+    fn close_tab(&self) {
+        self.rt.block_on(async {
+            let c = self.client();
+            let old = c.window().await.unwrap();
+            let fresh = c.new_tab().await.unwrap();
+            c.switch_to_window(old).await.unwrap();
+            c.close_window().await.unwrap();
+            c.switch_to_window(fresh).await.unwrap();
+        });
+    }
+
     /// Waits until the script returns true.
     fn until(&self, script: &str, timeout: Duration) -> bool {
         let end = Instant::now() + timeout;
@@ -743,6 +756,39 @@ fn the_agent_page_is_a_phone_in_chromium() {
         "the page hears the caller's 1000 Hz: {pitch}\n{}",
         nida.log()
     );
+    // Hold from the page (nida's re-INVITE goes to the page, which keeps
+    // its media), then resume; mute and unmute.
+    assert!(browser.until(
+        "!document.querySelector('#call-buttons').hidden",
+        Duration::from_secs(5)
+    ));
+    browser.js("document.querySelector('#btn-hold').click(); return true;");
+    assert!(
+        nida.wait_log("by_page=true", Duration::from_secs(5)),
+        "{}",
+        nida.log()
+    );
+    browser.js("document.querySelector('#btn-resume').click(); return true;");
+    assert!(
+        nida.wait_log("caller back from hold", Duration::from_secs(5)),
+        "{}",
+        nida.log()
+    );
+    browser.js("document.querySelector('#btn-mute').click(); return true;");
+    assert_eq!(
+        browser.js("return window.nidaPhone.call.stream.getAudioTracks()[0].enabled"),
+        json!(false)
+    );
+    browser.js("document.querySelector('#btn-mute').click(); return true;");
+    assert_eq!(
+        browser.js("return window.nidaPhone.call.stream.getAudioTracks()[0].enabled"),
+        json!(true)
+    );
+    assert_eq!(
+        browser.js("return document.querySelector('#phone-state').dataset.state"),
+        json!("registered"),
+        "still the agent's phone after hold"
+    );
     // The page hangs up; the caller hears the survey and hangs up.
     browser.js("document.querySelector('#btn-hangup').click(); return true;");
     assert!(browser.until(
@@ -793,7 +839,7 @@ fn the_agent_page_is_a_phone_in_chromium() {
         "{}",
         nida.log()
     );
-    browser.open("about:blank");
+    browser.close_tab();
     let state =
         || -> Value { serde_json::from_str(&nida.get("/api/agents/1")).unwrap_or_default() };
     assert!(
@@ -817,4 +863,45 @@ fn the_agent_page_is_a_phone_in_chromium() {
         .filter(|r| r["agent"] == 1 && r["outcome"] == "answered")
         .count();
     assert_eq!(answered, 2, "{records}");
+
+    // Logged in again, ready, and the tab closed: no call is offered to
+    // the agent, who is logged out.
+    browser.open(&format!("http://{}/agent", nida.http));
+    browser.js("sessionStorage.clear(); return true;");
+    browser.open(&format!("http://{}/agent", nida.http));
+    assert!(browser.until(
+        "document.querySelector('#login-form') !== null",
+        Duration::from_secs(5)
+    ));
+    browser.js("document.querySelector('#user').value = '1001';\
+         document.querySelector('#password').value = 'pw-one';\
+         document.querySelector('#login-form').requestSubmit(); return true;");
+    assert!(browser.until(
+        "document.querySelector('#phone-state').dataset.state === 'registered'",
+        Duration::from_secs(10)
+    ));
+    assert!(common::wait(Duration::from_secs(5), || state()["agent"]
+        ["state"]
+        == "available"));
+    browser.close_tab();
+    assert!(
+        common::wait(Duration::from_secs(10), || state()["agent"]["state"]
+            == "logged_out"),
+        "{}",
+        state()
+    );
+    let heard3 = nida.dir.join("caller-heard-3.wav");
+    let mut third = place(&heard3);
+    let queues = || -> Value { serde_json::from_str(&nida.get("/api/calls")).unwrap_or_default() };
+    assert!(
+        common::wait(Duration::from_secs(20), || queues()
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["state"] == "waiting"))),
+        "{}\n{}",
+        queues(),
+        nida.log()
+    );
+    assert_eq!(state()["agent"]["state"], "logged_out", "not offered");
+    let _ = third.kill();
+    let _ = third.wait();
 }

@@ -191,6 +191,8 @@ class WebPhone {
       const sdp = this.call.pc ? this.call.pc.localDescription.sdp : "";
       return this.reply(m, "200 OK", [`Contact: ${this.contact()}`, "Content-Type: application/sdp"], sdp);
     }
+    // A re-INVITE for a call that has ended (it crossed our BYE).
+    if (/;\s*tag=/i.test(m.get("to"))) return this.reply(m, "481 Call/Transaction Does Not Exist");
     if (this.call) return this.reply(m, "486 Busy Here");
     this.call = { invite: m, tag: rnd(6), cseq: 0 };
     this.reply(m, "180 Ringing", [`Contact: ${this.contact()}`]);
@@ -288,6 +290,9 @@ function startPhone(user, password) {
   $("#btn-hangup").onclick = () => phone.hangup();
   $("#btn-mute").onclick = () => { $("#btn-mute").dataset.muted = String(phone.mute()); };
   $("#phone").hidden = false;
+  // Leaving the page (closed, reloaded, or kept in the back-forward
+  // cache) takes the phone away with it.
+  window.addEventListener("pagehide", () => phone.close());
   phone.connect();
   window.nidaPhone = phone;
   return phone;
