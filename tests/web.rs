@@ -905,3 +905,147 @@ fn the_agent_page_is_a_phone_in_chromium() {
     let _ = third.kill();
     let _ = third.wait();
 }
+
+/// A standard web phone from the npm registry: JsSIP (bundled for the
+/// browser by `tests/run`) in Chromium registers with nida as agent 1002
+/// over `ws://HTTP/sip` with digest, auto-answers the offered call with
+/// WebRTC, and each side hears the other; JsSIP hangs up.
+#[test]
+fn a_jssip_web_phone_registers_and_takes_a_call_in_chromium() {
+    let bundle = common::repo().join("tests/web-phone/jssip.js");
+    let Ok(jssip) = std::fs::read_to_string(&bundle) else {
+        panic!(
+            "{} is missing: tests/run installs JsSIP from the npm registry and bundles it",
+            bundle.display()
+        );
+    };
+    let nida = Nida::start_with(|dir| {
+        format!(
+            "data_dir = \"{}\"\n[[agents]]\nid = 2\nuser = \"1002\"\npassword = \"pw-two\"\n\
+             skills = {{ visa = 5 }}\nlanguages = [\"en\"]\n\
+             [queues.visa_general]\nannounce_seconds = 0\nwrap_up_seconds = 1\n",
+            dir.join("data").display()
+        )
+    });
+    let mic = nida.dir.join("jssip-mic.wav");
+    crate::agents::tone_file(&mic, 600.0, 60);
+    let browser = Browser::start_with(vec![
+        "--use-fake-ui-for-media-stream".into(),
+        "--use-fake-device-for-media-stream".into(),
+        format!("--use-file-for-fake-audio-capture={}", mic.display()),
+        "--autoplay-policy=no-user-gesture-required".into(),
+    ]);
+    browser.open(&format!("http://{}/health", nida.http));
+    assert_eq!(
+        browser.js(&format!(
+            "{jssip}\nwindow.JsSIP = JsSIP; return typeof JsSIP.UA;"
+        )),
+        json!("function")
+    );
+    browser.js(
+        "const socket = new JsSIP.WebSocketInterface(`ws://${location.host}/sip`);\
+         const ua = new JsSIP.UA({ sockets: [socket], uri: 'sip:1002@127.0.0.1',\
+           password: 'pw-two', register: true, session_timers: false });\
+         window.jssip = { state: 'starting', call: 'none' };\
+         ua.on('registered', () => { window.jssip.state = 'registered'; });\
+         ua.on('registrationFailed', (e) => { window.jssip.state = 'failed: ' + e.cause; });\
+         ua.on('newRTCSession', (e) => {\
+           if (e.originator !== 'remote') return;\
+           const s = e.session; window.jssip.session = s;\
+           s.on('peerconnection', (p) => p.peerconnection.addEventListener('track',\
+             (t) => { window.jssip.stream = t.streams[0]; const a = new Audio(); a.srcObject = t.streams[0]; a.play().catch(() => {}); }));\
+           s.on('confirmed', () => { window.jssip.call = 'confirmed'; });\
+           s.on('ended', () => { window.jssip.call = 'ended'; });\
+           s.on('failed', (f) => { window.jssip.call = 'failed: ' + f.cause; });\
+           s.answer({ mediaConstraints: { audio: true, video: false } });\
+         });\
+         window.jssip.ua = ua; ua.start(); return true;",
+    );
+    assert!(
+        browser.until(
+            "window.jssip.state === 'registered'",
+            Duration::from_secs(10)
+        ),
+        "{}\n{}",
+        browser.js("return window.jssip.state"),
+        nida.log()
+    );
+    let voice = crate::agents::caller_voice_for(&nida.dir, 60);
+    let heard = nida.dir.join("caller-heard.wav");
+    let mut caller = Command::new(env!("CARGO_BIN_EXE_nida"))
+        .args(["call", &format!("sip:8005@{}", nida.sip)])
+        .args([
+            "--digits",
+            "2,0",
+            "--barge-in-ms",
+            "1500",
+            "--gap-ms",
+            "4000",
+        ])
+        .args(["--max-seconds", "45"])
+        .arg("--say")
+        .arg(&voice)
+        .arg("--record")
+        .arg(&heard)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(
+        browser.until("window.jssip.call === 'confirmed'", Duration::from_secs(25)),
+        "{}\n{}",
+        browser.js("return window.jssip.call"),
+        nida.log()
+    );
+    assert!(
+        nida.wait_log("web phone's media connected", Duration::from_secs(10)),
+        "{}",
+        nida.log()
+    );
+    // What JsSIP's call receives, through WebAudio, once audio flows.
+    let measure = || {
+        browser.js(
+            "return (async () => {\
+               const ctx = new AudioContext();\
+               const an = ctx.createAnalyser(); an.fftSize = 2048;\
+               ctx.createMediaStreamSource(window.jssip.stream).connect(an);\
+               const buf = new Float32Array(an.fftSize);\
+               let z = 0, e = 0, n = 0;\
+               for (let k = 0; k < 20; k++) {\
+                 await new Promise((r) => setTimeout(r, 50));\
+                 an.getFloatTimeDomainData(buf);\
+                 for (let i = 1; i < buf.length; i++) { if ((buf[i] < 0) !== (buf[i - 1] < 0)) z++; e += buf[i] * buf[i]; }\
+                 n += buf.length;\
+               }\
+               return { hz: z / 2 / (n / ctx.sampleRate), rms: Math.sqrt(e / n) };\
+             })()",
+        )
+    };
+    let mut pitch = measure();
+    for _ in 0..10 {
+        if pitch["rms"].as_f64().unwrap_or(0.0) > 0.02 {
+            break;
+        }
+        pitch = measure();
+    }
+    let hz = pitch["hz"].as_f64().unwrap();
+    assert!(
+        (900.0..1100.0).contains(&hz),
+        "JsSIP hears the caller's 1000 Hz: {pitch}"
+    );
+    browser.js("window.jssip.session.terminate(); return true;");
+    assert!(browser.until("window.jssip.call === 'ended'", Duration::from_secs(5)));
+    let end = Instant::now() + Duration::from_secs(40);
+    while caller.try_wait().unwrap().is_none() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = caller.kill();
+    let _ = caller.wait();
+    let (pcm, rate) = crate::agents::read_wav(&heard, 0).expect("the caller's recording");
+    assert!(
+        crate::agents::has_tone(&pcm, rate, 600.0),
+        "the caller hears JsSIP's microphone"
+    );
+    let records: Value = serde_json::from_str(&nida.get("/api/records")).unwrap();
+    assert_eq!(records[0]["agent"], 2, "{records}");
+}
