@@ -645,7 +645,8 @@ fn the_agent_page_is_a_phone_in_chromium() {
         format!(
             "data_dir = \"{}\"\n[[agents]]\nid = 1\nuser = \"1001\"\npassword = \"pw-one\"\nname = \"Amina\"\n\
              skills = {{ visa = 5 }}\nlanguages = [\"en\"]\n\
-             [queues.visa_general]\nannounce_seconds = 0\nwrap_up_seconds = 1\n",
+             [queues.visa_general]\nannounce_seconds = 0\nwrap_up_seconds = 1\n\
+             wrapup_codes = [\"visa status given\", \"complaint opened\"]\n",
             dir.join("data").display()
         )
     });
@@ -754,6 +755,20 @@ fn the_agent_page_is_a_phone_in_chromium() {
     assert!(
         (900.0..1100.0).contains(&hz) && pitch["rms"].as_f64().unwrap() > 0.02,
         "the page hears the caller's 1000 Hz: {pitch}\n{}",
+        nida.log()
+    );
+    // The page's keypad: *2# in the media gives the second wrap-up code.
+    for key in ["*", "2", "#"] {
+        browser.js(&format!(
+            "document.querySelector('#phone-keys [data-key=\"{key}\"]').click(); return true;"
+        ));
+    }
+    assert!(
+        common::wait(Duration::from_secs(5), || nida
+            .get("/api/wrapups")
+            .contains("\"code\":\"complaint opened\",\"count\":1")),
+        "{}\n{}",
+        nida.get("/api/wrapups"),
         nida.log()
     );
     // Hold from the page (nida's re-INVITE goes to the page, which keeps

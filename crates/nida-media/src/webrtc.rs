@@ -7,7 +7,8 @@
 //! decoded straight to 8 kHz (libopus resamples internally) and encoded
 //! to PCMU one way, PCMU decoded and encoded to Opus at 8 kHz the other
 //! (Opus's RTP clock stays 48 kHz, RFC 7587). RFC 4733 keys from the
-//! browser are passed on as keys.
+//! browser are passed on as RFC 4733 keys to the call (the agent's
+//! wrap-up codes, `*2#`).
 //!
 //! Fed `handle_browser` (datagrams on the WebRTC port), `handle_call`
 //! (RTP from the call) and `handle_timeout`; drained with
@@ -19,7 +20,8 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use str0m::change::{SdpAnswer, SdpPendingOffer};
-use str0m::media::{Direction, MediaKind, MediaTime, Mid};
+use str0m::format::{Codec, CodecExtra, FormatParams};
+use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid, Pt};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
@@ -31,6 +33,11 @@ const OPUS_TICKS: u64 = 960;
 const MAX_OPUS: usize = 400;
 /// The call side's telephone-event payload type (nida offers 101).
 const CALL_EVENT_PT: u8 = 101;
+/// The browser side's telephone-event payload types (Chromium's own).
+const BROWSER_EVENT_PT: u8 = 110;
+const BROWSER_EVENT_PT_8K: u8 = 126;
+/// A key sent to the call lasts this many 8 kHz samples (100 ms).
+const KEY_SAMPLES: u16 = 800;
 
 /// Why a gateway cannot be set up or an answer taken.
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +88,8 @@ pub struct GatewayStats {
     pub to_browser: u64,
     /// Frames that could not be decoded or encoded.
     pub failed: u64,
+    /// Keys from the browser passed on.
+    pub keys: u64,
 }
 
 /// One web phone's media gateway.
@@ -100,6 +109,9 @@ pub struct Gateway {
     events: VecDeque<GatewayEvent>,
     next: Instant,
     connected: bool,
+    /// The browser's key being reported (its RTP time), so one key is
+    /// passed on once.
+    last_key: Option<u64>,
     stats: GatewayStats,
 }
 
@@ -112,11 +124,28 @@ impl Gateway {
         local: SocketAddr,
         ssrc: u32,
     ) -> Result<(Gateway, String), WebRtcError> {
-        let mut rtc = Rtc::builder()
+        let mut config = Rtc::builder()
             .set_ice_lite(true)
             .clear_codecs()
-            .enable_opus(true, false)
-            .build(now);
+            .enable_opus(true, false);
+        // The browser's keys (RFC 4733), at Opus's clock and at 8 kHz.
+        for (pt, clock) in [
+            (BROWSER_EVENT_PT, Frequency::FORTY_EIGHT_KHZ),
+            (BROWSER_EVENT_PT_8K, Frequency::EIGHT_KHZ),
+        ] {
+            config.codec_config().add_config(
+                Pt::new_with_value(pt),
+                None,
+                Codec::Tele,
+                clock,
+                None,
+                FormatParams {
+                    telephone_event_max: Some(16),
+                    ..FormatParams::default()
+                },
+            );
+        }
+        let mut rtc = config.build(now);
         let cand = Candidate::host(local, "udp").map_err(|e| WebRtcError::Rtc(e.to_string()))?;
         rtc.add_local_candidate(cand);
         let mut change = rtc.sdp_api();
@@ -140,6 +169,7 @@ impl Gateway {
             events: VecDeque::new(),
             next: now,
             connected: false,
+            last_key: None,
             stats: GatewayStats::default(),
         };
         g.drain();
@@ -272,6 +302,14 @@ impl Gateway {
                 self.events.push_back(GatewayEvent::Disconnected);
             }
             Event::MediaData(m) => {
+                if let CodecExtra::Tele(t) = m.codec_extra {
+                    let at = m.time.numer();
+                    if t.end && self.last_key != Some(at) {
+                        self.last_key = Some(at);
+                        self.key_to_call(t.event);
+                    }
+                    return;
+                }
                 let mut pcm = [0i16; FRAME * 6];
                 match self.dec.decode(&m.data, &mut pcm, false) {
                     Ok(n) => {
@@ -285,6 +323,25 @@ impl Gateway {
             }
             _ => {}
         }
+    }
+
+    /// A browser's key as RFC 4733 to the call: the end of a 100 ms event,
+    /// three times as RFC 4733 2.5.1.4 asks, at the stream's time.
+    fn key_to_call(&mut self, event: u8) {
+        self.stats.keys += 1;
+        for i in 0..3 {
+            let mut pkt = Vec::with_capacity(16);
+            let marker = if i == 0 { 0x80 } else { 0 };
+            pkt.extend_from_slice(&[0x80, marker | CALL_EVENT_PT]);
+            pkt.extend_from_slice(&self.seq.to_be_bytes());
+            pkt.extend_from_slice(&self.ts.to_be_bytes());
+            pkt.extend_from_slice(&self.ssrc.to_be_bytes());
+            pkt.extend_from_slice(&[event, 0x80 | 10]);
+            pkt.extend_from_slice(&KEY_SAMPLES.to_be_bytes());
+            self.seq = self.seq.wrapping_add(1);
+            self.out.push_back(Out::Call(pkt));
+        }
+        self.ts = self.ts.wrapping_add(u32::from(KEY_SAMPLES));
     }
 
     fn send_to_call(&mut self, frame: &[i16]) {

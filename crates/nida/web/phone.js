@@ -251,6 +251,17 @@ class WebPhone {
     return this.end("local");
   }
 
+  // Keys in the media (RFC 4733): `*2#` gives the second wrap-up code.
+  keys(tones) {
+    const sender = this.call && this.call.pc &&
+      this.call.pc.getSenders().find((x) => x.track && x.track.kind === "audio");
+    if (!sender || !sender.dtmf) return false;
+    // Keys pressed while others still play go after them (a new
+    // insertDTMF would replace them).
+    sender.dtmf.insertDTMF(sender.dtmf.toneBuffer + tones, 100, 70);
+    return true;
+  }
+
   mute() {
     if (!this.call || !this.call.stream) return false;
     const tracks = this.call.stream.getAudioTracks();
@@ -289,6 +300,9 @@ function startPhone(user, password) {
   $("#btn-reject").onclick = () => phone.reject();
   $("#btn-hangup").onclick = () => phone.hangup();
   $("#btn-mute").onclick = () => { $("#btn-mute").dataset.muted = String(phone.mute()); };
+  document.querySelectorAll("#phone-keys [data-key]").forEach((b) => {
+    b.onclick = () => phone.keys(b.dataset.key);
+  });
   $("#phone").hidden = false;
   // Leaving the page (closed, reloaded, or kept in the back-forward
   // cache) takes the phone away with it.
