@@ -1064,3 +1064,76 @@ fn a_jssip_web_phone_registers_and_takes_a_call_in_chromium() {
     let records: Value = serde_json::from_str(&nida.get("/api/records")).unwrap();
     assert_eq!(records[0]["agent"], 2, "{records}");
 }
+
+/// A browser that gives no microphone (headless Chromium without a fake
+/// device, its permission prompt unanswered) answers the offer 480: the
+/// page says why, and the agent is not left talking on a dead phone.
+#[test]
+fn a_page_without_a_microphone_does_not_take_the_call() {
+    let nida = Nida::start_with(|dir| {
+        format!(
+            "data_dir = \"{}\"\n[[agents]]\nid = 1\nuser = \"1001\"\npassword = \"pw-one\"\n\
+             skills = {{ visa = 5 }}\nlanguages = [\"en\"]\n\
+             [queues.visa_general]\nannounce_seconds = 0\nwrap_up_seconds = 0\n",
+            dir.join("data").display()
+        )
+    });
+    let browser = Browser::start_with(vec!["--deny-permission-prompts".into()]);
+    browser.open(&format!("http://{}/agent", nida.http));
+    assert!(browser.until(
+        "document.querySelector('#login-form') !== null",
+        Duration::from_secs(5)
+    ));
+    browser.js("document.querySelector('#user').value = '1001';\
+         document.querySelector('#password').value = 'pw-one';\
+         document.querySelector('#login-form').requestSubmit(); return true;");
+    assert!(browser.until(
+        "document.querySelector('#phone-state').dataset.state === 'registered'",
+        Duration::from_secs(10)
+    ));
+    let voice = crate::agents::caller_voice_for(&nida.dir, 30);
+    let mut caller = Command::new(env!("CARGO_BIN_EXE_nida"))
+        .args(["call", &format!("sip:8005@{}", nida.sip)])
+        .args([
+            "--digits",
+            "2,0",
+            "--barge-in-ms",
+            "1500",
+            "--gap-ms",
+            "4000",
+        ])
+        .args(["--max-seconds", "30"])
+        .arg("--say")
+        .arg(&voice)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(
+        browser.until(
+            "!document.querySelector('#phone-ring').hidden",
+            Duration::from_secs(20)
+        ),
+        "{}",
+        nida.log()
+    );
+    browser.js("document.querySelector('#btn-answer').click(); return true;");
+    assert!(browser.until(
+        "!document.querySelector('#phone-mic').hidden",
+        Duration::from_secs(10)
+    ));
+    assert!(
+        nida.wait_log(
+            "agent did not take the call agent=1 reason=Refused(480)",
+            Duration::from_secs(5)
+        ),
+        "{}",
+        nida.log()
+    );
+    assert!(
+        !nida.log().contains("bridged agent=1"),
+        "no call on a phone without a microphone"
+    );
+    let _ = caller.kill();
+    let _ = caller.wait();
+}
