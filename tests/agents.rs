@@ -38,6 +38,11 @@ impl Baresip {
         Baresip::launch(nida, user, password, auto, false, true, 600)
     }
 
+    /// A wideband softphone: like `start`, speaking G.722 only.
+    fn start_wideband(nida: SocketAddr, user: &str, password: &str) -> Baresip {
+        Baresip::launch_with(nida, user, password, true, false, true, 600, "G722/16000/1")
+    }
+
     /// Like `start`, over TLS to nida's TLS address (checking nida's
     /// certificate) with SDES-SRTP mandatory for its calls.
     fn start_tls(nida_tls: SocketAddr, user: &str, password: &str, auto: bool) -> Baresip {
@@ -65,6 +70,20 @@ impl Baresip {
         tls: bool,
         register: bool,
         hz: u32,
+    ) -> Baresip {
+        Baresip::launch_with(nida, user, password, auto, tls, register, hz, "PCMU,PCMA")
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn launch_with(
+        nida: SocketAddr,
+        user: &str,
+        password: &str,
+        auto: bool,
+        tls: bool,
+        register: bool,
+        hz: u32,
+        codecs: &str,
     ) -> Baresip {
         common::require("baresip", "baresip-core");
         let p = common::ports(10);
@@ -108,6 +127,7 @@ impl Baresip {
              rtp_ports {}-{}\n\
              module_path /usr/lib/baresip/modules\n\
              module g711.so\n\
+             module g722.so\n\
              module ausine.so\n\
              module aufile.so\n\
              module sndfile.so\n\
@@ -128,7 +148,7 @@ impl Baresip {
         std::fs::write(
             dir.join("accounts"),
             format!(
-                "<sip:{user}@{nida}{account};auth_pass={password};answermode={mode};regint={regint};audio_codecs=PCMU,PCMA\n"
+                "<sip:{user}@{nida}{account};auth_pass={password};answermode={mode};regint={regint};audio_codecs={codecs}\n"
             ),
         )
         .unwrap();
@@ -1537,4 +1557,52 @@ fn a_closed_queue_takes_a_message_instead_of_ringing_the_agent() {
     assert!(log.contains("queue closed"), "{log}");
     assert!(!log.contains("ringing agent"), "{log}");
     assert!(!phone.log().contains("incoming call"), "{}", phone.log());
+}
+
+/// A wideband phone: baresip speaking G.722 only registers as the agent;
+/// nida answers it in G.722 and transcodes to the caller's PCMU (and
+/// back), and each hears the other's tone.
+#[test]
+fn a_g722_agent_phone_talks_to_a_g711_caller() {
+    let extra = format!("data_dir = \"DATA\"\n{}", agent_config(AGENT_1001, ""));
+    let nida = start_centre(&extra);
+    let phone = Baresip::start_wideband(nida.sip, "1001", "s3cret");
+    assert!(
+        phone.wait_log("200 OK", Duration::from_secs(10)),
+        "baresip did not register:\n{}\n{}",
+        phone.log(),
+        nida.log()
+    );
+    assert!(nida.wait_log("state=Available", Duration::from_secs(5)));
+    let voice = caller_voice(&nida.dir);
+    let heard = nida.dir.join("caller-heard.wav");
+    let call = caller(&nida, "2,0", 30, &voice, &heard);
+    assert!(
+        nida.wait_log(
+            "bridged agent=1 caller_codec=\"PCMU\" agent_codec=\"G722\"",
+            Duration::from_secs(20)
+        ),
+        "{}\n{}",
+        nida.log(),
+        phone.log()
+    );
+    // A few seconds of conversation, then the agent hangs up.
+    assert!(
+        phone.wait_log("G722", Duration::from_secs(5)),
+        "{}",
+        phone.log()
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    phone.hangup();
+    let _ = finish(call);
+    let (pcm, rate) = read_wav(&heard, 0).unwrap();
+    assert!(
+        has_tone(&pcm, rate, 600.0),
+        "the caller hears the G.722 agent"
+    );
+    let (pcm, rate) = phone.heard().expect("baresip's decoded dump");
+    assert!(
+        has_tone(&pcm, rate, 1000.0),
+        "the G.722 agent hears the caller"
+    );
 }

@@ -11,9 +11,11 @@ use nida_sip::sdp::{self, Codec, Negotiated, SessionDescription};
 use std::time::{Duration, Instant};
 
 /// The G.711 law of a codec.
+/// The law a session works in for a codec: a G.722 phone's audio is
+/// carried in PCMU inside nida (see [`nida_media::RtpSession::set_g722`]).
 pub fn law_of(c: Codec) -> Law {
     match c {
-        Codec::Pcmu => Law::Mu,
+        Codec::Pcmu | Codec::G722 => Law::Mu,
         Codec::Pcma => Law::A,
     }
 }
@@ -74,6 +76,9 @@ impl Call {
     /// media flows both ways), in-band key detection when the peer has no
     /// telephone-event.
     fn apply_media(now: Instant, rtp: &mut RtpSession, n: &Negotiated) {
+        if rtp.g722() != (n.codec == Codec::G722) {
+            rtp.set_g722(n.codec == Codec::G722);
+        }
         rtp.set_ptime(std::time::Duration::from_millis(u64::from(n.ptime)));
         rtp.set_direction(
             now,
@@ -210,6 +215,7 @@ impl Call {
             Some(c) => {
                 c.set_relay(true);
                 match c.law() {
+                    _ if c.g722() => "G722",
                     Law::Mu => "PCMU",
                     Law::A => "PCMA",
                 }

@@ -48,6 +48,94 @@ pub const LATCH_RUN: u32 = 8;
 /// address).
 pub const SILENT: Duration = Duration::from_secs(1);
 
+/// G.722's static payload type (RFC 3551).
+pub const G722_PT: u8 = 9;
+
+/// A G.722 stream's coder state, kept for the stream's life: 16 kHz
+/// audio on the wire (160 bytes a 20 ms frame, as G.711's), 8 kHz in the
+/// session, through a half-band filter each way.
+struct G722Wire {
+    enc: ezk_g722::libg722::encoder::Encoder,
+    dec: ezk_g722::libg722::decoder::Decoder,
+    up: HalfBand,
+    down: HalfBand,
+}
+
+impl G722Wire {
+    fn new() -> G722Wire {
+        use ezk_g722::libg722::{decoder::Decoder, encoder::Encoder, Bitrate};
+        G722Wire {
+            // Encoder: (rate, eight_k, packed); decoder: (rate, packed, eight_k).
+            enc: Encoder::new(Bitrate::Mode1_64000, false, false),
+            dec: Decoder::new(Bitrate::Mode1_64000, false, false),
+            up: HalfBand::default(),
+            down: HalfBand::default(),
+        }
+    }
+
+    /// 8 kHz samples to one G.722 frame.
+    fn encode(&mut self, pcm: &[i16]) -> Vec<u8> {
+        let wide = self.up.upsample(pcm);
+        self.enc.encode(&wide)
+    }
+
+    /// One G.722 frame to 8 kHz samples.
+    fn decode(&mut self, frame: &[u8]) -> Vec<i16> {
+        let wide = self.dec.decode(frame);
+        self.down.downsample(&wide)
+    }
+}
+
+/// Taps of a 2x half-band low-pass (windowed sinc, cut at 4 kHz of 16).
+const HALF_BAND: [f32; 15] = [
+    -0.0067, 0.0, 0.0272, 0.0, -0.0822, 0.0, 0.3096, 0.5042, 0.3096, 0.0, -0.0822, 0.0, 0.0272,
+    0.0, -0.0067,
+];
+
+/// A 16 kHz stream's filter history, for 8 to 16 kHz and back.
+#[derive(Default)]
+struct HalfBand {
+    history: VecDeque<f32>,
+}
+
+impl HalfBand {
+    fn push(&mut self, x: f32) -> f32 {
+        if self.history.len() == HALF_BAND.len() {
+            self.history.pop_front();
+        }
+        self.history.push_back(x);
+        self.history
+            .iter()
+            .rev()
+            .zip(HALF_BAND.iter())
+            .map(|(x, h)| x * h)
+            .sum()
+    }
+
+    /// Each sample, then a zero, low-passed (gain 2 for the zeros).
+    fn upsample(&mut self, pcm: &[i16]) -> Vec<i16> {
+        let mut out = Vec::with_capacity(pcm.len() * 2);
+        for &x in pcm {
+            for v in [f32::from(x) * 2.0, 0.0] {
+                out.push(self.push(v).clamp(-32768.0, 32767.0) as i16);
+            }
+        }
+        out
+    }
+
+    /// Low-passed, then every other sample.
+    fn downsample(&mut self, wide: &[i16]) -> Vec<i16> {
+        let mut out = Vec::with_capacity(wide.len() / 2);
+        for (i, &x) in wide.iter().enumerate() {
+            let y = self.push(f32::from(x));
+            if i % 2 == 1 {
+                out.push(y.clamp(-32768.0, 32767.0) as i16);
+            }
+        }
+        out
+    }
+}
+
 /// Settings of one stream.
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
@@ -158,6 +246,9 @@ pub struct RtpSession {
     expecting: bool,
     /// In-band key detection (peers without telephone-event).
     inband: Option<crate::inband::Detector>,
+    /// G.722 on the wire (a wideband phone): received frames decoded and
+    /// sent ones encoded here, the rest of the session in its law.
+    g722: Option<Box<G722Wire>>,
     next_send: Instant,
     marker_pending: bool,
     queue: VecDeque<Arc<Prompt>>,
@@ -258,6 +349,7 @@ impl RtpSession {
             sending: true,
             expecting: true,
             inband: None,
+            g722: None,
             next_send: now,
             marker_pending: true,
             queue: VecDeque::new(),
@@ -325,6 +417,20 @@ impl RtpSession {
         self.heard = None;
         self.rx = None;
         self.last_rx = now;
+    }
+
+    /// Speaks G.722 (RFC 3551 payload type 9) on the wire, or stops: the
+    /// phone's frames are decoded to this session's law on arrival, and
+    /// what the session sends is encoded just before it leaves (8 kHz
+    /// audio in both directions, G.722's lower band; the codec state
+    /// lives for the stream).
+    pub fn set_g722(&mut self, on: bool) {
+        self.g722 = on.then(|| Box::new(G722Wire::new()));
+    }
+
+    /// Whether the wire speaks G.722.
+    pub fn g722(&self) -> bool {
+        self.g722.is_some()
     }
 
     /// The codec agreed anew (an offer and answer in the dialog): its law
@@ -738,7 +844,12 @@ impl RtpSession {
         };
         let pt = pkt.payload_type();
         let is_event = Some(pt) == self.cfg.telephone_event;
-        if pt != self.cfg.law.payload_type() && !is_event {
+        let wire_pt = if self.g722.is_some() {
+            G722_PT
+        } else {
+            self.cfg.law.payload_type()
+        };
+        if pt != wire_pt && !is_event {
             self.stats.rejected += 1;
             return;
         }
@@ -754,23 +865,32 @@ impl RtpSession {
             return;
         }
         self.stats.received += 1;
+        // A G.722 frame goes on as a frame of the session's law.
+        let transcoded;
+        let payload: &[u8] = match self.g722.as_mut() {
+            Some(g) if !is_event => {
+                transcoded = self.cfg.law.encode(&g.decode(pkt.payload()));
+                &transcoded
+            }
+            _ => pkt.payload(),
+        };
         if is_event {
             if let Ok(Some(d)) = self.dtmf_in.handle(pkt.timestamp(), pkt.payload()) {
                 self.events.push_back(MediaEvent::Dtmf(d));
             }
         } else {
             if self.cfg.keep_audio {
-                self.audio.extend(self.cfg.law.decode(pkt.payload()));
+                self.audio.extend(self.cfg.law.decode(payload));
             }
             if self.cfg.telephone_event.is_none() {
                 if let Some(d) = self.inband.as_mut() {
-                    if let Some(key) = d.push(&self.cfg.law.decode(pkt.payload())) {
+                    if let Some(key) = d.push(&self.cfg.law.decode(payload)) {
                         self.events.push_back(MediaEvent::Dtmf(key));
                     }
                 }
             }
             if let Some(r) = self.relay.as_mut() {
-                r.extend_from_slice(pkt.payload());
+                r.extend_from_slice(payload);
                 // Nobody took it for a while: keep the newest 160 ms.
                 let excess = r.len().saturating_sub(LIVE_MAX);
                 r.drain(..excess);
@@ -945,6 +1065,17 @@ impl RtpSession {
             None => (self.fill_audio(&mut payload[..samples]), false, samples, ts),
         };
         let marker = marker || std::mem::take(&mut self.marker_pending);
+        // A G.722 phone gets the frame encoded for it.
+        let audio_pt = self.cfg.law.payload_type();
+        let pt = match self.g722.as_mut() {
+            Some(g) if pt == audio_pt => {
+                let frame = g.encode(&self.cfg.law.decode(&payload[..len]));
+                let n = frame.len().min(payload.len());
+                payload[..n].copy_from_slice(&frame[..n]);
+                G722_PT
+            }
+            _ => pt,
+        };
         let n = RtpPacketBuilder::new()
             .payload_type(pt)
             .marked(marker)
@@ -1040,6 +1171,52 @@ mod tests {
 
     fn tone(n: usize) -> Arc<Prompt> {
         Arc::new(Prompt::from_pcm("tone", tone_pcm(n)))
+    }
+
+    #[test]
+    fn a_g722_phone_is_heard_and_hears_through_the_sessions_law() {
+        let t0 = Instant::now();
+        let phone_addr: SocketAddr = "10.0.0.9:4000".parse().unwrap();
+        // nida's session (G.722 on the wire) and the phone's (the same).
+        let mut nida = RtpSession::new(t0, cfg("10.0.0.9:4000"));
+        nida.set_g722(true);
+        nida.set_relay(true);
+        let mut phone = RtpSession::new(t0, cfg("10.0.0.1:5000"));
+        phone.set_g722(true);
+        // nida plays a prompt: the phone gets payload type 9, decodes it.
+        nida.play(tone(1600));
+        let mut heard = Vec::new();
+        for i in 0..10 {
+            let now = t0 + Duration::from_millis(20 * i);
+            for pkt in drain(&mut nida, now) {
+                let r = RtpReader::new(&pkt).unwrap();
+                assert_eq!(r.payload_type(), G722_PT);
+                assert_eq!(r.payload().len(), 160, "160 bytes a 20 ms frame");
+                phone.handle_packet(now, "10.0.0.1:5000".parse().unwrap(), &pkt);
+            }
+            // The phone speaks the same tone back.
+            phone.push_audio(Law::Mu, &Law::Mu.encode(&tone_pcm(160)));
+            for pkt in drain(&mut phone, now) {
+                nida.handle_packet(now, phone_addr, &pkt);
+            }
+            heard.extend(nida.take_received());
+        }
+        let got = phone.received_audio();
+        assert!(got.len() >= 1280, "{}", got.len());
+        // The tone survives both codecs (its level within a few dB).
+        let rms = |p: &[i16]| {
+            (p.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / p.len() as f64).sqrt()
+        };
+        let want = rms(&tone_pcm(1600));
+        let tail = &got[got.len() - 800..];
+        assert!(
+            (rms(tail) / want - 1.0).abs() < 0.3,
+            "{} vs {want}",
+            rms(tail)
+        );
+        // What nida relays from the phone is in its own law: PCMU frames.
+        assert!(heard.len() >= 1280, "{}", heard.len());
+        assert!(rms(&Law::Mu.decode(&heard[heard.len() - 800..])) > want * 0.5);
     }
 
     #[test]

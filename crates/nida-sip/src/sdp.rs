@@ -7,13 +7,16 @@ use crate::error::Error;
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
-/// A G.711 codec nida speaks.
+/// A codec nida speaks with SIP phones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Codec {
     /// G.711 µ-law, static payload type 0.
     Pcmu,
     /// G.711 A-law, static payload type 8.
     Pcma,
+    /// G.722 (wideband phones), static payload type 9; its RTP clock is
+    /// 8000 (RFC 3551 4.5.2) though it samples at 16 kHz.
+    G722,
 }
 
 impl Codec {
@@ -22,6 +25,7 @@ impl Codec {
         match self {
             Codec::Pcmu => 0,
             Codec::Pcma => 8,
+            Codec::G722 => 9,
         }
     }
 
@@ -30,6 +34,7 @@ impl Codec {
         match self {
             Codec::Pcmu => "PCMU",
             Codec::Pcma => "PCMA",
+            Codec::G722 => "G722",
         }
     }
 }

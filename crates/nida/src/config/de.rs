@@ -25,14 +25,15 @@ pub fn non_empty<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::E
     Ok((!s.is_empty()).then_some(s))
 }
 
-/// Codec names, any case: `PCMU`, `PCMA`.
+/// Codec names, any case: `PCMU`, `PCMA`, `G722`.
 pub fn codecs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Codec>, D::Error> {
     Vec::<String>::deserialize(d)?
         .iter()
         .map(|c| match c.to_ascii_uppercase().as_str() {
             "PCMU" => Ok(Codec::Pcmu),
             "PCMA" => Ok(Codec::Pcma),
-            _ => Err(D::Error::custom(format!("{c:?} is not PCMU or PCMA"))),
+            "G722" => Ok(Codec::G722),
+            _ => Err(D::Error::custom(format!("{c:?} is not PCMU, PCMA or G722"))),
         })
         .collect()
 }

@@ -583,7 +583,9 @@ pub struct Config {
     pub welcome_prompt: String,
     /// Language of the welcome prompt.
     pub language: String,
-    /// Codecs in nida's order of preference.
+    /// Codecs in nida's order of preference for its offers (`PCMU`,
+    /// `PCMA`, `G722`); an offer is answered with its own first codec
+    /// among them.
     #[serde(deserialize_with = "de::codecs")]
     pub codecs: Vec<nida_sip::sdp::Codec>,
     /// Write caller numbers in full in the log.
@@ -669,7 +671,11 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(30),
             welcome_prompt: "welcome".into(),
             language: "en".into(),
-            codecs: vec![nida_sip::sdp::Codec::Pcmu, nida_sip::sdp::Codec::Pcma],
+            codecs: vec![
+                nida_sip::sdp::Codec::Pcmu,
+                nida_sip::sdp::Codec::Pcma,
+                nida_sip::sdp::Codec::G722,
+            ],
             log_caller_numbers: false,
             seed: None,
             default_flow: Some("main".into()),
