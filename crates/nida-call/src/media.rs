@@ -247,6 +247,9 @@ impl Call {
         // Taken whether or not anyone hears it (a held agent's phone goes
         // on sending), so nothing piles up.
         let data = src.take_received();
+        // A G.722 phone's frames as they came: relayed as they are to
+        // another G.722 phone.
+        let wideband = src.take_received_g722();
         let caller = Some(from) == self.caller;
         if caller && !data.is_empty() && self.voicemail_recording() {
             let pcm = law.decode(&data);
@@ -274,7 +277,9 @@ impl Call {
                 continue;
             }
             if let Some(dst) = self.leg_mut(to).and_then(|l| l.rtp.as_mut()) {
-                dst.push_audio(law, &data);
+                if wideband.is_empty() || !dst.push_g722(&wideband) {
+                    dst.push_audio(law, &data);
+                }
             }
         }
         if let Some(t) = self.tape.as_mut() {

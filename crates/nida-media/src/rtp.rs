@@ -59,6 +59,11 @@ struct G722Wire {
     dec: ezk_g722::libg722::decoder::Decoder,
     up: HalfBand,
     down: HalfBand,
+    /// The frames received as they came, for a bridge to another G.722
+    /// phone (a payload relay, wideband kept).
+    received: Vec<u8>,
+    /// Frames from another G.722 phone, sent as they are.
+    relayed: VecDeque<u8>,
 }
 
 impl G722Wire {
@@ -70,6 +75,8 @@ impl G722Wire {
             dec: Decoder::new(Bitrate::Mode1_64000, false, false),
             up: HalfBand::default(),
             down: HalfBand::default(),
+            received: Vec::new(),
+            relayed: VecDeque::new(),
         }
     }
 
@@ -791,6 +798,28 @@ impl RtpSession {
         self.relay.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
+    /// The G.722 frames received as they came since the last call (empty
+    /// unless the wire is G.722 and the session relays).
+    pub fn take_received_g722(&mut self) -> Vec<u8> {
+        self.g722
+            .as_mut()
+            .map(|g| std::mem::take(&mut g.received))
+            .unwrap_or_default()
+    }
+
+    /// Queues G.722 frames from another G.722 phone, sent as they are
+    /// (a payload relay) while no prompt plays; false when this wire is
+    /// not G.722 (then [`RtpSession::push_audio`] is the way).
+    pub fn push_g722(&mut self, frames: &[u8]) -> bool {
+        let Some(g) = self.g722.as_mut() else {
+            return false;
+        };
+        g.relayed.extend(frames);
+        let excess = g.relayed.len().saturating_sub(LIVE_MAX);
+        g.relayed.drain(..excess);
+        true
+    }
+
     /// Queues audio from the other leg of a bridge: copied as it is when
     /// the laws agree, transcoded (PCMU and PCMA) when they differ.
     pub fn push_audio(&mut self, law: Law, payload: &[u8]) {
@@ -869,6 +898,11 @@ impl RtpSession {
         let transcoded;
         let payload: &[u8] = match self.g722.as_mut() {
             Some(g) if !is_event => {
+                if self.relay.is_some() {
+                    g.received.extend_from_slice(pkt.payload());
+                    let excess = g.received.len().saturating_sub(LIVE_MAX);
+                    g.received.drain(..excess);
+                }
                 transcoded = self.cfg.law.encode(&g.decode(pkt.payload()));
                 &transcoded
             }
@@ -1065,9 +1099,17 @@ impl RtpSession {
             None => (self.fill_audio(&mut payload[..samples]), false, samples, ts),
         };
         let marker = marker || std::mem::take(&mut self.marker_pending);
-        // A G.722 phone gets the frame encoded for it.
+        // A G.722 phone gets the frame encoded for it, or relayed as
+        // another G.722 phone sent it while no prompt plays.
         let audio_pt = self.cfg.law.payload_type();
+        let prompt = !self.queue.is_empty() || self.playing;
         let pt = match self.g722.as_mut() {
+            Some(g) if pt == audio_pt && !prompt && g.relayed.len() >= len => {
+                for (o, b) in payload[..len].iter_mut().zip(g.relayed.drain(..len)) {
+                    *o = b;
+                }
+                G722_PT
+            }
             Some(g) if pt == audio_pt => {
                 let frame = g.encode(&self.cfg.law.decode(&payload[..len]));
                 let n = frame.len().min(payload.len());
@@ -1171,6 +1213,47 @@ mod tests {
 
     fn tone(n: usize) -> Arc<Prompt> {
         Arc::new(Prompt::from_pcm("tone", tone_pcm(n)))
+    }
+
+    #[test]
+    fn two_g722_phones_are_bridged_by_a_payload_relay() {
+        let t0 = Instant::now();
+        let phone_addr: SocketAddr = "10.0.0.9:4000".parse().unwrap();
+        // The phone on leg 1, nida's two legs, all G.722.
+        let mut phone = RtpSession::new(t0, cfg("10.0.0.1:5000"));
+        phone.set_g722(true);
+        let mut leg1 = RtpSession::new(t0, cfg("10.0.0.9:4000"));
+        leg1.set_g722(true);
+        leg1.set_relay(true);
+        let mut leg2 = RtpSession::new(t0, cfg("10.0.0.8:4000"));
+        leg2.set_g722(true);
+        let (mut sent, mut relayed) = (Vec::new(), Vec::new());
+        for i in 0..10 {
+            let now = t0 + Duration::from_millis(20 * i);
+            phone.push_audio(Law::Mu, &Law::Mu.encode(&tone_pcm(160)));
+            for pkt in drain(&mut phone, now) {
+                sent.extend_from_slice(RtpReader::new(&pkt).unwrap().payload());
+                leg1.handle_packet(now, phone_addr, &pkt);
+            }
+            let frames = leg1.take_received_g722();
+            let _ = leg1.take_received();
+            assert!(leg2.push_g722(&frames));
+            for pkt in drain(&mut leg2, now) {
+                let r = RtpReader::new(&pkt).unwrap();
+                assert_eq!(r.payload_type(), G722_PT);
+                relayed.extend_from_slice(r.payload());
+            }
+        }
+        // The bytes leg 2 sends are the phone's own, not re-encoded.
+        assert!(relayed.len() >= 1280, "{}", relayed.len());
+        let tail = &relayed[relayed.len() - 640..];
+        assert!(
+            sent.windows(640).any(|w| w == tail),
+            "leg 2 sends the phone's frames as they are"
+        );
+        // A session that is not G.722 takes none.
+        let mut plain = RtpSession::new(t0, cfg("10.0.0.7:4000"));
+        assert!(!plain.push_g722(&sent[..160]));
     }
 
     #[test]
