@@ -203,12 +203,13 @@ fn late_offer_is_answered_in_the_ack() {
 #[test]
 fn no_common_codec_gets_488() {
     let nida = Nida::start("");
-    let g722 = ["-key", "proto", "RTP/AVP", "-key", "fmt", "9"];
+    // G.729: a codec nida does not speak.
+    let g729 = ["-key", "proto", "RTP/AVP", "-key", "fmt", "18"];
     let run = sipp(
         nida.sip,
         "uac_488.xml",
         common::media_ports(),
-        &[&g722[..], &["-key", "attr", "rtpmap:9 G722/8000"]].concat(),
+        &[&g729[..], &["-key", "attr", "rtpmap:18 G729/8000"]].concat(),
     );
     assert!(run.ok, "{}\n{}", run.output, nida.log());
     assert!(

@@ -1137,3 +1137,93 @@ fn a_page_without_a_microphone_does_not_take_the_call() {
     let _ = caller.kill();
     let _ = caller.wait();
 }
+
+/// The page's Reject button refuses an offer (486: nida tries the next
+/// agent, here the same one again), and an offer the agent lets ring is
+/// cancelled after the queue's ring time: the page stops ringing.
+#[test]
+fn the_page_rejects_an_offer_and_stops_ringing_when_nida_cancels() {
+    let nida = Nida::start_with(|dir| {
+        format!(
+            "data_dir = \"{}\"\n[[agents]]\nid = 1\nuser = \"1001\"\npassword = \"pw-one\"\n\
+             skills = {{ visa = 5 }}\nlanguages = [\"en\"]\n\
+             [queues.visa_general]\nannounce_seconds = 0\nwrap_up_seconds = 0\n\
+             offer_timeout_seconds = 3\nmax_missed = 5\n",
+            dir.join("data").display()
+        )
+    });
+    let mic = nida.dir.join("agent-mic.wav");
+    crate::agents::tone_file(&mic, 600.0, 30);
+    let browser = Browser::start_with(vec![
+        "--use-fake-ui-for-media-stream".into(),
+        "--use-fake-device-for-media-stream".into(),
+        format!("--use-file-for-fake-audio-capture={}", mic.display()),
+    ]);
+    browser.open(&format!("http://{}/agent", nida.http));
+    assert!(browser.until(
+        "document.querySelector('#login-form') !== null",
+        Duration::from_secs(5)
+    ));
+    browser.js("document.querySelector('#user').value = '1001';\
+         document.querySelector('#password').value = 'pw-one';\
+         document.querySelector('#login-form').requestSubmit(); return true;");
+    assert!(browser.until(
+        "document.querySelector('#phone-state').dataset.state === 'registered'",
+        Duration::from_secs(10)
+    ));
+    let voice = crate::agents::caller_voice_for(&nida.dir, 40);
+    let mut caller = Command::new(env!("CARGO_BIN_EXE_nida"))
+        .args(["call", &format!("sip:8005@{}", nida.sip)])
+        .args([
+            "--digits",
+            "2,0",
+            "--barge-in-ms",
+            "1500",
+            "--gap-ms",
+            "6000",
+        ])
+        .args(["--max-seconds", "40"])
+        .arg("--say")
+        .arg(&voice)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let ringing = "!document.querySelector('#phone-ring').hidden";
+    assert!(
+        browser.until(ringing, Duration::from_secs(20)),
+        "{}",
+        nida.log()
+    );
+    browser.js("document.querySelector('#btn-reject').click(); return true;");
+    assert!(
+        nida.wait_log(
+            "agent did not take the call agent=1 reason=Refused(486)",
+            Duration::from_secs(5)
+        ),
+        "{}",
+        nida.log()
+    );
+    // Offered again; this time it rings out and nida cancels it.
+    assert!(
+        browser.until(ringing, Duration::from_secs(10)),
+        "{}",
+        nida.log()
+    );
+    assert!(
+        browser.until(
+            "document.querySelector('#phone-ring').hidden && document.querySelector('#phone-ended').textContent === 'cancelled'",
+            Duration::from_secs(10)
+        ),
+        "{}\n{}",
+        browser.js("return document.body.innerText"),
+        nida.log()
+    );
+    assert!(
+        !nida.log().contains("bridged agent=1"),
+        "nobody answered: {}",
+        nida.log()
+    );
+    let _ = caller.kill();
+    let _ = caller.wait();
+}
