@@ -27,14 +27,23 @@ pub fn scenario(name: &str) -> String {
     repo().join("tests/sipp").join(name).display().to_string()
 }
 
+/// Ports other programs on the machine hold whatever the tests do: mDNS
+/// (Chromium's WebRTC answers on it to hide local addresses) and SIP's
+/// own. A block holding one of them is skipped.
+const TAKEN: [u16; 3] = [5060, 5061, 5353];
+
 /// A block of `n` consecutive ports no other test of this run has.
 pub fn ports(n: u16) -> u16 {
-    let first = FIRST_PORT + NEXT.fetch_add(n, Ordering::SeqCst);
-    assert!(
-        u32::from(first) + u32::from(n) <= u32::from(LAST_PORT),
-        "the tests ran out of ports"
-    );
-    first
+    loop {
+        let first = FIRST_PORT + NEXT.fetch_add(n, Ordering::SeqCst);
+        assert!(
+            u32::from(first) + u32::from(n) <= u32::from(LAST_PORT),
+            "the tests ran out of ports"
+        );
+        if !TAKEN.iter().any(|t| (first..first + n).contains(t)) {
+            return first;
+        }
+    }
 }
 
 /// Ports for one sipp run: its media port (and the +2 it also binds) and
