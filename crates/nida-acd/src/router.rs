@@ -476,26 +476,19 @@ impl Router {
     /// The caller left (while waiting or ringing); a connected task ends as
     /// completed.
     pub fn abandon(&mut self, now: Instant, id: TaskId) -> Result<(), AcdError> {
-        let task = self.tasks.get(&id).ok_or(AcdError::UnknownTask(id))?;
-        let released = match task.state {
-            TaskState::Connected(_) => return self.complete(now, id),
-            TaskState::Offered => task.offered_to.clone(),
-            TaskState::Waiting => Vec::new(),
-        };
-        for &agent in &released {
-            self.outputs.push_back(Output::Withdraw { task: id, agent });
-            self.release_offer(now, id, agent);
-        }
-        self.queue_of(id).stats.abandoned += 1;
-        self.end_task(id, EndReason::Abandoned);
-        self.route_agents(now, released);
-        Ok(())
+        self.leave_line(now, id, EndReason::Abandoned)
     }
 
     /// The caller chose to be called back at a later time: the task leaves
     /// the line (it is not counted abandoned; the call-back comes back as
     /// a new task when it is due).
     pub fn reschedule(&mut self, now: Instant, id: TaskId) -> Result<(), AcdError> {
+        self.leave_line(now, id, EndReason::Rescheduled)
+    }
+
+    /// A task leaves the line for `reason` (abandoned ones are counted);
+    /// agents it rang are released, and a connected one ends as completed.
+    fn leave_line(&mut self, now: Instant, id: TaskId, reason: EndReason) -> Result<(), AcdError> {
         let task = self.tasks.get(&id).ok_or(AcdError::UnknownTask(id))?;
         let released = match task.state {
             TaskState::Connected(_) => return self.complete(now, id),
@@ -506,7 +499,10 @@ impl Router {
             self.outputs.push_back(Output::Withdraw { task: id, agent });
             self.release_offer(now, id, agent);
         }
-        self.end_task(id, EndReason::Rescheduled);
+        if reason == EndReason::Abandoned {
+            self.queue_of(id).stats.abandoned += 1;
+        }
+        self.end_task(id, reason);
         self.route_agents(now, released);
         Ok(())
     }
