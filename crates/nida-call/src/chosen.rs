@@ -31,12 +31,7 @@ impl Call {
             return Vec::new();
         }
         let always = Calendar::always();
-        let cal = self
-            .rules
-            .calendar
-            .as_deref()
-            .and_then(|c| self.shared.calendars.get(c))
-            .unwrap_or(&always);
+        let cal = self.queue_calendar().unwrap_or(&always);
         let lead = self.rules.callback_lead.as_secs() as i64;
         let capacity = self.rules.callback_slot_capacity.max(1);
         // A few more than asked, so full ones leave room for the next.
@@ -145,12 +140,7 @@ impl Call {
     /// as soon as possible) or dials the caller (caller first).
     pub(crate) fn callback_next(&mut self, now: Instant) {
         let unix = self.unix(now);
-        if let Some(cal) = self
-            .rules
-            .calendar
-            .as_deref()
-            .and_then(|c| self.shared.calendars.get(c))
-        {
+        if let Some(cal) = self.queue_calendar() {
             if !cal.is_open(unix) {
                 if let Some(at) = cal.next_open(unix) {
                     self.event(CallEvent::CallbackWaitsForOpening { at });

@@ -78,14 +78,18 @@ impl Call {
         self.start_voicemail(now, &queue, greeting, max, VOICEMAIL_SILENCE);
     }
 
+    /// The queue's calendar, when it has one the centre knows.
+    pub(crate) fn queue_calendar(&self) -> Option<&crate::calendar::Calendar> {
+        self.rules
+            .calendar
+            .as_deref()
+            .and_then(|c| self.shared.calendars.get(c))
+    }
+
     /// Whether the queue's calendar says it is closed now.
     fn queue_closed(&self, now: Instant) -> bool {
         let unix = self.unix(now);
-        self.rules
-            .calendar
-            .as_ref()
-            .and_then(|c| self.shared.calendars.get(c))
-            .is_some_and(|c| !c.is_open(unix))
+        self.queue_calendar().is_some_and(|c| !c.is_open(unix))
     }
 
     /// In line: counted from now, the music on, the core told.

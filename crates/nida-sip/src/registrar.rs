@@ -173,30 +173,24 @@ impl Registrar {
     /// Removes the bindings registered over one connection (a closed
     /// WebSocket); returns their users.
     pub fn drop_connection(&mut self, transport: Transport, source: SocketAddr) -> Vec<String> {
-        let gone: Vec<String> = self
-            .bindings
-            .values()
-            .filter(|b| b.transport == transport && b.source == source)
-            .map(|b| b.user.clone())
-            .collect();
-        for u in &gone {
-            self.bindings.remove(u);
-        }
-        gone
+        self.remove_where(|b| b.transport == transport && b.source == source)
     }
 
     /// Removes lapsed bindings; returns their users.
     pub fn expire(&mut self, now: Instant) -> Vec<String> {
-        let gone: Vec<String> = self
-            .bindings
-            .values()
-            .filter(|b| b.expires <= now)
-            .map(|b| b.user.clone())
-            .collect();
-        for u in &gone {
-            self.bindings.remove(u);
-        }
-        gone
+        self.remove_where(|b| b.expires <= now)
+    }
+
+    fn remove_where(&mut self, gone: impl Fn(&Binding) -> bool) -> Vec<String> {
+        let mut users = Vec::new();
+        self.bindings.retain(|user, b| {
+            let keep = !gone(b);
+            if !keep {
+                users.push(user.clone());
+            }
+            keep
+        });
+        users
     }
 
     /// Checks the credentials of a request from `source` for `user` (any
