@@ -331,6 +331,21 @@ pub(crate) fn caller(
     caller_from(nida, "nida-call", digits, max_seconds, voice, record)
 }
 
+/// `nida call` to the main flow as an English caller who asks for an
+/// agent (keys 2, then 0), saying `voice` all along; `gap_ms` of quiet
+/// ends a prompt (after the last key: the call). The rest (number,
+/// recording, output) is the test's to add.
+pub(crate) fn agent_caller(nida: &Nida, gap_ms: u32, max_seconds: u32, voice: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_nida"));
+    c.args(["call", &format!("sip:8005@{}", nida.sip)])
+        .args(["--digits", "2,0", "--barge-in-ms", "1500"])
+        .args(["--gap-ms", &gap_ms.to_string()])
+        .args(["--max-seconds", &max_seconds.to_string()])
+        .arg("--say")
+        .arg(voice);
+    c
+}
+
 /// Like `caller`, from the number `from`.
 fn caller_from(
     nida: &Nida,
@@ -1399,20 +1414,8 @@ fn a_voice_message_is_called_back_through_the_queue() {
     );
     let nida = start_centre(&extra);
     assert!(http(&nida, "POST", "/api/agents/1/not_ready?reason=briefing") == 202);
-    let out = Command::new(env!("CARGO_BIN_EXE_nida"))
-        .args(["call", &format!("sip:8005@{}", nida.sip)])
+    let out = agent_caller(&nida, 6000, 40, &caller_voice_for(&nida.dir, 40))
         .args(["--from", CALLER_NUMBER])
-        .args([
-            "--digits",
-            "2,0",
-            "--barge-in-ms",
-            "1500",
-            "--gap-ms",
-            "6000",
-        ])
-        .args(["--max-seconds", "40"])
-        .arg("--say")
-        .arg(caller_voice_for(&nida.dir, 40))
         .output()
         .unwrap();
     assert!(
@@ -1521,19 +1524,7 @@ fn a_closed_queue_takes_a_message_instead_of_ringing_the_agent() {
     );
     let nida = start_centre(&extra);
     let phone = registered_phone(&nida, true);
-    let out = Command::new(env!("CARGO_BIN_EXE_nida"))
-        .args(["call", &format!("sip:8005@{}", nida.sip)])
-        .args([
-            "--digits",
-            "2,0",
-            "--barge-in-ms",
-            "1500",
-            "--gap-ms",
-            "6000",
-        ])
-        .args(["--max-seconds", "40"])
-        .arg("--say")
-        .arg(caller_voice_for(&nida.dir, 40))
+    let out = agent_caller(&nida, 6000, 40, &caller_voice_for(&nida.dir, 40))
         .output()
         .unwrap();
     assert!(

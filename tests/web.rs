@@ -109,6 +109,75 @@ impl Browser {
             .clone()
     }
 
+    /// A browser whose microphone plays `mic` (a WAV file), allowed
+    /// without asking, its pages' audio playing unprompted.
+    fn with_microphone(mic: &std::path::Path) -> Browser {
+        Browser::start_with(vec![
+            "--use-fake-ui-for-media-stream".into(),
+            "--use-fake-device-for-media-stream".into(),
+            format!("--use-file-for-fake-audio-capture={}", mic.display()),
+            "--autoplay-policy=no-user-gesture-required".into(),
+        ])
+    }
+
+    /// Opens the agent page and logs in as agent 1001.
+    fn log_in(&self, nida: &Nida) {
+        self.open(&format!("http://{}/agent", nida.http));
+        assert!(self.until(
+            "document.querySelector('#login-form') !== null",
+            Duration::from_secs(5)
+        ));
+        self.js("document.querySelector('#user').value = '1001';\
+             document.querySelector('#password').value = 'pw-one';\
+             document.querySelector('#login-form').requestSubmit(); return true;");
+    }
+
+    /// [`Browser::log_in`], then waits for the page's phone to register.
+    fn log_in_phone(&self, nida: &Nida) {
+        self.log_in(nida);
+        assert!(
+            self.until(
+                "document.querySelector('#phone-state').dataset.state === 'registered'",
+                Duration::from_secs(10)
+            ),
+            "{}\n{}",
+            self.js("return document.body.innerText"),
+            nida.log()
+        );
+    }
+
+    /// The pitch and level of what the page receives on the stream
+    /// `stream` (a script expression), through WebAudio over a second,
+    /// measured again until audio has begun (a jitter buffer fills).
+    fn heard_pitch(&self, stream: &str) -> Value {
+        let measure = || {
+            self.js(&format!(
+                "return (async () => {{\
+                   const ctx = new AudioContext();\
+                   const an = ctx.createAnalyser(); an.fftSize = 2048;\
+                   ctx.createMediaStreamSource({stream}).connect(an);\
+                   const buf = new Float32Array(an.fftSize);\
+                   let z = 0, e = 0, n = 0;\
+                   for (let k = 0; k < 20; k++) {{\
+                     await new Promise((r) => setTimeout(r, 50));\
+                     an.getFloatTimeDomainData(buf);\
+                     for (let i = 1; i < buf.length; i++) {{ if ((buf[i] < 0) !== (buf[i - 1] < 0)) z++; e += buf[i] * buf[i]; }}\
+                     n += buf.length;\
+                   }}\
+                   return {{ hz: z / 2 / (n / ctx.sampleRate), rms: Math.sqrt(e / n) }};\
+                 }})()"
+            ))
+        };
+        let mut pitch = measure();
+        for _ in 0..10 {
+            if pitch["rms"].as_f64().unwrap_or(0.0) > 0.02 {
+                break;
+            }
+            pitch = measure();
+        }
+        pitch
+    }
+
     /// Closes the page's tab, as an agent does (the session goes on in a
     /// new, empty tab).
     fn close_tab(&self) {
@@ -520,22 +589,15 @@ fn a_voice_message_is_played_back_on_the_agent_page_in_chromium() {
             dir.join("data").display()
         )
     });
-    let out = Command::new(env!("CARGO_BIN_EXE_nida"))
-        .args(["call", &format!("sip:8005@{}", nida.sip)])
-        // The caller keeps talking through the silence while nida records.
-        .args([
-            "--digits",
-            "2,0",
-            "--barge-in-ms",
-            "1500",
-            "--gap-ms",
-            "6000",
-        ])
-        .args(["--max-seconds", "40"])
-        .arg("--say")
-        .arg(crate::agents::caller_voice_for(&nida.dir, 40))
-        .output()
-        .unwrap();
+    // The caller keeps talking through the silence while nida records.
+    let out = crate::agents::agent_caller(
+        &nida,
+        6000,
+        40,
+        &crate::agents::caller_voice_for(&nida.dir, 40),
+    )
+    .output()
+    .unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -577,14 +639,7 @@ fn a_voice_message_is_played_back_on_the_agent_page_in_chromium() {
         )),
         json!("0 %")
     );
-    browser.open(&format!("http://{}/agent", nida.http));
-    assert!(browser.until(
-        "document.querySelector('#login-form') !== null",
-        Duration::from_secs(5)
-    ));
-    browser.js("document.querySelector('#user').value = '1001';\
-         document.querySelector('#password').value = 'pw-one';\
-         document.querySelector('#login-form').requestSubmit(); return true;");
+    browser.log_in(&nida);
     assert!(
         browser.until(
             "document.querySelector('#vm-list tr[data-voicemail]') !== null",
@@ -652,29 +707,8 @@ fn the_agent_page_is_a_phone_in_chromium() {
     });
     let mic = nida.dir.join("agent-mic.wav");
     crate::agents::tone_file(&mic, 600.0, 60);
-    let browser = Browser::start_with(vec![
-        "--use-fake-ui-for-media-stream".into(),
-        "--use-fake-device-for-media-stream".into(),
-        format!("--use-file-for-fake-audio-capture={}", mic.display()),
-        "--autoplay-policy=no-user-gesture-required".into(),
-    ]);
-    browser.open(&format!("http://{}/agent", nida.http));
-    assert!(browser.until(
-        "document.querySelector('#login-form') !== null",
-        Duration::from_secs(5)
-    ));
-    browser.js("document.querySelector('#user').value = '1001';\
-         document.querySelector('#password').value = 'pw-one';\
-         document.querySelector('#login-form').requestSubmit(); return true;");
-    assert!(
-        browser.until(
-            "document.querySelector('#phone-state').dataset.state === 'registered'",
-            Duration::from_secs(10)
-        ),
-        "{}\n{}",
-        browser.js("return document.body.innerText"),
-        nida.log()
-    );
+    let browser = Browser::with_microphone(&mic);
+    browser.log_in_phone(&nida);
     assert!(browser.until(
         "document.querySelector('#state').dataset.state === 'available'",
         Duration::from_secs(5)
@@ -682,19 +716,7 @@ fn the_agent_page_is_a_phone_in_chromium() {
 
     let voice = crate::agents::caller_voice_for(&nida.dir, 60);
     let place = |heard: &std::path::Path| {
-        Command::new(env!("CARGO_BIN_EXE_nida"))
-            .args(["call", &format!("sip:8005@{}", nida.sip)])
-            .args([
-                "--digits",
-                "2,0",
-                "--barge-in-ms",
-                "1500",
-                "--gap-ms",
-                "4000",
-            ])
-            .args(["--max-seconds", "45"])
-            .arg("--say")
-            .arg(&voice)
+        crate::agents::agent_caller(&nida, 4000, 45, &voice)
             .arg("--record")
             .arg(heard)
             .stdout(Stdio::null())
@@ -724,33 +746,7 @@ fn the_agent_page_is_a_phone_in_chromium() {
         "!document.querySelector('#phone-call').hidden",
         Duration::from_secs(5)
     ));
-    // What the page hears, through WebAudio: its pitch over a second,
-    // measured again until the audio has begun (a jitter buffer fills).
-    let measure = || {
-        browser.js(
-        "return (async () => {\
-           const ctx = new AudioContext();\
-           const src = ctx.createMediaStreamSource(window.nidaPhoneStream);\
-           const an = ctx.createAnalyser(); an.fftSize = 2048; src.connect(an);\
-           const buf = new Float32Array(an.fftSize);\
-           let z = 0, e = 0, n = 0;\
-           for (let k = 0; k < 20; k++) {\
-             await new Promise((r) => setTimeout(r, 50));\
-             an.getFloatTimeDomainData(buf);\
-             for (let i = 1; i < buf.length; i++) { if ((buf[i] < 0) !== (buf[i - 1] < 0)) z++; e += buf[i] * buf[i]; }\
-             n += buf.length;\
-           }\
-           return { hz: z / 2 / (n / ctx.sampleRate), rms: Math.sqrt(e / n) };\
-         })()",
-        )
-    };
-    let mut pitch = measure();
-    for _ in 0..10 {
-        if pitch["rms"].as_f64().unwrap_or(0.0) > 0.02 {
-            break;
-        }
-        pitch = measure();
-    }
+    let pitch = browser.heard_pitch("window.nidaPhoneStream");
     let hz = pitch["hz"].as_f64().unwrap();
     assert!(
         (900.0..1100.0).contains(&hz) && pitch["rms"].as_f64().unwrap() > 0.02,
@@ -855,13 +851,10 @@ fn the_agent_page_is_a_phone_in_chromium() {
         nida.log()
     );
     browser.close_tab();
-    let state =
-        || -> Value { serde_json::from_str(&nida.get("/api/agents/1")).unwrap_or_default() };
     assert!(
-        common::wait(Duration::from_secs(10), || state()["agent"]["state"]
-            == "logged_out"),
+        nida.wait_agent_state(1, "logged_out", Duration::from_secs(10)),
         "{}\n{}",
-        state(),
+        nida.agent_state(1),
         nida.log()
     );
     let end = Instant::now() + Duration::from_secs(40);
@@ -883,27 +876,13 @@ fn the_agent_page_is_a_phone_in_chromium() {
     // the agent, who is logged out.
     browser.open(&format!("http://{}/agent", nida.http));
     browser.js("sessionStorage.clear(); return true;");
-    browser.open(&format!("http://{}/agent", nida.http));
-    assert!(browser.until(
-        "document.querySelector('#login-form') !== null",
-        Duration::from_secs(5)
-    ));
-    browser.js("document.querySelector('#user').value = '1001';\
-         document.querySelector('#password').value = 'pw-one';\
-         document.querySelector('#login-form').requestSubmit(); return true;");
-    assert!(browser.until(
-        "document.querySelector('#phone-state').dataset.state === 'registered'",
-        Duration::from_secs(10)
-    ));
-    assert!(common::wait(Duration::from_secs(5), || state()["agent"]
-        ["state"]
-        == "available"));
+    browser.log_in_phone(&nida);
+    assert!(nida.wait_agent_state(1, "available", Duration::from_secs(5)));
     browser.close_tab();
     assert!(
-        common::wait(Duration::from_secs(10), || state()["agent"]["state"]
-            == "logged_out"),
+        nida.wait_agent_state(1, "logged_out", Duration::from_secs(10)),
         "{}",
-        state()
+        nida.agent_state(1)
     );
     let heard3 = nida.dir.join("caller-heard-3.wav");
     let mut third = place(&heard3);
@@ -916,7 +895,7 @@ fn the_agent_page_is_a_phone_in_chromium() {
         queues(),
         nida.log()
     );
-    assert_eq!(state()["agent"]["state"], "logged_out", "not offered");
+    assert_eq!(nida.agent_state(1), "logged_out", "not offered");
     let _ = third.kill();
     let _ = third.wait();
 }
@@ -944,12 +923,7 @@ fn a_jssip_web_phone_registers_and_takes_a_call_in_chromium() {
     });
     let mic = nida.dir.join("jssip-mic.wav");
     crate::agents::tone_file(&mic, 600.0, 60);
-    let browser = Browser::start_with(vec![
-        "--use-fake-ui-for-media-stream".into(),
-        "--use-fake-device-for-media-stream".into(),
-        format!("--use-file-for-fake-audio-capture={}", mic.display()),
-        "--autoplay-policy=no-user-gesture-required".into(),
-    ]);
+    let browser = Browser::with_microphone(&mic);
     browser.open(&format!("http://{}/health", nida.http));
     assert_eq!(
         browser.js(&format!(
@@ -987,19 +961,7 @@ fn a_jssip_web_phone_registers_and_takes_a_call_in_chromium() {
     );
     let voice = crate::agents::caller_voice_for(&nida.dir, 60);
     let heard = nida.dir.join("caller-heard.wav");
-    let mut caller = Command::new(env!("CARGO_BIN_EXE_nida"))
-        .args(["call", &format!("sip:8005@{}", nida.sip)])
-        .args([
-            "--digits",
-            "2,0",
-            "--barge-in-ms",
-            "1500",
-            "--gap-ms",
-            "4000",
-        ])
-        .args(["--max-seconds", "45"])
-        .arg("--say")
-        .arg(&voice)
+    let mut caller = crate::agents::agent_caller(&nida, 4000, 45, &voice)
         .arg("--record")
         .arg(&heard)
         .stdout(Stdio::null())
@@ -1017,32 +979,7 @@ fn a_jssip_web_phone_registers_and_takes_a_call_in_chromium() {
         "{}",
         nida.log()
     );
-    // What JsSIP's call receives, through WebAudio, once audio flows.
-    let measure = || {
-        browser.js(
-            "return (async () => {\
-               const ctx = new AudioContext();\
-               const an = ctx.createAnalyser(); an.fftSize = 2048;\
-               ctx.createMediaStreamSource(window.jssip.stream).connect(an);\
-               const buf = new Float32Array(an.fftSize);\
-               let z = 0, e = 0, n = 0;\
-               for (let k = 0; k < 20; k++) {\
-                 await new Promise((r) => setTimeout(r, 50));\
-                 an.getFloatTimeDomainData(buf);\
-                 for (let i = 1; i < buf.length; i++) { if ((buf[i] < 0) !== (buf[i - 1] < 0)) z++; e += buf[i] * buf[i]; }\
-                 n += buf.length;\
-               }\
-               return { hz: z / 2 / (n / ctx.sampleRate), rms: Math.sqrt(e / n) };\
-             })()",
-        )
-    };
-    let mut pitch = measure();
-    for _ in 0..10 {
-        if pitch["rms"].as_f64().unwrap_or(0.0) > 0.02 {
-            break;
-        }
-        pitch = measure();
-    }
+    let pitch = browser.heard_pitch("window.jssip.stream");
     let hz = pitch["hz"].as_f64().unwrap();
     assert!(
         (900.0..1100.0).contains(&hz),
@@ -1079,32 +1016,9 @@ fn a_page_without_a_microphone_does_not_take_the_call() {
         )
     });
     let browser = Browser::start_with(vec!["--deny-permission-prompts".into()]);
-    browser.open(&format!("http://{}/agent", nida.http));
-    assert!(browser.until(
-        "document.querySelector('#login-form') !== null",
-        Duration::from_secs(5)
-    ));
-    browser.js("document.querySelector('#user').value = '1001';\
-         document.querySelector('#password').value = 'pw-one';\
-         document.querySelector('#login-form').requestSubmit(); return true;");
-    assert!(browser.until(
-        "document.querySelector('#phone-state').dataset.state === 'registered'",
-        Duration::from_secs(10)
-    ));
+    browser.log_in_phone(&nida);
     let voice = crate::agents::caller_voice_for(&nida.dir, 30);
-    let mut caller = Command::new(env!("CARGO_BIN_EXE_nida"))
-        .args(["call", &format!("sip:8005@{}", nida.sip)])
-        .args([
-            "--digits",
-            "2,0",
-            "--barge-in-ms",
-            "1500",
-            "--gap-ms",
-            "4000",
-        ])
-        .args(["--max-seconds", "30"])
-        .arg("--say")
-        .arg(&voice)
+    let mut caller = crate::agents::agent_caller(&nida, 4000, 30, &voice)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -1154,37 +1068,10 @@ fn the_page_rejects_an_offer_and_stops_ringing_when_nida_cancels() {
     });
     let mic = nida.dir.join("agent-mic.wav");
     crate::agents::tone_file(&mic, 600.0, 30);
-    let browser = Browser::start_with(vec![
-        "--use-fake-ui-for-media-stream".into(),
-        "--use-fake-device-for-media-stream".into(),
-        format!("--use-file-for-fake-audio-capture={}", mic.display()),
-    ]);
-    browser.open(&format!("http://{}/agent", nida.http));
-    assert!(browser.until(
-        "document.querySelector('#login-form') !== null",
-        Duration::from_secs(5)
-    ));
-    browser.js("document.querySelector('#user').value = '1001';\
-         document.querySelector('#password').value = 'pw-one';\
-         document.querySelector('#login-form').requestSubmit(); return true;");
-    assert!(browser.until(
-        "document.querySelector('#phone-state').dataset.state === 'registered'",
-        Duration::from_secs(10)
-    ));
+    let browser = Browser::with_microphone(&mic);
+    browser.log_in_phone(&nida);
     let voice = crate::agents::caller_voice_for(&nida.dir, 40);
-    let mut caller = Command::new(env!("CARGO_BIN_EXE_nida"))
-        .args(["call", &format!("sip:8005@{}", nida.sip)])
-        .args([
-            "--digits",
-            "2,0",
-            "--barge-in-ms",
-            "1500",
-            "--gap-ms",
-            "6000",
-        ])
-        .args(["--max-seconds", "40"])
-        .arg("--say")
-        .arg(&voice)
+    let mut caller = crate::agents::agent_caller(&nida, 6000, 40, &voice)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

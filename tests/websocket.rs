@@ -6,7 +6,7 @@
 //! logs the agent out. A connection without the subprotocol is refused.
 
 use crate::agents::{caller, finish, tone_file};
-use crate::common::{wait, Nida};
+use crate::common::Nida;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 use tungstenite::client::IntoClientRequest;
@@ -168,6 +168,24 @@ impl WebPhone {
         panic!("no {what} within {limit:?}");
     }
 
+    /// REGISTER as agent 1001: challenged (401), answered with the
+    /// digest of its password, then registered (200), nida says so.
+    fn register_with_digest(&mut self, nida: &Nida) {
+        let challenge = self.register(nida, None);
+        assert!(first_line(&challenge).contains("401"), "{challenge}");
+        let www = header(&challenge, "WWW-Authenticate").expect("a challenge");
+        let uri = format!("sip:{}", nida.sip);
+        let auth = nida_sip::auth::answer(www, "REGISTER", &uri, "1001", "ws-secret", "c0ffee")
+            .expect("an answer to the challenge");
+        let ok = self.register(nida, Some(auth));
+        assert!(first_line(&ok).contains("200"), "{ok}");
+        assert!(
+            nida.wait_log("agent registered agent=1", Duration::from_secs(5)),
+            "{}",
+            nida.log()
+        );
+    }
+
     fn register(&mut self, nida: &Nida, auth: Option<String>) -> String {
         self.cseq += 1;
         let auth = auth
@@ -253,19 +271,7 @@ fn a_web_phone_registers_over_a_websocket_and_is_offered_webrtc() {
 
     // REGISTER, challenged, then answered with the digest.
     let mut phone = WebPhone::connect(&nida);
-    let challenge = phone.register(&nida, None);
-    assert!(first_line(&challenge).contains("401"), "{challenge}");
-    let www = header(&challenge, "WWW-Authenticate").expect("a challenge");
-    let uri = format!("sip:{}", nida.sip);
-    let auth = nida_sip::auth::answer(www, "REGISTER", &uri, "1001", "ws-secret", "c0ffee")
-        .expect("an answer to the challenge");
-    let ok = phone.register(&nida, Some(auth));
-    assert!(first_line(&ok).contains("200"), "{ok}");
-    assert!(
-        nida.wait_log("agent registered agent=1", Duration::from_secs(5)),
-        "{}",
-        nida.log()
-    );
+    phone.register_with_digest(&nida);
 
     // A caller queues; the offer comes over the WebSocket, and it is a
     // WebRTC one (nida's gateway: ICE-lite, DTLS-SRTP, Opus), since web
@@ -304,14 +310,10 @@ fn a_web_phone_registers_over_a_websocket_and_is_offered_webrtc() {
 
     // The tab closes: the agent is logged out, not left ready.
     phone.ws.close().unwrap();
-    let state = || -> serde_json::Value {
-        serde_json::from_str(&nida.get("/api/agents/1")).unwrap_or_default()
-    };
     assert!(
-        wait(Duration::from_secs(5), || state()["agent"]["state"]
-            == "logged_out"),
+        nida.wait_agent_state(1, "logged_out", Duration::from_secs(5)),
         "{}\n{}",
-        state(),
+        nida.agent_state(1),
         nida.log()
     );
     let _ = finish(call);
@@ -330,29 +332,13 @@ fn a_web_phone_registers_over_a_secure_websocket() {
     });
     let addr: SocketAddr = format!("127.0.0.1:{https}").parse().unwrap();
     let mut phone = WebPhone::connect_tls(addr);
-    let challenge = phone.register(&nida, None);
-    assert!(first_line(&challenge).contains("401"), "{challenge}");
-    let www = header(&challenge, "WWW-Authenticate").expect("a challenge");
-    let uri = format!("sip:{}", nida.sip);
-    let auth = nida_sip::auth::answer(www, "REGISTER", &uri, "1001", "ws-secret", "c0ffee")
-        .expect("an answer to the challenge");
-    let ok = phone.register(&nida, Some(auth));
-    assert!(first_line(&ok).contains("200"), "{ok}");
-    assert!(
-        nida.wait_log("agent registered agent=1", Duration::from_secs(5)),
-        "{}",
-        nida.log()
-    );
+    phone.register_with_digest(&nida);
     // Closing it logs the agent out.
     phone.ws.close().unwrap();
-    let state = || -> serde_json::Value {
-        serde_json::from_str(&nida.get("/api/agents/1")).unwrap_or_default()
-    };
     assert!(
-        wait(Duration::from_secs(5), || state()["agent"]["state"]
-            == "logged_out"),
+        nida.wait_agent_state(1, "logged_out", Duration::from_secs(5)),
         "{}\n{}",
-        state(),
+        nida.agent_state(1),
         nida.log()
     );
 }

@@ -193,6 +193,18 @@ impl Nida {
         body
     }
 
+    /// Agent `id`'s state as the API says it (`available`, `logged_out`).
+    pub fn agent_state(&self, id: u32) -> String {
+        let a: serde_json::Value =
+            serde_json::from_str(&self.get(&format!("/api/agents/{id}"))).unwrap_or_default();
+        a["agent"]["state"].as_str().unwrap_or_default().to_string()
+    }
+
+    /// Waits (`timeout` at most) until agent `id` is in `state`.
+    pub fn wait_agent_state(&self, id: u32, state: &str, timeout: Duration) -> bool {
+        wait(timeout, || self.agent_state(id) == state)
+    }
+
     /// Waits (5 s at most) until a call is up.
     pub fn wait_for_a_call(&self) {
         let t0 = Instant::now();
