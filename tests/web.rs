@@ -178,6 +178,19 @@ impl Browser {
         pitch
     }
 
+    /// Waits (20 s at most) for the agent page's phone to ring.
+    fn wait_ringing(&self, nida: &Nida) {
+        assert!(
+            self.until(
+                "!document.querySelector('#phone-ring').hidden",
+                Duration::from_secs(20)
+            ),
+            "{}\n{}",
+            self.js("return document.body.innerText"),
+            nida.log()
+        );
+    }
+
     /// Closes the page's tab, as an agent does (the session goes on in a
     /// new, empty tab).
     fn close_tab(&self) {
@@ -454,12 +467,7 @@ fn wallboard_and_agent_page_follow_a_real_call_in_chromium() {
     );
     // The caller rates the call and hangs up; the record is stored.
     let mut caller = caller;
-    let end = Instant::now() + Duration::from_secs(40);
-    while caller.try_wait().unwrap().is_none() && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let _ = caller.kill();
-    let _ = caller.wait();
+    caller_ends(&mut caller);
 
     // The codes are the call's, counted for the agent and the queue.
     let records: serde_json::Value = serde_json::from_str(&nida.get("/api/records")).unwrap();
@@ -685,6 +693,17 @@ fn a_voice_message_is_played_back_on_the_agent_page_in_chromium() {
     assert_eq!(all[0]["handled_by"], 1, "{all}");
 }
 
+/// Lets a `nida call` end by itself (40 s at most), then makes sure it
+/// has.
+fn caller_ends(caller: &mut Child) {
+    let end = Instant::now() + Duration::from_secs(40);
+    while caller.try_wait().unwrap().is_none() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = caller.kill();
+    let _ = caller.wait();
+}
+
 /// The agent page as the agent's phone: Chromium (a fake microphone
 /// playing a 600 Hz tone) logs in, registers over SIP over WebSocket,
 /// rings for a real caller (`nida call --say`, 1000 Hz), answers from the
@@ -727,15 +746,7 @@ fn the_agent_page_is_a_phone_in_chromium() {
     let heard = nida.dir.join("caller-heard.wav");
     let mut caller = place(&heard);
     // The page rings; the agent answers from it.
-    assert!(
-        browser.until(
-            "!document.querySelector('#phone-ring').hidden",
-            Duration::from_secs(20)
-        ),
-        "{}\n{}",
-        browser.js("return document.body.innerText"),
-        nida.log()
-    );
+    browser.wait_ringing(&nida);
     browser.js("document.querySelector('#btn-answer').click(); return true;");
     assert!(
         nida.wait_log("web phone's media connected", Duration::from_secs(10)),
@@ -806,12 +817,7 @@ fn the_agent_page_is_a_phone_in_chromium() {
         "document.querySelector('#phone-call').hidden",
         Duration::from_secs(5)
     ));
-    let end = Instant::now() + Duration::from_secs(40);
-    while caller.try_wait().unwrap().is_none() && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let _ = caller.kill();
-    let _ = caller.wait();
+    caller_ends(&mut caller);
     let (pcm, rate) = crate::agents::read_wav(&heard, 0).expect("the caller's recording");
     assert!(
         crate::agents::has_tone(&pcm, rate, 600.0),
@@ -827,15 +833,7 @@ fn the_agent_page_is_a_phone_in_chromium() {
     // A second caller; answered, then the tab is closed mid-call.
     let heard2 = nida.dir.join("caller-heard-2.wav");
     let mut second = place(&heard2);
-    assert!(
-        browser.until(
-            "!document.querySelector('#phone-ring').hidden",
-            Duration::from_secs(20)
-        ),
-        "{}\n{}",
-        browser.js("return document.body.innerText"),
-        nida.log()
-    );
+    browser.wait_ringing(&nida);
     browser.js("document.querySelector('#btn-answer').click(); return true;");
     assert!(browser.until(
         "!document.querySelector('#phone-call').hidden",
@@ -857,12 +855,7 @@ fn the_agent_page_is_a_phone_in_chromium() {
         nida.agent_state(1),
         nida.log()
     );
-    let end = Instant::now() + Duration::from_secs(40);
-    while second.try_wait().unwrap().is_none() && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let _ = second.kill();
-    let _ = second.wait();
+    caller_ends(&mut second);
     let records: Value = serde_json::from_str(&nida.get("/api/records")).unwrap();
     let answered = records
         .as_array()
@@ -987,12 +980,7 @@ fn a_jssip_web_phone_registers_and_takes_a_call_in_chromium() {
     );
     browser.js("window.jssip.session.terminate(); return true;");
     assert!(browser.until("window.jssip.call === 'ended'", Duration::from_secs(5)));
-    let end = Instant::now() + Duration::from_secs(40);
-    while caller.try_wait().unwrap().is_none() && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let _ = caller.kill();
-    let _ = caller.wait();
+    caller_ends(&mut caller);
     let (pcm, rate) = crate::agents::read_wav(&heard, 0).expect("the caller's recording");
     assert!(
         crate::agents::has_tone(&pcm, rate, 600.0),
@@ -1023,14 +1011,7 @@ fn a_page_without_a_microphone_does_not_take_the_call() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    assert!(
-        browser.until(
-            "!document.querySelector('#phone-ring').hidden",
-            Duration::from_secs(20)
-        ),
-        "{}",
-        nida.log()
-    );
+    browser.wait_ringing(&nida);
     browser.js("document.querySelector('#btn-answer').click(); return true;");
     assert!(browser.until(
         "!document.querySelector('#phone-mic').hidden",
