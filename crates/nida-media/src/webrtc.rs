@@ -260,11 +260,6 @@ impl Gateway {
         self.next
     }
 
-    /// Whether the browser's side is still alive.
-    pub fn is_alive(&self) -> bool {
-        self.rtc.is_alive()
-    }
-
     /// Frames transcoded so far.
     pub fn stats(&self) -> GatewayStats {
         self.stats

@@ -125,6 +125,7 @@ async fn run(
     info!(
         from_browser = s.from_browser,
         to_browser = s.to_browser,
+        keys = s.keys,
         failed = s.failed,
         "web phone's gateway closed"
     );
